@@ -1,0 +1,113 @@
+// Package apigw holds the API Gateway WebSocket wire contract that Switchboard
+// copies: identifier shapes, the error frames the gateway itself sends to
+// clients, the management API's error types and timestamp format, and the
+// default limits. It is pure: no I/O and no goroutines.
+package apigw
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"strings"
+	"time"
+)
+
+// Default limits, as API Gateway applies them.
+const (
+	// MaxMessageBytes is the largest message a client may send (128 KB).
+	MaxMessageBytes = 128 * 1024
+	// MaxPostBytes is the largest PostToConnection payload.
+	MaxPostBytes = 131072
+	// IdleTimeout closes a connection that exchanged no data message for this long.
+	IdleTimeout = 10 * time.Minute
+	// MaxConnectionDuration closes every connection after this long.
+	MaxConnectionDuration = 2 * time.Hour
+)
+
+// Route keys API Gateway reserves.
+const (
+	RouteConnect    = "$connect"
+	RouteDisconnect = "$disconnect"
+	RouteDefault    = "$default"
+)
+
+// Event types, as in requestContext.eventType.
+const (
+	EventConnect    = "CONNECT"
+	EventMessage    = "MESSAGE"
+	EventDisconnect = "DISCONNECT"
+)
+
+// idBytes random bytes make a 16-character identifier ending in "=", the
+// shape of API Gateway's connection, request and message IDs; 88 random
+// bits make them unguessable.
+const idBytes = 11
+
+// NewID returns a fresh random identifier shaped like API Gateway's
+// (for example "R1kmxc2VNjMCFIA="), in URL-safe base64 so that it only
+// needs "=" escaped in a path.
+func NewID() string {
+	var b [idBytes]byte
+	_, _ = rand.Read(b[:]) // never returns an error: it crashes the program instead
+	return base64.URLEncoding.EncodeToString(b[:])
+}
+
+// ValidID reports whether id has the shape NewID produces. Handlers use it to
+// answer malformed IDs without a registry lookup.
+func ValidID(id string) bool {
+	if len(id) != 16 || id[15] != '=' {
+		return false
+	}
+	_, err := base64.URLEncoding.DecodeString(id)
+	return err == nil
+}
+
+// Messages of the error frames the gateway sends to a client.
+const (
+	MsgForbidden           = "Forbidden"
+	MsgInternalServerError = "Internal server error"
+	MsgTimedOut            = "Endpoint request timed out"
+)
+
+// ErrorFrame renders a gateway error frame with API Gateway's exact spacing:
+//
+//	{"message": "Forbidden", "connectionId":"XDmENcnwIE0CFEQ=", "requestId":"XDmGEE2RoE0FRdQ="}
+func ErrorFrame(message, connID, requestID string) []byte {
+	var b strings.Builder
+	b.Grow(64 + len(message) + len(connID) + len(requestID))
+	b.WriteString(`{"message": `)
+	b.Write(jsonString(message))
+	b.WriteString(`, "connectionId":`)
+	b.Write(jsonString(connID))
+	b.WriteString(`, "requestId":`)
+	b.Write(jsonString(requestID))
+	b.WriteString(`}`)
+	return []byte(b.String())
+}
+
+func jsonString(s string) []byte {
+	b, _ := json.Marshal(s) // a string always marshals
+	return b
+}
+
+// Management API error types, sent in the x-amzn-ErrorType header; the AWS
+// SDKs map them to their typed errors.
+const (
+	ErrTypeGone            = "GoneException"
+	ErrTypeForbidden       = "ForbiddenException"
+	ErrTypePayloadTooLarge = "PayloadTooLargeException"
+	ErrTypeLimitExceeded   = "LimitExceededException"
+	ErrTypeBadRequest      = "BadRequestException"
+	ErrTypeNotFound        = "NotFoundException"
+)
+
+// FormatTime formats t as the management API does (ISO 8601, milliseconds, UTC):
+// "2025-02-03T01:46:33.523Z".
+func FormatTime(t time.Time) string {
+	return t.UTC().Format("2006-01-02T15:04:05.000Z")
+}
+
+// RequestTime formats t as requestContext.requestTime: "20/Jan/2024:11:55:00 +0000".
+func RequestTime(t time.Time) string {
+	return t.UTC().Format("02/Jan/2006:15:04:05 +0000")
+}

@@ -1,0 +1,338 @@
+// Package config turns a YAML file, environment variables and flags into a
+// validated Config with every default filled in. It is the only package that
+// reads configuration, and imports no other internal package.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Defaults.
+const (
+	DefaultListen             = "127.0.0.1:3001"
+	DefaultStage              = "dev"
+	DefaultSelection          = "$request.body.action"
+	DefaultShutdownTimeout    = 10 * time.Second
+	DefaultMaxMessageBytes    = 128 * 1024
+	DefaultIdleTimeout        = 10 * time.Minute
+	DefaultMaxLifetime        = 2 * time.Hour
+	DefaultPingInterval       = 30 * time.Second
+	DefaultSendQueueMessages  = 1024
+	DefaultSendQueueBytes     = 4 << 20
+	DefaultIntegrationTimeout = 29 * time.Second
+)
+
+// Unlimited is the resolved value of a limit written as "unlimited" (or 0).
+const Unlimited = -1
+
+// ErrInvalid is wrapped by every validation error.
+var ErrInvalid = errors.New("config: invalid")
+
+// Config is the whole configuration of `switchboard serve`.
+type Config struct {
+	// Listen is the address of the WebSocket and management listener.
+	Listen string `yaml:"listen"`
+	// Stage is the stage name: clients may connect at /{stage}, and the
+	// management API answers at /{stage}/@connections too.
+	Stage string `yaml:"stage"`
+	// RouteSelectionExpression selects a message's route, e.g. $request.body.action.
+	RouteSelectionExpression string `yaml:"routeSelectionExpression"`
+	// Routes maps route keys to routes. When absent, the built-in chat and
+	// topic routes are used (see DefaultRoutes).
+	Routes map[string]Route `yaml:"routes"`
+	// Limits on connections and messages.
+	Limits Limits `yaml:"limits"`
+	// Subprotocols restricts the accepted Sec-WebSocket-Protocol values; empty accepts the client's first offer.
+	Subprotocols []string `yaml:"subprotocols"`
+	// TrustedProxies lists addresses or CIDR prefixes whose X-Forwarded-For is believed.
+	TrustedProxies []string `yaml:"trustedProxies"`
+	// ShutdownTimeout bounds the drain on SIGINT/SIGTERM.
+	ShutdownTimeout Duration `yaml:"shutdownTimeout"`
+	// IntegrationTimeout bounds one route invocation.
+	IntegrationTimeout Duration `yaml:"integrationTimeout"`
+
+	// Source tells where the configuration came from, for the start-up banner.
+	Source string `yaml:"-"`
+}
+
+// Route is one route of the route table.
+type Route struct {
+	Integration Integration `yaml:"integration"`
+	// RouteResponse sends the integration's response body back to the caller.
+	// Unset means true for echo and mock, false otherwise.
+	RouteResponse *bool `yaml:"routeResponse"`
+}
+
+// Integration says what a route invokes.
+type Integration struct {
+	// Type is the integration kind: broadcast, subscribe, unsubscribe, publish, echo or mock.
+	Type string `yaml:"type"`
+	// Response is the fixed body a mock integration answers with.
+	Response string `yaml:"response"`
+}
+
+// TwoWay reports whether the route sends its response body back.
+func (r Route) TwoWay() bool {
+	if r.RouteResponse != nil {
+		return *r.RouteResponse
+	}
+	return r.Integration.Type == "echo" || r.Integration.Type == "mock"
+}
+
+// Limits are per-connection limits. Sizes accept a number of bytes or a
+// suffix (KB, KiB, MB, MiB); durations accept Go durations (10m, 2h). 0 or
+// "unlimited" disables a limit; an absent one takes API Gateway's default.
+type Limits struct {
+	MaxMessageBytes   Size     `yaml:"maxMessageBytes"`
+	IdleTimeout       Duration `yaml:"idleTimeout"`
+	MaxLifetime       Duration `yaml:"maxLifetime"`
+	PingInterval      Duration `yaml:"pingInterval"`
+	SendQueueMessages int      `yaml:"sendQueueMessages"`
+	SendQueueBytes    Size     `yaml:"sendQueueBytes"`
+	MaxPostBytes      Size     `yaml:"maxPostBytes"`
+}
+
+// Duration is a time.Duration read from YAML; Unlimited after "unlimited" or 0.
+type Duration time.Duration
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// ParseDuration reads "10m", "unlimited", "off" or "0" (the last three mean Unlimited).
+func ParseDuration(s string) (time.Duration, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "unlimited", "off", "0":
+		return Unlimited, nil
+	}
+	v, err := time.ParseDuration(strings.TrimSpace(s))
+	if err != nil || v < 0 {
+		return 0, fmt.Errorf("%w duration %q: want a Go duration such as 10m, or unlimited", ErrInvalid, s)
+	}
+	return v, nil
+}
+
+// Size is a byte count read from YAML; Unlimited after "unlimited" or 0.
+type Size int64
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (s *Size) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseSize(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*s = Size(v)
+	return nil
+}
+
+var sizeRE = regexp.MustCompile(`^(\d+)\s*([kKmM]i?[bB]|[bB])?$`)
+
+// ParseSize reads "131072", "128KB", "1MiB", "unlimited" or "0". KB and KiB
+// both mean 1024 bytes, as API Gateway's "128 KB" does.
+func ParseSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	switch strings.ToLower(s) {
+	case "unlimited", "off", "0":
+		return Unlimited, nil
+	}
+	m := sizeRE.FindStringSubmatch(s)
+	if m == nil {
+		return 0, fmt.Errorf("%w size %q: want bytes such as 131072 or 128KB, or unlimited", ErrInvalid, s)
+	}
+	n, err := strconv.ParseInt(m[1], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%w size %q: %v", ErrInvalid, s, err)
+	}
+	switch strings.ToUpper(m[2][:min(len(m[2]), 1)]) {
+	case "K":
+		n *= 1 << 10
+	case "M":
+		n *= 1 << 20
+	}
+	if n <= 0 {
+		return 0, fmt.Errorf("%w size %q: too large", ErrInvalid, s)
+	}
+	return n, nil
+}
+
+// DefaultRoutes is the zero-config route table: the AWS chat tutorial's
+// sendMessage plus topic routes, and no $default.
+func DefaultRoutes() map[string]Route {
+	return map[string]Route{
+		"sendMessage": {Integration: Integration{Type: "broadcast"}},
+		"subscribe":   {Integration: Integration{Type: "subscribe"}},
+		"unsubscribe": {Integration: Integration{Type: "unsubscribe"}},
+		"publish":     {Integration: Integration{Type: "publish"}},
+	}
+}
+
+// Overrides are values from flags or the environment; empty fields are unset.
+type Overrides struct {
+	Listen string
+	Stage  string
+}
+
+// Load reads the YAML file at path (none when empty), applies env and
+// overrides (flags win over the environment, which wins over the file), fills
+// defaults and validates.
+func Load(path string, getenv func(string) string, flags Overrides) (*Config, error) {
+	cfg := &Config{Source: "built-in defaults"}
+	if path != "" {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+		defer f.Close()
+		if cfg, err = Parse(f); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		cfg.Source = path
+	}
+	for _, o := range []Overrides{{Listen: getenv("SWITCHBOARD_LISTEN"), Stage: getenv("SWITCHBOARD_STAGE")}, flags} {
+		if o.Listen != "" {
+			cfg.Listen = o.Listen
+		}
+		if o.Stage != "" {
+			cfg.Stage = o.Stage
+		}
+	}
+	cfg.fillDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// Parse decodes a YAML document, rejecting unknown fields. It fills no defaults.
+func Parse(r io.Reader) (*Config, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("config: read: %w", err)
+	}
+	cfg := &Config{}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return cfg, nil
+}
+
+func (c *Config) fillDefaults() {
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if c.Stage == "" {
+		c.Stage = DefaultStage
+	}
+	if c.RouteSelectionExpression == "" {
+		c.RouteSelectionExpression = DefaultSelection
+	}
+	if c.Routes == nil {
+		c.Routes = DefaultRoutes()
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = Duration(DefaultShutdownTimeout)
+	}
+	if c.IntegrationTimeout == 0 {
+		c.IntegrationTimeout = Duration(DefaultIntegrationTimeout)
+	}
+	l := &c.Limits
+	if l.MaxMessageBytes == 0 {
+		l.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	if l.IdleTimeout == 0 {
+		l.IdleTimeout = Duration(DefaultIdleTimeout)
+	}
+	if l.MaxLifetime == 0 {
+		l.MaxLifetime = Duration(DefaultMaxLifetime)
+	}
+	if l.PingInterval == 0 {
+		l.PingInterval = Duration(DefaultPingInterval)
+	}
+	if l.SendQueueMessages == 0 {
+		l.SendQueueMessages = DefaultSendQueueMessages
+	}
+	if l.SendQueueBytes == 0 {
+		l.SendQueueBytes = DefaultSendQueueBytes
+	}
+	if l.MaxPostBytes == 0 {
+		l.MaxPostBytes = 131072
+	}
+}
+
+// IntegrationTypes are the integration kinds this build knows.
+var IntegrationTypes = []string{"broadcast", "subscribe", "unsubscribe", "publish", "echo", "mock"}
+
+var stageRE = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+
+// Validate reports every problem it finds, joined.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...))
+	}
+	if !stageRE.MatchString(c.Stage) {
+		bad("stage %q: use letters, digits, - and _", c.Stage)
+	}
+	for key, r := range c.Routes {
+		if strings.HasPrefix(key, "$") && !slices.Contains([]string{"$connect", "$disconnect", "$default"}, key) {
+			bad("route %q: custom route keys must not start with $", key)
+		}
+		if key == "" {
+			bad("route with an empty key")
+		}
+		if !slices.Contains(IntegrationTypes, r.Integration.Type) {
+			bad("route %q: integration.type %q: want one of %s", key, r.Integration.Type, strings.Join(IntegrationTypes, ", "))
+		}
+	}
+	for _, p := range c.TrustedProxies {
+		if _, err := ParsePrefix(p); err != nil {
+			bad("trustedProxies: %v", err)
+		}
+	}
+	if c.Limits.SendQueueMessages < 0 {
+		bad("limits.sendQueueMessages must be positive")
+	}
+	if c.ShutdownTimeout < 0 {
+		bad("shutdownTimeout must be a duration")
+	}
+	if c.IntegrationTimeout < 0 {
+		bad("integrationTimeout must be a duration")
+	}
+	return errors.Join(errs...)
+}
+
+// ParsePrefix reads an address ("10.0.0.1") or a CIDR prefix ("10.0.0.0/8").
+func ParsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not a CIDR prefix", s)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an IP address", s)
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+}

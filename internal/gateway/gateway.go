@@ -1,0 +1,441 @@
+// Package gateway is the core of Switchboard: it owns the connection
+// lifecycle ($connect, messages, $disconnect), routes each message to its
+// integration, and delivers to connections through the Hub. It depends on
+// the registry and integration contracts, never on a backend.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/switchboard-gateway/switchboard/internal/apigw"
+	"github.com/switchboard-gateway/switchboard/internal/integration"
+	"github.com/switchboard-gateway/switchboard/internal/route"
+	"github.com/switchboard-gateway/switchboard/internal/wsconn"
+)
+
+// Route is one entry of the route table.
+type Route struct {
+	Integration integration.Integration
+	// RouteResponse sends the integration's response body back to the caller
+	// (API Gateway's two-way routes).
+	RouteResponse bool
+}
+
+// Options configures a Gateway. The zero value works: stage "dev", the
+// default selection expression, no routes.
+type Options struct {
+	// Stage is the stage name reported in events. Empty means "dev".
+	Stage string
+	// APIID and DomainName fill requestContext. Empty means "local" and the request's Host.
+	APIID      string
+	DomainName string
+	// Selection is the route selection expression. Nil means $request.body.action.
+	Selection *route.Expression
+	// Routes maps route keys, including $connect, $disconnect and $default, to routes.
+	Routes map[string]Route
+	// Conn configures every connection.
+	Conn wsconn.Options
+	// Subprotocols, when not empty, are the only subprotocols accepted; the
+	// first one the client offers is selected. When empty, the first offered
+	// subprotocol is echoed, so a client offering "websocket" connects.
+	Subprotocols []string
+	// TrustedProxies are the peers whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
+	// InboxSize is how many received messages of one connection may wait for
+	// their route; when full, the connection is not read until one finishes.
+	// Zero means 32.
+	InboxSize int
+	// IntegrationTimeout bounds one route invocation. Zero means 29s.
+	IntegrationTimeout time.Duration
+	// Logger receives errors and lifecycle events. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.Stage == "" {
+		o.Stage = "dev"
+	}
+	if o.APIID == "" {
+		o.APIID = "local"
+	}
+	if o.Selection == nil {
+		o.Selection, _ = route.Parse(route.DefaultExpression) // a constant that parses
+	}
+	if o.InboxSize == 0 {
+		o.InboxSize = 32
+	}
+	if o.IntegrationTimeout == 0 {
+		o.IntegrationTimeout = 29 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
+
+// Gateway terminates client connections and runs their routes. Create it
+// with New; it serves WebSocket upgrades as an http.Handler.
+type Gateway struct {
+	opts   Options
+	hub    *Hub
+	routes *route.Table[Route]
+	log    *slog.Logger
+
+	draining atomic.Bool
+	conns    sync.WaitGroup // one per served connection, through $disconnect
+
+	// base is cancelled by Close to abandon route invocations still running.
+	base   context.Context
+	cancel context.CancelFunc
+}
+
+// New returns a gateway delivering through hub.
+func New(hub *Hub, opts Options) *Gateway {
+	opts = opts.withDefaults()
+	base, cancel := context.WithCancel(context.Background())
+	return &Gateway{
+		opts:   opts,
+		hub:    hub,
+		routes: route.NewTable(opts.Routes),
+		log:    opts.Logger,
+		base:   base,
+		cancel: cancel,
+	}
+}
+
+// client is one connection served by this node.
+type client struct {
+	info *integration.Conn
+	ws   *wsconn.Conn
+
+	slots   chan struct{}  // one token per message waiting or running
+	pending sync.WaitGroup // messages not yet handled
+
+	mu      sync.Mutex // guards inbox and running
+	inbox   []wsconn.Message
+	running bool
+}
+
+// ServeHTTP accepts a WebSocket connection. A request that is not an
+// upgrade gets 426; a draining gateway answers 503.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !isUpgrade(r) {
+		w.Header().Set("Upgrade", "websocket")
+		http.Error(w, "Upgrade Required: this is a WebSocket endpoint", http.StatusUpgradeRequired)
+		return
+	}
+	if g.draining.Load() {
+		http.Error(w, "Service Unavailable: shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	g.conns.Add(1)
+	defer g.conns.Done()
+
+	now := time.Now()
+	info := &integration.Conn{
+		ID:          apigw.NewID(),
+		ConnectedAt: now,
+		SourceIP:    g.sourceIP(r),
+		UserAgent:   r.UserAgent(),
+		Header:      r.Header.Clone(),
+		Query:       r.URL.Query(),
+		Stage:       g.opts.Stage,
+		DomainName:  g.opts.DomainName,
+		APIID:       g.opts.APIID,
+	}
+	if info.DomainName == "" {
+		info.DomainName = r.Host
+	}
+
+	subprotocol := g.subprotocol(r)
+	if rt, ok := g.routes.Get(route.Connect); ok {
+		resp, err := g.invoke(rt, &integration.Request{
+			RouteKey:  route.Connect,
+			EventType: apigw.EventConnect,
+			RequestID: apigw.NewID(),
+			Time:      now,
+			Conn:      info,
+		})
+		if err != nil {
+			g.log.Warn("$connect integration failed", "connectionId", info.ID, "err", err)
+			http.Error(w, "Bad Gateway", http.StatusBadGateway)
+			return
+		}
+		if resp.StatusCode < 200 || resp.StatusCode > 299 {
+			w.WriteHeader(resp.StatusCode)
+			return
+		}
+		if p, ok := header(resp.Headers, "Sec-WebSocket-Protocol"); ok {
+			subprotocol = p
+		}
+	}
+
+	ws, err := wsconn.Accept(w, r, g.opts.Conn, wsconn.AcceptOptions{Subprotocol: subprotocol})
+	if err != nil {
+		g.log.Debug("upgrade failed", "err", err)
+		return
+	}
+	c := &client{info: info, ws: ws, slots: make(chan struct{}, g.opts.InboxSize)}
+	if err := g.hub.add(g.base, c); err != nil {
+		g.log.Error("connection not registered", "connectionId", info.ID, "err", err)
+		ws.Close(wsconn.StatusInternalError, "Internal server error")
+	}
+	if g.draining.Load() { // Drain's closeAll may have run before add
+		ws.Close(wsconn.StatusGoingAway, wsconn.ReasonGoingAway)
+	}
+	g.log.Debug("connected", "connectionId", info.ID, "sourceIp", info.SourceIP)
+
+	closed := ws.Serve(g.base, func(m wsconn.Message) { g.receive(c, m) })
+	c.pending.Wait() // every message is handled before $disconnect
+
+	if err := g.hub.remove(g.base, info.ID); err != nil {
+		g.log.Error("connection not unregistered", "connectionId", info.ID, "err", err)
+	}
+	g.log.Debug("disconnected", "connectionId", info.ID, "code", closed.Code, "reason", closed.Reason)
+	if rt, ok := g.routes.Get(route.Disconnect); ok {
+		if _, err := g.invoke(rt, &integration.Request{
+			RouteKey:             route.Disconnect,
+			EventType:            apigw.EventDisconnect,
+			RequestID:            apigw.NewID(),
+			Time:                 time.Now(),
+			Conn:                 info,
+			DisconnectStatusCode: int(closed.Code),
+			DisconnectReason:     closed.Reason,
+		}); err != nil {
+			g.log.Warn("$disconnect integration failed", "connectionId", info.ID, "err", err)
+		}
+	}
+}
+
+func isUpgrade(r *http.Request) bool {
+	return headerHasToken(r.Header, "Connection", "upgrade") && headerHasToken(r.Header, "Upgrade", "websocket")
+}
+
+func headerHasToken(h http.Header, key, token string) bool {
+	for _, v := range h.Values(key) {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func header(h map[string]string, key string) (string, bool) {
+	for k, v := range h {
+		if strings.EqualFold(k, key) {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// subprotocol picks the subprotocol to accept among the client's offers.
+func (g *Gateway) subprotocol(r *http.Request) string {
+	for _, v := range r.Header.Values("Sec-WebSocket-Protocol") {
+		for _, offered := range strings.Split(v, ",") {
+			offered = strings.TrimSpace(offered)
+			if offered == "" {
+				continue
+			}
+			if len(g.opts.Subprotocols) == 0 {
+				return offered
+			}
+			for _, p := range g.opts.Subprotocols {
+				if p == offered {
+					return offered
+				}
+			}
+		}
+	}
+	return ""
+}
+
+// sourceIP is the peer's address, or, when the peer is a trusted proxy, the
+// right-most X-Forwarded-For address that is not itself a trusted proxy.
+func (g *Gateway) sourceIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	peer, err := netip.ParseAddr(host)
+	if err != nil || !g.trusted(peer) {
+		return host
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		addr, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break // a malformed hop: trust nothing to its left
+		}
+		addr = addr.Unmap()
+		if !g.trusted(addr) {
+			return addr.String()
+		}
+		peer = addr
+	}
+	return peer.String()
+}
+
+func (g *Gateway) trusted(a netip.Addr) bool {
+	a = a.Unmap()
+	for _, p := range g.opts.TrustedProxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// receive queues a message for its connection's route. Messages of one
+// connection run one at a time, in order, on a goroutine that exists only
+// while there is work; other connections are never delayed. When InboxSize
+// messages wait, the read loop blocks here, which stops reading that client.
+func (g *Gateway) receive(c *client, m wsconn.Message) {
+	c.slots <- struct{}{}
+	c.pending.Add(1)
+	c.mu.Lock()
+	c.inbox = append(c.inbox, m)
+	start := !c.running
+	c.running = true
+	c.mu.Unlock()
+	if start {
+		go g.drainInbox(c)
+	}
+}
+
+func (g *Gateway) drainInbox(c *client) {
+	for {
+		c.mu.Lock()
+		if len(c.inbox) == 0 {
+			c.running = false
+			c.inbox = nil
+			c.mu.Unlock()
+			return
+		}
+		m := c.inbox[0]
+		c.inbox[0] = wsconn.Message{}
+		c.inbox = c.inbox[1:]
+		c.mu.Unlock()
+		g.handle(c, m)
+		<-c.slots
+		c.pending.Done()
+	}
+}
+
+// handle routes one message and answers the caller as API Gateway would.
+func (g *Gateway) handle(c *client, m wsconn.Message) {
+	req := &integration.Request{
+		EventType: apigw.EventMessage,
+		RequestID: apigw.NewID(),
+		MessageID: apigw.NewID(),
+		Time:      time.Now(),
+		Conn:      c.info,
+		Body:      m.Data,
+		Binary:    m.Type == wsconn.Binary,
+	}
+	key, selected := "", false
+	if !req.Binary {
+		key, selected = g.opts.Selection.Select(m.Data)
+	}
+	routeKey, rt, found := g.routes.Match(key, selected)
+	if !found {
+		_ = c.ws.Send(wsconn.Text, apigw.ErrorFrame(apigw.MsgForbidden, c.info.ID, req.RequestID))
+		return
+	}
+	req.RouteKey = routeKey
+	resp, err := g.invoke(rt, req)
+	if err != nil {
+		_ = c.ws.Send(wsconn.Text, apigw.ErrorFrame(g.clientMessage(routeKey, c.info.ID, err), c.info.ID, req.RequestID))
+		return
+	}
+	if rt.RouteResponse && len(resp.Body) > 0 {
+		_ = c.ws.Send(messageType(resp.Body), resp.Body)
+	}
+}
+
+// clientMessage turns an integration error into the message of the error
+// frame the caller sees, logging what the caller is not told.
+func (g *Gateway) clientMessage(routeKey, connID string, err error) string {
+	var ce *integration.ClientError
+	switch {
+	case errors.As(err, &ce):
+		return ce.Message
+	case errors.Is(err, context.DeadlineExceeded):
+		g.log.Warn("integration timed out", "route", routeKey, "connectionId", connID)
+		return apigw.MsgTimedOut
+	default:
+		g.log.Error("integration failed", "route", routeKey, "connectionId", connID, "err", err)
+		return apigw.MsgInternalServerError
+	}
+}
+
+// invoke runs one integration with the integration timeout. A nil response
+// from a successful integration reads as 200 with no body.
+func (g *Gateway) invoke(rt Route, req *integration.Request) (*integration.Response, error) {
+	ctx, cancel := context.WithTimeout(g.base, g.opts.IntegrationTimeout)
+	defer cancel()
+	resp, err := rt.Integration.Invoke(ctx, req)
+	if err == nil && ctx.Err() != nil {
+		err = ctx.Err() // an integration that ignored its deadline still timed out
+	}
+	if err != nil {
+		return nil, err
+	}
+	if resp == nil {
+		resp = &integration.Response{StatusCode: http.StatusOK}
+	}
+	if resp.StatusCode == 0 {
+		resp.StatusCode = http.StatusOK
+	}
+	return resp, nil
+}
+
+// Hub returns the hub the gateway delivers through.
+func (g *Gateway) Hub() *Hub { return g.hub }
+
+// RouteKeys returns the configured route keys.
+func (g *Gateway) RouteKeys() []string { return g.routes.Keys() }
+
+// Drain stops accepting connections, closes every open one with 1001 Going
+// Away, and waits until each has run $disconnect or ctx ends. Route
+// invocations still running when ctx ends are cancelled.
+func (g *Gateway) Drain(ctx context.Context) error {
+	g.draining.Store(true)
+	g.hub.closeAll(wsconn.StatusGoingAway, wsconn.ReasonGoingAway)
+	done := make(chan struct{})
+	go func() {
+		g.conns.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		g.cancel()
+		return nil
+	case <-ctx.Done():
+		g.cancel()
+		return ctx.Err()
+	}
+}
+
+// Draining reports whether Drain was called.
+func (g *Gateway) Draining() bool { return g.draining.Load() }
+
+var _ io.Closer = (*Gateway)(nil)
+
+// Close cancels every running route invocation. Call it after Drain.
+func (g *Gateway) Close() error {
+	g.cancel()
+	return nil
+}

@@ -1,0 +1,160 @@
+// Package builtin provides the gateway's own integrations: broadcast,
+// subscribe, unsubscribe, publish, echo and mock. They act through the
+// Hub interface, which the gateway implements.
+package builtin
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/switchboard-gateway/switchboard/internal/integration"
+)
+
+// Hub is what the built-in integrations need from the gateway.
+type Hub interface {
+	// Broadcast sends data to every open connection and returns how many it reached.
+	Broadcast(ctx context.Context, data []byte) (int, error)
+	// Publish sends data to the subscribers of topic.
+	Publish(ctx context.Context, topic string, data []byte) (int, error)
+	Subscribe(ctx context.Context, connID, topic string) error
+	Unsubscribe(ctx context.Context, connID, topic string) error
+}
+
+// Kinds of built-in integration, as written in the config's integration.type.
+const (
+	KindBroadcast   = "broadcast"
+	KindSubscribe   = "subscribe"
+	KindUnsubscribe = "unsubscribe"
+	KindPublish     = "publish"
+	KindEcho        = "echo"
+	KindMock        = "mock"
+)
+
+// Kinds lists every built-in kind.
+var Kinds = []string{KindBroadcast, KindSubscribe, KindUnsubscribe, KindPublish, KindEcho, KindMock}
+
+// ErrUnknownKind is returned by New for a kind that is not built in.
+var ErrUnknownKind = errors.New("builtin: unknown integration kind")
+
+// Options configures a built-in integration.
+type Options struct {
+	// MockResponse is the body the mock integration answers with.
+	MockResponse string
+}
+
+// New returns the built-in integration of the given kind.
+func New(kind string, hub Hub, opts Options) (integration.Integration, error) {
+	switch kind {
+	case KindBroadcast:
+		return integration.Func(func(ctx context.Context, req *integration.Request) (*integration.Response, error) {
+			data, err := field(req.Body, "data")
+			if err != nil {
+				return nil, err
+			}
+			_, err = hub.Broadcast(ctx, data)
+			return ok(nil), err
+		}), nil
+	case KindSubscribe, KindUnsubscribe:
+		act := hub.Subscribe
+		if kind == KindUnsubscribe {
+			act = hub.Unsubscribe
+		}
+		return integration.Func(func(ctx context.Context, req *integration.Request) (*integration.Response, error) {
+			topic, err := topicOf(req.Body)
+			if err != nil {
+				return nil, err
+			}
+			return ok(nil), act(ctx, req.Conn.ID, topic)
+		}), nil
+	case KindPublish:
+		return integration.Func(func(ctx context.Context, req *integration.Request) (*integration.Response, error) {
+			topic, err := topicOf(req.Body)
+			if err != nil {
+				return nil, err
+			}
+			data, err := field(req.Body, "data")
+			if err != nil {
+				return nil, err
+			}
+			_, err = hub.Publish(ctx, topic, data)
+			return ok(nil), err
+		}), nil
+	case KindEcho:
+		return integration.Func(func(_ context.Context, req *integration.Request) (*integration.Response, error) {
+			return ok(req.Body), nil
+		}), nil
+	case KindMock:
+		body := []byte(opts.MockResponse)
+		return integration.Func(func(context.Context, *integration.Request) (*integration.Response, error) {
+			return ok(body), nil
+		}), nil
+	}
+	return nil, fmt.Errorf("%w %q", ErrUnknownKind, kind)
+}
+
+func ok(body []byte) *integration.Response {
+	return &integration.Response{StatusCode: http.StatusOK, Body: body}
+}
+
+func badRequest(format string, args ...any) error {
+	return &integration.ClientError{Message: integration.ErrBadRequest.Error() + ": " + fmt.Sprintf(format, args...)}
+}
+
+// fields decodes the top level of a JSON object message.
+func fields(body []byte) (map[string]json.RawMessage, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(body, &m); err != nil || m == nil {
+		return nil, badRequest("the message must be a JSON object")
+	}
+	return m, nil
+}
+
+// field returns the payload to deliver from a message field: a JSON string
+// goes out as its raw text, any other JSON value as its JSON text. The result
+// is encoded once and shared by every recipient.
+func field(body []byte, name string) ([]byte, error) {
+	m, err := fields(body)
+	if err != nil {
+		return nil, err
+	}
+	raw, found := m[name]
+	if !found {
+		return nil, badRequest("%q is required", name)
+	}
+	if raw[0] == '"' {
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, badRequest("%q is not a valid string", name)
+		}
+		return []byte(s), nil
+	}
+	return bytes.Clone(raw), nil
+}
+
+// topicOf reads the topic from "entityId" or "topic": a non-empty string, or a number.
+func topicOf(body []byte) (string, error) {
+	m, err := fields(body)
+	if err != nil {
+		return "", err
+	}
+	for _, name := range []string{"entityId", "topic"} {
+		raw, found := m[name]
+		if !found {
+			continue
+		}
+		var s string
+		if json.Unmarshal(raw, &s) == nil && s != "" {
+			return s, nil
+		}
+		if n, err := strconv.ParseFloat(string(raw), 64); err == nil {
+			return strconv.FormatFloat(n, 'f', -1, 64), nil
+		}
+		return "", badRequest("%q must be a non-empty string or a number", name)
+	}
+	return "", badRequest(`"entityId" or "topic" is required`)
+}

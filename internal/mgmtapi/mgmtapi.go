@@ -1,0 +1,284 @@
+// Package mgmtapi serves the @connections management API, wire-compatible
+// with API Gateway's ApiGatewayManagementApi (PostToConnection,
+// GetConnection, DeleteConnection), and Switchboard's extensions: listing
+// connections, publishing to a topic and broadcasting. It reaches the
+// gateway through the Hub interface.
+package mgmtapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/switchboard-gateway/switchboard/internal/apigw"
+	"github.com/switchboard-gateway/switchboard/internal/gateway"
+)
+
+// Hub is what the management API needs from the gateway.
+type Hub interface {
+	Send(ctx context.Context, connID string, data []byte) error
+	Conn(ctx context.Context, connID string) (gateway.ConnInfo, error)
+	Disconnect(ctx context.Context, connID string) error
+	List(ctx context.Context, cursor string, limit int) ([]gateway.ConnInfo, string, error)
+	Publish(ctx context.Context, topic string, data []byte) (int, error)
+	Broadcast(ctx context.Context, data []byte) (int, error)
+}
+
+// Options configures the API. The zero value works.
+type Options struct {
+	// Stage is served as a path prefix besides the root: /{stage}/@connections/{id}.
+	// Empty means "dev".
+	Stage string
+	// MaxPostBytes is the largest payload accepted; larger gets 413
+	// PayloadTooLargeException. Zero means 131072 (API Gateway's); negative is unlimited.
+	MaxPostBytes int64
+	// MaxListLimit caps the page size of GET /@connections. Zero means 1000.
+	MaxListLimit int
+	// Logger receives internal errors. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.Stage == "" {
+		o.Stage = "dev"
+	}
+	if o.MaxPostBytes == 0 {
+		o.MaxPostBytes = apigw.MaxPostBytes
+	}
+	if o.MaxListLimit == 0 {
+		o.MaxListLimit = 1000
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
+
+// API is the management API's http.Handler.
+type API struct {
+	hub  Hub
+	opts Options
+	mux  *http.ServeMux
+}
+
+// New returns the management API over hub.
+func New(hub Hub, opts Options) *API {
+	a := &API{hub: hub, opts: opts.withDefaults(), mux: http.NewServeMux()}
+	for _, prefix := range []string{"", "/" + a.opts.Stage} {
+		a.mux.Handle("POST "+prefix+"/@connections/{id}", a.wrap(a.post))
+		a.mux.Handle("GET "+prefix+"/@connections/{id}", a.wrap(a.get))
+		a.mux.Handle("DELETE "+prefix+"/@connections/{id}", a.wrap(a.delete))
+		a.mux.Handle("GET "+prefix+"/@connections", a.wrap(a.list))
+		a.mux.Handle("POST "+prefix+"/@topics/{topic}", a.wrap(a.publish))
+		a.mux.Handle("POST "+prefix+"/@broadcast", a.wrap(a.broadcast))
+		a.mux.Handle(prefix+"/@connections/", a.wrap(notFound))
+	}
+	return a
+}
+
+// Patterns returns the path patterns the API serves, for mounting it.
+func (a *API) Patterns() []string {
+	var out []string
+	for _, prefix := range []string{"", "/" + a.opts.Stage} {
+		out = append(out, prefix+"/@connections", prefix+"/@connections/", prefix+"/@topics/", prefix+"/@broadcast")
+	}
+	return out
+}
+
+// ServeHTTP implements http.Handler.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+
+// apiError is an error answered with an AWS-style error response.
+type apiError struct {
+	Status  int
+	Type    string // x-amzn-ErrorType
+	Message string // omitted from the body when empty, as for GoneException
+}
+
+func (e *apiError) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Type, e.Message) }
+
+var (
+	errGone      = &apiError{Status: http.StatusGone, Type: apigw.ErrTypeGone}
+	errSlow      = &apiError{Status: http.StatusTooManyRequests, Type: apigw.ErrTypeLimitExceeded, Message: "The connection's send buffer is full; it was closed as too slow"}
+	errRouteMiss = &apiError{Status: http.StatusNotFound, Type: apigw.ErrTypeNotFound, Message: "No method found matching route"}
+)
+
+func notFound(http.ResponseWriter, *http.Request) error { return errRouteMiss }
+
+func (a *API) wrap(h func(http.ResponseWriter, *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requestID := apigw.NewID()
+		w.Header().Set("x-amzn-RequestId", requestID)
+		err := h(w, r)
+		if err == nil {
+			return
+		}
+		var ae *apiError
+		if !errors.As(err, &ae) {
+			a.opts.Logger.Error("management API", "method", r.Method, "path", r.URL.Path, "err", err)
+			ae = &apiError{Status: http.StatusInternalServerError, Type: "InternalServerErrorException", Message: "Internal server error"}
+		}
+		w.Header().Set("x-amzn-ErrorType", ae.Type)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(ae.Status)
+		if ae.Message != "" {
+			_ = json.NewEncoder(w).Encode(map[string]string{"message": ae.Message})
+		} else {
+			_, _ = io.WriteString(w, "{}")
+		}
+	})
+}
+
+func (a *API) hubErr(err error) error {
+	switch {
+	case errors.Is(err, gateway.ErrGone):
+		return errGone
+	case errors.Is(err, gateway.ErrSlowConsumer):
+		return errSlow
+	}
+	return err
+}
+
+// readBody reads the whole payload, answering 413 past the limit.
+func (a *API) readBody(r *http.Request) ([]byte, error) {
+	limit := a.opts.MaxPostBytes
+	var body io.Reader = r.Body
+	if limit > 0 {
+		body = io.LimitReader(r.Body, limit+1)
+	}
+	data, err := io.ReadAll(body)
+	if err != nil {
+		return nil, &apiError{Status: http.StatusBadRequest, Type: apigw.ErrTypeBadRequest, Message: "Could not read the request body"}
+	}
+	if limit > 0 && int64(len(data)) > limit {
+		return nil, &apiError{Status: http.StatusRequestEntityTooLarge, Type: apigw.ErrTypePayloadTooLarge,
+			Message: "Request payload exceeds the limit of " + strconv.FormatInt(limit, 10) + " bytes"}
+	}
+	return data, nil
+}
+
+func (a *API) post(w http.ResponseWriter, r *http.Request) error {
+	data, err := a.readBody(r)
+	if err != nil {
+		return err
+	}
+	if err := a.hub.Send(r.Context(), r.PathValue("id"), data); err != nil {
+		return a.hubErr(err)
+	}
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+type identity struct {
+	SourceIP  string `json:"sourceIp"`
+	UserAgent string `json:"userAgent"`
+}
+
+// connection is GetConnection's body; the listing adds connectionId and topics.
+type connection struct {
+	ConnectionID string   `json:"connectionId,omitempty"`
+	ConnectedAt  string   `json:"connectedAt"`
+	Identity     identity `json:"identity"`
+	LastActiveAt string   `json:"lastActiveAt"`
+	Principal    string   `json:"principal,omitempty"`
+	Topics       []string `json:"topics,omitempty"`
+}
+
+func render(info gateway.ConnInfo) connection {
+	return connection{
+		ConnectedAt:  apigw.FormatTime(info.ConnectedAt),
+		Identity:     identity{SourceIP: info.SourceIP, UserAgent: info.UserAgent},
+		LastActiveAt: apigw.FormatTime(info.LastActiveAt),
+	}
+}
+
+func (a *API) get(w http.ResponseWriter, r *http.Request) error {
+	info, err := a.hub.Conn(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return a.hubErr(err)
+	}
+	return writeJSON(w, http.StatusOK, render(info))
+}
+
+func (a *API) delete(w http.ResponseWriter, r *http.Request) error {
+	if err := a.hub.Disconnect(r.Context(), r.PathValue("id")); err != nil {
+		return a.hubErr(err)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+type listResponse struct {
+	Items      []connection `json:"items"`
+	NextCursor string       `json:"nextCursor,omitempty"`
+}
+
+// list is GET /@connections?limit=N&cursor=C, an extension.
+func (a *API) list(w http.ResponseWriter, r *http.Request) error {
+	limit := 100
+	if s := r.URL.Query().Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			return &apiError{Status: http.StatusBadRequest, Type: apigw.ErrTypeBadRequest, Message: "limit must be a positive integer"}
+		}
+		limit = min(n, a.opts.MaxListLimit)
+	}
+	infos, next, err := a.hub.List(r.Context(), r.URL.Query().Get("cursor"), limit)
+	if err != nil {
+		return err
+	}
+	resp := listResponse{Items: make([]connection, 0, len(infos)), NextCursor: next}
+	for _, info := range infos {
+		c := render(info)
+		c.ConnectionID, c.Principal, c.Topics = info.ConnID, info.Principal, info.Topics
+		resp.Items = append(resp.Items, c)
+	}
+	return writeJSON(w, http.StatusOK, resp)
+}
+
+type deliveryResponse struct {
+	Recipients int `json:"recipients"`
+}
+
+// publish is POST /@topics/{topic}, an extension: the body goes to the topic's subscribers.
+func (a *API) publish(w http.ResponseWriter, r *http.Request) error {
+	topic := r.PathValue("topic")
+	if strings.TrimSpace(topic) == "" {
+		return &apiError{Status: http.StatusBadRequest, Type: apigw.ErrTypeBadRequest, Message: "topic is required"}
+	}
+	data, err := a.readBody(r)
+	if err != nil {
+		return err
+	}
+	n, err := a.hub.Publish(r.Context(), topic, data)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, deliveryResponse{Recipients: n})
+}
+
+// broadcast is POST /@broadcast, an extension: the body goes to every connection.
+func (a *API) broadcast(w http.ResponseWriter, r *http.Request) error {
+	data, err := a.readBody(r)
+	if err != nil {
+		return err
+	}
+	n, err := a.hub.Broadcast(r.Context(), data)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, deliveryResponse{Recipients: n})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v) // the status is sent; a failed write means the caller left
+	return nil
+}

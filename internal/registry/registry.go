@@ -1,0 +1,60 @@
+// Package registry defines the directory of live connections and their topic
+// subscriptions that every gateway node shares: the contract, its errors and
+// the record type. Implementations live in subpackages (memreg for the
+// embedded single-node default); registrytest checks any of them.
+package registry
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrNotFound is returned when no connection has the given ID.
+var ErrNotFound = errors.New("registry: connection not found")
+
+// Record describes one connection. It is written once at connect; what
+// changes afterwards (last activity, topics) is asked of the owning node or
+// of the subscription methods.
+type Record struct {
+	ConnID      string
+	Node        string // the gateway node holding the socket
+	ConnectedAt time.Time
+	SourceIP    string
+	UserAgent   string
+	Principal   string // the authorized subject, empty when no authorizer ran
+}
+
+// Page is one page of a listing.
+type Page struct {
+	Records []Record
+	// Next is the cursor for the following page; empty on the last page.
+	Next string
+}
+
+// Registry stores connection records and topic subscriptions. Every method
+// may cross the network, so each takes a context and can fail. Methods are
+// safe for concurrent use.
+type Registry interface {
+	// Add stores a new connection record, replacing one with the same ID.
+	Add(ctx context.Context, rec Record) error
+	// Remove deletes the record and every subscription of the connection.
+	// Removing an unknown ID is not an error.
+	Remove(ctx context.Context, connID string) error
+	// Lookup returns the record, or ErrNotFound.
+	Lookup(ctx context.Context, connID string) (Record, error)
+	// List returns up to limit records in a stable order, starting after cursor.
+	List(ctx context.Context, cursor string, limit int) (Page, error)
+	// Count returns the number of connections.
+	Count(ctx context.Context) (int, error)
+
+	// Subscribe adds connID to topic; it returns ErrNotFound for an unknown
+	// connection. Subscribing twice is not an error.
+	Subscribe(ctx context.Context, connID, topic string) error
+	// Unsubscribe removes connID from topic; unknown pairs are not an error.
+	Unsubscribe(ctx context.Context, connID, topic string) error
+	// Subscribers returns the IDs subscribed to topic, in no order.
+	Subscribers(ctx context.Context, topic string) ([]string, error)
+	// Topics returns the topics connID is subscribed to, sorted.
+	Topics(ctx context.Context, connID string) ([]string, error)
+}
