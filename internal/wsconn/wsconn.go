@@ -86,8 +86,6 @@ type Options struct {
 	// MaxLifetime closes (1001) a connection this long after it opened.
 	// Zero means 2h; negative disables.
 	MaxLifetime time.Duration
-	// CloseTimeout bounds a close handshake. Zero means 5s.
-	CloseTimeout time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -114,9 +112,6 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxLifetime == 0 {
 		o.MaxLifetime = 2 * time.Hour
-	}
-	if o.CloseTimeout == 0 {
-		o.CloseTimeout = 5 * time.Second
 	}
 	return o
 }
@@ -229,7 +224,8 @@ func (c *Conn) Send(typ MessageType, data []byte) error {
 }
 
 // Close starts a graceful close: queued messages are written, then the close
-// handshake runs with code and reason. It does not wait; Serve returns when
+// handshake runs with code and reason; a peer that does not answer it is
+// dropped after 5s. It does not wait; Serve returns when
 // the connection is closed. Only the first Close (or overflow) counts.
 func (c *Conn) Close(code StatusCode, reason string) {
 	c.beginClose(code, reason, false, true)

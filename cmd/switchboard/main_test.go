@@ -1,0 +1,146 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/switchboard-gateway/switchboard/internal/testutil"
+)
+
+// syncBuffer is a bytes.Buffer safe for the server's and the test's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+var wsURLRE = regexp.MustCompile(`WebSocket:\s+(ws://\S+)`)
+
+// serveForTest runs `switchboard serve` with args until the returned cancel.
+func serveForTest(t *testing.T, args []string, environ map[string]string) (wsURL string, stdout *syncBuffer, cancel func() error) {
+	t.Helper()
+	ctx, stop := context.WithCancel(context.Background())
+	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	errc := make(chan error, 1)
+	go func() { errc <- run(ctx, append([]string{"serve"}, args...), env(environ), stdout, stderr) }()
+	testutil.Eventually(t, 10*time.Second, func() bool { return wsURLRE.MatchString(stdout.String()) },
+		"banner printed; stdout %q stderr %q", stdout, stderr)
+	var once sync.Once
+	var err error
+	cancel = func() error {
+		once.Do(func() {
+			stop()
+			select {
+			case err = <-errc:
+			case <-time.After(15 * time.Second):
+				t.Fatal("serve did not return after the signal")
+			}
+		})
+		return err
+	}
+	t.Cleanup(func() { _ = cancel() })
+	return wsURLRE.FindStringSubmatch(stdout.String())[1], stdout, cancel
+}
+
+func TestServeZeroConfigAndGracefulDrain(t *testing.T) {
+	wsURL, stdout, stop := serveForTest(t, []string{"--listen", "127.0.0.1:0"}, nil)
+	for _, want := range []string{"Management API: http://127.0.0.1:", "/dev/@connections", "sendMessage", "-> broadcast", "subscribe", "publish", "no $default", "config: built-in defaults"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("banner lacks %q:\n%s", want, stdout)
+		}
+	}
+	base := "http" + strings.TrimPrefix(wsURL, "ws")
+	if status, _ := testutil.Get(t, base+"/healthz"); status != http.StatusOK {
+		t.Fatalf("healthz = %d", status)
+	}
+	c := testutil.Dial(t, wsURL+"/dev", nil)
+	testutil.Write(t, c, `{"action":"sendMessage","data":"Hello World!"}`)
+	if got := testutil.ReadText(t, c); got != "Hello World!" {
+		t.Fatalf("got %q", got)
+	}
+	closed := make(chan websocket.StatusCode, 1)
+	go func() {
+		_, _, err := c.Read(context.Background())
+		closed <- websocket.CloseStatus(err)
+	}()
+	if err := stop(); err != nil {
+		t.Fatalf("serve returned %v after SIGINT, want nil", err)
+	}
+	if code := <-closed; code != websocket.StatusGoingAway {
+		t.Errorf("client close code on shutdown = %d, want 1001", code)
+	}
+}
+
+func TestServeFlagsEnvAndConfigFile(t *testing.T) {
+	dir := t.TempDir()
+	cfg := dir + "/sb.yaml"
+	if err := os.WriteFile(cfg, []byte("stage: fromfile\nlisten: 127.0.0.1:1\nroutes:\n  $default: {integration: {type: echo}}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The environment overrides the file; the flag overrides the environment.
+	wsURL, stdout, _ := serveForTest(t, []string{"--config", cfg, "--stage", "fromflag"},
+		map[string]string{"SWITCHBOARD_LISTEN": "127.0.0.1:0", "SWITCHBOARD_STAGE": "fromenv"})
+	if !strings.Contains(stdout.String(), "/fromflag") || !strings.Contains(stdout.String(), "config: "+cfg) {
+		t.Errorf("banner:\n%s\nwant stage fromflag and the config path", stdout)
+	}
+	c := testutil.Dial(t, wsURL+"/fromflag", nil)
+	if got := testutil.ReadTextAfter(t, c, "echo me"); got != "echo me" {
+		t.Errorf("echo route from the file: got %q", got)
+	}
+}
+
+func TestCommandErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"no command", nil, nil, "no command"},
+		{"unknown command", []string{"frobnicate"}, nil, `unknown command "frobnicate"`},
+		{"missing config", []string{"serve", "--config", "/nonexistent/sb.yaml"}, nil, "no such file"},
+		{"bad stage", []string{"serve", "--stage", "a/b", "--listen", "127.0.0.1:0"}, nil, "stage"},
+		{"bad log level", []string{"serve", "--log-level", "loud"}, nil, "log-level"},
+		{"port in use", []string{"serve"}, map[string]string{"SWITCHBOARD_LISTEN": "256.0.0.1:1"}, "listen"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := run(context.Background(), tt.args, env(tt.env), &syncBuffer{}, &syncBuffer{})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("run(%q) = %v, want an error mentioning %q", tt.args, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestVersion(t *testing.T) {
+	var out syncBuffer
+	if err := run(context.Background(), []string{"version"}, env(nil), &out, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out.String(), "switchboard ") {
+		t.Errorf("version output %q", out.String())
+	}
+}

@@ -1,0 +1,324 @@
+package gateway_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/switchboard-gateway/switchboard/internal/gateway"
+	"github.com/switchboard-gateway/switchboard/internal/integration"
+	"github.com/switchboard-gateway/switchboard/internal/registry/memreg"
+	"github.com/switchboard-gateway/switchboard/internal/testutil"
+	"github.com/switchboard-gateway/switchboard/internal/wsconn"
+)
+
+// recorder is a $disconnect integration that remembers what it was told.
+type recorder struct {
+	mu   sync.Mutex
+	reqs []*integration.Request
+}
+
+func (r *recorder) Invoke(_ context.Context, req *integration.Request) (*integration.Response, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.reqs = append(r.reqs, req)
+	return nil, nil
+}
+
+func (r *recorder) byConn() map[string]*integration.Request {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string]*integration.Request{}
+	for _, q := range r.reqs {
+		out[q.Conn.ID] = q
+	}
+	return out
+}
+
+var echo = integration.Func(func(_ context.Context, req *integration.Request) (*integration.Response, error) {
+	return &integration.Response{StatusCode: 200, Body: req.Body}, nil
+})
+
+// startGateway serves a gateway on a random loopback port.
+func startGateway(t *testing.T, opts gateway.Options) (*gateway.Gateway, string) {
+	t.Helper()
+	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	gw := gateway.New(gateway.NewHub(memreg.New(), "test"), opts)
+	hs := httptest.NewServer(gw)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = gw.Drain(ctx)
+		hs.Close()
+	})
+	return gw, "ws" + strings.TrimPrefix(hs.URL, "http")
+}
+
+func TestSlowRouteDoesNotDelayOtherConnections(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	slow := integration.Func(func(ctx context.Context, req *integration.Request) (*integration.Response, error) {
+		entered <- struct{}{}
+		select {
+		case <-release:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		return &integration.Response{Body: []byte("slow done")}, nil
+	})
+	_, url := startGateway(t, gateway.Options{Routes: map[string]gateway.Route{
+		"slow":     {Integration: slow, RouteResponse: true},
+		"$default": {Integration: echo, RouteResponse: true},
+	}})
+	a := testutil.Dial(t, url, nil)
+	b := testutil.Dial(t, url, nil)
+
+	testutil.Write(t, a, `{"action":"slow"}`)
+	<-entered
+	testutil.Write(t, a, "after slow") // must wait behind the slow message
+	if got := testutil.ReadTextAfter(t, b, "b is not delayed"); got != "b is not delayed" {
+		t.Fatalf("b got %q", got)
+	}
+	close(release)
+	if got := testutil.ReadText(t, a); got != "slow done" {
+		t.Fatalf("a's first reply = %q, want the slow route's", got)
+	}
+	if got := testutil.ReadText(t, a); got != "after slow" {
+		t.Fatalf("a's second reply = %q, want its second message in order", got)
+	}
+}
+
+func TestIntegrationErrorsGiveAPIGatewayFrames(t *testing.T) {
+	t.Parallel()
+	failing := integration.Func(func(context.Context, *integration.Request) (*integration.Response, error) {
+		return nil, fmt.Errorf("backend exploded")
+	})
+	hanging := integration.Func(func(ctx context.Context, _ *integration.Request) (*integration.Response, error) {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	})
+	_, url := startGateway(t, gateway.Options{
+		IntegrationTimeout: 100 * time.Millisecond,
+		Routes: map[string]gateway.Route{
+			"fail":     {Integration: failing, RouteResponse: true},
+			"hang":     {Integration: hanging, RouteResponse: true},
+			"$default": {Integration: echo, RouteResponse: true},
+		},
+	})
+	c := testutil.Dial(t, url, nil)
+	for msg, want := range map[string]string{
+		`{"action":"fail"}`: `{"message": "Internal server error", "connectionId":"`,
+		`{"action":"hang"}`: `{"message": "Endpoint request timed out", "connectionId":"`,
+	} {
+		if got := testutil.ReadTextAfter(t, c, msg); !strings.HasPrefix(got, want) {
+			t.Errorf("after %s got %q, want prefix %q", msg, got, want)
+		}
+	}
+	if got := testutil.ReadTextAfter(t, c, "still open"); got != "still open" {
+		t.Errorf("connection unusable after errors: got %q", got)
+	}
+}
+
+func TestConnectRouteStatusRejectsHandshake(t *testing.T) {
+	t.Parallel()
+	connect := integration.Func(func(_ context.Context, req *integration.Request) (*integration.Response, error) {
+		switch req.Conn.Query.Get("as") {
+		case "denied":
+			return &integration.Response{StatusCode: http.StatusUnauthorized}, nil
+		case "broken":
+			return nil, fmt.Errorf("connect handler crashed")
+		}
+		return &integration.Response{StatusCode: 200, Headers: map[string]string{"sec-websocket-protocol": "v2"}}, nil
+	})
+	_, url := startGateway(t, gateway.Options{Routes: map[string]gateway.Route{"$connect": {Integration: connect}}})
+	if got := testutil.DialStatus(t, url+"?as=denied", nil); got != http.StatusUnauthorized {
+		t.Errorf("denied: status %d, want 401", got)
+	}
+	if got := testutil.DialStatus(t, url+"?as=broken", nil); got != http.StatusBadGateway {
+		t.Errorf("crashed $connect: status %d, want 502", got)
+	}
+	c := testutil.Dial(t, url, &websocket.DialOptions{Subprotocols: []string{"v1", "v2"}})
+	if got := c.Subprotocol(); got != "v2" {
+		t.Errorf("subprotocol = %q, want v2 chosen by $connect", got)
+	}
+}
+
+func TestDisconnectRunsWithCloseCode(t *testing.T) {
+	t.Parallel()
+	rec := &recorder{}
+	gw, url := startGateway(t, gateway.Options{Routes: map[string]gateway.Route{
+		"$disconnect": {Integration: rec},
+		"$default":    {Integration: echo, RouteResponse: true},
+	}})
+	closer := testutil.Dial(t, url, nil)
+	deleted := testutil.Dial(t, url, nil)
+	drained := testutil.Dial(t, url, nil)
+	// Clients read, as real ones do, so that they answer the close handshake.
+	seen := make(chan websocket.StatusCode, 2)
+	for _, c := range []*websocket.Conn{deleted, drained} {
+		go func() {
+			_, _, err := c.Read(context.Background())
+			seen <- websocket.CloseStatus(err)
+		}()
+	}
+	testutil.Eventually(t, 5*time.Second, func() bool { return gw.Hub().Count() == 3 }, "three connections")
+	infos, _, err := gw.Hub().List(context.Background(), "", 10)
+	if err != nil || len(infos) != 3 {
+		t.Fatalf("List = %v, %v", infos, err)
+	}
+	ids := map[string]bool{}
+	for _, in := range infos {
+		ids[in.ConnID] = true
+	}
+
+	if err := closer.Close(websocket.StatusCode(4000), "bye"); err != nil {
+		t.Fatalf("client close: %v", err)
+	}
+	testutil.Eventually(t, 5*time.Second, func() bool { return len(rec.byConn()) == 1 }, "$disconnect after the client's close")
+	var deletedID string
+	for id := range ids {
+		if _, done := rec.byConn()[id]; !done {
+			deletedID = id
+			break
+		}
+	}
+	if err := gw.Hub().Disconnect(context.Background(), deletedID); err != nil {
+		t.Fatalf("Disconnect: %v", err)
+	}
+	testutil.Eventually(t, 5*time.Second, func() bool { return len(rec.byConn()) == 2 }, "$disconnect after DeleteConnection")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := gw.Drain(ctx); err != nil {
+		t.Fatalf("Drain: %v", err)
+	}
+	// Drain returns only after every $disconnect ran.
+	got := rec.byConn()
+	if len(got) != 3 {
+		t.Fatalf("$disconnect ran for %d connections, want 3", len(got))
+	}
+	codes := map[int]string{}
+	for _, req := range got {
+		if req.RouteKey != "$disconnect" || req.EventType != "DISCONNECT" || !ids[req.Conn.ID] {
+			t.Errorf("$disconnect request = %+v", req)
+		}
+		codes[req.DisconnectStatusCode] = req.DisconnectReason
+	}
+	want := map[int]string{4000: "bye", 1000: "Connection Closed Normally", 1001: "Going away"}
+	for code, reason := range want {
+		if codes[code] != reason {
+			t.Errorf("disconnect codes = %v, want %v", codes, want)
+			break
+		}
+	}
+	if a, b := <-seen, <-seen; a+b != 1000+1001 {
+		t.Errorf("clients saw close codes %d and %d, want 1000 and 1001", a, b)
+	}
+}
+
+func TestSlowConsumerIsClosedWithoutDelayingOthers(t *testing.T) {
+	t.Parallel()
+	rec := &recorder{}
+	const queueBytes = 256 << 10
+	gw, url := startGateway(t, gateway.Options{
+		Conn:   wsconn.Options{SendQueueBytes: queueBytes, WriteTimeout: 30 * time.Second},
+		Routes: map[string]gateway.Route{"$disconnect": {Integration: rec}},
+	})
+	stalled := testutil.Dial(t, url, nil) // never reads
+	reader := testutil.Dial(t, url, nil)
+	testutil.Eventually(t, 5*time.Second, func() bool { return gw.Hub().Count() == 2 }, "two connections")
+
+	// 40 MB through loopback fills the stalled client's socket buffers, then
+	// its queue; the reader must get every message, in order, as it is sent.
+	const n, size = 640, 64 << 10
+	for i := range n {
+		prefix := fmt.Sprintf("%05d", i)
+		if _, err := gw.Hub().Broadcast(context.Background(), []byte(prefix+strings.Repeat("x", size-5))); err != nil {
+			t.Fatalf("Broadcast: %v", err)
+		}
+		_, data := testutil.Read(t, reader, 5*time.Second)
+		if data[:5] != prefix {
+			t.Fatalf("reader's message %d starts %q", i, data[:5])
+		}
+	}
+	testutil.Eventually(t, 10*time.Second, func() bool { return len(rec.byConn()) == 1 }, "the stalled client is closed")
+	for _, req := range rec.byConn() {
+		if req.DisconnectStatusCode != 1008 || req.DisconnectReason != wsconn.ReasonSlowConsumer {
+			t.Errorf("stalled client closed with %d %q, want 1008 %q", req.DisconnectStatusCode, req.DisconnectReason, wsconn.ReasonSlowConsumer)
+		}
+	}
+	if gw.Hub().Count() != 1 {
+		t.Errorf("hub holds %d connections, want only the reader", gw.Hub().Count())
+	}
+	_ = stalled.CloseNow()
+}
+
+func TestSourceIPFromTrustedProxiesOnly(t *testing.T) {
+	t.Parallel()
+	seen := make(chan string, 4)
+	connect := integration.Func(func(_ context.Context, req *integration.Request) (*integration.Response, error) {
+		seen <- req.Conn.SourceIP
+		return nil, nil
+	})
+	tests := []struct {
+		name    string
+		trusted []netip.Prefix
+		xff     string
+		want    string
+	}{
+		{"untrusted peer's header ignored", nil, "203.0.113.9", "127.0.0.1"},
+		{"trusted peer", []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, "203.0.113.9", "203.0.113.9"},
+		{"right-most untrusted hop", []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("10.0.0.0/8")}, "198.51.100.1, 203.0.113.9, 10.1.2.3", "203.0.113.9"},
+		{"malformed hop stops the walk", []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, "203.0.113.9, garbage", "127.0.0.1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, url := startGateway(t, gateway.Options{
+				TrustedProxies: tt.trusted,
+				Routes:         map[string]gateway.Route{"$connect": {Integration: connect}},
+			})
+			testutil.Dial(t, url, &websocket.DialOptions{HTTPHeader: http.Header{"X-Forwarded-For": {tt.xff}}})
+			if got := <-seen; got != tt.want {
+				t.Errorf("sourceIp = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestConnectionMetadataReachesIntegrations(t *testing.T) {
+	t.Parallel()
+	got := make(chan *integration.Request, 2)
+	capture := integration.Func(func(_ context.Context, req *integration.Request) (*integration.Response, error) {
+		got <- req
+		return nil, nil
+	})
+	_, url := startGateway(t, gateway.Options{Stage: "prod", Routes: map[string]gateway.Route{
+		"$connect": {Integration: capture},
+		"$default": {Integration: capture},
+	}})
+	c := testutil.Dial(t, url+"?room=a&room=b", &websocket.DialOptions{HTTPHeader: http.Header{"User-Agent": {"meta-test"}, "X-Custom": {"v"}}})
+	conn := <-got
+	testutil.Write(t, c, "binary?")
+	_ = c.Write(context.Background(), websocket.MessageBinary, []byte{0xff, 0x00})
+	msg, bin := <-got, <-got
+	if conn.EventType != "CONNECT" || conn.Conn.UserAgent != "meta-test" || conn.Conn.Header.Get("X-Custom") != "v" ||
+		strings.Join(conn.Conn.Query["room"], ",") != "a,b" || conn.Conn.Stage != "prod" {
+		t.Errorf("$connect request = %+v, conn %+v", conn, conn.Conn)
+	}
+	if msg.Conn.ID != conn.Conn.ID || msg.EventType != "MESSAGE" || msg.RouteKey != "$default" || msg.MessageID == "" || msg.RequestID == msg.MessageID || string(msg.Body) != "binary?" || msg.Binary {
+		t.Errorf("message request = %+v", msg)
+	}
+	if !bin.Binary || string(bin.Body) != "\xff\x00" || bin.RouteKey != "$default" {
+		t.Errorf("binary message request = %+v, want Binary routed to $default", bin)
+	}
+}
