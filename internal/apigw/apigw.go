@@ -58,7 +58,14 @@ func ValidID(id string) bool {
 	if len(id) != 16 || id[15] != '=' {
 		return false
 	}
-	_, err := base64.URLEncoding.DecodeString(id)
+	for i := range 15 {
+		c := id[i]
+		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	// Strict rejects an ID whose unused low bits are set: NewID never makes one.
+	_, err := base64.URLEncoding.Strict().DecodeString(id)
 	return err == nil
 }
 

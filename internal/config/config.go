@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -63,6 +65,20 @@ type Config struct {
 	// IntegrationTimeout bounds one route invocation.
 	IntegrationTimeout Duration `yaml:"integrationTimeout"`
 
+	// Functions are the Lambda functions routes of type lambda run.
+	Functions map[string]Function `yaml:"functions"`
+	// Environment is given to every function.
+	Environment map[string]string `yaml:"environment"`
+	// EndpointEnv names the variable that tells functions the management
+	// API's URL (http://host:port/stage). AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI
+	// is set too, so SDK clients that honour it need no code change.
+	EndpointEnv string `yaml:"endpointEnv"`
+
+	// Warnings are settings that were read but are not supported.
+	Warnings []string `yaml:"-"`
+	// Dir is the directory relative paths are taken from: the config file's.
+	Dir string `yaml:"-"`
+
 	// Source tells where the configuration came from, for the start-up banner.
 	Source string `yaml:"-"`
 }
@@ -77,10 +93,47 @@ type Route struct {
 
 // Integration says what a route invokes.
 type Integration struct {
-	// Type is the integration kind: broadcast, subscribe, unsubscribe, publish, echo or mock.
+	// Type is the integration kind: a built-in (broadcast, subscribe,
+	// unsubscribe, publish, echo, mock), lambda, invoke or http.
 	Type string `yaml:"type"`
 	// Response is the fixed body a mock integration answers with.
 	Response string `yaml:"response"`
+
+	// Function names an entry of Config.Functions (type lambda) or the
+	// function to call (type invoke).
+	Function string `yaml:"function"`
+
+	// URL receives the event JSON (type http).
+	URL string `yaml:"url"`
+	// Headers are added to every request (type http).
+	Headers map[string]string `yaml:"headers"`
+
+	// Endpoint is the Lambda Invoke API's base URL (type invoke); empty means AWS.
+	Endpoint string `yaml:"endpoint"`
+	// Qualifier is the function version or alias (type invoke).
+	Qualifier string `yaml:"qualifier"`
+	// Region signs the call (type invoke); empty means the AWS configuration's.
+	Region string `yaml:"region"`
+}
+
+// Function is a Lambda function hosted as local processes through the
+// Lambda Runtime API.
+type Function struct {
+	// Command runs a custom-runtime executable, such as a Go binary built
+	// with aws-lambda-go. Relative paths are taken from CodeDir.
+	Command []string `yaml:"command"`
+	// Runtime "nodejs" (or any nodejs* value) runs Handler with the bundled Node bootstrap.
+	Runtime string `yaml:"runtime"`
+	// Handler is "file.exportName" for Node; passed as _HANDLER to commands.
+	Handler string `yaml:"handler"`
+	// CodeDir is the function's directory (LAMBDA_TASK_ROOT). Relative to the config file.
+	CodeDir string `yaml:"codeDir"`
+	// Environment is added to the function's environment, over Config.Environment.
+	Environment map[string]string `yaml:"environment"`
+	// MaxProcesses caps the warm pool; 0 means 4.
+	MaxProcesses int `yaml:"maxProcesses"`
+	// Timeout bounds one invocation; 0 means integrationTimeout.
+	Timeout Duration `yaml:"timeout"`
 }
 
 // TwoWay reports whether the route sends its response body back.
@@ -127,6 +180,9 @@ func ParseDuration(s string) (time.Duration, error) {
 	if err != nil || v < 0 {
 		return 0, fmt.Errorf("%w duration %q: want a Go duration such as 10m, or unlimited", ErrInvalid, s)
 	}
+	if v == 0 { // "0s" disables too: zero is never a usable limit
+		return Unlimited, nil
+	}
 	return v, nil
 }
 
@@ -161,16 +217,20 @@ func ParseSize(s string) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("%w size %q: %v", ErrInvalid, s, err)
 	}
+	shift := 0
 	switch strings.ToUpper(m[2][:min(len(m[2]), 1)]) {
 	case "K":
-		n *= 1 << 10
+		shift = 10
 	case "M":
-		n *= 1 << 20
+		shift = 20
 	}
-	if n <= 0 {
+	if n > math.MaxInt64>>shift {
 		return 0, fmt.Errorf("%w size %q: too large", ErrInvalid, s)
 	}
-	return n, nil
+	if n == 0 { // "0KB" disables too
+		return Unlimited, nil
+	}
+	return n << shift, nil
 }
 
 // DefaultRoutes is the zero-config route table: the AWS chat tutorial's
@@ -205,6 +265,7 @@ func Load(path string, getenv func(string) string, flags Overrides) (*Config, er
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 		cfg.Source = path
+		cfg.Dir = filepath.Dir(path)
 	}
 	for _, o := range []Overrides{{Listen: getenv("SWITCHBOARD_LISTEN"), Stage: getenv("SWITCHBOARD_STAGE")}, flags} {
 		if o.Listen != "" {
@@ -255,6 +316,9 @@ func (c *Config) fillDefaults() {
 	if c.IntegrationTimeout == 0 {
 		c.IntegrationTimeout = Duration(DefaultIntegrationTimeout)
 	}
+	if c.EndpointEnv == "" {
+		c.EndpointEnv = "APIG_ENDPOINT"
+	}
 	l := &c.Limits
 	if l.MaxMessageBytes == 0 {
 		l.MaxMessageBytes = DefaultMaxMessageBytes
@@ -280,7 +344,7 @@ func (c *Config) fillDefaults() {
 }
 
 // IntegrationTypes are the integration kinds this build knows.
-var IntegrationTypes = []string{"broadcast", "subscribe", "unsubscribe", "publish", "echo", "mock"}
+var IntegrationTypes = []string{"broadcast", "subscribe", "unsubscribe", "publish", "echo", "mock", "lambda", "invoke", "http"}
 
 var stageRE = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 
@@ -300,8 +364,34 @@ func (c *Config) Validate() error {
 		if key == "" {
 			bad("route with an empty key")
 		}
-		if !slices.Contains(IntegrationTypes, r.Integration.Type) {
-			bad("route %q: integration.type %q: want one of %s", key, r.Integration.Type, strings.Join(IntegrationTypes, ", "))
+		in := r.Integration
+		switch {
+		case !slices.Contains(IntegrationTypes, in.Type):
+			bad("route %q: integration.type %q: want one of %s", key, in.Type, strings.Join(IntegrationTypes, ", "))
+		case in.Type == "lambda" && in.Function == "":
+			bad("route %q: a lambda integration needs function, naming an entry of functions", key)
+		case in.Type == "lambda":
+			if _, ok := c.Functions[in.Function]; !ok {
+				bad("route %q: function %q is not defined under functions", key, in.Function)
+			}
+		case in.Type == "invoke" && in.Function == "":
+			bad("route %q: an invoke integration needs function", key)
+		case in.Type == "http" && !strings.HasPrefix(in.URL, "http://") && !strings.HasPrefix(in.URL, "https://"):
+			bad("route %q: an http integration needs an http:// or https:// url", key)
+		}
+	}
+	for name, f := range c.Functions {
+		if (len(f.Command) == 0) == (f.Runtime == "") {
+			bad("function %q: set exactly one of command or runtime", name)
+		}
+		if f.Runtime != "" && !strings.HasPrefix(f.Runtime, "nodejs") {
+			bad("function %q: runtime %q: only nodejs* runs a handler file; use command for other runtimes", name, f.Runtime)
+		}
+		if f.Runtime != "" && !strings.Contains(f.Handler, ".") {
+			bad("function %q: handler %q: want file.exportName", name, f.Handler)
+		}
+		if f.MaxProcesses < 0 {
+			bad("function %q: maxProcesses must be positive", name)
 		}
 	}
 	for _, p := range c.TrustedProxies {

@@ -121,7 +121,7 @@ func (e *Expression) Select(body []byte) (key string, ok bool) {
 	}
 	if e.single {
 		raw, found := lookup(body, e.parts[0].path)
-		if !found {
+		if !found || raw[0] != '"' { // null would unmarshal into "" without error
 			return "", false
 		}
 		var s string

@@ -1,0 +1,197 @@
+package apigw_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/switchboard-gateway/switchboard/internal/apigw"
+)
+
+func TestNewID(t *testing.T) {
+	t.Parallel()
+	const n = 10000
+	seen := make(map[string]bool, n)
+	for range n {
+		id := apigw.NewID()
+		if len(id) != 16 || !strings.HasSuffix(id, "=") || strings.HasSuffix(id, "==") {
+			t.Fatalf("NewID() = %q, want 16 characters ending in a single =", id)
+		}
+		if strings.Trim(id[:15], "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
+			t.Fatalf("NewID() = %q, want URL-safe base64", id)
+		}
+		if !apigw.ValidID(id) {
+			t.Fatalf("ValidID(NewID()) = false for %q, want true", id)
+		}
+		if seen[id] {
+			t.Fatalf("NewID() returned %q twice in %d calls", id, len(seen)+1)
+		}
+		seen[id] = true
+	}
+}
+
+func TestValidID(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, id string
+		want     bool
+	}{
+		{"AWS example", "R1kmxc2VNjMCFIA=", true},
+		{"all A", "AAAAAAAAAAAAAAA=", true},
+		{"URL-safe characters", "ab-_0123456789A=", true},
+		{"empty", "", false},
+		{"15 characters", "AAAAAAAAAAAAAA=", false},
+		{"17 characters", "AAAAAAAAAAAAAAAA=", false},
+		{"no padding", "AAAAAAAAAAAAAAAA", false},
+		{"24 characters", "AAAAAAAAAAAAAAAAAAAAAAA=", false},
+		{"standard base64 plus", "ab+/0123456789A=", false},
+		{"standard base64 slash", "AAAAAAAAAAAAAA/=", false},
+		{"padding inside", "AAAAAAAAAAAA=AA=", false},
+		{"space", "AAAAAAA AAAAAAA=", false},
+		{"non-ASCII", "AAAAAAAAAAAAAé=", false},
+		{"double padding", "AAAAAAAAAAAAAA==", false},
+		{"line feeds", "\n\n\n\nAAAAAAAAAAA=", false},
+		{"carriage returns", "\r\n\r\nAAAAAAAAAAA=", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := apigw.ValidID(tt.id); got != tt.want {
+				t.Errorf("ValidID(%q) = %v, want %v", tt.id, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestErrorFrameExact(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, message, connID, requestID string
+		want                             string
+	}{
+		{
+			"forbidden", apigw.MsgForbidden, "AAAAAAAAAAAAAAA=", "BBBBBBBBBBBBBBB=",
+			`{"message": "Forbidden", "connectionId":"AAAAAAAAAAAAAAA=", "requestId":"BBBBBBBBBBBBBBB="}`,
+		},
+		{
+			"internal error", apigw.MsgInternalServerError, "XDmENcnwIE0CFEQ=", "XDmGEE2RoE0FRdQ=",
+			`{"message": "Internal server error", "connectionId":"XDmENcnwIE0CFEQ=", "requestId":"XDmGEE2RoE0FRdQ="}`,
+		},
+		{
+			"quote escaped", `say "hi"`, "a", "b",
+			`{"message": "say \"hi\"", "connectionId":"a", "requestId":"b"}`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := string(apigw.ErrorFrame(tt.message, tt.connID, tt.requestID)); got != tt.want {
+				t.Errorf("ErrorFrame(%q, %q, %q) = %s, want %s", tt.message, tt.connID, tt.requestID, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestErrorFrameJSON(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, message, connID, requestID string
+	}{
+		{"plain", "Forbidden", "AAAAAAAAAAAAAAA=", "BBBBBBBBBBBBBBB="},
+		{"quotes", `"quoted" "`, `"`, `""`},
+		{"backslashes", `C:\path\ \"`, `\`, `\\`},
+		{"control characters", "a\x00b\x01\x1f\n\r\t\x7f", "\b\f", "\x1b[0m"},
+		{"HTML", "<script>&</script>", "<", ">"},
+		{"unicode", "héllo \u2028\u2029 😀", "é", "\ufeff"},
+		{"empty", "", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			checkFrame(t, tt.message, tt.connID, tt.requestID)
+		})
+	}
+}
+
+// checkFrame asserts that ErrorFrame's output is one JSON object holding
+// exactly the three fields it was given.
+func checkFrame(t *testing.T, message, connID, requestID string) {
+	t.Helper()
+	frame := apigw.ErrorFrame(message, connID, requestID)
+	var got map[string]any
+	if err := json.Unmarshal(frame, &got); err != nil {
+		t.Fatalf("ErrorFrame(%q, %q, %q) = %s: not JSON: %v", message, connID, requestID, frame, err)
+	}
+	want := map[string]string{"message": message, "connectionId": connID, "requestId": requestID}
+	if len(got) != len(want) {
+		t.Errorf("ErrorFrame(%q, %q, %q) = %s: %d fields, want %d", message, connID, requestID, frame, len(got), len(want))
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("ErrorFrame(%q, %q, %q) = %s: %s = %#v, want %q", message, connID, requestID, frame, k, got[k], v)
+		}
+	}
+}
+
+func FuzzErrorFrame(f *testing.F) {
+	f.Add("Forbidden", "AAAAAAAAAAAAAAA=", "BBBBBBBBBBBBBBB=")
+	f.Add(`"\`, "\x00\n", "</script>")
+	f.Add("\u2028", "\xff", "é")
+	f.Fuzz(func(t *testing.T, message, connID, requestID string) {
+		frame := apigw.ErrorFrame(message, connID, requestID)
+		if !json.Valid(frame) {
+			t.Fatalf("ErrorFrame(%q, %q, %q) = %q: not valid JSON", message, connID, requestID, frame)
+		}
+		if utf8.ValidString(message) && utf8.ValidString(connID) && utf8.ValidString(requestID) {
+			checkFrame(t, message, connID, requestID)
+		}
+	})
+}
+
+func TestFormatTime(t *testing.T) {
+	t.Parallel()
+	utc := time.Date(2025, time.February, 3, 1, 46, 33, 523_000_000, time.UTC)
+	tests := []struct {
+		name string
+		in   time.Time
+		want string
+	}{
+		{"UTC", utc, "2025-02-03T01:46:33.523Z"},
+		{"fixed zone", utc.In(time.FixedZone("UTC+5:30", 5*3600+1800)), "2025-02-03T01:46:33.523Z"},
+		{"west of UTC, previous day", utc.In(time.FixedZone("UTC-8", -8*3600)), "2025-02-03T01:46:33.523Z"},
+		{"sub-millisecond truncated", utc.Add(999_999), "2025-02-03T01:46:33.523Z"},
+		{"zero milliseconds kept", time.Date(2024, time.January, 20, 11, 55, 0, 0, time.UTC), "2024-01-20T11:55:00.000Z"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := apigw.FormatTime(tt.in); got != tt.want {
+				t.Errorf("FormatTime(%v) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRequestTime(t *testing.T) {
+	t.Parallel()
+	utc := time.Date(2024, time.January, 20, 11, 55, 0, 0, time.UTC)
+	tests := []struct {
+		name string
+		in   time.Time
+		want string
+	}{
+		{"UTC", utc, "20/Jan/2024:11:55:00 +0000"},
+		{"east of UTC, next day", utc.In(time.FixedZone("UTC+14", 14*3600)), "20/Jan/2024:11:55:00 +0000"},
+		{"single-digit day padded", time.Date(2024, time.March, 5, 1, 2, 3, 400_000_000, time.UTC), "05/Mar/2024:01:02:03 +0000"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := apigw.RequestTime(tt.in); got != tt.want {
+				t.Errorf("RequestTime(%v) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,529 @@
+package config_test
+
+import (
+	"errors"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchboard-gateway/switchboard/internal/config"
+)
+
+func TestParseSize(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in      string
+		want    int64
+		wantErr bool
+	}{
+		{"131072", 131072, false},
+		{"1", 1, false},
+		{"128KB", 131072, false},
+		{"128kb", 131072, false},
+		{"128KiB", 131072, false},
+		{"128 KB", 131072, false},
+		{" 64KB ", 65536, false},
+		{"1MiB", 1048576, false},
+		{"1MB", 1048576, false},
+		{"4MB", 4 << 20, false},
+		{"100B", 100, false},
+		{"unlimited", config.Unlimited, false},
+		{"Unlimited", config.Unlimited, false},
+		{"0", config.Unlimited, false},
+		{"0KB", config.Unlimited, false},
+		{"-1", 0, true},
+		{"12XB", 0, true},
+		{"12GB", 0, true},
+		{"1.5MB", 0, true},
+		{"KB", 0, true},
+		{"", 0, true},
+		{"abc", 0, true},
+		{"99999999999999999999", 0, true},
+		// These overflow int64 after the multiplication.
+		{"17592186044417MiB", 0, true},
+		{"18014398509481985KB", 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			t.Parallel()
+			got, err := config.ParseSize(tt.in)
+			if tt.wantErr {
+				if err == nil {
+					t.Fatalf("ParseSize(%q) = %d, nil; want an error", tt.in, got)
+				}
+				if !errors.Is(err, config.ErrInvalid) {
+					t.Errorf("ParseSize(%q) error = %v, want it to wrap ErrInvalid", tt.in, err)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Errorf("ParseSize(%q) = %d, %v; want %d, nil", tt.in, got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseDuration(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in      string
+		want    time.Duration
+		wantErr bool
+	}{
+		{"10m", 10 * time.Minute, false},
+		{"2h", 2 * time.Hour, false},
+		{"1h30m", 90 * time.Minute, false},
+		{"250ms", 250 * time.Millisecond, false},
+		{" 30s ", 30 * time.Second, false},
+		{"unlimited", config.Unlimited, false},
+		{"UNLIMITED", config.Unlimited, false},
+		{"off", config.Unlimited, false},
+		{"0", config.Unlimited, false},
+		{"0s", config.Unlimited, false},
+		{"-5s", 0, true},
+		{"ten", 0, true},
+		{"10", 0, true},
+		{"", 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			t.Parallel()
+			got, err := config.ParseDuration(tt.in)
+			if tt.wantErr {
+				if err == nil {
+					t.Fatalf("ParseDuration(%q) = %v, nil; want an error", tt.in, got)
+				}
+				if !errors.Is(err, config.ErrInvalid) {
+					t.Errorf("ParseDuration(%q) error = %v, want it to wrap ErrInvalid", tt.in, err)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Errorf("ParseDuration(%q) = %v, %v; want %v, nil", tt.in, got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestParse(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, yaml string
+		wantErr    bool
+	}{
+		{"empty", "", false},
+		{"comment only", "# nothing\n", false},
+		{"known fields", "listen: ':8080'\nstage: prod\nlimits:\n  maxMessageBytes: 32KB\n", false},
+		{"unknown top-level field", "listen: ':8080'\nlisten_addr: ':9090'\n", true},
+		{"unknown nested field", "limits:\n  maxMessageSize: 1KB\n", true},
+		{"unknown route field", "routes:\n  a:\n    integration: {type: echo}\n    timeout: 5s\n", true},
+		{"bad size", "limits:\n  maxMessageBytes: 12XB\n", true},
+		{"bad duration", "limits:\n  idleTimeout: ten\n", true},
+		{"wrong type", "routes: [a, b]\n", true},
+		{"not YAML", "listen: [\n", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg, err := config.Parse(strings.NewReader(tt.yaml))
+			if tt.wantErr {
+				if err == nil {
+					t.Fatalf("Parse(%q) = %+v, nil; want an error", tt.yaml, cfg)
+				}
+				if !errors.Is(err, config.ErrInvalid) {
+					t.Errorf("Parse(%q) error = %v, want it to wrap ErrInvalid", tt.yaml, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Errorf("Parse(%q) error = %v, want nil", tt.yaml, err)
+			}
+		})
+	}
+}
+
+func TestParseFillsNoDefaults(t *testing.T) {
+	t.Parallel()
+	cfg, err := config.Parse(strings.NewReader("stage: prod\n"))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	if cfg.Stage != "prod" || cfg.Listen != "" || cfg.Routes != nil || cfg.Limits != (config.Limits{}) {
+		t.Errorf("Parse(stage: prod) = %+v, want only Stage set", cfg)
+	}
+}
+
+func noEnv(string) string { return "" }
+
+func TestLoadDefaults(t *testing.T) {
+	t.Parallel()
+	cfg, err := config.Load("", noEnv, config.Overrides{})
+	if err != nil {
+		t.Fatalf("Load with no file: %v", err)
+	}
+	if cfg.Listen != "127.0.0.1:3001" {
+		t.Errorf("Listen = %q, want %q", cfg.Listen, "127.0.0.1:3001")
+	}
+	if cfg.Stage != "dev" {
+		t.Errorf("Stage = %q, want %q", cfg.Stage, "dev")
+	}
+	if cfg.RouteSelectionExpression != "$request.body.action" {
+		t.Errorf("RouteSelectionExpression = %q, want %q", cfg.RouteSelectionExpression, "$request.body.action")
+	}
+	wantRoutes := map[string]string{
+		"sendMessage": "broadcast",
+		"subscribe":   "subscribe",
+		"unsubscribe": "unsubscribe",
+		"publish":     "publish",
+	}
+	if len(cfg.Routes) != len(wantRoutes) {
+		t.Errorf("Routes has keys %q, want %d routes", slices.Sorted(maps.Keys(cfg.Routes)), len(wantRoutes))
+	}
+	for key, typ := range wantRoutes {
+		if got := cfg.Routes[key].Integration.Type; got != typ {
+			t.Errorf("Routes[%q].Integration.Type = %q, want %q", key, got, typ)
+		}
+	}
+	if _, ok := cfg.Routes["$default"]; ok {
+		t.Errorf("Routes has $default, want none")
+	}
+	wantLimits := config.Limits{
+		MaxMessageBytes:   128 * 1024,
+		IdleTimeout:       config.Duration(10 * time.Minute),
+		MaxLifetime:       config.Duration(2 * time.Hour),
+		PingInterval:      config.Duration(config.DefaultPingInterval),
+		SendQueueMessages: config.DefaultSendQueueMessages,
+		SendQueueBytes:    config.DefaultSendQueueBytes,
+		MaxPostBytes:      131072,
+	}
+	if cfg.Limits != wantLimits {
+		t.Errorf("Limits = %+v, want %+v", cfg.Limits, wantLimits)
+	}
+	if cfg.ShutdownTimeout <= 0 || cfg.IntegrationTimeout <= 0 {
+		t.Errorf("ShutdownTimeout, IntegrationTimeout = %v, %v; want positive defaults",
+			time.Duration(cfg.ShutdownTimeout), time.Duration(cfg.IntegrationTimeout))
+	}
+	if cfg.Source == "" {
+		t.Errorf("Source is empty, want a description of the built-in defaults")
+	}
+}
+
+// writeFile writes a config file in a fresh temporary directory.
+func writeFile(t *testing.T, yaml string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "switchboard.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestLoadPrecedence(t *testing.T) {
+	t.Parallel()
+	file := writeFile(t, "listen: 'file:1'\nstage: file\n")
+	tests := []struct {
+		name                string
+		path                string
+		env                 map[string]string
+		flags               config.Overrides
+		wantListen, wantStg string
+	}{
+		{"file only", file, nil, config.Overrides{}, "file:1", "file"},
+		{"env over file", file,
+			map[string]string{"SWITCHBOARD_LISTEN": "env:2", "SWITCHBOARD_STAGE": "env"},
+			config.Overrides{}, "env:2", "env"},
+		{"env listen only", file,
+			map[string]string{"SWITCHBOARD_LISTEN": "env:2"},
+			config.Overrides{}, "env:2", "file"},
+		{"flags over env", file,
+			map[string]string{"SWITCHBOARD_LISTEN": "env:2", "SWITCHBOARD_STAGE": "env"},
+			config.Overrides{Listen: "flag:3", Stage: "flag"}, "flag:3", "flag"},
+		{"flag stage only", file,
+			map[string]string{"SWITCHBOARD_LISTEN": "env:2", "SWITCHBOARD_STAGE": "env"},
+			config.Overrides{Stage: "flag"}, "env:2", "flag"},
+		{"flags over file", file, nil, config.Overrides{Listen: "flag:3", Stage: "flag"}, "flag:3", "flag"},
+		{"env over defaults", "",
+			map[string]string{"SWITCHBOARD_STAGE": "env"},
+			config.Overrides{}, "127.0.0.1:3001", "env"},
+		{"other env ignored", file,
+			map[string]string{"LISTEN": "x:1", "STAGE": "x"},
+			config.Overrides{}, "file:1", "file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			getenv := func(k string) string { return tt.env[k] }
+			cfg, err := config.Load(tt.path, getenv, tt.flags)
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if cfg.Listen != tt.wantListen || cfg.Stage != tt.wantStg {
+				t.Errorf("Load: Listen, Stage = %q, %q; want %q, %q", cfg.Listen, cfg.Stage, tt.wantListen, tt.wantStg)
+			}
+			if tt.path != "" && cfg.Source != tt.path {
+				t.Errorf("Load: Source = %q, want %q", cfg.Source, tt.path)
+			}
+		})
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		path    string
+		flags   config.Overrides
+		invalid bool // the error wraps ErrInvalid
+	}{
+		{"missing file", filepath.Join(t.TempDir(), "absent.yaml"), config.Overrides{}, false},
+		{"unknown field", writeFile(t, "lisen: ':1'\n"), config.Overrides{}, true},
+		{"invalid route", writeFile(t, "routes:\n  $custom:\n    integration: {type: echo}\n"), config.Overrides{}, true},
+		{"invalid stage flag", writeFile(t, ""), config.Overrides{Stage: "a/b"}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg, err := config.Load(tt.path, noEnv, tt.flags)
+			if err == nil {
+				t.Fatalf("Load(%q) = %+v, nil; want an error", tt.path, cfg)
+			}
+			if got := errors.Is(err, config.ErrInvalid); got != tt.invalid {
+				t.Errorf("Load(%q) error = %v; errors.Is(err, ErrInvalid) = %v, want %v", tt.path, err, got, tt.invalid)
+			}
+		})
+	}
+}
+
+func TestLoadUnlimitedLimits(t *testing.T) {
+	t.Parallel()
+	path := writeFile(t, `
+routes:
+  $default:
+    integration:
+      type: echo
+limits:
+  maxMessageBytes: unlimited
+  idleTimeout: unlimited
+  maxLifetime: "off"
+  pingInterval: 0
+  sendQueueBytes: 1MB
+  maxPostBytes: 0
+`)
+	cfg, err := config.Load(path, noEnv, config.Overrides{})
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	l := cfg.Limits
+	for _, c := range []struct {
+		name      string
+		got, want int64
+	}{
+		{"maxMessageBytes", int64(l.MaxMessageBytes), config.Unlimited},
+		{"idleTimeout", int64(l.IdleTimeout), config.Unlimited},
+		{"maxLifetime", int64(l.MaxLifetime), config.Unlimited},
+		{"pingInterval", int64(l.PingInterval), config.Unlimited},
+		{"sendQueueBytes", int64(l.SendQueueBytes), 1 << 20},
+		{"maxPostBytes", int64(l.MaxPostBytes), config.Unlimited},
+	} {
+		if c.got != c.want {
+			t.Errorf("limits.%s = %d, want %d", c.name, c.got, c.want)
+		}
+	}
+	if len(cfg.Routes) != 1 || cfg.Routes["$default"].Integration.Type != "echo" {
+		t.Errorf("Routes = %+v, want only $default -> echo", cfg.Routes)
+	}
+}
+
+func routeOf(typ string) config.Route {
+	return config.Route{Integration: config.Integration{Type: typ}}
+}
+
+func validConfig() *config.Config {
+	return &config.Config{
+		Listen: "127.0.0.1:0",
+		Stage:  "prod_1-a",
+		Routes: map[string]config.Route{
+			"$connect":    routeOf("mock"),
+			"$disconnect": routeOf("mock"),
+			"$default":    routeOf("echo"),
+			"sendMessage": routeOf("broadcast"),
+		},
+		TrustedProxies: []string{"10.0.0.1", "10.0.0.0/8", "::1", "fd00::/8"},
+	}
+}
+
+func TestValidate(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		mutate  func(*config.Config)
+		mention string // a word the error must contain; empty when valid
+	}{
+		{"valid", func(*config.Config) {}, ""},
+		{"custom $ route", func(c *config.Config) { c.Routes["$custom"] = routeOf("echo") }, "$custom"},
+		{"empty route key", func(c *config.Config) { c.Routes[""] = routeOf("echo") }, "empty"},
+		{"unknown integration", func(c *config.Config) { c.Routes["x"] = routeOf("carrier-pigeon") }, "carrier-pigeon"},
+		{"missing integration type", func(c *config.Config) { c.Routes["x"] = routeOf("") }, `"x"`},
+		{"bad stage", func(c *config.Config) { c.Stage = "bad stage" }, "bad stage"},
+		{"empty stage", func(c *config.Config) { c.Stage = "" }, "stage"},
+		{"bad proxy", func(c *config.Config) { c.TrustedProxies = append(c.TrustedProxies, "10.0.0.300") }, "10.0.0.300"},
+		{"bad proxy prefix", func(c *config.Config) { c.TrustedProxies = []string{"10.0.0.0/33"} }, "10.0.0.0/33"},
+		{"negative send queue", func(c *config.Config) { c.Limits.SendQueueMessages = -1 }, "sendQueueMessages"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c := validConfig()
+			tt.mutate(c)
+			err := c.Validate()
+			if tt.mention == "" {
+				if err != nil {
+					t.Errorf("Validate() = %v, want nil", err)
+				}
+				return
+			}
+			if !errors.Is(err, config.ErrInvalid) {
+				t.Fatalf("Validate() = %v, want an error wrapping ErrInvalid", err)
+			}
+			if !strings.Contains(err.Error(), tt.mention) {
+				t.Errorf("Validate() = %v, want it to mention %q", err, tt.mention)
+			}
+		})
+	}
+}
+
+func TestValidateJoinsEveryProblem(t *testing.T) {
+	t.Parallel()
+	c := validConfig()
+	c.Stage = "bad stage"
+	c.Routes["$custom"] = routeOf("echo")
+	c.Routes["other"] = routeOf("carrier-pigeon")
+	c.TrustedProxies = []string{"not-an-ip"}
+	err := c.Validate()
+	if !errors.Is(err, config.ErrInvalid) {
+		t.Fatalf("Validate() = %v, want an error wrapping ErrInvalid", err)
+	}
+	joined, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		t.Fatalf("Validate() = %v (%T), want errors joined", err, err)
+	}
+	if got := len(joined.Unwrap()); got != 4 {
+		t.Errorf("Validate() joined %d errors, want 4: %v", got, err)
+	}
+	for _, e := range joined.Unwrap() {
+		if !errors.Is(e, config.ErrInvalid) {
+			t.Errorf("Validate() error %q does not wrap ErrInvalid", e)
+		}
+	}
+	for _, want := range []string{"bad stage", "$custom", "carrier-pigeon", "not-an-ip"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate() = %v, want it to mention %q", err, want)
+		}
+	}
+}
+
+func TestParsePrefix(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in, want string
+		wantErr  bool
+	}{
+		{"10.0.0.1", "10.0.0.1/32", false},
+		{"10.1.2.3/8", "10.0.0.0/8", false},
+		{"::1", "::1/128", false},
+		{"::ffff:10.0.0.1", "10.0.0.1/32", false},
+		{"fd00::1/8", "fd00::/8", false},
+		{"10.0.0.300", "", true},
+		{"10.0.0.0/33", "", true},
+		{"example.com", "", true},
+		{"", "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			t.Parallel()
+			got, err := config.ParsePrefix(tt.in)
+			if tt.wantErr {
+				if err == nil {
+					t.Errorf("ParsePrefix(%q) = %v, nil; want an error", tt.in, got)
+				}
+				return
+			}
+			if err != nil || got.String() != tt.want {
+				t.Errorf("ParsePrefix(%q) = %v, %v; want %s, nil", tt.in, got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestRouteTwoWay(t *testing.T) {
+	t.Parallel()
+	yes, no := true, false
+	tests := []struct {
+		name  string
+		route config.Route
+		want  bool
+	}{
+		{"echo", config.Route{Integration: config.Integration{Type: "echo"}}, true},
+		{"mock", config.Route{Integration: config.Integration{Type: "mock", Response: "{}"}}, true},
+		{"broadcast", config.Route{Integration: config.Integration{Type: "broadcast"}}, false},
+		{"publish", config.Route{Integration: config.Integration{Type: "publish"}}, false},
+		{"echo with routeResponse false", config.Route{Integration: config.Integration{Type: "echo"}, RouteResponse: &no}, false},
+		{"broadcast with routeResponse true", config.Route{Integration: config.Integration{Type: "broadcast"}, RouteResponse: &yes}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := tt.route.TwoWay(); got != tt.want {
+				t.Errorf("%+v.TwoWay() = %v, want %v", tt.route, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRouteResponseFromYAML(t *testing.T) {
+	t.Parallel()
+	cfg, err := config.Parse(strings.NewReader(`
+routes:
+  $default:
+    integration: {type: echo}
+    routeResponse: false
+  ping:
+    integration: {type: mock, response: pong}
+`))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	if cfg.Routes["$default"].TwoWay() {
+		t.Errorf("$default (echo, routeResponse: false).TwoWay() = true, want false")
+	}
+	ping := cfg.Routes["ping"]
+	if !ping.TwoWay() || ping.Integration.Response != "pong" {
+		t.Errorf("ping = %+v, TwoWay %v; want mock answering pong, two-way", ping, ping.TwoWay())
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(""))
+	f.Add([]byte("listen: ':8080'\nstage: prod\n"))
+	f.Add([]byte("routes:\n  $default:\n    integration: {type: echo}\n    routeResponse: false\n"))
+	f.Add([]byte("limits:\n  maxMessageBytes: 128KB\n  idleTimeout: unlimited\n  maxLifetime: 2h\n"))
+	f.Add([]byte("trustedProxies: [10.0.0.0/8, '::1']\nsubprotocols: [a]\n"))
+	f.Add([]byte("a: &x [*x]\n"))
+	f.Add([]byte("limits: {maxPostBytes: !!binary AAAA}\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := config.Parse(strings.NewReader(string(data)))
+		if err != nil {
+			if !errors.Is(err, config.ErrInvalid) {
+				t.Errorf("Parse(%q) error = %v, want it to wrap ErrInvalid", data, err)
+			}
+			return
+		}
+		if err := cfg.Validate(); err != nil && !errors.Is(err, config.ErrInvalid) {
+			t.Errorf("Validate() after Parse(%q) = %v, want it to wrap ErrInvalid", data, err)
+		}
+	})
+}
