@@ -7,6 +7,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -29,6 +30,8 @@ type Route struct {
 	// RouteResponse sends the integration's response body back to the caller
 	// (API Gateway's two-way routes).
 	RouteResponse bool
+	// Timeout bounds one invocation of this route. Zero means Options.IntegrationTimeout.
+	Timeout time.Duration
 }
 
 // Options configures a Gateway. The zero value works: stage "dev", the
@@ -82,6 +85,11 @@ func (o Options) withDefaults() Options {
 	}
 	return o
 }
+
+// ErrIntegrationTimeout is returned when a route's integration did not answer
+// within its timeout; the caller gets "Endpoint request timed out". An
+// integration's own timeout (a Lambda function's) is an integration error.
+var ErrIntegrationTimeout = errors.New("gateway: integration timed out")
 
 // Gateway terminates client connections and runs their routes. Create it
 // with New; it serves WebSocket upgrades as an http.Handler.
@@ -372,7 +380,7 @@ func (g *Gateway) clientMessage(routeKey, connID string, err error) string {
 	switch {
 	case errors.As(err, &ce):
 		return ce.Message
-	case errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, ErrIntegrationTimeout):
 		g.log.Warn("integration timed out", "route", routeKey, "connectionId", connID)
 		return apigw.MsgTimedOut
 	default:
@@ -384,11 +392,16 @@ func (g *Gateway) clientMessage(routeKey, connID string, err error) string {
 // invoke runs one integration with the integration timeout. A nil response
 // from a successful integration reads as 200 with no body.
 func (g *Gateway) invoke(rt Route, req *integration.Request) (*integration.Response, error) {
-	ctx, cancel := context.WithTimeout(g.base, g.opts.IntegrationTimeout)
+	timeout := rt.Timeout
+	if timeout <= 0 {
+		timeout = g.opts.IntegrationTimeout
+	}
+	ctx, cancel := context.WithTimeout(g.base, timeout)
 	defer cancel()
 	resp, err := rt.Integration.Invoke(ctx, req)
-	if err == nil && ctx.Err() != nil {
-		err = ctx.Err() // an integration that ignored its deadline still timed out
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		// The gateway's own deadline, even if the integration ignored it.
+		return nil, fmt.Errorf("%w after %v: %v", ErrIntegrationTimeout, timeout, err)
 	}
 	if err != nil {
 		return nil, err
