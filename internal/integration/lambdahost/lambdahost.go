@@ -1,0 +1,525 @@
+// Package lambdahost runs Lambda functions as local processes and invokes
+// them through the Lambda Runtime API (version 2018-06-01), so that a
+// function written for AWS runs unchanged behind a route: a Go program that
+// calls aws-lambda-go's lambda.Start, any other custom runtime, or a Node.js
+// handler module run by an embedded bootstrap.
+//
+// A Function owns a pool of processes. Each process gets its own Runtime API
+// listener on the loopback interface, so the host always knows which process
+// holds which invocation, and a process serves one invocation at a time.
+// Processes start on demand, stay warm between invocations, and are replaced
+// on demand after they crash or time out. Close kills them all.
+package lambdahost
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/switchboard-gateway/switchboard/internal/integration"
+)
+
+var _ integration.Integration = (*Function)(nil)
+
+var (
+	// ErrTimeout is returned when an invocation does not complete before its
+	// deadline: Options.Timeout or the caller's, whichever comes first. It
+	// wraps context.DeadlineExceeded. The process that held the invocation is
+	// killed, since it may be stuck.
+	ErrTimeout = fmt.Errorf("lambdahost: invocation timed out: %w", context.DeadlineExceeded)
+
+	// ErrCrashed is returned when the process holding an invocation exits
+	// before answering it. The next invocation starts a new process.
+	ErrCrashed = errors.New("lambdahost: function process crashed")
+
+	// ErrInit is returned when a new process fails before taking its first
+	// invocation: it could not be started, it reported an error on
+	// /runtime/init/error (the error then also wraps a *FunctionError), or it
+	// exited or hung before asking for work.
+	ErrInit = errors.New("lambdahost: function failed to initialise")
+
+	// ErrClosed is returned by invocations made or cut short by Close.
+	ErrClosed = errors.New("lambdahost: function closed")
+)
+
+// FunctionError is a failure the function itself reported on
+// /runtime/invocation/{id}/error (a returned error, a thrown exception, a
+// recovered panic) or on /runtime/init/error. The process stays in the pool
+// unless it exits.
+type FunctionError struct {
+	Type    string // errorType, e.g. "errorString" from aws-lambda-go, "TypeError" from Node.js
+	Message string // errorMessage
+}
+
+func (e *FunctionError) Error() string {
+	if e.Type == "" {
+		return "lambdahost: function error: " + e.Message
+	}
+	return "lambdahost: function error: " + e.Type + ": " + e.Message
+}
+
+// Options configures one hosted function. The zero value of each field has
+// a documented default; Name and one of Command or Runtime are required.
+type Options struct {
+	// Name is the function's name: AWS_LAMBDA_FUNCTION_NAME, the last part
+	// of its ARN, and the prefix of its output lines. Required.
+	Name string
+
+	// Command is a custom runtime's executable and arguments, e.g. a Go
+	// binary built with aws-lambda-go. A bare name is looked up in PATH; a
+	// relative path is relative to CodeDir. Set Command or Runtime, not both.
+	Command []string
+
+	// Runtime selects a built-in runtime: "nodejs" (or any "nodejs*" value,
+	// such as "nodejs20.x") runs Handler with the embedded Node.js bootstrap.
+	Runtime string
+
+	// Handler is passed to the process as _HANDLER. For nodejs it is
+	// required and has the form "file.export" (e.g. "handler.connect"),
+	// file relative to CodeDir, with extension .js, .mjs or .cjs left out.
+	Handler string
+
+	// CodeDir is the processes' working directory and LAMBDA_TASK_ROOT.
+	// Empty means ".".
+	CodeDir string
+
+	// Env is extra environment for the processes (e.g. APIG_ENDPOINT or
+	// AWS credentials), merged over the defaults: PATH and HOME from this
+	// process, the Lambda variables, AWS_REGION and AWS_DEFAULT_REGION
+	// ("us-east-1" unless Env sets either), and placeholder AWS credentials
+	// unless Env sets AWS_ACCESS_KEY_ID or AWS_SECRET_ACCESS_KEY.
+	// AWS_LAMBDA_RUNTIME_API and _LAMBDA_SERVER_PORT cannot be set.
+	Env map[string]string
+
+	// MaxProcs is how many processes may run at once; an invocation that
+	// finds them all busy waits for one, as long as its context allows.
+	// Zero means 4.
+	MaxProcs int
+
+	// Timeout limits one invocation, counted from the moment the function
+	// receives the event, as on AWS. It is also AWS_LAMBDA_FUNCTION_TIMEOUT,
+	// in whole seconds. Zero means 29s.
+	Timeout time.Duration
+
+	// InitTimeout limits a new process's start-up until it first asks for
+	// work (AWS's init phase); it does not eat into Timeout. Zero means 10s.
+	InitTimeout time.Duration
+
+	// Output receives the processes' stdout and stderr, each line prefixed
+	// with "[Name] ". Lines are written whole, one Write each. Nil means
+	// os.Stderr.
+	Output io.Writer
+
+	// Logger receives host events: process starts, crashes and
+	// replacements. Nil means slog.Default().
+	Logger *slog.Logger
+
+	// NodePath is the node executable for the nodejs runtime. Empty means
+	// "node", looked up in PATH.
+	NodePath string
+}
+
+const (
+	defaultMaxProcs = 4
+	defaultTimeout  = 29 * time.Second
+	defaultInit     = 10 * time.Second
+)
+
+func (o Options) withDefaults() Options {
+	if o.CodeDir == "" {
+		o.CodeDir = "."
+	}
+	if o.MaxProcs == 0 {
+		o.MaxProcs = defaultMaxProcs
+	}
+	if o.Timeout == 0 {
+		o.Timeout = defaultTimeout
+	}
+	if o.InitTimeout == 0 {
+		o.InitTimeout = defaultInit
+	}
+	if o.Output == nil {
+		o.Output = os.Stderr
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.NodePath == "" {
+		o.NodePath = "node"
+	}
+	return o
+}
+
+// Function is one hosted Lambda function and its pool of processes. Its
+// methods are safe for concurrent use. The caller must call Close, which
+// kills every process it started.
+type Function struct {
+	opts       Options // with defaults
+	path       string  // the executable, resolved
+	args       []string
+	taskRoot   string
+	runtimeDir string
+	tmpDir     string            // holds the Node.js bootstrap; "" for Command
+	env        map[string]string // every process's environment but its own variables
+	arn        string
+	log        *slog.Logger
+
+	mu     sync.Mutex
+	closed bool
+	nprocs int                   // processes running or being started; at most opts.MaxProcs
+	procs  map[*process]struct{} // started and not yet reaped
+	idle   []*process            // warm and free, most recently used last
+	wake   chan struct{}         // closed and replaced when a process becomes idle or a slot frees
+	seq    int                   // numbers processes in logs
+
+	wg sync.WaitGroup // reapers, Runtime API servers, finishers; added to only while !closed
+}
+
+// Timeout returns the per-invocation timeout in force.
+func (f *Function) Timeout() time.Duration { return f.opts.Timeout }
+
+// InitTimeout returns the start-up limit in force.
+func (f *Function) InitTimeout() time.Duration { return f.opts.InitTimeout }
+
+// New checks opts and prepares the function; it starts no process: the
+// first invocation does. For the nodejs runtime it writes the bootstrap to a
+// temporary directory, removed by Close.
+func New(opts Options) (*Function, error) {
+	o := opts.withDefaults()
+	switch {
+	case o.Name == "":
+		return nil, errors.New("lambdahost: Name is required")
+	case strings.ContainsAny(o.Name, "/: \t\r\n"):
+		return nil, fmt.Errorf("lambdahost: invalid function name %q", o.Name)
+	case len(o.Command) > 0 && o.Runtime != "":
+		return nil, fmt.Errorf("lambdahost: function %s: set Command or Runtime, not both", o.Name)
+	case len(o.Command) == 0 && o.Runtime == "":
+		return nil, fmt.Errorf("lambdahost: function %s: Command or Runtime is required", o.Name)
+	case o.Runtime != "" && !isNode(o.Runtime):
+		return nil, fmt.Errorf("lambdahost: function %s: unsupported runtime %q (want nodejs)", o.Name, o.Runtime)
+	case isNode(o.Runtime) && o.Handler == "":
+		return nil, fmt.Errorf("lambdahost: function %s: Handler is required for runtime %s", o.Name, o.Runtime)
+	case o.MaxProcs < 0:
+		return nil, fmt.Errorf("lambdahost: function %s: negative MaxProcs %d", o.Name, o.MaxProcs)
+	case o.Timeout < 0:
+		return nil, fmt.Errorf("lambdahost: function %s: negative Timeout %v", o.Name, o.Timeout)
+	}
+	root, err := filepath.Abs(o.CodeDir)
+	if err != nil {
+		return nil, fmt.Errorf("lambdahost: function %s: code dir: %w", o.Name, err)
+	}
+	if fi, err := os.Stat(root); err != nil {
+		return nil, fmt.Errorf("lambdahost: function %s: code dir: %w", o.Name, err)
+	} else if !fi.IsDir() {
+		return nil, fmt.Errorf("lambdahost: function %s: code dir %s is not a directory", o.Name, root)
+	}
+
+	f := &Function{
+		opts:     o,
+		taskRoot: root,
+		log:      o.Logger,
+		procs:    make(map[*process]struct{}),
+		wake:     make(chan struct{}),
+	}
+	if isNode(o.Runtime) {
+		node, err := exec.LookPath(o.NodePath)
+		if err != nil {
+			return nil, fmt.Errorf("lambdahost: function %s: %w", o.Name, err)
+		}
+		dir, err := writeBootstrap()
+		if err != nil {
+			return nil, fmt.Errorf("lambdahost: function %s: %w", o.Name, err)
+		}
+		f.path, f.args = node, []string{o.NodePath, filepath.Join(dir, bootstrapName)}
+		f.tmpDir, f.runtimeDir = dir, dir
+	} else {
+		name := o.Command[0]
+		if strings.ContainsRune(name, '/') || strings.ContainsRune(name, filepath.Separator) {
+			if !filepath.IsAbs(name) {
+				name = filepath.Join(root, name)
+			}
+		}
+		path, err := exec.LookPath(name)
+		if err != nil {
+			return nil, fmt.Errorf("lambdahost: function %s: %w", o.Name, err)
+		}
+		if path, err = filepath.Abs(path); err != nil {
+			return nil, fmt.Errorf("lambdahost: function %s: %w", o.Name, err)
+		}
+		f.path, f.args = path, append([]string(nil), o.Command...)
+		f.runtimeDir = filepath.Dir(path)
+	}
+	f.env = f.baseEnv()
+	f.arn = "arn:aws:lambda:" + f.env["AWS_REGION"] + ":000000000000:function:" + o.Name
+	return f, nil
+}
+
+func isNode(runtime string) bool { return strings.HasPrefix(runtime, "nodejs") }
+
+// InvokeRaw runs one invocation with event as its payload and returns the
+// function's response bytes. Errors: ErrTimeout, *FunctionError (via
+// errors.As), ErrCrashed, ErrInit, ErrClosed, or ctx's error when ctx is
+// cancelled. A cancelled caller does not kill a function already running:
+// it finishes in the background (within its deadline) and its process
+// returns to the pool.
+func (f *Function) InvokeRaw(ctx context.Context, event []byte) ([]byte, error) {
+	// The caller waits at most for a cold start and the function's run; the
+	// function's own deadline starts when it receives the event.
+	deadline := time.Now().Add(f.opts.InitTimeout + f.opts.Timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	for {
+		p, err := f.acquire(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("invoke %s: %w", f.opts.Name, err)
+		}
+		out, err := f.run(ctx, p, newInvocation(event, f.opts.Timeout, deadline))
+		if errors.Is(err, errNotDelivered) {
+			continue // a warm process died before taking the event: try another
+		}
+		if err != nil {
+			return nil, fmt.Errorf("invoke %s: %w", f.opts.Name, err)
+		}
+		return out, nil
+	}
+}
+
+// Invoke implements integration.Integration: the request becomes an API
+// Gateway WebSocket proxy event, and the function's output a response.
+func (f *Function) Invoke(ctx context.Context, req *integration.Request) (*integration.Response, error) {
+	event, err := integration.MarshalEvent(req)
+	if err != nil {
+		return nil, fmt.Errorf("invoke %s: %w", f.opts.Name, err)
+	}
+	out, err := f.InvokeRaw(ctx, event)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := integration.ParseResponse(out)
+	if err != nil {
+		return nil, fmt.Errorf("invoke %s: %w", f.opts.Name, err)
+	}
+	return resp, nil
+}
+
+// Close kills every process, waits for them to exit and their listeners to
+// close, and removes the bootstrap's temporary directory. Invocations in
+// flight fail with ErrClosed. Close may be called more than once.
+func (f *Function) Close() error {
+	f.mu.Lock()
+	already := f.closed
+	f.closed = true
+	procs := make([]*process, 0, len(f.procs))
+	for p := range f.procs {
+		procs = append(procs, p)
+	}
+	f.idle = nil
+	f.broadcastLocked()
+	f.mu.Unlock()
+
+	for _, p := range procs {
+		p.kill()
+	}
+	f.wg.Wait()
+	if already || f.tmpDir == "" {
+		return nil
+	}
+	if err := os.RemoveAll(f.tmpDir); err != nil {
+		return fmt.Errorf("lambdahost: function %s: %w", f.opts.Name, err)
+	}
+	return nil
+}
+
+// errNotDelivered reports that a warm process exited with an invocation
+// still waiting for it: the event never reached the function.
+var errNotDelivered = errors.New("lambdahost: process exited before taking the invocation")
+
+// acquire returns a warm idle process, or starts one if fewer than MaxProcs
+// exist, or waits for one of those to happen.
+func (f *Function) acquire(ctx context.Context) (*process, error) {
+	for {
+		f.mu.Lock()
+		if f.closed {
+			f.mu.Unlock()
+			return nil, ErrClosed
+		}
+		for len(f.idle) > 0 {
+			p := f.idle[len(f.idle)-1]
+			f.idle = f.idle[:len(f.idle)-1]
+			if p.usable() {
+				f.mu.Unlock()
+				return p, nil
+			}
+		}
+		if f.nprocs < f.opts.MaxProcs {
+			f.nprocs++
+			f.mu.Unlock()
+			p, err := f.start()
+			if err != nil {
+				f.mu.Lock()
+				f.nprocs--
+				f.broadcastLocked()
+				f.mu.Unlock()
+				return nil, err
+			}
+			return p, nil
+		}
+		wake := f.wake
+		f.mu.Unlock()
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return nil, ctxError(ctx)
+		}
+	}
+}
+
+// release returns p to the idle pool unless it is dead, doomed or closed.
+func (f *Function) release(p *process) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed || !p.usable() {
+		return
+	}
+	f.idle = append(f.idle, p)
+	f.broadcastLocked()
+}
+
+// broadcastLocked wakes every invocation waiting in acquire.
+func (f *Function) broadcastLocked() {
+	close(f.wake)
+	f.wake = make(chan struct{})
+}
+
+// run hands inv to p and waits for the runtime's answer, p's exit or ctx.
+func (f *Function) run(ctx context.Context, p *process, inv *invocation) ([]byte, error) {
+	// p belongs to this invocation alone, so anything in its slot is an
+	// invocation withdrawn before the process asked for it.
+	select {
+	case <-p.next:
+	default:
+	}
+	p.next <- inv // never blocks: this is the slot's only sender
+	delivered := inv.delivered
+	var fnTimeout <-chan time.Time
+	for {
+		select {
+		case <-delivered:
+			delivered = nil
+			t := time.NewTimer(time.Until(inv.deadlineAt()))
+			defer t.Stop()
+			fnTimeout = t.C
+			continue
+		case <-fnTimeout:
+			select {
+			case <-inv.done:
+				f.release(p)
+				return inv.out, inv.err
+			default:
+			}
+			f.log.Warn("function "+f.opts.Name+" timed out; killing its process",
+				"function", f.opts.Name, "process", p.id, "pid", p.pid(), "request_id", inv.id)
+			p.kill()
+			return nil, ErrTimeout
+		case <-inv.done:
+			f.release(p)
+			return inv.out, inv.err
+		case <-p.exited:
+			select {
+			case <-inv.done: // answered, then exited (aws-lambda-go exits after reporting a panic)
+				return inv.out, inv.err
+			default:
+			}
+			if f.isClosed() {
+				return nil, ErrClosed
+			}
+			if !inv.withdraw() {
+				return nil, fmt.Errorf("%w (%s)", ErrCrashed, p.exitStatus())
+			}
+			if err := p.initError(); err != nil {
+				return nil, err
+			}
+			if p.ready.Load() {
+				return nil, errNotDelivered
+			}
+			return nil, fmt.Errorf("%w: exited before asking for work (%s)", ErrInit, p.exitStatus())
+		case <-ctx.Done():
+			select {
+			case <-inv.done:
+				f.release(p)
+				return inv.out, inv.err
+			default:
+			}
+			timedOut := errors.Is(ctx.Err(), context.DeadlineExceeded)
+			withdrawn := inv.withdraw()
+			switch {
+			case withdrawn && (!timedOut || !p.ready.Load()):
+				// The event never reached the function. A process still starting
+				// goes on starting (its own start-up limit applies) for the next
+				// invocation.
+				f.release(p)
+			case withdrawn: // warm, yet it did not ask for work before the deadline
+				f.log.Warn("function "+f.opts.Name+" did not take an invocation in time; killing its process",
+					"function", f.opts.Name, "process", p.id, "pid", p.pid())
+				p.kill()
+			case timedOut:
+				f.log.Warn("function "+f.opts.Name+" timed out; killing its process",
+					"function", f.opts.Name, "process", p.id, "pid", p.pid(), "request_id", inv.id)
+				p.kill()
+			default:
+				f.finishLater(p, inv)
+			}
+			return nil, ctxError(ctx)
+		}
+	}
+}
+
+// finishLater lets a function whose caller gave up finish its invocation,
+// then returns its process to the pool, or kills it at the deadline.
+func (f *Function) finishLater(p *process, inv *invocation) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return // Close kills p
+	}
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		t := time.NewTimer(time.Until(inv.deadlineAt()))
+		defer t.Stop()
+		select {
+		case <-inv.done:
+			f.release(p)
+		case <-p.exited:
+		case <-t.C:
+			f.log.Warn("function "+f.opts.Name+" timed out; killing its process",
+				"function", f.opts.Name, "process", p.id, "pid", p.pid(), "request_id", inv.id)
+			p.kill()
+		}
+	}()
+}
+
+func (f *Function) isClosed() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.closed
+}
+
+// ctxError maps ctx's error: a deadline becomes ErrTimeout.
+func ctxError(ctx context.Context) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return ErrTimeout
+	}
+	return ctx.Err()
+}

@@ -1,0 +1,4 @@
+// A module that fails while loading.
+'use strict';
+
+throw new Error('broken at load');
