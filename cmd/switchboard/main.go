@@ -79,6 +79,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "", "address to listen on (env SWITCHBOARD_LISTEN; default "+config.DefaultListen+")")
 	cfgPath := fs.String("config", getenv("SWITCHBOARD_CONFIG"), "YAML config file (env SWITCHBOARD_CONFIG; optional)")
+	serverless := fs.String("serverless", getenv("SWITCHBOARD_SERVERLESS"), "serverless.yml of a Serverless Framework project to run (env SWITCHBOARD_SERVERLESS)")
 	stage := fs.String("stage", "", "stage name (env SWITCHBOARD_STAGE; default "+config.DefaultStage+")")
 	logLevel := fs.String("log-level", getenv("SWITCHBOARD_LOG_LEVEL"), "debug, info, warn or error (env SWITCHBOARD_LOG_LEVEL; default info)")
 	if err := fs.Parse(args); err != nil {
@@ -95,11 +96,17 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
-	cfg, err := config.Load(*cfgPath, getenv, config.Overrides{Listen: *listen, Stage: *stage})
-	if err != nil {
-		return err
+	flags := config.Overrides{Listen: *listen, Stage: *stage}
+	var cfg *config.Config
+	var err error
+	switch {
+	case *serverless != "" && *cfgPath != "":
+		return errors.New("serve: use either --config or --serverless, not both")
+	case *serverless != "":
+		cfg, err = config.LoadServerless(*serverless, getenv, flags)
+	default:
+		cfg, err = config.Load(*cfgPath, getenv, flags)
 	}
-	srv, err := server.New(cfg, log)
 	if err != nil {
 		return err
 	}
@@ -107,6 +114,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
+	srv, err := server.New(cfg, server.Options{Logger: log, Addr: ln.Addr().String(), FunctionOutput: stderr})
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	defer srv.Close()
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
@@ -125,7 +138,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	shutdownErr := make(chan error, 1)
 	go func() { shutdownErr <- hs.Shutdown(dctx) }()
 	drainErr := srv.Drain(dctx)
-	_ = srv.Gateway().Close()
 	if err := <-shutdownErr; err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("shutdown: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"net/http"
 	"os"
+	"os/exec"
 	"regexp"
 	"strings"
 	"sync"
@@ -142,5 +143,31 @@ func TestVersion(t *testing.T) {
 	}
 	if !strings.HasPrefix(out.String(), "switchboard ") {
 		t.Errorf("version output %q", out.String())
+	}
+}
+
+func TestServeServerlessProject(t *testing.T) {
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Skip("node is not installed")
+	}
+	dir := t.TempDir()
+	files := map[string]string{
+		"serverless.yml": "service: tiny\nprovider:\n  runtime: nodejs20.x\n  tracing: {lambda: true}\nfunctions:\n  echo:\n    handler: handler.echo\n    events:\n      - websocket:\n          route: $default\n          routeResponseSelectionExpression: $default\n",
+		"handler.js":     "exports.echo = async (event) => ({ statusCode: 200, body: 'node says ' + event.body });\n",
+	}
+	for name, content := range files {
+		if err := os.WriteFile(dir+"/"+name, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wsURL, stdout, _ := serveForTest(t, []string{"--serverless", dir + "/serverless.yml", "--listen", "127.0.0.1:0"}, nil)
+	for _, want := range []string{"$default", "-> lambda echo", "(two-way)", "Warning: provider.tracing is not supported"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("banner lacks %q:\n%s", want, stdout)
+		}
+	}
+	c := testutil.Dial(t, wsURL, nil)
+	if got := testutil.ReadTextAfter(t, c, "hi"); got != "node says hi" {
+		t.Errorf("got %q", got)
 	}
 }

@@ -132,8 +132,11 @@ type Function struct {
 	Environment map[string]string `yaml:"environment"`
 	// MaxProcesses caps the warm pool; 0 means 4.
 	MaxProcesses int `yaml:"maxProcesses"`
-	// Timeout bounds one invocation; 0 means integrationTimeout.
+	// Timeout bounds one invocation, from when the function receives the
+	// event; 0 means integrationTimeout.
 	Timeout Duration `yaml:"timeout"`
+	// InitTimeout bounds a new process's start-up (a cold start); 0 means 10s.
+	InitTimeout Duration `yaml:"initTimeout"`
 }
 
 // TwoWay reports whether the route sends its response body back.

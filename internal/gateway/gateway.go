@@ -21,6 +21,7 @@ import (
 	"github.com/switchboard-gateway/switchboard/internal/apigw"
 	"github.com/switchboard-gateway/switchboard/internal/integration"
 	"github.com/switchboard-gateway/switchboard/internal/route"
+	"github.com/switchboard-gateway/switchboard/internal/tail"
 	"github.com/switchboard-gateway/switchboard/internal/wsconn"
 )
 
@@ -62,6 +63,10 @@ type Options struct {
 	IntegrationTimeout time.Duration
 	// Logger receives errors and lifecycle events. Nil means slog.Default().
 	Logger *slog.Logger
+	// Tail, when set, receives a record of every route invocation.
+	Tail *tail.Hub
+	// Kinds names each route's integration kind in Tail records, by route key.
+	Kinds map[string]string
 }
 
 func (o Options) withDefaults() Options {
@@ -101,6 +106,8 @@ type Gateway struct {
 
 	draining atomic.Bool
 	conns    sync.WaitGroup // one per served connection, through $disconnect
+
+	received, connects, disconnects atomic.Int64
 
 	// base is cancelled by Close to abandon route invocations still running.
 	base   context.Context
@@ -155,7 +162,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ConnectedAt: now,
 		SourceIP:    g.sourceIP(r),
 		UserAgent:   r.UserAgent(),
-		Header:      r.Header.Clone(),
+		Header:      connectHeaders(r),
 		Query:       r.URL.Query(),
 		Stage:       g.opts.Stage,
 		DomainName:  g.opts.DomainName,
@@ -163,6 +170,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if info.DomainName == "" {
 		info.DomainName = r.Host
+	}
+	if len(info.Header.Values("X-Forwarded-For")) == 0 {
+		info.Header.Set("X-Forwarded-For", info.SourceIP)
 	}
 
 	subprotocol := g.subprotocol(r)
@@ -201,6 +211,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if g.draining.Load() { // Drain's closeAll may have run before add
 		ws.Close(wsconn.StatusGoingAway, wsconn.ReasonGoingAway)
 	}
+	g.connects.Add(1)
 	g.log.Debug("connected", "connectionId", info.ID, "sourceIp", info.SourceIP)
 
 	closed := ws.Serve(g.base, func(m wsconn.Message) { g.receive(c, m) })
@@ -209,6 +220,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := g.hub.remove(g.base, info.ID); err != nil {
 		g.log.Error("connection not unregistered", "connectionId", info.ID, "err", err)
 	}
+	g.disconnects.Add(1)
 	g.log.Debug("disconnected", "connectionId", info.ID, "code", closed.Code, "reason", closed.Reason)
 	if rt, ok := g.routes.Get(route.Disconnect); ok {
 		if _, err := g.invoke(rt, &integration.Request{
@@ -223,6 +235,41 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			g.log.Warn("$disconnect integration failed", "connectionId", info.ID, "err", err)
 		}
 	}
+}
+
+// awsSpelling restores the header names API Gateway sends, which net/http
+// canonicalises differently ("Sec-Websocket-Key").
+var awsSpelling = map[string]string{
+	"Sec-Websocket-Key":        "Sec-WebSocket-Key",
+	"Sec-Websocket-Version":    "Sec-WebSocket-Version",
+	"Sec-Websocket-Extensions": "Sec-WebSocket-Extensions",
+	"Sec-Websocket-Protocol":   "Sec-WebSocket-Protocol",
+}
+
+// connectHeaders are the upgrade request's headers as API Gateway passes
+// them to $connect: with Host, with the X-Forwarded-* headers it adds, and in
+// AWS's spelling. Connection and Upgrade are kept; integrations drop them.
+func connectHeaders(r *http.Request) http.Header {
+	h := make(http.Header, len(r.Header)+4)
+	for k, vs := range r.Header {
+		if aws, ok := awsSpelling[k]; ok {
+			k = aws
+		}
+		h[k] = append([]string(nil), vs...)
+	}
+	h["Host"] = []string{r.Host}
+	proto, port := "http", "80"
+	if r.TLS != nil {
+		proto, port = "https", "443"
+	}
+	if _, p, err := net.SplitHostPort(r.Host); err == nil {
+		port = p
+	}
+	if len(h.Values("X-Forwarded-Proto")) == 0 {
+		h.Set("X-Forwarded-Proto", proto)
+		h.Set("X-Forwarded-Port", port)
+	}
+	return h
 }
 
 func isUpgrade(r *http.Request) bool {
@@ -311,6 +358,7 @@ func (g *Gateway) trusted(a netip.Addr) bool {
 // while there is work; other connections are never delayed. When InboxSize
 // messages wait, the read loop blocks here, which stops reading that client.
 func (g *Gateway) receive(c *client, m wsconn.Message) {
+	g.received.Add(1)
 	c.slots <- struct{}{}
 	c.pending.Add(1)
 	c.mu.Lock()
@@ -398,21 +446,56 @@ func (g *Gateway) invoke(rt Route, req *integration.Request) (*integration.Respo
 	}
 	ctx, cancel := context.WithTimeout(g.base, timeout)
 	defer cancel()
+	start := time.Now()
 	resp, err := rt.Integration.Invoke(ctx, req)
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		// The gateway's own deadline, even if the integration ignored it.
-		return nil, fmt.Errorf("%w after %v: %v", ErrIntegrationTimeout, timeout, err)
+		err = fmt.Errorf("%w after %v: %v", ErrIntegrationTimeout, timeout, err)
+	}
+	if err == nil {
+		if resp == nil {
+			resp = &integration.Response{StatusCode: http.StatusOK}
+		}
+		if resp.StatusCode == 0 {
+			resp.StatusCode = http.StatusOK
+		}
+	}
+	if g.opts.Tail != nil {
+		rec := tail.Record{
+			Time: start, ConnectionID: req.Conn.ID, RequestID: req.RequestID, RouteKey: req.RouteKey,
+			EventType: req.EventType, Integration: g.opts.Kinds[req.RouteKey], Latency: time.Since(start), Bytes: len(req.Body),
+		}
+		if err != nil {
+			rec.Error = err.Error()
+		} else {
+			rec.Status = resp.StatusCode
+		}
+		g.opts.Tail.Publish(rec)
 	}
 	if err != nil {
 		return nil, err
 	}
-	if resp == nil {
-		resp = &integration.Response{StatusCode: http.StatusOK}
-	}
-	if resp.StatusCode == 0 {
-		resp.StatusCode = http.StatusOK
-	}
 	return resp, nil
+}
+
+// Stats are running totals since the gateway started.
+type Stats struct {
+	Connections int   `json:"connections"`
+	Connects    int64 `json:"connects"`
+	Disconnects int64 `json:"disconnects"`
+	MessagesIn  int64 `json:"messagesIn"`
+	MessagesOut int64 `json:"messagesOut"` // queued to connections, replies and error frames excluded
+}
+
+// Stats returns the running totals.
+func (g *Gateway) Stats() Stats {
+	return Stats{
+		Connections: g.hub.Count(),
+		Connects:    g.connects.Load(),
+		Disconnects: g.disconnects.Load(),
+		MessagesIn:  g.received.Load(),
+		MessagesOut: g.hub.delivered.Load(),
+	}
 }
 
 // Hub returns the hub the gateway delivers through.

@@ -312,7 +312,9 @@ func TestConnectionMetadataReachesIntegrations(t *testing.T) {
 	_ = c.Write(context.Background(), websocket.MessageBinary, []byte{0xff, 0x00})
 	msg, bin := <-got, <-got
 	if conn.EventType != "CONNECT" || conn.Conn.UserAgent != "meta-test" || conn.Conn.Header.Get("X-Custom") != "v" ||
-		strings.Join(conn.Conn.Query["room"], ",") != "a,b" || conn.Conn.Stage != "prod" {
+		strings.Join(conn.Conn.Query["room"], ",") != "a,b" || conn.Conn.Stage != "prod" ||
+		conn.Conn.Header.Get("Host") == "" || conn.Conn.Header["Sec-WebSocket-Key"] == nil ||
+		conn.Conn.Header.Get("X-Forwarded-For") != "127.0.0.1" || conn.Conn.Header.Get("X-Forwarded-Proto") != "http" {
 		t.Errorf("$connect request = %+v, conn %+v", conn, conn.Conn)
 	}
 	if msg.Conn.ID != conn.Conn.ID || msg.EventType != "MESSAGE" || msg.RouteKey != "$default" || msg.MessageID == "" || msg.RequestID == msg.MessageID || string(msg.Body) != "binary?" || msg.Binary {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -49,6 +50,8 @@ type Hub struct {
 
 	mu    sync.RWMutex
 	conns map[string]*client
+
+	delivered atomic.Int64 // messages queued to connections
 }
 
 // NewHub returns a hub for this node, recording connections in reg.
@@ -113,7 +116,11 @@ func (h *Hub) Send(_ context.Context, id string, data []byte) error {
 	if !ok {
 		return ErrGone
 	}
-	return sendErr(c.ws.Send(messageType(data), data))
+	err := sendErr(c.ws.Send(messageType(data), data))
+	if err == nil {
+		h.delivered.Add(1)
+	}
+	return err
 }
 
 func sendErr(err error) error {
@@ -139,6 +146,7 @@ func (h *Hub) Broadcast(_ context.Context, data []byte) (int, error) {
 			n++
 		}
 	}
+	h.delivered.Add(int64(n))
 	return n, nil
 }
 
@@ -157,6 +165,7 @@ func (h *Hub) Publish(ctx context.Context, topic string, data []byte) (int, erro
 			n++
 		}
 	}
+	h.delivered.Add(int64(n))
 	return n, nil
 }
 

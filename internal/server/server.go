@@ -5,7 +5,9 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -16,28 +18,51 @@ import (
 	"time"
 
 	"github.com/switchboard-gateway/switchboard/internal/config"
+	"github.com/switchboard-gateway/switchboard/internal/dashboard"
 	"github.com/switchboard-gateway/switchboard/internal/gateway"
-	"github.com/switchboard-gateway/switchboard/internal/integration/builtin"
+	"github.com/switchboard-gateway/switchboard/internal/integration/lambdahost"
 	"github.com/switchboard-gateway/switchboard/internal/mgmtapi"
 	"github.com/switchboard-gateway/switchboard/internal/registry/memreg"
 	"github.com/switchboard-gateway/switchboard/internal/route"
+	"github.com/switchboard-gateway/switchboard/internal/tail"
 	"github.com/switchboard-gateway/switchboard/internal/wsconn"
 )
 
 // Server is a configured gateway and its HTTP surface.
 type Server struct {
 	cfg   *config.Config
+	log   *slog.Logger
 	gw    *gateway.Gateway
 	api   *mgmtapi.API
 	mux   *http.ServeMux
 	ready atomic.Bool
+
+	closers []io.Closer // integrations holding processes or connections
+	tail    *tail.Hub   // recent route invocations, for the dashboard
 }
 
-// New builds a server from a validated config.
-func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
-	if log == nil {
-		log = slog.Default()
+// Options are what New needs besides the config.
+type Options struct {
+	// Logger receives the server's logs. Nil means slog.Default().
+	Logger *slog.Logger
+	// Addr is the address the listener got (host:port), used to tell
+	// functions the management API's URL. Empty means cfg.Listen.
+	Addr string
+	// FunctionOutput receives hosted functions' output, each line prefixed
+	// with the function's name. Nil means os.Stderr.
+	FunctionOutput io.Writer
+}
+
+// New builds a server from a validated config. Close releases what its
+// integrations hold.
+func New(cfg *config.Config, opts Options) (*Server, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
 	}
+	if opts.Addr == "" {
+		opts.Addr = cfg.Listen
+	}
+	s := &Server{cfg: cfg, log: opts.Logger, mux: http.NewServeMux()}
 	sel, err := route.Parse(cfg.RouteSelectionExpression)
 	if err != nil {
 		return nil, err
@@ -52,16 +77,23 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	}
 	host, _ := os.Hostname()
 	hub := gateway.NewHub(memreg.New(), host)
+	b := &builder{cfg: cfg, opts: opts, hub: hub, functions: map[string]*lambdahost.Function{},
+		endpoint: "http://" + opts.Addr + "/" + cfg.Stage}
 	routes := make(map[string]gateway.Route, len(cfg.Routes))
 	for key, rc := range cfg.Routes {
-		in, err := builtin.New(rc.Integration.Type, hub, builtin.Options{MockResponse: rc.Integration.Response})
+		rt, err := b.route(rc)
 		if err != nil {
+			_ = b.close()
 			return nil, fmt.Errorf("route %q: %w", key, err)
 		}
-		routes[key] = gateway.Route{Integration: in, RouteResponse: rc.TwoWay()}
+		routes[key] = rt
 	}
+	s.closers = b.closers
 	l := cfg.Limits
-	gw := gateway.New(hub, gateway.Options{
+	s.tail = tail.New(200, 64)
+	s.gw = gateway.New(hub, gateway.Options{
+		Tail:      s.tail,
+		Kinds:     b.kinds(),
 		Stage:     cfg.Stage,
 		Selection: sel,
 		Routes:    routes,
@@ -76,19 +108,29 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		Subprotocols:       cfg.Subprotocols,
 		TrustedProxies:     proxies,
 		IntegrationTimeout: time.Duration(cfg.IntegrationTimeout),
-		Logger:             log,
+		Logger:             opts.Logger,
 	})
-	api := mgmtapi.New(hub, mgmtapi.Options{Stage: cfg.Stage, MaxPostBytes: int64(l.MaxPostBytes), Logger: log})
+	s.api = mgmtapi.New(hub, mgmtapi.Options{Stage: cfg.Stage, MaxPostBytes: int64(l.MaxPostBytes), Logger: opts.Logger})
 
-	s := &Server{cfg: cfg, gw: gw, api: api, mux: http.NewServeMux()}
 	s.mux.HandleFunc("GET /healthz", s.healthz)
-	for _, p := range api.Patterns() {
-		s.mux.Handle(p, api)
+	s.mux.Handle("/_/", dashboard.New(dashboard.Options{Stage: cfg.Stage, Routes: b.routeInfos(), Stats: s.gw.Stats, Tail: s.tail}))
+	for _, p := range s.api.Patterns() {
+		s.mux.Handle(p, s.api)
 	}
-	s.mux.Handle("/{$}", gw)
-	s.mux.Handle("/"+cfg.Stage, gw)
-	s.mux.Handle("/"+cfg.Stage+"/{$}", gw)
+	s.mux.Handle("/{$}", s.gw)
+	s.mux.Handle("/"+cfg.Stage, s.gw)
+	s.mux.Handle("/"+cfg.Stage+"/{$}", s.gw)
 	return s, nil
+}
+
+// Close stops hosted functions and releases integrations. Call it after Drain.
+func (s *Server) Close() error {
+	var errs []error
+	errs = append(errs, s.gw.Close())
+	for _, c := range s.closers {
+		errs = append(errs, c.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // Handler returns the HTTP handler: WebSocket upgrades at / and /{stage},
@@ -136,7 +178,10 @@ func (s *Server) Banner(addr string) string {
 		if r.TwoWay() {
 			way = "  (two-way)"
 		}
-		fmt.Fprintf(&b, "    %-16s -> %s%s\n", k, r.Integration.Type, way)
+		fmt.Fprintf(&b, "    %-16s -> %s%s\n", k, strings.TrimSpace(r.Integration.Type+" "+target(r.Integration)), way)
+	}
+	for _, w := range s.cfg.Warnings {
+		fmt.Fprintf(&b, "  Warning: %s\n", w)
 	}
 	if _, ok := s.cfg.Routes[route.Default]; !ok {
 		fmt.Fprintf(&b, "    (no $default: unmatched messages get {\"message\": \"Forbidden\", ...})\n")

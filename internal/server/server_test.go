@@ -4,11 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -17,8 +13,8 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/switchboard-gateway/switchboard/internal/config"
 	"github.com/switchboard-gateway/switchboard/internal/server"
+	"github.com/switchboard-gateway/switchboard/internal/server/servertest"
 	"github.com/switchboard-gateway/switchboard/internal/testutil"
 )
 
@@ -26,31 +22,8 @@ import (
 // loopback port and returns it with its ws:// and http:// base URLs.
 func start(t *testing.T, yamlCfg string) (*server.Server, string, string) {
 	t.Helper()
-	path := ""
-	if yamlCfg != "" {
-		path = t.TempDir() + "/switchboard.yaml"
-		if err := os.WriteFile(path, []byte(yamlCfg), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cfg, err := config.Load(path, func(string) string { return "" }, config.Overrides{})
-	if err != nil {
-		t.Fatalf("load config: %v", err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv, err := server.New(cfg, log)
-	if err != nil {
-		t.Fatalf("server.New: %v", err)
-	}
-	hs := httptest.NewServer(srv.Handler())
-	srv.SetReady(true)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Drain(ctx)
-		hs.Close()
-	})
-	return srv, "ws" + strings.TrimPrefix(hs.URL, "http"), hs.URL
+	r := servertest.StartYAML(t, yamlCfg)
+	return r.Server, r.WS, r.HTTP
 }
 
 // connIDs lists the connection IDs through the management API's extension.
@@ -376,5 +349,17 @@ func TestSubprotocolAllowlist(t *testing.T) {
 	c := testutil.Dial(t, wsURL, &websocket.DialOptions{Subprotocols: []string{"chat", "graphql-ws"}})
 	if got := c.Subprotocol(); got != "graphql-ws" {
 		t.Errorf("subprotocol = %q, want graphql-ws", got)
+	}
+}
+
+func TestInvalidUTF8ClosesWith1007(t *testing.T) {
+	t.Parallel()
+	_, wsURL, _ := start(t, echoConfig)
+	c := testutil.Dial(t, wsURL, nil)
+	if err := c.Write(context.Background(), websocket.MessageText, []byte("bad \xff\xfe text")); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := testutil.CloseCode(t, c, 5*time.Second); code != websocket.StatusInvalidFramePayloadData {
+		t.Errorf("close code = %d, want 1007", code)
 	}
 }

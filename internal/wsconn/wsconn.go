@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 )
@@ -41,7 +42,10 @@ const (
 	ReasonSlowConsumer = "Slow consumer: send queue full"
 	ReasonPingTimeout  = "Ping timeout"
 	ReasonTooBig       = "Message too big"
+	ReasonInvalidUTF8  = "Invalid UTF-8 in a text message"
 )
+
+var errInvalidUTF8 = errors.New("wsconn: invalid UTF-8 in a text message")
 
 // Errors returned by Send.
 var (
@@ -292,6 +296,13 @@ func (c *Conn) readLoop(onMessage func(Message)) error {
 		typ, data, err := c.ws.Read(context.Background())
 		if err != nil {
 			return err
+		}
+		if typ == websocket.MessageText && !utf8.Valid(data) {
+			// RFC 6455 §8.1: a text message must be UTF-8; the library does not check.
+			if c.beginClose(StatusInvalidPayload, ReasonInvalidUTF8, false, false) {
+				_ = c.ws.Close(websocket.StatusInvalidFramePayloadData, ReasonInvalidUTF8)
+			}
+			return errInvalidUTF8
 		}
 		c.touch()
 		onMessage(Message{Type: MessageType(typ), Data: data})

@@ -1,0 +1,284 @@
+// Package examples_test runs every example end to end: real gateway, real
+// function processes, real WebSocket clients and the AWS SDKs.
+package examples_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/coder/websocket"
+
+	"github.com/switchboard-gateway/switchboard/internal/config"
+	"github.com/switchboard-gateway/switchboard/internal/server/servertest"
+	"github.com/switchboard-gateway/switchboard/internal/testutil"
+)
+
+var (
+	buildOnce sync.Once
+	goFnPath  string
+	buildErr  error
+)
+
+// goFunction builds examples/chat-go/fn once per test binary.
+func goFunction(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "switchboard-chat-go-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		goFnPath = filepath.Join(dir, "chatfn")
+		out, err := exec.Command("go", "build", "-o", goFnPath, "./chat-go/fn").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return goFnPath
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if goFnPath != "" {
+		_ = os.RemoveAll(filepath.Dir(goFnPath))
+	}
+	os.Exit(code)
+}
+
+func chatGoConfig(t testing.TB) string {
+	return fmt.Sprintf(`
+functions:
+  chat: {command: [%q], maxProcesses: 2, timeout: 20s}
+routes:
+  $connect:    {integration: {type: lambda, function: chat}}
+  $disconnect: {integration: {type: lambda, function: chat}}
+  sendMessage: {integration: {type: lambda, function: chat}}
+  whoami:      {integration: {type: lambda, function: chat}}
+  echo:        {integration: {type: lambda, function: chat}, routeResponse: true}
+`, goFunction(t))
+}
+
+// connIDs lists the open connections through the management API.
+func connIDs(t testing.TB, base string) []string {
+	t.Helper()
+	status, body := testutil.Get(t, base+"/@connections")
+	var page struct {
+		Items []struct {
+			ConnectionID string `json:"connectionId"`
+		} `json:"items"`
+	}
+	if status != http.StatusOK || json.Unmarshal([]byte(body), &page) != nil {
+		t.Fatalf("GET /@connections = %d %s", status, body)
+	}
+	var ids []string
+	for _, it := range page.Items {
+		ids = append(ids, it.ConnectionID)
+	}
+	return ids
+}
+
+func TestChatGoFunctionReceivesTheAPIGatewayEvent(t *testing.T) {
+	t.Parallel()
+	srv := servertest.StartYAML(t, chatGoConfig(t))
+	if got := testutil.DialStatus(t, srv.WS+"?deny=1", nil); got != http.StatusUnauthorized {
+		t.Errorf("$connect returning 401: handshake status %d, want 401", got)
+	}
+	c := testutil.Dial(t, srv.WS+"/dev?room=blue", &websocket.DialOptions{HTTPHeader: http.Header{"User-Agent": {"examples-test"}}})
+	ids := connIDs(t, srv.HTTP)
+	if len(ids) != 1 {
+		t.Fatalf("connections = %v, want one", ids)
+	}
+	before := time.Now()
+	const body = `{"action":"whoami","x":[1,2]}`
+	raw := testutil.ReadTextAfter(t, c, body)
+	var ev events.APIGatewayWebsocketProxyRequest
+	if err := json.Unmarshal([]byte(raw), &ev); err != nil {
+		t.Fatalf("the function posted %q: %v", raw, err)
+	}
+	rc := ev.RequestContext
+	idRE := regexp.MustCompile(`^[A-Za-z0-9_-]{15}=$`)
+	checks := []struct {
+		name string
+		ok   bool
+	}{
+		{"body verbatim", ev.Body == body && !ev.IsBase64Encoded},
+		{"no headers on a message", ev.Headers == nil && ev.QueryStringParameters == nil},
+		{"routeKey", rc.RouteKey == "whoami"},
+		{"eventType", rc.EventType == "MESSAGE"},
+		{"connectionId", rc.ConnectionID == ids[0]},
+		{"stage", rc.Stage == "dev"},
+		{"apiId", rc.APIID == "local"},
+		{"domainName", strings.HasPrefix(srv.HTTP, "http://"+rc.DomainName)},
+		{"messageDirection", rc.MessageDirection == "IN"},
+		{"messageId", rc.MessageID != nil && idRE.MatchString(fmt.Sprint(rc.MessageID))},
+		{"requestId", idRE.MatchString(rc.RequestID) && rc.ExtendedRequestID == rc.RequestID},
+		{"identity", rc.Identity.SourceIP == "127.0.0.1" && rc.Identity.UserAgent == "examples-test"},
+		{"connectedAt before the message", rc.ConnectedAt > 0 && rc.ConnectedAt <= before.UnixMilli()},
+		{"requestTimeEpoch", rc.RequestTimeEpoch >= before.UnixMilli()-1000 && rc.RequestTimeEpoch <= time.Now().UnixMilli()},
+		{"requestTime", rc.RequestTime == time.UnixMilli(rc.RequestTimeEpoch).UTC().Format("02/Jan/2006:15:04:05 +0000")},
+		{"no authorizer", rc.Authorizer == nil},
+		{"no disconnect fields", rc.DisconnectStatusCode == 0 && rc.DisconnectReason == nil},
+	}
+	for _, c := range checks {
+		if !c.ok {
+			t.Errorf("event %s wrong: %s", c.name, raw)
+		}
+	}
+}
+
+func TestChatGoFunctionsBroadcast(t *testing.T) {
+	t.Parallel()
+	srv := servertest.StartYAML(t, chatGoConfig(t))
+	a := testutil.Dial(t, srv.WS, nil)
+	b := testutil.Dial(t, srv.WS, nil)
+	testutil.Eventually(t, 5*time.Second, func() bool { return len(connIDs(t, srv.HTTP)) == 2 }, "two connections")
+	testutil.Write(t, a, `{"action":"sendMessage","data":"hello from Go"}`)
+	for name, c := range map[string]*websocket.Conn{"a": a, "b": b} {
+		if got := testutil.ReadText(t, c); got != "hello from Go" {
+			t.Errorf("client %s got %q", name, got)
+		}
+	}
+	if got := testutil.ReadTextAfter(t, a, `{"action":"echo","n":1}`); got != `{"action":"echo","n":1}` {
+		t.Errorf("two-way route answered %q", got)
+	}
+}
+
+// nodeProject makes sure the Node example's dependencies are installed.
+func nodeProject(t testing.TB) string {
+	t.Helper()
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Skip("node is not installed")
+	}
+	dir, err := filepath.Abs("chat-node")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@aws-sdk", "client-apigatewaymanagementapi")); err != nil {
+		cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund")
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("npm ci in %s: %v\n%s", dir, err, out)
+		}
+	}
+	return dir
+}
+
+func TestChatNodeServerlessProject(t *testing.T) {
+	t.Parallel()
+	dir := nodeProject(t)
+	cfg, err := config.LoadServerless(filepath.Join(dir, "serverless.yml"), func(k string) string {
+		return map[string]string{"CHAT_GREETING": "hello from the environment"}[k]
+	}, config.Overrides{})
+	if err != nil {
+		t.Fatalf("LoadServerless: %v", err)
+	}
+	srv := servertest.Start(t, cfg)
+	if got := testutil.DialStatus(t, srv.WS+"?deny=1", nil); got != http.StatusUnauthorized {
+		t.Errorf("$connect returning 401: handshake status %d, want 401", got)
+	}
+	a := testutil.Dial(t, srv.WS, nil)
+	b := testutil.Dial(t, srv.WS+"/dev", nil)
+	testutil.Eventually(t, 10*time.Second, func() bool { return len(connIDs(t, srv.HTTP)) == 2 }, "two connections")
+
+	// sendMessage posts through @aws-sdk/client-apigatewaymanagementapi.
+	testutil.Write(t, a, `{"action":"sendMessage","data":"hello from Node"}`)
+	for name, c := range map[string]*websocket.Conn{"a": a, "b": b} {
+		if got := testutil.ReadText(t, c); got != "hello from Node" {
+			t.Errorf("client %s got %q", name, got)
+		}
+	}
+	// whoami is a callback-style handler on a two-way route.
+	var who map[string]string
+	if err := json.Unmarshal([]byte(testutil.ReadTextAfter(t, b, `{"action":"whoami"}`)), &who); err != nil {
+		t.Fatal(err)
+	}
+	if who["routeKey"] != "whoami" || who["greeting"] != "hello from the environment" || who["requestId"] == "" {
+		t.Errorf("whoami = %v", who)
+	}
+	// No $default route: API Gateway's Forbidden frame.
+	if got := testutil.ReadTextAfter(t, b, `{"action":"nope"}`); !strings.HasPrefix(got, `{"message": "Forbidden", "connectionId":"`) {
+		t.Errorf("unknown route answered %q", got)
+	}
+}
+
+func TestFaultyHandlersKeepTheConnectionOpen(t *testing.T) {
+	t.Parallel()
+	nodeProject(t)
+	dir, err := filepath.Abs("testdata/faulty")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := servertest.StartYAML(t, fmt.Sprintf(`
+functions:
+  faulty: {runtime: nodejs20.x, handler: handler.handle, codeDir: %q, timeout: 1s, maxProcesses: 2}
+routes:
+  $default: {integration: {type: lambda, function: faulty}, routeResponse: true}
+`, dir))
+	c := testutil.Dial(t, srv.WS, nil)
+	for _, msg := range []string{`{"do":"throw"}`, `{"do":"exit"}`, `{"do":"hang"}`} {
+		got := testutil.ReadTextAfter(t, c, msg)
+		if !strings.HasPrefix(got, `{"message": "Internal server error", "connectionId":"`) {
+			t.Errorf("after %s got %q, want the Internal server error frame", msg, got)
+		}
+		if got := testutil.ReadTextAfter(t, c, `{"do":"echo"}`); got != `{"do":"echo"}` {
+			t.Errorf("after %s the connection answered %q, want the echo", msg, got)
+		}
+	}
+}
+
+func TestEntitySubscriptions(t *testing.T) {
+	t.Parallel()
+	cfgPath, err := filepath.Abs("entities/switchboard.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(cfgPath, func(string) string { return "" }, config.Overrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := servertest.Start(t, cfg)
+	sub := testutil.Dial(t, srv.WS, nil)
+	other := testutil.Dial(t, srv.WS, nil)
+	testutil.Write(t, sub, `{"action":"subscribe","entityId":"order-42"}`)
+	testutil.Write(t, other, `{"action":"subscribe","entityId":"order-7"}`)
+
+	publisher := exec.Command("go", "run", "./entities/publisher", "-endpoint", srv.HTTP+"/dev", "-entity", "order-42")
+	publisher.Stdin = strings.NewReader("{\"status\":\"packed\"}\n{\"status\":\"shipped\"}\n")
+	testutil.Eventually(t, 5*time.Second, func() bool {
+		status, body := testutil.Get(t, srv.HTTP+"/@connections")
+		return status == 200 && strings.Count(body, `"topics"`) == 2
+	}, "both subscriptions registered")
+	out, err := publisher.CombinedOutput()
+	if err != nil {
+		t.Fatalf("publisher: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "published to 1 subscriber(s) of order-42") {
+		t.Errorf("publisher output %q", out)
+	}
+	for _, want := range []string{`{"status":"packed"}`, `{"status":"shipped"}`} {
+		if got := testutil.ReadText(t, sub); got != want {
+			t.Errorf("subscriber got %q, want %q", got, want)
+		}
+	}
+	// The other entity's subscriber got nothing: its next message is its own.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = other.Write(ctx, websocket.MessageText, []byte("not json"))
+	if got := testutil.ReadText(t, other); !strings.Contains(got, "subscribe") {
+		t.Errorf("non-subscriber got %q, want only the $default mock's answer", got)
+	}
+}

@@ -1,0 +1,567 @@
+// The Switchboard dashboard. It reads the management API (/@connections)
+// and the dashboard's own read-only endpoints (/_/api/...), and drives the
+// management API's POST and DELETE calls from its forms. Every request goes
+// through api(), which carries the access token when this tab has one.
+'use strict';
+
+// The gateway's root is the parent of this page (/_/), so the page keeps
+// working when a proxy serves the gateway under a path prefix.
+const ROOT = new URL('../', location.href);
+const TOKEN_KEY = 'switchboard.token';
+const POLL_MS = 1000;
+const MAX_TAIL_ROWS = 200;
+const SPARK_POINTS = 60;
+
+const $ = (sel) => document.querySelector(sel);
+
+// ---------------------------------------------------------------------------
+// Requests and the access token
+
+function resolve(path) {
+  return new URL(path.replace(/^\//, ''), ROOT);
+}
+
+function storedToken() {
+  try {
+    return sessionStorage.getItem(TOKEN_KEY) || '';
+  } catch {
+    return '';
+  }
+}
+
+function storeToken(token) {
+  try {
+    if (token) sessionStorage.setItem(TOKEN_KEY, token);
+    else sessionStorage.removeItem(TOKEN_KEY);
+  } catch {
+    // Storage disabled: the token lives until the page closes.
+  }
+  memoryToken = token;
+}
+
+let memoryToken = '';
+const currentToken = () => storedToken() || memoryToken;
+
+let tokenPrompt = null; // the open prompt, shared by concurrent requests
+let promptDismissed = false; // the user cancelled: ask again only on request
+
+// api fetches path (relative to the gateway root) and returns the Response.
+// It adds "Authorization: Bearer <token>" when a token is stored; on 401 or
+// 403 it asks for a token and retries, unless the user dismissed the prompt.
+async function api(path, options = {}) {
+  for (;;) {
+    const headers = new Headers(options.headers);
+    const token = currentToken();
+    if (token) headers.set('Authorization', 'Bearer ' + token);
+    const res = await fetch(resolve(path), { cache: 'no-store', ...options, headers });
+    if ((res.status !== 401 && res.status !== 403) || promptDismissed) return res;
+    const reason = res.status === 401 || !token
+      ? 'This gateway needs an access token.'
+      : 'The gateway refused this token (403). Enter another one.';
+    if ((await askToken(reason)) === null) return res;
+  }
+}
+
+// askToken shows the token prompt and resolves with the new token, or with
+// null when the user cancels.
+function askToken(reason) {
+  if (tokenPrompt) return tokenPrompt;
+  const dialog = $('#token-dialog');
+  const input = $('#token-input');
+  $('#token-reason').textContent = reason;
+  input.value = '';
+  tokenPrompt = new Promise((done) => {
+    dialog.addEventListener('close', () => {
+      tokenPrompt = null;
+      if (dialog.returnValue !== 'ok') {
+        promptDismissed = true;
+        done(null);
+        return;
+      }
+      promptDismissed = false;
+      storeToken(input.value.trim());
+      openTail(); // the stream carries the token in its URL
+      done(input.value.trim());
+    }, { once: true });
+  });
+  dialog.returnValue = '';
+  dialog.showModal();
+  input.focus();
+  return tokenPrompt;
+}
+
+// describe turns an error response into "status type" and a message.
+async function describe(res) {
+  const text = await res.text().catch(() => '');
+  let body = null;
+  try {
+    body = text ? JSON.parse(text) : null;
+  } catch {
+    // not JSON: shown as text below
+  }
+  const type = res.headers.get('x-amzn-ErrorType') || '';
+  const message = body && typeof body.message === 'string' ? body.message : (body ? '' : text.trim());
+  return { title: `${res.status} ${type || res.statusText}`.trim(), message, body };
+}
+
+class HTTPError extends Error {
+  constructor(status, detail) {
+    super(detail);
+    this.status = status;
+  }
+}
+
+async function getJSON(path) {
+  const res = await api(path);
+  if (!res.ok) {
+    const d = await describe(res);
+    throw new HTTPError(res.status, d.message ? `${d.title}: ${d.message}` : d.title);
+  }
+  return res.json();
+}
+
+// ---------------------------------------------------------------------------
+// Small helpers
+
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === 'class') node.className = v;
+    else if (k === 'dataset') Object.assign(node.dataset, v);
+    else if (k in node) node[k] = v;
+    else node.setAttribute(k, v);
+  }
+  node.append(...children);
+  return node;
+}
+
+const pad = (n, w = 2) => String(n).padStart(w, '0');
+
+function clock(date, millis = false) {
+  const s = `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
+  return millis ? `${s}.${pad(date.getMilliseconds(), 3)}` : s;
+}
+
+function age(date) {
+  const s = Math.max(0, Math.round((Date.now() - date.getTime()) / 1000));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ${s % 60}s`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
+  return `${Math.floor(s / 86400)}d ${Math.floor((s % 86400) / 3600)}h`;
+}
+
+function rate(n) {
+  if (n >= 100) return Math.round(n).toLocaleString();
+  return n.toFixed(1);
+}
+
+// labelCells copies the table's column headings onto the row's cells, for
+// narrow screens, which show each row as a card of labelled values.
+function labelCells(tr, tableID) {
+  const heads = [...document.querySelectorAll(`#${tableID} thead th`)].map((th) => th.textContent.trim());
+  [...tr.cells].forEach((td, i) => {
+    if (heads[i] && td.colSpan === 1) td.dataset.label = heads[i];
+  });
+  return tr;
+}
+
+function setStatus(node, state, text) {
+  node.dataset.state = state;
+  node.textContent = text;
+}
+
+// ---------------------------------------------------------------------------
+// Health: the state of the last polls
+
+const health = { connections: true, stats: true, error: '' };
+
+function reportHealth(part, err) {
+  health[part] = !err;
+  if (err) health.error = err.message;
+  const node = $('#health');
+  if (health.connections && health.stats) {
+    setStatus(node, 'open', 'live');
+    node.title = '';
+  } else if (err && (err.status === 401 || err.status === 403)) {
+    setStatus(node, 'closed', 'unauthorized');
+    node.title = health.error;
+  } else {
+    setStatus(node, 'closed', 'offline');
+    node.title = health.error;
+  }
+}
+
+async function every(ms, part, fn) {
+  for (;;) {
+    try {
+      await fn();
+      reportHealth(part, null);
+    } catch (err) {
+      reportHealth(part, err);
+    }
+    await new Promise((r) => setTimeout(r, ms));
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Connections
+
+const connRows = new Map(); // connection ID -> <tr>
+
+function connectionRow(id) {
+  const idCell = el('td', { class: 'mono id-cell' }, el('span', { class: 'conn-id', textContent: id }));
+  const message = el('button', { type: 'button', class: 'ghost small', textContent: 'Message', title: 'Send a message to this connection' });
+  const drop = el('button', { type: 'button', class: 'ghost small danger-text', textContent: 'Disconnect', title: 'Prepare to disconnect this connection' });
+  message.addEventListener('click', () => {
+    $('#send-id').value = id;
+    $('#send-form').scrollIntoView({ block: 'nearest', behavior: 'smooth' });
+    $('#send-message').focus();
+  });
+  drop.addEventListener('click', () => {
+    $('#disconnect-id').value = id;
+    $('#disconnect-form').scrollIntoView({ block: 'nearest', behavior: 'smooth' });
+    $('#disconnect-submit').focus();
+  });
+  return labelCells(el('tr', { dataset: { connectionId: id } },
+    idCell,
+    el('td', { class: 'principal' }),
+    el('td', { class: 'connected' }),
+    el('td', { class: 'mono source-ip' }),
+    el('td', { class: 'topics' }),
+    el('td', { class: 'actions-col' }, el('div', { class: 'row-actions' }, message, drop))), 'connections');
+}
+
+function updateConnectionRow(tr, c) {
+  const [, principal, connected, sourceIP, topics] = tr.cells;
+  principal.textContent = c.principal || '—';
+  principal.classList.toggle('muted', !c.principal);
+  const at = new Date(c.connectedAt);
+  if (!Number.isNaN(at.getTime())) {
+    connected.textContent = `${clock(at)} · ${age(at)}`;
+    connected.title = c.connectedAt;
+  }
+  sourceIP.textContent = (c.identity && c.identity.sourceIp) || '—';
+  sourceIP.title = (c.identity && c.identity.userAgent) || '';
+  const names = c.topics || [];
+  const key = names.join('\n');
+  if (topics.dataset.key !== key) {
+    topics.dataset.key = key;
+    topics.replaceChildren(...(names.length
+      ? names.map((t) => el('span', { class: 'chip', textContent: t }))
+      : [el('span', { class: 'muted', textContent: '—' })]));
+  }
+  tr.dataset.search = [c.connectionId, c.principal, sourceIP.textContent, ...names].join(' ').toLowerCase();
+}
+
+function renderConnections(items, more) {
+  const body = $('#connections-body');
+  const seen = new Set();
+  let prev = null;
+  for (const c of items) {
+    seen.add(c.connectionId);
+    let tr = connRows.get(c.connectionId);
+    if (!tr) {
+      tr = connectionRow(c.connectionId);
+      connRows.set(c.connectionId, tr);
+    }
+    updateConnectionRow(tr, c);
+    const want = prev ? prev.nextSibling : body.firstChild;
+    if (want !== tr) body.insertBefore(tr, want);
+    prev = tr;
+  }
+  for (const [id, tr] of connRows) {
+    if (!seen.has(id)) {
+      tr.remove();
+      connRows.delete(id);
+    }
+  }
+  applyConnectionFilter();
+  $('#conn-count').textContent = more ? `${items.length.toLocaleString()}+` : items.length.toLocaleString();
+  $('#conn-note').textContent = more ? `first ${items.length.toLocaleString()} shown` : '';
+  $('#connections-empty').hidden = items.length > 0;
+}
+
+function applyConnectionFilter() {
+  const q = $('#conn-filter').value.trim().toLowerCase();
+  for (const tr of connRows.values()) tr.hidden = q !== '' && !tr.dataset.search.includes(q);
+}
+
+async function refreshConnections() {
+  const body = await getJSON('/@connections?limit=1000');
+  renderConnections(body.items || [], Boolean(body.nextCursor));
+}
+
+// ---------------------------------------------------------------------------
+// Totals and rates
+
+let lastStats = null;
+const sparks = { in: [], out: [] };
+
+function drawSpark(svg, values) {
+  const max = Math.max(1, ...values);
+  const offset = SPARK_POINTS - values.length;
+  const points = values.map((v, i) => `${offset + i},${(20 - (v / max) * 18 - 1).toFixed(2)}`);
+  svg.querySelector('polyline').setAttribute('points', points.join(' '));
+}
+
+async function refreshStats() {
+  const s = await getJSON('/_/api/stats');
+  const now = performance.now();
+  if (lastStats) {
+    const dt = (now - lastStats.at) / 1000;
+    const rin = dt > 0 ? Math.max(0, s.messagesIn - lastStats.stats.messagesIn) / dt : 0;
+    const rout = dt > 0 ? Math.max(0, s.messagesOut - lastStats.stats.messagesOut) / dt : 0;
+    for (const [k, v] of [['in', rin], ['out', rout]]) {
+      sparks[k].push(v);
+      if (sparks[k].length > SPARK_POINTS) sparks[k].shift();
+    }
+    $('#rate-in').textContent = rate(rin);
+    $('#rate-out').textContent = rate(rout);
+    drawSpark($('#spark-in'), sparks.in);
+    drawSpark($('#spark-out'), sparks.out);
+  }
+  lastStats = { stats: s, at: now };
+  $('#conn-totals').textContent = `${s.connects.toLocaleString()} connects · ${s.disconnects.toLocaleString()} disconnects`;
+  $('#msg-totals').textContent = `${s.messagesIn.toLocaleString()} · ${s.messagesOut.toLocaleString()}`;
+}
+
+// ---------------------------------------------------------------------------
+// Routes
+
+function showEndpoint(stage) {
+  const ws = new URL(ROOT);
+  ws.protocol = ws.protocol === 'https:' ? 'wss:' : 'ws:';
+  $('#endpoint').textContent = ws.href + (stage ? `  ·  ${ws.href}${stage}` : '');
+}
+
+async function loadRoutes() {
+  const body = await getJSON('/_/api/routes');
+  const stage = body.stage || '';
+  $('#stage').textContent = `stage ${stage}`;
+  $('#stage').hidden = !stage;
+  showEndpoint(stage);
+  const routes = body.routes || [];
+  $('#routes-body').replaceChildren(...routes.map((r) => labelCells(el('tr', { dataset: { routeKey: r.routeKey } },
+    el('td', { class: 'mono', textContent: r.routeKey }),
+    el('td', {}, el('span', { class: 'badge', textContent: r.integration })),
+    el('td', { class: r.target ? 'mono target' : 'muted', textContent: r.target || '—', title: r.target || '' }),
+    el('td', { class: r.twoWay ? 'yes' : 'muted', textContent: r.twoWay ? 'yes' : 'no' })), 'routes')));
+  $('#routes-empty').hidden = routes.length > 0;
+  const hasDefault = routes.some((r) => r.routeKey === '$default');
+  $('#routes-note').textContent = hasDefault ? '' : 'no $default: unmatched messages get Forbidden';
+}
+
+async function keepLoadingRoutes() {
+  for (let delay = 1000; ; delay = Math.min(delay * 2, 30000)) {
+    try {
+      await loadRoutes();
+      return;
+    } catch (err) {
+      $('#routes-note').textContent = `could not load: ${err.message}`;
+    }
+    await new Promise((r) => setTimeout(r, delay));
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Live tail
+
+let tail = null; // the current EventSource
+let tailRetries = 0;
+let tailPaused = false;
+let tailPending = []; // records that arrived while paused, oldest first
+
+function openTail() {
+  if (tail) tail.close();
+  const url = resolve('/_/api/tail');
+  const token = currentToken();
+  if (token) url.searchParams.set('access_token', token);
+  const es = new EventSource(url);
+  tail = es;
+  const state = $('#tail-state');
+  setStatus(state, 'connecting', 'connecting');
+  es.addEventListener('open', () => {
+    tailRetries = 0;
+    setStatus(state, 'open', 'live');
+    // The stream starts over with the records the gateway kept.
+    $('#tail-body').replaceChildren();
+    tailPending = [];
+    updateTailEmpty();
+  });
+  es.addEventListener('message', (ev) => {
+    let rec;
+    try {
+      rec = JSON.parse(ev.data);
+    } catch {
+      return;
+    }
+    if (tailPaused) {
+      tailPending.push(rec);
+      if (tailPending.length > MAX_TAIL_ROWS) tailPending.shift();
+      updatePauseButton();
+    } else {
+      addTailRow(recordRow(rec));
+    }
+  });
+  es.addEventListener('dropped', (ev) => {
+    let n = 0;
+    try {
+      n = JSON.parse(ev.data).dropped;
+    } catch {
+      return;
+    }
+    const row = el('tr', { class: 'dropped' },
+      el('td', { colSpan: 8, textContent: `${n} invocation${n === 1 ? '' : 's'} not shown: the dashboard fell behind` }));
+    row.dataset.search = '';
+    addTailRow(row);
+  });
+  es.addEventListener('error', () => {
+    if (es !== tail) return;
+    if (es.readyState === EventSource.CLOSED) {
+      // Refused (an HTTP error, say 401): the browser gives up, we do not.
+      const delay = Math.min(30000, 1000 * 2 ** tailRetries++);
+      setStatus(state, 'closed', `offline · retry in ${Math.round(delay / 1000)}s`);
+      setTimeout(() => {
+        if (es === tail) openTail();
+      }, delay);
+    } else {
+      setStatus(state, 'connecting', 'reconnecting');
+    }
+  });
+}
+
+function recordRow(rec) {
+  const at = new Date(rec.time);
+  const failed = Boolean(rec.error) || !(rec.status >= 200 && rec.status < 300);
+  const route = el('td', { class: 'mono' }, el('span', { textContent: rec.routeKey || '—' }));
+  if (rec.error) route.append(el('div', { class: 'error-text', textContent: rec.error }));
+  const row = el('tr', { class: failed ? 'failed' : '', dataset: { requestId: rec.requestId || '', routeKey: rec.routeKey || '' } },
+    el('td', { class: 'mono nowrap', textContent: Number.isNaN(at.getTime()) ? '' : clock(at, true), title: rec.time || '' }),
+    route,
+    el('td', { class: 'muted small-text', textContent: rec.eventType || '' }),
+    el('td', { class: 'mono', textContent: rec.connectionId || '' }),
+    el('td', {}, rec.integration ? el('span', { class: 'badge', textContent: rec.integration }) : ''),
+    el('td', { class: 'num' }, el('span', { class: failed ? 'code err' : 'code ok', textContent: rec.error ? 'error' : String(rec.status) })),
+    el('td', { class: 'num mono', textContent: `${(rec.latencyNs / 1e6).toFixed(rec.latencyNs < 1e7 ? 2 : 0)} ms` }),
+    el('td', { class: 'num mono', textContent: (rec.bytes || 0).toLocaleString() }));
+  row.dataset.search = [rec.routeKey, rec.eventType, rec.connectionId, rec.integration, rec.error, rec.requestId]
+    .join(' ').toLowerCase();
+  return labelCells(row, 'tail');
+}
+
+function addTailRow(row) {
+  const body = $('#tail-body');
+  const q = $('#tail-filter').value.trim().toLowerCase();
+  row.hidden = q !== '' && !row.dataset.search.includes(q);
+  body.prepend(row);
+  while (body.rows.length > MAX_TAIL_ROWS) body.lastElementChild.remove();
+  updateTailEmpty();
+}
+
+function updateTailEmpty() {
+  $('#tail-empty').hidden = $('#tail-body').rows.length > 0;
+}
+
+function updatePauseButton() {
+  const b = $('#tail-pause');
+  b.setAttribute('aria-pressed', String(tailPaused));
+  b.textContent = tailPaused ? `Resume${tailPending.length ? ` (${tailPending.length} new)` : ''}` : 'Pause';
+}
+
+function setupTailControls() {
+  $('#tail-pause').addEventListener('click', () => {
+    tailPaused = !tailPaused;
+    if (!tailPaused) {
+      for (const rec of tailPending) addTailRow(recordRow(rec));
+      tailPending = [];
+    }
+    updatePauseButton();
+  });
+  $('#tail-clear').addEventListener('click', () => {
+    $('#tail-body').replaceChildren();
+    tailPending = [];
+    updatePauseButton();
+    updateTailEmpty();
+  });
+  $('#tail-filter').addEventListener('input', () => {
+    const q = $('#tail-filter').value.trim().toLowerCase();
+    for (const row of $('#tail-body').rows) row.hidden = q !== '' && !row.dataset.search.includes(q);
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Management API forms
+
+function showResult(out, state, title, message = '') {
+  out.dataset.state = state;
+  out.replaceChildren(el('strong', { textContent: title }));
+  if (message) out.append(el('span', { class: 'result-message', textContent: message }));
+}
+
+// bindForm runs send(fields) on submit and shows the response in the form's
+// <output>: the status, and for errors x-amzn-ErrorType and the message.
+function bindForm(form, send, after) {
+  const out = form.querySelector('output');
+  const button = form.querySelector('button[type=submit]');
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const fields = Object.fromEntries(new FormData(form));
+    button.disabled = true;
+    showResult(out, 'pending', 'Sending…');
+    try {
+      const res = await send(fields);
+      if (res.ok) {
+        const text = await res.text();
+        let title = `${res.status} ${res.statusText}`.trim();
+        try {
+          const body = text ? JSON.parse(text) : null;
+          if (body && typeof body.recipients === 'number') {
+            title += ` · ${body.recipients} recipient${body.recipients === 1 ? '' : 's'}`;
+          }
+        } catch {
+          // a success body that is not JSON has nothing more to show
+        }
+        showResult(out, 'ok', title);
+        if (after) after();
+      } else {
+        const d = await describe(res);
+        showResult(out, 'err', d.title, d.message);
+      }
+    } catch (err) {
+      showResult(out, 'err', 'Request failed', err.message);
+    } finally {
+      button.disabled = false;
+    }
+  });
+}
+
+function setupForms() {
+  const post = (path, body) => api(path, { method: 'POST', body });
+  // Connection IDs end in "=" and may hold "/" or "+": always encode them.
+  bindForm($('#send-form'), (f) => post(`/@connections/${encodeURIComponent(f.id.trim())}`, f.message));
+  bindForm($('#publish-form'), (f) => post(`/@topics/${encodeURIComponent(f.topic.trim())}`, f.message));
+  bindForm($('#broadcast-form'), (f) => post('/@broadcast', f.message));
+  bindForm($('#disconnect-form'),
+    (f) => api(`/@connections/${encodeURIComponent(f.id.trim())}`, { method: 'DELETE' }),
+    () => refreshConnections().catch(() => {}));
+}
+
+// ---------------------------------------------------------------------------
+
+function start() {
+  $('#token-cancel').addEventListener('click', () => $('#token-dialog').close('cancel'));
+  $('#token-button').addEventListener('click', () => {
+    promptDismissed = false;
+    askToken(currentToken() ? 'Replace the token this tab uses.' : 'Set the token this tab sends.');
+  });
+  $('#conn-filter').addEventListener('input', applyConnectionFilter);
+  setupTailControls();
+  setupForms();
+  showEndpoint('');
+  keepLoadingRoutes();
+  every(POLL_MS, 'connections', refreshConnections);
+  every(POLL_MS, 'stats', refreshStats);
+  openTail();
+}
+
+start();

@@ -1,0 +1,300 @@
+// Package dashboard serves the operator dashboard and the demo chat page at
+// /_/, from assets embedded in the binary. The pages use the management API
+// over HTTP like any client; this package adds only read-only views the
+// management API does not have: routes, totals and the live invocation tail.
+package dashboard
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"path"
+	"time"
+
+	"github.com/switchboard-gateway/switchboard/internal/gateway"
+	"github.com/switchboard-gateway/switchboard/internal/tail"
+)
+
+// RouteInfo describes one route for the dashboard.
+type RouteInfo struct {
+	RouteKey    string `json:"routeKey"`
+	Integration string `json:"integration"` // kind, e.g. broadcast, lambda
+	Target      string `json:"target,omitempty"`
+	TwoWay      bool   `json:"twoWay"`
+}
+
+// Options configures the dashboard. Stats and Tail may be nil.
+type Options struct {
+	// Stage is shown on the dashboard, which also lists the /{stage} URLs.
+	Stage  string
+	Routes []RouteInfo
+	// Stats returns the gateway's running totals, from which the page
+	// computes message rates. Nil serves zeros.
+	Stats func() gateway.Stats
+	// Tail streams route invocations to the page. Nil serves a stream
+	// that carries only heartbeats.
+	Tail *tail.Hub
+	// Heartbeat is how often an idle tail stream gets a comment line, so
+	// that proxies and the browser keep it open. Zero or less means 15s.
+	Heartbeat time.Duration
+	// WriteTimeout bounds each write of the tail stream; a client that
+	// reads nothing for this long is dropped. Zero or less means 10s.
+	WriteTimeout time.Duration
+}
+
+func (o Options) withDefaults() Options {
+	if o.Heartbeat <= 0 {
+		o.Heartbeat = 15 * time.Second
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 10 * time.Second
+	}
+	return o
+}
+
+//go:embed assets
+var assets embed.FS
+
+// asset is one embedded file, ready to serve.
+type asset struct {
+	body        []byte
+	contentType string
+	etag        string
+}
+
+// contentTypes maps the extensions of the embedded files to their types;
+// the table is ours so that the answer never depends on the host's MIME
+// database.
+var contentTypes = map[string]string{
+	".html": "text/html; charset=utf-8",
+	".js":   "text/javascript; charset=utf-8",
+	".css":  "text/css; charset=utf-8",
+}
+
+// contentSecurityPolicy allows the pages nothing but their own origin: the
+// assets are all embedded, and the chat page's WebSocket is same-origin.
+const contentSecurityPolicy = "default-src 'self'; img-src 'self' data:; connect-src 'self'; " +
+	"frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+
+func loadAsset(name string) asset {
+	body, err := assets.ReadFile("assets/" + name)
+	if err != nil {
+		panic("dashboard: missing embedded asset " + name) // a build error, not a runtime one
+	}
+	ct, ok := contentTypes[path.Ext(name)]
+	if !ok {
+		panic("dashboard: no content type for " + name)
+	}
+	sum := sha256.Sum256(body)
+	return asset{body: body, contentType: ct, etag: `"` + hex.EncodeToString(sum[:8]) + `"`}
+}
+
+// ServeHTTP serves the asset with revalidation: every load asks the server,
+// which answers 304 while the binary is unchanged.
+func (a asset) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Type", a.contentType)
+	h.Set("Cache-Control", "no-cache")
+	h.Set("ETag", a.etag)
+	h.Set("X-Content-Type-Options", "nosniff")
+	if a.contentType == contentTypes[".html"] {
+		h.Set("Content-Security-Policy", contentSecurityPolicy)
+		h.Set("Referrer-Policy", "no-referrer")
+	}
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(a.body))
+}
+
+// New returns the handler for everything under /_/, and for /_ itself,
+// which redirects to /_/:
+//
+//	GET /_/             the dashboard
+//	GET /_/chat         the demo chat page
+//	GET /_/api/routes   {"stage": ..., "routes": [RouteInfo...]}
+//	GET /_/api/stats    gateway.Stats
+//	GET /_/api/tail     text/event-stream of tail.Record, recent ones first
+//
+// Anything else under /_/ is 404. The handler is safe for concurrent use;
+// each tail stream ends when its client leaves.
+func New(opts Options) http.Handler {
+	d := &dashboard{opts: opts.withDefaults()}
+	mux := http.NewServeMux()
+	mux.Handle("GET /_/{$}", loadAsset("index.html"))
+	mux.Handle("GET /_/chat", loadAsset("chat.html"))
+	for _, name := range []string{"dashboard.js", "chat.js", "style.css"} {
+		mux.Handle("GET /_/"+name, loadAsset(name))
+	}
+	mux.HandleFunc("GET /_/api/routes", d.routes)
+	mux.HandleFunc("GET /_/api/stats", d.stats)
+	mux.HandleFunc("GET /_/api/tail", d.tail)
+	mux.HandleFunc("GET /_", func(w http.ResponseWriter, r *http.Request) {
+		target := "/_/"
+		if r.URL.RawQuery != "" {
+			target += "?" + r.URL.RawQuery
+		}
+		http.Redirect(w, r, target, http.StatusMovedPermanently)
+	})
+	mux.HandleFunc("/_/", http.NotFound)
+	return mux
+}
+
+type dashboard struct {
+	opts Options
+}
+
+type routesResponse struct {
+	Stage  string      `json:"stage"`
+	Routes []RouteInfo `json:"routes"`
+}
+
+func (d *dashboard) routes(w http.ResponseWriter, _ *http.Request) {
+	routes := d.opts.Routes
+	if routes == nil {
+		routes = []RouteInfo{}
+	}
+	writeJSON(w, routesResponse{Stage: d.opts.Stage, Routes: routes})
+}
+
+func (d *dashboard) stats(w http.ResponseWriter, _ *http.Request) {
+	var s gateway.Stats
+	if d.opts.Stats != nil {
+		s = d.opts.Stats()
+	}
+	writeJSON(w, s)
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(v) // only a client gone away makes this fail
+}
+
+// tail streams invocation records as Server-Sent Events: first the ones the
+// hub kept, then live ones. Each record is an unnamed event whose data is
+// the record's JSON; when this subscriber fell behind and lost records, an
+// event named "dropped" carries {"dropped": N}. A comment line goes out
+// every Heartbeat. It returns when the client leaves or a write fails.
+func (d *dashboard) tail(w http.ResponseWriter, r *http.Request) {
+	// Subscribe before reading the kept records so that none falls between
+	// the two; the few that are in both are sent once.
+	hub := d.opts.Tail
+	var (
+		sub    *tail.Sub
+		live   <-chan tail.Record // nil without a hub: only heartbeats
+		recent []tail.Record
+	)
+	if hub != nil {
+		sub = hub.Subscribe()
+		defer hub.Unsubscribe(sub)
+		live = sub.C
+		recent = hub.Recent()
+	}
+
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodHead {
+		return
+	}
+	rc := http.NewResponseController(w)
+	defer func() { _ = rc.SetWriteDeadline(time.Time{}) }() // leave no deadline on a kept-alive connection
+	s := &sse{w: w, rc: rc, timeout: d.opts.WriteTimeout}
+	s.printf("retry: 2000\n\n")
+	sent := make(map[tail.Record]bool, len(recent))
+	for _, rec := range recent {
+		sent[rec] = true
+		s.record(rec)
+	}
+	if !s.flush() {
+		return
+	}
+
+	heartbeat := time.NewTicker(d.opts.Heartbeat)
+	defer heartbeat.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-heartbeat.C:
+			s.printf(": heartbeat\n\n")
+		case rec, ok := <-live:
+			if !ok {
+				return
+			}
+			// Send what is waiting, up to a batch, then flush once.
+			for n := 1; ; n++ {
+				if sent[rec] {
+					delete(sent, rec)
+				} else {
+					sent = nil // past the overlap: every later record is new
+					s.record(rec)
+				}
+				if n == maxBatch {
+					break
+				}
+				select {
+				case rec, ok = <-live:
+				default:
+					ok = false
+				}
+				if !ok {
+					break // a closed channel ends the stream at the next select
+				}
+			}
+		}
+		if sub != nil {
+			if n := hub.Dropped(sub); n > 0 {
+				s.printf("event: dropped\ndata: {\"dropped\":%d}\n\n", n)
+			}
+		}
+		if !s.flush() {
+			return
+		}
+	}
+}
+
+// maxBatch is how many records the tail stream writes between flushes.
+const maxBatch = 64
+
+// sse writes events to one stream; the first failed write ends it.
+type sse struct {
+	w       io.Writer
+	rc      *http.ResponseController
+	timeout time.Duration
+	err     error
+}
+
+func (s *sse) printf(format string, args ...any) {
+	if s.err != nil {
+		return
+	}
+	// Each write gets its own deadline, which also lifts the server's
+	// WriteTimeout from this long-lived response. Recorders without
+	// deadlines are fine.
+	_ = s.rc.SetWriteDeadline(time.Now().Add(s.timeout))
+	_, s.err = fmt.Fprintf(s.w, format, args...)
+}
+
+func (s *sse) record(rec tail.Record) {
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return // a Record always marshals
+	}
+	s.printf("data: %s\n\n", data)
+}
+
+// flush sends what was written and reports whether the stream is still good.
+func (s *sse) flush() bool {
+	if s.err != nil {
+		return false
+	}
+	_ = s.rc.SetWriteDeadline(time.Now().Add(s.timeout))
+	s.err = s.rc.Flush()
+	return s.err == nil
+}

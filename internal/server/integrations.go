@@ -1,0 +1,147 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/switchboard-gateway/switchboard/internal/config"
+	"github.com/switchboard-gateway/switchboard/internal/dashboard"
+	"github.com/switchboard-gateway/switchboard/internal/gateway"
+	"github.com/switchboard-gateway/switchboard/internal/integration"
+	"github.com/switchboard-gateway/switchboard/internal/integration/builtin"
+	"github.com/switchboard-gateway/switchboard/internal/integration/httpint"
+	"github.com/switchboard-gateway/switchboard/internal/integration/invoke"
+	"github.com/switchboard-gateway/switchboard/internal/integration/lambdahost"
+)
+
+// builder turns configured routes into gateway routes, sharing one process
+// pool per hosted function among the routes that name it.
+type builder struct {
+	cfg       *config.Config
+	opts      Options
+	hub       *gateway.Hub
+	endpoint  string // the management API URL functions are told
+	functions map[string]*lambdahost.Function
+	closers   []io.Closer
+}
+
+func (b *builder) route(rc config.Route) (gateway.Route, error) {
+	in, timeout, err := b.integration(rc.Integration)
+	if err != nil {
+		return gateway.Route{}, err
+	}
+	return gateway.Route{Integration: in, RouteResponse: rc.TwoWay(), Timeout: timeout}, nil
+}
+
+func (b *builder) integration(ic config.Integration) (integration.Integration, time.Duration, error) {
+	switch ic.Type {
+	case "lambda":
+		f, err := b.function(ic.Function)
+		if err != nil {
+			return nil, 0, err
+		}
+		// The function's own timeout, counted once it has the event, fires
+		// first and reads as a function error ("Internal server error"), as
+		// on AWS; the route's bound also covers a cold start.
+		return f, f.InitTimeout() + f.Timeout() + time.Second, nil
+	case "http":
+		h, err := httpint.New(httpint.Options{URL: ic.URL, Headers: ic.Headers})
+		return h, 0, err
+	case "invoke":
+		in, err := invoke.New(context.Background(), invoke.Options{
+			Endpoint: ic.Endpoint, Function: ic.Function, Qualifier: ic.Qualifier, Region: ic.Region,
+		})
+		return in, 0, err
+	}
+	in, err := builtin.New(ic.Type, b.hub, builtin.Options{MockResponse: ic.Response})
+	return in, 0, err
+}
+
+// function returns the process pool of a configured function, creating it once.
+func (b *builder) function(name string) (*lambdahost.Function, error) {
+	if f, ok := b.functions[name]; ok {
+		return f, nil
+	}
+	fc := b.cfg.Functions[name]
+	codeDir := fc.CodeDir
+	if !filepath.IsAbs(codeDir) {
+		codeDir = filepath.Join(b.cfg.Dir, codeDir)
+	}
+	command := slices.Clone(fc.Command)
+	if len(command) > 0 && strings.ContainsRune(command[0], filepath.Separator) && !filepath.IsAbs(command[0]) {
+		command[0] = filepath.Join(codeDir, command[0])
+	}
+	env := maps.Clone(b.cfg.Environment)
+	if env == nil {
+		env = map[string]string{}
+	}
+	maps.Copy(env, fc.Environment)
+	env[b.cfg.EndpointEnv] = b.endpoint
+	env["AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI"] = b.endpoint
+	timeout := time.Duration(fc.Timeout)
+	if timeout <= 0 {
+		timeout = time.Duration(b.cfg.IntegrationTimeout)
+	}
+	f, err := lambdahost.New(lambdahost.Options{
+		Name:        name,
+		Command:     command,
+		Runtime:     fc.Runtime,
+		Handler:     fc.Handler,
+		CodeDir:     codeDir,
+		Env:         env,
+		MaxProcs:    fc.MaxProcesses,
+		Timeout:     timeout,
+		InitTimeout: max(time.Duration(fc.InitTimeout), 0),
+		Output:      b.opts.FunctionOutput,
+		Logger:      b.opts.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("function %q: %w", name, err)
+	}
+	b.functions[name] = f
+	b.closers = append(b.closers, f)
+	return f, nil
+}
+
+func (b *builder) close() error {
+	var errs []error
+	for _, c := range b.closers {
+		errs = append(errs, c.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// target names what a route invokes, for the banner and the dashboard.
+func target(ic config.Integration) string {
+	switch ic.Type {
+	case "lambda", "invoke":
+		return ic.Function
+	case "http":
+		return ic.URL
+	}
+	return ""
+}
+
+func (b *builder) kinds() map[string]string {
+	out := make(map[string]string, len(b.cfg.Routes))
+	for key, rc := range b.cfg.Routes {
+		out[key] = rc.Integration.Type
+	}
+	return out
+}
+
+func (b *builder) routeInfos() []dashboard.RouteInfo {
+	out := make([]dashboard.RouteInfo, 0, len(b.cfg.Routes))
+	for _, key := range slices.Sorted(maps.Keys(b.cfg.Routes)) {
+		rc := b.cfg.Routes[key]
+		out = append(out, dashboard.RouteInfo{RouteKey: key, Integration: rc.Integration.Type, Target: target(rc.Integration), TwoWay: rc.TwoWay()})
+	}
+	return out
+}
