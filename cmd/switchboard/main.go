@@ -81,6 +81,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	cfgPath := fs.String("config", getenv("SWITCHBOARD_CONFIG"), "YAML config file (env SWITCHBOARD_CONFIG; optional)")
 	serverless := fs.String("serverless", getenv("SWITCHBOARD_SERVERLESS"), "serverless.yml of a Serverless Framework project to run (env SWITCHBOARD_SERVERLESS)")
 	stage := fs.String("stage", "", "stage name (env SWITCHBOARD_STAGE; default "+config.DefaultStage+")")
+	insecureMgmt := fs.Bool("insecure-management", false, "serve the management API and dashboard without credentials on a non-loopback address (dangerous)")
 	logLevel := fs.String("log-level", getenv("SWITCHBOARD_LOG_LEVEL"), "debug, info, warn or error (env SWITCHBOARD_LOG_LEVEL; default info)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -110,21 +111,56 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
+	if *insecureMgmt {
+		cfg.Management.AllowUnauthenticated = true
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	srv, err := server.New(cfg, server.Options{Logger: log, Addr: ln.Addr().String(), FunctionOutput: stderr})
+	var lns []net.Listener
+	lns = append(lns, ln)
+	defer func() {
+		for _, l := range lns {
+			_ = l.Close()
+		}
+	}()
+	mgmtAddr := ln.Addr().String()
+	if cfg.Management.Listen != "" {
+		mln, err := net.Listen("tcp", cfg.Management.Listen)
+		if err != nil {
+			return fmt.Errorf("serve: management listener: %w", err)
+		}
+		lns = append(lns, mln)
+		mgmtAddr = mln.Addr().String()
+	}
+	srv, err := server.New(cfg, server.Options{Logger: log, Addr: mgmtAddr, FunctionOutput: stderr})
 	if err != nil {
-		_ = ln.Close()
 		return err
 	}
 	defer srv.Close()
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	if err := srv.CheckExposure(mgmtAddr); err != nil {
+		return err
+	}
+
+	servers := []*http.Server{{Handler: srv.Handler()}}
+	if len(lns) == 2 {
+		servers = append(servers, &http.Server{Handler: srv.ManagementHandler()})
+	}
+	errc := make(chan error, len(servers))
+	for i, hs := range servers {
+		srv.ConfigureHTTP(hs)
+		hs.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelDebug)
+		go func() {
+			if cfg.TLS.CertFile != "" {
+				errc <- hs.ServeTLS(lns[i], cfg.TLS.CertFile, cfg.TLS.KeyFile)
+			} else {
+				errc <- hs.Serve(lns[i])
+			}
+		}()
+	}
 	srv.SetReady(true)
-	fmt.Fprint(stdout, srv.Banner(ln.Addr().String()))
+	fmt.Fprint(stdout, srv.Banner(ln.Addr().String(), mgmtAddr, cfg.TLS.CertFile != ""))
 
 	select {
 	case err := <-errc:
@@ -135,15 +171,21 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	dctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.ShutdownTimeout))
 	defer cancel()
 	// Stop accepting first, then close every client with 1001 and run $disconnect.
-	shutdownErr := make(chan error, 1)
-	go func() { shutdownErr <- hs.Shutdown(dctx) }()
+	shutdownErr := make(chan error, len(servers))
+	for _, hs := range servers {
+		go func() { shutdownErr <- hs.Shutdown(dctx) }()
+	}
 	drainErr := srv.Drain(dctx)
-	if err := <-shutdownErr; err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("shutdown: %w", err)
+	for range servers {
+		if err := <-shutdownErr; err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("shutdown: %w", err)
+		}
 	}
 	if drainErr != nil {
 		log.Warn("drain did not finish in time; remaining connections dropped", "err", drainErr)
-		_ = hs.Close()
+		for _, hs := range servers {
+			_ = hs.Close()
+		}
 	}
 	log.Info("stopped")
 	return nil

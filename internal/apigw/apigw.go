@@ -74,6 +74,7 @@ const (
 	MsgForbidden           = "Forbidden"
 	MsgInternalServerError = "Internal server error"
 	MsgTimedOut            = "Endpoint request timed out"
+	MsgTooManyRequests     = "Too Many Requests"
 )
 
 // ErrorFrame renders a gateway error frame with API Gateway's exact spacing:

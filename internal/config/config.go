@@ -65,6 +65,17 @@ type Config struct {
 	// IntegrationTimeout bounds one route invocation.
 	IntegrationTimeout Duration `yaml:"integrationTimeout"`
 
+	// Authorizers guard $connect; routes.$connect.authorizer names one.
+	Authorizers map[string]Authorizer `yaml:"authorizers"`
+	// Management protects the management API and the dashboard.
+	Management Management `yaml:"management"`
+	// TLS serves wss:// and https:// when CertFile and KeyFile are set.
+	TLS TLS `yaml:"tls"`
+	// Origins, when not empty, are the only Origin header values accepted on
+	// upgrades (patterns as path.Match, e.g. https://*.example.com); a
+	// handshake without Origin (a non-browser client) is accepted.
+	Origins []string `yaml:"origins"`
+
 	// Functions are the Lambda functions routes of type lambda run.
 	Functions map[string]Function `yaml:"functions"`
 	// Environment is given to every function.
@@ -86,6 +97,8 @@ type Config struct {
 // Route is one route of the route table.
 type Route struct {
 	Integration Integration `yaml:"integration"`
+	// Authorizer names an entry of Config.Authorizers; $connect only.
+	Authorizer string `yaml:"authorizer"`
 	// RouteResponse sends the integration's response body back to the caller.
 	// Unset means true for echo and mock, false otherwise.
 	RouteResponse *bool `yaml:"routeResponse"`
@@ -147,6 +160,67 @@ func (r Route) TwoWay() bool {
 	return r.Integration.Type == "echo" || r.Integration.Type == "mock"
 }
 
+// Authorizer is a $connect authorizer.
+type Authorizer struct {
+	// Type is jwt or lambda.
+	Type string `yaml:"type"`
+
+	// TokenSources (jwt): where the token is read, in order:
+	// header:Authorization, query:token, subprotocol.
+	TokenSources []string `yaml:"tokenSources"`
+	// JWKSURL (jwt) is the identity provider's key set.
+	JWKSURL string `yaml:"jwksUrl"`
+	// PEMKeys (jwt) are verification keys in PEM; PEMFiles are read from files.
+	PEMKeys  []string `yaml:"pemKeys"`
+	PEMFiles []string `yaml:"pemFiles"`
+	// Issuer, Audience and TokenUse (jwt) are checked against iss, aud or
+	// client_id, and token_use.
+	Issuer   string   `yaml:"issuer"`
+	Audience []string `yaml:"audience"`
+	TokenUse string   `yaml:"tokenUse"`
+	// Leeway (jwt) is the clock skew allowed on exp and nbf; 0 means 60s.
+	Leeway Duration `yaml:"leeway"`
+	// PrincipalClaim (jwt) becomes the principal; empty means sub.
+	PrincipalClaim string `yaml:"principalClaim"`
+
+	// Function (lambda) names an entry of functions, run as the authorizer.
+	Function string `yaml:"function"`
+	// URL (lambda) receives the authorizer event by POST instead; its answer is the result.
+	URL string `yaml:"url"`
+	// IdentitySources (lambda): route.request.header.X, route.request.querystring.Y.
+	IdentitySources []string `yaml:"identitySources"`
+	// TTL (lambda) caches results by identity-source values; 0 disables.
+	TTL Duration `yaml:"ttl"`
+}
+
+// Management says who may call the management API and open the dashboard.
+type Management struct {
+	// Listen, when set, serves the management API and dashboard on their own
+	// listener; the main one then serves WebSocket clients only.
+	Listen string `yaml:"listen"`
+	// AccessKeys maps AWS access key IDs to secrets accepted in SigV4
+	// signatures (service execute-api). The environment variable
+	// SWITCHBOARD_MANAGEMENT_KEYS ("AKID:secret,AKID2:secret2") adds more.
+	AccessKeys map[string]string `yaml:"accessKeys"`
+	// Tokens are accepted as "Authorization: Bearer TOKEN"; the environment
+	// variable SWITCHBOARD_MANAGEMENT_TOKEN adds one.
+	Tokens []string `yaml:"tokens"`
+	// Region, when set, must be the region signatures are scoped to.
+	Region string `yaml:"region"`
+	// AllowUnauthenticated serves the management API without credentials on
+	// a non-loopback address. Also the --insecure-management flag.
+	AllowUnauthenticated bool `yaml:"allowUnauthenticated"`
+}
+
+// Protected reports whether the management API requires credentials.
+func (m Management) Protected() bool { return len(m.AccessKeys) > 0 || len(m.Tokens) > 0 }
+
+// TLS holds the certificate and key files.
+type TLS struct {
+	CertFile string `yaml:"certFile"`
+	KeyFile  string `yaml:"keyFile"`
+}
+
 // Limits are per-connection limits. Sizes accept a number of bytes or a
 // suffix (KB, KiB, MB, MiB); durations accept Go durations (10m, 2h). 0 or
 // "unlimited" disables a limit; an absent one takes API Gateway's default.
@@ -158,6 +232,28 @@ type Limits struct {
 	SendQueueMessages int      `yaml:"sendQueueMessages"`
 	SendQueueBytes    Size     `yaml:"sendQueueBytes"`
 	MaxPostBytes      Size     `yaml:"maxPostBytes"`
+
+	// MaxConnections caps open connections (503 beyond); unset is unlimited.
+	MaxConnections int `yaml:"maxConnections"`
+	// MaxConnectionsPerIP caps open connections per source IP (429 beyond).
+	MaxConnectionsPerIP int `yaml:"maxConnectionsPerIp"`
+	// ConnectRate is new connections per second accepted (429 beyond), with
+	// bursts of ConnectBurst (default: the rate). Unset is unlimited.
+	ConnectRate  float64 `yaml:"connectRate"`
+	ConnectBurst int     `yaml:"connectBurst"`
+	// MessageRate is messages per second one connection may send, with
+	// bursts of MessageBurst (default: the rate); a message beyond gets a
+	// "Too Many Requests" frame and is dropped. Unset is unlimited.
+	MessageRate  float64 `yaml:"messageRate"`
+	MessageBurst int     `yaml:"messageBurst"`
+	// PingRate is WebSocket pings per second a client may send before it is
+	// closed with 1008; unset means 10 (a keepalive needs far fewer).
+	PingRate float64 `yaml:"pingRate"`
+	// HandshakeTimeout bounds reading the upgrade request's headers
+	// (slow clients are cut off); unset means 10s.
+	HandshakeTimeout Duration `yaml:"handshakeTimeout"`
+	// MaxHeaderBytes caps the upgrade request's headers (431 beyond); unset means 16KB.
+	MaxHeaderBytes Size `yaml:"maxHeaderBytes"`
 }
 
 // Duration is a time.Duration read from YAML; Unlimited after "unlimited" or 0.
@@ -278,11 +374,35 @@ func Load(path string, getenv func(string) string, flags Overrides) (*Config, er
 			cfg.Stage = o.Stage
 		}
 	}
+	if err := cfg.applyEnv(getenv); err != nil {
+		return nil, err
+	}
 	cfg.fillDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	return cfg, nil
+}
+
+// applyEnv adds management credentials from the environment, so that
+// secrets need not be written in the file.
+func (c *Config) applyEnv(getenv func(string) string) error {
+	if keys := getenv("SWITCHBOARD_MANAGEMENT_KEYS"); keys != "" {
+		if c.Management.AccessKeys == nil {
+			c.Management.AccessKeys = map[string]string{}
+		}
+		for _, pair := range strings.Split(keys, ",") {
+			id, secret, ok := strings.Cut(strings.TrimSpace(pair), ":")
+			if !ok || id == "" || secret == "" {
+				return fmt.Errorf("%w: SWITCHBOARD_MANAGEMENT_KEYS: want AKID:secret[,AKID:secret]", ErrInvalid)
+			}
+			c.Management.AccessKeys[id] = secret
+		}
+	}
+	if tok := getenv("SWITCHBOARD_MANAGEMENT_TOKEN"); tok != "" {
+		c.Management.Tokens = append(c.Management.Tokens, tok)
+	}
+	return nil
 }
 
 // Parse decodes a YAML document, rejecting unknown fields. It fills no defaults.
@@ -344,6 +464,15 @@ func (c *Config) fillDefaults() {
 	if l.MaxPostBytes == 0 {
 		l.MaxPostBytes = 131072
 	}
+	if l.PingRate == 0 {
+		l.PingRate = 10
+	}
+	if l.HandshakeTimeout == 0 {
+		l.HandshakeTimeout = Duration(10 * time.Second)
+	}
+	if l.MaxHeaderBytes == 0 {
+		l.MaxHeaderBytes = 16 << 10
+	}
 }
 
 // IntegrationTypes are the integration kinds this build knows.
@@ -368,7 +497,16 @@ func (c *Config) Validate() error {
 			bad("route with an empty key")
 		}
 		in := r.Integration
+		if r.Authorizer != "" {
+			if key != "$connect" {
+				bad("route %q: only $connect takes an authorizer", key)
+			} else if _, ok := c.Authorizers[r.Authorizer]; !ok {
+				bad("route %q: authorizer %q is not defined under authorizers", key, r.Authorizer)
+			}
+		}
 		switch {
+		case in.Type == "" && key == "$connect" && r.Authorizer != "":
+			// an authorizer alone guards $connect
 		case !slices.Contains(IntegrationTypes, in.Type):
 			bad("route %q: integration.type %q: want one of %s", key, in.Type, strings.Join(IntegrationTypes, ", "))
 		case in.Type == "lambda" && in.Function == "":
@@ -396,6 +534,29 @@ func (c *Config) Validate() error {
 		if f.MaxProcesses < 0 {
 			bad("function %q: maxProcesses must be positive", name)
 		}
+	}
+	for name, a := range c.Authorizers {
+		switch a.Type {
+		case "jwt":
+			if a.JWKSURL == "" && len(a.PEMKeys) == 0 && len(a.PEMFiles) == 0 {
+				bad("authorizer %q: a jwt authorizer needs jwksUrl, pemKeys or pemFiles", name)
+			}
+		case "lambda":
+			if (a.Function == "") == (a.URL == "") {
+				bad("authorizer %q: a lambda authorizer needs exactly one of function or url", name)
+			} else if _, ok := c.Functions[a.Function]; a.Function != "" && !ok {
+				bad("authorizer %q: function %q is not defined under functions", name, a.Function)
+			}
+		default:
+			bad("authorizer %q: type %q: want jwt or lambda", name, a.Type)
+		}
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		bad("tls: set both certFile and keyFile")
+	}
+	l := c.Limits
+	if l.MaxConnections < 0 || l.MaxConnectionsPerIP < 0 || l.ConnectRate < 0 || l.MessageRate < 0 || l.ConnectBurst < 0 || l.MessageBurst < 0 || l.PingRate < 0 {
+		bad("limits: connection caps and rates must not be negative")
 	}
 	for _, p := range c.TrustedProxies {
 		if _, err := ParsePrefix(p); err != nil {

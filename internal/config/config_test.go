@@ -199,6 +199,9 @@ func TestLoadDefaults(t *testing.T) {
 		SendQueueMessages: config.DefaultSendQueueMessages,
 		SendQueueBytes:    config.DefaultSendQueueBytes,
 		MaxPostBytes:      131072,
+		PingRate:          10,
+		HandshakeTimeout:  config.Duration(10 * time.Second),
+		MaxHeaderBytes:    16 << 10,
 	}
 	if cfg.Limits != wantLimits {
 		t.Errorf("Limits = %+v, want %+v", cfg.Limits, wantLimits)

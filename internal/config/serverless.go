@@ -169,6 +169,9 @@ func LoadServerless(path string, getenv func(string) string, flags Overrides) (*
 		}
 	}
 	cfg.Warnings = warnings
+	if err := cfg.applyEnv(getenv); err != nil {
+		return nil, err
+	}
 	cfg.fillDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)

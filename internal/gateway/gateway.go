@@ -6,6 +6,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,12 +14,17 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
+	"path"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/switchboard-gateway/switchboard/internal/apigw"
+	"github.com/switchboard-gateway/switchboard/internal/auth"
 	"github.com/switchboard-gateway/switchboard/internal/integration"
 	"github.com/switchboard-gateway/switchboard/internal/route"
 	"github.com/switchboard-gateway/switchboard/internal/tail"
@@ -63,6 +69,26 @@ type Options struct {
 	IntegrationTimeout time.Duration
 	// Logger receives errors and lifecycle events. Nil means slog.Default().
 	Logger *slog.Logger
+	// Authorizer, when set, decides every handshake before $connect runs.
+	Authorizer Authorizer
+	// Origins, when not empty, are the Origin patterns (path.Match, matched
+	// against "scheme://host" and "host") accepted on upgrades; 403 otherwise.
+	// A handshake without Origin (not a browser) is accepted.
+	Origins []string
+	// MaxConnections caps open connections (503 beyond). Zero is unlimited.
+	MaxConnections int
+	// MaxConnectionsPerIP caps open connections per source IP (429 beyond). Zero is unlimited.
+	MaxConnectionsPerIP int
+	// ConnectRate limits new handshakes per second (429 beyond), with bursts
+	// of ConnectBurst (zero means the rate, at least 1). Zero is unlimited.
+	ConnectRate  float64
+	ConnectBurst int
+	// MessageRate limits the messages per second one connection may send,
+	// with bursts of MessageBurst; a message beyond is dropped and answered
+	// with a "Too Many Requests" frame. Zero is unlimited.
+	MessageRate  float64
+	MessageBurst int
+
 	// Tail, when set, receives a record of every route invocation.
 	Tail *tail.Hub
 	// Kinds names each route's integration kind in Tail records, by route key.
@@ -109,6 +135,11 @@ type Gateway struct {
 
 	received, connects, disconnects atomic.Int64
 
+	connectLimiter *rate.Limiter // nil when unlimited
+	capMu          sync.Mutex    // guards open and perIP
+	open           int
+	perIP          map[string]int
+
 	// base is cancelled by Close to abandon route invocations still running.
 	base   context.Context
 	cancel context.CancelFunc
@@ -118,14 +149,31 @@ type Gateway struct {
 func New(hub *Hub, opts Options) *Gateway {
 	opts = opts.withDefaults()
 	base, cancel := context.WithCancel(context.Background())
-	return &Gateway{
+	g := &Gateway{
 		opts:   opts,
 		hub:    hub,
 		routes: route.NewTable(opts.Routes),
 		log:    opts.Logger,
 		base:   base,
 		cancel: cancel,
+		perIP:  make(map[string]int),
 	}
+	if opts.ConnectRate > 0 {
+		g.connectLimiter = rate.NewLimiter(rate.Limit(opts.ConnectRate), burst(opts.ConnectRate, opts.ConnectBurst))
+	}
+	return g
+}
+
+func burst(r float64, b int) int {
+	if b > 0 {
+		return b
+	}
+	return max(int(r), 1)
+}
+
+// Authorizer decides whether a handshake may proceed; see package auth.
+type Authorizer interface {
+	Authorize(ctx context.Context, req *auth.ConnectRequest) (*auth.Identity, error)
 }
 
 // client is one connection served by this node.
@@ -133,6 +181,7 @@ type client struct {
 	info *integration.Conn
 	ws   *wsconn.Conn
 
+	limiter *rate.Limiter  // messages per second; nil when unlimited
 	slots   chan struct{}  // one token per message waiting or running
 	pending sync.WaitGroup // messages not yet handled
 
@@ -153,6 +202,20 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "Service Unavailable: shutting down", http.StatusServiceUnavailable)
 		return
 	}
+	if !g.originAllowed(r) {
+		writeMessage(w, http.StatusForbidden, "Forbidden: origin not allowed")
+		return
+	}
+	if g.connectLimiter != nil && !g.connectLimiter.Allow() {
+		writeMessage(w, http.StatusTooManyRequests, "Too Many Requests")
+		return
+	}
+	sourceIP := g.sourceIP(r)
+	if status, msg := g.reserve(sourceIP); status != 0 {
+		writeMessage(w, status, msg)
+		return
+	}
+	defer g.release(sourceIP)
 	g.conns.Add(1)
 	defer g.conns.Done()
 
@@ -160,7 +223,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	info := &integration.Conn{
 		ID:          apigw.NewID(),
 		ConnectedAt: now,
-		SourceIP:    g.sourceIP(r),
+		SourceIP:    sourceIP,
 		UserAgent:   r.UserAgent(),
 		Header:      connectHeaders(r),
 		Query:       r.URL.Query(),
@@ -176,7 +239,20 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	subprotocol := g.subprotocol(r)
-	if rt, ok := g.routes.Get(route.Connect); ok {
+	if g.opts.Authorizer != nil {
+		id, err := g.authorize(r, info)
+		if err != nil {
+			status := auth.Status(err)
+			g.log.Info("handshake refused by the authorizer", "connectionId", info.ID, "sourceIp", info.SourceIP, "status", status, "err", err)
+			writeMessage(w, status, authMessage(status))
+			return
+		}
+		info.Principal, info.Authorizer = id.Principal, id.Context
+		if id.Subprotocol != "" {
+			subprotocol = id.Subprotocol
+		}
+	}
+	if rt, ok := g.routes.Get(route.Connect); ok && rt.Integration != nil {
 		resp, err := g.invoke(rt, &integration.Request{
 			RouteKey:  route.Connect,
 			EventType: apigw.EventConnect,
@@ -204,6 +280,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := &client{info: info, ws: ws, slots: make(chan struct{}, g.opts.InboxSize)}
+	if g.opts.MessageRate > 0 {
+		c.limiter = rate.NewLimiter(rate.Limit(g.opts.MessageRate), burst(g.opts.MessageRate, g.opts.MessageBurst))
+	}
 	if err := g.hub.add(g.base, c); err != nil {
 		g.log.Error("connection not registered", "connectionId", info.ID, "err", err)
 		ws.Close(wsconn.StatusInternalError, "Internal server error")
@@ -270,6 +349,83 @@ func connectHeaders(r *http.Request) http.Header {
 		h.Set("X-Forwarded-Port", port)
 	}
 	return h
+}
+
+// writeMessage answers a refused handshake as API Gateway does: {"message": "..."}.
+func writeMessage(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	b, _ := json.Marshal(map[string]string{"message": msg})
+	_, _ = w.Write(b)
+}
+
+func authMessage(status int) string {
+	switch status {
+	case http.StatusUnauthorized:
+		return "Unauthorized"
+	case http.StatusForbidden:
+		return "Forbidden"
+	}
+	return "Internal server error"
+}
+
+// authorize runs the authorizer on the handshake.
+func (g *Gateway) authorize(r *http.Request, info *integration.Conn) (*auth.Identity, error) {
+	ctx, cancel := context.WithTimeout(g.base, g.opts.IntegrationTimeout)
+	defer cancel()
+	id, err := g.opts.Authorizer.Authorize(ctx, &auth.ConnectRequest{
+		ConnID: info.ID, SourceIP: info.SourceIP, UserAgent: info.UserAgent, Stage: info.Stage,
+		APIID: info.APIID, DomainName: info.DomainName, RequestID: apigw.NewID(),
+		Header: info.Header, Query: info.Query, Time: info.ConnectedAt,
+	})
+	if err == nil && id == nil {
+		err = errors.New("gateway: authorizer returned no identity")
+	}
+	return id, err
+}
+
+// originAllowed applies the Origins allowlist.
+func (g *Gateway) originAllowed(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if len(g.opts.Origins) == 0 || origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	for _, p := range g.opts.Origins {
+		for _, candidate := range []string{u.Scheme + "://" + u.Host, u.Host} {
+			if ok, _ := path.Match(strings.ToLower(p), strings.ToLower(candidate)); ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// reserve counts a handshake against the connection caps; a non-zero status refuses it.
+func (g *Gateway) reserve(ip string) (int, string) {
+	g.capMu.Lock()
+	defer g.capMu.Unlock()
+	if g.opts.MaxConnections > 0 && g.open >= g.opts.MaxConnections {
+		return http.StatusServiceUnavailable, "Service Unavailable: connection limit reached"
+	}
+	if g.opts.MaxConnectionsPerIP > 0 && g.perIP[ip] >= g.opts.MaxConnectionsPerIP {
+		return http.StatusTooManyRequests, "Too Many Requests: connection limit per address reached"
+	}
+	g.open++
+	g.perIP[ip]++
+	return 0, ""
+}
+
+func (g *Gateway) release(ip string) {
+	g.capMu.Lock()
+	defer g.capMu.Unlock()
+	g.open--
+	if g.perIP[ip]--; g.perIP[ip] <= 0 {
+		delete(g.perIP, ip)
+	}
 }
 
 func isUpgrade(r *http.Request) bool {
@@ -359,6 +515,10 @@ func (g *Gateway) trusted(a netip.Addr) bool {
 // messages wait, the read loop blocks here, which stops reading that client.
 func (g *Gateway) receive(c *client, m wsconn.Message) {
 	g.received.Add(1)
+	if c.limiter != nil && !c.limiter.Allow() {
+		_ = c.ws.Send(wsconn.Text, apigw.ErrorFrame(apigw.MsgTooManyRequests, c.info.ID, apigw.NewID()))
+		return
+	}
 	c.slots <- struct{}{}
 	c.pending.Add(1)
 	c.mu.Lock()

@@ -33,6 +33,9 @@ type builder struct {
 }
 
 func (b *builder) route(rc config.Route) (gateway.Route, error) {
+	if rc.Integration.Type == "" { // $connect guarded by an authorizer alone
+		return gateway.Route{}, nil
+	}
 	in, timeout, err := b.integration(rc.Integration)
 	if err != nil {
 		return gateway.Route{}, err

@@ -34,7 +34,8 @@ type Server struct {
 	log   *slog.Logger
 	gw    *gateway.Gateway
 	api   *mgmtapi.API
-	mux   *http.ServeMux
+	mux   *http.ServeMux // WebSocket upgrades, and management unless it has its own listener
+	mgmt  *http.ServeMux // management API and dashboard, for management.listen
 	ready atomic.Bool
 
 	closers []io.Closer // integrations holding processes or connections
@@ -88,6 +89,11 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		}
 		routes[key] = rt
 	}
+	authz, err := b.authorizer(context.Background())
+	if err != nil {
+		_ = b.close()
+		return nil, err
+	}
 	s.closers = b.closers
 	l := cfg.Limits
 	s.tail = tail.New(200, 64)
@@ -104,18 +110,42 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 			PingInterval:      time.Duration(l.PingInterval),
 			IdleTimeout:       time.Duration(l.IdleTimeout),
 			MaxLifetime:       time.Duration(l.MaxLifetime),
+			PingRate:          l.PingRate,
 		},
-		Subprotocols:       cfg.Subprotocols,
-		TrustedProxies:     proxies,
-		IntegrationTimeout: time.Duration(cfg.IntegrationTimeout),
-		Logger:             opts.Logger,
+		Subprotocols:        cfg.Subprotocols,
+		Authorizer:          authz,
+		Origins:             cfg.Origins,
+		MaxConnections:      l.MaxConnections,
+		MaxConnectionsPerIP: l.MaxConnectionsPerIP,
+		ConnectRate:         l.ConnectRate,
+		ConnectBurst:        l.ConnectBurst,
+		MessageRate:         l.MessageRate,
+		MessageBurst:        l.MessageBurst,
+		TrustedProxies:      proxies,
+		IntegrationTimeout:  time.Duration(cfg.IntegrationTimeout),
+		Logger:              opts.Logger,
 	})
 	s.api = mgmtapi.New(hub, mgmtapi.Options{Stage: cfg.Stage, MaxPostBytes: int64(l.MaxPostBytes), Logger: opts.Logger})
 
-	s.mux.HandleFunc("GET /healthz", s.healthz)
-	s.mux.Handle("/_/", dashboard.New(dashboard.Options{Stage: cfg.Stage, Routes: b.routeInfos(), Stats: s.gw.Stats, Tail: s.tail}))
+	// The management API and the dashboard share one guard, and one
+	// listener unless management.listen gives them their own.
+	mgmt := http.NewServeMux()
 	for _, p := range s.api.Patterns() {
-		s.mux.Handle(p, s.api)
+		mgmt.Handle(p, s.api)
+	}
+	mgmt.Handle("/_/", dashboard.New(dashboard.Options{Stage: cfg.Stage, Routes: b.routeInfos(), Stats: s.gw.Stats, Tail: s.tail}))
+	guarded, err := s.protect(mgmt)
+	if err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	s.mgmt = http.NewServeMux()
+	s.mgmt.HandleFunc("GET /healthz", s.healthz)
+	s.mgmt.Handle("/", guarded)
+
+	s.mux.HandleFunc("GET /healthz", s.healthz)
+	if cfg.Management.Listen == "" {
+		s.mux.Handle("/", guarded)
 	}
 	s.mux.Handle("/{$}", s.gw)
 	s.mux.Handle("/"+cfg.Stage, s.gw)
@@ -136,6 +166,10 @@ func (s *Server) Close() error {
 // Handler returns the HTTP handler: WebSocket upgrades at / and /{stage},
 // the management API, and /healthz.
 func (s *Server) Handler() http.Handler { return s.mux }
+
+// ManagementHandler serves the management API and the dashboard alone, for
+// a listener of their own (management.listen).
+func (s *Server) ManagementHandler() http.Handler { return s.mgmt }
 
 // Gateway returns the gateway, for tests and the drain.
 func (s *Server) Gateway() *gateway.Gateway { return s.gw }
@@ -158,13 +192,28 @@ func (s *Server) Drain(ctx context.Context) error {
 	return s.gw.Drain(ctx)
 }
 
-// Banner describes the running server for the start-up output.
-func (s *Server) Banner(addr string) string {
+// Banner describes the running server for the start-up output: addr is the
+// main listener's address, mgmtAddr the management API's (the same unless it
+// has its own listener).
+func (s *Server) Banner(addr, mgmtAddr string, secure bool) string {
+	ws, web := "ws", "http"
+	if secure {
+		ws, web = "wss", "https"
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "Switchboard listening (config: %s)\n", s.cfg.Source)
-	fmt.Fprintf(&b, "  WebSocket:      ws://%s  (also ws://%s/%s)\n", addr, addr, s.cfg.Stage)
-	fmt.Fprintf(&b, "  Management API: http://%s/@connections  (also http://%s/%s/@connections)\n", addr, addr, s.cfg.Stage)
-	fmt.Fprintf(&b, "  Health:         http://%s/healthz\n", addr)
+	fmt.Fprintf(&b, "  WebSocket:      %s://%s  (also %s://%s/%s)\n", ws, addr, ws, addr, s.cfg.Stage)
+	fmt.Fprintf(&b, "  Management API: %s://%s/@connections  (also %s://%s/%s/@connections)\n", web, mgmtAddr, web, mgmtAddr, s.cfg.Stage)
+	fmt.Fprintf(&b, "  Dashboard:      %s://%s/_/  (demo chat: %s://%s/_/chat)\n", web, mgmtAddr, web, mgmtAddr)
+	fmt.Fprintf(&b, "  Health:         %s://%s/healthz\n", web, addr)
+	if s.cfg.Management.Protected() {
+		fmt.Fprintf(&b, "  Management auth: SigV4 (%d access keys), bearer tokens (%d)\n", len(s.cfg.Management.AccessKeys), len(s.cfg.Management.Tokens))
+	} else {
+		fmt.Fprintf(&b, "  Management auth: none (loopback only)\n")
+	}
+	if a := s.cfg.Routes["$connect"].Authorizer; a != "" {
+		fmt.Fprintf(&b, "  $connect authorizer: %s (%s)\n", a, s.cfg.Authorizers[a].Type)
+	}
 	fmt.Fprintf(&b, "  Route selection: %s\n", s.cfg.RouteSelectionExpression)
 	fmt.Fprintf(&b, "  Routes:\n")
 	keys := make([]string, 0, len(s.cfg.Routes))

@@ -43,6 +43,7 @@ const (
 	ReasonPingTimeout  = "Ping timeout"
 	ReasonTooBig       = "Message too big"
 	ReasonInvalidUTF8  = "Invalid UTF-8 in a text message"
+	ReasonPingFlood    = "Too many pings"
 )
 
 var errInvalidUTF8 = errors.New("wsconn: invalid UTF-8 in a text message")
@@ -90,6 +91,10 @@ type Options struct {
 	// MaxLifetime closes (1001) a connection this long after it opened.
 	// Zero means 2h; negative disables.
 	MaxLifetime time.Duration
+	// PingRate is how many pings per second a client may send; more within
+	// one second closes the connection with 1008. Zero means 10; negative
+	// disables the check.
+	PingRate float64
 }
 
 func (o Options) withDefaults() Options {
@@ -116,6 +121,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxLifetime == 0 {
 		o.MaxLifetime = 2 * time.Hour
+	}
+	if o.PingRate == 0 {
+		o.PingRate = 10
 	}
 	return o
 }
@@ -148,6 +156,9 @@ type Conn struct {
 
 	lastActive atomic.Int64 // unix nanoseconds of the last data message
 
+	pingWindow int64 // unix second of the current ping count; read loop only
+	pings      float64
+
 	mu          sync.Mutex // guards the fields below
 	queue       []outMsg
 	queuedBytes int
@@ -168,7 +179,11 @@ type AcceptOptions struct {
 // Accept upgrades the request. On failure it has already written an HTTP
 // error response.
 func Accept(w http.ResponseWriter, r *http.Request, opts Options, ao AcceptOptions) (*Conn, error) {
+	opts = opts.withDefaults()
+	var c *Conn
 	wo := &websocket.AcceptOptions{
+		// Called on the read goroutine before the pong is sent.
+		OnPingReceived: func(context.Context, []byte) bool { return c.allowPing() },
 		// Origin checks are the gateway's policy, not the library's: API
 		// Gateway accepts any origin.
 		InsecureSkipVerify: true,
@@ -181,9 +196,8 @@ func Accept(w http.ResponseWriter, r *http.Request, opts Options, ao AcceptOptio
 	if err != nil {
 		return nil, fmt.Errorf("accept: %w", err)
 	}
-	opts = opts.withDefaults()
 	ws.SetReadLimit(opts.ReadLimit)
-	c := &Conn{
+	c = &Conn{
 		ws:       ws,
 		opts:     opts,
 		openedAt: time.Now(),
@@ -192,6 +206,24 @@ func Accept(w http.ResponseWriter, r *http.Request, opts Options, ao AcceptOptio
 	}
 	c.lastActive.Store(c.openedAt.UnixNano())
 	return c, nil
+}
+
+// allowPing counts a client's ping and closes the connection when the
+// client pings faster than PingRate: each pong costs a write.
+func (c *Conn) allowPing() bool {
+	if c.opts.PingRate < 0 {
+		return true
+	}
+	now := time.Now().Unix()
+	if now != c.pingWindow {
+		c.pingWindow, c.pings = now, 0
+	}
+	c.pings++
+	if c.pings <= c.opts.PingRate {
+		return true
+	}
+	c.closeNow(StatusPolicyViolation, ReasonPingFlood)
+	return false
 }
 
 // Subprotocol returns the negotiated subprotocol, or "".

@@ -23,6 +23,9 @@ type Running struct {
 	*server.Server
 	WS   string // ws://127.0.0.1:PORT
 	HTTP string // http://127.0.0.1:PORT
+	// Management is the management API's base URL: HTTP, or its own
+	// listener's when the config has management.listen.
+	Management string
 }
 
 // Start serves cfg until the end of the test; hosted functions' output goes
@@ -41,17 +44,29 @@ func Start(t testing.TB, cfg *config.Config) *Running {
 		t.Fatalf("server.New: %v", err)
 	}
 	hs.Config.Handler = srv.Handler()
+	srv.ConfigureHTTP(hs.Config)
 	hs.Start()
+	running := &Running{Server: srv, WS: "ws" + strings.TrimPrefix(hs.URL, "http"), HTTP: hs.URL, Management: hs.URL}
+	var ms *httptest.Server
+	if cfg.Management.Listen != "" {
+		ms = httptest.NewUnstartedServer(srv.ManagementHandler())
+		srv.ConfigureHTTP(ms.Config)
+		ms.Start()
+		running.Management = ms.URL
+	}
 	srv.SetReady(true)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_ = srv.Drain(ctx)
 		hs.Close()
+		if ms != nil {
+			ms.Close()
+		}
 		_ = srv.Close()
 		out.stop()
 	})
-	return &Running{Server: srv, WS: "ws" + strings.TrimPrefix(hs.URL, "http"), HTTP: hs.URL}
+	return running
 }
 
 // StartYAML loads yamlCfg (empty for zero-config) from a temporary file and
