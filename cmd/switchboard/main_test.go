@@ -3,6 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -37,7 +46,7 @@ func (s *syncBuffer) String() string {
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
-var wsURLRE = regexp.MustCompile(`WebSocket:\s+(ws://\S+)`)
+var wsURLRE = regexp.MustCompile(`WebSocket:\s+(wss?://\S+)`)
 
 // serveForTest runs `switchboard serve` with args until the returned cancel.
 func serveForTest(t *testing.T, args []string, environ map[string]string) (wsURL string, stdout *syncBuffer, cancel func() error) {
@@ -170,4 +179,81 @@ func TestServeServerlessProject(t *testing.T) {
 	if got := testutil.ReadTextAfter(t, c, "hi"); got != "node says hi" {
 		t.Errorf("got %q", got)
 	}
+}
+
+func TestServeRefusesAnExposedManagementAPI(t *testing.T) {
+	err := run(context.Background(), []string{"serve", "--listen", "0.0.0.0:0"}, env(nil), &syncBuffer{}, &syncBuffer{})
+	if err == nil || !strings.Contains(err.Error(), "without credentials") {
+		t.Fatalf("serve on 0.0.0.0 without credentials = %v, want a refusal", err)
+	}
+	// The loudly named flag overrides; credentials from the environment do too.
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+	}{
+		{[]string{"--listen", "0.0.0.0:0", "--insecure-management"}, nil},
+		{[]string{"--listen", "0.0.0.0:0"}, map[string]string{"SWITCHBOARD_MANAGEMENT_TOKEN": "s3cret"}},
+	} {
+		_, stdout, stop := serveForTest(t, tc.args, tc.env)
+		if !strings.Contains(stdout.String(), "Management auth") {
+			t.Errorf("banner lacks the management auth line:\n%s", stdout)
+		}
+		if err := stop(); err != nil {
+			t.Errorf("serve %v: %v", tc.args, err)
+		}
+	}
+}
+
+func TestServeTLS(t *testing.T) {
+	dir := t.TempDir()
+	certPEM, keyPEM := selfSignedCert(t)
+	if err := os.WriteFile(dir+"/cert.pem", certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dir+"/key.pem", keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := dir + "/sb.yaml"
+	if err := os.WriteFile(cfg, []byte("tls: {certFile: "+dir+"/cert.pem, keyFile: "+dir+"/key.pem}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wsURL, _, _ := serveForTest(t, []string{"--config", cfg, "--listen", "127.0.0.1:0"}, nil)
+	if !strings.HasPrefix(wsURL, "wss://") {
+		t.Fatalf("banner URL %q, want wss://", wsURL)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(certPEM)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	c := testutil.Dial(t, wsURL, &websocket.DialOptions{HTTPClient: client})
+	testutil.Write(t, c, `{"action":"sendMessage","data":"over TLS"}`)
+	if got := testutil.ReadText(t, c); got != "over TLS" {
+		t.Errorf("got %q", got)
+	}
+}
+
+// selfSignedCert makes a certificate for 127.0.0.1, valid for an hour.
+func selfSignedCert(t *testing.T) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "switchboard test"},
+		NotBefore:    time.Now().Add(-time.Minute),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb})
 }

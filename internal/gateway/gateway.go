@@ -316,24 +316,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// awsSpelling restores the header names API Gateway sends, which net/http
-// canonicalises differently ("Sec-Websocket-Key").
-var awsSpelling = map[string]string{
-	"Sec-Websocket-Key":        "Sec-WebSocket-Key",
-	"Sec-Websocket-Version":    "Sec-WebSocket-Version",
-	"Sec-Websocket-Extensions": "Sec-WebSocket-Extensions",
-	"Sec-Websocket-Protocol":   "Sec-WebSocket-Protocol",
-}
-
 // connectHeaders are the upgrade request's headers as API Gateway passes
-// them to $connect: with Host, with the X-Forwarded-* headers it adds, and in
-// AWS's spelling. Connection and Upgrade are kept; integrations drop them.
+// them to $connect: with Host and the X-Forwarded-* headers it adds.
+// Connection and Upgrade are kept for authorizers; integrations drop them.
 func connectHeaders(r *http.Request) http.Header {
 	h := make(http.Header, len(r.Header)+4)
 	for k, vs := range r.Header {
-		if aws, ok := awsSpelling[k]; ok {
-			k = aws
-		}
 		h[k] = append([]string(nil), vs...)
 	}
 	h["Host"] = []string{r.Host}

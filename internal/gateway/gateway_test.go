@@ -313,7 +313,7 @@ func TestConnectionMetadataReachesIntegrations(t *testing.T) {
 	msg, bin := <-got, <-got
 	if conn.EventType != "CONNECT" || conn.Conn.UserAgent != "meta-test" || conn.Conn.Header.Get("X-Custom") != "v" ||
 		strings.Join(conn.Conn.Query["room"], ",") != "a,b" || conn.Conn.Stage != "prod" ||
-		conn.Conn.Header.Get("Host") == "" || conn.Conn.Header["Sec-WebSocket-Key"] == nil ||
+		conn.Conn.Header.Get("Host") == "" || conn.Conn.Header.Get("Sec-WebSocket-Key") == "" ||
 		conn.Conn.Header.Get("X-Forwarded-For") != "127.0.0.1" || conn.Conn.Header.Get("X-Forwarded-Proto") != "http" {
 		t.Errorf("$connect request = %+v, conn %+v", conn, conn.Conn)
 	}

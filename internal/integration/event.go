@@ -39,15 +39,13 @@ func NewEvent(req *Request) *apigw.Event {
 	}
 	switch req.EventType {
 	case apigw.EventConnect:
-		ev.Headers, ev.MultiValueHeaders = flatten(c.Header)
+		ev.Headers, ev.MultiValueHeaders = apigw.Headers(c.Header)
 		// API Gateway shows these to the authorizer only.
 		for _, k := range []string{"Connection", "Upgrade"} {
 			delete(ev.Headers, k)
 			delete(ev.MultiValueHeaders, k)
 		}
-		if len(c.Query) > 0 {
-			ev.QueryStringParameters, ev.MultiValueQueryStringParameters = flatten(c.Query)
-		}
+		ev.QueryStringParameters, ev.MultiValueQueryStringParameters = apigw.Query(c.Query)
 	case apigw.EventMessage:
 		body := string(req.Body)
 		if req.Binary {
@@ -70,24 +68,6 @@ func NewEvent(req *Request) *apigw.Event {
 		ev.RequestContext.DisconnectReason = &reason
 	}
 	return ev
-}
-
-// flatten gives the single-value map (the last value, as API Gateway does) and
-// the multi-value map of a header or query.
-func flatten[M ~map[string][]string](m M) (map[string]string, map[string][]string) {
-	if m == nil {
-		return nil, nil
-	}
-	single := make(map[string]string, len(m))
-	multi := make(map[string][]string, len(m))
-	for k, vs := range m {
-		if len(vs) == 0 {
-			continue
-		}
-		single[k] = vs[len(vs)-1]
-		multi[k] = append([]string(nil), vs...)
-	}
-	return single, multi
 }
 
 // MarshalEvent returns the JSON proxy event for req.

@@ -316,26 +316,12 @@ func (a *Authorizer) event(req *auth.ConnectRequest) *event {
 			APIID:             req.APIID,
 		},
 	}
-	ev.Headers, ev.MultiValueHeaders = flatten(req.Header)
-	if len(req.Query) > 0 {
-		ev.QueryStringParameters, ev.MultiValueQueryStringParameters = flatten(req.Query)
+	ev.Headers, ev.MultiValueHeaders = apigw.Headers(req.Header)
+	if ev.Headers == nil { // the authorizer always gets the maps
+		ev.Headers, ev.MultiValueHeaders = map[string]string{}, map[string][]string{}
 	}
+	ev.QueryStringParameters, ev.MultiValueQueryStringParameters = apigw.Query(req.Query)
 	return ev
-}
-
-// flatten gives the single-value map (the last value, as API Gateway does)
-// and the multi-value map of a header or query; never nil.
-func flatten[M ~map[string][]string](m M) (map[string]string, map[string][]string) {
-	single := make(map[string]string, len(m))
-	multi := make(map[string][]string, len(m))
-	for k, vs := range m {
-		if len(vs) == 0 {
-			continue
-		}
-		single[k] = vs[len(vs)-1]
-		multi[k] = append([]string(nil), vs...)
-	}
-	return single, multi
 }
 
 // unauthorized reports whether err's chain holds ErrUnauthorized or an error
