@@ -82,6 +82,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	serverless := fs.String("serverless", getenv("SWITCHBOARD_SERVERLESS"), "serverless.yml of a Serverless Framework project to run (env SWITCHBOARD_SERVERLESS)")
 	stage := fs.String("stage", "", "stage name (env SWITCHBOARD_STAGE; default "+config.DefaultStage+")")
 	insecureMgmt := fs.Bool("insecure-management", false, "serve the management API and dashboard without credentials on a non-loopback address (dangerous)")
+	logFormat := fs.String("log-format", getenv("SWITCHBOARD_LOG_FORMAT"), "text, json or auto: text on a terminal, JSON otherwise (env SWITCHBOARD_LOG_FORMAT)")
+	pprofFlag := fs.Bool("pprof", false, "serve /debug/pprof/ beside the management API")
 	logLevel := fs.String("log-level", getenv("SWITCHBOARD_LOG_LEVEL"), "debug, info, warn or error (env SWITCHBOARD_LOG_LEVEL; default info)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -95,11 +97,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			return fmt.Errorf("serve: -log-level: %w", err)
 		}
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	log, err := newLogger(stderr, *logFormat, level)
+	if err != nil {
+		return err
+	}
 
 	flags := config.Overrides{Listen: *listen, Stage: *stage}
 	var cfg *config.Config
-	var err error
 	switch {
 	case *serverless != "" && *cfgPath != "":
 		return errors.New("serve: use either --config or --serverless, not both")
@@ -113,6 +117,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	if *insecureMgmt {
 		cfg.Management.AllowUnauthenticated = true
+	}
+	if *pprofFlag {
+		cfg.Pprof = true
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -189,4 +196,24 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// newLogger logs as text on a terminal and as JSON lines otherwise (for log
+// collectors), unless format says which.
+func newLogger(w io.Writer, format string, level slog.Level) (*slog.Logger, error) {
+	opts := &slog.HandlerOptions{Level: level}
+	switch format {
+	case "", "auto":
+		if f, ok := w.(*os.File); ok {
+			if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+				return slog.New(slog.NewTextHandler(w, opts)), nil
+			}
+		}
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("serve: -log-format %q: want text, json or auto", format)
 }

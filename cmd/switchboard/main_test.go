@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"math/big"
 	"net"
@@ -256,4 +257,45 @@ func selfSignedCert(t *testing.T) (certPEM, keyPEM []byte) {
 		t.Fatal(err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb})
+}
+
+func TestLogsAreJSONOffATerminalAndPprofIsOptIn(t *testing.T) {
+	ctx, stop := context.WithCancel(context.Background())
+	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	errc := make(chan error, 1)
+	go func() {
+		errc <- run(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--pprof", "--log-level", "debug"}, env(nil), stdout, stderr)
+	}()
+	testutil.Eventually(t, 10*time.Second, func() bool { return wsURLRE.MatchString(stdout.String()) }, "banner printed")
+	base := "http" + strings.TrimPrefix(wsURLRE.FindStringSubmatch(stdout.String())[1], "ws")
+	if status, _ := testutil.Get(t, base+"/debug/pprof/"); status != http.StatusOK {
+		t.Errorf("/debug/pprof/ with --pprof = %d, want 200", status)
+	}
+	c := testutil.Dial(t, strings.Replace(base, "http", "ws", 1), nil)
+	testutil.Write(t, c, `{"action":"sendMessage","data":"x"}`)
+	testutil.ReadText(t, c)
+	_ = c.Close(websocket.StatusNormalClosure, "")
+	stop()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+	sawAccess := false
+	for _, line := range lines {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line %q is not JSON: %v", line, err)
+		}
+		if rec["msg"] == "access" && rec["routeKey"] == "sendMessage" {
+			sawAccess = true
+		}
+	}
+	if !sawAccess {
+		t.Errorf("no access log line for sendMessage in:\n%s", stderr)
+	}
+
+	wsURL, _, _ := serveForTest(t, []string{"--listen", "127.0.0.1:0"}, nil)
+	if status, _ := testutil.Get(t, "http"+strings.TrimPrefix(wsURL, "ws")+"/debug/pprof/"); status != http.StatusNotFound {
+		t.Errorf("/debug/pprof/ without --pprof = %d, want 404", status)
+	}
 }

@@ -76,6 +76,12 @@ type Config struct {
 	// handshake without Origin (a non-browser client) is accepted.
 	Origins []string `yaml:"origins"`
 
+	// Logging configures the access log.
+	Logging Logging `yaml:"logging"`
+	// Pprof serves /debug/pprof/ beside the management API (and behind its
+	// credentials). Also the --pprof flag.
+	Pprof bool `yaml:"pprof"`
+
 	// Functions are the Lambda functions routes of type lambda run.
 	Functions map[string]Function `yaml:"functions"`
 	// Environment is given to every function.
@@ -192,6 +198,18 @@ type Authorizer struct {
 	// TTL (lambda) caches results by identity-source values; 0 disables.
 	TTL Duration `yaml:"ttl"`
 }
+
+// Logging configures the access log: one line per route invocation.
+type Logging struct {
+	// AccessLog turns the access log on or off; unset means on.
+	AccessLog *bool `yaml:"accessLog"`
+	// AccessLogFormat renders each line from $context variables, as API
+	// Gateway's access log format does; empty logs them as structured fields.
+	AccessLogFormat string `yaml:"accessLogFormat"`
+}
+
+// AccessLogOn reports whether the access log is on.
+func (l Logging) AccessLogOn() bool { return l.AccessLog == nil || *l.AccessLog }
 
 // Management says who may call the management API and open the dashboard.
 type Management struct {

@@ -26,6 +26,7 @@ import (
 	"github.com/switchboard-gateway/switchboard/internal/apigw"
 	"github.com/switchboard-gateway/switchboard/internal/auth"
 	"github.com/switchboard-gateway/switchboard/internal/integration"
+	"github.com/switchboard-gateway/switchboard/internal/metrics"
 	"github.com/switchboard-gateway/switchboard/internal/route"
 	"github.com/switchboard-gateway/switchboard/internal/tail"
 	"github.com/switchboard-gateway/switchboard/internal/wsconn"
@@ -88,6 +89,14 @@ type Options struct {
 	// with a "Too Many Requests" frame. Zero is unlimited.
 	MessageRate  float64
 	MessageBurst int
+
+	// AccessLog logs one line per route invocation ($connect and
+	// $disconnect included) with API Gateway's $context variable names.
+	AccessLog bool
+	// AccessLogFormat, when set, renders the line from a template of
+	// $context.* variables, as API Gateway's access log format does, e.g.
+	// "$context.requestId $context.routeKey $context.status".
+	AccessLogFormat string
 
 	// Tail, when set, receives a record of every route invocation.
 	Tail *tail.Hub
@@ -198,20 +207,25 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "Upgrade Required: this is a WebSocket endpoint", http.StatusUpgradeRequired)
 		return
 	}
+	m := g.hub.metrics
 	if g.draining.Load() {
+		m.Connects.WithLabelValues(metrics.ConnectDraining).Inc()
 		http.Error(w, "Service Unavailable: shutting down", http.StatusServiceUnavailable)
 		return
 	}
 	if !g.originAllowed(r) {
+		m.Connects.WithLabelValues(metrics.ConnectForbidden).Inc()
 		writeMessage(w, http.StatusForbidden, "Forbidden: origin not allowed")
 		return
 	}
 	if g.connectLimiter != nil && !g.connectLimiter.Allow() {
+		m.Connects.WithLabelValues(metrics.ConnectLimited).Inc()
 		writeMessage(w, http.StatusTooManyRequests, "Too Many Requests")
 		return
 	}
 	sourceIP := g.sourceIP(r)
 	if status, msg := g.reserve(sourceIP); status != 0 {
+		m.Connects.WithLabelValues(metrics.ConnectLimited).Inc()
 		writeMessage(w, status, msg)
 		return
 	}
@@ -244,6 +258,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			status := auth.Status(err)
 			g.log.Info("handshake refused by the authorizer", "connectionId", info.ID, "sourceIp", info.SourceIP, "status", status, "err", err)
+			m.Connects.WithLabelValues(authResult(status)).Inc()
 			writeMessage(w, status, authMessage(status))
 			return
 		}
@@ -262,10 +277,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		})
 		if err != nil {
 			g.log.Warn("$connect integration failed", "connectionId", info.ID, "err", err)
-			http.Error(w, "Bad Gateway", http.StatusBadGateway)
+			m.Connects.WithLabelValues(metrics.ConnectFailed).Inc()
+			writeMessage(w, http.StatusBadGateway, "Bad Gateway")
 			return
 		}
 		if resp.StatusCode < 200 || resp.StatusCode > 299 {
+			m.Connects.WithLabelValues(metrics.ConnectRejected).Inc()
 			w.WriteHeader(resp.StatusCode)
 			return
 		}
@@ -291,6 +308,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ws.Close(wsconn.StatusGoingAway, wsconn.ReasonGoingAway)
 	}
 	g.connects.Add(1)
+	m.Connects.WithLabelValues(metrics.ConnectAccepted).Inc()
+	m.ConnectionsOpen.Inc()
 	g.log.Debug("connected", "connectionId", info.ID, "sourceIp", info.SourceIP)
 
 	closed := ws.Serve(g.base, func(m wsconn.Message) { g.receive(c, m) })
@@ -300,6 +319,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.log.Error("connection not unregistered", "connectionId", info.ID, "err", err)
 	}
 	g.disconnects.Add(1)
+	m.ConnectionsOpen.Dec()
+	m.Disconnects.WithLabelValues(disconnectReason(closed)).Inc()
 	g.log.Debug("disconnected", "connectionId", info.ID, "code", closed.Code, "reason", closed.Reason)
 	if rt, ok := g.routes.Get(route.Disconnect); ok {
 		if _, err := g.invoke(rt, &integration.Request{
@@ -504,7 +525,8 @@ func (g *Gateway) trusted(a netip.Addr) bool {
 func (g *Gateway) receive(c *client, m wsconn.Message) {
 	g.received.Add(1)
 	if c.limiter != nil && !c.limiter.Allow() {
-		_ = c.ws.Send(wsconn.Text, apigw.ErrorFrame(apigw.MsgTooManyRequests, c.info.ID, apigw.NewID()))
+		g.hub.metrics.Dropped.WithLabelValues(metrics.DropRateLimited).Inc()
+		_ = g.hub.send(c, wsconn.Text, apigw.ErrorFrame(apigw.MsgTooManyRequests, c.info.ID, apigw.NewID()))
 		return
 	}
 	c.slots <- struct{}{}
@@ -555,17 +577,19 @@ func (g *Gateway) handle(c *client, m wsconn.Message) {
 	}
 	routeKey, rt, found := g.routes.Match(key, selected)
 	if !found {
-		_ = c.ws.Send(wsconn.Text, apigw.ErrorFrame(apigw.MsgForbidden, c.info.ID, req.RequestID))
+		g.hub.metrics.MessagesIn.WithLabelValues(noRoute).Inc()
+		_ = g.hub.send(c, wsconn.Text, apigw.ErrorFrame(apigw.MsgForbidden, c.info.ID, req.RequestID))
 		return
 	}
+	g.hub.metrics.MessagesIn.WithLabelValues(routeKey).Inc()
 	req.RouteKey = routeKey
 	resp, err := g.invoke(rt, req)
 	if err != nil {
-		_ = c.ws.Send(wsconn.Text, apigw.ErrorFrame(g.clientMessage(routeKey, c.info.ID, err), c.info.ID, req.RequestID))
+		_ = g.hub.send(c, wsconn.Text, apigw.ErrorFrame(g.clientMessage(routeKey, c.info.ID, err), c.info.ID, req.RequestID))
 		return
 	}
 	if rt.RouteResponse && len(resp.Body) > 0 {
-		_ = c.ws.Send(messageType(resp.Body), resp.Body)
+		_ = g.hub.send(c, messageType(resp.Body), resp.Body)
 	}
 }
 
@@ -608,22 +632,38 @@ func (g *Gateway) invoke(rt Route, req *integration.Request) (*integration.Respo
 			resp.StatusCode = http.StatusOK
 		}
 	}
-	if g.opts.Tail != nil {
-		rec := tail.Record{
-			Time: start, ConnectionID: req.Conn.ID, RequestID: req.RequestID, RouteKey: req.RouteKey,
-			EventType: req.EventType, Integration: g.opts.Kinds[req.RouteKey], Latency: time.Since(start), Bytes: len(req.Body),
-		}
-		if err != nil {
-			rec.Error = err.Error()
-		} else {
-			rec.Status = resp.StatusCode
-		}
-		g.opts.Tail.Publish(rec)
-	}
+	g.observe(req, resp, err, start)
 	if err != nil {
 		return nil, err
 	}
 	return resp, nil
+}
+
+// observe records one invocation in metrics, the access log and the tail.
+func (g *Gateway) observe(req *integration.Request, resp *integration.Response, err error, start time.Time) {
+	latency := time.Since(start)
+	kind := g.opts.Kinds[req.RouteKey]
+	m := g.hub.metrics
+	m.IntegrationDuration.WithLabelValues(req.RouteKey, kind).Observe(latency.Seconds())
+	status := 0
+	if err == nil {
+		status = resp.StatusCode
+	} else {
+		m.IntegrationErrors.WithLabelValues(req.RouteKey, errorKind(err)).Inc()
+	}
+	if g.opts.AccessLog {
+		g.accessLog(req, status, latency, err)
+	}
+	if g.opts.Tail != nil {
+		rec := tail.Record{
+			Time: start, ConnectionID: req.Conn.ID, RequestID: req.RequestID, RouteKey: req.RouteKey,
+			EventType: req.EventType, Integration: kind, Latency: latency, Bytes: len(req.Body), Status: status,
+		}
+		if err != nil {
+			rec.Error = err.Error()
+		}
+		g.opts.Tail.Publish(rec)
+	}
 }
 
 // Stats are running totals since the gateway started.
@@ -632,7 +672,7 @@ type Stats struct {
 	Connects    int64 `json:"connects"`
 	Disconnects int64 `json:"disconnects"`
 	MessagesIn  int64 `json:"messagesIn"`
-	MessagesOut int64 `json:"messagesOut"` // queued to connections, replies and error frames excluded
+	MessagesOut int64 `json:"messagesOut"` // queued to connections, route responses and error frames included
 }
 
 // Stats returns the running totals.

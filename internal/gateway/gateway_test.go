@@ -53,7 +53,7 @@ var echo = integration.Func(func(_ context.Context, req *integration.Request) (*
 func startGateway(t *testing.T, opts gateway.Options) (*gateway.Gateway, string) {
 	t.Helper()
 	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	gw := gateway.New(gateway.NewHub(memreg.New(), "test"), opts)
+	gw := gateway.New(gateway.NewHub(memreg.New(), "test", nil), opts)
 	hs := httptest.NewServer(gw)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -322,5 +322,59 @@ func TestConnectionMetadataReachesIntegrations(t *testing.T) {
 	}
 	if !bin.Binary || string(bin.Body) != "\xff\x00" || bin.RouteKey != "$default" {
 		t.Errorf("binary message request = %+v, want Binary routed to $default", bin)
+	}
+}
+
+// syncBuffer collects log output from several goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestAccessLog(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, format string
+		want         []string
+	}{
+		{"template", "$context.routeKey $context.eventType $context.status $context.identity.sourceIp $context.unknown",
+			[]string{"msg=\"$connect CONNECT 200 127.0.0.1 -\"", "msg=\"$default MESSAGE 200 127.0.0.1 -\""}},
+		{"structured", "", []string{"msg=access", "routeKey=$default", "eventType=MESSAGE", "status=200", "sourceIp=127.0.0.1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var out syncBuffer
+			opts := gateway.Options{
+				AccessLog: true, AccessLogFormat: tc.format,
+				Routes: map[string]gateway.Route{"$connect": {Integration: echo}, "$default": {Integration: echo, RouteResponse: true}},
+			}
+			opts.Logger = slog.New(slog.NewTextHandler(&out, nil))
+			gw := gateway.New(gateway.NewHub(memreg.New(), "test", nil), opts)
+			hs := httptest.NewServer(gw)
+			defer hs.Close()
+			c := testutil.Dial(t, "ws"+strings.TrimPrefix(hs.URL, "http"), nil)
+			testutil.ReadTextAfter(t, c, "hi")
+			for _, want := range tc.want {
+				if !strings.Contains(out.String(), want) {
+					t.Errorf("access log lacks %q:\n%s", want, out.String())
+				}
+			}
+			_ = c.Close(websocket.StatusNormalClosure, "")
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = gw.Drain(ctx)
+		})
 	}
 }

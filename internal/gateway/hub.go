@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/switchboard-gateway/switchboard/internal/integration/builtin"
+	"github.com/switchboard-gateway/switchboard/internal/metrics"
 	"github.com/switchboard-gateway/switchboard/internal/registry"
 	"github.com/switchboard-gateway/switchboard/internal/wsconn"
 )
@@ -52,11 +53,30 @@ type Hub struct {
 	conns map[string]*client
 
 	delivered atomic.Int64 // messages queued to connections
+	metrics   *metrics.Metrics
 }
 
-// NewHub returns a hub for this node, recording connections in reg.
-func NewHub(reg registry.Registry, node string) *Hub {
-	return &Hub{reg: reg, node: node, conns: make(map[string]*client)}
+// NewHub returns a hub for this node, recording connections in reg and
+// counting deliveries in m (nil counts nowhere).
+func NewHub(reg registry.Registry, node string, m *metrics.Metrics) *Hub {
+	if m == nil {
+		m = metrics.New(nil)
+	}
+	return &Hub{reg: reg, node: node, conns: make(map[string]*client), metrics: m}
+}
+
+// send queues data on c and counts the outcome: every message to a client
+// goes through here.
+func (h *Hub) send(c *client, typ wsconn.MessageType, data []byte) error {
+	err := c.ws.Send(typ, data)
+	switch {
+	case err == nil:
+		h.delivered.Add(1)
+		h.metrics.MessagesOut.Inc()
+	case errors.Is(err, wsconn.ErrQueueFull):
+		h.metrics.Dropped.WithLabelValues(metrics.DropQueueFull).Inc()
+	}
+	return err
 }
 
 func (h *Hub) add(ctx context.Context, c *client) error {
@@ -116,11 +136,7 @@ func (h *Hub) Send(_ context.Context, id string, data []byte) error {
 	if !ok {
 		return ErrGone
 	}
-	err := sendErr(c.ws.Send(messageType(data), data))
-	if err == nil {
-		h.delivered.Add(1)
-	}
-	return err
+	return sendErr(h.send(c, messageType(data), data))
 }
 
 func sendErr(err error) error {
@@ -142,11 +158,10 @@ func (h *Hub) Broadcast(_ context.Context, data []byte) (int, error) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	for _, c := range h.conns {
-		if c.ws.Send(typ, data) == nil {
+		if h.send(c, typ, data) == nil {
 			n++
 		}
 	}
-	h.delivered.Add(int64(n))
 	return n, nil
 }
 
@@ -161,11 +176,10 @@ func (h *Hub) Publish(ctx context.Context, topic string, data []byte) (int, erro
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	for _, id := range ids {
-		if c, ok := h.conns[id]; ok && c.ws.Send(typ, data) == nil {
+		if c, ok := h.conns[id]; ok && h.send(c, typ, data) == nil {
 			n++
 		}
 	}
-	h.delivered.Add(int64(n))
 	return n, nil
 }
 

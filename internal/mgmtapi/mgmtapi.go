@@ -6,6 +6,7 @@
 package mgmtapi
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/switchboard-gateway/switchboard/internal/apigw"
 	"github.com/switchboard-gateway/switchboard/internal/gateway"
+	"github.com/switchboard-gateway/switchboard/internal/metrics"
 )
 
 // Hub is what the management API needs from the gateway.
@@ -42,6 +44,8 @@ type Options struct {
 	MaxListLimit int
 	// Logger receives internal errors. Nil means slog.Default().
 	Logger *slog.Logger
+	// Metrics counts calls by operation and status. Nil counts nowhere.
+	Metrics *metrics.Metrics
 }
 
 func (o Options) withDefaults() Options {
@@ -57,6 +61,9 @@ func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.Metrics == nil {
+		o.Metrics = metrics.New(nil)
+	}
 	return o
 }
 
@@ -71,13 +78,13 @@ type API struct {
 func New(hub Hub, opts Options) *API {
 	a := &API{hub: hub, opts: opts.withDefaults(), mux: http.NewServeMux()}
 	for _, prefix := range []string{"", "/" + a.opts.Stage} {
-		a.mux.Handle("POST "+prefix+"/@connections/{id}", a.wrap(a.post))
-		a.mux.Handle("GET "+prefix+"/@connections/{id}", a.wrap(a.get))
-		a.mux.Handle("DELETE "+prefix+"/@connections/{id}", a.wrap(a.delete))
-		a.mux.Handle("GET "+prefix+"/@connections", a.wrap(a.list))
-		a.mux.Handle("POST "+prefix+"/@topics/{topic}", a.wrap(a.publish))
-		a.mux.Handle("POST "+prefix+"/@broadcast", a.wrap(a.broadcast))
-		a.mux.Handle(prefix+"/@connections/", a.wrap(notFound))
+		a.mux.Handle("POST "+prefix+"/@connections/{id}", a.wrap("PostToConnection", a.post))
+		a.mux.Handle("GET "+prefix+"/@connections/{id}", a.wrap("GetConnection", a.get))
+		a.mux.Handle("DELETE "+prefix+"/@connections/{id}", a.wrap("DeleteConnection", a.delete))
+		a.mux.Handle("GET "+prefix+"/@connections", a.wrap("ListConnections", a.list))
+		a.mux.Handle("POST "+prefix+"/@topics/{topic}", a.wrap("Publish", a.publish))
+		a.mux.Handle("POST "+prefix+"/@broadcast", a.wrap("Broadcast", a.broadcast))
+		a.mux.Handle(prefix+"/@connections/", a.wrap("Unknown", notFound))
 	}
 	return a
 }
@@ -111,8 +118,32 @@ var (
 
 func notFound(http.ResponseWriter, *http.Request) error { return errRouteMiss }
 
-func (a *API) wrap(h func(http.ResponseWriter, *http.Request) error) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+// statusRecorder remembers the status a handler wrote, for the metrics.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (a *API) wrap(operation string, h func(http.ResponseWriter, *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		w := &statusRecorder{ResponseWriter: rw}
+		defer func() {
+			a.opts.Metrics.ManagementRequests.WithLabelValues(operation, strconv.Itoa(cmp.Or(w.status, http.StatusOK))).Inc()
+		}()
 		requestID := apigw.NewID()
 		w.Header().Set("x-amzn-RequestId", requestID)
 		err := h(w, r)

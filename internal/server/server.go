@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"net/netip"
 	"os"
 	"sort"
@@ -17,10 +18,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/switchboard-gateway/switchboard/internal/config"
 	"github.com/switchboard-gateway/switchboard/internal/dashboard"
 	"github.com/switchboard-gateway/switchboard/internal/gateway"
 	"github.com/switchboard-gateway/switchboard/internal/integration/lambdahost"
+	"github.com/switchboard-gateway/switchboard/internal/metrics"
 	"github.com/switchboard-gateway/switchboard/internal/mgmtapi"
 	"github.com/switchboard-gateway/switchboard/internal/registry/memreg"
 	"github.com/switchboard-gateway/switchboard/internal/route"
@@ -38,8 +43,9 @@ type Server struct {
 	mgmt  *http.ServeMux // management API and dashboard, for management.listen
 	ready atomic.Bool
 
-	closers []io.Closer // integrations holding processes or connections
-	tail    *tail.Hub   // recent route invocations, for the dashboard
+	closers    []io.Closer // integrations holding processes or connections
+	metricsReg *prometheus.Registry
+	tail       *tail.Hub // recent route invocations, for the dashboard
 }
 
 // Options are what New needs besides the config.
@@ -77,7 +83,9 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		proxies = append(proxies, prefix)
 	}
 	host, _ := os.Hostname()
-	hub := gateway.NewHub(memreg.New(), host)
+	s.metricsReg = prometheus.NewRegistry()
+	m := metrics.New(s.metricsReg)
+	hub := gateway.NewHub(memreg.New(), host, m)
 	b := &builder{cfg: cfg, opts: opts, hub: hub, functions: map[string]*lambdahost.Function{},
 		endpoint: "http://" + opts.Addr + "/" + cfg.Stage}
 	routes := make(map[string]gateway.Route, len(cfg.Routes))
@@ -124,14 +132,24 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		TrustedProxies:      proxies,
 		IntegrationTimeout:  time.Duration(cfg.IntegrationTimeout),
 		Logger:              opts.Logger,
+		AccessLog:           cfg.Logging.AccessLogOn(),
+		AccessLogFormat:     cfg.Logging.AccessLogFormat,
 	})
-	s.api = mgmtapi.New(hub, mgmtapi.Options{Stage: cfg.Stage, MaxPostBytes: int64(l.MaxPostBytes), Logger: opts.Logger})
+	s.api = mgmtapi.New(hub, mgmtapi.Options{Stage: cfg.Stage, MaxPostBytes: int64(l.MaxPostBytes), Logger: opts.Logger, Metrics: m})
 
 	// The management API and the dashboard share one guard, and one
 	// listener unless management.listen gives them their own.
 	mgmt := http.NewServeMux()
 	for _, p := range s.api.Patterns() {
 		mgmt.Handle(p, s.api)
+	}
+	mgmt.Handle("GET /metrics", promhttp.HandlerFor(s.metricsReg, promhttp.HandlerOpts{}))
+	if cfg.Pprof {
+		mgmt.HandleFunc("/debug/pprof/", pprof.Index)
+		mgmt.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mgmt.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mgmt.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mgmt.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	mgmt.Handle("/_/", dashboard.New(dashboard.Options{Stage: cfg.Stage, Routes: b.routeInfos(), Stats: s.gw.Stats, Tail: s.tail}))
 	guarded, err := s.protect(mgmt)
@@ -205,7 +223,10 @@ func (s *Server) Banner(addr, mgmtAddr string, secure bool) string {
 	fmt.Fprintf(&b, "  WebSocket:      %s://%s  (also %s://%s/%s)\n", ws, addr, ws, addr, s.cfg.Stage)
 	fmt.Fprintf(&b, "  Management API: %s://%s/@connections  (also %s://%s/%s/@connections)\n", web, mgmtAddr, web, mgmtAddr, s.cfg.Stage)
 	fmt.Fprintf(&b, "  Dashboard:      %s://%s/_/  (demo chat: %s://%s/_/chat)\n", web, mgmtAddr, web, mgmtAddr)
-	fmt.Fprintf(&b, "  Health:         %s://%s/healthz\n", web, addr)
+	fmt.Fprintf(&b, "  Health:         %s://%s/healthz   Metrics: %s://%s/metrics\n", web, addr, web, mgmtAddr)
+	if s.cfg.Pprof {
+		fmt.Fprintf(&b, "  Profiling:      %s://%s/debug/pprof/\n", web, mgmtAddr)
+	}
 	if s.cfg.Management.Protected() {
 		fmt.Fprintf(&b, "  Management auth: SigV4 (%d access keys), bearer tokens (%d)\n", len(s.cfg.Management.AccessKeys), len(s.cfg.Management.Tokens))
 	} else {

@@ -1,0 +1,127 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/switchboard-gateway/switchboard/internal/apigw"
+	"github.com/switchboard-gateway/switchboard/internal/integration"
+	"github.com/switchboard-gateway/switchboard/internal/metrics"
+	"github.com/switchboard-gateway/switchboard/internal/wsconn"
+)
+
+// noRoute labels messages that matched no route (the Forbidden frame).
+const noRoute = "(none)"
+
+func authResult(status int) string {
+	switch status {
+	case http.StatusUnauthorized:
+		return metrics.ConnectUnauthorized
+	case http.StatusForbidden:
+		return metrics.ConnectForbidden
+	}
+	return metrics.ConnectFailed
+}
+
+// disconnectReason labels how a connection ended.
+func disconnectReason(ci wsconn.CloseInfo) string {
+	switch ci.Reason {
+	case ReasonDeleted:
+		return "deleted"
+	case wsconn.ReasonGoingAway:
+		if !ci.ByPeer {
+			return "drain"
+		}
+	case wsconn.ReasonIdle:
+		return "idle"
+	case wsconn.ReasonLifetime:
+		return "lifetime"
+	case wsconn.ReasonSlowConsumer:
+		return "slow_consumer"
+	case wsconn.ReasonTooBig:
+		return "too_big"
+	case wsconn.ReasonInvalidUTF8:
+		return "invalid_utf8"
+	case wsconn.ReasonPingTimeout:
+		return "ping_timeout"
+	case wsconn.ReasonPingFlood:
+		return "ping_flood"
+	}
+	switch {
+	case ci.ByPeer && ci.Code == wsconn.StatusAbnormal:
+		return "abnormal"
+	case ci.ByPeer:
+		return "client"
+	}
+	return "error"
+}
+
+func errorKind(err error) string {
+	var ce *integration.ClientError
+	switch {
+	case errors.As(err, &ce):
+		return "client"
+	case errors.Is(err, ErrIntegrationTimeout):
+		return "timeout"
+	}
+	return "error"
+}
+
+// contextVarRE matches $context.name and $context.a.b in an access log format.
+var contextVarRE = regexp.MustCompile(`\$context\.[A-Za-z]+(?:\.[A-Za-z]+)?`)
+
+// accessLog writes one line for an invocation, with API Gateway's
+// $context variable names.
+func (g *Gateway) accessLog(req *integration.Request, status int, latency time.Duration, err error) {
+	errMsg := ""
+	if err != nil {
+		errMsg = err.Error()
+	}
+	vars := map[string]string{
+		"$context.requestId":              req.RequestID,
+		"$context.extendedRequestId":      req.RequestID,
+		"$context.connectionId":           req.Conn.ID,
+		"$context.routeKey":               req.RouteKey,
+		"$context.eventType":              req.EventType,
+		"$context.messageId":              req.MessageID,
+		"$context.status":                 strconv.Itoa(status),
+		"$context.integrationLatency":     strconv.FormatInt(latency.Milliseconds(), 10),
+		"$context.requestTime":            apigw.RequestTime(req.Time),
+		"$context.requestTimeEpoch":       strconv.FormatInt(req.Time.UnixMilli(), 10),
+		"$context.identity.sourceIp":      req.Conn.SourceIP,
+		"$context.identity.userAgent":     req.Conn.UserAgent,
+		"$context.stage":                  req.Conn.Stage,
+		"$context.apiId":                  req.Conn.APIID,
+		"$context.domainName":             req.Conn.DomainName,
+		"$context.connectedAt":            strconv.FormatInt(req.Conn.ConnectedAt.UnixMilli(), 10),
+		"$context.authorizer.principalId": req.Conn.Principal,
+		"$context.error.message":          errMsg,
+		"$context.disconnectStatusCode":   strconv.Itoa(req.DisconnectStatusCode),
+	}
+	if g.opts.AccessLogFormat != "" {
+		line := contextVarRE.ReplaceAllStringFunc(g.opts.AccessLogFormat, func(v string) string {
+			if s, ok := vars[v]; ok && s != "" {
+				return s
+			}
+			return "-"
+		})
+		g.log.LogAttrs(context.Background(), slog.LevelInfo, line)
+		return
+	}
+	g.log.LogAttrs(context.Background(), slog.LevelInfo, "access",
+		slog.String("requestId", req.RequestID),
+		slog.String("connectionId", req.Conn.ID),
+		slog.String("routeKey", req.RouteKey),
+		slog.String("eventType", req.EventType),
+		slog.Int("status", status),
+		slog.Int64("integrationLatency", latency.Milliseconds()),
+		slog.String("sourceIp", req.Conn.SourceIP),
+		slog.String("requestTime", apigw.RequestTime(req.Time)),
+		slog.String("error", errMsg),
+	)
+}

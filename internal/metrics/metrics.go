@@ -1,0 +1,82 @@
+// Package metrics defines Switchboard's Prometheus metrics and registers
+// them; the packages that observe events call the methods here. It owns
+// names, labels and buckets, nothing else.
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Label values for why a handshake ended without a connection.
+const (
+	ConnectAccepted     = "accepted"
+	ConnectUnauthorized = "unauthorized" // 401 from the authorizer
+	ConnectForbidden    = "forbidden"    // 403: authorizer or origin
+	ConnectRejected     = "rejected"     // $connect answered non-2xx
+	ConnectFailed       = "failed"       // $connect or the authorizer broke
+	ConnectLimited      = "limited"      // connection caps or connect rate
+	ConnectDraining     = "draining"
+)
+
+// Label values for why a message was dropped instead of delivered.
+const (
+	DropQueueFull   = "queue_full"   // the receiver's send queue overflowed
+	DropRateLimited = "rate_limited" // the sender exceeded its message rate
+)
+
+// Metrics holds every collector. Create it with New; the zero value is not usable.
+type Metrics struct {
+	ConnectionsOpen     prometheus.Gauge
+	Connects            *prometheus.CounterVec // result
+	Disconnects         *prometheus.CounterVec // reason
+	MessagesIn          *prometheus.CounterVec // route
+	MessagesOut         prometheus.Counter
+	Dropped             *prometheus.CounterVec // reason
+	IntegrationDuration *prometheus.HistogramVec
+	IntegrationErrors   *prometheus.CounterVec // route, kind
+	ManagementRequests  *prometheus.CounterVec // operation, status
+}
+
+// New creates the collectors and registers them, with the Go runtime and
+// process collectors, on reg. A nil reg registers nothing (for tests and
+// embedders that do not export metrics).
+func New(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		ConnectionsOpen: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "switchboard_connections_open", Help: "WebSocket connections open on this node.",
+		}),
+		Connects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_connects_total", Help: "WebSocket handshakes, by result.",
+		}, []string{"result"}),
+		Disconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_disconnects_total", Help: "Closed connections, by reason.",
+		}, []string{"reason"}),
+		MessagesIn: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_messages_in_total", Help: "Messages received from clients, by route key.",
+		}, []string{"route"}),
+		MessagesOut: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchboard_messages_out_total", Help: "Messages queued to clients: posts, broadcasts, publishes, route responses and error frames.",
+		}),
+		Dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_messages_dropped_total", Help: "Messages dropped, by reason; a queue_full drop also closes the slow consumer.",
+		}, []string{"reason"}),
+		IntegrationDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "switchboard_integration_duration_seconds",
+			Help:    "Route invocation latency, by route key and integration type.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 29},
+		}, []string{"route", "integration"}),
+		IntegrationErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_integration_errors_total", Help: "Failed route invocations, by route key and kind (error, timeout, client).",
+		}, []string{"route", "kind"}),
+		ManagementRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_management_requests_total", Help: "Management API calls, by operation and HTTP status.",
+		}, []string{"operation", "status"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.ConnectionsOpen, m.Connects, m.Disconnects, m.MessagesIn, m.MessagesOut,
+			m.Dropped, m.IntegrationDuration, m.IntegrationErrors, m.ManagementRequests,
+			collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	return m
+}
