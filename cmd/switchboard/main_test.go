@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -27,33 +26,15 @@ import (
 	"github.com/switchboard-gateway/switchboard/internal/testutil"
 )
 
-// syncBuffer is a bytes.Buffer safe for the server's and the test's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
 var wsURLRE = regexp.MustCompile(`WebSocket:\s+(wss?://\S+)`)
 
 // serveForTest runs `switchboard serve` with args until the returned cancel.
-func serveForTest(t *testing.T, args []string, environ map[string]string) (wsURL string, stdout *syncBuffer, cancel func() error) {
+func serveForTest(t *testing.T, args []string, environ map[string]string) (wsURL string, stdout *testutil.Buffer, cancel func() error) {
 	t.Helper()
 	ctx, stop := context.WithCancel(context.Background())
-	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	stdout, stderr := &testutil.Buffer{}, &testutil.Buffer{}
 	errc := make(chan error, 1)
 	go func() { errc <- run(ctx, append([]string{"serve"}, args...), env(environ), stdout, stderr) }()
 	testutil.Eventually(t, 10*time.Second, func() bool { return wsURLRE.MatchString(stdout.String()) },
@@ -138,7 +119,7 @@ func TestCommandErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := run(context.Background(), tt.args, env(tt.env), &syncBuffer{}, &syncBuffer{})
+			err := run(context.Background(), tt.args, env(tt.env), &testutil.Buffer{}, &testutil.Buffer{})
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("run(%q) = %v, want an error mentioning %q", tt.args, err, tt.want)
 			}
@@ -147,7 +128,7 @@ func TestCommandErrors(t *testing.T) {
 }
 
 func TestVersion(t *testing.T) {
-	var out syncBuffer
+	var out testutil.Buffer
 	if err := run(context.Background(), []string{"version"}, env(nil), &out, &out); err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +164,7 @@ func TestServeServerlessProject(t *testing.T) {
 }
 
 func TestServeRefusesAnExposedManagementAPI(t *testing.T) {
-	err := run(context.Background(), []string{"serve", "--listen", "0.0.0.0:0"}, env(nil), &syncBuffer{}, &syncBuffer{})
+	err := run(context.Background(), []string{"serve", "--listen", "0.0.0.0:0"}, env(nil), &testutil.Buffer{}, &testutil.Buffer{})
 	if err == nil || !strings.Contains(err.Error(), "without credentials") {
 		t.Fatalf("serve on 0.0.0.0 without credentials = %v, want a refusal", err)
 	}
@@ -261,7 +242,7 @@ func selfSignedCert(t *testing.T) (certPEM, keyPEM []byte) {
 
 func TestLogsAreJSONOffATerminalAndPprofIsOptIn(t *testing.T) {
 	ctx, stop := context.WithCancel(context.Background())
-	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	stdout, stderr := &testutil.Buffer{}, &testutil.Buffer{}
 	errc := make(chan error, 1)
 	go func() {
 		errc <- run(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--pprof", "--log-level", "debug"}, env(nil), stdout, stderr)

@@ -137,6 +137,9 @@ func TestParse(t *testing.T) {
 				if !errors.Is(err, config.ErrInvalid) {
 					t.Errorf("Parse(%q) error = %v, want it to wrap ErrInvalid", tt.yaml, err)
 				}
+				if strings.HasPrefix(tt.name, "unknown") && !strings.Contains(err.Error(), "line ") {
+					t.Errorf("Parse(%q) error = %v, want it to name the line", tt.yaml, err)
+				}
 				return
 			}
 			if err != nil {

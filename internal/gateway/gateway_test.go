@@ -325,24 +325,6 @@ func TestConnectionMetadataReachesIntegrations(t *testing.T) {
 	}
 }
 
-// syncBuffer collects log output from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestAccessLog(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -355,7 +337,7 @@ func TestAccessLog(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			var out syncBuffer
+			var out testutil.Buffer
 			opts := gateway.Options{
 				AccessLog: true, AccessLogFormat: tc.format,
 				Routes: map[string]gateway.Route{"$connect": {Integration: echo}, "$default": {Integration: echo, RouteResponse: true}},

@@ -3,10 +3,12 @@
 package testutil
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -132,4 +134,23 @@ func ReadTextAfter(t testing.TB, c *websocket.Conn, msg string) string {
 	t.Helper()
 	Write(t, c, msg)
 	return ReadText(t, c)
+}
+
+// Buffer is a bytes.Buffer safe for concurrent writers, for capturing the
+// output of servers and processes under test.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *Buffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *Buffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -1,7 +1,6 @@
 package lambdahost_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -62,36 +61,18 @@ func buildGoFunc(tb testing.TB) string {
 	return goFunc.path
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // host holds a Function under test and what it wrote.
 type host struct {
 	*lambdahost.Function
-	out *syncBuffer // Options.Output
-	log *syncBuffer // Options.Logger's text
+	out *testutil.Buffer // Options.Output
+	log *testutil.Buffer // Options.Logger's text
 }
 
 // newHost starts hosting opts (Output and Logger are captured) and closes
 // the function when the test ends.
 func newHost(tb testing.TB, opts lambdahost.Options) *host {
 	tb.Helper()
-	h := &host{out: &syncBuffer{}, log: &syncBuffer{}}
+	h := &host{out: &testutil.Buffer{}, log: &testutil.Buffer{}}
 	opts.Output = h.out
 	opts.Logger = slog.New(slog.NewTextHandler(h.log, nil))
 	f, err := lambdahost.New(opts)
