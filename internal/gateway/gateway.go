@@ -6,6 +6,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -205,6 +206,15 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !isUpgrade(r) {
 		w.Header().Set("Upgrade", "websocket")
 		http.Error(w, "Upgrade Required: this is a WebSocket endpoint", http.StatusUpgradeRequired)
+		return
+	}
+	// A handshake the upgrade would refuse must not cost an authorizer or
+	// $connect call, nor leave a $connect without its $disconnect.
+	if status, msg := checkHandshake(r); status != 0 {
+		if status == http.StatusBadRequest && r.Header.Get("Sec-WebSocket-Version") != "13" {
+			w.Header().Set("Sec-WebSocket-Version", "13")
+		}
+		writeMessage(w, status, msg)
 		return
 	}
 	m := g.hub.metrics
@@ -435,6 +445,25 @@ func (g *Gateway) release(ip string) {
 	if g.perIP[ip]--; g.perIP[ip] <= 0 {
 		delete(g.perIP, ip)
 	}
+}
+
+// checkHandshake applies RFC 6455 §4.2.1 to an upgrade request; a non-zero
+// status refuses it.
+func checkHandshake(r *http.Request) (int, string) {
+	if r.Method != http.MethodGet {
+		return http.StatusMethodNotAllowed, "Method Not Allowed: a WebSocket handshake is a GET"
+	}
+	if v := r.Header.Values("Sec-WebSocket-Version"); len(v) != 1 || v[0] != "13" {
+		return http.StatusBadRequest, "Bad Request: Sec-WebSocket-Version must be 13"
+	}
+	keys := r.Header.Values("Sec-WebSocket-Key")
+	if len(keys) != 1 {
+		return http.StatusBadRequest, "Bad Request: exactly one Sec-WebSocket-Key is required"
+	}
+	if k, err := base64.StdEncoding.DecodeString(keys[0]); err != nil || len(k) != 16 {
+		return http.StatusBadRequest, "Bad Request: Sec-WebSocket-Key must be 16 bytes in base64"
+	}
+	return 0, ""
 }
 
 func isUpgrade(r *http.Request) bool {

@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/coder/websocket"
+	"golang.org/x/time/rate"
 )
 
 // StatusCode is a WebSocket close code.
@@ -91,9 +92,9 @@ type Options struct {
 	// MaxLifetime closes (1001) a connection this long after it opened.
 	// Zero means 2h; negative disables.
 	MaxLifetime time.Duration
-	// PingRate is how many pings per second a client may send; more within
-	// one second closes the connection with 1008. Zero means 10; negative
-	// disables the check.
+	// PingRate is how many pings per second a client may send, with bursts
+	// of as many; a client pinging faster is closed with 1008. Zero means
+	// 10; negative disables the check.
 	PingRate float64
 }
 
@@ -156,8 +157,7 @@ type Conn struct {
 
 	lastActive atomic.Int64 // unix nanoseconds of the last data message
 
-	pingWindow int64 // unix second of the current ping count; read loop only
-	pings      float64
+	pings *rate.Limiter // client pings; created on the first one, read loop only
 
 	mu          sync.Mutex // guards the fields below
 	queue       []outMsg
@@ -214,12 +214,10 @@ func (c *Conn) allowPing() bool {
 	if c.opts.PingRate < 0 {
 		return true
 	}
-	now := time.Now().Unix()
-	if now != c.pingWindow {
-		c.pingWindow, c.pings = now, 0
+	if c.pings == nil {
+		c.pings = rate.NewLimiter(rate.Limit(c.opts.PingRate), max(int(c.opts.PingRate), 1))
 	}
-	c.pings++
-	if c.pings <= c.opts.PingRate {
+	if c.pings.Allow() {
 		return true
 	}
 	c.closeNow(StatusPolicyViolation, ReasonPingFlood)
