@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/switchboard-gateway/switchboard/internal/cli"
 	"github.com/switchboard-gateway/switchboard/internal/config"
 	"github.com/switchboard-gateway/switchboard/internal/server"
 )
@@ -38,8 +39,15 @@ func main() {
 const usage = `Usage: switchboard <command> [flags]
 
 Commands:
-  serve     run the gateway
-  version   print the version
+  serve                    run the gateway
+  connect URL              an interactive WebSocket client
+  post ID DATA             send DATA to a connection (PostToConnection)
+  get ID                   describe a connection (GetConnection)
+  delete ID                close a connection (DeleteConnection)
+  publish TOPIC DATA       send DATA to a topic's subscribers
+  broadcast DATA           send DATA to every connection
+  list [--all]             list connections
+  version                  print the version
 
 Run 'switchboard <command> -h' for a command's flags.
 `
@@ -53,6 +61,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], getenv, stdout, stderr)
+	case "connect":
+		return cli.Connect(ctx, args[1:], getenv, os.Stdin, stdout, stderr)
+	case "post", "get", "delete", "publish", "broadcast", "list":
+		return cli.Manage(ctx, args[0], args[1:], getenv, stdout, stderr)
 	case "version", "-v", "--version":
 		fmt.Fprintln(stdout, "switchboard", versionString())
 		return nil

@@ -280,3 +280,33 @@ func TestLogsAreJSONOffATerminalAndPprofIsOptIn(t *testing.T) {
 		t.Errorf("/debug/pprof/ without --pprof = %d, want 404", status)
 	}
 }
+
+func TestCLICommandsAgainstALiveServer(t *testing.T) {
+	wsURL, _, _ := serveForTest(t, []string{"--listen", "127.0.0.1:0"}, nil)
+	base := "http" + strings.TrimPrefix(wsURL, "ws")
+	c := testutil.Dial(t, wsURL, nil)
+	var list testutil.Buffer
+	if err := run(context.Background(), []string{"list", "--endpoint", base}, env(nil), &list, &testutil.Buffer{}); err != nil {
+		t.Fatalf("switchboard list: %v", err)
+	}
+	id := regexp.MustCompile(`[A-Za-z0-9_-]{15}=`).FindString(list.String())
+	if id == "" {
+		t.Fatalf("switchboard list printed no connection ID:\n%s", list.String())
+	}
+	if err := run(context.Background(), []string{"post", id, "from the CLI", "--endpoint", base + "/dev"}, env(nil), &testutil.Buffer{}, &testutil.Buffer{}); err != nil {
+		t.Fatalf("switchboard post: %v", err)
+	}
+	if got := testutil.ReadText(t, c); got != "from the CLI" {
+		t.Errorf("client got %q", got)
+	}
+	var out testutil.Buffer
+	if err := run(context.Background(), []string{"connect", wsURL, "--execute", `{"action":"sendMessage","data":"via connect"}`, "--wait", "1s"}, env(nil), &out, &testutil.Buffer{}); err != nil {
+		t.Fatalf("switchboard connect: %v", err)
+	}
+	if !strings.Contains(out.String(), "via connect") {
+		t.Errorf("connect --execute printed %q", out.String())
+	}
+	if got := testutil.ReadText(t, c); got != "via connect" {
+		t.Errorf("the broadcast reached the other client as %q", got)
+	}
+}
