@@ -22,7 +22,7 @@ const sendHi = `{"action":"sendMessage","data":"hi"}`
 func TestConnectExecute(t *testing.T) {
 	t.Parallel()
 	gw := servertest.StartYAML(t, "")
-	var out, errOut syncBuffer
+	var out, errOut testutil.Buffer
 	err := cli.Connect(context.Background(), []string{gw.WS, "--execute", sendHi, "--wait", "300ms"}, noEnv, strings.NewReader(""), &out, &errOut)
 	if err != nil {
 		t.Fatalf("Connect: %v; stderr:\n%s", err, &errOut)
@@ -44,7 +44,7 @@ func TestConnectExecuteNoWait(t *testing.T) {
 	gw := servertest.StartYAML(t, "")
 	peer := testutil.Dial(t, gw.WS, nil)
 	peerID(t, peer) // the peer is registered before the broadcast
-	var out, errOut syncBuffer
+	var out, errOut testutil.Buffer
 	start := time.Now()
 	err := cli.Connect(context.Background(), []string{"--wait", "0", "--execute", sendHi, gw.WS}, noEnv, strings.NewReader(""), &out, &errOut)
 	if err != nil {
@@ -283,7 +283,7 @@ func TestConnectHandshake(t *testing.T) {
 func TestConnectGatewaySubprotocol(t *testing.T) {
 	t.Parallel()
 	gw := servertest.StartYAML(t, "")
-	var out, errOut syncBuffer
+	var out, errOut testutil.Buffer
 	err := cli.Connect(context.Background(), []string{"--subprotocol", "websocket", "--execute", "x", "--wait", "0", gw.WS}, noEnv, strings.NewReader(""), &out, &errOut)
 	if err != nil {
 		t.Fatalf("Connect: %v", err)
@@ -310,7 +310,7 @@ func TestConnectRefused(t *testing.T) {
 				http.Error(w, `{"message":"no"}`, tt.status)
 			}))
 			defer srv.Close()
-			var out, errOut syncBuffer
+			var out, errOut testutil.Buffer
 			err := cli.Connect(context.Background(), []string{srv.URL}, noEnv, strings.NewReader(""), &out, &errOut)
 			if err == nil || err.Error() != tt.want {
 				t.Errorf("Connect = %v, want %q", err, tt.want)
@@ -339,7 +339,7 @@ func TestConnectArgs(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			var out, errOut syncBuffer
+			var out, errOut testutil.Buffer
 			err := cli.Connect(context.Background(), tt.args, noEnv, strings.NewReader(""), &out, &errOut)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("Connect(%q) = %v, want an error containing %q", tt.args, err, tt.want)

@@ -1,7 +1,6 @@
 package cli_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -29,26 +28,8 @@ func env(kv map[string]string) func(string) string {
 	return func(k string) string { return kv[k] }
 }
 
-// syncBuffer is a bytes.Buffer safe for the command's goroutines and the test's polling.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // waitFor waits until buf contains want.
-func waitFor(t *testing.T, name string, buf *syncBuffer, want string) {
+func waitFor(t *testing.T, name string, buf *testutil.Buffer, want string) {
 	t.Helper()
 	testutil.Eventually(t, 5*time.Second, func() bool { return strings.Contains(buf.String(), want) },
 		"%s does not contain %q; it is:\n%s", name, want, buf)
@@ -56,13 +37,13 @@ func waitFor(t *testing.T, name string, buf *syncBuffer, want string) {
 
 // connectRun is a running Connect.
 type connectRun struct {
-	stdout, stderr *syncBuffer
+	stdout, stderr *testutil.Buffer
 	done           chan error
 }
 
 // startConnect runs Connect in a goroutine; the test must end it.
 func startConnect(ctx context.Context, args []string, stdin io.Reader) *connectRun {
-	r := &connectRun{stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan error, 1)}
+	r := &connectRun{stdout: &testutil.Buffer{}, stderr: &testutil.Buffer{}, done: make(chan error, 1)}
 	go func() { r.done <- cli.Connect(ctx, args, noEnv, stdin, r.stdout, r.stderr) }()
 	return r
 }

@@ -28,7 +28,7 @@ import (
 // manage runs a management command with stdin and returns its stdout.
 func manage(t *testing.T, getenv func(string) string, stdin io.Reader, command string, args ...string) (string, error) {
 	t.Helper()
-	var out, errOut syncBuffer
+	var out, errOut testutil.Buffer
 	err := cli.ManageForTest(context.Background(), command, args, getenv, stdin, &out, &errOut)
 	return out.String(), err
 }
@@ -514,7 +514,7 @@ func TestHelpPrintsNoSecret(t *testing.T) {
 	t.Parallel()
 	getenv := env(map[string]string{"SWITCHBOARD_TOKEN": "tok-s3cr3t", "AWS_SECRET_ACCESS_KEY": "key-s3cr3t", "SWITCHBOARD_ENDPOINT": "http://example.test"})
 	for _, command := range []string{"post", "get", "delete", "publish", "broadcast", "list"} {
-		var out, errOut syncBuffer
+		var out, errOut testutil.Buffer
 		err := cli.Manage(context.Background(), command, []string{"-h"}, getenv, &out, &errOut)
 		if !errors.Is(err, flag.ErrHelp) {
 			t.Errorf("%s -h = %v, want flag.ErrHelp", command, err)
@@ -527,7 +527,7 @@ func TestHelpPrintsNoSecret(t *testing.T) {
 			t.Errorf("%s -h printed a secret from the environment:\n%s", command, help)
 		}
 	}
-	var out, errOut syncBuffer
+	var out, errOut testutil.Buffer
 	if err := cli.Connect(context.Background(), []string{"-h"}, noEnv, nil, &out, &errOut); !errors.Is(err, flag.ErrHelp) {
 		t.Errorf("connect -h = %v, want flag.ErrHelp", err)
 	}
