@@ -193,6 +193,9 @@ type Authorizer struct {
 	Function string `yaml:"function"`
 	// URL (lambda) receives the authorizer event by POST instead; its answer is the result.
 	URL string `yaml:"url"`
+	// Invoke (lambda) calls the authorizer through the Lambda Invoke API
+	// instead: its function, and endpoint/qualifier/region as for routes.
+	Invoke *Integration `yaml:"invoke"`
 	// IdentitySources (lambda): route.request.header.X, route.request.querystring.Y.
 	IdentitySources []string `yaml:"identitySources"`
 	// TTL (lambda) caches results by identity-source values; 0 disables.
@@ -247,6 +250,7 @@ type Limits struct {
 	IdleTimeout       Duration `yaml:"idleTimeout"`
 	MaxLifetime       Duration `yaml:"maxLifetime"`
 	PingInterval      Duration `yaml:"pingInterval"`
+	PongTimeout       Duration `yaml:"pongTimeout"`
 	SendQueueMessages int      `yaml:"sendQueueMessages"`
 	SendQueueBytes    Size     `yaml:"sendQueueBytes"`
 	MaxPostBytes      Size     `yaml:"maxPostBytes"`
@@ -473,6 +477,9 @@ func (c *Config) fillDefaults() {
 	if l.PingInterval == 0 {
 		l.PingInterval = Duration(DefaultPingInterval)
 	}
+	if l.PongTimeout == 0 {
+		l.PongTimeout = Duration(10 * time.Second)
+	}
 	if l.SendQueueMessages == 0 {
 		l.SendQueueMessages = DefaultSendQueueMessages
 	}
@@ -560,8 +567,16 @@ func (c *Config) Validate() error {
 				bad("authorizer %q: a jwt authorizer needs jwksUrl, pemKeys or pemFiles", name)
 			}
 		case "lambda":
-			if (a.Function == "") == (a.URL == "") {
-				bad("authorizer %q: a lambda authorizer needs exactly one of function or url", name)
+			set := 0
+			for _, v := range []bool{a.Function != "", a.URL != "", a.Invoke != nil} {
+				if v {
+					set++
+				}
+			}
+			if set != 1 {
+				bad("authorizer %q: a lambda authorizer needs exactly one of function, url or invoke", name)
+			} else if a.Invoke != nil && a.Invoke.Function == "" {
+				bad("authorizer %q: invoke needs function", name)
 			} else if _, ok := c.Functions[a.Function]; a.Function != "" && !ok {
 				bad("authorizer %q: function %q is not defined under functions", name, a.Function)
 			}

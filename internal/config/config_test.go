@@ -203,6 +203,7 @@ func TestLoadDefaults(t *testing.T) {
 		SendQueueBytes:    config.DefaultSendQueueBytes,
 		MaxPostBytes:      131072,
 		PingRate:          10,
+		PongTimeout:       config.Duration(10 * time.Second),
 		HandshakeTimeout:  config.Duration(10 * time.Second),
 		MaxHeaderBytes:    16 << 10,
 	}

@@ -555,7 +555,7 @@ func (g *Gateway) receive(c *client, m wsconn.Message) {
 	g.received.Add(1)
 	if c.limiter != nil && !c.limiter.Allow() {
 		g.hub.metrics.Dropped.WithLabelValues(metrics.DropRateLimited).Inc()
-		_ = g.hub.send(c, wsconn.Text, apigw.ErrorFrame(apigw.MsgTooManyRequests, c.info.ID, apigw.NewID()))
+		_ = g.hub.send(c, wsconn.Text, apigw.ErrorFrame(apigw.MsgTooManyRequests, c.info.ID, apigw.NewID()), noRoute)
 		return
 	}
 	c.slots <- struct{}{}
@@ -607,18 +607,18 @@ func (g *Gateway) handle(c *client, m wsconn.Message) {
 	routeKey, rt, found := g.routes.Match(key, selected)
 	if !found {
 		g.hub.metrics.MessagesIn.WithLabelValues(noRoute).Inc()
-		_ = g.hub.send(c, wsconn.Text, apigw.ErrorFrame(apigw.MsgForbidden, c.info.ID, req.RequestID))
+		_ = g.hub.send(c, wsconn.Text, apigw.ErrorFrame(apigw.MsgForbidden, c.info.ID, req.RequestID), noRoute)
 		return
 	}
 	g.hub.metrics.MessagesIn.WithLabelValues(routeKey).Inc()
 	req.RouteKey = routeKey
 	resp, err := g.invoke(rt, req)
 	if err != nil {
-		_ = g.hub.send(c, wsconn.Text, apigw.ErrorFrame(g.clientMessage(routeKey, c.info.ID, err), c.info.ID, req.RequestID))
+		_ = g.hub.send(c, wsconn.Text, apigw.ErrorFrame(g.clientMessage(routeKey, c.info.ID, err), c.info.ID, req.RequestID), routeKey)
 		return
 	}
 	if rt.RouteResponse && len(resp.Body) > 0 {
-		_ = g.hub.send(c, messageType(resp.Body), resp.Body)
+		_ = g.hub.send(c, messageType(resp.Body), resp.Body, routeKey)
 	}
 }
 
@@ -645,7 +645,7 @@ func (g *Gateway) invoke(rt Route, req *integration.Request) (*integration.Respo
 	if timeout <= 0 {
 		timeout = g.opts.IntegrationTimeout
 	}
-	ctx, cancel := context.WithTimeout(g.base, timeout)
+	ctx, cancel := context.WithTimeout(withSource(g.base, req.RouteKey), timeout)
 	defer cancel()
 	start := time.Now()
 	resp, err := rt.Integration.Invoke(ctx, req)

@@ -65,14 +65,31 @@ func NewHub(reg registry.Registry, node string, m *metrics.Metrics) *Hub {
 	return &Hub{reg: reg, node: node, conns: make(map[string]*client), metrics: m}
 }
 
-// send queues data on c and counts the outcome: every message to a client
-// goes through here.
-func (h *Hub) send(c *client, typ wsconn.MessageType, data []byte) error {
+// sourceKey carries, in a delivery's context, the route whose integration
+// sends it, for the messages-out metric.
+type sourceKey struct{}
+
+// withSource marks deliveries made under ctx as caused by routeKey.
+func withSource(ctx context.Context, routeKey string) context.Context {
+	return context.WithValue(ctx, sourceKey{}, routeKey)
+}
+
+// sourceOf names what caused a delivery: a route key, or the management API.
+func sourceOf(ctx context.Context) string {
+	if s, ok := ctx.Value(sourceKey{}).(string); ok {
+		return s
+	}
+	return "(management)"
+}
+
+// send queues data on c and counts the outcome under source: every message
+// to a client goes through here.
+func (h *Hub) send(c *client, typ wsconn.MessageType, data []byte, source string) error {
 	err := c.ws.Send(typ, data)
 	switch {
 	case err == nil:
 		h.delivered.Add(1)
-		h.metrics.MessagesOut.Inc()
+		h.metrics.MessagesOut.WithLabelValues(source).Inc()
 	case errors.Is(err, wsconn.ErrQueueFull):
 		h.metrics.Dropped.WithLabelValues(metrics.DropQueueFull).Inc()
 	}
@@ -131,12 +148,12 @@ func messageType(data []byte) wsconn.MessageType {
 
 // Send delivers data to one connection. It returns ErrGone for an unknown or
 // closed connection and ErrSlowConsumer when the connection's queue overflowed.
-func (h *Hub) Send(_ context.Context, id string, data []byte) error {
+func (h *Hub) Send(ctx context.Context, id string, data []byte) error {
 	c, ok := h.local(id)
 	if !ok {
 		return ErrGone
 	}
-	return sendErr(h.send(c, messageType(data), data))
+	return sendErr(h.send(c, messageType(data), data, sourceOf(ctx)))
 }
 
 func sendErr(err error) error {
@@ -152,13 +169,13 @@ func sendErr(err error) error {
 
 // Broadcast implements builtin.Hub: data goes to every open connection of
 // this node, the same bytes shared by all.
-func (h *Hub) Broadcast(_ context.Context, data []byte) (int, error) {
-	typ := messageType(data)
+func (h *Hub) Broadcast(ctx context.Context, data []byte) (int, error) {
+	typ, source := messageType(data), sourceOf(ctx)
 	n := 0
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	for _, c := range h.conns {
-		if h.send(c, typ, data) == nil {
+		if h.send(c, typ, data, source) == nil {
 			n++
 		}
 	}
@@ -171,12 +188,12 @@ func (h *Hub) Publish(ctx context.Context, topic string, data []byte) (int, erro
 	if err != nil {
 		return 0, fmt.Errorf("subscribers of %q: %w", topic, err)
 	}
-	typ := messageType(data)
+	typ, source := messageType(data), sourceOf(ctx)
 	n := 0
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	for _, id := range ids {
-		if c, ok := h.conns[id]; ok && h.send(c, typ, data) == nil {
+		if c, ok := h.conns[id]; ok && h.send(c, typ, data, source) == nil {
 			n++
 		}
 	}

@@ -31,7 +31,7 @@ type Metrics struct {
 	Connects            *prometheus.CounterVec // result
 	Disconnects         *prometheus.CounterVec // reason
 	MessagesIn          *prometheus.CounterVec // route
-	MessagesOut         prometheus.Counter
+	MessagesOut         *prometheus.CounterVec // source: the route key whose integration sent it, or (management)
 	Dropped             *prometheus.CounterVec // reason
 	IntegrationDuration *prometheus.HistogramVec
 	IntegrationErrors   *prometheus.CounterVec // route, kind
@@ -55,9 +55,9 @@ func New(reg prometheus.Registerer) *Metrics {
 		MessagesIn: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchboard_messages_in_total", Help: "Messages received from clients, by route key.",
 		}, []string{"route"}),
-		MessagesOut: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "switchboard_messages_out_total", Help: "Messages queued to clients: posts, broadcasts, publishes, route responses and error frames.",
-		}),
+		MessagesOut: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_messages_out_total", Help: "Messages queued to clients (posts, broadcasts, publishes, route responses, error frames), by the route that sent them or (management).",
+		}, []string{"source"}),
 		Dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchboard_messages_dropped_total", Help: "Messages dropped, by reason; a queue_full drop also closes the slow consumer.",
 		}, []string{"reason"}),

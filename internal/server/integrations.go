@@ -56,12 +56,20 @@ func (b *builder) integration(ic config.Integration) (integration.Integration, t
 		return f, f.InitTimeout() + f.Timeout() + time.Second, nil
 	case "http":
 		h, err := httpint.New(httpint.Options{URL: ic.URL, Headers: ic.Headers})
-		return h, 0, err
+		if err != nil {
+			return nil, 0, err
+		}
+		b.closers = append(b.closers, h)
+		return h, 0, nil
 	case "invoke":
 		in, err := invoke.New(context.Background(), invoke.Options{
 			Endpoint: ic.Endpoint, Function: ic.Function, Qualifier: ic.Qualifier, Region: ic.Region,
 		})
-		return in, 0, err
+		if err != nil {
+			return nil, 0, err
+		}
+		b.closers = append(b.closers, in)
+		return in, 0, nil
 	}
 	in, err := builtin.New(ic.Type, b.hub, builtin.Options{MockResponse: ic.Response})
 	return in, 0, err

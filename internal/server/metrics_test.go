@@ -117,7 +117,8 @@ func TestMetricsScrape(t *testing.T) {
 		{"switchboard_messages_in_total", []string{"route", "sendMessage"}, 1},
 		{"switchboard_messages_in_total", []string{"route", "(none)"}, 1},
 		{"switchboard_messages_dropped_total", []string{"reason", "rate_limited"}, 1},
-		{"switchboard_messages_out_total", nil, 4}, // the broadcast twice, the Forbidden and the Too Many Requests frames
+		{"switchboard_messages_out_total", []string{"source", "sendMessage"}, 2}, // the broadcast to both
+		{"switchboard_messages_out_total", []string{"source", "(none)"}, 2},      // the Forbidden and Too Many Requests frames
 		{"switchboard_integration_duration_seconds", []string{"route", "sendMessage", "integration", "broadcast"}, 1},
 		{"switchboard_management_requests_total", []string{"operation", "PostToConnection", "status", "410"}, 1},
 		{"switchboard_management_requests_total", []string{"operation", "DeleteConnection", "status", "204"}, 1},

@@ -20,6 +20,7 @@ import (
 	"github.com/switchboard-gateway/switchboard/internal/auth/sigv4"
 	"github.com/switchboard-gateway/switchboard/internal/config"
 	"github.com/switchboard-gateway/switchboard/internal/gateway"
+	"github.com/switchboard-gateway/switchboard/internal/integration/invoke"
 	"github.com/switchboard-gateway/switchboard/internal/integration/lambdahost"
 )
 
@@ -77,9 +78,27 @@ type closerFunc func() error
 
 func (f closerFunc) Close() error { return f() }
 
-// rawInvoker runs a Lambda authorizer: a hosted function, or a URL that
-// receives the event by POST and answers with the authorizer's result.
+// rawInvoker runs a Lambda authorizer: a hosted function, a function behind
+// the Lambda Invoke API, or a URL that receives the event by POST and answers
+// with the authorizer's result.
 func (b *builder) rawInvoker(ac config.Authorizer) (func(context.Context, []byte) ([]byte, error), error) {
+	if ic := ac.Invoke; ic != nil {
+		in, err := invoke.New(context.Background(), invoke.Options{
+			Endpoint: ic.Endpoint, Function: ic.Function, Qualifier: ic.Qualifier, Region: ic.Region,
+		})
+		if err != nil {
+			return nil, err
+		}
+		b.closers = append(b.closers, in)
+		return func(ctx context.Context, event []byte) ([]byte, error) {
+			out, err := in.InvokeRaw(ctx, event)
+			var fe *invoke.FunctionError
+			if errors.As(err, &fe) {
+				return json.Marshal(map[string]string{"errorMessage": fe.Message, "errorType": fe.Type})
+			}
+			return out, err
+		}, nil
+	}
 	if ac.Function != "" {
 		f, err := b.function(ac.Function)
 		if err != nil {

@@ -444,3 +444,55 @@ func sha256hex(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])
 }
+
+// A Lambda authorizer behind the Lambda Invoke API (here a local emulator).
+// Not parallel: the AWS credential chain reads the environment.
+func TestLambdaAuthorizerThroughInvokeAPI(t *testing.T) {
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
+	t.Setenv("AWS_REGION", "us-east-1")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	var mu sync.Mutex
+	var events []map[string]any
+	emulator := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/2015-03-31/functions/authfn/invocations" || !strings.HasPrefix(r.Header.Get("Authorization"), "AWS4-HMAC-SHA256 ") {
+			http.Error(w, "unexpected call "+r.URL.Path, http.StatusBadRequest)
+			return
+		}
+		var ev map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&ev)
+		mu.Lock()
+		events = append(events, ev)
+		mu.Unlock()
+		headers, _ := ev["headers"].(map[string]any)
+		if headers["X-Api-Key"] != "ok" {
+			w.Header().Set("X-Amz-Function-Error", "Unhandled")
+			_, _ = io.WriteString(w, `{"errorMessage":"Unauthorized","errorType":"Error"}`)
+			return
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{
+			"principalId":    "invoked",
+			"policyDocument": map[string]any{"Version": "2012-10-17", "Statement": []any{map[string]any{"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": ev["methodArn"]}}},
+		})
+	}))
+	defer emulator.Close()
+	srv := servertest.StartYAML(t, fmt.Sprintf(`
+authorizers:
+  keys: {type: lambda, invoke: {function: authfn, endpoint: %q}, identitySources: [route.request.header.X-Api-Key]}
+routes:
+  $connect: {authorizer: keys}
+  $default: {integration: {type: echo}}
+`, emulator.URL))
+	if got := testutil.DialStatus(t, srv.WS, &websocket.DialOptions{HTTPHeader: http.Header{"X-Api-Key": {"nope"}}}); got != http.StatusUnauthorized {
+		t.Errorf("authorizer threw Unauthorized: status %d, want 401", got)
+	}
+	c := testutil.Dial(t, srv.WS, &websocket.DialOptions{HTTPHeader: http.Header{"X-Api-Key": {"ok"}}})
+	if got := testutil.ReadTextAfter(t, c, "in"); got != "in" {
+		t.Errorf("echo = %q", got)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(events) != 2 || events[1]["type"] != "REQUEST" || !strings.HasSuffix(fmt.Sprint(events[1]["methodArn"]), "/dev/$connect") {
+		t.Errorf("authorizer events = %v", events)
+	}
+}

@@ -116,6 +116,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 			SendQueueMessages: l.SendQueueMessages,
 			SendQueueBytes:    int(l.SendQueueBytes),
 			PingInterval:      time.Duration(l.PingInterval),
+			PongTimeout:       time.Duration(l.PongTimeout),
 			IdleTimeout:       time.Duration(l.IdleTimeout),
 			MaxLifetime:       time.Duration(l.MaxLifetime),
 			PingRate:          l.PingRate,

@@ -363,3 +363,24 @@ func TestInvalidUTF8ClosesWith1007(t *testing.T) {
 		t.Errorf("close code = %d, want 1007", code)
 	}
 }
+
+func TestUnansweredPingDropsTheConnection(t *testing.T) {
+	t.Parallel()
+	srv := servertest.StartYAML(t, echoConfig+"limits: {pingInterval: 100ms, pongTimeout: 200ms}\n")
+	silent := testutil.Dial(t, srv.WS, nil) // never reads, so never answers a ping
+	alive := testutil.Dial(t, srv.WS, nil)
+	go func() { // a client that reads answers pings; it ends when the test closes it
+		for {
+			if _, _, err := alive.Read(context.Background()); err != nil {
+				return
+			}
+		}
+	}()
+	testutil.Eventually(t, 5*time.Second, func() bool {
+		return value(scrape(t, srv.HTTP), "switchboard_disconnects_total", "reason", "ping_timeout") == 1
+	}, "the silent client is dropped for an unanswered ping")
+	if n := len(connIDs(t, srv.HTTP)); n != 1 {
+		t.Errorf("%d connections open, want only the one answering pings", n)
+	}
+	_ = silent
+}

@@ -163,11 +163,26 @@ func (i *Integration) Invoke(ctx context.Context, req *integration.Request) (*in
 	if err != nil {
 		return nil, fmt.Errorf("invoke: %s: %w", i.function, err)
 	}
+	out, err := i.InvokeRaw(ctx, event)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := integration.ParseResponse(out)
+	if err != nil {
+		return nil, fmt.Errorf("invoke: %s: %w", i.function, err)
+	}
+	return resp, nil
+}
+
+// InvokeRaw calls the function synchronously with payload and returns its
+// output as it is, for callers with events of their own (authorizers).
+// Errors are as for Invoke.
+func (i *Integration) InvokeRaw(ctx context.Context, payload []byte) ([]byte, error) {
 	out, err := i.lambda.Invoke(ctx, &lambda.InvokeInput{
 		FunctionName:   aws.String(i.function),
 		Qualifier:      i.qualifier,
 		InvocationType: types.InvocationTypeRequestResponse,
-		Payload:        event,
+		Payload:        payload,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("invoke: %s: %w", i.function, serviceError(err))
@@ -175,11 +190,7 @@ func (i *Integration) Invoke(ctx context.Context, req *integration.Request) (*in
 	if out.FunctionError != nil {
 		return nil, fmt.Errorf("invoke: %s: %w", i.function, functionError(*out.FunctionError, out.Payload))
 	}
-	resp, err := integration.ParseResponse(out.Payload)
-	if err != nil {
-		return nil, fmt.Errorf("invoke: %s: %w", i.function, err)
-	}
-	return resp, nil
+	return out.Payload, nil
 }
 
 // Close releases the idle connections of the HTTP client New made. It does

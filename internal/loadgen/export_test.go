@@ -1,0 +1,15 @@
+package loadgen
+
+import "time"
+
+// Internals exercised by the tests in package loadgen_test.
+var (
+	ParsePayloadForTest  = parsePayload
+	AppendPayloadForTest = appendPayload
+)
+
+// HistogramForTest records durations and answers quantiles.
+type HistogramForTest struct{ h histogram }
+
+func (h *HistogramForTest) Record(d time.Duration)           { h.h.record(d) }
+func (h *HistogramForTest) Quantile(q float64) time.Duration { return h.h.quantile(q) }

@@ -1,0 +1,474 @@
+package loadgen_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchboard-gateway/switchboard/internal/loadgen"
+	"github.com/switchboard-gateway/switchboard/internal/server/servertest"
+)
+
+// benchConfig is the suite's gateway: a two-way echo $default route beside
+// the zero-config routes, and /debug/pprof for the forced GC.
+const benchConfig = `
+pprof: true
+routes:
+  $default:    {integration: {type: echo}}
+  subscribe:   {integration: {type: subscribe}}
+  sendMessage: {integration: {type: broadcast}}
+  publish:     {integration: {type: publish}}
+`
+
+// result holds the figures the tests check, from any workload's line.
+type result struct {
+	Workload   string  `json:"workload"`
+	URL        string  `json:"url"`
+	MgmtURL    string  `json:"mgmt_url"`
+	Truncated  bool    `json:"truncated"`
+	Errors     int64   `json:"errors"`
+	FirstError string  `json:"first_error"`
+	Elapsed    float64 `json:"elapsed_s"`
+	Duration   float64 `json:"duration_s"`
+
+	N                 int     `json:"n"`
+	Opened            int64   `json:"opened"`
+	Failed            int64   `json:"failed"`
+	ClosedEarly       int64   `json:"closed_early"`
+	ConnsPerSec       float64 `json:"conns_per_s"`
+	RSSBefore         int64   `json:"rss_before_bytes"`
+	RSSHeld           int64   `json:"rss_held_bytes"`
+	RSSAfterGC        int64   `json:"rss_gc_bytes"`
+	GoroutinesHeld    int64   `json:"goroutines_held"`
+	GoroutinesPerConn float64 `json:"goroutines_per_conn"`
+	Dial              latency `json:"dial_latency_ms"`
+
+	Connections int     `json:"connections"`
+	Messages    int     `json:"messages"`
+	Size        int     `json:"size"`
+	Route       string  `json:"route"`
+	Sent        int64   `json:"sent"`
+	Received    int64   `json:"received"`
+	Unexpected  int64   `json:"unexpected"`
+	MsgsPerSec  float64 `json:"msgs_per_s"`
+	Latency     latency `json:"latency_ms"`
+
+	Subscribers      int     `json:"subscribers"`
+	Via              string  `json:"via"`
+	Topic            string  `json:"topic"`
+	Subscribed       int64   `json:"subscribed"`
+	Published        int64   `json:"published"`
+	Expected         int64   `json:"expected"`
+	Deliveries       int64   `json:"deliveries"`
+	Lost             int64   `json:"lost"`
+	Duplicated       int64   `json:"duplicated"`
+	DeliveriesPerSec float64 `json:"deliveries_per_s"`
+
+	Requests       int64            `json:"requests"`
+	OK             int64            `json:"ok"`
+	Statuses       map[string]int64 `json:"statuses"`
+	RequestsPerSec float64          `json:"requests_per_s"`
+	Delivered      int64            `json:"delivered"`
+}
+
+type latency struct {
+	Count uint64  `json:"count"`
+	P50   float64 `json:"p50"`
+	P90   float64 `json:"p90"`
+	P99   float64 `json:"p99"`
+	Max   float64 `json:"max"`
+}
+
+// check reports latency figures out of order.
+func (l latency) check(t *testing.T, name string, count uint64) {
+	t.Helper()
+	if l.Count != count {
+		t.Errorf("%s count = %d, want %d", name, l.Count, count)
+	}
+	if !(0 <= l.P50 && l.P50 <= l.P90 && l.P90 <= l.P99 && l.P99 <= l.Max) {
+		t.Errorf("%s = %+v, want 0 <= p50 <= p90 <= p99 <= max", name, l)
+	}
+}
+
+// bench runs `switchboard bench args...` and returns its one result line,
+// parsed, and its error.
+func bench(t *testing.T, args ...string) (result, error) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	err := loadgen.Main(t.Context(), args, func(string) string { return "" }, &stdout, &stderr)
+	t.Logf("bench %s: err=%v\nstderr:\n%s", strings.Join(args, " "), err, stderr.String())
+	lines := strings.Split(strings.TrimSuffix(stdout.String(), "\n"), "\n")
+	if len(lines) != 1 || lines[0] == "" {
+		t.Fatalf("bench %s: stdout = %q, want one JSON line", strings.Join(args, " "), stdout.String())
+	}
+	var r result
+	if err := json.Unmarshal([]byte(lines[0]), &r); err != nil {
+		t.Fatalf("bench %s: result %q: %v", strings.Join(args, " "), lines[0], err)
+	}
+	t.Logf("result: %s", lines[0])
+	return r, err
+}
+
+// mustBench is bench for a run that must succeed completely.
+func mustBench(t *testing.T, args ...string) result {
+	t.Helper()
+	r, err := bench(t, args...)
+	if err != nil {
+		t.Fatalf("bench %s: %v", strings.Join(args, " "), err)
+	}
+	if r.Truncated || r.Errors != 0 {
+		t.Fatalf("bench %s: truncated=%v errors=%d (%s), want a complete run", strings.Join(args, " "), r.Truncated, r.Errors, r.FirstError)
+	}
+	if r.Workload != args[0] {
+		t.Errorf("workload = %q, want %q", r.Workload, args[0])
+	}
+	return r
+}
+
+func TestConns(t *testing.T) {
+	t.Parallel()
+	srv := servertest.StartYAML(t, benchConfig)
+	tests := []struct {
+		name    string
+		sources string
+	}{
+		{"kernel source address", "0"},
+		{"two source addresses", "2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			// The server runs in this process: its RSS is ours.
+			r := mustBench(t, "conns", "--url", srv.WS, "-n", "30", "--concurrency", "7", "--sources", tt.sources,
+				"--hold", "0s", "--pid", strconv.Itoa(os.Getpid()),
+				"--gc-url", srv.HTTP+"/debug/pprof/heap?gc=1", "--metrics-url", srv.HTTP+"/metrics")
+			if r.N != 30 || r.Opened != 30 || r.Failed != 0 || r.ClosedEarly != 0 {
+				t.Errorf("n=%d opened=%d failed=%d closed_early=%d, want 30 opened of 30", r.N, r.Opened, r.Failed, r.ClosedEarly)
+			}
+			if r.ConnsPerSec <= 0 {
+				t.Errorf("conns_per_s = %v, want > 0", r.ConnsPerSec)
+			}
+			if r.RSSBefore <= 0 || r.RSSHeld <= 0 || r.RSSAfterGC <= 0 {
+				t.Errorf("rss before=%d held=%d gc=%d, want all > 0", r.RSSBefore, r.RSSHeld, r.RSSAfterGC)
+			}
+			// Other tests share this process: only the readings are checked, not the differences.
+			if r.GoroutinesHeld <= 0 {
+				t.Errorf("goroutines held = %d, want > 0", r.GoroutinesHeld)
+			}
+			r.Dial.check(t, "dial_latency_ms", 30)
+		})
+	}
+}
+
+func TestEcho(t *testing.T) {
+	t.Parallel()
+	srv := servertest.StartYAML(t, benchConfig)
+	tests := []struct {
+		name   string
+		route  string
+		window string
+	}{
+		{"raw payload", "%s", "1"},
+		{"JSON template", `{"action":"echo","data":"%s"}`, "1"},
+		{"pipelined", `{"action":"echo","data":"%s"}`, "8"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := mustBench(t, "echo", "--url", srv.WS, "-c", "4", "-m", "25", "-s", "64", "--route", tt.route, "--window", tt.window)
+			if r.Connections != 4 || r.Messages != 25 || r.Size != 64 || r.Route != tt.route {
+				t.Errorf("inputs echoed: connections=%d messages=%d size=%d route=%q", r.Connections, r.Messages, r.Size, r.Route)
+			}
+			if r.Sent != 100 || r.Received != 100 || r.Unexpected != 0 || r.Lost != 0 {
+				t.Errorf("sent=%d received=%d unexpected=%d lost=%d, want 100 received of 100", r.Sent, r.Received, r.Unexpected, r.Lost)
+			}
+			if r.MsgsPerSec <= 0 {
+				t.Errorf("msgs_per_s = %v, want > 0", r.MsgsPerSec)
+			}
+			r.Latency.check(t, "latency_ms", 100)
+		})
+	}
+}
+
+// Without a $default route every answer is the Forbidden frame: the run
+// fails and says why.
+func TestEchoWithoutEchoRoute(t *testing.T) {
+	t.Parallel()
+	srv := servertest.StartYAML(t, "")
+	r, err := bench(t, "echo", "--url", srv.WS, "-c", "2", "-m", "3")
+	if err == nil {
+		t.Fatal("echo against a gateway that does not echo: err = nil, want the unexpected answers reported")
+	}
+	if r.Received != 0 || r.Unexpected != 6 || r.Errors == 0 || !strings.Contains(r.FirstError, "Forbidden") {
+		t.Errorf("received=%d unexpected=%d errors=%d first_error=%q, want 6 unexpected Forbidden frames",
+			r.Received, r.Unexpected, r.Errors, r.FirstError)
+	}
+}
+
+func TestFanout(t *testing.T) {
+	t.Parallel()
+	srv := servertest.StartYAML(t, benchConfig)
+	zero := servertest.StartYAML(t, "") // the sync message gets the Forbidden frame
+	tests := []struct {
+		name string
+		url  string
+		args []string
+	}{
+		{"broadcast via ws", srv.WS, []string{"--via", "ws"}},
+		{"topic via ws", srv.WS, []string{"--via", "ws", "--topic", "t"}},
+		{"broadcast via mgmt", srv.WS, []string{"--via", "mgmt"}},
+		{"topic via mgmt", srv.WS, []string{"--via", "mgmt", "--topic", "t2", "--mgmt-url", srv.Management}},
+		{"zero-config topic via ws", zero.WS, []string{"--topic", "t", "--rate", "1000"}},
+		{"two source addresses", srv.WS, []string{"--sources", "2", "--concurrency", "3"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			args := append([]string{"fanout", "--url", tt.url, "--subscribers", "6", "--messages", "15", "--size", "80"}, tt.args...)
+			r := mustBench(t, args...)
+			if r.Subscribers != 6 || r.Messages != 15 || r.Size != 80 {
+				t.Errorf("inputs echoed: subscribers=%d messages=%d size=%d", r.Subscribers, r.Messages, r.Size)
+			}
+			if r.Subscribed != 6 || r.Published != 15 || r.Expected != 90 {
+				t.Errorf("subscribed=%d published=%d expected=%d, want 6, 15, 90", r.Subscribed, r.Published, r.Expected)
+			}
+			if r.Deliveries != 90 || r.Lost != 0 || r.Duplicated != 0 || r.Unexpected != 0 {
+				t.Errorf("deliveries=%d lost=%d duplicated=%d unexpected=%d, want 90 deliveries, none lost or duplicated",
+					r.Deliveries, r.Lost, r.Duplicated, r.Unexpected)
+			}
+			if r.DeliveriesPerSec <= 0 {
+				t.Errorf("deliveries_per_s = %v, want > 0", r.DeliveriesPerSec)
+			}
+			r.Latency.check(t, "latency_ms", 90)
+		})
+	}
+}
+
+func TestMgmt(t *testing.T) {
+	t.Parallel()
+	srv := servertest.StartYAML(t, benchConfig)
+	tests := []struct {
+		name string
+		args []string
+	}{
+		{"mgmt URL given", []string{"--mgmt-url", srv.Management}},
+		{"mgmt URL from the WebSocket URL", []string{"--url", srv.WS + "/dev"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := mustBench(t, append([]string{"mgmt", "-c", "4", "-n", "120", "--connections", "3", "-s", "50"}, tt.args...)...)
+			if r.Requests != 120 || r.OK != 120 || r.Statuses["200"] != 120 || len(r.Statuses) != 1 {
+				t.Errorf("requests=%d ok=%d statuses=%v, want 120 answered 200", r.Requests, r.OK, r.Statuses)
+			}
+			if r.Delivered != 120 || r.Lost != 0 {
+				t.Errorf("delivered=%d lost=%d, want 120 delivered", r.Delivered, r.Lost)
+			}
+			if r.RequestsPerSec <= 0 {
+				t.Errorf("requests_per_s = %v, want > 0", r.RequestsPerSec)
+			}
+			r.Latency.check(t, "latency_ms", 120)
+		})
+	}
+}
+
+// --duration ends a long run early; the line says so and the run is not a failure.
+func TestDurationTruncates(t *testing.T) {
+	t.Parallel()
+	srv := servertest.StartYAML(t, benchConfig)
+	tests := []struct {
+		name string
+		args []string
+		done func(r result) (int64, int64) // done, asked
+	}{
+		{"echo", []string{"echo", "--url", srv.WS, "-c", "2", "-m", "1000000", "--duration", "200ms"},
+			func(r result) (int64, int64) { return r.Received, 2 * 1000000 }},
+		{"fanout", []string{"fanout", "--url", srv.WS, "--subscribers", "2", "--messages", "1000000", "--rate", "100", "--duration", "200ms"},
+			func(r result) (int64, int64) { return r.Published, 1000000 }},
+		{"mgmt", []string{"mgmt", "--url", srv.WS, "-c", "2", "-n", "100000000", "--duration", "200ms"},
+			func(r result) (int64, int64) { return r.Requests, 100000000 }},
+		{"conns", []string{"conns", "--url", srv.WS, "-n", "500000", "--concurrency", "2", "--hold", "0s", "--duration", "200ms"},
+			func(r result) (int64, int64) { return r.Opened, 500000 }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r, err := bench(t, tt.args...)
+			if err != nil {
+				t.Fatalf("err = %v, want nil: a truncated run is not a failure", err)
+			}
+			if !r.Truncated {
+				t.Errorf("truncated = false, want true")
+			}
+			if r.Duration != 0.2 {
+				t.Errorf("duration_s = %v, want 0.2", r.Duration)
+			}
+			if done, asked := tt.done(r); done >= asked {
+				t.Errorf("did %d of %d, want the run cut short", done, asked)
+			}
+			if r.Errors != 0 {
+				t.Errorf("errors = %d (%s), want none", r.Errors, r.FirstError)
+			}
+		})
+	}
+}
+
+func TestRefusesRemoteTargets(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		args []string
+	}{
+		{"conns", []string{"conns", "--url", "ws://192.0.2.1:3001"}},
+		{"echo", []string{"echo", "--url", "ws://192.0.2.1:3001/dev"}},
+		{"fanout", []string{"fanout", "--url", "wss://192.0.2.1"}},
+		{"fanout mgmt URL", []string{"fanout", "--via", "mgmt", "--mgmt-url", "http://192.0.2.1:3001"}},
+		{"mgmt", []string{"mgmt", "--mgmt-url", "http://[2001:db8::1]:3001"}},
+		{"mgmt WebSocket URL", []string{"mgmt", "--url", "ws://192.0.2.1:3001", "--mgmt-url", "http://127.0.0.1:3001"}},
+		{"conns gc URL", []string{"conns", "--gc-url", "http://192.0.2.1/debug/pprof/heap?gc=1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var stdout, stderr bytes.Buffer
+			err := loadgen.Main(t.Context(), tt.args, nil, &stdout, &stderr)
+			if !errors.Is(err, loadgen.ErrRemote) {
+				t.Errorf("Main(%q) = %v, want ErrRemote", tt.args, err)
+			}
+			if stdout.Len() != 0 {
+				t.Errorf("stdout = %q, want nothing: no load was sent", stdout.String())
+			}
+		})
+	}
+}
+
+func TestLocalhostIsLoopback(t *testing.T) {
+	t.Parallel()
+	srv := servertest.StartYAML(t, benchConfig)
+	url := strings.Replace(srv.WS, "127.0.0.1", "localhost", 1)
+	r := mustBench(t, "conns", "--url", url, "-n", "3", "--hold", "0s")
+	if r.Opened != 3 {
+		t.Errorf("opened = %d, want 3", r.Opened)
+	}
+}
+
+func TestBadFlags(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no workload", nil, "no workload"},
+		{"unknown workload", []string{"soak"}, "unknown workload"},
+		{"too many connections", []string{"conns", "-n", "500001"}, "-n 500001"},
+		{"too many sources", []string{"conns", "--sources", "50"}, "--sources 50"},
+		{"sources with a name", []string{"conns", "--sources", "2", "--url", "ws://[::1]:3001"}, "--sources needs"},
+		{"hold past duration", []string{"conns", "--hold", "10s", "--duration", "5s"}, "--hold"},
+		{"duration over an hour", []string{"echo", "--duration", "2h"}, "--duration"},
+		{"zero duration", []string{"echo", "--timeout", "0s"}, "--duration"},
+		{"template without %s", []string{"echo", "--route", `{"action":"echo"}`}, "exactly one %s"},
+		{"template with two %s", []string{"echo", "--route", "%s%s"}, "exactly one %s"},
+		{"echo total over the cap", []string{"echo", "-c", "50000", "-m", "10000"}, "-c × -m"},
+		{"message too big", []string{"echo", "-s", "2000000"}, "-s 2000000"},
+		{"unknown via", []string{"fanout", "--via", "sqs"}, "--via"},
+		{"fanout total over the cap", []string{"fanout", "--subscribers", "500000", "--messages", "1000000"}, "--subscribers ×"},
+		{"negative rate", []string{"fanout", "--rate", "-1"}, "--rate"},
+		{"mgmt URL scheme", []string{"mgmt", "--mgmt-url", "ws://127.0.0.1:3001"}, "--mgmt-url"},
+		{"mgmt workers", []string{"mgmt", "-c", "0"}, "-c 0"},
+		{"stray argument", []string{"mgmt", "extra"}, "unexpected argument"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var stdout, stderr bytes.Buffer
+			err := loadgen.Main(t.Context(), tt.args, nil, &stdout, &stderr)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Main(%q) = %v, want an error containing %q", tt.args, err, tt.want)
+			}
+			if stdout.Len() != 0 {
+				t.Errorf("stdout = %q, want nothing", stdout.String())
+			}
+		})
+	}
+}
+
+func TestHelp(t *testing.T) {
+	t.Parallel()
+	var stdout, stderr bytes.Buffer
+	if err := loadgen.Main(t.Context(), []string{"help"}, nil, &stdout, &stderr); err != nil {
+		t.Fatalf("help: %v", err)
+	}
+	if stdout.String() != loadgen.Usage {
+		t.Errorf("help printed %q, want Usage", stdout.String())
+	}
+	for _, w := range []string{"conns", "echo", "fanout", "mgmt"} {
+		stderr.Reset()
+		err := loadgen.Main(t.Context(), []string{w, "-h"}, nil, &stdout, &stderr)
+		if err == nil || !strings.Contains(stderr.String(), "Usage: switchboard bench "+w) || !strings.Contains(stderr.String(), "-duration") {
+			t.Errorf("%s -h: err=%v, stderr=%q, want its usage and flags", w, err, stderr.String())
+		}
+	}
+}
+
+func TestPayload(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name                  string
+		size                  int
+		seq, ts               int64
+		tag                   string
+		wrapBefore, wrapAfter string
+		wantLen               int
+	}{
+		{"padded", 100, 42, 1000, "0a1b2c3d", "", "", 100},
+		{"too small for the numbers", 2, 12345, 6789, "0a1b2c3d", "", "", len("~12345~6789~0a1b2c3d")},
+		{"inside a template with tildes", 50, 3, 99, "feedbeef", `{"a":"~1~x~","data":"`, `"}`, 50},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			p := loadgen.AppendPayloadForTest(nil, tt.size, tt.seq, tt.ts, tt.tag)
+			if len(p) != tt.wantLen {
+				t.Errorf("len(payload %q) = %d, want %d", p, len(p), tt.wantLen)
+			}
+			msg := append(append([]byte(tt.wrapBefore), p...), tt.wrapAfter...)
+			seq, ts, rest, ok := loadgen.ParsePayloadForTest(msg)
+			if !ok || seq != tt.seq || ts != tt.ts || !bytes.HasPrefix(rest, []byte(tt.tag)) {
+				t.Errorf("parse(%q) = %d, %d, %q, %v; want %d, %d, %q…, true", msg, seq, ts, rest, ok, tt.seq, tt.ts, tt.tag)
+			}
+		})
+	}
+	for _, s := range []string{"", "~", "~~", "~1~", "~x~2~", "~1~x~", `{"message": "Forbidden"}`} {
+		if _, _, _, ok := loadgen.ParsePayloadForTest([]byte(s)); ok {
+			t.Errorf("parse(%q) ok, want no payload", s)
+		}
+	}
+}
+
+func TestHistogramQuantiles(t *testing.T) {
+	t.Parallel()
+	var h loadgen.HistogramForTest
+	if got := h.Quantile(0.5); got != 0 {
+		t.Errorf("empty Quantile(0.5) = %v, want 0", got)
+	}
+	// 1µs, 2µs, … 10000µs: the q quantile is q×10ms, within 1/64.
+	for i := 1; i <= 10000; i++ {
+		h.Record(time.Duration(i) * time.Microsecond)
+	}
+	for _, q := range []float64{0.01, 0.5, 0.9, 0.99, 1} {
+		want := time.Duration(q * 10000 * float64(time.Microsecond))
+		got := h.Quantile(q)
+		if diff := got - want; diff < -want/64 || diff > want/64 {
+			t.Errorf("Quantile(%v) = %v, want %v within 1/64", q, got, want)
+		}
+	}
+	if got := h.Quantile(1); got > 10*time.Millisecond {
+		t.Errorf("Quantile(1) = %v, want at most the maximum, 10ms", got)
+	}
+}

@@ -1,0 +1,171 @@
+package loadgen
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/bits"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// histogram counts durations in buckets at most 1/64 of their value wide
+// (under 1.6% error), from 1ns to centuries, in constant memory. It is safe
+// for concurrent use.
+type histogram struct {
+	counts [histBuckets]atomic.Uint64
+	n      atomic.Uint64
+	max    atomic.Int64
+}
+
+const (
+	histSub     = 64                       // buckets per power of two
+	histBuckets = (64-6)*histSub + histSub // bucketOf(math.MaxUint64) + 1
+)
+
+// bucketOf returns v's bucket: v itself below 128, then 64 buckets per power of two.
+func bucketOf(v uint64) int {
+	e := max(bits.Len64(v)-7, 0)
+	return e*histSub + int(v>>e)
+}
+
+// bucketMid returns the middle of bucket i's range.
+func bucketMid(i int) uint64 {
+	e := 0
+	if i >= 2*histSub {
+		e = i/histSub - 1
+	}
+	lo := uint64(i-e*histSub) << e
+	return lo + (uint64(1)<<e)/2
+}
+
+func (h *histogram) record(d time.Duration) {
+	v := max(int64(d), 0)
+	h.counts[bucketOf(uint64(v))].Add(1)
+	h.n.Add(1)
+	for {
+		m := h.max.Load()
+		if v <= m || h.max.CompareAndSwap(m, v) {
+			return
+		}
+	}
+}
+
+// quantile returns the smallest recorded value v, to the bucket's
+// precision, with at least q of the values at or below v.
+func (h *histogram) quantile(q float64) time.Duration {
+	n := h.n.Load()
+	if n == 0 {
+		return 0
+	}
+	rank := uint64(q*float64(n) + 0.999999)
+	rank = min(max(rank, 1), n)
+	var seen uint64
+	for i := range h.counts {
+		seen += h.counts[i].Load()
+		if seen >= rank {
+			return min(time.Duration(bucketMid(i)), time.Duration(h.max.Load()))
+		}
+	}
+	return time.Duration(h.max.Load())
+}
+
+// latency is a histogram's summary in milliseconds, as printed.
+type latency struct {
+	Count uint64  `json:"count"`
+	P50   float64 `json:"p50"`
+	P90   float64 `json:"p90"`
+	P99   float64 `json:"p99"`
+	Max   float64 `json:"max"`
+}
+
+func (h *histogram) summary() latency {
+	ms := func(d time.Duration) float64 { return round(float64(d)/1e6, 3) }
+	return latency{
+		Count: h.n.Load(),
+		P50:   ms(h.quantile(0.50)),
+		P90:   ms(h.quantile(0.90)),
+		P99:   ms(h.quantile(0.99)),
+		Max:   ms(time.Duration(h.max.Load())),
+	}
+}
+
+// rss returns the resident set size of process pid, from /proc/PID/status (VmRSS).
+func rss(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, fmt.Errorf("rss of %d: %w", pid, err)
+	}
+	for line := range strings.Lines(string(b)) {
+		v, ok := strings.CutPrefix(line, "VmRSS:")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(v) // "12345 kB"
+		if len(f) == 2 && f[1] == "kB" {
+			if kb, err := strconv.ParseInt(f[0], 10, 64); err == nil {
+				return kb * 1024, nil
+			}
+		}
+		return 0, fmt.Errorf("rss of %d: unreadable VmRSS line %q", pid, line)
+	}
+	return 0, fmt.Errorf("rss of %d: no VmRSS in /proc/%d/status", pid, pid)
+}
+
+// httpGet fetches u with the bearer token, if any, and returns the body of a 2xx answer.
+func httpGet(ctx context.Context, client *http.Client, u, token string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, measureTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", u, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		return nil, fmt.Errorf("GET %s: %s: %.200s", u, resp.Status, body)
+	}
+	return body, nil
+}
+
+// goroutines reads a server's goroutine count from u: Prometheus text with
+// go_goroutines (the gateway's /metrics) or a JSON object with "goroutines"
+// (expvar's /debug/vars, where the server publishes it).
+func goroutines(ctx context.Context, client *http.Client, u, token string) (int64, error) {
+	body, err := httpGet(ctx, client, u, token)
+	if err != nil {
+		return 0, fmt.Errorf("goroutines: %w", err)
+	}
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(body, &obj) == nil {
+		var n int64
+		if raw, ok := obj["goroutines"]; ok && json.Unmarshal(raw, &n) == nil {
+			return n, nil
+		}
+		return 0, fmt.Errorf("goroutines: %s: no number \"goroutines\" in the JSON", u)
+	}
+	for line := range strings.Lines(string(body)) {
+		if v, ok := strings.CutPrefix(line, "go_goroutines "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err == nil {
+				return int64(f), nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("goroutines: %s: no go_goroutines line", u)
+}
