@@ -124,10 +124,15 @@ func (h *Hub) remove(ctx context.Context, id string) error {
 	return nil
 }
 
+// local returns a connection of this node that is open: one that is closing
+// is already gone for callers, as on API Gateway.
 func (h *Hub) local(id string) (*client, bool) {
 	h.mu.RLock()
 	c, ok := h.conns[id]
 	h.mu.RUnlock()
+	if ok && c.ws.Closing() {
+		return nil, false
+	}
 	return c, ok
 }
 

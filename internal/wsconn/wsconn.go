@@ -227,6 +227,14 @@ func (c *Conn) allowPing() bool {
 // Subprotocol returns the negotiated subprotocol, or "".
 func (c *Conn) Subprotocol() string { return c.ws.Subprotocol() }
 
+// Closing reports whether the connection is closing or closed: it takes no
+// more messages.
+func (c *Conn) Closing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closing
+}
+
 // LastActive returns when the last data message went in either direction.
 func (c *Conn) LastActive() time.Time { return time.Unix(0, c.lastActive.Load()) }
 
