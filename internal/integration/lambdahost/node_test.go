@@ -261,3 +261,26 @@ func TestNodeInvokeProxyResponse(t *testing.T) {
 		t.Errorf("Invoke = %d %v %q, want 200, X-Route sendMessage, \"got ping\"", resp.StatusCode, resp.Headers, resp.Body)
 	}
 }
+
+// A cold start is bounded by InitTimeout and does not eat into Timeout, as on
+// AWS, where the init phase has a limit of its own.
+func TestColdStartHasItsOwnLimit(t *testing.T) {
+	t.Parallel()
+	t.Run("within InitTimeout", func(t *testing.T) {
+		t.Parallel()
+		h := newNodeHost(t, "slowstart.handler", lambdahost.Options{Timeout: time.Second, InitTimeout: 20 * time.Second})
+		var out struct {
+			LoadedInMs int `json:"loadedInMs"`
+		}
+		if err := json.Unmarshal([]byte(h.mustInvoke(t, `{}`)), &out); err != nil || out.LoadedInMs < 1500 {
+			t.Errorf("answer %+v, %v: want a module that took 1.5 s to load, within the 1 s Timeout", out, err)
+		}
+	})
+	t.Run("past InitTimeout", func(t *testing.T) {
+		t.Parallel()
+		h := newNodeHost(t, "slowstart.handler", lambdahost.Options{Timeout: 20 * time.Second, InitTimeout: 300 * time.Millisecond})
+		if _, err := h.invoke(t, `{}`); !errors.Is(err, lambdahost.ErrInit) {
+			t.Errorf("err = %v, want ErrInit when the start-up outlasts InitTimeout", err)
+		}
+	})
+}

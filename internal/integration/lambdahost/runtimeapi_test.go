@@ -30,6 +30,9 @@ func newShellHost(t *testing.T) *host {
 		Command:  []string{"sh", "-c", `echo "api=$AWS_LAMBDA_RUNTIME_API"; exec sleep 60`},
 		MaxProcs: 1,
 		Timeout:  20 * time.Second,
+		// The process never asks for work: the tests play its runtime, so
+		// the start-up limit must outlast them.
+		InitTimeout: time.Minute,
 	})
 }
 
