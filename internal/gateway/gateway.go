@@ -5,6 +5,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -200,13 +201,31 @@ type client struct {
 	running bool
 }
 
-// ServeHTTP accepts a WebSocket connection. A request that is not an
-// upgrade gets 426; a draining gateway answers 503.
+// ServeHTTP accepts a WebSocket connection and serves it until it closes:
+// admission checks, the authorizer and $connect, then messages, then
+// $disconnect.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	sourceIP, ok := g.admit(w, r)
+	if !ok {
+		return
+	}
+	defer g.release(sourceIP)
+	g.conns.Add(1)
+	defer g.conns.Done()
+	if c := g.handshake(w, r, sourceIP); c != nil {
+		g.serve(c)
+	}
+}
+
+// admit applies every check that needs no integration: the upgrade itself,
+// draining, the origin allowlist, the connect rate and the connection caps.
+// It answers refused requests, and reserves a connection slot for the others
+// (release it).
+func (g *Gateway) admit(w http.ResponseWriter, r *http.Request) (sourceIP string, ok bool) {
 	if !isUpgrade(r) {
 		w.Header().Set("Upgrade", "websocket")
 		http.Error(w, "Upgrade Required: this is a WebSocket endpoint", http.StatusUpgradeRequired)
-		return
+		return "", false
 	}
 	// A handshake the upgrade would refuse must not cost an authorizer or
 	// $connect call, nor leave a $connect without its $disconnect.
@@ -215,34 +234,37 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Sec-WebSocket-Version", "13")
 		}
 		writeMessage(w, status, msg)
-		return
+		return "", false
 	}
 	m := g.hub.metrics
 	if g.draining.Load() {
 		m.Connects.WithLabelValues(metrics.ConnectDraining).Inc()
 		http.Error(w, "Service Unavailable: shutting down", http.StatusServiceUnavailable)
-		return
+		return "", false
 	}
 	if !g.originAllowed(r) {
 		m.Connects.WithLabelValues(metrics.ConnectForbidden).Inc()
 		writeMessage(w, http.StatusForbidden, "Forbidden: origin not allowed")
-		return
+		return "", false
 	}
 	if g.connectLimiter != nil && !g.connectLimiter.Allow() {
 		m.Connects.WithLabelValues(metrics.ConnectLimited).Inc()
 		writeMessage(w, http.StatusTooManyRequests, "Too Many Requests")
-		return
+		return "", false
 	}
-	sourceIP := g.sourceIP(r)
+	sourceIP = g.sourceIP(r)
 	if status, msg := g.reserve(sourceIP); status != 0 {
 		m.Connects.WithLabelValues(metrics.ConnectLimited).Inc()
 		writeMessage(w, status, msg)
-		return
+		return "", false
 	}
-	defer g.release(sourceIP)
-	g.conns.Add(1)
-	defer g.conns.Done()
+	return sourceIP, true
+}
 
+// handshake runs the authorizer and $connect and upgrades the connection;
+// it returns nil when the handshake was refused (and answered).
+func (g *Gateway) handshake(w http.ResponseWriter, r *http.Request, sourceIP string) *client {
+	m := g.hub.metrics
 	now := time.Now()
 	info := &integration.Conn{
 		ID:          apigw.NewID(),
@@ -252,11 +274,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Header:      connectHeaders(r),
 		Query:       r.URL.Query(),
 		Stage:       g.opts.Stage,
-		DomainName:  g.opts.DomainName,
+		DomainName:  cmp.Or(g.opts.DomainName, r.Host),
 		APIID:       g.opts.APIID,
-	}
-	if info.DomainName == "" {
-		info.DomainName = r.Host
 	}
 	if len(info.Header.Values("X-Forwarded-For")) == 0 {
 		info.Header.Set("X-Forwarded-For", info.SourceIP)
@@ -264,13 +283,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	subprotocol := g.subprotocol(r)
 	if g.opts.Authorizer != nil {
-		id, err := g.authorize(r, info)
+		id, err := g.authorize(info)
 		if err != nil {
 			status := auth.Status(err)
 			g.log.Info("handshake refused by the authorizer", "connectionId", info.ID, "sourceIp", info.SourceIP, "status", status, "err", err)
 			m.Connects.WithLabelValues(authResult(status)).Inc()
 			writeMessage(w, status, authMessage(status))
-			return
+			return nil
 		}
 		info.Principal, info.Authorizer = id.Principal, id.Context
 		if id.Subprotocol != "" {
@@ -289,12 +308,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			g.log.Warn("$connect integration failed", "connectionId", info.ID, "err", err)
 			m.Connects.WithLabelValues(metrics.ConnectFailed).Inc()
 			writeMessage(w, http.StatusBadGateway, "Bad Gateway")
-			return
+			return nil
 		}
 		if resp.StatusCode < 200 || resp.StatusCode > 299 {
 			m.Connects.WithLabelValues(metrics.ConnectRejected).Inc()
 			w.WriteHeader(resp.StatusCode)
-			return
+			return nil
 		}
 		if p, ok := header(resp.Headers, "Sec-WebSocket-Protocol"); ok {
 			subprotocol = p
@@ -304,12 +323,18 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ws, err := wsconn.Accept(w, r, g.opts.Conn, wsconn.AcceptOptions{Subprotocol: subprotocol})
 	if err != nil {
 		g.log.Debug("upgrade failed", "err", err)
-		return
+		return nil
 	}
 	c := &client{info: info, ws: ws, slots: make(chan struct{}, g.opts.InboxSize)}
 	if g.opts.MessageRate > 0 {
 		c.limiter = rate.NewLimiter(rate.Limit(g.opts.MessageRate), burst(g.opts.MessageRate, g.opts.MessageBurst))
 	}
+	return c
+}
+
+// serve registers c, runs it until it closes, and runs $disconnect.
+func (g *Gateway) serve(c *client) {
+	m, info, ws := g.hub.metrics, c.info, c.ws
 	if err := g.hub.add(g.base, c); err != nil {
 		g.log.Error("connection not registered", "connectionId", info.ID, "err", err)
 		ws.Close(wsconn.StatusInternalError, "Internal server error")
@@ -322,7 +347,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	m.ConnectionsOpen.Inc()
 	g.log.Debug("connected", "connectionId", info.ID, "sourceIp", info.SourceIP)
 
-	closed := ws.Serve(g.base, func(m wsconn.Message) { g.receive(c, m) })
+	closed := ws.Serve(g.base, func(msg wsconn.Message) { g.receive(c, msg) })
 	c.pending.Wait() // every message is handled before $disconnect
 
 	if err := g.hub.remove(g.base, info.ID); err != nil {
@@ -389,7 +414,7 @@ func authMessage(status int) string {
 }
 
 // authorize runs the authorizer on the handshake.
-func (g *Gateway) authorize(r *http.Request, info *integration.Conn) (*auth.Identity, error) {
+func (g *Gateway) authorize(info *integration.Conn) (*auth.Identity, error) {
 	ctx, cancel := context.WithTimeout(g.base, g.opts.IntegrationTimeout)
 	defer cancel()
 	id, err := g.opts.Authorizer.Authorize(ctx, &auth.ConnectRequest{
