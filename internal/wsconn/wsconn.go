@@ -267,8 +267,8 @@ func (c *Conn) Send(typ MessageType, data []byte) error {
 
 // Close starts a graceful close: queued messages are written, then the close
 // handshake runs with code and reason; a peer that does not answer it is
-// dropped after 5s. It does not wait; Serve returns when
-// the connection is closed. Only the first Close (or overflow) counts.
+// dropped after 5s. It does not wait: Serve returns when the connection is
+// closed. Only the first Close (or overflow) counts.
 func (c *Conn) Close(code StatusCode, reason string) {
 	c.beginClose(code, reason, false, true)
 }
