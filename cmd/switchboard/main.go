@@ -19,6 +19,7 @@ import (
 
 	"github.com/switchboard-gateway/switchboard/internal/cli"
 	"github.com/switchboard-gateway/switchboard/internal/config"
+	"github.com/switchboard-gateway/switchboard/internal/loadgen"
 	"github.com/switchboard-gateway/switchboard/internal/server"
 )
 
@@ -47,6 +48,7 @@ Commands:
   publish TOPIC DATA       send DATA to a topic's subscribers
   broadcast DATA           send DATA to every connection
   list [--all]             list connections
+  bench conns|echo|fanout|mgmt   load-test a gateway (loopback unless --allow-remote)
   version                  print the version
 
 Run 'switchboard <command> -h' for a command's flags.
@@ -65,6 +67,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return cli.Connect(ctx, args[1:], getenv, os.Stdin, stdout, stderr)
 	case "post", "get", "delete", "publish", "broadcast", "list":
 		return cli.Manage(ctx, args[0], args[1:], getenv, stdout, stderr)
+	case "bench":
+		return loadgen.Main(ctx, args[1:], getenv, stdout, stderr)
 	case "version", "-v", "--version":
 		fmt.Fprintln(stdout, "switchboard", versionString())
 		return nil

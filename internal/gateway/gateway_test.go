@@ -360,3 +360,42 @@ func TestAccessLog(t *testing.T) {
 		})
 	}
 }
+
+// A client whose messages wait for a slow route is not read meanwhile, so its
+// pongs wait too: the gateway must not take it for dead.
+func TestBackpressureIsNotAPingTimeout(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	slow := integration.Func(func(ctx context.Context, req *integration.Request) (*integration.Response, error) {
+		select {
+		case <-release:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		return &integration.Response{Body: req.Body}, nil
+	})
+	rec := &recorder{}
+	_, url := startGateway(t, gateway.Options{
+		InboxSize: 2,
+		Conn:      wsconn.Options{PingInterval: 20 * time.Millisecond, PongTimeout: 40 * time.Millisecond},
+		Routes: map[string]gateway.Route{
+			"$default":    {Integration: slow, RouteResponse: true},
+			"$disconnect": {Integration: rec},
+		},
+	})
+	c := testutil.Dial(t, url, nil)
+	const n = 10
+	for i := range n {
+		testutil.Write(t, c, fmt.Sprintf("m%d", i))
+	}
+	// Many ping intervals pass with the reader held by the full inbox.
+	time.AfterFunc(500*time.Millisecond, func() { close(release) })
+	for i := range n {
+		if got, want := testutil.ReadText(t, c), fmt.Sprintf("m%d", i); got != want {
+			t.Fatalf("reply %d = %q, want %q", i, got, want)
+		}
+	}
+	if got := rec.byConn(); len(got) != 0 {
+		t.Errorf("the client was disconnected: %+v", got)
+	}
+}

@@ -65,6 +65,7 @@ type fanoutResult struct {
 	Duplicated       int64   `json:"duplicated"`
 	Unexpected       int64   `json:"unexpected"` // this run's payloads out of place
 	Foreign          int64   `json:"foreign"`    // frames of other senders, ignored
+	Incomplete       int64   `json:"incomplete"` // subscribers missing a delivery
 	ClosedEarly      int64   `json:"closed_early"`
 	Delivery         float64 `json:"delivery_s"` // first send to last delivery
 	DeliveriesPerSec float64 `json:"deliveries_per_s"`
@@ -223,6 +224,9 @@ dialing:
 	res.Publish = round(time.Duration(publishEnd-publishStart).Seconds(), 3)
 	res.Delivered, res.Duplicated, res.Unexpected = f.delivered.Load(), f.duplicated.Load(), f.unexpected.Load()
 	res.Foreign = f.foreign.Load()
+	if published.Load() > 0 {
+		res.Incomplete = f.subscribed.Load() - f.complete(int(published.Load()))
+	}
 	res.ClosedEarly = f.closedEarly.Load()
 	if last := f.lastDelivery.Load(); last > publishStart && publishStart > 0 {
 		res.Delivery = round(time.Duration(last-publishStart).Seconds(), 3)
@@ -254,6 +258,8 @@ type fanoutRun struct {
 	tag  string // in every payload of this run
 
 	readers      sync.WaitGroup
+	mu           sync.Mutex
+	counts       []int // deliveries of each subscriber that stopped reading, after the run
 	closing      atomic.Bool
 	subscribed   atomic.Int64
 	delivered    atomic.Int64 // first deliveries of a sequence number to a subscriber
@@ -269,7 +275,14 @@ type fanoutRun struct {
 // then counts deliveries until c is closed.
 func (f *fanoutRun) subscriber(c *websocket.Conn, subscribeMsg []byte, ready func()) {
 	seen := make([]uint64, (f.msgs+63)/64)
-	isReady := false
+	isReady, got := false, 0
+	defer func() {
+		if isReady {
+			f.mu.Lock()
+			f.counts = append(f.counts, got)
+			f.mu.Unlock()
+		}
+	}()
 	for _, m := range [][]byte{subscribeMsg, []byte(syncMessage)} {
 		if m == nil {
 			continue
@@ -303,11 +316,26 @@ func (f *fanoutRun) subscriber(c *websocket.Conn, subscribeMsg []byte, ready fun
 			f.duplicated.Add(1)
 		default:
 			seen[seq/64] |= 1 << (seq % 64)
+			got++
 			f.hist.record(time.Duration(now - ts))
 			f.lastDelivery.Store(now)
 			f.delivered.Add(1)
 		}
 	}
+}
+
+// complete returns how many subscribers received all of the first n
+// messages; call it once the readers are done.
+func (f *fanoutRun) complete(n int) int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var c int64
+	for _, got := range f.counts {
+		if got >= n {
+			c++
+		}
+	}
+	return c
 }
 
 // await returns once expected deliveries arrived, when none arrived for
@@ -351,12 +379,16 @@ func (f *fanoutRun) newPublisher(ctx context.Context, t *target, d *dialer, via,
 		return nil, fmt.Errorf("dial publisher: %w", err)
 	}
 	all[len(all)-1] = c
-	// The publisher receives its own broadcasts: read and discard them.
+	// The publisher receives its own broadcasts: read and discard them. A
+	// server that closes it may drop messages it has not read yet.
 	f.readers.Add(1)
 	go func() {
 		defer f.readers.Done()
 		for {
 			if _, _, err := c.Read(context.Background()); err != nil {
+				if !f.closing.Load() {
+					f.fail(fmt.Errorf("publisher connection closed by the server: %w", err))
+				}
 				return
 			}
 		}

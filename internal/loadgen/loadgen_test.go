@@ -67,6 +67,7 @@ type result struct {
 	Deliveries       int64   `json:"deliveries"`
 	Lost             int64   `json:"lost"`
 	Duplicated       int64   `json:"duplicated"`
+	Incomplete       int64   `json:"incomplete"`
 	DeliveriesPerSec float64 `json:"deliveries_per_s"`
 
 	Requests       int64            `json:"requests"`
@@ -237,9 +238,9 @@ func TestFanout(t *testing.T) {
 			if r.Subscribed != 6 || r.Published != 15 || r.Expected != 90 {
 				t.Errorf("subscribed=%d published=%d expected=%d, want 6, 15, 90", r.Subscribed, r.Published, r.Expected)
 			}
-			if r.Deliveries != 90 || r.Lost != 0 || r.Duplicated != 0 || r.Unexpected != 0 {
-				t.Errorf("deliveries=%d lost=%d duplicated=%d unexpected=%d, want 90 deliveries, none lost or duplicated",
-					r.Deliveries, r.Lost, r.Duplicated, r.Unexpected)
+			if r.Deliveries != 90 || r.Lost != 0 || r.Duplicated != 0 || r.Unexpected != 0 || r.Incomplete != 0 {
+				t.Errorf("deliveries=%d lost=%d duplicated=%d unexpected=%d incomplete=%d, want 90 deliveries, none lost or duplicated",
+					r.Deliveries, r.Lost, r.Duplicated, r.Unexpected, r.Incomplete)
 			}
 			if r.DeliveriesPerSec <= 0 {
 				t.Errorf("deliveries_per_s = %v, want > 0", r.DeliveriesPerSec)

@@ -156,6 +156,8 @@ type Conn struct {
 	openedAt time.Time
 
 	lastActive atomic.Int64 // unix nanoseconds of the last data message
+	lastRead   atomic.Int64 // unix nanoseconds of the last message read from the peer
+	inCallback atomic.Bool  // the reader is in onMessage, not reading
 
 	pings *rate.Limiter // client pings; created on the first one, read loop only
 
@@ -343,7 +345,10 @@ func (c *Conn) readLoop(onMessage func(Message)) error {
 			return errInvalidUTF8
 		}
 		c.touch()
+		c.lastRead.Store(time.Now().UnixNano())
+		c.inCallback.Store(true)
 		onMessage(Message{Type: MessageType(typ), Data: data})
+		c.inCallback.Store(false)
 	}
 }
 
@@ -411,10 +416,19 @@ func (c *Conn) flush() error {
 	return nil
 }
 
+// ping drops the peer when a pong does not come in time, unless the peer
+// was heard from meanwhile or the pong could not be read: while onMessage
+// holds the reader (the gateway applying backpressure), a pong waits behind
+// the client's own messages, and the client is not at fault.
 func (c *Conn) ping() {
+	start := time.Now().UnixNano()
 	ctx, cancel := context.WithTimeout(context.Background(), c.opts.PongTimeout)
 	defer cancel()
-	if err := c.ws.Ping(ctx); err != nil && c.beginClose(StatusAbnormal, ReasonPingTimeout, true, false) {
+	err := c.ws.Ping(ctx)
+	if err == nil || c.inCallback.Load() || c.lastRead.Load() > start {
+		return
+	}
+	if c.beginClose(StatusAbnormal, ReasonPingTimeout, true, false) {
 		_ = c.ws.CloseNow()
 	}
 }
