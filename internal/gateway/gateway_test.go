@@ -399,3 +399,28 @@ func TestBackpressureIsNotAPingTimeout(t *testing.T) {
 		t.Errorf("the client was disconnected: %+v", got)
 	}
 }
+
+func TestStalledPeerIsCutOffByTheWriteTimeout(t *testing.T) {
+	t.Parallel()
+	rec := &recorder{}
+	gw, url := startGateway(t, gateway.Options{
+		// A queue too large to overflow here: only the write timeout can act.
+		Conn:   wsconn.Options{SendQueueBytes: 256 << 20, SendQueueMessages: 100000, WriteTimeout: 200 * time.Millisecond},
+		Routes: map[string]gateway.Route{"$disconnect": {Integration: rec}},
+	})
+	stalled := testutil.Dial(t, url, nil) // never reads
+	testutil.Eventually(t, 5*time.Second, func() bool { return gw.Hub().Count() == 1 }, "one connection")
+	msg := []byte(strings.Repeat("x", 64<<10))
+	for range 400 { // 25 MiB: more than the socket buffers hold
+		if _, err := gw.Hub().Broadcast(context.Background(), msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.Eventually(t, 10*time.Second, func() bool { return len(rec.byConn()) == 1 }, "the stalled client is cut off")
+	for _, req := range rec.byConn() {
+		if req.DisconnectStatusCode != 1008 || req.DisconnectReason != wsconn.ReasonWriteTimeout {
+			t.Errorf("closed with %d %q, want 1008 %q", req.DisconnectStatusCode, req.DisconnectReason, wsconn.ReasonWriteTimeout)
+		}
+	}
+	_ = stalled.CloseNow()
+}

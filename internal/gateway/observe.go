@@ -51,6 +51,8 @@ func disconnectReason(ci wsconn.CloseInfo) string {
 		return "ping_timeout"
 	case wsconn.ReasonPingFlood:
 		return "ping_flood"
+	case wsconn.ReasonWriteTimeout:
+		return "write_timeout"
 	}
 	switch {
 	case ci.ByPeer && ci.Code == wsconn.StatusAbnormal:

@@ -45,6 +45,7 @@ const (
 	ReasonTooBig       = "Message too big"
 	ReasonInvalidUTF8  = "Invalid UTF-8 in a text message"
 	ReasonPingFlood    = "Too many pings"
+	ReasonWriteTimeout = "Write timeout"
 )
 
 var errInvalidUTF8 = errors.New("wsconn: invalid UTF-8 in a text message")
@@ -404,11 +405,19 @@ func (c *Conn) flush() error {
 	if len(batch) == 0 {
 		return nil
 	}
+	// One watchdog for the batch, re-armed per message, instead of a context
+	// and a library timer per message: a peer that stops reading is cut off
+	// once a write makes no progress for WriteTimeout.
+	watchdog := time.AfterFunc(c.opts.WriteTimeout, func() {
+		if c.beginClose(StatusPolicyViolation, ReasonWriteTimeout, false, false) {
+			_ = c.ws.CloseNow() // frees the blocked write
+		}
+	})
+	defer watchdog.Stop()
+	ctx := context.Background()
 	for _, m := range batch {
-		ctx, cancel := context.WithTimeout(context.Background(), c.opts.WriteTimeout)
-		err := c.ws.Write(ctx, m.typ, m.data)
-		cancel()
-		if err != nil {
+		watchdog.Reset(c.opts.WriteTimeout)
+		if err := c.ws.Write(ctx, m.typ, m.data); err != nil {
 			return err
 		}
 	}
