@@ -282,3 +282,19 @@ func TestEntitySubscriptions(t *testing.T) {
 		t.Errorf("non-subscriber got %q, want only the $default mock's answer", got)
 	}
 }
+
+// With a signed management API, hosted functions sign their calls with its
+// key and their PostToConnection goes through.
+func TestChatGoFunctionSignsForAProtectedManagementAPI(t *testing.T) {
+	t.Parallel()
+	srv := servertest.StartYAML(t, chatGoConfig(t)+"management: {accessKeys: {AKIDFUNCTIONS: functions-secret}}\n")
+	c := testutil.Dial(t, srv.WS, nil)
+	raw := testutil.ReadTextAfter(t, c, `{"action":"whoami"}`)
+	var ev events.APIGatewayWebsocketProxyRequest
+	if err := json.Unmarshal([]byte(raw), &ev); err != nil || ev.RequestContext.RouteKey != "whoami" {
+		t.Fatalf("whoami answered %q (%v), want the event posted back through the signed API", raw, err)
+	}
+	if status, _ := testutil.Get(t, srv.HTTP+"/@connections"); status != http.StatusForbidden {
+		t.Errorf("unsigned listing = %d, want 403: the API is protected", status)
+	}
+}

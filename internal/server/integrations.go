@@ -96,6 +96,14 @@ func (b *builder) function(name string) (*lambdahost.Function, error) {
 	maps.Copy(env, fc.Environment)
 	env[b.cfg.EndpointEnv] = b.endpoint
 	env["AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI"] = b.endpoint
+	// Hosted functions are part of the deployment: when the management API
+	// requires SigV4, they sign with its first access key unless their
+	// environment names credentials of its own.
+	if keys := b.cfg.Management.AccessKeys; len(keys) > 0 && env["AWS_ACCESS_KEY_ID"] == "" {
+		id := slices.Sorted(maps.Keys(keys))[0]
+		env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"] = id, keys[id]
+		delete(env, "AWS_SESSION_TOKEN")
+	}
 	timeout := time.Duration(fc.Timeout)
 	if timeout <= 0 {
 		timeout = time.Duration(b.cfg.IntegrationTimeout)
