@@ -52,6 +52,11 @@ var echo = integration.Func(func(_ context.Context, req *integration.Request) (*
 // startGateway serves a gateway on a random loopback port.
 func startGateway(t *testing.T, opts gateway.Options) (*gateway.Gateway, string) {
 	t.Helper()
+	return startGatewayTB(t, opts)
+}
+
+func startGatewayTB(t testing.TB, opts gateway.Options) (*gateway.Gateway, string) {
+	t.Helper()
 	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	gw := gateway.New(gateway.NewHub(memreg.New(), "test", nil), opts)
 	hs := httptest.NewServer(gw)
