@@ -5,8 +5,6 @@
 package route
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -116,75 +114,120 @@ func (e *Expression) Select(body []byte) (key string, ok bool) {
 	if len(e.parts) == 1 && e.parts[0].path == nil {
 		return e.parts[0].literal, true
 	}
-	if !json.Valid(body) {
-		return "", false
-	}
 	if e.single {
-		raw, found := lookup(body, e.parts[0].path)
-		if !found || raw[0] != '"' { // null would unmarshal into "" without error
+		raw, found, _ := find(body, e.parts[0].path)
+		if !found || raw[0] != '"' { // not JSON, missing, or not a string
 			return "", false
 		}
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return "", false
-		}
-		return s, true
+		return decodeString(raw[1 : len(raw)-1]), true
 	}
 	var b strings.Builder
+	checked := false // whether body is known to be JSON
 	for _, p := range e.parts {
 		if p.path == nil {
 			b.WriteString(p.literal)
 			continue
 		}
-		raw, found := lookup(body, p.path)
+		raw, found, ok := find(body, p.path)
+		if !ok {
+			return "", false
+		}
+		checked = true
 		if found {
 			b.WriteString(stringify(raw))
 		}
 	}
+	if !checked && !valid(body) {
+		return "", false
+	}
 	return b.String(), true
 }
 
-// lookup walks path through nested JSON objects of a valid JSON document.
-func lookup(doc []byte, path []string) (json.RawMessage, bool) {
-	cur := json.RawMessage(doc)
-	for _, k := range path {
-		var obj map[string]json.RawMessage
-		if err := json.Unmarshal(cur, &obj); err != nil || obj == nil {
-			return nil, false
-		}
-		v, found := obj[k]
-		if !found {
-			return nil, false
-		}
-		cur = v
+// stringify renders a JSON value as API Gateway's templates do: strings
+// unquoted, null as "", arrays as "[item1, item2]" with each item rendered
+// the same way, anything else as compact JSON text. raw must be a valid value
+// without surrounding whitespace. It reads raw once and does not recurse, so
+// deeply nested arrays cost linear time.
+func stringify(raw []byte) string {
+	switch raw[0] {
+	case '"':
+		return decodeString(raw[1 : len(raw)-1])
+	case 'n':
+		return ""
+	case '{':
+		return string(appendCompact(nil, raw))
+	case '[':
+	default: // a number, true or false
+		return string(raw)
 	}
-	return cur, true
+	b := make([]byte, 0, len(raw))
+	s := scanner{data: raw}
+	open := 0 // arrays being rendered
+	for {
+		// An item is expected.
+		s.skipSpace()
+		start := s.i
+		switch raw[s.i] {
+		case '[':
+			b = append(b, '[')
+			s.i++
+			open++
+			s.skipSpace()
+			if raw[s.i] != ']' {
+				continue
+			}
+			b = append(b, ']')
+			s.i++
+			open--
+		case '"':
+			content, _, _ := s.str()
+			b = appendDecoded(b, content)
+		case 'n':
+			s.i += len("null")
+		default: // an object, a number, true or false
+			s.value()
+			b = appendCompact(b, raw[start:s.i])
+		}
+		for open > 0 {
+			s.skipSpace()
+			if raw[s.i] == ',' {
+				b = append(b, ", "...)
+				s.i++
+				break
+			}
+			b = append(b, ']')
+			s.i++
+			open--
+		}
+		if open == 0 {
+			return string(b)
+		}
+	}
 }
 
-// stringify renders a JSON value as API Gateway's templates do: strings
-// unquoted, arrays as "[item1, item2]", anything else as compact JSON text.
-func stringify(raw json.RawMessage) string {
-	raw = bytes.TrimSpace(raw)
-	switch {
-	case len(raw) == 0 || string(raw) == "null":
-		return ""
-	case raw[0] == '"':
-		var s string
-		_ = json.Unmarshal(raw, &s) // raw came from a valid document
-		return s
-	case raw[0] == '[':
-		var items []json.RawMessage
-		_ = json.Unmarshal(raw, &items)
-		parts := make([]string, len(items))
-		for i, it := range items {
-			parts[i] = stringify(it)
+// appendCompact appends valid JSON text v without the whitespace outside its
+// strings, as json.Compact does.
+func appendCompact(dst, v []byte) []byte {
+	for i := 0; i < len(v); {
+		switch c := v[i]; c {
+		case ' ', '\t', '\n', '\r':
+			i++
+		case '"':
+			j := i + 1
+			for v[j] != '"' {
+				if v[j] == '\\' {
+					j++
+				}
+				j++
+			}
+			dst = append(dst, v[i:j+1]...)
+			i = j + 1
+		default:
+			dst = append(dst, c)
+			i++
 		}
-		return "[" + strings.Join(parts, ", ") + "]"
-	default:
-		var b bytes.Buffer
-		_ = json.Compact(&b, raw)
-		return b.String()
 	}
+	return dst
 }
 
 // Table maps route keys to routes of type R and applies API Gateway's

@@ -2,6 +2,7 @@ package route_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/switchboard-gateway/switchboard/internal/route"
@@ -79,6 +80,24 @@ func TestSelect(t *testing.T) {
 		{"top-level null", "$request.body.action", `null`, "", false},
 		{"escapes decoded", "$request.body.action", `{"action":"se\u006eD"}`, "senD", true},
 		{"escaped quote and unicode", "$request.body.action", `{"action":"a\"b\u00e9"}`, "a\"b\u00e9", true},
+		{"surrogate pair", "$request.body.action", `{"action":"\ud83d\ude00"}`, "\U0001F600", true},
+		{"lone surrogate", "$request.body.action", `{"action":"\ud83dx"}`, "\uFFFDx", true},
+		{"surrogate then non-surrogate escape", "$request.body.action", `{"action":"\ud83d\u0041"}`, "\uFFFDA", true},
+		{"invalid UTF-8 replaced", "$request.body.action", "{\"action\":\"a\xffb\"}", "a\uFFFDb", true},
+		{"escaped key", "$request.body.action", `{"act\u0069on":"x"}`, "x", true},
+		{"invalid UTF-8 key matches U+FFFD", "$request.body.\uFFFD", "{\"\xff\":\"x\"}", "x", true},
+		{"invalid UTF-8 field name matches nothing", "$request.body.\xff", "{\"\xff\":\"x\"}", "", false},
+		{"duplicate key, last wins", "$request.body.action", `{"action":"first","action":"last"}`, "last", true},
+		{"duplicate key, last not a string", "$request.body.action", `{"action":"first","action":1}`, "", false},
+		{"duplicate object, last wins", "$request.body.meta.type", `{"meta":{"type":"a"},"meta":{}}`, "", false},
+		{"numbers skipped", "$request.body.action", `{"n":[-0,1.5e+10,2E-3,0.25],"action":"x"}`, "x", true},
+		{"trailing comma", "$request.body.action", `{"action":"x",}`, "", false},
+		{"bad escape elsewhere", "$request.body.action", `{"action":"x","d":"\x"}`, "", false},
+		{"control character in a string", "$request.body.action", "{\"action\":\"a\tb\"}", "", false},
+		{"leading zero", "$request.body.action", `{"action":"x","n":01}`, "", false},
+		{"trailing data", "$request.body.action", `{"action":"x"} {}`, "", false},
+		{"nesting at encoding/json's limit", "$request.body.action", `{"action":"x","z":` + strings.Repeat("[", 9999) + strings.Repeat("]", 9999) + `}`, "x", true},
+		{"nesting beyond encoding/json's limit", "$request.body.action", `{"action":"x","z":` + strings.Repeat("[", 10000) + strings.Repeat("]", 10000) + `}`, "", false},
 
 		// Template form: missing fields are empty, other values stringified.
 		{"template", "${request.body.service}/${request.body.action}", `{"service":"chat","action":"join"}`, "chat/join", true},
@@ -92,6 +111,8 @@ func TestSelect(t *testing.T) {
 		{"template empty array", "${request.body.list}", `{"list":[]}`, "[]", true},
 		{"template nested path", "${request.body.meta.type}!", `{"meta":{"type":"t"}}`, "t!", true},
 		{"template escapes decoded", "${request.body.a}", `{"a":"\u0041\n"}`, "A\n", true},
+		{"template object compacted", "${request.body.a}", `{"a":{ "k" : [ 1, "v w" ] }}`, `{"k":[1,"v w"]}`, true},
+		{"template nested arrays", "${request.body.a}", `{"a":[ [1,"x"], null, [ ], {"k" : 2} ]}`, `[[1, x], , [], {"k":2}]`, true},
 		{"template not JSON", "${request.body.service}/${request.body.action}", `not json`, "", false},
 		{"template top-level array", "${request.body.a}/x", `["a"]`, "/x", true},
 
@@ -209,5 +230,21 @@ func TestNewTableCopies(t *testing.T) {
 	}
 	if keys := table.Keys(); len(keys) != 1 || keys[0] != "a" {
 		t.Errorf("Keys() = %q, want [a]", keys)
+	}
+}
+
+// TestSelectTemplateDeepArray renders an array nested as deeply as JSON
+// allows: it must neither overflow the stack nor take quadratic time.
+func TestSelectTemplateDeepArray(t *testing.T) {
+	t.Parallel()
+	const depth = 9999 // with the enclosing object, the deepest body json.Valid accepts
+	arrays := strings.Repeat("[", depth) + strings.Repeat("]", depth)
+	e, err := route.Parse("${request.body.a}")
+	if err != nil {
+		t.Fatalf("Parse error = %v", err)
+	}
+	key, ok := e.Select([]byte(`{"a":` + arrays + `}`))
+	if key != arrays || !ok {
+		t.Errorf("Select(deep arrays) = %.20q (%d bytes), %v; want the %d arrays, true", key, len(key), ok, depth)
 	}
 }
