@@ -1229,3 +1229,20 @@ func validHeaderValue(value string) bool {
 	}
 	return true
 }
+
+// A client may send its first message in the same packet as its handshake;
+// the bytes net/http has already read must reach the WebSocket layer.
+func TestFrameSentWithTheHandshakeIsRead(t *testing.T) {
+	t.Parallel()
+	e := startHostile(t, "", nil)
+	c := dialRaw(t, e.addr)
+	req := requestText("GET", "/", e.addr, upgradeHeader(newWSKey()))
+	c.mustWrite(append([]byte(req), wsFrame{fin: true, op: opText, payload: []byte("early bird")}.encode()...))
+	if resp, body := c.response(5 * time.Second); resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("handshake: %s %q", resp.Status, body)
+	}
+	if op, got, _ := c.readMessage(5 * time.Second); op != opText || string(got) != "early bird" {
+		t.Errorf("echo of the pipelined frame = %d %q, want text \"early bird\"", op, got)
+	}
+	e.assertUnharmed(t)
+}

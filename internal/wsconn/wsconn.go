@@ -195,7 +195,7 @@ func Accept(w http.ResponseWriter, r *http.Request, opts Options, ao AcceptOptio
 	if ao.Subprotocol != "" {
 		wo.Subprotocols = []string{ao.Subprotocol}
 	}
-	ws, err := websocket.Accept(w, r, wo)
+	ws, err := websocket.Accept(smallBuffers{w}, r, wo)
 	if err != nil {
 		return nil, fmt.Errorf("accept: %w", err)
 	}
