@@ -209,12 +209,21 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	defer g.release(sourceIP)
 	g.conns.Add(1)
-	defer g.conns.Done()
-	if c := g.handshake(w, r, sourceIP); c != nil {
-		g.serve(c)
+	c := g.handshake(w, r, sourceIP)
+	if c == nil {
+		g.release(sourceIP)
+		g.conns.Done()
+		return
 	}
+	// The connection runs on a goroutine of its own so that this handler
+	// returns, and net/http frees what it kept for the request (its read
+	// buffer among it): a few KB per open connection.
+	go func() {
+		defer g.conns.Done()
+		defer g.release(sourceIP)
+		g.serve(c)
+	}()
 }
 
 // admit applies every check that needs no integration: the upgrade itself,
