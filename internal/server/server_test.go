@@ -384,3 +384,26 @@ func TestUnansweredPingDropsTheConnection(t *testing.T) {
 	}
 	_ = silent
 }
+
+// Every payload length encoding of a frame (RFC 6455 §5.2: 7-bit, 16-bit and
+// 64-bit) comes back intact, alone and in batches.
+func TestFrameLengthsRoundTrip(t *testing.T) {
+	t.Parallel()
+	_, wsURL, _ := start(t, echoConfig)
+	c := testutil.Dial(t, wsURL, nil)
+	sizes := []int{1, 125, 126, 127, 65535, 65536, 100000}
+	for _, n := range sizes { // one at a time
+		msg := strings.Repeat("a", n)
+		if got := testutil.ReadTextAfter(t, c, msg); got != msg {
+			t.Errorf("size %d came back with %d bytes", n, len(got))
+		}
+	}
+	for _, n := range sizes { // queued together, written as one batch
+		testutil.Write(t, c, strings.Repeat("b", n))
+	}
+	for _, n := range sizes {
+		if got := testutil.ReadText(t, c); len(got) != n || strings.Trim(got, "b") != "" {
+			t.Errorf("batched size %d came back with %d bytes", n, len(got))
+		}
+	}
+}

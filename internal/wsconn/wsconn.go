@@ -153,6 +153,7 @@ type outMsg struct {
 // concurrent use; Serve is called once.
 type Conn struct {
 	ws       *websocket.Conn
+	sock     *socket // the library's writes and ours, serialised
 	opts     Options
 	openedAt time.Time
 
@@ -195,13 +196,15 @@ func Accept(w http.ResponseWriter, r *http.Request, opts Options, ao AcceptOptio
 	if ao.Subprotocol != "" {
 		wo.Subprotocols = []string{ao.Subprotocol}
 	}
-	ws, err := websocket.Accept(smallBuffers{w}, r, wo)
+	sb := &smallBuffers{ResponseWriter: w}
+	ws, err := websocket.Accept(sb, r, wo)
 	if err != nil {
 		return nil, fmt.Errorf("accept: %w", err)
 	}
 	ws.SetReadLimit(opts.ReadLimit)
 	c = &Conn{
 		ws:       ws,
+		sock:     sb.sock,
 		opts:     opts,
 		openedAt: time.Now(),
 		wake:     make(chan struct{}, 1),
@@ -414,12 +417,15 @@ func (c *Conn) flush() error {
 		}
 	})
 	defer watchdog.Stop()
-	ctx := context.Background()
-	for _, m := range batch {
+	// Frames go out in slices of up to 64 messages: one system call each,
+	// with the watchdog re-armed between them.
+	for len(batch) > 0 {
+		n := min(len(batch), 64)
 		watchdog.Reset(c.opts.WriteTimeout)
-		if err := c.ws.Write(ctx, m.typ, m.data); err != nil {
+		if err := c.sock.writeFrames(batch[:n]); err != nil {
 			return err
 		}
+		batch = batch[n:]
 	}
 	c.touch()
 	return nil
