@@ -285,14 +285,15 @@ func TestCLICommandsAgainstALiveServer(t *testing.T) {
 	wsURL, _, _ := serveForTest(t, []string{"--listen", "127.0.0.1:0"}, nil)
 	base := "http" + strings.TrimPrefix(wsURL, "ws")
 	c := testutil.Dial(t, wsURL, nil)
-	var list testutil.Buffer
-	if err := run(context.Background(), []string{"list", "--endpoint", base}, env(nil), &list, &testutil.Buffer{}); err != nil {
-		t.Fatalf("switchboard list: %v", err)
-	}
-	id := regexp.MustCompile(`[A-Za-z0-9_-]{15}=`).FindString(list.String())
-	if id == "" {
-		t.Fatalf("switchboard list printed no connection ID:\n%s", list.String())
-	}
+	var id string
+	testutil.Eventually(t, 5*time.Second, func() bool {
+		var list testutil.Buffer
+		if err := run(context.Background(), []string{"list", "--endpoint", base}, env(nil), &list, &testutil.Buffer{}); err != nil {
+			t.Fatalf("switchboard list: %v", err)
+		}
+		id = regexp.MustCompile(`[A-Za-z0-9_-]{15}=`).FindString(list.String())
+		return id != ""
+	}, "switchboard list shows the connection")
 	if err := run(context.Background(), []string{"post", id, "from the CLI", "--endpoint", base + "/dev"}, env(nil), &testutil.Buffer{}, &testutil.Buffer{}); err != nil {
 		t.Fatalf("switchboard post: %v", err)
 	}

@@ -338,16 +338,18 @@ func (g *Gateway) handshake(w http.ResponseWriter, r *http.Request, sourceIP str
 	if g.opts.MessageRate > 0 {
 		c.limiter = rate.NewLimiter(rate.Limit(g.opts.MessageRate), burst(g.opts.MessageRate, g.opts.MessageBurst))
 	}
-	return c
-}
-
-// serve registers c, runs it until it closes, and runs $disconnect.
-func (g *Gateway) serve(c *client) {
-	m, info, ws := g.hub.metrics, c.info, c.ws
+	// Registered before the handler returns, so that the management API knows
+	// the connection as soon as the client has its 101.
 	if err := g.hub.add(g.base, c); err != nil {
 		g.log.Error("connection not registered", "connectionId", info.ID, "err", err)
 		ws.Close(wsconn.StatusInternalError, "Internal server error")
 	}
+	return c
+}
+
+// serve runs c until it closes, unregisters it, and runs $disconnect.
+func (g *Gateway) serve(c *client) {
+	m, info, ws := g.hub.metrics, c.info, c.ws
 	if g.draining.Load() { // Drain's closeAll may have run before add
 		ws.Close(wsconn.StatusGoingAway, wsconn.ReasonGoingAway)
 	}
