@@ -98,10 +98,8 @@ func TestChatGoFunctionReceivesTheAPIGatewayEvent(t *testing.T) {
 		t.Errorf("$connect returning 401: handshake status %d, want 401", got)
 	}
 	c := testutil.Dial(t, srv.WS+"/dev?room=blue", &websocket.DialOptions{HTTPHeader: http.Header{"User-Agent": {"examples-test"}}})
-	ids := connIDs(t, srv.HTTP)
-	if len(ids) != 1 {
-		t.Fatalf("connections = %v, want one", ids)
-	}
+	var ids []string
+	testutil.Eventually(t, 5*time.Second, func() bool { ids = connIDs(t, srv.HTTP); return len(ids) == 1 }, "one connection listed, have %v", ids)
 	before := time.Now()
 	const body = `{"action":"whoami","x":[1,2]}`
 	raw := testutil.ReadTextAfter(t, c, body)
