@@ -591,7 +591,7 @@ func (g *Gateway) receive(c *client, m wsconn.Message) {
 	g.received.Add(1)
 	if c.limiter != nil && !c.limiter.Allow() {
 		g.hub.metrics.Dropped.WithLabelValues(metrics.DropRateLimited).Inc()
-		_ = g.hub.send(c, wsconn.Text, apigw.ErrorFrame(apigw.MsgTooManyRequests, c.info.ID, apigw.NewID()), noRoute)
+		_ = g.hub.send(c, wsconn.Text, apigw.ErrorFrame(apigw.MsgTooManyRequests, c.info.ID, apigw.NewID()), g.hub.out(noRoute))
 		return
 	}
 	c.slots <- struct{}{}
@@ -643,18 +643,18 @@ func (g *Gateway) handle(c *client, m wsconn.Message) {
 	routeKey, rt, found := g.routes.Match(key, selected)
 	if !found {
 		g.hub.metrics.MessagesIn.WithLabelValues(noRoute).Inc()
-		_ = g.hub.send(c, wsconn.Text, apigw.ErrorFrame(apigw.MsgForbidden, c.info.ID, req.RequestID), noRoute)
+		_ = g.hub.send(c, wsconn.Text, apigw.ErrorFrame(apigw.MsgForbidden, c.info.ID, req.RequestID), g.hub.out(noRoute))
 		return
 	}
 	g.hub.metrics.MessagesIn.WithLabelValues(routeKey).Inc()
 	req.RouteKey = routeKey
 	resp, err := g.invoke(rt, req)
 	if err != nil {
-		_ = g.hub.send(c, wsconn.Text, apigw.ErrorFrame(g.clientMessage(routeKey, c.info.ID, err), c.info.ID, req.RequestID), routeKey)
+		_ = g.hub.send(c, wsconn.Text, apigw.ErrorFrame(g.clientMessage(routeKey, c.info.ID, err), c.info.ID, req.RequestID), g.hub.out(routeKey))
 		return
 	}
 	if rt.RouteResponse && len(resp.Body) > 0 {
-		_ = g.hub.send(c, messageType(resp.Body), resp.Body, routeKey)
+		_ = g.hub.send(c, messageType(resp.Body), resp.Body, g.hub.out(routeKey))
 	}
 }
 
@@ -753,9 +753,6 @@ func (g *Gateway) Stats() Stats {
 
 // Hub returns the hub the gateway delivers through.
 func (g *Gateway) Hub() *Hub { return g.hub }
-
-// RouteKeys returns the configured route keys.
-func (g *Gateway) RouteKeys() []string { return g.routes.Keys() }
 
 // Drain stops accepting connections, closes every open one with 1001 Going
 // Away, and waits until each has run $disconnect or ctx ends. Route

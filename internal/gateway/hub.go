@@ -10,6 +10,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/switchboard-gateway/switchboard/internal/integration/builtin"
 	"github.com/switchboard-gateway/switchboard/internal/metrics"
 	"github.com/switchboard-gateway/switchboard/internal/registry"
@@ -82,14 +84,20 @@ func sourceOf(ctx context.Context) string {
 	return "(management)"
 }
 
-// send queues data on c and counts the outcome under source: every message
-// to a client goes through here.
-func (h *Hub) send(c *client, typ wsconn.MessageType, data []byte, source string) error {
+// out returns the messages-out counter of a source; callers resolve it once
+// per call, not once per recipient.
+func (h *Hub) out(source string) prometheus.Counter {
+	return h.metrics.MessagesOut.WithLabelValues(source)
+}
+
+// send queues data on c and counts the outcome on out: every message to a
+// client goes through here.
+func (h *Hub) send(c *client, typ wsconn.MessageType, data []byte, out prometheus.Counter) error {
 	err := c.ws.Send(typ, data)
 	switch {
 	case err == nil:
 		h.delivered.Add(1)
-		h.metrics.MessagesOut.WithLabelValues(source).Inc()
+		out.Inc()
 	case errors.Is(err, wsconn.ErrQueueFull):
 		h.metrics.Dropped.WithLabelValues(metrics.DropQueueFull).Inc()
 	}
@@ -158,7 +166,7 @@ func (h *Hub) Send(ctx context.Context, id string, data []byte) error {
 	if !ok {
 		return ErrGone
 	}
-	return sendErr(h.send(c, messageType(data), data, sourceOf(ctx)))
+	return sendErr(h.send(c, messageType(data), data, h.out(sourceOf(ctx))))
 }
 
 func sendErr(err error) error {
@@ -175,12 +183,12 @@ func sendErr(err error) error {
 // Broadcast implements builtin.Hub: data goes to every open connection of
 // this node, the same bytes shared by all.
 func (h *Hub) Broadcast(ctx context.Context, data []byte) (int, error) {
-	typ, source := messageType(data), sourceOf(ctx)
+	typ, out := messageType(data), h.out(sourceOf(ctx))
 	n := 0
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	for _, c := range h.conns {
-		if h.send(c, typ, data, source) == nil {
+		if h.send(c, typ, data, out) == nil {
 			n++
 		}
 	}
@@ -193,12 +201,12 @@ func (h *Hub) Publish(ctx context.Context, topic string, data []byte) (int, erro
 	if err != nil {
 		return 0, fmt.Errorf("subscribers of %q: %w", topic, err)
 	}
-	typ, source := messageType(data), sourceOf(ctx)
+	typ, out := messageType(data), h.out(sourceOf(ctx))
 	n := 0
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	for _, id := range ids {
-		if c, ok := h.conns[id]; ok && h.send(c, typ, data, source) == nil {
+		if c, ok := h.conns[id]; ok && h.send(c, typ, data, out) == nil {
 			n++
 		}
 	}
