@@ -166,6 +166,16 @@ func (a *API) wrap(operation string, h func(http.ResponseWriter, *http.Request) 
 	})
 }
 
+// connID reads the path's connection ID. One that no connection can have is
+// gone at once, without asking the hub (or, later, a networked registry).
+func connID(r *http.Request) (string, error) {
+	id := r.PathValue("id")
+	if !apigw.ValidID(id) {
+		return "", errGone
+	}
+	return id, nil
+}
+
 func (a *API) hubErr(err error) error {
 	switch {
 	case errors.Is(err, gateway.ErrGone):
@@ -199,7 +209,11 @@ func (a *API) post(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := a.hub.Send(r.Context(), r.PathValue("id"), data); err != nil {
+	id, err := connID(r)
+	if err != nil {
+		return err
+	}
+	if err := a.hub.Send(r.Context(), id, data); err != nil {
 		return a.hubErr(err)
 	}
 	w.WriteHeader(http.StatusOK)
@@ -230,7 +244,11 @@ func render(info gateway.ConnInfo) connection {
 }
 
 func (a *API) get(w http.ResponseWriter, r *http.Request) error {
-	info, err := a.hub.Conn(r.Context(), r.PathValue("id"))
+	id, err := connID(r)
+	if err != nil {
+		return err
+	}
+	info, err := a.hub.Conn(r.Context(), id)
 	if err != nil {
 		return a.hubErr(err)
 	}
@@ -238,7 +256,11 @@ func (a *API) get(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) delete(w http.ResponseWriter, r *http.Request) error {
-	if err := a.hub.Disconnect(r.Context(), r.PathValue("id")); err != nil {
+	id, err := connID(r)
+	if err != nil {
+		return err
+	}
+	if err := a.hub.Disconnect(r.Context(), id); err != nil {
 		return a.hubErr(err)
 	}
 	w.WriteHeader(http.StatusNoContent)

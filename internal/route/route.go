@@ -263,12 +263,3 @@ func (t *Table[R]) Get(key string) (R, bool) {
 	r, ok := t.routes[key]
 	return r, ok
 }
-
-// Keys returns the route keys in the table.
-func (t *Table[R]) Keys() []string {
-	keys := make([]string, 0, len(t.routes))
-	for k := range t.routes {
-		keys = append(keys, k)
-	}
-	return keys
-}

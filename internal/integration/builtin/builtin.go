@@ -35,9 +35,6 @@ const (
 	KindMock        = "mock"
 )
 
-// Kinds lists every built-in kind.
-var Kinds = []string{KindBroadcast, KindSubscribe, KindUnsubscribe, KindPublish, KindEcho, KindMock}
-
 // ErrUnknownKind is returned by New for a kind that is not built in.
 var ErrUnknownKind = errors.New("builtin: unknown integration kind")
 
