@@ -144,8 +144,6 @@ type Gateway struct {
 	draining atomic.Bool
 	conns    sync.WaitGroup // one per served connection, through $disconnect
 
-	received, connects, disconnects atomic.Int64
-
 	connectLimiter *rate.Limiter // nil when unlimited
 	capMu          sync.Mutex    // guards open and perIP
 	open           int
@@ -353,7 +351,6 @@ func (g *Gateway) serve(c *client) {
 	if g.draining.Load() { // Drain's closeAll may have run before add
 		ws.Close(wsconn.StatusGoingAway, wsconn.ReasonGoingAway)
 	}
-	g.connects.Add(1)
 	m.Connects.WithLabelValues(metrics.ConnectAccepted).Inc()
 	m.ConnectionsOpen.Inc()
 	g.log.Debug("connected", "connectionId", info.ID, "sourceIp", info.SourceIP)
@@ -364,7 +361,6 @@ func (g *Gateway) serve(c *client) {
 	if err := g.hub.remove(g.base, info.ID); err != nil {
 		g.log.Error("connection not unregistered", "connectionId", info.ID, "err", err)
 	}
-	g.disconnects.Add(1)
 	m.ConnectionsOpen.Dec()
 	m.Disconnects.WithLabelValues(disconnectReason(closed)).Inc()
 	g.log.Debug("disconnected", "connectionId", info.ID, "code", closed.Code, "reason", closed.Reason)
@@ -588,7 +584,6 @@ func (g *Gateway) trusted(a netip.Addr) bool {
 // while there is work; other connections are never delayed. When InboxSize
 // messages wait, the read loop blocks here, which stops reading that client.
 func (g *Gateway) receive(c *client, m wsconn.Message) {
-	g.received.Add(1)
 	if c.limiter != nil && !c.limiter.Allow() {
 		g.hub.metrics.Dropped.WithLabelValues(metrics.DropRateLimited).Inc()
 		_ = g.hub.send(c, wsconn.Text, apigw.ErrorFrame(apigw.MsgTooManyRequests, c.info.ID, apigw.NewID()), g.hub.out(noRoute))
@@ -731,23 +726,24 @@ func (g *Gateway) observe(req *integration.Request, resp *integration.Response, 
 	}
 }
 
-// Stats are running totals since the gateway started.
+// Stats are running totals since the gateway started, read from its metrics.
 type Stats struct {
 	Connections int   `json:"connections"`
 	Connects    int64 `json:"connects"`
 	Disconnects int64 `json:"disconnects"`
-	MessagesIn  int64 `json:"messagesIn"`
+	MessagesIn  int64 `json:"messagesIn"`  // routed (or answered Forbidden); messages dropped by a rate limit excluded
 	MessagesOut int64 `json:"messagesOut"` // queued to connections, route responses and error frames included
 }
 
 // Stats returns the running totals.
 func (g *Gateway) Stats() Stats {
+	m := g.hub.metrics
 	return Stats{
 		Connections: g.hub.Count(),
-		Connects:    g.connects.Load(),
-		Disconnects: g.disconnects.Load(),
-		MessagesIn:  g.received.Load(),
-		MessagesOut: g.hub.delivered.Load(),
+		Connects:    int64(metrics.Sum(m.Connects, metrics.ConnectAccepted)),
+		Disconnects: int64(metrics.Sum(m.Disconnects)),
+		MessagesIn:  int64(metrics.Sum(m.MessagesIn)),
+		MessagesOut: int64(metrics.Sum(m.MessagesOut)),
 	}
 }
 

@@ -429,3 +429,18 @@ func TestStalledPeerIsCutOffByTheWriteTimeout(t *testing.T) {
 	}
 	_ = stalled.CloseNow()
 }
+
+func TestStatsCountConnectionsAndMessages(t *testing.T) {
+	t.Parallel()
+	gw, url := startGateway(t, gateway.Options{Routes: map[string]gateway.Route{"$default": {Integration: echo, RouteResponse: true}}})
+	a := testutil.Dial(t, url, nil)
+	b := testutil.Dial(t, url, nil)
+	testutil.ReadTextAfter(t, a, "one")
+	testutil.ReadTextAfter(t, b, "two")
+	_ = b.Close(websocket.StatusNormalClosure, "")
+	testutil.Eventually(t, 5*time.Second, func() bool { return gw.Stats().Disconnects == 1 }, "the close is counted")
+	want := gateway.Stats{Connections: 1, Connects: 2, Disconnects: 1, MessagesIn: 2, MessagesOut: 2}
+	if got := gw.Stats(); got != want {
+		t.Errorf("Stats() = %+v, want %+v", got, want)
+	}
+}

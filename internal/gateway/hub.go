@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -54,8 +53,7 @@ type Hub struct {
 	mu    sync.RWMutex
 	conns map[string]*client
 
-	delivered atomic.Int64 // messages queued to connections
-	metrics   *metrics.Metrics
+	metrics *metrics.Metrics
 }
 
 // NewHub returns a hub for this node, recording connections in reg and
@@ -96,7 +94,6 @@ func (h *Hub) send(c *client, typ wsconn.MessageType, data []byte, out prometheu
 	err := c.ws.Send(typ, data)
 	switch {
 	case err == nil:
-		h.delivered.Add(1)
 		out.Inc()
 	case errors.Is(err, wsconn.ErrQueueFull):
 		h.metrics.Dropped.WithLabelValues(metrics.DropQueueFull).Inc()

@@ -6,6 +6,7 @@ package metrics
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Label values for why a handshake ended without a connection.
@@ -79,4 +80,45 @@ func New(reg prometheus.Registerer) *Metrics {
 			collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 	return m
+}
+
+// Sum adds up every sample of a counter or gauge collector, across its
+// labels: the totals the dashboard shows are read from the metrics rather
+// than counted twice.
+func Sum(c prometheus.Collector, labelValue ...string) float64 {
+	ch := make(chan prometheus.Metric, 64)
+	go func() {
+		c.Collect(ch)
+		close(ch)
+	}()
+	var total float64
+	for m := range ch {
+		var d dto.Metric
+		if m.Write(&d) != nil || !hasLabelValues(&d, labelValue) {
+			continue
+		}
+		switch {
+		case d.Counter != nil:
+			total += d.Counter.GetValue()
+		case d.Gauge != nil:
+			total += d.Gauge.GetValue()
+		}
+	}
+	return total
+}
+
+// hasLabelValues reports whether every wanted value is one of m's label values.
+func hasLabelValues(m *dto.Metric, want []string) bool {
+	for _, w := range want {
+		found := false
+		for _, lp := range m.GetLabel() {
+			if lp.GetValue() == w {
+				found = true
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
 }
