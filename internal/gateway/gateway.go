@@ -214,14 +214,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.conns.Done()
 		return
 	}
-	// The connection runs on a goroutine of its own so that this handler
-	// returns, and net/http frees what it kept for the request (its read
-	// buffer among it): a few KB per open connection.
-	go func() {
-		defer g.conns.Done()
-		defer g.release(sourceIP)
-		g.serve(c)
-	}()
+	// The handler returns once the connection is started, so that net/http
+	// frees what it kept for the request (its read buffer among it); the
+	// connection holds no goroutine while idle.
+	g.serve(c, func() {
+		g.release(sourceIP)
+		g.conns.Done()
+	})
 }
 
 // admit applies every check that needs no integration: the upgrade itself,
@@ -345,8 +344,9 @@ func (g *Gateway) handshake(w http.ResponseWriter, r *http.Request, sourceIP str
 	return c
 }
 
-// serve runs c until it closes, unregisters it, and runs $disconnect.
-func (g *Gateway) serve(c *client) {
+// serve starts c; when it has closed, serve unregisters it, runs
+// $disconnect, and calls done.
+func (g *Gateway) serve(c *client, done func()) {
 	m, info, ws := g.hub.metrics, c.info, c.ws
 	if g.draining.Load() { // Drain's closeAll may have run before add
 		ws.Close(wsconn.StatusGoingAway, wsconn.ReasonGoingAway)
@@ -354,10 +354,17 @@ func (g *Gateway) serve(c *client) {
 	m.Connects.WithLabelValues(metrics.ConnectAccepted).Inc()
 	m.ConnectionsOpen.Inc()
 	g.log.Debug("connected", "connectionId", info.ID, "sourceIp", info.SourceIP)
+	ws.Start(g.base, func(msg wsconn.Message) { g.receive(c, msg) }, func(closed wsconn.CloseInfo) {
+		defer done()
+		g.disconnected(c, closed)
+	})
+}
 
-	closed := ws.Serve(g.base, func(msg wsconn.Message) { g.receive(c, msg) })
-	c.pending.Wait() // every message is handled before $disconnect
-
+// disconnected runs when c has closed: once every message is handled, it
+// unregisters c and runs $disconnect.
+func (g *Gateway) disconnected(c *client, closed wsconn.CloseInfo) {
+	m, info := g.hub.metrics, c.info
+	c.pending.Wait()
 	if err := g.hub.remove(g.base, info.ID); err != nil {
 		g.log.Error("connection not unregistered", "connectionId", info.ID, "err", err)
 	}

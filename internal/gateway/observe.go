@@ -59,6 +59,8 @@ func disconnectReason(ci wsconn.CloseInfo) string {
 		return "abnormal"
 	case ci.ByPeer:
 		return "client"
+	case ci.Code == wsconn.StatusProtocolError:
+		return "protocol_error"
 	}
 	return "error"
 }

@@ -1,22 +1,33 @@
-// Package wsconn terminates WebSocket connections: the upgrade, the read
-// loop, a bounded send queue drained by a writer, keepalive pings, the idle
-// and lifetime limits, and close codes. It knows nothing of routes,
-// integrations, registries or auth, so that a leaner connection layer can
-// replace it behind the same small API.
+// Package wsconn terminates WebSocket connections: the upgrade, reading
+// frames, a bounded send queue, keepalive pings, the idle and lifetime
+// limits, and close codes. It knows nothing of routes, integrations,
+// registries or auth.
+//
+// An idle connection costs no goroutine and no buffer: on Linux a shared
+// epoll instance (package netpoll) starts a reader when bytes arrive, the
+// reader borrows a pooled buffer for as long as bytes are waiting, and a
+// writer exists only while messages are queued. One timer per connection
+// drives pings and the idle and lifetime limits. Connections that cannot be
+// watched (TLS, other systems) are read on a goroutine of their own instead,
+// with the same code. The WebSocket protocol itself (handshake, frame
+// headers, masking, checks) is github.com/gobwas/ws's.
 package wsconn
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
-	"github.com/coder/websocket"
+	"github.com/gobwas/ws"
 	"golang.org/x/time/rate"
+
+	"github.com/switchboard-gateway/switchboard/internal/netpoll"
 )
 
 // StatusCode is a WebSocket close code.
@@ -26,6 +37,7 @@ type StatusCode int
 const (
 	StatusNormal          StatusCode = 1000 // DeleteConnection, or the client's normal close
 	StatusGoingAway       StatusCode = 1001 // drain, idle timeout, lifetime limit
+	StatusProtocolError   StatusCode = 1002 // the peer broke RFC 6455
 	StatusUnsupportedData StatusCode = 1003
 	StatusNoStatus        StatusCode = 1005 // the peer closed without a code
 	StatusAbnormal        StatusCode = 1006 // the TCP connection dropped without a close frame
@@ -46,9 +58,8 @@ const (
 	ReasonInvalidUTF8  = "Invalid UTF-8 in a text message"
 	ReasonPingFlood    = "Too many pings"
 	ReasonWriteTimeout = "Write timeout"
+	ReasonWriteFailed  = "Write failed"
 )
-
-var errInvalidUTF8 = errors.New("wsconn: invalid UTF-8 in a text message")
 
 // Errors returned by Send.
 var (
@@ -64,8 +75,8 @@ type MessageType int
 
 // Message types.
 const (
-	Text   MessageType = MessageType(websocket.MessageText)
-	Binary MessageType = MessageType(websocket.MessageBinary)
+	Text   MessageType = MessageType(ws.OpText)
+	Binary MessageType = MessageType(ws.OpBinary)
 )
 
 // Options configures a connection. The zero value is ready to use and applies
@@ -138,6 +149,10 @@ type CloseInfo struct {
 	ByPeer bool
 }
 
+// closeHandshakeTimeout is how long a peer has to answer our close frame
+// before the socket is closed anyway.
+const closeHandshakeTimeout = 5 * time.Second
+
 // Message is one inbound WebSocket message.
 type Message struct {
 	Type MessageType
@@ -145,33 +160,51 @@ type Message struct {
 }
 
 type outMsg struct {
-	typ  websocket.MessageType
+	typ  MessageType
 	data []byte
 }
 
-// Conn is one accepted WebSocket connection. Send and Close are safe for
-// concurrent use; Serve is called once.
+// Conn is one accepted WebSocket connection. Send, Close, Closing and
+// LastActive are safe for concurrent use; Start is called once.
 type Conn struct {
-	ws       *websocket.Conn
-	sock     *socket // the library's writes and ours, serialised
-	opts     Options
-	openedAt time.Time
+	conn        net.Conn
+	src         io.Reader // conn, or the bytes the client sent with its handshake first
+	opts        Options   // with defaults applied
+	subprotocol string
+	openedAt    time.Time
+	watch       *netpoll.Watcher // nil: a goroutine of its own reads the connection
+
+	onMessage func(Message)
+	onClose   func(CloseInfo)
+	stopCtx   func() bool
 
 	lastActive atomic.Int64 // unix nanoseconds of the last data message
-	lastRead   atomic.Int64 // unix nanoseconds of the last message read from the peer
+	lastRead   atomic.Int64 // unix nanoseconds of the last frame read from the peer
 	inCallback atomic.Bool  // the reader is in onMessage, not reading
 
-	pings *rate.Limiter // client pings; created on the first one, read loop only
+	// The reader's state: one reader runs at a time (see reading).
+	pings      *rate.Limiter // client pings; created on the first one
+	fragments  []byte        // the message being reassembled
+	fragType   MessageType
+	fragmented bool
 
 	mu          sync.Mutex // guards the fields below
 	queue       []outMsg
 	queuedBytes int
+	control     []byte // encoded pongs and pings, written before queued messages
+	writing     bool   // a writer goroutine is running
+	reading     bool   // a reader is running
 	closing     bool
-	closeInfo   CloseInfo // set by the first Close
-	graceful    bool      // flush the queue before the close handshake
-
-	wake    chan struct{} // capacity 1: the writer has work
-	closeCh chan struct{} // closed by the first Close
+	closeInfo   CloseInfo // set by the first close
+	closeFrame  []byte    // our close frame, written after the queue (or instead of it)
+	closeSent   bool
+	dropAfter   bool // close the socket once the close frame is written
+	sockClosed  bool // the socket is closed: no reader starts, no write succeeds
+	finished    bool // onClose has been called
+	timer       *time.Timer
+	nextPing    int64 // unix nanoseconds
+	pingSentAt  int64 // unix nanoseconds of the unanswered ping, or 0
+	closeBy     int64 // unix nanoseconds after which the socket is closed, or 0
 }
 
 // AcceptOptions are per-handshake choices made by the caller.
@@ -181,57 +214,81 @@ type AcceptOptions struct {
 }
 
 // Accept upgrades the request. On failure it has already written an HTTP
-// error response.
+// error response. The connection does nothing until Start.
 func Accept(w http.ResponseWriter, r *http.Request, opts Options, ao AcceptOptions) (*Conn, error) {
 	opts = opts.withDefaults()
-	var c *Conn
-	wo := &websocket.AcceptOptions{
-		// Called on the read goroutine before the pong is sent.
-		OnPingReceived: func(context.Context, []byte) bool { return c.allowPing() },
-		// Origin checks are the gateway's policy, not the library's: API
-		// Gateway accepts any origin.
-		InsecureSkipVerify: true,
-		CompressionMode:    websocket.CompressionDisabled,
+	u := ws.HTTPUpgrader{}
+	if p := ao.Subprotocol; p != "" {
+		u.Protocol = func(offered string) bool { return offered == p }
 	}
-	if ao.Subprotocol != "" {
-		wo.Subprotocols = []string{ao.Subprotocol}
-	}
-	sb := &smallBuffers{ResponseWriter: w}
-	ws, err := websocket.Accept(sb, r, wo)
+	conn, rw, hs, err := u.Upgrade(r, w)
 	if err != nil {
+		if conn != nil {
+			_ = conn.Close()
+		}
 		return nil, fmt.Errorf("accept: %w", err)
 	}
-	ws.SetReadLimit(opts.ReadLimit)
-	c = &Conn{
-		ws:       ws,
-		sock:     sb.sock,
-		opts:     opts,
-		openedAt: time.Now(),
-		wake:     make(chan struct{}, 1),
-		closeCh:  make(chan struct{}),
+	var early []byte
+	if n := rw.Reader.Buffered(); n > 0 {
+		// The client pipelined frames after its handshake: they are read first.
+		early, _ = rw.Reader.Peek(n)
 	}
-	c.lastActive.Store(c.openedAt.UnixNano())
-	return c, nil
+	return newConn(conn, early, opts, hs.Protocol), nil
 }
 
-// allowPing counts a client's ping and closes the connection when the
-// client pings faster than PingRate: each pong costs a write.
-func (c *Conn) allowPing() bool {
-	if c.opts.PingRate < 0 {
-		return true
+// newConn wraps an upgraded connection; early holds bytes the client sent
+// after its handshake that were already read from conn. opts has its
+// defaults.
+func newConn(conn net.Conn, early []byte, opts Options, subprotocol string) *Conn {
+	c := &Conn{
+		conn:        conn,
+		src:         conn,
+		opts:        opts,
+		subprotocol: subprotocol,
+		openedAt:    time.Now(),
 	}
-	if c.pings == nil {
-		c.pings = rate.NewLimiter(rate.Limit(c.opts.PingRate), max(int(c.opts.PingRate), 1))
+	if len(early) > 0 {
+		c.src = &prefixedConn{Conn: conn, prefix: append([]byte(nil), early...)}
 	}
-	if c.pings.Allow() {
-		return true
+	c.lastActive.Store(c.openedAt.UnixNano())
+	return c
+}
+
+// Start serves the connection until it closes: onMessage is called for
+// every inbound message, in order, never twice at once, and must not block
+// for long (while it runs, this client is not read). onClose is called once,
+// on a goroutine of its own, after the socket is closed and the last
+// onMessage has returned. Cancelling ctx closes the connection with 1001.
+func (c *Conn) Start(ctx context.Context, onMessage func(Message), onClose func(CloseInfo)) {
+	c.onMessage, c.onClose = onMessage, onClose
+	now := time.Now()
+	c.mu.Lock()
+	if c.opts.PingInterval > 0 {
+		c.nextPing = now.Add(c.opts.PingInterval).UnixNano()
 	}
-	c.closeNow(StatusPolicyViolation, ReasonPingFlood)
-	return false
+	c.timer = time.AfterFunc(c.nextTick(now), c.tick)
+	// No reader may start before the watch is known; endRead below arms it.
+	c.reading = true
+	c.mu.Unlock()
+	c.stopCtx = context.AfterFunc(ctx, func() { c.Close(StatusGoingAway, ReasonGoingAway) })
+
+	w, err := netpoll.Watch(c.conn, c.readReady)
+	if err != nil {
+		go c.readAll()
+		return
+	}
+	c.mu.Lock()
+	c.watch = w
+	c.mu.Unlock()
+	if pending(c.src) {
+		go c.readWaiting() // the early bytes: no readiness announces them
+		return
+	}
+	c.endRead(nil)
 }
 
 // Subprotocol returns the negotiated subprotocol, or "".
-func (c *Conn) Subprotocol() string { return c.ws.Subprotocol() }
+func (c *Conn) Subprotocol() string { return c.subprotocol }
 
 // Closing reports whether the connection is closing or closed: it takes no
 // more messages.
@@ -252,217 +309,185 @@ func (c *Conn) touch() { c.lastActive.Store(time.Now().UnixNano()) }
 // and ErrQueueFull returned.
 func (c *Conn) Send(typ MessageType, data []byte) error {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.closing {
-		c.mu.Unlock()
 		return ErrClosed
 	}
 	if len(c.queue) > 0 && (len(c.queue) >= c.opts.SendQueueMessages || c.queuedBytes+len(data) > c.opts.SendQueueBytes) {
-		c.mu.Unlock()
-		c.closeNow(StatusPolicyViolation, ReasonSlowConsumer)
+		c.closeLocked(StatusPolicyViolation, ReasonSlowConsumer, false, false)
 		return ErrQueueFull
 	}
-	c.queue = append(c.queue, outMsg{typ: websocket.MessageType(typ), data: data})
+	c.queue = append(c.queue, outMsg{typ: typ, data: data})
 	c.queuedBytes += len(data)
-	c.mu.Unlock()
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
+	c.startWriterLocked()
 	return nil
 }
 
 // Close starts a graceful close: queued messages are written, then the close
-// handshake runs with code and reason; a peer that does not answer it is
-// dropped after 5s. It does not wait: Serve returns when the connection is
-// closed. Only the first Close (or overflow) counts.
+// handshake runs with code and reason; a peer that does not answer it within
+// 5s is dropped. It does not wait: onClose says when the connection is
+// closed. Only the first close counts.
 func (c *Conn) Close(code StatusCode, reason string) {
-	c.beginClose(code, reason, false, true)
-}
-
-// closeNow closes without flushing: used when the peer is too slow or dead.
-// A write blocked on the peer is freed because the library closes the socket
-// when its close frame cannot be written in time.
-func (c *Conn) closeNow(code StatusCode, reason string) {
-	if c.beginClose(code, reason, false, false) {
-		go func() { _ = c.ws.Close(websocket.StatusCode(code), reason) }()
-	}
-}
-
-// beginClose records the first close and reports whether this call was it.
-func (c *Conn) beginClose(code StatusCode, reason string, byPeer, graceful bool) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.closeLocked(code, reason, false, true)
+}
+
+// closeLocked records the first close and queues its close frame; it
+// reports whether this call was the first. Unless graceful, queued messages
+// are dropped. The socket stays open for the peer's answer.
+func (c *Conn) closeLocked(code StatusCode, reason string, byPeer, graceful bool) bool {
 	if c.closing {
 		return false
 	}
 	c.closing = true
-	c.graceful = graceful
 	c.closeInfo = CloseInfo{Code: code, Reason: reason, ByPeer: byPeer}
-	close(c.closeCh)
+	if !graceful {
+		c.queue, c.queuedBytes = nil, 0
+		if c.writing {
+			// A write blocked on a peer that stopped reading gets as long as
+			// the close handshake, not a full WriteTimeout.
+			_ = c.conn.SetWriteDeadline(time.Now().Add(closeHandshakeTimeout))
+		}
+	}
+	c.closeFrame = closeFrame(code, reason)
+	c.startWriterLocked()
 	return true
 }
 
-// Serve runs the connection until it closes, calling onMessage for every
-// inbound message in order, on the read goroutine: onMessage must not block
-// for long. Both loops are done when Serve returns. Cancelling ctx closes
-// the connection with 1001.
-func (c *Conn) Serve(ctx context.Context, onMessage func(Message)) CloseInfo {
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		c.writeLoop(ctx)
-	}()
-	readErr := c.readLoop(onMessage)
-	// The reader ended: either the peer left or a close finished. Make sure
-	// the writer stops too, then report the first close reason.
-	c.beginClose(peerStatus(readErr))
-	_ = c.ws.CloseNow()
-	<-writerDone
+// fail closes the connection for a broken rule: the close frame is written
+// and the socket closed right after, without waiting for an answer.
+func (c *Conn) fail(code StatusCode, reason string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.queue, c.queuedBytes = nil, 0
-	return c.closeInfo
-}
-
-func peerStatus(err error) (StatusCode, string, bool, bool) {
-	if errors.Is(err, websocket.ErrMessageTooBig) {
-		return StatusMessageTooBig, ReasonTooBig, false, false
-	}
-	var ce websocket.CloseError
-	if errors.As(err, &ce) {
-		return StatusCode(ce.Code), ce.Reason, true, false
-	}
-	return StatusAbnormal, "", true, false
-}
-
-func (c *Conn) readLoop(onMessage func(Message)) error {
-	for {
-		typ, data, err := c.ws.Read(context.Background())
-		if err != nil {
-			return err
-		}
-		if typ == websocket.MessageText && !utf8.Valid(data) {
-			// RFC 6455 §8.1: a text message must be UTF-8; the library does not check.
-			if c.beginClose(StatusInvalidPayload, ReasonInvalidUTF8, false, false) {
-				_ = c.ws.Close(websocket.StatusInvalidFramePayloadData, ReasonInvalidUTF8)
-			}
-			return errInvalidUTF8
-		}
-		c.touch()
-		c.lastRead.Store(time.Now().UnixNano())
-		c.inCallback.Store(true)
-		onMessage(Message{Type: MessageType(typ), Data: data})
-		c.inCallback.Store(false)
+	if c.closeLocked(code, reason, false, false) {
+		c.dropAfter = true
 	}
 }
 
-func (c *Conn) writeLoop(ctx context.Context) {
-	var pingC <-chan time.Time
-	if c.opts.PingInterval > 0 {
-		t := time.NewTicker(c.opts.PingInterval)
-		defer t.Stop()
-		pingC = t.C
-	}
-	limit := time.NewTimer(c.nextLimit())
-	defer limit.Stop()
-	ctxDone := ctx.Done()
-	for {
-		select {
-		case <-c.wake:
-			if err := c.flush(); err != nil {
-				c.closeNow(StatusAbnormal, "write failed")
-				return
-			}
-		case <-pingC:
-			go c.ping()
-		case <-limit.C:
-			if code, reason, hit := c.limitHit(); hit {
-				c.Close(code, reason)
-				continue
-			}
-			limit.Reset(c.nextLimit())
-		case <-ctxDone:
-			ctxDone = nil
-			c.Close(StatusGoingAway, ReasonGoingAway)
-		case <-c.closeCh:
-			c.mu.Lock()
-			graceful, info := c.graceful, c.closeInfo
-			c.mu.Unlock()
-			if !graceful {
-				return // closeNow already runs the handshake
-			}
-			if c.flush() == nil {
-				_ = c.ws.Close(websocket.StatusCode(info.Code), info.Reason)
-			}
-			return
-		}
-	}
-}
-
-// flush writes everything queued, in order.
-func (c *Conn) flush() error {
+// drop closes the socket without a close frame: the peer is gone, or broke
+// a rule that allows no answer.
+func (c *Conn) drop(code StatusCode, reason string, byPeer bool) {
 	c.mu.Lock()
-	batch := c.queue
-	c.queue, c.queuedBytes = nil, 0
+	if !c.closing {
+		c.closing = true
+		c.closeInfo = CloseInfo{Code: code, Reason: reason, ByPeer: byPeer}
+		c.queue, c.queuedBytes = nil, 0
+	}
 	c.mu.Unlock()
-	if len(batch) == 0 {
-		return nil
-	}
-	// One watchdog for the batch, re-armed per message, instead of a context
-	// and a library timer per message: a peer that stops reading is cut off
-	// once a write makes no progress for WriteTimeout.
-	watchdog := time.AfterFunc(c.opts.WriteTimeout, func() {
-		if c.beginClose(StatusPolicyViolation, ReasonWriteTimeout, false, false) {
-			_ = c.ws.CloseNow() // frees the blocked write
-		}
-	})
-	defer watchdog.Stop()
-	// Frames go out in slices of up to 64 messages: one system call each,
-	// with the watchdog re-armed between them.
-	for len(batch) > 0 {
-		n := min(len(batch), 64)
-		watchdog.Reset(c.opts.WriteTimeout)
-		if err := c.sock.writeFrames(batch[:n]); err != nil {
-			return err
-		}
-		batch = batch[n:]
-	}
-	c.touch()
-	return nil
+	c.closeSocket()
 }
 
-// ping drops the peer when a pong does not come in time, unless the peer
-// was heard from meanwhile or the pong could not be read: while onMessage
-// holds the reader (the gateway applying backpressure), a pong waits behind
-// the client's own messages, and the client is not at fault.
-func (c *Conn) ping() {
-	start := time.Now().UnixNano()
-	ctx, cancel := context.WithTimeout(context.Background(), c.opts.PongTimeout)
-	defer cancel()
-	err := c.ws.Ping(ctx)
-	if err == nil || c.inCallback.Load() || c.lastRead.Load() > start {
+// closeSocket stops watching and closes the socket; a blocked read or write
+// returns at once. onClose follows once no reader runs.
+func (c *Conn) closeSocket() {
+	c.mu.Lock()
+	if c.sockClosed {
+		c.mu.Unlock()
 		return
 	}
-	if c.beginClose(StatusAbnormal, ReasonPingTimeout, true, false) {
-		_ = c.ws.CloseNow()
+	c.sockClosed = true
+	w := c.watch
+	c.mu.Unlock()
+	if w != nil {
+		w.Stop() // before Close: the descriptor's number may be reused at once
 	}
+	_ = c.conn.Close()
+	c.finishIfDone()
 }
 
-// nextLimit returns how long until the idle or lifetime limit must be checked.
-func (c *Conn) nextLimit() time.Duration {
-	next := time.Duration(1<<63 - 1)
-	now := time.Now()
-	if c.opts.IdleTimeout > 0 {
-		next = min(next, c.LastActive().Add(c.opts.IdleTimeout).Sub(now))
+// finishIfDone calls onClose once the socket is closed and no reader runs.
+func (c *Conn) finishIfDone() {
+	c.mu.Lock()
+	if !c.sockClosed || c.reading || c.finished {
+		c.mu.Unlock()
+		return
 	}
-	if c.opts.MaxLifetime > 0 {
-		next = min(next, c.openedAt.Add(c.opts.MaxLifetime).Sub(now))
+	c.finished = true
+	info := c.closeInfo
+	c.queue, c.queuedBytes, c.control, c.fragments = nil, 0, nil, nil
+	if c.timer != nil {
+		c.timer.Stop()
 	}
-	return max(next, time.Millisecond)
+	c.mu.Unlock()
+	if c.stopCtx != nil {
+		c.stopCtx()
+	}
+	go c.onClose(info)
 }
 
-func (c *Conn) limitHit() (StatusCode, string, bool) {
+// tick runs on the connection's timer: pings, the pong deadline, the idle
+// and lifetime limits and the close handshake's deadline.
+func (c *Conn) tick() {
 	now := time.Now()
+	n := now.UnixNano()
+	c.mu.Lock()
+	if c.finished {
+		c.mu.Unlock()
+		return
+	}
+	if c.closing {
+		if c.closeBy != 0 && n >= c.closeBy {
+			c.mu.Unlock()
+			c.closeSocket()
+			return
+		}
+		c.timer.Reset(c.nextTick(now))
+		c.mu.Unlock()
+		return
+	}
+	if c.pingSentAt != 0 && n >= c.pingSentAt+int64(c.opts.PongTimeout) {
+		// A client held back by the gateway (its reader inside onMessage)
+		// cannot have its pong read: that is not its fault.
+		if c.lastRead.Load() <= c.pingSentAt && !c.inCallback.Load() {
+			c.mu.Unlock()
+			c.drop(StatusAbnormal, ReasonPingTimeout, true)
+			return
+		}
+		c.pingSentAt = 0
+	}
+	if code, reason, hit := c.limitHit(now); hit {
+		c.closeLocked(code, reason, false, true)
+	} else if c.nextPing != 0 && n >= c.nextPing {
+		c.nextPing = n + int64(c.opts.PingInterval)
+		if c.pingSentAt == 0 {
+			c.pingSentAt = n
+		}
+		c.control = appendFrameHeader(c.control, byte(ws.OpPing), 0)
+		c.startWriterLocked()
+	}
+	c.timer.Reset(c.nextTick(now))
+	c.mu.Unlock()
+}
+
+// nextTick returns how long until tick must run again. c.mu is held.
+func (c *Conn) nextTick(now time.Time) time.Duration {
+	next := int64(1<<63 - 1)
+	if c.closing {
+		if c.closeBy != 0 {
+			next = c.closeBy
+		}
+	} else {
+		if c.nextPing != 0 {
+			next = min(next, c.nextPing)
+		}
+		if c.pingSentAt != 0 {
+			next = min(next, c.pingSentAt+int64(c.opts.PongTimeout))
+		}
+		if c.opts.IdleTimeout > 0 {
+			next = min(next, c.lastActive.Load()+int64(c.opts.IdleTimeout))
+		}
+		if c.opts.MaxLifetime > 0 {
+			next = min(next, c.openedAt.Add(c.opts.MaxLifetime).UnixNano())
+		}
+	}
+	if next == 1<<63-1 {
+		return time.Duration(next)
+	}
+	return max(time.Duration(next-now.UnixNano()), time.Millisecond)
+}
+
+func (c *Conn) limitHit(now time.Time) (StatusCode, string, bool) {
 	if c.opts.MaxLifetime > 0 && !now.Before(c.openedAt.Add(c.opts.MaxLifetime)) {
 		return StatusGoingAway, ReasonLifetime, true
 	}
@@ -470,4 +495,25 @@ func (c *Conn) limitHit() (StatusCode, string, bool) {
 		return StatusGoingAway, ReasonIdle, true
 	}
 	return 0, "", false
+}
+
+// prefixedConn reads prefix before the connection's own bytes.
+type prefixedConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func (c *prefixedConn) Read(p []byte) (int, error) {
+	if len(c.prefix) > 0 {
+		n := copy(p, c.prefix)
+		c.prefix = c.prefix[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// pending reports whether src holds bytes no readiness will announce.
+func pending(src io.Reader) bool {
+	p, ok := src.(*prefixedConn)
+	return ok && len(p.prefix) > 0
 }

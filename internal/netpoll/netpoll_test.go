@@ -1,0 +1,106 @@
+//go:build linux
+
+package netpoll_test
+
+import (
+	"errors"
+	"net"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/switchboard-gateway/switchboard/internal/netpoll"
+)
+
+// The poller's goroutine runs only while a connection is watched.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// pair returns both ends of a loopback TCP connection.
+func pair(t *testing.T) (server, client net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err = ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { server.Close(); client.Close() })
+	return server, client
+}
+
+func expect(t *testing.T, ready chan struct{}, want bool, what string) {
+	t.Helper()
+	wait := 50 * time.Millisecond // only a sanity window for "no event": a late event would fail the next expect
+	if want {
+		wait = 5 * time.Second
+	}
+	select {
+	case <-ready:
+		if !want {
+			t.Fatalf("%s: readiness reported, want none", what)
+		}
+	case <-time.After(wait):
+		if want {
+			t.Fatalf("%s: no readiness reported", what)
+		}
+	}
+}
+
+func TestReadinessFiresOncePerArming(t *testing.T) {
+	server, client := pair(t)
+	ready := make(chan struct{}, 10)
+	w, err := netpoll.Watch(server, func() { ready <- struct{}{} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	expect(t, ready, false, "nothing sent")
+
+	_, _ = client.Write([]byte("a"))
+	expect(t, ready, true, "after a write")
+	_, _ = client.Write([]byte("b"))
+	expect(t, ready, false, "a second write before Rearm")
+
+	w.Rearm() // the unread bytes fire again at once
+	expect(t, ready, true, "Rearm with bytes waiting")
+
+	buf := make([]byte, 8)
+	if n, _ := server.Read(buf); n != 2 {
+		t.Fatalf("read %d bytes, want 2", n)
+	}
+	w.Rearm()
+	expect(t, ready, false, "Rearm with nothing waiting")
+	_ = client.Close()
+	expect(t, ready, true, "the peer hung up")
+}
+
+func TestStopEndsTheEvents(t *testing.T) {
+	server, client := pair(t)
+	ready := make(chan struct{}, 10)
+	w, err := netpoll.Watch(server, func() { ready <- struct{}{} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Stop()
+	w.Rearm() // after Stop: ignored
+	w.Stop()  // twice: harmless
+	_, _ = client.Write([]byte("a"))
+	expect(t, ready, false, "after Stop")
+}
+
+func TestOnlySocketsAreWatched(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	if _, err := netpoll.Watch(a, func() {}); !errors.Is(err, netpoll.ErrUnsupported) {
+		t.Errorf("Watch(net.Pipe) = %v, want ErrUnsupported", err)
+	}
+}

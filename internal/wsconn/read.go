@@ -1,0 +1,227 @@
+package wsconn
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gobwas/ws"
+	"golang.org/x/time/rate"
+)
+
+// errStop ends a reader that has nothing more to read: the connection is
+// closing and the socket is, or is about to be, closed.
+var errStop = errors.New("wsconn: stop reading")
+
+// readBufferSize is the size of the pooled read buffers. A reader holds one
+// only while bytes are waiting; larger payloads bypass it.
+const readBufferSize = 4096
+
+// reader is a pooled read buffer with room for a frame header.
+type reader struct {
+	br     *bufio.Reader
+	header [ws.MaxHeaderSize]byte
+}
+
+var readers = sync.Pool{New: func() any { return &reader{br: bufio.NewReaderSize(nil, readBufferSize)} }}
+
+// ownBufferSize is the read buffer of a connection read on a goroutine of
+// its own (TLS, other systems): it is held for the connection's life.
+const ownBufferSize = 512
+
+// readReady runs when the poller sees bytes (or an end) on the socket.
+func (c *Conn) readReady() {
+	c.mu.Lock()
+	if c.reading || c.sockClosed {
+		c.mu.Unlock()
+		return
+	}
+	c.reading = true
+	c.mu.Unlock()
+	c.readWaiting()
+}
+
+// readWaiting reads every frame already waiting, then gives the buffer back
+// and rearms the poller. c.reading is set.
+func (c *Conn) readWaiting() {
+	r := readers.Get().(*reader)
+	r.br.Reset(c.src)
+	var err error
+	for err == nil {
+		err = c.readFrame(r)
+		if r.br.Buffered() == 0 && !pending(c.src) {
+			break
+		}
+	}
+	r.br.Reset(nil)
+	readers.Put(r)
+	c.endRead(err)
+}
+
+// readAll reads the connection until it ends, on a goroutine of its own.
+func (c *Conn) readAll() {
+	r := &reader{br: bufio.NewReaderSize(c.src, ownBufferSize)}
+	var err error
+	for err == nil {
+		err = c.readFrame(r)
+	}
+	c.endRead(err)
+}
+
+// endRead ends a reader: on err the connection ends, otherwise the poller
+// is rearmed for the next bytes.
+func (c *Conn) endRead(err error) {
+	if err != nil && !errors.Is(err, errStop) {
+		// The peer went away without a close frame, or the socket failed.
+		c.drop(StatusAbnormal, "", true)
+	}
+	c.mu.Lock()
+	c.reading = false
+	w, sockClosed := c.watch, c.sockClosed
+	c.mu.Unlock()
+	if sockClosed || err != nil {
+		c.finishIfDone()
+		return
+	}
+	w.Rearm()
+}
+
+// readFrame reads one frame and acts on it: control frames are answered,
+// data frames are gathered into messages for onMessage. A broken rule
+// closes the connection and returns errStop.
+func (c *Conn) readFrame(r *reader) error {
+	h, err := ws.ReadHeaderBuffer(r.br, r.header[:])
+	if err != nil {
+		if errors.Is(err, ws.ErrHeaderLengthMSB) || errors.Is(err, ws.ErrHeaderLengthUnexpected) {
+			c.fail(StatusProtocolError, err.Error())
+			return errStop
+		}
+		return err
+	}
+	now := time.Now().UnixNano()
+	c.lastRead.Store(now)
+	state := ws.StateServerSide
+	if c.fragmented {
+		state |= ws.StateFragmented
+	}
+	if err := ws.CheckHeader(h, state); err != nil {
+		if errors.Is(err, ws.ErrProtocolMaskRequired) {
+			// RFC 6455 §5.1: the server closes, with or without a close frame.
+			c.drop(StatusProtocolError, err.Error(), false)
+			return errStop
+		}
+		c.fail(StatusProtocolError, err.Error())
+		return errStop
+	}
+	if !h.OpCode.IsControl() && c.opts.ReadLimit >= 0 && int64(len(c.fragments))+h.Length > c.opts.ReadLimit {
+		// Refused on the header: nothing of the payload is read or held.
+		c.fail(StatusMessageTooBig, ReasonTooBig)
+		return errStop
+	}
+	payload := make([]byte, h.Length)
+	if _, err := io.ReadFull(r.br, payload); err != nil {
+		return err
+	}
+	ws.Cipher(payload, h.Mask, 0)
+
+	switch h.OpCode {
+	case ws.OpPing:
+		c.pong(payload)
+		return nil
+	case ws.OpPong:
+		return nil
+	case ws.OpClose:
+		return c.peerClosed(payload)
+	}
+	if h.OpCode != ws.OpContinuation {
+		c.fragType = MessageType(h.OpCode)
+	}
+	if !h.Fin {
+		c.fragments = append(c.fragments, payload...)
+		c.fragmented = true
+		return nil
+	}
+	if c.fragmented {
+		payload = append(c.fragments, payload...)
+		c.fragments, c.fragmented = nil, false
+	}
+	return c.deliver(Message{Type: c.fragType, Data: payload})
+}
+
+// deliver hands a whole message to onMessage, unless the connection is
+// closing: then it is only read, as RFC 6455 §1.4 asks, and dropped.
+func (c *Conn) deliver(m Message) error {
+	if m.Type == Text && !utf8.Valid(m.Data) {
+		// RFC 6455 §8.1: a text message must be UTF-8.
+		c.fail(StatusInvalidPayload, ReasonInvalidUTF8)
+		return errStop
+	}
+	if c.Closing() {
+		return nil
+	}
+	c.touch()
+	c.inCallback.Store(true)
+	c.onMessage(m)
+	c.inCallback.Store(false)
+	return nil
+}
+
+// pong answers a client's ping, unless the client pings faster than
+// PingRate: each pong costs a write.
+func (c *Conn) pong(payload []byte) {
+	if c.opts.PingRate >= 0 {
+		if c.pings == nil {
+			c.pings = rate.NewLimiter(rate.Limit(c.opts.PingRate), max(int(c.opts.PingRate), 1))
+		}
+		if !c.pings.Allow() {
+			c.mu.Lock()
+			c.closeLocked(StatusPolicyViolation, ReasonPingFlood, false, false)
+			c.mu.Unlock()
+			return
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return
+	}
+	c.control = append(appendFrameHeader(c.control, byte(ws.OpPong), len(payload)), payload...)
+	c.startWriterLocked()
+}
+
+// peerClosed handles the client's close frame: it is the answer to ours, or
+// the client's own close, which is echoed. Either way the socket is closed
+// once our close frame is out.
+func (c *Conn) peerClosed(payload []byte) error {
+	code, reason := StatusNoStatus, ""
+	if len(payload) > 0 {
+		wc, wr := ws.ParseCloseFrameData(payload)
+		if len(payload) < 2 {
+			c.fail(StatusProtocolError, "Close frame payload of 1 byte")
+			return errStop
+		}
+		if err := ws.CheckCloseFrameData(wc, wr); err != nil {
+			if errors.Is(err, ws.ErrProtocolInvalidUTF8) {
+				c.fail(StatusInvalidPayload, err.Error())
+			} else {
+				c.fail(StatusProtocolError, err.Error())
+			}
+			return errStop
+		}
+		code, reason = StatusCode(wc), wr
+	}
+	c.mu.Lock()
+	if c.closeLocked(code, reason, true, false) && code == StatusNoStatus {
+		c.closeFrame = closeFrame(0, "") // echo an empty close
+	}
+	c.dropAfter = true
+	sent := c.closeSent
+	c.mu.Unlock()
+	if sent {
+		c.closeSocket() // the answer to our close frame
+	}
+	return errStop
+}

@@ -1,0 +1,298 @@
+package wsconn_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"github.com/switchboard-gateway/switchboard/internal/testutil"
+	"github.com/switchboard-gateway/switchboard/internal/wsconn"
+)
+
+// server accepts connections with opts, echoes every message, and reports
+// each connection's end on closed.
+type server struct {
+	URL    string
+	conns  chan *wsconn.Conn
+	closed chan wsconn.CloseInfo
+}
+
+func startServer(t *testing.T, opts wsconn.Options, tls bool) *server {
+	t.Helper()
+	s := &server{conns: make(chan *wsconn.Conn, 1000), closed: make(chan wsconn.CloseInfo, 1000)}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := wsconn.Accept(w, r, opts, wsconn.AcceptOptions{})
+		if err != nil {
+			return
+		}
+		c.Start(context.Background(), func(m wsconn.Message) { _ = c.Send(m.Type, m.Data) }, func(ci wsconn.CloseInfo) { s.closed <- ci })
+		s.conns <- c
+	})
+	var hs *httptest.Server
+	if tls {
+		hs = httptest.NewTLSServer(h)
+	} else {
+		hs = httptest.NewServer(h)
+	}
+	t.Cleanup(hs.Close)
+	s.URL = "ws" + strings.TrimPrefix(hs.URL, "http")
+	return s
+}
+
+// client is a raw WebSocket client with no goroutine of its own.
+type client struct {
+	t    *testing.T
+	conn net.Conn
+	br   *bufio.Reader
+}
+
+func dial(t *testing.T, url string) *client {
+	t.Helper()
+	d := ws.Dialer{Timeout: 5 * time.Second}
+	if strings.HasPrefix(url, "wss:") {
+		d.TLSConfig = testTLS()
+	}
+	conn, br, _, err := d.Dial(context.Background(), url)
+	if err != nil {
+		t.Fatalf("dial %s: %v", url, err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	if br == nil {
+		br = bufio.NewReader(conn)
+	}
+	return &client{t: t, conn: conn, br: br}
+}
+
+func (c *client) send(op ws.OpCode, fin bool, payload []byte) {
+	c.t.Helper()
+	if err := ws.WriteFrame(c.conn, ws.MaskFrameInPlace(ws.NewFrame(op, fin, append([]byte(nil), payload...)))); err != nil {
+		c.t.Fatalf("write: %v", err)
+	}
+}
+
+func (c *client) next() ws.Frame {
+	c.t.Helper()
+	_ = c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	f, err := ws.ReadFrame(c.br)
+	if err != nil {
+		c.t.Fatalf("read: %v", err)
+	}
+	return f
+}
+
+// expectClose reads until a close frame and returns its code and reason.
+func (c *client) expectClose() (int, string) {
+	c.t.Helper()
+	for {
+		f := c.next()
+		if f.Header.OpCode == ws.OpClose {
+			if len(f.Payload) < 2 {
+				return 0, ""
+			}
+			return int(binary.BigEndian.Uint16(f.Payload)), string(f.Payload[2:])
+		}
+	}
+}
+
+func closed(t *testing.T, s *server) wsconn.CloseInfo {
+	t.Helper()
+	select {
+	case ci := <-s.closed:
+		return ci
+	case <-time.After(10 * time.Second):
+		t.Fatal("the connection did not end")
+		return wsconn.CloseInfo{}
+	}
+}
+
+func TestEchoInOrder(t *testing.T) {
+	t.Parallel()
+	for _, tls := range []bool{false, true} {
+		s := startServer(t, wsconn.Options{}, tls)
+		u := s.URL
+		c := dial(t, u)
+		for i := range 100 {
+			c.send(ws.OpText, true, []byte(strings.Repeat("x", i*100)))
+		}
+		for i := range 100 {
+			if f := c.next(); f.Header.OpCode != ws.OpText || len(f.Payload) != i*100 {
+				t.Fatalf("tls=%v: message %d: %v %d bytes, want text of %d", tls, i, f.Header.OpCode, len(f.Payload), i*100)
+			}
+		}
+	}
+}
+
+// Frames sent with the handshake, before its answer, are read first.
+func TestFramesPipelinedWithTheHandshake(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, wsconn.Options{}, false)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(s.URL, "ws://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	req := "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+	frame, _ := ws.CompileFrame(ws.MaskFrameInPlace(ws.NewTextFrame([]byte("early"))))
+	if _, err := conn.Write(append([]byte(req), frame...)); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("handshake: %v %v", resp, err)
+	}
+	c := &client{t: t, conn: conn, br: br}
+	if f := c.next(); string(f.Payload) != "early" {
+		t.Errorf("got %q, want the early message echoed", f.Payload)
+	}
+}
+
+// Idle connections hold no goroutine: the poller starts a reader when bytes
+// arrive, and the writer exists only while messages wait.
+func TestIdleConnectionsHoldNoGoroutine(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the poller is Linux only; elsewhere each connection has a reader goroutine")
+	}
+	s := startServer(t, wsconn.Options{}, false)
+	before := runtime.NumGoroutine()
+	const n = 200
+	clients := make([]*client, n)
+	for i := range clients {
+		clients[i] = dial(t, s.URL)
+		clients[i].send(ws.OpText, true, []byte("hi"))
+		clients[i].next()
+	}
+	// net/http's goroutine for each handshake ends once its handler returned.
+	testutil.Eventually(t, 5*time.Second, func() bool { return runtime.NumGoroutine()-before < n/10 },
+		"fewer goroutines than a tenth of the idle connections")
+	// And they are all still served.
+	for _, c := range clients {
+		c.send(ws.OpBinary, true, []byte{1, 2, 3})
+		if f := c.next(); f.Header.OpCode != ws.OpBinary || len(f.Payload) != 3 {
+			t.Fatalf("got %v %v after idling", f.Header.OpCode, f.Payload)
+		}
+	}
+}
+
+func TestCloseHandshake(t *testing.T) {
+	t.Parallel()
+	t.Run("server closes", func(t *testing.T) {
+		t.Parallel()
+		s := startServer(t, wsconn.Options{}, false)
+		c := dial(t, s.URL)
+		conn := <-s.conns
+		_ = conn.Send(wsconn.Text, []byte("last words"))
+		conn.Close(4000, "bye")
+		if f := c.next(); string(f.Payload) != "last words" {
+			t.Errorf("got %q before the close, want the queued message", f.Payload)
+		}
+		if code, reason := c.expectClose(); code != 4000 || reason != "bye" {
+			t.Errorf("close frame %d %q, want 4000 bye", code, reason)
+		}
+		if err := conn.Send(wsconn.Text, []byte("late")); err != wsconn.ErrClosed {
+			t.Errorf("Send after Close = %v, want ErrClosed", err)
+		}
+		c.send(ws.OpClose, true, ws.NewCloseFrameBody(4000, ""))
+		if ci := closed(t, s); ci != (wsconn.CloseInfo{Code: 4000, Reason: "bye"}) {
+			t.Errorf("CloseInfo = %+v", ci)
+		}
+	})
+	t.Run("client closes", func(t *testing.T) {
+		t.Parallel()
+		s := startServer(t, wsconn.Options{}, false)
+		c := dial(t, s.URL)
+		c.send(ws.OpClose, true, ws.NewCloseFrameBody(4001, "done"))
+		if code, reason := c.expectClose(); code != 4001 || reason != "done" {
+			t.Errorf("echoed close %d %q, want 4001 done", code, reason)
+		}
+		if ci := closed(t, s); ci != (wsconn.CloseInfo{Code: 4001, Reason: "done", ByPeer: true}) {
+			t.Errorf("CloseInfo = %+v", ci)
+		}
+	})
+	t.Run("client drops", func(t *testing.T) {
+		t.Parallel()
+		s := startServer(t, wsconn.Options{}, false)
+		c := dial(t, s.URL)
+		_ = c.conn.Close()
+		if ci := closed(t, s); ci.Code != wsconn.StatusAbnormal || !ci.ByPeer {
+			t.Errorf("CloseInfo = %+v, want 1006 by the peer", ci)
+		}
+	})
+	t.Run("protocol error", func(t *testing.T) {
+		t.Parallel()
+		s := startServer(t, wsconn.Options{}, false)
+		c := dial(t, s.URL)
+		c.send(ws.OpContinuation, true, nil)
+		if code, _ := c.expectClose(); code != 1002 {
+			t.Errorf("close %d, want 1002", code)
+		}
+		if ci := closed(t, s); ci.Code != wsconn.StatusProtocolError || ci.ByPeer {
+			t.Errorf("CloseInfo = %+v, want 1002 by the server", ci)
+		}
+	})
+}
+
+func TestPingTimeout(t *testing.T) {
+	t.Parallel()
+	opts := wsconn.Options{PingInterval: 50 * time.Millisecond, PongTimeout: 100 * time.Millisecond}
+	s := startServer(t, opts, false)
+	c := dial(t, s.URL)
+	// Answer a few pings: the connection stays.
+	for range 3 {
+		f := c.next()
+		if f.Header.OpCode != ws.OpPing {
+			t.Fatalf("got %v, want a ping", f.Header.OpCode)
+		}
+		c.send(ws.OpPong, true, f.Payload)
+	}
+	select {
+	case ci := <-s.closed:
+		t.Fatalf("closed while answering pings: %+v", ci)
+	default:
+	}
+	// Then stop answering.
+	if ci := closed(t, s); ci.Code != wsconn.StatusAbnormal || ci.Reason != wsconn.ReasonPingTimeout || !ci.ByPeer {
+		t.Errorf("CloseInfo = %+v, want 1006 %q", ci, wsconn.ReasonPingTimeout)
+	}
+}
+
+func TestIdleTimeout(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, wsconn.Options{IdleTimeout: 100 * time.Millisecond, PingInterval: -1}, false)
+	c := dial(t, s.URL)
+	if code, reason := c.expectClose(); code != 1001 || reason != wsconn.ReasonIdle {
+		t.Errorf("close %d %q, want 1001 %q", code, reason, wsconn.ReasonIdle)
+	}
+	c.send(ws.OpClose, true, ws.NewCloseFrameBody(1001, ""))
+	if ci := closed(t, s); ci.Reason != wsconn.ReasonIdle {
+		t.Errorf("CloseInfo = %+v", ci)
+	}
+}
+
+// A peer that stops reading is cut off once a write makes no progress for
+// WriteTimeout.
+func TestWriteTimeout(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, wsconn.Options{WriteTimeout: 200 * time.Millisecond, SendQueueBytes: 1 << 30, SendQueueMessages: 1 << 20}, false)
+	dial(t, s.URL) // never reads
+	conn := <-s.conns
+	chunk := make([]byte, 1<<20)
+	for range 64 { // far more than the socket buffers hold
+		if conn.Send(wsconn.Binary, chunk) != nil {
+			break
+		}
+	}
+	if ci := closed(t, s); ci.Code != wsconn.StatusPolicyViolation || ci.Reason != wsconn.ReasonWriteTimeout {
+		t.Errorf("CloseInfo = %+v, want 1008 %q", ci, wsconn.ReasonWriteTimeout)
+	}
+}
