@@ -140,6 +140,7 @@ type Gateway struct {
 	hub    *Hub
 	routes *route.Table[Route]
 	log    *slog.Logger
+	ws     *wsconn.Upgrader
 
 	draining atomic.Bool
 	conns    sync.WaitGroup // one per served connection, through $disconnect
@@ -166,6 +167,7 @@ func New(hub *Hub, opts Options) *Gateway {
 		base:   base,
 		cancel: cancel,
 		perIP:  make(map[string]int),
+		ws:     wsconn.NewUpgrader(opts.Conn),
 	}
 	if opts.ConnectRate > 0 {
 		g.connectLimiter = rate.NewLimiter(rate.Limit(opts.ConnectRate), burst(opts.ConnectRate, opts.ConnectBurst))
@@ -187,8 +189,10 @@ type Authorizer interface {
 
 // client is one connection served by this node.
 type client struct {
-	info *integration.Conn
-	ws   *wsconn.Conn
+	g        *Gateway
+	info     *integration.Conn
+	ws       *wsconn.Conn
+	sourceIP string // its connection slot, released at the end
 
 	limiter *rate.Limiter  // messages per second; nil when unlimited
 	slots   chan struct{}  // one token per message waiting or running
@@ -217,10 +221,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The handler returns once the connection is started, so that net/http
 	// frees what it kept for the request (its read buffer among it); the
 	// connection holds no goroutine while idle.
-	g.serve(c, func() {
-		g.release(sourceIP)
-		g.conns.Done()
-	})
+	g.serve(c)
 }
 
 // admit applies every check that needs no integration: the upgrade itself,
@@ -326,12 +327,17 @@ func (g *Gateway) handshake(w http.ResponseWriter, r *http.Request, sourceIP str
 		}
 	}
 
-	ws, err := wsconn.Accept(w, r, g.opts.Conn, wsconn.AcceptOptions{Subprotocol: subprotocol})
+	ws, err := g.ws.Accept(w, r, wsconn.AcceptOptions{Subprotocol: subprotocol})
 	if err != nil {
 		g.log.Debug("upgrade failed", "err", err)
 		return nil
 	}
-	c := &client{info: info, ws: ws, slots: make(chan struct{}, g.opts.InboxSize)}
+	// Only $connect and the authorizer see the request's headers and query:
+	// an open connection does not keep them.
+	kept := *info
+	kept.Header, kept.Query = nil, nil
+	info = &kept
+	c := &client{g: g, info: info, ws: ws, sourceIP: sourceIP, slots: make(chan struct{}, g.opts.InboxSize)}
 	if g.opts.MessageRate > 0 {
 		c.limiter = rate.NewLimiter(rate.Limit(g.opts.MessageRate), burst(g.opts.MessageRate, g.opts.MessageBurst))
 	}
@@ -344,9 +350,8 @@ func (g *Gateway) handshake(w http.ResponseWriter, r *http.Request, sourceIP str
 	return c
 }
 
-// serve starts c; when it has closed, serve unregisters it, runs
-// $disconnect, and calls done.
-func (g *Gateway) serve(c *client, done func()) {
+// serve starts c; its OnClose unregisters it and runs $disconnect.
+func (g *Gateway) serve(c *client) {
 	m, info, ws := g.hub.metrics, c.info, c.ws
 	if g.draining.Load() { // Drain's closeAll may have run before add
 		ws.Close(wsconn.StatusGoingAway, wsconn.ReasonGoingAway)
@@ -354,10 +359,17 @@ func (g *Gateway) serve(c *client, done func()) {
 	m.Connects.WithLabelValues(metrics.ConnectAccepted).Inc()
 	m.ConnectionsOpen.Inc()
 	g.log.Debug("connected", "connectionId", info.ID, "sourceIp", info.SourceIP)
-	ws.Start(g.base, func(msg wsconn.Message) { g.receive(c, msg) }, func(closed wsconn.CloseInfo) {
-		defer done()
-		g.disconnected(c, closed)
-	})
+	ws.Start(c)
+}
+
+// OnMessage queues a message for its route; see Gateway.receive.
+func (c *client) OnMessage(m wsconn.Message) { c.g.receive(c, m) }
+
+// OnClose runs when c has closed, on a goroutine of its own.
+func (c *client) OnClose(closed wsconn.CloseInfo) {
+	defer c.g.conns.Done()
+	defer c.g.release(c.sourceIP)
+	c.g.disconnected(c, closed)
 }
 
 // disconnected runs when c has closed: once every message is handled, it
@@ -783,8 +795,10 @@ func (g *Gateway) Draining() bool { return g.draining.Load() }
 
 var _ io.Closer = (*Gateway)(nil)
 
-// Close cancels every running route invocation. Call it after Drain.
+// Close closes every connection (1001) and cancels every running route
+// invocation. Call it after Drain.
 func (g *Gateway) Close() error {
+	g.hub.closeAll(wsconn.StatusGoingAway, wsconn.ReasonGoingAway)
 	g.cancel()
 	return nil
 }

@@ -1,7 +1,6 @@
 package wsconn
 
 import (
-	"context"
 	"io"
 	"net"
 	"slices"
@@ -34,17 +33,21 @@ func FuzzReadFrames(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		server, client := net.Pipe()
 		defer client.Close()
-		c := newConn(server, nil, Options{ReadLimit: limit, PingInterval: -1}.withDefaults(), "")
+		opts := Options{ReadLimit: limit, PingInterval: -1}.withDefaults()
+		c := newConn(server, nil, &opts, "")
 		var (
 			mu   sync.Mutex
 			msgs []Message
 		)
 		done := make(chan CloseInfo, 1)
-		c.Start(context.Background(), func(m Message) {
-			mu.Lock()
-			msgs = append(msgs, m)
-			mu.Unlock()
-		}, func(ci CloseInfo) { done <- ci })
+		c.Start(handlerFuncs{
+			message: func(m Message) {
+				mu.Lock()
+				msgs = append(msgs, m)
+				mu.Unlock()
+			},
+			close: func(ci CloseInfo) { done <- ci },
+		})
 		go func() { _, _ = io.Copy(io.Discard, client) }()
 		_, _ = client.Write(data)
 		_ = client.Close()
@@ -74,3 +77,11 @@ func FuzzReadFrames(f *testing.F) {
 		}
 	})
 }
+
+type handlerFuncs struct {
+	message func(Message)
+	close   func(CloseInfo)
+}
+
+func (h handlerFuncs) OnMessage(m Message)  { h.message(m) }
+func (h handlerFuncs) OnClose(ci CloseInfo) { h.close(ci) }

@@ -90,7 +90,7 @@ func (c *Conn) endRead(err error) {
 }
 
 // readFrame reads one frame and acts on it: control frames are answered,
-// data frames are gathered into messages for onMessage. A broken rule
+// data frames are gathered into messages for OnMessage. A broken rule
 // closes the connection and returns errStop.
 func (c *Conn) readFrame(r *reader) error {
 	h, err := ws.ReadHeaderBuffer(r.br, r.header[:])
@@ -104,7 +104,7 @@ func (c *Conn) readFrame(r *reader) error {
 	now := time.Now().UnixNano()
 	c.lastRead.Store(now)
 	state := ws.StateServerSide
-	if c.fragmented {
+	if c.partial != nil {
 		state |= ws.StateFragmented
 	}
 	if err := ws.CheckHeader(h, state); err != nil {
@@ -116,7 +116,11 @@ func (c *Conn) readFrame(r *reader) error {
 		c.fail(StatusProtocolError, err.Error())
 		return errStop
 	}
-	if !h.OpCode.IsControl() && c.opts.ReadLimit >= 0 && int64(len(c.fragments))+h.Length > c.opts.ReadLimit {
+	var held int64
+	if c.partial != nil {
+		held = int64(len(c.partial.data))
+	}
+	if !h.OpCode.IsControl() && c.opts.ReadLimit >= 0 && held+h.Length > c.opts.ReadLimit {
 		// Refused on the header: nothing of the payload is read or held.
 		c.fail(StatusMessageTooBig, ReasonTooBig)
 		return errStop
@@ -136,22 +140,23 @@ func (c *Conn) readFrame(r *reader) error {
 	case ws.OpClose:
 		return c.peerClosed(payload)
 	}
-	if h.OpCode != ws.OpContinuation {
-		c.fragType = MessageType(h.OpCode)
-	}
-	if !h.Fin {
-		c.fragments = append(c.fragments, payload...)
-		c.fragmented = true
+	switch {
+	case h.Fin && c.partial == nil:
+		return c.deliver(Message{Type: MessageType(h.OpCode), Data: payload})
+	case c.partial == nil:
+		c.partial = &partial{typ: MessageType(h.OpCode), data: payload}
 		return nil
 	}
-	if c.fragmented {
-		payload = append(c.fragments, payload...)
-		c.fragments, c.fragmented = nil, false
+	c.partial.data = append(c.partial.data, payload...)
+	if !h.Fin {
+		return nil
 	}
-	return c.deliver(Message{Type: c.fragType, Data: payload})
+	m := Message{Type: c.partial.typ, Data: c.partial.data}
+	c.partial = nil
+	return c.deliver(m)
 }
 
-// deliver hands a whole message to onMessage, unless the connection is
+// deliver hands a whole message to OnMessage, unless the connection is
 // closing: then it is only read, as RFC 6455 §1.4 asks, and dropped.
 func (c *Conn) deliver(m Message) error {
 	if m.Type == Text && !utf8.Valid(m.Data) {
@@ -164,7 +169,7 @@ func (c *Conn) deliver(m Message) error {
 	}
 	c.touch()
 	c.inCallback.Store(true)
-	c.onMessage(m)
+	c.handler.OnMessage(m)
 	c.inCallback.Store(false)
 	return nil
 }
@@ -214,9 +219,7 @@ func (c *Conn) peerClosed(payload []byte) error {
 		code, reason = StatusCode(wc), wr
 	}
 	c.mu.Lock()
-	if c.closeLocked(code, reason, true, false) && code == StatusNoStatus {
-		c.closeFrame = closeFrame(0, "") // echo an empty close
-	}
+	c.closeLocked(code, reason, true, false) // 1005 is echoed as an empty close frame
 	c.dropAfter = true
 	sent := c.closeSent
 	c.mu.Unlock()

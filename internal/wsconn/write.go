@@ -47,8 +47,8 @@ func (c *Conn) writeLoop() {
 			c.queuedBytes -= len(m.data)
 		}
 		var closing []byte
-		if len(control) == 0 && n == 0 && c.closeFrame != nil && !c.closeSent {
-			closing, c.closeSent = c.closeFrame, true
+		if len(control) == 0 && n == 0 && c.closing && !c.closeSent {
+			closing, c.closeSent = closeFrame(c.closeInfo.Code, c.closeInfo.Reason), true
 		}
 		if len(control) == 0 && n == 0 && closing == nil || c.sockClosed {
 			c.writing = false
@@ -127,10 +127,11 @@ func (c *Conn) writeFailed(err error) {
 	c.drop(StatusAbnormal, ReasonWriteFailed, false)
 }
 
-// closeFrame encodes a close frame; code 0 makes one without a payload. The
-// reason is cut to the 123 bytes a control frame leaves, on a rune boundary.
+// closeFrame encodes a close frame; 1005 (no status) makes one without a
+// payload. The reason is cut to the 123 bytes a control frame leaves, on a
+// rune boundary.
 func closeFrame(code StatusCode, reason string) []byte {
-	if code == 0 {
+	if code == StatusNoStatus {
 		return appendFrameHeader(nil, byte(ws.OpClose), 0)
 	}
 	if len(reason) > ws.MaxControlFramePayloadSize-2 {

@@ -14,7 +14,6 @@
 package wsconn
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -164,29 +163,31 @@ type outMsg struct {
 	data []byte
 }
 
+// Handler receives a connection's messages and its end; see Conn.Start.
+type Handler interface {
+	OnMessage(Message)
+	OnClose(CloseInfo)
+}
+
 // Conn is one accepted WebSocket connection. Send, Close, Closing and
-// LastActive are safe for concurrent use; Start is called once.
+// LastActive are safe for concurrent use; Start is called once. Every field
+// counts: an idle connection is this struct, a timer, and the socket.
 type Conn struct {
 	conn        net.Conn
 	src         io.Reader // conn, or the bytes the client sent with its handshake first
-	opts        Options   // with defaults applied
+	opts        *Options  // the Upgrader's, shared
 	subprotocol string
-	openedAt    time.Time
+	openedAt    int64            // unix nanoseconds
 	watch       *netpoll.Watcher // nil: a goroutine of its own reads the connection
-
-	onMessage func(Message)
-	onClose   func(CloseInfo)
-	stopCtx   func() bool
+	handler     Handler
 
 	lastActive atomic.Int64 // unix nanoseconds of the last data message
 	lastRead   atomic.Int64 // unix nanoseconds of the last frame read from the peer
-	inCallback atomic.Bool  // the reader is in onMessage, not reading
+	inCallback atomic.Bool  // the reader is in OnMessage, not reading
 
 	// The reader's state: one reader runs at a time (see reading).
-	pings      *rate.Limiter // client pings; created on the first one
-	fragments  []byte        // the message being reassembled
-	fragType   MessageType
-	fragmented bool
+	pings   *rate.Limiter // client pings; created on the first one
+	partial *partial      // the fragmented message being reassembled, or nil
 
 	mu          sync.Mutex // guards the fields below
 	queue       []outMsg
@@ -195,16 +196,21 @@ type Conn struct {
 	writing     bool   // a writer goroutine is running
 	reading     bool   // a reader is running
 	closing     bool
-	closeInfo   CloseInfo // set by the first close
-	closeFrame  []byte    // our close frame, written after the queue (or instead of it)
 	closeSent   bool
-	dropAfter   bool // close the socket once the close frame is written
-	sockClosed  bool // the socket is closed: no reader starts, no write succeeds
-	finished    bool // onClose has been called
+	dropAfter   bool      // close the socket once the close frame is written
+	sockClosed  bool      // the socket is closed: no reader starts, no write succeeds
+	finished    bool      // OnClose has been called
+	closeInfo   CloseInfo // set by the first close; its frame follows the queue
 	timer       *time.Timer
 	nextPing    int64 // unix nanoseconds
 	pingSentAt  int64 // unix nanoseconds of the unanswered ping, or 0
 	closeBy     int64 // unix nanoseconds after which the socket is closed, or 0
+}
+
+// partial is a fragmented message in reassembly.
+type partial struct {
+	typ  MessageType
+	data []byte
 }
 
 // AcceptOptions are per-handshake choices made by the caller.
@@ -213,15 +219,22 @@ type AcceptOptions struct {
 	Subprotocol string
 }
 
+// Upgrader accepts connections that share one set of Options.
+type Upgrader struct {
+	opts Options
+}
+
+// NewUpgrader returns an Upgrader for opts.
+func NewUpgrader(opts Options) *Upgrader { return &Upgrader{opts: opts.withDefaults()} }
+
 // Accept upgrades the request. On failure it has already written an HTTP
 // error response. The connection does nothing until Start.
-func Accept(w http.ResponseWriter, r *http.Request, opts Options, ao AcceptOptions) (*Conn, error) {
-	opts = opts.withDefaults()
-	u := ws.HTTPUpgrader{}
+func (u *Upgrader) Accept(w http.ResponseWriter, r *http.Request, ao AcceptOptions) (*Conn, error) {
+	hu := ws.HTTPUpgrader{}
 	if p := ao.Subprotocol; p != "" {
-		u.Protocol = func(offered string) bool { return offered == p }
+		hu.Protocol = func(offered string) bool { return offered == p }
 	}
-	conn, rw, hs, err := u.Upgrade(r, w)
+	conn, rw, hs, err := hu.Upgrade(r, w)
 	if err != nil {
 		if conn != nil {
 			_ = conn.Close()
@@ -233,34 +246,34 @@ func Accept(w http.ResponseWriter, r *http.Request, opts Options, ao AcceptOptio
 		// The client pipelined frames after its handshake: they are read first.
 		early, _ = rw.Reader.Peek(n)
 	}
-	return newConn(conn, early, opts, hs.Protocol), nil
+	return newConn(conn, early, &u.opts, hs.Protocol), nil
 }
 
 // newConn wraps an upgraded connection; early holds bytes the client sent
 // after its handshake that were already read from conn. opts has its
 // defaults.
-func newConn(conn net.Conn, early []byte, opts Options, subprotocol string) *Conn {
+func newConn(conn net.Conn, early []byte, opts *Options, subprotocol string) *Conn {
 	c := &Conn{
 		conn:        conn,
 		src:         conn,
 		opts:        opts,
 		subprotocol: subprotocol,
-		openedAt:    time.Now(),
+		openedAt:    time.Now().UnixNano(),
 	}
 	if len(early) > 0 {
 		c.src = &prefixedConn{Conn: conn, prefix: append([]byte(nil), early...)}
 	}
-	c.lastActive.Store(c.openedAt.UnixNano())
+	c.lastActive.Store(c.openedAt)
 	return c
 }
 
-// Start serves the connection until it closes: onMessage is called for
+// Start serves the connection until it closes: h.OnMessage is called for
 // every inbound message, in order, never twice at once, and must not block
-// for long (while it runs, this client is not read). onClose is called once,
-// on a goroutine of its own, after the socket is closed and the last
-// onMessage has returned. Cancelling ctx closes the connection with 1001.
-func (c *Conn) Start(ctx context.Context, onMessage func(Message), onClose func(CloseInfo)) {
-	c.onMessage, c.onClose = onMessage, onClose
+// for long (while it runs, this client is not read). h.OnClose is called
+// once, on a goroutine of its own, after the socket is closed and the last
+// OnMessage has returned.
+func (c *Conn) Start(h Handler) {
+	c.handler = h
 	now := time.Now()
 	c.mu.Lock()
 	if c.opts.PingInterval > 0 {
@@ -270,7 +283,6 @@ func (c *Conn) Start(ctx context.Context, onMessage func(Message), onClose func(
 	// No reader may start before the watch is known; endRead below arms it.
 	c.reading = true
 	c.mu.Unlock()
-	c.stopCtx = context.AfterFunc(ctx, func() { c.Close(StatusGoingAway, ReasonGoingAway) })
 
 	w, err := netpoll.Watch(c.conn, c.readReady)
 	if err != nil {
@@ -325,7 +337,7 @@ func (c *Conn) Send(typ MessageType, data []byte) error {
 
 // Close starts a graceful close: queued messages are written, then the close
 // handshake runs with code and reason; a peer that does not answer it within
-// 5s is dropped. It does not wait: onClose says when the connection is
+// 5s is dropped. It does not wait: OnClose says when the connection is
 // closed. Only the first close counts.
 func (c *Conn) Close(code StatusCode, reason string) {
 	c.mu.Lock()
@@ -350,7 +362,6 @@ func (c *Conn) closeLocked(code StatusCode, reason string, byPeer, graceful bool
 			_ = c.conn.SetWriteDeadline(time.Now().Add(closeHandshakeTimeout))
 		}
 	}
-	c.closeFrame = closeFrame(code, reason)
 	c.startWriterLocked()
 	return true
 }
@@ -373,13 +384,14 @@ func (c *Conn) drop(code StatusCode, reason string, byPeer bool) {
 		c.closing = true
 		c.closeInfo = CloseInfo{Code: code, Reason: reason, ByPeer: byPeer}
 		c.queue, c.queuedBytes = nil, 0
+		c.closeSent = true // no close frame: the code may be one never sent (1006)
 	}
 	c.mu.Unlock()
 	c.closeSocket()
 }
 
 // closeSocket stops watching and closes the socket; a blocked read or write
-// returns at once. onClose follows once no reader runs.
+// returns at once. OnClose follows once no reader runs.
 func (c *Conn) closeSocket() {
 	c.mu.Lock()
 	if c.sockClosed {
@@ -396,7 +408,7 @@ func (c *Conn) closeSocket() {
 	c.finishIfDone()
 }
 
-// finishIfDone calls onClose once the socket is closed and no reader runs.
+// finishIfDone calls OnClose once the socket is closed and no reader runs.
 func (c *Conn) finishIfDone() {
 	c.mu.Lock()
 	if !c.sockClosed || c.reading || c.finished {
@@ -405,15 +417,12 @@ func (c *Conn) finishIfDone() {
 	}
 	c.finished = true
 	info := c.closeInfo
-	c.queue, c.queuedBytes, c.control, c.fragments = nil, 0, nil, nil
+	c.queue, c.queuedBytes, c.control, c.partial = nil, 0, nil, nil
 	if c.timer != nil {
 		c.timer.Stop()
 	}
 	c.mu.Unlock()
-	if c.stopCtx != nil {
-		c.stopCtx()
-	}
-	go c.onClose(info)
+	go c.handler.OnClose(info)
 }
 
 // tick runs on the connection's timer: pings, the pong deadline, the idle
@@ -437,7 +446,7 @@ func (c *Conn) tick() {
 		return
 	}
 	if c.pingSentAt != 0 && n >= c.pingSentAt+int64(c.opts.PongTimeout) {
-		// A client held back by the gateway (its reader inside onMessage)
+		// A client held back by the gateway (its reader inside OnMessage)
 		// cannot have its pong read: that is not its fault.
 		if c.lastRead.Load() <= c.pingSentAt && !c.inCallback.Load() {
 			c.mu.Unlock()
@@ -478,7 +487,7 @@ func (c *Conn) nextTick(now time.Time) time.Duration {
 			next = min(next, c.lastActive.Load()+int64(c.opts.IdleTimeout))
 		}
 		if c.opts.MaxLifetime > 0 {
-			next = min(next, c.openedAt.Add(c.opts.MaxLifetime).UnixNano())
+			next = min(next, c.openedAt+int64(c.opts.MaxLifetime))
 		}
 	}
 	if next == 1<<63-1 {
@@ -488,7 +497,7 @@ func (c *Conn) nextTick(now time.Time) time.Duration {
 }
 
 func (c *Conn) limitHit(now time.Time) (StatusCode, string, bool) {
-	if c.opts.MaxLifetime > 0 && !now.Before(c.openedAt.Add(c.opts.MaxLifetime)) {
+	if c.opts.MaxLifetime > 0 && now.UnixNano() >= c.openedAt+int64(c.opts.MaxLifetime) {
 		return StatusGoingAway, ReasonLifetime, true
 	}
 	if c.opts.IdleTimeout > 0 && !now.Before(c.LastActive().Add(c.opts.IdleTimeout)) {

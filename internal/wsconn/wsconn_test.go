@@ -29,12 +29,13 @@ type server struct {
 func startServer(t *testing.T, opts wsconn.Options, tls bool) *server {
 	t.Helper()
 	s := &server{conns: make(chan *wsconn.Conn, 1000), closed: make(chan wsconn.CloseInfo, 1000)}
+	u := wsconn.NewUpgrader(opts)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := wsconn.Accept(w, r, opts, wsconn.AcceptOptions{})
+		c, err := u.Accept(w, r, wsconn.AcceptOptions{})
 		if err != nil {
 			return
 		}
-		c.Start(context.Background(), func(m wsconn.Message) { _ = c.Send(m.Type, m.Data) }, func(ci wsconn.CloseInfo) { s.closed <- ci })
+		c.Start(echo{c, s.closed})
 		s.conns <- c
 	})
 	var hs *httptest.Server
@@ -47,6 +48,15 @@ func startServer(t *testing.T, opts wsconn.Options, tls bool) *server {
 	s.URL = "ws" + strings.TrimPrefix(hs.URL, "http")
 	return s
 }
+
+// echo answers every message with itself and reports the end on closed.
+type echo struct {
+	c      *wsconn.Conn
+	closed chan wsconn.CloseInfo
+}
+
+func (e echo) OnMessage(m wsconn.Message)  { _ = e.c.Send(m.Type, m.Data) }
+func (e echo) OnClose(ci wsconn.CloseInfo) { e.closed <- ci }
 
 // client is a raw WebSocket client with no goroutine of its own.
 type client struct {
