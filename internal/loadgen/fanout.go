@@ -386,7 +386,9 @@ func (f *fanoutRun) newPublisher(ctx context.Context, t *target, d *dialer, via,
 		defer f.readers.Done()
 		for {
 			if _, _, err := c.Read(context.Background()); err != nil {
-				if !f.closing.Load() {
+				// A write cut off by the end of the run closes the connection
+				// on this side: that is not the server's doing.
+				if !f.closing.Load() && ctx.Err() == nil {
 					f.fail(fmt.Errorf("publisher connection closed by the server: %w", err))
 				}
 				return
