@@ -1,14 +1,15 @@
 // Command ceiling is the benchmark suite's upper bound: a WebSocket server on
-// the gateway's library, github.com/coder/websocket, with nothing else: no
+// the gateway's library, github.com/gobwas/ws, with nothing else: no
 // routes, no registry, no integrations, no metrics, no per-message
 // contexts. The suite reports every gateway figure as a ratio to this
 // server's, measured in the same run.
 //
-// The library accepts the upgrade, reads messages and answers control
-// frames; data frames are encoded by the server once and written by a
-// writer goroutine per connection that drains every queued frame with one
-// writev (or, with --batch=false, one write per frame). A broadcast encodes
-// its frame once and queues the same bytes on every connection.
+// The library accepts the upgrade and parses and checks frame headers. Each
+// connection has two goroutines: a reader, blocked in reads, that gathers
+// messages and answers control frames, and a writer, the only one to write
+// to the socket, that drains every queued frame, data or control, with one
+// writev (or, with --batch=false, one write per frame). Frames are encoded
+// once: a broadcast queues the same bytes on every connection.
 //
 // It serves the server side of every `switchboard bench` workload, so the
 // same command lines run against both:
@@ -58,14 +59,14 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/coder/websocket"
+	"github.com/gobwas/ws"
 )
 
 const (
-	readLimit       = 1 << 20
-	maxBodyBytes    = 1 << 20
-	writeTimeout    = 10 * time.Second
-	controlBufBytes = 256 // the library writes only control frames (at most 127 bytes) through its buffer
+	readLimit    = 1 << 20
+	maxBodyBytes = 1 << 20
+	writeTimeout = 10 * time.Second
+	readBufBytes = 512 // held for the connection's life; larger payloads bypass it
 )
 
 func init() {
@@ -155,70 +156,48 @@ func (s *server) handler() http.Handler {
 // conn is one client connection.
 type conn struct {
 	id, userAgent, sourceIP string
-	ws                      *websocket.Conn
-	raw                     net.Conn    // the TCP connection under ws
-	wmu                     *sync.Mutex // held for every write to raw: ours, and the library's control frames
+	raw                     net.Conn // written only by the connection's writer
 	queueMax                int
 
 	mu     sync.Mutex // guards queue and closed
 	queue  [][]byte
-	closed bool
+	closed bool // nothing more is queued: the writer writes what is, then closes raw
 
 	wake chan struct{} // capacity 1: the writer has work
-	done chan struct{} // closed when the reader ends
-}
-
-// hijackCapture keeps the raw connection when the library hijacks it, and
-// gives the library a connection whose writes take wmu, so that its control
-// frames never land inside a batch written by the connection's writer.
-type hijackCapture struct {
-	http.ResponseWriter
-	wmu *sync.Mutex
-	raw net.Conn
-}
-
-func (h *hijackCapture) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	raw, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
-	if err != nil {
-		return nil, nil, err
-	}
-	h.raw = raw
-	g := &guardedConn{Conn: raw, mu: h.wmu}
-	return g, bufio.NewReadWriter(brw.Reader, bufio.NewWriterSize(g, controlBufBytes)), nil
-}
-
-type guardedConn struct {
-	net.Conn
-	mu *sync.Mutex
-}
-
-func (g *guardedConn) Write(p []byte) (int, error) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.Conn.Write(p)
 }
 
 func (s *server) serveWS(w http.ResponseWriter, r *http.Request) {
-	hc := &hijackCapture{ResponseWriter: w, wmu: new(sync.Mutex)}
-	ws, err := websocket.Accept(hc, r, &websocket.AcceptOptions{
-		InsecureSkipVerify: true,
-		CompressionMode:    websocket.CompressionDisabled,
-	})
-	if err != nil {
-		return // Accept answered the request
+	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+		// Refused over HTTP, keeping the connection: the upgrader hijacks it
+		// even to refuse.
+		w.Header().Set("Upgrade", "websocket")
+		http.Error(w, "WebSocket upgrade required", http.StatusUpgradeRequired)
+		return
 	}
-	ws.SetReadLimit(readLimit)
+	raw, rw, _, err := ws.HTTPUpgrader{}.Upgrade(r, w)
+	if err != nil {
+		if raw != nil {
+			_ = raw.Close() // hijacked: the upgrader wrote the refusal
+		}
+		return
+	}
+	// The client's first frames may already sit in net/http's buffer: they
+	// are read first, then the socket, through a small buffer of our own;
+	// net/http's 4 KiB buffers are dropped.
+	var src io.Reader = raw
+	if n := rw.Reader.Buffered(); n > 0 {
+		early := make([]byte, n)
+		_, _ = io.ReadFull(rw.Reader, early) // buffered: cannot fail
+		src = io.MultiReader(bytes.NewReader(early), raw)
+	}
 	host, _, _ := net.SplitHostPort(r.RemoteAddr)
 	c := &conn{
 		id:        strconv.FormatUint(s.nextID.Add(1), 36),
 		userAgent: r.UserAgent(),
 		sourceIP:  host,
-		ws:        ws,
-		raw:       hc.raw,
-		wmu:       hc.wmu,
+		raw:       raw,
 		queueMax:  s.queueMax,
 		wake:      make(chan struct{}, 1),
-		done:      make(chan struct{}),
 	}
 	s.handlers.Add(1)
 	defer s.handlers.Done()
@@ -231,26 +210,106 @@ func (s *server) serveWS(w http.ResponseWriter, r *http.Request) {
 		defer close(writerDone)
 		c.writeLoop(s.batch)
 	}()
-	for {
-		typ, data, err := ws.Read(context.Background())
-		if err != nil {
-			break
-		}
-		s.handle(c, typ, data)
-	}
+	s.readLoop(c, bufio.NewReaderSize(src, readBufBytes))
 	s.mu.Lock()
 	delete(s.conns, c.id)
 	s.mu.Unlock()
-	c.mu.Lock()
-	c.closed = true
-	c.mu.Unlock()
-	close(c.done)
-	<-writerDone
-	_ = ws.CloseNow()
+	c.end(nil, false) // a no-op when the reader queued a close frame
+	<-writerDone      // it closed raw
+}
+
+// readLoop reads the client's frames until the connection ends: it answers
+// control frames, gathers fragmented messages and hands each message to
+// handle. A broken rule queues a close frame; the writer sends it and closes
+// the socket.
+func (s *server) readLoop(c *conn, r *bufio.Reader) {
+	var (
+		hb         [ws.MaxHeaderSize]byte
+		typ        ws.OpCode // of the message being read
+		fragments  []byte    // its payload so far, when fragmented
+		fragmented bool
+	)
+	for {
+		h, err := ws.ReadHeaderBuffer(r, hb[:])
+		if errors.Is(err, ws.ErrHeaderLengthMSB) || errors.Is(err, ws.ErrHeaderLengthUnexpected) {
+			c.fail(ws.StatusProtocolError, err.Error())
+			return
+		}
+		if err != nil {
+			return // the client went away or the socket was closed
+		}
+		state := ws.StateServerSide
+		if fragmented {
+			state |= ws.StateFragmented
+		}
+		if err := ws.CheckHeader(h, state); err != nil {
+			c.fail(ws.StatusProtocolError, err.Error())
+			return
+		}
+		if !h.OpCode.IsControl() && int64(len(fragments))+h.Length > readLimit {
+			// Refused on the header: nothing of the payload is read or held.
+			c.fail(ws.StatusMessageTooBig, fmt.Sprintf("read limited at %d bytes", readLimit))
+			return
+		}
+		p := make([]byte, h.Length) // at most readLimit, checked above or by CheckHeader
+		if _, err := io.ReadFull(r, p); err != nil {
+			return
+		}
+		ws.Cipher(p, h.Mask, 0)
+
+		switch h.OpCode {
+		case ws.OpPing:
+			c.send(encodeFrame(ws.OpPong, p)) // through the writer: frames never interleave
+			continue
+		case ws.OpPong:
+			continue
+		case ws.OpClose:
+			c.peerClosed(p)
+			return
+		case ws.OpText, ws.OpBinary:
+			typ = h.OpCode
+		}
+		if !h.Fin {
+			fragments = append(fragments, p...)
+			fragmented = true
+			continue
+		}
+		if fragmented {
+			p = append(fragments, p...)
+			fragments, fragmented = nil, false
+		}
+		if typ == ws.OpText && !utf8.Valid(p) {
+			c.fail(ws.StatusInvalidFramePayloadData, "invalid UTF-8 in a text message")
+			return
+		}
+		s.handle(c, typ, p)
+	}
+}
+
+// peerClosed answers the client's close frame with the same status and
+// reason, after the frames already queued. A malformed one is answered with
+// 1002, or 1007 for a reason that is not UTF-8.
+func (c *conn) peerClosed(p []byte) {
+	if len(p) == 1 {
+		c.fail(ws.StatusProtocolError, "close frame payload of 1 byte")
+		return
+	}
+	if len(p) >= 2 {
+		err := ws.CheckCloseFrameData(ws.ParseCloseFrameDataUnsafe(p))
+		if errors.Is(err, ws.ErrProtocolInvalidUTF8) {
+			c.fail(ws.StatusInvalidFramePayloadData, err.Error())
+			return
+		}
+		if err != nil {
+			c.fail(ws.StatusProtocolError, err.Error())
+			return
+		}
+	}
+	c.end(encodeFrame(ws.OpClose, p), false)
 }
 
 // handle answers one client message.
-func (s *server) handle(c *conn, typ websocket.MessageType, data []byte) {
+func (s *server) handle(c *conn, typ ws.OpCode, data []byte) {
 	if p, ok := bytes.CutPrefix(data, []byte("broadcast:")); ok {
 		s.broadcast(p)
 		return
@@ -313,17 +372,19 @@ func (s *server) broadcast(payload []byte) int {
 	return n
 }
 
-func messageType(p []byte) websocket.MessageType {
+func messageType(p []byte) ws.OpCode {
 	if utf8.Valid(p) {
-		return websocket.MessageText
+		return ws.OpText
 	}
-	return websocket.MessageBinary
+	return ws.OpBinary
 }
 
-// encodeFrame returns one unmasked, final server frame carrying p.
-func encodeFrame(typ websocket.MessageType, p []byte) []byte {
+// encodeFrame returns one unmasked, final server frame carrying p. It is
+// written by hand, not with ws.CompileFrame, to allocate once at the exact
+// size: a broadcast frame is held by every connection's queue.
+func encodeFrame(op ws.OpCode, p []byte) []byte {
 	var h []byte
-	first := 0x80 | byte(typ) // FIN, and the opcode: 1 text, 2 binary
+	first := 0x80 | byte(op) // FIN, and the opcode
 	switch n := len(p); {
 	case n < 126:
 		h = []byte{first, byte(n)}
@@ -336,61 +397,94 @@ func encodeFrame(typ websocket.MessageType, p []byte) []byte {
 }
 
 // send queues a frame and never blocks; a connection with queueMax frames
-// waiting is closed as too slow.
+// waiting is closed as too slow (1008).
 func (c *conn) send(frame []byte) bool {
 	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return false
+	queued := false
+	switch {
+	case c.closed:
+	case len(c.queue) >= c.queueMax:
+		c.endLocked(closeFrame(ws.StatusPolicyViolation, "Slow consumer"), true)
+	default:
+		c.queue = append(c.queue, frame)
+		queued = true
 	}
-	if len(c.queue) >= c.queueMax {
-		c.closed = true
-		c.mu.Unlock()
-		go func() { _ = c.ws.Close(websocket.StatusPolicyViolation, "Slow consumer") }()
-		return false
-	}
-	c.queue = append(c.queue, frame)
 	c.mu.Unlock()
+	c.wakeWriter()
+	return queued
+}
+
+// fail closes the connection for a broken rule: the close frame goes out
+// at once, and the frames still queued are dropped.
+func (c *conn) fail(code ws.StatusCode, reason string) {
+	c.end(closeFrame(code, reason), true)
+}
+
+// end queues last (a close frame, or nil) as the connection's final frame
+// and accepts no more; the writer writes what is queued, then closes the
+// socket. drop discards the frames queued before last. A connection already
+// ending is left as it is.
+func (c *conn) end(last []byte, drop bool) {
+	c.mu.Lock()
+	c.endLocked(last, drop)
+	c.mu.Unlock()
+	c.wakeWriter()
+}
+
+func (c *conn) endLocked(last []byte, drop bool) {
+	if c.closed {
+		return
+	}
+	c.closed = true
+	if drop {
+		c.queue = nil
+	}
+	if last != nil {
+		c.queue = append(c.queue, last)
+	}
+}
+
+func (c *conn) wakeWriter() {
 	select {
 	case c.wake <- struct{}{}:
 	default:
 	}
-	return true
 }
 
-// writeLoop writes queued frames until the reader ends or a write fails.
+func closeFrame(code ws.StatusCode, reason string) []byte {
+	return encodeFrame(ws.OpClose, ws.NewCloseFrameBody(code, reason))
+}
+
+// writeLoop is the only writer to the socket: it writes queued frames until
+// the connection ends or a write fails, then closes the socket, which ends
+// the reader too.
 func (c *conn) writeLoop(batch bool) {
+	defer c.raw.Close()
 	var spare, scratch [][]byte
-	for {
-		select {
-		case <-c.wake:
-		case <-c.done:
-			return
-		}
+	for range c.wake {
 		c.mu.Lock()
-		if len(c.queue) == 0 {
-			c.mu.Unlock()
-			continue
-		}
-		pending := c.queue // the queue and spare swap arrays: no allocation in the steady state
-		c.queue = spare[:0]
+		pending, last := c.queue, c.closed
+		c.queue = spare[:0] // the queue and spare swap arrays: no allocation in the steady state
 		c.mu.Unlock()
 		var err error
-		scratch, err = c.write(pending, scratch, batch)
+		if len(pending) > 0 {
+			scratch, err = c.write(pending, scratch, batch)
+		}
 		clear(pending) // drop the frames: broadcasts share them with every connection
 		spare = pending
 		if err != nil {
-			_ = c.ws.CloseNow()
+			c.end(nil, true) // queue nothing more for a dead socket
+			return
+		}
+		if last {
 			return
 		}
 	}
 }
 
-// write writes frames to the raw connection: with one writev when batch,
-// else one write each. scratch is reused across calls.
+// write writes frames to the socket: with one writev when batch, else one
+// write each. scratch is reused across calls.
 func (c *conn) write(frames, scratch [][]byte, batch bool) ([][]byte, error) {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
 	_ = c.raw.SetWriteDeadline(time.Now().Add(writeTimeout))
 	if batch {
 		scratch = append(scratch[:0], frames...)
@@ -410,7 +504,7 @@ func (c *conn) write(frames, scratch [][]byte, batch bool) ([][]byte, error) {
 func (s *server) closeAll() {
 	s.mu.RLock()
 	for _, c := range s.conns {
-		_ = c.ws.CloseNow()
+		_ = c.raw.Close() // no close frame: the reader fails and the handler ends
 	}
 	s.mu.RUnlock()
 	s.handlers.Wait()

@@ -4,11 +4,17 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"io"
+	"net"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/gobwas/ws"
 	"go.uber.org/goleak"
 
 	"github.com/switchboard-gateway/switchboard/internal/loadgen"
@@ -116,4 +122,175 @@ func TestEncodeFrame(t *testing.T) {
 			}
 		})
 	}
+}
+
+// frame is one server frame, as the tests expect it.
+type frame struct {
+	op      ws.OpCode
+	payload string
+}
+
+// clientFrame returns a masked client frame.
+func clientFrame(fin bool, op ws.OpCode, p string) []byte {
+	return ws.MustCompileFrame(ws.MaskFrameWith(ws.NewFrame(op, fin, []byte(p)), [4]byte{1, 2, 3, 4}))
+}
+
+func closeBody(code ws.StatusCode, reason string) string {
+	return string(ws.NewCloseFrameBody(code, reason))
+}
+
+// dialRaw opens a WebSocket connection by hand and sends early, client
+// frames, in the same write as the handshake: they reach the server in the
+// buffer net/http read the request with.
+func dialRaw(t *testing.T, wsURL string, early []byte) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	addr := strings.TrimPrefix(wsURL, "ws://")
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	req := "GET / HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+	if _, err := c.Write(append([]byte(req), early...)); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("handshake: %s, want 101", resp.Status)
+	}
+	return c, br
+}
+
+// readFrame reads one server frame.
+func readFrame(r io.Reader) (frame, error) {
+	h, err := ws.ReadHeader(r)
+	if err != nil {
+		return frame{}, err
+	}
+	if h.Masked || !h.Fin {
+		return frame{}, errors.New("server frame masked or not final")
+	}
+	p := make([]byte, h.Length)
+	_, err = io.ReadFull(r, p)
+	return frame{h.OpCode, string(p)}, err
+}
+
+// The reader answers control frames, gathers fragments and closes with the
+// RFC 6455 status for each broken rule; a close frame is the connection's
+// last, and the socket is closed after it.
+func TestProtocol(t *testing.T) {
+	t.Parallel()
+	u := startCeiling(t)
+	tooBig := make([]byte, 0, 14) // a header alone: refused before its payload
+	tooBig = binary.BigEndian.AppendUint64(append(tooBig, 0x82, 0x80|127), readLimit+1)
+	tooBig = append(tooBig, 1, 2, 3, 4)
+	tests := []struct {
+		name string
+		send [][]byte
+		want []frame
+	}{
+		{"echo", [][]byte{clientFrame(true, ws.OpText, "hi"), clientFrame(true, ws.OpBinary, "\xff")},
+			[]frame{{ws.OpText, "hi"}, {ws.OpBinary, "\xff"}}},
+		{"fragments and a ping between them", [][]byte{clientFrame(false, ws.OpText, "hel"), clientFrame(true, ws.OpPing, "p"), clientFrame(true, ws.OpContinuation, "lo")},
+			[]frame{{ws.OpPong, "p"}, {ws.OpText, "hello"}}},
+		{"close echoed after the queued frames", [][]byte{clientFrame(true, ws.OpText, "hi"), clientFrame(true, ws.OpClose, closeBody(ws.StatusNormalClosure, "bye"))},
+			[]frame{{ws.OpText, "hi"}, {ws.OpClose, closeBody(ws.StatusNormalClosure, "bye")}}},
+		{"empty close", [][]byte{clientFrame(true, ws.OpClose, "")},
+			[]frame{{ws.OpClose, ""}}},
+		{"unmasked", [][]byte{{0x81, 0}},
+			[]frame{{ws.OpClose, closeBody(ws.StatusProtocolError, "")}}},
+		{"unexpected continuation", [][]byte{clientFrame(true, ws.OpContinuation, "")},
+			[]frame{{ws.OpClose, closeBody(ws.StatusProtocolError, "")}}},
+		{"close status not to be sent", [][]byte{clientFrame(true, ws.OpClose, closeBody(ws.StatusNoStatusRcvd, ""))},
+			[]frame{{ws.OpClose, closeBody(ws.StatusProtocolError, "")}}},
+		{"text not UTF-8", [][]byte{clientFrame(true, ws.OpText, "\xff")},
+			[]frame{{ws.OpClose, closeBody(ws.StatusInvalidFramePayloadData, "")}}},
+		{"over the read limit", [][]byte{tooBig},
+			[]frame{{ws.OpClose, closeBody(ws.StatusMessageTooBig, "")}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, br := dialRaw(t, u, bytes.Join(tt.send, nil))
+			for i, want := range tt.want {
+				got, err := readFrame(br)
+				if err != nil {
+					t.Fatalf("frame %d: %v, want opcode %d %q", i, err, want.op, want.payload)
+				}
+				if want.op == ws.OpClose && len(want.payload) == 2 && len(got.payload) > 2 {
+					got.payload = got.payload[:2] // a status without a reason: the reason is not compared
+				}
+				if got != want {
+					t.Fatalf("frame %d: opcode %d %q, want opcode %d %q", i, got.op, got.payload, want.op, want.payload)
+				}
+			}
+			if tt.want[len(tt.want)-1].op != ws.OpClose {
+				return
+			}
+			if got, err := readFrame(br); err != io.EOF {
+				t.Errorf("after the close frame: opcode %d %q, %v; want the end of the connection", got.op, got.payload, err)
+			}
+		})
+	}
+}
+
+// A connection with queueMax frames waiting is closed as a slow consumer:
+// the waiting frames are dropped and a close frame (1008) follows the frame
+// being written.
+func TestSlowConsumer(t *testing.T) {
+	t.Parallel()
+	client, server := net.Pipe() // unbuffered: the writer blocks until the client reads
+	defer client.Close()
+	c := &conn{raw: server, queueMax: 2, wake: make(chan struct{}, 1)}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.writeLoop(true)
+	}()
+	f := encodeFrame(ws.OpText, []byte("x"))
+	for c.send(f) {
+	}
+	if c.send(f) {
+		t.Fatal("a closed connection accepted a frame")
+	}
+	for i := 0; ; i++ {
+		got, err := readFrame(client)
+		if err != nil {
+			t.Fatalf("frame %d: %v, want a close frame", i, err)
+		}
+		if got.op == ws.OpClose {
+			if want := closeBody(ws.StatusPolicyViolation, "Slow consumer"); got.payload != want {
+				t.Errorf("close frame %q, want %q", got.payload, want)
+			}
+			break
+		}
+		if i > 0 {
+			t.Fatalf("frame %d: opcode %d %q; want at most one data frame before the close", i, got.op, got.payload)
+		}
+	}
+	if _, err := readFrame(client); err != io.EOF {
+		t.Errorf("after the close frame: %v, want the end of the connection", err)
+	}
+	<-done
+}
+
+// A request that is not an upgrade is refused over HTTP.
+func TestNotUpgrade(t *testing.T) {
+	t.Parallel()
+	u := startCeiling(t)
+	resp, err := http.Get("http" + strings.TrimPrefix(u, "ws") + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUpgradeRequired {
+		t.Errorf("GET /: %s, want 426", resp.Status)
+	}
+	http.DefaultClient.CloseIdleConnections()
 }
