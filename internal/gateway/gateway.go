@@ -195,7 +195,7 @@ type client struct {
 	sourceIP string // its connection slot, released at the end
 
 	limiter *rate.Limiter  // messages per second; nil when unlimited
-	slots   chan struct{}  // one token per message waiting or running
+	slots   chan struct{}  // one token per message waiting or running; made by the first message
 	pending sync.WaitGroup // messages not yet handled
 
 	mu      sync.Mutex // guards inbox and running
@@ -337,7 +337,7 @@ func (g *Gateway) handshake(w http.ResponseWriter, r *http.Request, sourceIP str
 	kept := *info
 	kept.Header, kept.Query = nil, nil
 	info = &kept
-	c := &client{g: g, info: info, ws: ws, sourceIP: sourceIP, slots: make(chan struct{}, g.opts.InboxSize)}
+	c := &client{g: g, info: info, ws: ws, sourceIP: sourceIP}
 	if g.opts.MessageRate > 0 {
 		c.limiter = rate.NewLimiter(rate.Limit(g.opts.MessageRate), burst(g.opts.MessageRate, g.opts.MessageBurst))
 	}
@@ -607,6 +607,9 @@ func (g *Gateway) receive(c *client, m wsconn.Message) {
 		g.hub.metrics.Dropped.WithLabelValues(metrics.DropRateLimited).Inc()
 		_ = g.hub.send(c, wsconn.Text, apigw.ErrorFrame(apigw.MsgTooManyRequests, c.info.ID, apigw.NewID()), g.hub.out(noRoute))
 		return
+	}
+	if c.slots == nil { // the reader's own field: an idle connection has none
+		c.slots = make(chan struct{}, g.opts.InboxSize)
 	}
 	c.slots <- struct{}{}
 	c.pending.Add(1)
