@@ -18,7 +18,7 @@ import (
 	"github.com/switchboard-gateway/switchboard/internal/testutil"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, testutil.IdleWorkers) }
 
 // noEnv is a getenv with an empty environment.
 func noEnv(string) string { return "" }

@@ -29,7 +29,7 @@ import (
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 // Every tail stream, server and browser must be gone when the tests end.
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, testutil.IdleWorkers) }
 
 var testRoutes = []dashboard.RouteInfo{
 	{RouteKey: "$default", Integration: "echo", TwoWay: true},

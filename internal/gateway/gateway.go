@@ -31,6 +31,7 @@ import (
 	"github.com/switchboard-gateway/switchboard/internal/metrics"
 	"github.com/switchboard-gateway/switchboard/internal/route"
 	"github.com/switchboard-gateway/switchboard/internal/tail"
+	"github.com/switchboard-gateway/switchboard/internal/workers"
 	"github.com/switchboard-gateway/switchboard/internal/wsconn"
 )
 
@@ -619,7 +620,7 @@ func (g *Gateway) receive(c *client, m wsconn.Message) {
 	c.running = true
 	c.mu.Unlock()
 	if start {
-		go g.drainInbox(c)
+		workers.Go(func() { g.drainInbox(c) })
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/switchboard-gateway/switchboard/internal/workers"
 )
 
 // A Watcher stands for one watched connection. It fires at most once per
@@ -56,7 +58,7 @@ func newPoller() (*poller, error) {
 	return &poller{epfd: epfd, wakefd: wakefd, watchers: make(map[int32]*Watcher)}, nil
 }
 
-// Watch registers c, armed: onReady runs on a new goroutine when c has
+// Watch registers c, armed: onReady runs on a worker (package workers) when c has
 // bytes to read, was closed by the peer, or failed. c must be a socket
 // (*net.TCPConn, *net.UnixConn); anything else returns ErrUnsupported.
 func Watch(c net.Conn, onReady func()) (*Watcher, error) {
@@ -158,7 +160,7 @@ func (p *poller) run() {
 		}
 		p.mu.Unlock()
 		for i, w := range ready {
-			go w.onReady()
+			workers.Go(w.onReady)
 			ready[i] = nil
 		}
 	}

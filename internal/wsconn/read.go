@@ -16,6 +16,13 @@ import (
 // closing and the socket is, or is about to be, closed.
 var errStop = errors.New("wsconn: stop reading")
 
+// errDiscard turns a reader into a discarder: the client broke a rule,
+// frames are no longer parsed, and what it still sends is read and dropped
+// until it hangs up or the close handshake's time is over. Closing a socket
+// with unread bytes would send a reset, and the client might never read its
+// close frame.
+var errDiscard = errors.New("wsconn: discard input")
+
 // readBufferSize is the size of the pooled read buffers. A reader holds one
 // only while bytes are waiting; larger payloads bypass it.
 const readBufferSize = 4096
@@ -50,8 +57,16 @@ func (c *Conn) readWaiting() {
 	r := readers.Get().(*reader)
 	r.br.Reset(c.src)
 	var err error
-	for err == nil {
+	if c.discarding {
+		err = discard(r.br) // readiness: this read does not block
+	}
+	for err == nil && !c.discarding {
 		err = c.readFrame(r)
+		if errors.Is(err, errDiscard) {
+			c.discarding, err = true, nil
+			_, _ = r.br.Discard(r.br.Buffered())
+			break
+		}
 		if r.br.Buffered() == 0 && !pending(c.src) {
 			break
 		}
@@ -66,9 +81,25 @@ func (c *Conn) readAll() {
 	r := &reader{br: bufio.NewReaderSize(c.src, ownBufferSize)}
 	var err error
 	for err == nil {
-		err = c.readFrame(r)
+		if c.discarding {
+			err = discard(r.br)
+			continue
+		}
+		if err = c.readFrame(r); errors.Is(err, errDiscard) {
+			c.discarding, err = true, nil
+		}
 	}
 	c.endRead(err)
+}
+
+// discard drops what is buffered, or else what one read brings.
+func discard(br *bufio.Reader) error {
+	var err error
+	if br.Buffered() == 0 {
+		_, err = br.Peek(1)
+	}
+	_, _ = br.Discard(br.Buffered())
+	return err
 }
 
 // endRead ends a reader: on err the connection ends, otherwise the poller
@@ -91,13 +122,12 @@ func (c *Conn) endRead(err error) {
 
 // readFrame reads one frame and acts on it: control frames are answered,
 // data frames are gathered into messages for OnMessage. A broken rule
-// closes the connection and returns errStop.
+// closes the connection and returns errDiscard.
 func (c *Conn) readFrame(r *reader) error {
 	h, err := ws.ReadHeaderBuffer(r.br, r.header[:])
 	if err != nil {
 		if errors.Is(err, ws.ErrHeaderLengthMSB) || errors.Is(err, ws.ErrHeaderLengthUnexpected) {
-			c.fail(StatusProtocolError, err.Error())
-			return errStop
+			return c.fail(StatusProtocolError, err.Error())
 		}
 		return err
 	}
@@ -113,8 +143,7 @@ func (c *Conn) readFrame(r *reader) error {
 			c.drop(StatusProtocolError, err.Error(), false)
 			return errStop
 		}
-		c.fail(StatusProtocolError, err.Error())
-		return errStop
+		return c.fail(StatusProtocolError, err.Error())
 	}
 	var held int64
 	if c.partial != nil {
@@ -122,8 +151,7 @@ func (c *Conn) readFrame(r *reader) error {
 	}
 	if !h.OpCode.IsControl() && c.opts.ReadLimit >= 0 && held+h.Length > c.opts.ReadLimit {
 		// Refused on the header: nothing of the payload is read or held.
-		c.fail(StatusMessageTooBig, ReasonTooBig)
-		return errStop
+		return c.fail(StatusMessageTooBig, ReasonTooBig)
 	}
 	payload := make([]byte, h.Length)
 	if _, err := io.ReadFull(r.br, payload); err != nil {
@@ -161,8 +189,7 @@ func (c *Conn) readFrame(r *reader) error {
 func (c *Conn) deliver(m Message) error {
 	if m.Type == Text && !utf8.Valid(m.Data) {
 		// RFC 6455 §8.1: a text message must be UTF-8.
-		c.fail(StatusInvalidPayload, ReasonInvalidUTF8)
-		return errStop
+		return c.fail(StatusInvalidPayload, ReasonInvalidUTF8)
 	}
 	if c.Closing() {
 		return nil
@@ -205,16 +232,13 @@ func (c *Conn) peerClosed(payload []byte) error {
 	if len(payload) > 0 {
 		wc, wr := ws.ParseCloseFrameData(payload)
 		if len(payload) < 2 {
-			c.fail(StatusProtocolError, "Close frame payload of 1 byte")
-			return errStop
+			return c.fail(StatusProtocolError, "Close frame payload of 1 byte")
 		}
 		if err := ws.CheckCloseFrameData(wc, wr); err != nil {
 			if errors.Is(err, ws.ErrProtocolInvalidUTF8) {
-				c.fail(StatusInvalidPayload, err.Error())
-			} else {
-				c.fail(StatusProtocolError, err.Error())
+				return c.fail(StatusInvalidPayload, err.Error())
 			}
-			return errStop
+			return c.fail(StatusProtocolError, err.Error())
 		}
 		code, reason = StatusCode(wc), wr
 	}

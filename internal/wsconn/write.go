@@ -9,86 +9,102 @@ import (
 	"unicode/utf8"
 
 	"github.com/gobwas/ws"
+
+	"github.com/switchboard-gateway/switchboard/internal/workers"
 )
 
-// batchSize is how many messages go out with one writev; the write deadline
-// is renewed between batches, so a slow but moving peer is not cut off.
-const batchSize = 64
+// A writev carries at most maxBatchMessages messages and, unless one
+// message is larger, maxBatchBytes; the write deadline is renewed between
+// writes, so that a slow but moving peer is not cut off.
+const (
+	maxBatchMessages = 512 // two iovecs each: Linux's IOV_MAX is 1024
+	maxBatchBytes    = 1 << 20
+)
 
 // startWriterLocked starts the writer unless it runs or the socket is
 // closed. c.mu is held. The writer exists only while there is work.
 func (c *Conn) startWriterLocked() {
 	if !c.writing && !c.sockClosed {
 		c.writing = true
-		go c.writeLoop()
+		workers.Go(c.writeLoop)
 	}
 }
 
-// writeLoop writes control frames, then queued messages, then the close
-// frame, until nothing is left; it is the only writer of the socket.
+// writeLoop writes control frames, then everything queued, then the close
+// frame, until nothing is left; it is the only writer of the socket. It
+// takes the queue whole and hands back the previous one, emptied, so that
+// a burst of messages does not grow a new queue for every round; an idle
+// connection keeps none.
 func (c *Conn) writeLoop() {
 	var (
 		headers []byte
 		bufs    net.Buffers
-		batch   []outMsg
+		spare   []outMsg
 	)
 	for {
 		c.mu.Lock()
-		control := c.control
-		c.control = nil
-		n := min(len(c.queue), batchSize)
-		batch = append(batch[:0], c.queue[:n]...)
-		clear(c.queue[:n])
-		c.queue = c.queue[n:]
-		if len(c.queue) == 0 {
-			c.queue = nil // an idle connection keeps no queue
-		}
-		for _, m := range batch {
-			c.queuedBytes -= len(m.data)
-		}
+		control, batch := c.control, c.queue
+		c.control, c.queue, c.queuedBytes = nil, spare, 0
 		var closing []byte
-		if len(control) == 0 && n == 0 && c.closing && !c.closeSent {
+		if len(control) == 0 && len(batch) == 0 && c.closing && !c.closeSent {
 			closing, c.closeSent = closeFrame(c.closeInfo.Code, c.closeInfo.Reason), true
 		}
-		if len(control) == 0 && n == 0 && closing == nil || c.sockClosed {
+		if len(control) == 0 && len(batch) == 0 && closing == nil || c.sockClosed {
 			c.writing = false
+			c.queue = nil
 			c.mu.Unlock()
 			return
 		}
-		// Set under c.mu, so that a close shortening it is not undone here.
-		timeout := c.opts.WriteTimeout
-		if c.closing {
-			timeout = min(timeout, closeHandshakeTimeout)
-		}
-		_ = c.conn.SetWriteDeadline(time.Now().Add(timeout))
 		c.mu.Unlock()
 
-		headers, bufs = headers[:0], bufs[:0]
-		if len(control) > 0 {
-			bufs = append(bufs, control)
+		rest := batch
+		for first := true; first || len(rest) > 0; first = false {
+			n, size := 0, 0
+			for n < len(rest) && n < maxBatchMessages && (n == 0 || size+len(rest[n].data) <= maxBatchBytes) {
+				size += len(rest[n].data)
+				n++
+			}
+			headers, bufs = growFor(headers[:0], 10*n), bufs[:0]
+			if first && len(control) > 0 {
+				bufs = append(bufs, control)
+			}
+			for _, m := range rest[:n] {
+				start := len(headers)
+				headers = appendFrameHeader(headers, byte(m.typ), len(m.data))
+				bufs = append(bufs, headers[start:], m.data)
+			}
+			rest = rest[n:]
+			if len(rest) == 0 && closing != nil {
+				bufs = append(bufs, closing)
+			}
+			if err := c.write(bufs); err != nil {
+				c.writeFailed(err)
+				return
+			}
 		}
-		headers = growFor(headers, 10*len(batch))
-		for _, m := range batch {
-			start := len(headers)
-			headers = appendFrameHeader(headers, byte(m.typ), len(m.data))
-			bufs = append(bufs, headers[start:], m.data)
-		}
-		if closing != nil {
-			bufs = append(bufs, closing)
-		}
-		clear(batch)
-		out := bufs // WriteTo consumes its receiver; bufs keeps the array
-		if _, err := out.WriteTo(c.conn); err != nil {
-			c.writeFailed(err)
-			return
-		}
-		if n > 0 {
+		if len(batch) > 0 {
 			c.touch()
 		}
 		if closing != nil {
 			c.closeWritten()
 		}
+		clear(batch)
+		spare = batch[:0]
 	}
+}
+
+// write sends bufs with one writev under a fresh deadline.
+func (c *Conn) write(bufs net.Buffers) error {
+	c.mu.Lock()
+	// Set under c.mu, so that a close shortening it is not undone here.
+	timeout := c.opts.WriteTimeout
+	if c.closing {
+		timeout = min(timeout, closeHandshakeTimeout)
+	}
+	_ = c.conn.SetWriteDeadline(time.Now().Add(timeout))
+	c.mu.Unlock()
+	_, err := bufs.WriteTo(c.conn) // consumes a copy of the slice header: bufs keeps its array
+	return err
 }
 
 // growFor makes room for n more bytes without moving what is there
@@ -101,13 +117,17 @@ func growFor(b []byte, n int) []byte {
 }
 
 // closeWritten runs once our close frame is out: the socket closes now when
-// there is nothing to wait for, else when the peer answers or in 5s.
+// there is nothing to wait for, else when the peer answers or hangs up, or
+// in 5s.
 func (c *Conn) closeWritten() {
 	c.mu.Lock()
 	if c.dropAfter {
 		c.mu.Unlock()
 		c.closeSocket()
 		return
+	}
+	if cw, ok := c.conn.(interface{ CloseWrite() error }); ok && c.lingerAfter {
+		_ = cw.CloseWrite() // the client reads our close frame, then EOF
 	}
 	c.closeBy = time.Now().Add(closeHandshakeTimeout).UnixNano()
 	if c.timer != nil {

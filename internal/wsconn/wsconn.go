@@ -27,6 +27,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/switchboard-gateway/switchboard/internal/netpoll"
+	"github.com/switchboard-gateway/switchboard/internal/workers"
 )
 
 // StatusCode is a WebSocket close code.
@@ -84,7 +85,8 @@ type Options struct {
 	// ReadLimit is the largest message a client may send, in bytes; a larger
 	// one closes the connection with 1009. Zero means 128 KiB; negative is unlimited.
 	ReadLimit int64
-	// SendQueueMessages is how many outbound messages may wait. Zero means 1024.
+	// SendQueueMessages is how many outbound messages may wait (those being
+	// written no longer count). Zero means 1024.
 	SendQueueMessages int
 	// SendQueueBytes is how many outbound bytes may wait; one message larger
 	// than this is still accepted into an empty queue. Zero means 4 MiB.
@@ -186,8 +188,9 @@ type Conn struct {
 	inCallback atomic.Bool  // the reader is in OnMessage, not reading
 
 	// The reader's state: one reader runs at a time (see reading).
-	pings   *rate.Limiter // client pings; created on the first one
-	partial *partial      // the fragmented message being reassembled, or nil
+	pings      *rate.Limiter // client pings; created on the first one
+	partial    *partial      // the fragmented message being reassembled, or nil
+	discarding bool          // the client broke a rule: its bytes are dropped unread
 
 	mu          sync.Mutex // guards the fields below
 	queue       []outMsg
@@ -198,6 +201,7 @@ type Conn struct {
 	closing     bool
 	closeSent   bool
 	dropAfter   bool      // close the socket once the close frame is written
+	lingerAfter bool      // once it is written, close our side and drain the client's
 	sockClosed  bool      // the socket is closed: no reader starts, no write succeeds
 	finished    bool      // OnClose has been called
 	closeInfo   CloseInfo // set by the first close; its frame follows the queue
@@ -366,14 +370,17 @@ func (c *Conn) closeLocked(code StatusCode, reason string, byPeer, graceful bool
 	return true
 }
 
-// fail closes the connection for a broken rule: the close frame is written
-// and the socket closed right after, without waiting for an answer.
-func (c *Conn) fail(code StatusCode, reason string) {
+// fail closes the connection for a broken rule: the close frame is
+// written, then our side of the TCP connection is shut, and the client's
+// bytes are drained (errDiscard, which it returns) until it hangs up or the
+// close handshake's time is over.
+func (c *Conn) fail(code StatusCode, reason string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closeLocked(code, reason, false, false) {
-		c.dropAfter = true
+		c.lingerAfter = true
 	}
+	return errDiscard
 }
 
 // drop closes the socket without a close frame: the peer is gone, or broke
@@ -422,7 +429,7 @@ func (c *Conn) finishIfDone() {
 		c.timer.Stop()
 	}
 	c.mu.Unlock()
-	go c.handler.OnClose(info)
+	workers.Go(func() { c.handler.OnClose(info) })
 }
 
 // tick runs on the connection's timer: pings, the pong deadline, the idle

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -243,9 +244,16 @@ func TestCloseHandshake(t *testing.T) {
 		s := startServer(t, wsconn.Options{}, false)
 		c := dial(t, s.URL)
 		c.send(ws.OpContinuation, true, nil)
+		c.send(ws.OpText, true, []byte("sent after the violation: drained, not read"))
 		if code, _ := c.expectClose(); code != 1002 {
 			t.Errorf("close %d, want 1002", code)
 		}
+		// The server has shut its side: the client reads the end of the stream.
+		_ = c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.br.ReadByte(); err != io.EOF {
+			t.Errorf("after the close frame: %v, want EOF", err)
+		}
+		_ = c.conn.Close()
 		if ci := closed(t, s); ci.Code != wsconn.StatusProtocolError || ci.ByPeer {
 			t.Errorf("CloseInfo = %+v, want 1002 by the server", ci)
 		}
