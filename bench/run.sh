@@ -10,7 +10,8 @@
 #   bench/run.sh                 # about 6 minutes on 2 cores
 #   RUNS=1 bench/run.sh          # one run of each, quicker
 #   CASES="echo mgmt" bench/run.sh
-#   PROFILE=1 bench/run.sh       # also saves a 10s CPU profile of the gateway per case (first run)
+#   PROFILE=1 bench/run.sh       # also saves a 10s CPU profile of the gateway per case (first run;
+#                                # profiling adds to that run's server CPU figure)
 #   LOADGEN="/path/to/switchboard bench" bench/run.sh   # another load generator build
 #
 # Raw results (one JSON line per run), progress and server logs go to $OUT
@@ -140,19 +141,19 @@ case_args() {
       --gc-url "$web_url/debug/pprof/heap?gc=1" --metrics-url "$metrics_url"
     ;;
   echo)
-    echo echo --url "$ws_url" -c 50 -m 2000 -s 100 --route '{"action":"echo","data":"%s"}'
+    echo echo --url "$ws_url" -c 50 -m 2000 -s 100 --route '{"action":"echo","data":"%s"}' --pid "$server_pid"
     ;;
   fanout-1k)
-    echo fanout --url "$ws_url" --subscribers 1000 --messages 200 --size 100
+    echo fanout --url "$ws_url" --subscribers 1000 --messages 200 --size 100 --pid "$server_pid"
     ;;
   fanout-10k)
-    echo fanout --url "$ws_url" --subscribers 10000 --messages 200 --size 100 --concurrency 200 --sources 2
+    echo fanout --url "$ws_url" --subscribers 10000 --messages 200 --size 100 --concurrency 200 --sources 2 --pid "$server_pid"
     ;;
   fanout-mgmt)
-    echo fanout --url "$ws_url" --subscribers 1000 --messages 200 --size 100 --via mgmt --topic t
+    echo fanout --url "$ws_url" --subscribers 1000 --messages 200 --size 100 --via mgmt --topic t --pid "$server_pid"
     ;;
   mgmt)
-    echo mgmt --mgmt-url "$web_url" -c 32 -n 50000
+    echo mgmt --mgmt-url "$web_url" -c 32 -n 50000 --pid "$server_pid"
     ;;
   esac
 }
@@ -222,10 +223,11 @@ fi
   echo "The ceiling is the same WebSocket library with nothing else: no routes, no"
   echo "registry, frames encoded once and every queued frame of a connection written"
   echo "with one writev. Ratios are the gateway's median over the ceiling's: above 1"
-  echo "is better for rates, below 1 for latencies and memory. The gateway runs with"
-  echo "\`--pprof\`, an echo \`\$default\` route beside the zero-config routes, large send"
-  echo "queues, no idle or lifetime limits, no pings (the ceiling sends none) and no"
-  echo "access log:"
+  echo "is better for rates, below 1 for latencies, memory and server CPU (the"
+  echo "server's user + system time from /proc/PID/stat over the measured phase, per"
+  echo "unit of work). The gateway runs with \`--pprof\`, an echo \`\$default\` route"
+  echo "beside the zero-config routes, large send queues, no idle or lifetime limits,"
+  echo "no pings (the ceiling sends none) and no access log:"
   echo
   echo '```yaml'
   cat "$OUT/gateway.yaml"

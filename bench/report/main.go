@@ -45,6 +45,7 @@ type figure struct {
 var figures = map[string][]figure{
 	"conns": {
 		{"connections/s", "conns_per_s", 1, ""},
+		{"server CPU per connection", "server_cpu_us_per_conn", 1, "µs"},
 		{"RSS per connection, 5 s after the last connect", "rss_per_conn_bytes", 1.0 / 1024, "KiB"},
 		{"RSS per connection, after a forced GC", "rss_per_conn_gc_bytes", 1.0 / 1024, "KiB"},
 		{"goroutines per connection", "goroutines_per_conn", 1, ""},
@@ -54,17 +55,20 @@ var figures = map[string][]figure{
 		{"round trip p50", "latency_ms.p50", 1, "ms"},
 		{"round trip p99", "latency_ms.p99", 1, "ms"},
 		{"round trip max", "latency_ms.max", 1, "ms"},
+		{"server CPU per message", "server_cpu_us_per_message", 1, "µs"},
 	},
 	"fanout": {
 		{"deliveries/s", "deliveries_per_s", 1, ""},
 		{"delivery latency p50", "latency_ms.p50", 1, "ms"},
 		{"delivery latency p99", "latency_ms.p99", 1, "ms"},
+		{"server CPU per delivery", "server_cpu_us_per_delivery", 1, "µs"},
 		{"lost + duplicated", "", 1, ""},
 	},
 	"mgmt": {
 		{"requests/s", "requests_per_s", 1, ""},
 		{"request latency p50", "latency_ms.p50", 1, "ms"},
 		{"request latency p99", "latency_ms.p99", 1, "ms"},
+		{"server CPU per request", "server_cpu_us_per_request", 1, "µs"},
 	},
 }
 

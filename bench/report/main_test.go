@@ -35,3 +35,68 @@ func TestTable(t *testing.T) {
 		}
 	}
 }
+
+// Every workload has a server CPU row when the lines carry --pid's figures,
+// and "–" where they do not.
+func TestServerCPURows(t *testing.T) {
+	t.Parallel()
+	in := `{"case":"conns","title":"conns","server":"ceiling","run":1,"exit":0,"result":{"workload":"conns","server_cpu_s":0.3,"server_cpu_us_per_conn":20}}
+{"case":"conns","title":"conns","server":"gateway","run":1,"exit":0,"result":{"workload":"conns","server_cpu_s":0.2,"server_cpu_us_per_conn":10}}
+{"case":"echo","title":"echo","server":"ceiling","run":1,"exit":0,"result":{"workload":"echo","server_cpu_s":1,"server_cpu_us_per_message":8}}
+{"case":"echo","title":"echo","server":"ceiling","run":2,"exit":0,"result":{"workload":"echo","server_cpu_s":1,"server_cpu_us_per_message":12}}
+{"case":"echo","title":"echo","server":"gateway","run":1,"exit":0,"result":{"workload":"echo","server_cpu_s":2,"server_cpu_us_per_message":25}}
+{"case":"echo","title":"echo","server":"gateway","run":2,"exit":0,"result":{"workload":"echo","server_cpu_s":2,"server_cpu_us_per_message":15}}
+{"case":"fan","title":"fanout","server":"ceiling","run":1,"exit":0,"result":{"workload":"fanout","server_cpu_s":1,"server_cpu_us_per_delivery":1.25}}
+{"case":"fan","title":"fanout","server":"gateway","run":1,"exit":0,"result":{"workload":"fanout","server_cpu_s":2,"server_cpu_us_per_delivery":2.5}}
+{"case":"mgmt","title":"mgmt","server":"ceiling","run":1,"exit":0,"result":{"workload":"mgmt","requests_per_s":100}}
+{"case":"mgmt","title":"mgmt","server":"gateway","run":1,"exit":0,"result":{"workload":"mgmt","requests_per_s":90,"server_cpu_s":1,"server_cpu_us_per_request":40}}
+`
+	var out bytes.Buffer
+	if err := run(nil, strings.NewReader(in), &out); err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	for _, want := range []string{
+		"| conns | connections/s | – | – | – |\n|  | server CPU per connection (µs) | 20.0 | 10.0 | 0.50× |",
+		"|  | server CPU per message (µs) | 10.0 (8.00–12.0) | 20.0 (15.0–25.0) | 2.00× |",
+		"|  | server CPU per delivery (µs) | 1.25 | 2.50 | 2.00× |\n|  | lost + duplicated |",
+		"|  | server CPU per request (µs) | – | 40.0 | – |",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("table lacks %q; it is:\n%s", want, got)
+		}
+	}
+}
+
+// A server that holds no goroutine per connection measures 0: a figure, not
+// a missing one.
+func TestZeroGoroutines(t *testing.T) {
+	t.Parallel()
+	in := `{"case":"conns","title":"conns","server":"ceiling","run":1,"exit":0,"result":{"workload":"conns","goroutines_per_conn":2}}
+{"case":"conns","title":"conns","server":"gateway","run":1,"exit":0,"result":{"workload":"conns","goroutines_per_conn":0}}
+{"case":"conns","title":"conns","server":"gateway","run":2,"exit":0,"result":{"workload":"conns","goroutines_per_conn":0}}
+{"case":"c2","title":"conns, both none","server":"ceiling","run":1,"exit":0,"result":{"workload":"conns","goroutines_per_conn":0}}
+{"case":"c2","title":"conns, both none","server":"gateway","run":1,"exit":0,"result":{"workload":"conns","goroutines_per_conn":0}}
+{"case":"c3","title":"conns, not measured","server":"ceiling","run":1,"exit":0,"result":{"workload":"conns","goroutines_per_conn":2}}
+{"case":"c3","title":"conns, not measured","server":"gateway","run":1,"exit":0,"result":{"workload":"conns"}}
+`
+	var out bytes.Buffer
+	if err := run(nil, strings.NewReader(in), &out); err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	var rows []string
+	for l := range strings.Lines(got) {
+		if strings.Contains(l, "goroutines per connection") {
+			rows = append(rows, strings.TrimSuffix(l, "\n"))
+		}
+	}
+	want := []string{
+		"|  | goroutines per connection | 2.00 | 0.00 | 0.00× |",
+		"|  | goroutines per connection | 0.00 | 0.00 | = |",
+		"|  | goroutines per connection | 2.00 | – | – |",
+	}
+	if strings.Join(rows, "\n") != strings.Join(want, "\n") {
+		t.Errorf("goroutine rows:\n%s\nwant:\n%s\ntable:\n%s", strings.Join(rows, "\n"), strings.Join(want, "\n"), got)
+	}
+}

@@ -18,7 +18,8 @@ Opens -n WebSocket connections to --url, --concurrency dials at a time, and
 keeps them open for --hold after the last one connected; each connection
 reads and discards what it receives. Reports connections/s (from the first
 dial to the last connect) and the handshake latency. Given --pid (a process
-on this machine: the server), reports its RSS (VmRSS) per connection, at the
+on this machine: the server), reports its CPU time (/proc/PID/stat, Linux)
+per connection over the connects, and its RSS (VmRSS) per connection, at the
 end of --hold without a forced GC, and again after a GET of --gc-url (the
 gateway run with --pprof: http://HOST:PORT/debug/pprof/heap?gc=1); given
 --metrics-url, its goroutines per connection. Past ~28k connections, spread
@@ -47,14 +48,16 @@ type connsResult struct {
 	ConnsPerSec float64 `json:"conns_per_s"`
 	Dial        latency `json:"dial_latency_ms"`
 
-	RSSBefore         int64   `json:"rss_before_bytes,omitempty"`
-	RSSHeld           int64   `json:"rss_held_bytes,omitempty"`
-	RSSPerConn        float64 `json:"rss_per_conn_bytes,omitempty"`
-	RSSAfterGC        int64   `json:"rss_gc_bytes,omitempty"`
-	RSSPerConnGC      float64 `json:"rss_per_conn_gc_bytes,omitempty"`
-	GoroutinesBefore  int64   `json:"goroutines_before,omitempty"`
-	GoroutinesHeld    int64   `json:"goroutines_held,omitempty"`
-	GoroutinesPerConn float64 `json:"goroutines_per_conn,omitempty"`
+	ServerCPU         *float64 `json:"server_cpu_s,omitempty"` // over the connects
+	ServerCPUPerConn  *float64 `json:"server_cpu_us_per_conn,omitempty"`
+	RSSBefore         int64    `json:"rss_before_bytes,omitempty"`
+	RSSHeld           int64    `json:"rss_held_bytes,omitempty"`
+	RSSPerConn        float64  `json:"rss_per_conn_bytes,omitempty"`
+	RSSAfterGC        int64    `json:"rss_gc_bytes,omitempty"`
+	RSSPerConnGC      float64  `json:"rss_per_conn_gc_bytes,omitempty"`
+	GoroutinesBefore  int64    `json:"goroutines_before,omitempty"`
+	GoroutinesHeld    int64    `json:"goroutines_held,omitempty"`
+	GoroutinesPerConn *float64 `json:"goroutines_per_conn,omitempty"` // a server may hold none: 0 is a figure
 }
 
 func conns(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -63,7 +66,7 @@ func conns(ctx context.Context, args []string, getenv func(string) string, stdou
 	t.register(fs, getenv, flagWS|flagDial)
 	n := fs.Int("n", 1000, fmt.Sprintf("connections to open (at most %d)", maxConns))
 	hold := fs.Duration("hold", 5*time.Second, "how long the connections stay open after the last connect, before measuring")
-	pid := fs.Int("pid", 0, "process ID of the server, on this machine: report its RSS per connection")
+	pid := fs.Int("pid", 0, "process ID of the server, on this machine: report its CPU time and RSS per connection")
 	gcURL := fs.String("gc-url", "", "URL to GET after the first RSS reading, to force a GC in the server; RSS is read again after it")
 	metricsURL := fs.String("metrics-url", "", `URL of the server's goroutine count: Prometheus text with go_goroutines, or JSON with "goroutines"`)
 	if err := parseFlags(fs, args); err != nil {
@@ -108,6 +111,7 @@ func conns(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 	}
 	measure(&res.RSSBefore, &res.GoroutinesBefore)
+	cpu := cpuMeter{run: r, pid: *pid}
 
 	runCtx, cancel := context.WithTimeout(ctx, t.duration)
 	defer cancel()
@@ -126,6 +130,7 @@ func conns(ctx context.Context, args []string, getenv func(string) string, stdou
 	stop := r.progress(func() string {
 		return fmt.Sprintf("%d/%d opened, %d failed, %d closed early", opened.Load(), *n, failed.Load(), closedEarly.Load())
 	})
+	cpu.begin()
 	start := time.Now()
 dialing:
 	for i := range *n {
@@ -165,6 +170,7 @@ dialing:
 		}()
 	}
 	dials.Wait()
+	cpu.end()
 	connected := time.Duration(lastConnect.Load())
 
 	if runCtx.Err() == nil && opened.Load() > 0 && sleep(runCtx, *hold) {
@@ -195,8 +201,12 @@ dialing:
 		}
 		res.RSSPerConn = perConn(res.RSSHeld, res.RSSBefore)
 		res.RSSPerConnGC = perConn(res.RSSAfterGC, res.RSSBefore)
-		res.GoroutinesPerConn = perConn(res.GoroutinesHeld, res.GoroutinesBefore)
+		if res.GoroutinesHeld > 0 {
+			g := round(float64(res.GoroutinesHeld-res.GoroutinesBefore)/float64(res.Opened), 2)
+			res.GoroutinesPerConn = &g
+		}
 	}
+	res.ServerCPU, res.ServerCPUPerConn = cpu.figures(res.Opened)
 	res.report = r.report(truncated)
 	var failures []string
 	if res.ClosedEarly > 0 {

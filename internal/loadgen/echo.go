@@ -20,7 +20,8 @@ or a two-way Lambda route that returns the body), with at most --window
 messages waiting for their answer. A message is --route with %s replaced by a
 payload of -s bytes carrying the connection's sequence number and the send
 time, which the answer must contain. Reports messages/s (answers received, from the first
-send to the last answer) and the round-trip latency.
+send to the last answer) and the round-trip latency; given --pid (the server,
+on this machine), its CPU time (/proc/PID/stat, Linux) per answered message.
 
 Example:
   switchboard bench echo --url ws://127.0.0.1:3001 -c 50 -m 2000 -s 100 --route '{"action":"echo","data":"%s"}'
@@ -42,6 +43,7 @@ type echoResult struct {
 	Window      int    `json:"window"`
 	Concurrency int    `json:"concurrency"`
 	Sources     int    `json:"sources"`
+	PID         int    `json:"pid,omitempty"`
 
 	Opened     int64   `json:"opened"`
 	Sent       int64   `json:"sent"`
@@ -52,6 +54,9 @@ type echoResult struct {
 	Seconds    float64 `json:"messaging_s"`
 	MsgsPerSec float64 `json:"msgs_per_s"`
 	Latency    latency `json:"latency_ms"`
+
+	ServerCPU       *float64 `json:"server_cpu_s,omitempty"` // over the messages
+	ServerCPUPerMsg *float64 `json:"server_cpu_us_per_message,omitempty"`
 }
 
 func echo(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -63,6 +68,7 @@ func echo(ctx context.Context, args []string, getenv func(string) string, stdout
 	size := fs.Int("s", 100, fmt.Sprintf("payload bytes put in place of %%s (at most %d)", maxSize))
 	tmpl := fs.String("route", "%s", `message template; %s is replaced by the payload, e.g. '{"action":"echo","data":"%s"}'`)
 	window := fs.Int("window", 1, fmt.Sprintf("messages of one connection waiting for their answer (at most %d)", maxWindow))
+	pid := fs.Int("pid", 0, "process ID of the server, on this machine: report its CPU time per message")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -88,7 +94,8 @@ func echo(ctx context.Context, args []string, getenv func(string) string, stdout
 	r := newRun("echo", &t, stderr)
 	e := &echoRun{run: r, prefix: prefix, suffix: suffix, size: *size, msgs: *msgs, window: *window, tag: newTag()}
 	res := echoResult{Connections: *conns, Messages: *msgs, Size: *size, Route: *tmpl, Window: *window,
-		Concurrency: t.concurrency, Sources: t.sources}
+		Concurrency: t.concurrency, Sources: t.sources, PID: *pid}
+	cpu := cpuMeter{run: r, pid: *pid}
 
 	runCtx, cancel := context.WithTimeout(ctx, t.duration)
 	defer cancel()
@@ -133,6 +140,7 @@ dialing:
 
 	var workers sync.WaitGroup
 	if runCtx.Err() == nil {
+		cpu.begin()
 		e.base = time.Now()
 		e.started.Store(true)
 		for _, c := range all {
@@ -146,6 +154,7 @@ dialing:
 			}()
 		}
 		workers.Wait()
+		cpu.end()
 	}
 	truncated := runCtx.Err() != nil && ctx.Err() == nil
 	closeAll(all)
@@ -158,6 +167,7 @@ dialing:
 	res.Seconds = round(elapsed.Seconds(), 3)
 	res.MsgsPerSec = perSecond(res.Received, elapsed)
 	res.Latency = e.hist.summary()
+	res.ServerCPU, res.ServerCPUPerMsg = cpu.figures(res.Received)
 	var failures []string
 	if !truncated && ctx.Err() == nil {
 		res.Lost = res.Sent - res.Received - res.Unexpected

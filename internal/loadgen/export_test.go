@@ -6,6 +6,7 @@ import "time"
 var (
 	ParsePayloadForTest  = parsePayload
 	AppendPayloadForTest = appendPayload
+	ParseStatCPUForTest  = parseStatCPU
 )
 
 // HistogramForTest records durations and answers quantiles.

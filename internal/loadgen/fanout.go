@@ -29,7 +29,9 @@ number and its send time, are sent --via ws, by one more connection, as
 or --via mgmt, as POST /@broadcast or POST /@topics/T with the payload as the
 body. Reports deliveries/s (from the first send to the last delivery), the
 delivery latency, and deliveries lost (not there --settle after the last one
-arrived) or duplicated.
+arrived) or duplicated; given --pid (the server, on this machine), its CPU
+time (/proc/PID/stat, Linux) per delivery, from the first send to the end of
+the wait for deliveries.
 
 Examples:
   switchboard bench fanout --url ws://127.0.0.1:3001 --subscribers 1000 --messages 200 --size 100
@@ -54,6 +56,7 @@ type fanoutResult struct {
 	Settle      float64 `json:"settle_s"`
 	Concurrency int     `json:"concurrency"`
 	Sources     int     `json:"sources"`
+	PID         int     `json:"pid,omitempty"`
 
 	Subscribed       int64   `json:"subscribed"` // connections ready to receive
 	Setup            float64 `json:"setup_s"`    // dials and subscriptions
@@ -70,6 +73,9 @@ type fanoutResult struct {
 	Delivery         float64 `json:"delivery_s"` // first send to last delivery
 	DeliveriesPerSec float64 `json:"deliveries_per_s"`
 	Latency          latency `json:"latency_ms"`
+
+	ServerCPU            *float64 `json:"server_cpu_s,omitempty"` // first send to the end of the wait
+	ServerCPUPerDelivery *float64 `json:"server_cpu_us_per_delivery,omitempty"`
 }
 
 func fanout(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -83,6 +89,7 @@ func fanout(ctx context.Context, args []string, getenv func(string) string, stdo
 	topic := fs.String("topic", "", "publish to this topic; empty: broadcast to every connection")
 	rate := fs.Float64("rate", 0, "messages sent per second; 0: as fast as the server takes them")
 	settle := fs.Duration("settle", defaultSettle, "how long to wait for missing deliveries after the last one arrived")
+	pid := fs.Int("pid", 0, "process ID of the server, on this machine: report its CPU time per delivery")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -116,7 +123,8 @@ func fanout(ctx context.Context, args []string, getenv func(string) string, stdo
 	r := newRun("fanout", &t, stderr)
 	f := &fanoutRun{run: r, msgs: *msgs, base: time.Now(), tag: newTag()}
 	res := fanoutResult{Subscribers: *subs, Messages: *msgs, Size: *size, Via: *via, Topic: *topic, Rate: *rate,
-		Settle: settle.Seconds(), Concurrency: t.concurrency, Sources: t.sources}
+		Settle: settle.Seconds(), Concurrency: t.concurrency, Sources: t.sources, PID: *pid}
+	cpu := cpuMeter{run: r, pid: *pid}
 	var published atomic.Int64
 	stop := r.progress(func() string {
 		return fmt.Sprintf("%d/%d subscribed, %d/%d published, %d deliveries", f.subscribed.Load(), *subs,
@@ -186,6 +194,7 @@ dialing:
 	var publishStart, publishEnd int64
 	if pub != nil {
 		payload := make([]byte, 0, *size+40)
+		cpu.begin()
 		publishStart = since(f.base)
 		for seq := range *msgs {
 			if *rate > 0 && !sleep(runCtx, time.Duration(publishStart+int64(float64(seq)*1e9 / *rate)-since(f.base))) {
@@ -214,6 +223,7 @@ dialing:
 	if runCtx.Err() == nil && expected > 0 {
 		f.await(runCtx, expected, *settle)
 	}
+	cpu.end() // a no-op when nothing was published
 	truncated := runCtx.Err() != nil && ctx.Err() == nil
 	f.closing.Store(true)
 	closeAll(all)
@@ -233,6 +243,7 @@ dialing:
 		res.DeliveriesPerSec = perSecond(res.Delivered, time.Duration(last-publishStart))
 	}
 	res.Latency = f.hist.summary()
+	res.ServerCPU, res.ServerCPUPerDelivery = cpu.figures(res.Delivered)
 	var failures []string
 	if !truncated && ctx.Err() == nil {
 		res.Lost = max(expected-res.Delivered, 0)

@@ -43,7 +43,7 @@ The exit status is non-zero when a request, dial or delivery failed.
 Workloads:
   conns    open -n connections, --concurrency dials at a time, spreading source
            addresses over 127.0.0.2... with --sources; connections/s and, with
-           --pid, the server's RSS (and goroutines) per connection
+           --pid, the server's CPU time, RSS (and goroutines) per connection
   echo     -c connections each send -m messages of -s bytes through a route
            that replies (--route template); messages/s and round-trip latency
   fanout   --subscribers receive --messages broadcasts, or publishes to
@@ -51,6 +51,9 @@ Workloads:
            deliveries/s, delivery latency, lost and duplicated deliveries
   mgmt     -c workers POST -n PostToConnection requests over keep-alive HTTP
            to open connections that read and discard; requests/s and latency
+
+Given --pid, the server's process on this machine (Linux), every workload
+also reports the server's CPU time per unit of work over its measured phase.
 
 Run 'switchboard bench <workload> -h' for a workload's flags.
 `

@@ -36,17 +36,17 @@ type result struct {
 	Elapsed    float64 `json:"elapsed_s"`
 	Duration   float64 `json:"duration_s"`
 
-	N                 int     `json:"n"`
-	Opened            int64   `json:"opened"`
-	Failed            int64   `json:"failed"`
-	ClosedEarly       int64   `json:"closed_early"`
-	ConnsPerSec       float64 `json:"conns_per_s"`
-	RSSBefore         int64   `json:"rss_before_bytes"`
-	RSSHeld           int64   `json:"rss_held_bytes"`
-	RSSAfterGC        int64   `json:"rss_gc_bytes"`
-	GoroutinesHeld    int64   `json:"goroutines_held"`
-	GoroutinesPerConn float64 `json:"goroutines_per_conn"`
-	Dial              latency `json:"dial_latency_ms"`
+	N                 int      `json:"n"`
+	Opened            int64    `json:"opened"`
+	Failed            int64    `json:"failed"`
+	ClosedEarly       int64    `json:"closed_early"`
+	ConnsPerSec       float64  `json:"conns_per_s"`
+	RSSBefore         int64    `json:"rss_before_bytes"`
+	RSSHeld           int64    `json:"rss_held_bytes"`
+	RSSAfterGC        int64    `json:"rss_gc_bytes"`
+	GoroutinesHeld    int64    `json:"goroutines_held"`
+	GoroutinesPerConn *float64 `json:"goroutines_per_conn"`
+	Dial              latency  `json:"dial_latency_ms"`
 
 	Connections int     `json:"connections"`
 	Messages    int     `json:"messages"`
@@ -75,6 +75,25 @@ type result struct {
 	Statuses       map[string]int64 `json:"statuses"`
 	RequestsPerSec float64          `json:"requests_per_s"`
 	Delivered      int64            `json:"delivered"`
+
+	// With --pid: nil when left out of the line.
+	ServerCPU            *float64 `json:"server_cpu_s"`
+	ServerCPUPerConn     *float64 `json:"server_cpu_us_per_conn"`
+	ServerCPUPerMessage  *float64 `json:"server_cpu_us_per_message"`
+	ServerCPUPerDelivery *float64 `json:"server_cpu_us_per_delivery"`
+	ServerCPUPerRequest  *float64 `json:"server_cpu_us_per_request"`
+}
+
+// checkNoCPU reports server CPU figures in the line of a run without --pid.
+func (r result) checkNoCPU(t *testing.T) {
+	t.Helper()
+	for name, v := range map[string]*float64{"server_cpu_s": r.ServerCPU, "server_cpu_us_per_conn": r.ServerCPUPerConn,
+		"server_cpu_us_per_message": r.ServerCPUPerMessage, "server_cpu_us_per_delivery": r.ServerCPUPerDelivery,
+		"server_cpu_us_per_request": r.ServerCPUPerRequest} {
+		if v != nil {
+			t.Errorf("%s = %v without --pid, want it left out", name, *v)
+		}
+	}
 }
 
 type latency struct {
@@ -161,6 +180,13 @@ func TestConns(t *testing.T) {
 			if r.GoroutinesHeld <= 0 {
 				t.Errorf("goroutines held = %d, want > 0", r.GoroutinesHeld)
 			}
+			// Present even when 0: a server may hold no goroutine per connection.
+			if r.GoroutinesPerConn == nil {
+				t.Errorf("goroutines_per_conn left out, want it with --metrics-url")
+			}
+			if r.ServerCPU == nil || r.ServerCPUPerConn == nil {
+				t.Errorf("server_cpu_s = %v, server_cpu_us_per_conn = %v, want both with --pid", r.ServerCPU, r.ServerCPUPerConn)
+			}
 			r.Dial.check(t, "dial_latency_ms", 30)
 		})
 	}
@@ -192,6 +218,7 @@ func TestEcho(t *testing.T) {
 				t.Errorf("msgs_per_s = %v, want > 0", r.MsgsPerSec)
 			}
 			r.Latency.check(t, "latency_ms", 100)
+			r.checkNoCPU(t)
 		})
 	}
 }
@@ -246,6 +273,7 @@ func TestFanout(t *testing.T) {
 				t.Errorf("deliveries_per_s = %v, want > 0", r.DeliveriesPerSec)
 			}
 			r.Latency.check(t, "latency_ms", 90)
+			r.checkNoCPU(t)
 		})
 	}
 }
@@ -274,7 +302,76 @@ func TestMgmt(t *testing.T) {
 				t.Errorf("requests_per_s = %v, want > 0", r.RequestsPerSec)
 			}
 			r.Latency.check(t, "latency_ms", 120)
+			r.checkNoCPU(t)
 		})
+	}
+}
+
+// With --pid every workload reports the server's CPU time over its measured
+// phase. The server runs in this process, so the figures are ours (the tests
+// running beside it included); each run does enough work to use well over
+// the 10ms clock tick.
+func TestServerCPU(t *testing.T) {
+	t.Parallel()
+	srv := servertest.StartYAML(t, benchConfig)
+	pid := strconv.Itoa(os.Getpid())
+	tests := []struct {
+		name    string
+		args    []string
+		perUnit func(r result) *float64
+	}{
+		{"conns", []string{"conns", "--url", srv.WS, "-n", "300", "--concurrency", "20", "--hold", "0s"},
+			func(r result) *float64 { return r.ServerCPUPerConn }},
+		{"echo", []string{"echo", "--url", srv.WS, "-c", "4", "-m", "250", "--window", "4", "--route", `{"action":"echo","data":"%s"}`},
+			func(r result) *float64 { return r.ServerCPUPerMessage }},
+		{"fanout via ws", []string{"fanout", "--url", srv.WS, "--subscribers", "20", "--messages", "200"},
+			func(r result) *float64 { return r.ServerCPUPerDelivery }},
+		{"fanout via mgmt", []string{"fanout", "--url", srv.WS, "--subscribers", "20", "--messages", "200", "--via", "mgmt", "--topic", "cpu"},
+			func(r result) *float64 { return r.ServerCPUPerDelivery }},
+		{"mgmt", []string{"mgmt", "--url", srv.WS, "-c", "4", "-n", "2000", "--connections", "3"},
+			func(r result) *float64 { return r.ServerCPUPerRequest }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := mustBench(t, append(tt.args, "--pid", pid)...)
+			if r.ServerCPU == nil || *r.ServerCPU <= 0 {
+				t.Errorf("server_cpu_s = %v, want > 0", deref(r.ServerCPU))
+			}
+			if p := tt.perUnit(r); p == nil || *p <= 0 {
+				t.Errorf("server CPU per unit = %v, want > 0", deref(p))
+			}
+		})
+	}
+}
+
+// deref prints a figure of a line, or that it was left out.
+func deref(v *float64) any {
+	if v == nil {
+		return "left out"
+	}
+	return *v
+}
+
+func TestParseStatCPU(t *testing.T) {
+	t.Parallel()
+	// Fields 14 and 15 (utime 250, stime 37) after a command name with
+	// spaces and parentheses, as a process may name itself.
+	line := "4242 (my (odd) srv) S 1 4242 4242 0 -1 4194560 1234 0 0 0 250 37 0 0 20 0 9 0 12345 1000000 500 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n"
+	got, err := loadgen.ParseStatCPUForTest(line)
+	if want := 2870 * time.Millisecond; err != nil || got != want {
+		t.Errorf("parse(%q) = %v, %v; want %v", line, got, err, want)
+	}
+	for _, bad := range []string{
+		"",
+		"4242 (srv",
+		"4242 (srv) S 1 2 3",
+		"4242 (srv) S 1 4242 4242 0 -1 4194560 1234 0 0 0 x 37 0 0",
+		"4242 (srv) S 1 4242 4242 0 -1 4194560 1234 0 0 0 250 -1 0 0",
+	} {
+		if got, err := loadgen.ParseStatCPUForTest(bad); err == nil {
+			t.Errorf("parse(%q) = %v, want an error", bad, got)
+		}
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"math/bits"
 	"net/http"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -115,6 +116,102 @@ func rss(pid int) (int64, error) {
 		return 0, fmt.Errorf("rss of %d: unreadable VmRSS line %q", pid, line)
 	}
 	return 0, fmt.Errorf("rss of %d: no VmRSS in /proc/%d/status", pid, pid)
+}
+
+// clockTicks is the unit of the CPU times in /proc/PID/stat: Linux's USER_HZ,
+// which sysconf(_SC_CLK_TCK) reports as 100 on every architecture Go
+// supports. It is a constant because reading it would take cgo.
+const clockTicks = 100
+
+// cpuTime returns the CPU time process pid has used, user and system, all
+// its threads, from /proc/PID/stat (utime + stime), to the clock tick (10ms).
+func cpuTime(pid int) (time.Duration, error) {
+	if runtime.GOOS != "linux" {
+		return 0, fmt.Errorf("cpu time of %d: /proc/PID/stat is Linux only", pid)
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, fmt.Errorf("cpu time of %d: %w", pid, err)
+	}
+	d, err := parseStatCPU(string(b))
+	if err != nil {
+		return 0, fmt.Errorf("cpu time of %d: /proc/%d/stat: %w", pid, pid, err)
+	}
+	return d, nil
+}
+
+// parseStatCPU returns utime + stime, fields 14 and 15 of a /proc/PID/stat
+// line. Field 2 is the command name in parentheses, which may itself hold
+// spaces and parentheses: fields are counted from the last ')'.
+func parseStatCPU(line string) (time.Duration, error) {
+	i := strings.LastIndexByte(line, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("no ')' closing the command name in %.100q", line)
+	}
+	f := strings.Fields(line[i+1:]) // f[0] is field 3, the state
+	if len(f) < 13 {
+		return 0, fmt.Errorf("%d fields after the command name, want at least 13", len(f))
+	}
+	var ticks int64
+	for _, s := range f[11:13] {
+		v, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || v < 0 {
+			return 0, fmt.Errorf("utime or stime %q: want a tick count", s)
+		}
+		ticks += v
+	}
+	return time.Duration(ticks) * (time.Second / clockTicks), nil
+}
+
+// cpuMeter reads the server's CPU time (--pid) at the start and the end of a
+// run's measured phase: its cost per unit of work, which the rates alone hide
+// when the load generator shares the machine. Without a pid it does nothing;
+// a failed reading counts as a run error and leaves the figures out.
+type cpuMeter struct {
+	run         *run
+	pid         int
+	start, used time.Duration
+	begun, done bool
+}
+
+func (m *cpuMeter) begin() {
+	if m.pid <= 0 {
+		return
+	}
+	v, err := cpuTime(m.pid)
+	if err != nil {
+		m.run.fail(err)
+		return
+	}
+	m.start, m.begun = v, true
+}
+
+// end takes the second reading; only the first call after begin counts.
+func (m *cpuMeter) end() {
+	if !m.begun || m.done {
+		return
+	}
+	v, err := cpuTime(m.pid)
+	if err != nil {
+		m.run.fail(err)
+		return
+	}
+	m.used, m.done = v-m.start, true
+}
+
+// figures returns the phase's CPU seconds and microseconds per unit of work:
+// nil when not measured, so that a measured 0 is told from a missing one, and
+// the latter nil when no work was done.
+func (m *cpuMeter) figures(units int64) (seconds, perUnit *float64) {
+	if !m.done {
+		return nil, nil
+	}
+	s := round(m.used.Seconds(), 2)
+	if units > 0 {
+		u := round(float64(m.used)/float64(time.Microsecond)/float64(units), 3)
+		perUnit = &u
+	}
+	return &s, perUnit
 }
 
 // httpGet fetches u with the bearer token, if any, and returns the body of a 2xx answer.

@@ -22,7 +22,9 @@ IDs by their User-Agent in GET /@connections, then -c workers send -n
 PostToConnection requests (POST /@connections/{id}, a body of -s bytes) over
 keep-alive HTTP, spread over the connections. Reports requests/s, the
 request latency, the HTTP statuses, and messages delivered to the
-connections (lost: not there --settle after the last one arrived).
+connections (lost: not there --settle after the last one arrived); given
+--pid (the server, on this machine), its CPU time (/proc/PID/stat, Linux) per
+request over the requests.
 
 Example:
   switchboard bench mgmt --mgmt-url http://127.0.0.1:3001 -c 32 -n 100000
@@ -42,6 +44,7 @@ type mgmtResult struct {
 	Workers     int `json:"c"`
 	Connections int `json:"connections"`
 	Size        int `json:"size"`
+	PID         int `json:"pid,omitempty"`
 
 	Completed      int64            `json:"requests"` // answered, whatever the status
 	OK             int64            `json:"ok"`
@@ -51,6 +54,9 @@ type mgmtResult struct {
 	Latency        latency          `json:"latency_ms"`
 	Delivered      int64            `json:"delivered"`
 	Lost           int64            `json:"lost"`
+
+	ServerCPU           *float64 `json:"server_cpu_s,omitempty"` // over the requests
+	ServerCPUPerRequest *float64 `json:"server_cpu_us_per_request,omitempty"`
 }
 
 func mgmt(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -62,6 +68,7 @@ func mgmt(ctx context.Context, args []string, getenv func(string) string, stdout
 	nconns := fs.Int("connections", 4, fmt.Sprintf("WebSocket connections the requests are spread over (at most %d)", maxMgmtConnections))
 	size := fs.Int("s", 100, fmt.Sprintf("request body bytes (at most %d)", maxSize))
 	settle := fs.Duration("settle", defaultSettle, "how long to wait for missing deliveries after the last one arrived")
+	pid := fs.Int("pid", 0, "process ID of the server, on this machine: report its CPU time per request")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -81,7 +88,8 @@ func mgmt(ctx context.Context, args []string, getenv func(string) string, stdout
 	}
 
 	r := newRun("mgmt", &t, stderr)
-	res := mgmtResult{Requests: *n, Workers: *workers, Connections: *nconns, Size: *size}
+	res := mgmtResult{Requests: *n, Workers: *workers, Connections: *nconns, Size: *size, PID: *pid}
+	cpu := cpuMeter{run: r, pid: *pid}
 	tag := newTag()
 	var completed, okCount, delivered, closedEarly atomic.Int64
 	var closing atomic.Bool
@@ -158,6 +166,7 @@ func mgmt(ctx context.Context, args []string, getenv func(string) string, stdout
 		wg       sync.WaitGroup
 	)
 	if len(targets) > 0 {
+		cpu.begin()
 		body := appendPayload(nil, *size, 0, 0, tag)
 		for range *workers {
 			wg.Add(1)
@@ -186,6 +195,7 @@ func mgmt(ctx context.Context, args []string, getenv func(string) string, stdout
 			}()
 		}
 		wg.Wait()
+		cpu.end()
 	}
 	elapsed := time.Duration(lastDone.Load())
 
@@ -224,6 +234,7 @@ func mgmt(ctx context.Context, args []string, getenv func(string) string, stdout
 	res.Seconds = round(elapsed.Seconds(), 3)
 	res.RequestsPerSec = perSecond(res.Completed, elapsed)
 	res.Latency = hist.summary()
+	res.ServerCPU, res.ServerCPUPerRequest = cpu.figures(res.Completed)
 	var failures []string
 	if !truncated && ctx.Err() == nil {
 		if len(targets) == 0 {
