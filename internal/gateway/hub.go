@@ -88,14 +88,21 @@ func (h *Hub) out(source string) prometheus.Counter {
 	return h.metrics.MessagesOut.WithLabelValues(source)
 }
 
-// send queues data on c and counts the outcome on out: every message to a
-// client goes through here.
+// send queues data on c and counts the delivery on out: every message to
+// a single client goes through here.
 func (h *Hub) send(c *client, typ wsconn.MessageType, data []byte, out prometheus.Counter) error {
-	err := c.ws.Send(typ, data)
-	switch {
-	case err == nil:
+	err := h.queue(c, wsconn.NewFrame(typ, data))
+	if err == nil {
 		out.Inc()
-	case errors.Is(err, wsconn.ErrQueueFull):
+	}
+	return err
+}
+
+// queue queues f on c, counting a drop; fan-outs encode their frame and
+// count their deliveries once per call, not once per recipient.
+func (h *Hub) queue(c *client, f wsconn.Frame) error {
+	err := c.ws.SendFrame(f)
+	if errors.Is(err, wsconn.ErrQueueFull) {
 		h.metrics.Dropped.WithLabelValues(metrics.DropQueueFull).Inc()
 	}
 	return err
@@ -178,17 +185,18 @@ func sendErr(err error) error {
 }
 
 // Broadcast implements builtin.Hub: data goes to every open connection of
-// this node, the same bytes shared by all.
+// this node, encoded once, the same frame shared by all.
 func (h *Hub) Broadcast(ctx context.Context, data []byte) (int, error) {
-	typ, out := messageType(data), h.out(sourceOf(ctx))
+	f, out := wsconn.NewFrame(messageType(data), data), h.out(sourceOf(ctx))
 	n := 0
 	h.mu.RLock()
-	defer h.mu.RUnlock()
 	for _, c := range h.conns {
-		if h.send(c, typ, data, out) == nil {
+		if h.queue(c, f) == nil {
 			n++
 		}
 	}
+	h.mu.RUnlock()
+	out.Add(float64(n))
 	return n, nil
 }
 
@@ -198,15 +206,16 @@ func (h *Hub) Publish(ctx context.Context, topic string, data []byte) (int, erro
 	if err != nil {
 		return 0, fmt.Errorf("subscribers of %q: %w", topic, err)
 	}
-	typ, out := messageType(data), h.out(sourceOf(ctx))
+	f, out := wsconn.NewFrame(messageType(data), data), h.out(sourceOf(ctx))
 	n := 0
 	h.mu.RLock()
-	defer h.mu.RUnlock()
 	for _, id := range ids {
-		if c, ok := h.conns[id]; ok && h.send(c, typ, data, out) == nil {
+		if c, ok := h.conns[id]; ok && h.queue(c, f) == nil {
 			n++
 		}
 	}
+	h.mu.RUnlock()
+	out.Add(float64(n))
 	return n, nil
 }
 

@@ -160,10 +160,20 @@ type Message struct {
 	Data []byte
 }
 
-type outMsg struct {
-	typ  MessageType
-	data []byte
+// Frame is a message encoded once as a WebSocket frame, ready to be queued
+// on any number of connections.
+type Frame struct {
+	b []byte // header and payload
 }
+
+// NewFrame encodes a message: FIN set, no mask (RFC 6455 §5.2).
+func NewFrame(typ MessageType, data []byte) Frame {
+	b := appendFrameHeader(make([]byte, 0, maxHeaderLen+len(data)), byte(typ), len(data))
+	return Frame{b: append(b, data...)}
+}
+
+// maxHeaderLen is the longest header of a server frame.
+const maxHeaderLen = 10
 
 // Handler receives a connection's messages and its end; see Conn.Start.
 type Handler interface {
@@ -193,7 +203,7 @@ type Conn struct {
 	discarding bool          // the client broke a rule: its bytes are dropped unread
 
 	mu          sync.Mutex // guards the fields below
-	queue       []outMsg
+	queue       [][]byte // encoded frames
 	queuedBytes int
 	control     []byte // encoded pongs and pings, written before queued messages
 	writing     bool   // a writer goroutine is running
@@ -320,21 +330,28 @@ func (c *Conn) LastActive() time.Time { return time.Unix(0, c.lastActive.Load())
 func (c *Conn) touch() { c.lastActive.Store(time.Now().UnixNano()) }
 
 // Send queues a message and never blocks: one stalled client must not stall
-// its senders. data must not be modified afterwards; the same slice may be
-// queued on many connections. On overflow the connection is closed with 1008
-// and ErrQueueFull returned.
-func (c *Conn) Send(typ MessageType, data []byte) error {
+// its senders. On overflow the connection is closed with 1008 and
+// ErrQueueFull returned. To send one message to many connections, encode it
+// once with NewFrame and use SendFrame.
+func (c *Conn) Send(typ MessageType, data []byte) error { return c.SendFrame(NewFrame(typ, data)) }
+
+// SendFrame is Send for a frame encoded by NewFrame, which may be queued on
+// many connections at once.
+func (c *Conn) SendFrame(f Frame) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closing {
 		return ErrClosed
 	}
-	if len(c.queue) > 0 && (len(c.queue) >= c.opts.SendQueueMessages || c.queuedBytes+len(data) > c.opts.SendQueueBytes) {
+	if len(c.queue) > 0 && (len(c.queue) >= c.opts.SendQueueMessages || c.queuedBytes+len(f.b) > c.opts.SendQueueBytes) {
 		c.closeLocked(StatusPolicyViolation, ReasonSlowConsumer, false, false)
 		return ErrQueueFull
 	}
-	c.queue = append(c.queue, outMsg{typ: typ, data: data})
-	c.queuedBytes += len(data)
+	if c.queue == nil {
+		c.queue = newQueue()
+	}
+	c.queue = append(c.queue, f.b)
+	c.queuedBytes += len(f.b)
 	c.startWriterLocked()
 	return nil
 }
