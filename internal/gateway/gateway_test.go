@@ -69,38 +69,45 @@ func startGatewayTB(t testing.TB, opts gateway.Options) (*gateway.Gateway, strin
 	return gw, "ws" + strings.TrimPrefix(hs.URL, "http")
 }
 
+// A slow route delays no other connection, and its own connection's next
+// message waits behind it, whether that one's route runs inline or not.
 func TestSlowRouteDoesNotDelayOtherConnections(t *testing.T) {
 	t.Parallel()
-	release := make(chan struct{})
-	entered := make(chan struct{}, 1)
-	slow := integration.Func(func(ctx context.Context, req *integration.Request) (*integration.Response, error) {
-		entered <- struct{}{}
-		select {
-		case <-release:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-		return &integration.Response{Body: []byte("slow done")}, nil
-	})
-	_, url := startGateway(t, gateway.Options{Routes: map[string]gateway.Route{
-		"slow":     {Integration: slow, RouteResponse: true},
-		"$default": {Integration: echo, RouteResponse: true},
-	}})
-	a := testutil.Dial(t, url, nil)
-	b := testutil.Dial(t, url, nil)
+	for _, inline := range []bool{false, true} {
+		t.Run(fmt.Sprintf("inline=%v", inline), func(t *testing.T) {
+			t.Parallel()
+			release := make(chan struct{})
+			entered := make(chan struct{}, 1)
+			slow := integration.Func(func(ctx context.Context, req *integration.Request) (*integration.Response, error) {
+				entered <- struct{}{}
+				select {
+				case <-release:
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				}
+				return &integration.Response{Body: []byte("slow done")}, nil
+			})
+			_, url := startGateway(t, gateway.Options{Routes: map[string]gateway.Route{
+				"slow":     {Integration: slow, RouteResponse: true},
+				"$default": {Integration: echo, RouteResponse: true, Inline: inline},
+			}})
+			a := testutil.Dial(t, url, nil)
+			b := testutil.Dial(t, url, nil)
 
-	testutil.Write(t, a, `{"action":"slow"}`)
-	<-entered
-	testutil.Write(t, a, "after slow") // must wait behind the slow message
-	if got := testutil.ReadTextAfter(t, b, "b is not delayed"); got != "b is not delayed" {
-		t.Fatalf("b got %q", got)
-	}
-	close(release)
-	if got := testutil.ReadText(t, a); got != "slow done" {
-		t.Fatalf("a's first reply = %q, want the slow route's", got)
-	}
-	if got := testutil.ReadText(t, a); got != "after slow" {
-		t.Fatalf("a's second reply = %q, want its second message in order", got)
+			testutil.Write(t, a, `{"action":"slow"}`)
+			<-entered
+			testutil.Write(t, a, "after slow") // must wait behind the slow message
+			if got := testutil.ReadTextAfter(t, b, "b is not delayed"); got != "b is not delayed" {
+				t.Fatalf("b got %q", got)
+			}
+			close(release)
+			if got := testutil.ReadText(t, a); got != "slow done" {
+				t.Fatalf("a's first reply = %q, want the slow route's", got)
+			}
+			if got := testutil.ReadText(t, a); got != "after slow" {
+				t.Fatalf("a's second reply = %q, want its second message in order", got)
+			}
+		})
 	}
 }
 

@@ -36,43 +36,48 @@ func (b *builder) route(rc config.Route) (gateway.Route, error) {
 	if rc.Integration.Type == "" { // $connect guarded by an authorizer alone
 		return gateway.Route{}, nil
 	}
-	in, timeout, err := b.integration(rc.Integration)
+	in, timeout, inline, err := b.integration(rc.Integration)
 	if err != nil {
 		return gateway.Route{}, err
 	}
-	return gateway.Route{Integration: in, RouteResponse: rc.TwoWay(), Timeout: timeout}, nil
+	return gateway.Route{Integration: in, RouteResponse: rc.TwoWay(), Timeout: timeout, Inline: inline}, nil
 }
 
-func (b *builder) integration(ic config.Integration) (integration.Integration, time.Duration, error) {
+// integration builds a configured integration, its route's timeout (zero:
+// the gateway's default) and whether it may run on the connection's reader
+// (gateway.Route.Inline).
+func (b *builder) integration(ic config.Integration) (in integration.Integration, timeout time.Duration, inline bool, err error) {
 	switch ic.Type {
 	case "lambda":
 		f, err := b.function(ic.Function)
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, false, err
 		}
 		// The function's own timeout, counted once it has the event, fires
 		// first and reads as a function error ("Internal server error"), as
 		// on AWS; the route's bound also covers a cold start.
-		return f, f.InitTimeout() + f.Timeout() + time.Second, nil
+		return f, f.InitTimeout() + f.Timeout() + time.Second, false, nil
 	case "http":
 		h, err := httpint.New(httpint.Options{URL: ic.URL, Headers: ic.Headers})
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, false, err
 		}
 		b.closers = append(b.closers, h)
-		return h, 0, nil
+		return h, 0, false, nil
 	case "invoke":
-		in, err := invoke.New(context.Background(), invoke.Options{
+		iv, err := invoke.New(context.Background(), invoke.Options{
 			Endpoint: ic.Endpoint, Function: ic.Function, Qualifier: ic.Qualifier, Region: ic.Region,
 		})
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, false, err
 		}
-		b.closers = append(b.closers, in)
-		return in, 0, nil
+		b.closers = append(b.closers, iv)
+		return iv, 0, false, nil
 	}
-	in, err := builtin.New(ic.Type, b.hub, builtin.Options{MockResponse: ic.Response})
-	return in, 0, err
+	// The built-ins act on this node's hub and the in-memory registry: they
+	// never wait. A registry on a network would end that.
+	in, err = builtin.New(ic.Type, b.hub, builtin.Options{MockResponse: ic.Response})
+	return in, 0, true, err
 }
 
 // function returns the process pool of a configured function, creating it once.
