@@ -143,7 +143,7 @@ func mgmt(ctx context.Context, args []string, getenv func(string) string, stdout
 		}()
 	}
 
-	var targets []string
+	var targets []string // paths, after the management URL's host
 	if runCtx.Err() == nil && len(agents) == *nconns {
 		ids, err := findIDs(runCtx, httpc, t.mgmtURL, t.token, agents)
 		if err != nil {
@@ -151,8 +151,9 @@ func mgmt(ctx context.Context, args []string, getenv func(string) string, stdout
 				r.fail(err)
 			}
 		} else {
+			base, _ := url.Parse(t.mgmtURL) // checked by t.check
 			for _, id := range ids {
-				targets = append(targets, t.mgmtURL+"/@connections/"+url.PathEscape(id))
+				targets = append(targets, base.EscapedPath()+"/@connections/"+url.PathEscape(id))
 			}
 		}
 	}
@@ -172,13 +173,19 @@ func mgmt(ctx context.Context, args []string, getenv func(string) string, stdout
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				client, err := newKeepAlive(t.mgmtURL, t.token)
+				if err != nil {
+					r.fail(err)
+					return
+				}
+				defer client.close()
 				for {
 					i := next.Add(1) - 1
 					if i >= int64(*n) || runCtx.Err() != nil {
 						return
 					}
 					t0 := time.Now()
-					status, err := post(runCtx, httpc, targets[i%int64(len(targets))], t.token, body)
+					status, err := client.post(runCtx, targets[i%int64(len(targets))], body)
 					if err != nil && runCtx.Err() != nil {
 						return // cut short by --duration: not an answer
 					}
