@@ -155,9 +155,7 @@ func (c *Conn) closeWritten() {
 		_ = cw.CloseWrite() // the client reads our close frame, then EOF
 	}
 	c.closeBy = time.Now().Add(closeHandshakeTimeout).UnixNano()
-	if c.timer != nil {
-		c.timer.Reset(closeHandshakeTimeout)
-	}
+	c.armLocked(closeHandshakeTimeout)
 	c.mu.Unlock()
 }
 

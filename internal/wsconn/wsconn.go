@@ -214,8 +214,8 @@ type Conn struct {
 	lingerAfter bool      // once it is written, close our side and drain the client's
 	sockClosed  bool      // the socket is closed: no reader starts, no write succeeds
 	finished    bool      // OnClose has been called
-	closeInfo   CloseInfo // set by the first close; its frame follows the queue
-	timer       *time.Timer
+	closeInfo   *CloseInfo  // set by the first close; its frame follows the queue
+	timer       *time.Timer // nil while there is no deadline
 	nextPing    int64 // unix nanoseconds
 	pingSentAt  int64 // unix nanoseconds of the unanswered ping, or 0
 	closeBy     int64 // unix nanoseconds after which the socket is closed, or 0
@@ -293,7 +293,7 @@ func (c *Conn) Start(h Handler) {
 	if c.opts.PingInterval > 0 {
 		c.nextPing = now.Add(c.opts.PingInterval).UnixNano()
 	}
-	c.timer = time.AfterFunc(c.nextTick(now), c.tick)
+	c.armLocked(c.nextTick(now))
 	// No reader may start before the watch is known; endRead below arms it.
 	c.reading = true
 	c.mu.Unlock()
@@ -374,7 +374,7 @@ func (c *Conn) closeLocked(code StatusCode, reason string, byPeer, graceful bool
 		return false
 	}
 	c.closing = true
-	c.closeInfo = CloseInfo{Code: code, Reason: reason, ByPeer: byPeer}
+	c.closeInfo = &CloseInfo{Code: code, Reason: reason, ByPeer: byPeer}
 	if !graceful {
 		c.queue, c.queuedBytes = nil, 0
 		if c.writing {
@@ -406,7 +406,7 @@ func (c *Conn) drop(code StatusCode, reason string, byPeer bool) {
 	c.mu.Lock()
 	if !c.closing {
 		c.closing = true
-		c.closeInfo = CloseInfo{Code: code, Reason: reason, ByPeer: byPeer}
+		c.closeInfo = &CloseInfo{Code: code, Reason: reason, ByPeer: byPeer}
 		c.queue, c.queuedBytes = nil, 0
 		c.closeSent = true // no close frame: the code may be one never sent (1006)
 	}
@@ -440,7 +440,10 @@ func (c *Conn) finishIfDone() {
 		return
 	}
 	c.finished = true
-	info := c.closeInfo
+	info := CloseInfo{Code: StatusAbnormal, ByPeer: true} // every path to here sets closeInfo; in case one did not
+	if c.closeInfo != nil {
+		info = *c.closeInfo
+	}
 	c.queue, c.queuedBytes, c.control, c.partial = nil, 0, nil, nil
 	if c.timer != nil {
 		c.timer.Stop()
@@ -465,7 +468,7 @@ func (c *Conn) tick() {
 			c.closeSocket()
 			return
 		}
-		c.timer.Reset(c.nextTick(now))
+		c.armLocked(c.nextTick(now))
 		c.mu.Unlock()
 		return
 	}
@@ -489,8 +492,26 @@ func (c *Conn) tick() {
 		c.control = appendFrameHeader(c.control, byte(ws.OpPing), 0)
 		c.startWriterLocked()
 	}
-	c.timer.Reset(c.nextTick(now))
+	c.armLocked(c.nextTick(now))
 	c.mu.Unlock()
+}
+
+// never is nextTick's answer when nothing is due.
+const never = time.Duration(1<<63 - 1)
+
+// armLocked runs tick in d, or not at all for never: a connection with no
+// pings and no limits keeps no timer. c.mu is held.
+func (c *Conn) armLocked(d time.Duration) {
+	switch {
+	case d == never:
+		if c.timer != nil {
+			c.timer.Stop()
+		}
+	case c.timer == nil:
+		c.timer = time.AfterFunc(d, c.tick)
+	default:
+		c.timer.Reset(d)
+	}
 }
 
 // nextTick returns how long until tick must run again. c.mu is held.
@@ -515,7 +536,7 @@ func (c *Conn) nextTick(now time.Time) time.Duration {
 		}
 	}
 	if next == 1<<63-1 {
-		return time.Duration(next)
+		return never
 	}
 	return max(time.Duration(next-now.UnixNano()), time.Millisecond)
 }
