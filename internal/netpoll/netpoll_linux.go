@@ -5,25 +5,32 @@ import (
 	"net"
 	"sync"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/switchboard-gateway/switchboard/internal/workers"
 )
 
-// A Watcher stands for one watched connection. It fires at most once per
-// arming: after onReady has consumed what it wanted, Rearm asks for the next
-// readiness. Rearm and Stop are safe for concurrent use; after Stop no
-// further onReady starts, and Stop must come before the connection is
-// closed, because the descriptor's number may be reused at once.
+// A Watcher stands for one watched connection. Each side fires at most once
+// per arming: after onReadable has read what it wanted, Rearm asks for the
+// next bytes; after a Writev that would block, ArmWrite asks to be told
+// when the socket takes more. Rearm, ArmWrite, Writev and Stop are safe for
+// concurrent use; after Stop no callback starts, and Stop must come before
+// the connection is closed, because the descriptor's number may be reused
+// at once.
 type Watcher struct {
-	p       *poller
-	fd      int32
-	gen     int32 // tells this registration from an earlier one of the same fd
-	onReady func()
+	p          *poller
+	rc         syscall.RawConn
+	fd         int32
+	gen        int32 // tells this registration from an earlier one of the same fd
+	onReadable func()
+	onWritable func()
 
-	mu      sync.Mutex
-	stopped bool
+	mu        sync.Mutex // guards the fields below
+	wantRead  bool
+	wantWrite bool
+	stopped   bool
 }
 
 // poller is the process's epoll instance. Its goroutine runs only while a
@@ -58,17 +65,17 @@ func newPoller() (*poller, error) {
 	return &poller{epfd: epfd, wakefd: wakefd, watchers: make(map[int32]*Watcher)}, nil
 }
 
-// Watch registers c, armed: onReady runs on a worker (package workers) when c has
-// bytes to read, was closed by the peer, or failed. c must be a socket
-// (*net.TCPConn, *net.UnixConn); anything else returns ErrUnsupported.
-func Watch(c net.Conn, onReady func()) (*Watcher, error) {
+// Watch registers c, armed for reading: onReadable runs on a worker
+// (package workers) when c has bytes to read, was closed by the peer, or
+// failed; onWritable runs likewise when c takes bytes again after ArmWrite.
+// c must be a socket (*net.TCPConn, *net.UnixConn); anything else returns
+// ErrUnsupported.
+func Watch(c net.Conn, onReadable, onWritable func()) (*Watcher, error) {
 	p, err := shared()
 	if err != nil {
 		return nil, errors.Join(ErrUnsupported, err)
 	}
-	sc, ok := c.(interface {
-		SyscallConn() (syscall.RawConn, error)
-	})
+	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return nil, ErrUnsupported
 	}
@@ -83,7 +90,7 @@ func Watch(c net.Conn, onReady func()) (*Watcher, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.gen++
-	w := &Watcher{p: p, fd: int32(fd), gen: p.gen, onReady: onReady}
+	w := &Watcher{p: p, rc: rc, fd: int32(fd), gen: p.gen, onReadable: onReadable, onWritable: onWritable, wantRead: true}
 	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, w.event()); err != nil {
 		return nil, errors.Join(ErrUnsupported, err)
 	}
@@ -95,18 +102,36 @@ func Watch(c net.Conn, onReady func()) (*Watcher, error) {
 	return w, nil
 }
 
+// event is the registration for what is wanted now. w.mu is held (or w is
+// not yet shared).
 func (w *Watcher) event() *unix.EpollEvent {
-	return &unix.EpollEvent{
-		Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT,
-		Fd:     w.fd,
-		Pad:    w.gen,
+	ev := uint32(unix.EPOLLRDHUP | unix.EPOLLONESHOT)
+	if w.wantRead {
+		ev |= unix.EPOLLIN
 	}
+	if w.wantWrite {
+		ev |= unix.EPOLLOUT
+	}
+	return &unix.EpollEvent{Events: ev, Fd: w.fd, Pad: w.gen}
 }
 
-// Rearm asks for the next readiness. Data already waiting fires at once.
+// Rearm asks for the next readiness to read. Data already waiting fires at once.
 func (w *Watcher) Rearm() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.wantRead = true
+	w.modLocked()
+}
+
+// ArmWrite asks to be told (onWritable) when the socket takes bytes again.
+func (w *Watcher) ArmWrite() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.wantWrite = true
+	w.modLocked()
+}
+
+func (w *Watcher) modLocked() {
 	if !w.stopped {
 		_ = unix.EpollCtl(w.p.epfd, unix.EPOLL_CTL_MOD, int(w.fd), w.event())
 	}
@@ -133,15 +158,66 @@ func (w *Watcher) Stop() {
 	}
 }
 
+// maxIovecs is Linux's IOV_MAX: the most buffers one writev takes.
+const maxIovecs = 1024
+
+var iovecs = sync.Pool{New: func() any { return new([maxIovecs]unix.Iovec) }}
+
+// Writev writes what it can of bufs with one writev that never waits, and
+// returns how many bytes went out; unix.EAGAIN means the socket takes no
+// more for now (see ArmWrite). Unlike net.Buffers, it keeps no iovec array
+// on the connection: that array, sized by the largest batch a connection
+// ever wrote, would stay with every idle connection.
+func (w *Watcher) Writev(bufs [][]byte) (int, error) {
+	iov := iovecs.Get().(*[maxIovecs]unix.Iovec)
+	defer iovecs.Put(iov)
+	n := 0
+	for _, b := range bufs {
+		if len(b) == 0 {
+			continue
+		}
+		if n == maxIovecs {
+			break
+		}
+		iov[n].Base = &b[0]
+		iov[n].SetLen(len(b))
+		n++
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	var wrote int
+	var werr error
+	err := w.rc.Write(func(fd uintptr) bool {
+		for {
+			r, _, e := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(n))
+			if e == unix.EINTR {
+				continue
+			}
+			if e != 0 {
+				werr = e
+			} else {
+				wrote = int(r)
+			}
+			return true // never let the runtime wait: the poller does
+		}
+	})
+	clear(iov[:n]) // the pool must not keep messages alive
+	if err != nil {
+		return 0, err
+	}
+	return wrote, werr
+}
+
 func (p *poller) run() {
 	events := make([]unix.EpollEvent, 256)
-	var ready []*Watcher
+	var tasks []func()
 	for {
 		n, err := unix.EpollWait(p.epfd, events, -1)
 		if err != nil && !errors.Is(err, unix.EINTR) {
 			panic("netpoll: epoll_wait: " + err.Error()) // only EBADF/EFAULT/EINVAL: a broken invariant
 		}
-		ready = ready[:0]
+		tasks = tasks[:0]
 		p.mu.Lock()
 		for _, ev := range events[:max(n, 0)] {
 			if ev.Fd == -1 {
@@ -150,7 +226,7 @@ func (p *poller) run() {
 				continue
 			}
 			if w := p.watchers[ev.Fd]; w != nil && w.gen == ev.Pad {
-				ready = append(ready, w)
+				tasks = w.fired(ev.Events, tasks)
 			}
 		}
 		if len(p.watchers) == 0 {
@@ -159,9 +235,33 @@ func (p *poller) run() {
 			return
 		}
 		p.mu.Unlock()
-		for i, w := range ready {
-			workers.Go(w.onReady)
-			ready[i] = nil
+		for i, f := range tasks {
+			workers.Go(f)
+			tasks[i] = nil
 		}
 	}
+}
+
+// fired notes an event: the sides it answers are no longer wanted, and
+// their callbacks are appended to tasks. A one-shot event disarms the
+// whole registration, so a side still wanted is armed again.
+func (w *Watcher) fired(events uint32, tasks []func()) []func() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stopped {
+		return tasks
+	}
+	const failed = unix.EPOLLHUP | unix.EPOLLERR
+	if w.wantRead && events&(unix.EPOLLIN|unix.EPOLLRDHUP|failed) != 0 {
+		w.wantRead = false
+		tasks = append(tasks, w.onReadable)
+	}
+	if w.wantWrite && events&(unix.EPOLLOUT|failed) != 0 {
+		w.wantWrite = false
+		tasks = append(tasks, w.onWritable)
+	}
+	if w.wantRead || w.wantWrite {
+		w.modLocked()
+	}
+	return tasks
 }

@@ -4,17 +4,20 @@ package netpoll_test
 
 import (
 	"errors"
+	"io"
 	"net"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+	"golang.org/x/sys/unix"
 
 	"github.com/switchboard-gateway/switchboard/internal/netpoll"
+	"github.com/switchboard-gateway/switchboard/internal/testutil"
 )
 
 // The poller's goroutine runs only while a connection is watched.
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, testutil.IdleWorkers) }
 
 // pair returns both ends of a loopback TCP connection.
 func pair(t *testing.T) (server, client net.Conn) {
@@ -57,7 +60,7 @@ func expect(t *testing.T, ready chan struct{}, want bool, what string) {
 func TestReadinessFiresOncePerArming(t *testing.T) {
 	server, client := pair(t)
 	ready := make(chan struct{}, 10)
-	w, err := netpoll.Watch(server, func() { ready <- struct{}{} })
+	w, err := netpoll.Watch(server, func() { ready <- struct{}{} }, func() {})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +88,7 @@ func TestReadinessFiresOncePerArming(t *testing.T) {
 func TestStopEndsTheEvents(t *testing.T) {
 	server, client := pair(t)
 	ready := make(chan struct{}, 10)
-	w, err := netpoll.Watch(server, func() { ready <- struct{}{} })
+	w, err := netpoll.Watch(server, func() { ready <- struct{}{} }, func() {})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +103,40 @@ func TestOnlySocketsAreWatched(t *testing.T) {
 	a, b := net.Pipe()
 	defer a.Close()
 	defer b.Close()
-	if _, err := netpoll.Watch(a, func() {}); !errors.Is(err, netpoll.ErrUnsupported) {
+	if _, err := netpoll.Watch(a, func() {}, func() {}); !errors.Is(err, netpoll.ErrUnsupported) {
 		t.Errorf("Watch(net.Pipe) = %v, want ErrUnsupported", err)
 	}
+}
+
+// Writev never waits: it fills the socket until EAGAIN, and ArmWrite says
+// when the socket takes bytes again.
+func TestWritevAndWritability(t *testing.T) {
+	server, client := pair(t)
+	writable := make(chan struct{}, 10)
+	w, err := netpoll.Watch(server, func() {}, func() { writable <- struct{}{} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	chunk := make([]byte, 64<<10)
+	total := 0
+	for {
+		n, err := w.Writev([][]byte{chunk, chunk})
+		total += n
+		if errors.Is(err, unix.EAGAIN) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("Writev: %v", err)
+		}
+		if total > 1<<30 {
+			t.Fatal("1 GiB written to a peer that reads nothing: Writev does not stop at EAGAIN")
+		}
+	}
+	w.ArmWrite()
+	expect(t, writable, false, "socket still full")
+	if _, err := io.ReadFull(client, make([]byte, total)); err != nil {
+		t.Fatalf("reading what was written: %v", err)
+	}
+	expect(t, writable, true, "after the peer read everything")
 }

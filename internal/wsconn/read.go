@@ -55,7 +55,7 @@ func (c *Conn) readReady() {
 // and rearms the poller. c.reading is set.
 func (c *Conn) readWaiting() {
 	r := readers.Get().(*reader)
-	r.br.Reset(c.src)
+	r.br.Reset(c.source())
 	var err error
 	if c.discarding {
 		err = discard(r.br) // readiness: this read does not block
@@ -67,7 +67,7 @@ func (c *Conn) readWaiting() {
 			_, _ = r.br.Discard(r.br.Buffered())
 			break
 		}
-		if r.br.Buffered() == 0 && !pending(c.src) {
+		if r.br.Buffered() == 0 && !c.pending() {
 			break
 		}
 	}
@@ -78,7 +78,7 @@ func (c *Conn) readWaiting() {
 
 // readAll reads the connection until it ends, on a goroutine of its own.
 func (c *Conn) readAll() {
-	r := &reader{br: bufio.NewReaderSize(c.src, ownBufferSize)}
+	r := &reader{br: bufio.NewReaderSize(c.source(), ownBufferSize)}
 	var err error
 	for err == nil {
 		if c.discarding {

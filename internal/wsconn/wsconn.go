@@ -183,11 +183,12 @@ type Handler interface {
 
 // Conn is one accepted WebSocket connection. Send, Close, Closing and
 // LastActive are safe for concurrent use; Start is called once. Every field
-// counts: an idle connection is this struct, a timer, and the socket.
+// counts: an idle connection is this struct, the socket, and a timer if
+// it has a deadline.
 type Conn struct {
 	conn        net.Conn
-	src         io.Reader // conn, or the bytes the client sent with its handshake first
-	opts        *Options  // the Upgrader's, shared
+	early       *prefixedConn // the bytes the client sent with its handshake, then conn; or nil
+	opts        *Options      // the Upgrader's, shared
 	subprotocol string
 	openedAt    int64            // unix nanoseconds
 	watch       *netpoll.Watcher // nil: a goroutine of its own reads the connection
@@ -203,22 +204,24 @@ type Conn struct {
 	discarding bool          // the client broke a rule: its bytes are dropped unread
 
 	mu          sync.Mutex // guards the fields below
-	queue       [][]byte // encoded frames
+	queue       [][]byte   // encoded frames
 	queuedBytes int
 	control     []byte // encoded pongs and pings, written before queued messages
 	writing     bool   // a writer goroutine is running
 	reading     bool   // a reader is running
 	closing     bool
 	closeSent   bool
-	dropAfter   bool      // close the socket once the close frame is written
-	lingerAfter bool      // once it is written, close our side and drain the client's
-	sockClosed  bool      // the socket is closed: no reader starts, no write succeeds
-	finished    bool      // OnClose has been called
+	dropAfter   bool        // close the socket once the close frame is written
+	lingerAfter bool        // once it is written, close our side and drain the client's
+	sockClosed  bool        // the socket is closed: no reader starts, no write succeeds
+	finished    bool        // OnClose has been called
 	closeInfo   *CloseInfo  // set by the first close; its frame follows the queue
 	timer       *time.Timer // nil while there is no deadline
-	nextPing    int64 // unix nanoseconds
-	pingSentAt  int64 // unix nanoseconds of the unanswered ping, or 0
-	closeBy     int64 // unix nanoseconds after which the socket is closed, or 0
+	nextPing    int64       // unix nanoseconds
+	pingSentAt  int64       // unix nanoseconds of the unanswered ping, or 0
+	closeBy     int64       // unix nanoseconds after which the socket is closed, or 0
+	stalled     *scratch    // the writer's unwritten frames while the socket takes no more
+	writeBy     int64       // unix nanoseconds by which a stalled writer must move, or 0
 }
 
 // partial is a fragmented message in reassembly.
@@ -269,13 +272,12 @@ func (u *Upgrader) Accept(w http.ResponseWriter, r *http.Request, ao AcceptOptio
 func newConn(conn net.Conn, early []byte, opts *Options, subprotocol string) *Conn {
 	c := &Conn{
 		conn:        conn,
-		src:         conn,
 		opts:        opts,
 		subprotocol: subprotocol,
 		openedAt:    time.Now().UnixNano(),
 	}
 	if len(early) > 0 {
-		c.src = &prefixedConn{Conn: conn, prefix: append([]byte(nil), early...)}
+		c.early = &prefixedConn{Conn: conn, prefix: append([]byte(nil), early...)}
 	}
 	c.lastActive.Store(c.openedAt)
 	return c
@@ -298,7 +300,7 @@ func (c *Conn) Start(h Handler) {
 	c.reading = true
 	c.mu.Unlock()
 
-	w, err := netpoll.Watch(c.conn, c.readReady)
+	w, err := netpoll.Watch(c.conn, c.readReady, c.writeLoop)
 	if err != nil {
 		go c.readAll()
 		return
@@ -306,7 +308,7 @@ func (c *Conn) Start(h Handler) {
 	c.mu.Lock()
 	c.watch = w
 	c.mu.Unlock()
-	if pending(c.src) {
+	if c.early != nil {
 		go c.readWaiting() // the early bytes: no readiness announces them
 		return
 	}
@@ -350,7 +352,7 @@ func (c *Conn) SendFrame(f Frame) error {
 	if c.queue == nil {
 		c.queue = newQueue()
 	}
-	c.queue = append(c.queue, f.b)
+	c.queue = push(c.queue, f.b)
 	c.queuedBytes += len(f.b)
 	c.startWriterLocked()
 	return nil
@@ -378,9 +380,15 @@ func (c *Conn) closeLocked(code StatusCode, reason string, byPeer, graceful bool
 	if !graceful {
 		c.queue, c.queuedBytes = nil, 0
 		if c.writing {
-			// A write blocked on a peer that stopped reading gets as long as
+			// A write waiting on a peer that stopped reading gets as long as
 			// the close handshake, not a full WriteTimeout.
-			_ = c.conn.SetWriteDeadline(time.Now().Add(closeHandshakeTimeout))
+			by := time.Now().Add(closeHandshakeTimeout)
+			if c.writeBy != 0 {
+				c.writeBy = min(c.writeBy, by.UnixNano())
+				c.armLocked(c.nextTick(time.Now()))
+			} else if c.watch == nil {
+				_ = c.conn.SetWriteDeadline(by)
+			}
 		}
 	}
 	c.startWriterLocked()
@@ -444,7 +452,7 @@ func (c *Conn) finishIfDone() {
 	if c.closeInfo != nil {
 		info = *c.closeInfo
 	}
-	c.queue, c.queuedBytes, c.control, c.partial = nil, 0, nil, nil
+	c.queue, c.queuedBytes, c.control, c.partial, c.stalled = nil, 0, nil, nil, nil
 	if c.timer != nil {
 		c.timer.Stop()
 	}
@@ -452,14 +460,21 @@ func (c *Conn) finishIfDone() {
 	workers.Go(func() { c.handler.OnClose(info) })
 }
 
-// tick runs on the connection's timer: pings, the pong deadline, the idle
-// and lifetime limits and the close handshake's deadline.
+// tick runs on the connection's timer: a stalled writer's deadline, pings,
+// the pong deadline, the idle and lifetime limits and the close handshake's
+// deadline.
 func (c *Conn) tick() {
 	now := time.Now()
 	n := now.UnixNano()
 	c.mu.Lock()
 	if c.finished {
 		c.mu.Unlock()
+		return
+	}
+	if c.writeBy != 0 && n >= c.writeBy {
+		// The peer stopped reading: the writer made no progress in time.
+		c.mu.Unlock()
+		c.drop(StatusPolicyViolation, ReasonWriteTimeout, false)
 		return
 	}
 	if c.closing {
@@ -517,9 +532,12 @@ func (c *Conn) armLocked(d time.Duration) {
 // nextTick returns how long until tick must run again. c.mu is held.
 func (c *Conn) nextTick(now time.Time) time.Duration {
 	next := int64(1<<63 - 1)
+	if c.writeBy != 0 {
+		next = c.writeBy
+	}
 	if c.closing {
 		if c.closeBy != 0 {
-			next = c.closeBy
+			next = min(next, c.closeBy)
 		}
 	} else {
 		if c.nextPing != 0 {
@@ -566,8 +584,13 @@ func (c *prefixedConn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
-// pending reports whether src holds bytes no readiness will announce.
-func pending(src io.Reader) bool {
-	p, ok := src.(*prefixedConn)
-	return ok && len(p.prefix) > 0
+// source is what the connection's frames are read from.
+func (c *Conn) source() io.Reader {
+	if c.early != nil {
+		return c.early
+	}
+	return c.conn
 }
+
+// pending reports whether early bytes wait that no readiness will announce.
+func (c *Conn) pending() bool { return c.early != nil && len(c.early.prefix) > 0 }

@@ -314,3 +314,27 @@ func TestWriteTimeout(t *testing.T) {
 		t.Errorf("CloseInfo = %+v, want 1008 %q", ci, wsconn.ReasonWriteTimeout)
 	}
 }
+
+// A writer that finds the socket full waits for the poller to say it is
+// writable again, then goes on where it stopped: a reader that falls behind
+// and catches up gets everything, in order.
+func TestStalledWriterResumes(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, wsconn.Options{SendQueueBytes: 1 << 30, SendQueueMessages: 1 << 20}, false)
+	c := dial(t, s.URL)
+	conn := <-s.conns
+	const n, size = 64, 256 << 10 // far more than loopback's socket buffers hold
+	for i := range n {
+		msg := make([]byte, size)
+		msg[0], msg[size-1] = byte(i), byte(i)
+		if err := conn.Send(wsconn.Binary, msg); err != nil {
+			t.Fatalf("Send %d: %v", i, err)
+		}
+	}
+	for i := range n {
+		f := c.next()
+		if len(f.Payload) != size || f.Payload[0] != byte(i) || f.Payload[size-1] != byte(i) {
+			t.Fatalf("message %d: %d bytes starting %d, want %d bytes of message %d", i, len(f.Payload), f.Payload[0], size, i)
+		}
+	}
+}
