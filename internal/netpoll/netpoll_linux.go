@@ -2,6 +2,7 @@ package netpoll
 
 import (
 	"errors"
+	"io"
 	"net"
 	"sync"
 	"syscall"
@@ -12,25 +13,27 @@ import (
 	"github.com/switchboard-gateway/switchboard/internal/workers"
 )
 
-// A Watcher stands for one watched connection. Each side fires at most once
-// per arming: after onReadable has read what it wanted, Rearm asks for the
-// next bytes; after a Writev that would block, ArmWrite asks to be told
-// when the socket takes more. Rearm, ArmWrite, Writev and Stop are safe for
-// concurrent use; after Stop no callback starts, and Stop must come before
-// the connection is closed, because the descriptor's number may be reused
-// at once.
+// A Watcher owns one socket taken over from the Go runtime (see Watch) and
+// tells when it is readable or writable. Each side fires at most once per
+// arming: after onReadable has read all it could, Rearm asks for the next
+// bytes; after a Writev that found the socket full, ArmWrite asks to be
+// told when it takes more. All methods are safe for concurrent use; after
+// Close no callback starts and no method touches the descriptor, whose
+// number the kernel may give to a new socket at once.
 type Watcher struct {
 	p          *poller
-	rc         syscall.RawConn
 	fd         int32
 	gen        int32 // tells this registration from an earlier one of the same fd
 	onReadable func()
 	onWritable func()
 
-	mu        sync.Mutex // guards the fields below
+	mu        sync.Mutex // guards the arming below; taken before fdMu
 	wantRead  bool
 	wantWrite bool
 	stopped   bool
+
+	fdMu   sync.RWMutex // held (shared) by every use of fd; Close takes it whole
+	closed bool
 }
 
 // poller is the process's epoll instance. Its goroutine runs only while a
@@ -65,11 +68,14 @@ func newPoller() (*poller, error) {
 	return &poller{epfd: epfd, wakefd: wakefd, watchers: make(map[int32]*Watcher)}, nil
 }
 
-// Watch registers c, armed for reading: onReadable runs on a worker
-// (package workers) when c has bytes to read, was closed by the peer, or
-// failed; onWritable runs likewise when c takes bytes again after ArmWrite.
-// c must be a socket (*net.TCPConn, *net.UnixConn); anything else returns
-// ErrUnsupported.
+// Watch takes c's socket over and registers it, armed for reading:
+// onReadable runs on a worker (package workers) when the socket has bytes
+// to read, was closed by the peer, or failed; onWritable runs likewise when
+// it takes bytes again after ArmWrite. c is closed: the Watcher keeps a
+// duplicate of its descriptor, so that the runtime frees what it held for
+// c (its poll descriptor with two timers, its addresses: half a kilobyte
+// per connection). c must be a socket (*net.TCPConn, *net.UnixConn);
+// anything else returns ErrUnsupported and is left open.
 func Watch(c net.Conn, onReadable, onWritable func()) (*Watcher, error) {
 	p, err := shared()
 	if err != nil {
@@ -84,14 +90,19 @@ func Watch(c net.Conn, onReadable, onWritable func()) (*Watcher, error) {
 		return nil, errors.Join(ErrUnsupported, err)
 	}
 	fd := -1
-	if err := rc.Control(func(f uintptr) { fd = int(f) }); err != nil || fd < 0 {
-		return nil, ErrUnsupported
+	var dupErr error
+	if err := rc.Control(func(f uintptr) {
+		// The duplicate shares the socket and its non-blocking flag.
+		fd, dupErr = unix.FcntlInt(f, unix.F_DUPFD_CLOEXEC, 0)
+	}); err != nil || dupErr != nil || fd < 0 {
+		return nil, errors.Join(ErrUnsupported, err, dupErr)
 	}
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.gen++
-	w := &Watcher{p: p, rc: rc, fd: int32(fd), gen: p.gen, onReadable: onReadable, onWritable: onWritable, wantRead: true}
+	w := &Watcher{p: p, fd: int32(fd), gen: p.gen, onReadable: onReadable, onWritable: onWritable, wantRead: true}
 	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, w.event()); err != nil {
+		p.mu.Unlock()
+		unix.Close(fd)
 		return nil, errors.Join(ErrUnsupported, err)
 	}
 	p.watchers[w.fd] = w
@@ -99,6 +110,8 @@ func Watch(c net.Conn, onReadable, onWritable func()) (*Watcher, error) {
 		p.running = true
 		go p.run()
 	}
+	p.mu.Unlock()
+	_ = c.Close() // the duplicate keeps the socket open
 	return w, nil
 }
 
@@ -137,18 +150,19 @@ func (w *Watcher) modLocked() {
 	}
 }
 
-// Stop unregisters the connection. Call it before closing the connection.
-func (w *Watcher) Stop() {
+// Close unregisters the socket and closes it; a blocked peer sees the end
+// of the stream, or a reset if it sent bytes not read.
+func (w *Watcher) Close() error {
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	if w.stopped {
-		return
+		w.mu.Unlock()
+		return nil
 	}
 	w.stopped = true
 	_ = unix.EpollCtl(w.p.epfd, unix.EPOLL_CTL_DEL, int(w.fd), nil)
+	w.mu.Unlock()
 	p := w.p
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.watchers[w.fd] == w {
 		delete(p.watchers, w.fd)
 	}
@@ -156,6 +170,44 @@ func (w *Watcher) Stop() {
 		var one = [8]byte{1}
 		_, _ = unix.Write(p.wakefd, one[:]) // host byte order: 1 on little-endian, 2^56 on big, both nonzero
 	}
+	p.mu.Unlock()
+	w.fdMu.Lock()
+	defer w.fdMu.Unlock()
+	w.closed = true
+	return unix.Close(int(w.fd))
+}
+
+// Read reads what the socket holds, without waiting: unix.EAGAIN means it
+// holds nothing now (see Rearm), io.EOF that the peer closed its side.
+func (w *Watcher) Read(p []byte) (int, error) {
+	w.fdMu.RLock()
+	defer w.fdMu.RUnlock()
+	if w.closed {
+		return 0, net.ErrClosed
+	}
+	for {
+		n, err := unix.Read(int(w.fd), p)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return 0, err
+		case n == 0 && len(p) > 0:
+			return 0, io.EOF
+		}
+		return n, nil
+	}
+}
+
+// CloseWrite shuts the sending side: the peer reads the end of the stream
+// after what was written.
+func (w *Watcher) CloseWrite() error {
+	w.fdMu.RLock()
+	defer w.fdMu.RUnlock()
+	if w.closed {
+		return net.ErrClosed
+	}
+	return unix.Shutdown(int(w.fd), unix.SHUT_WR)
 }
 
 // maxIovecs is Linux's IOV_MAX: the most buffers one writev takes.
@@ -186,27 +238,23 @@ func (w *Watcher) Writev(bufs [][]byte) (int, error) {
 	if n == 0 {
 		return 0, nil
 	}
-	var wrote int
-	var werr error
-	err := w.rc.Write(func(fd uintptr) bool {
-		for {
-			r, _, e := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(n))
-			if e == unix.EINTR {
-				continue
-			}
-			if e != 0 {
-				werr = e
-			} else {
-				wrote = int(r)
-			}
-			return true // never let the runtime wait: the poller does
-		}
-	})
-	clear(iov[:n]) // the pool must not keep messages alive
-	if err != nil {
-		return 0, err
+	w.fdMu.RLock()
+	defer w.fdMu.RUnlock()
+	if w.closed {
+		clear(iov[:n])
+		return 0, net.ErrClosed
 	}
-	return wrote, werr
+	for {
+		r, _, e := unix.Syscall(unix.SYS_WRITEV, uintptr(w.fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(n))
+		if e == unix.EINTR {
+			continue
+		}
+		clear(iov[:n]) // the pool must not keep messages alive
+		if e != 0 {
+			return 0, e
+		}
+		return int(r), nil
+	}
 }
 
 func (p *poller) run() {

@@ -19,8 +19,14 @@ func (*Watcher) Rearm() {}
 // ArmWrite does nothing off Linux.
 func (*Watcher) ArmWrite() {}
 
+// Read fails off Linux.
+func (*Watcher) Read([]byte) (int, error) { return 0, errors.ErrUnsupported }
+
 // Writev fails off Linux.
 func (*Watcher) Writev([][]byte) (int, error) { return 0, errors.ErrUnsupported }
 
-// Stop does nothing off Linux.
-func (*Watcher) Stop() {}
+// CloseWrite fails off Linux.
+func (*Watcher) CloseWrite() error { return errors.ErrUnsupported }
+
+// Close does nothing off Linux.
+func (*Watcher) Close() error { return nil }

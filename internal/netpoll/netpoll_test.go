@@ -64,7 +64,7 @@ func TestReadinessFiresOncePerArming(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.Stop()
+	defer w.Close()
 	expect(t, ready, false, "nothing sent")
 
 	_, _ = client.Write([]byte("a"))
@@ -76,27 +76,44 @@ func TestReadinessFiresOncePerArming(t *testing.T) {
 	expect(t, ready, true, "Rearm with bytes waiting")
 
 	buf := make([]byte, 8)
-	if n, _ := server.Read(buf); n != 2 {
-		t.Fatalf("read %d bytes, want 2", n)
+	if n, err := w.Read(buf); n != 2 || err != nil {
+		t.Fatalf("Read = %d, %v; want 2 bytes", n, err)
+	}
+	if _, err := w.Read(buf); !errors.Is(err, unix.EAGAIN) {
+		t.Fatalf("Read with nothing waiting = %v, want EAGAIN: it must not wait", err)
 	}
 	w.Rearm()
 	expect(t, ready, false, "Rearm with nothing waiting")
 	_ = client.Close()
 	expect(t, ready, true, "the peer hung up")
+	if _, err := w.Read(buf); err != io.EOF {
+		t.Fatalf("Read after the peer hung up = %v, want io.EOF", err)
+	}
 }
 
-func TestStopEndsTheEvents(t *testing.T) {
+func TestCloseEndsTheEventsAndTheSocket(t *testing.T) {
 	server, client := pair(t)
 	ready := make(chan struct{}, 10)
 	w, err := netpoll.Watch(server, func() { ready <- struct{}{} }, func() {})
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.Stop()
-	w.Rearm() // after Stop: ignored
-	w.Stop()  // twice: harmless
+	if err := w.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	w.Rearm()     // after Close: ignored
+	_ = w.Close() // twice: harmless
+	if _, err := w.Read(make([]byte, 1)); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Read after Close = %v, want net.ErrClosed", err)
+	}
 	_, _ = client.Write([]byte("a"))
-	expect(t, ready, false, "after Stop")
+	expect(t, ready, false, "after Close")
+	// The socket is closed once the Watcher closes it: Watch closed the
+	// original connection and kept only its duplicate.
+	_ = client.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := client.Read(make([]byte, 1)); err == nil {
+		t.Error("the peer reads data from a closed socket")
+	}
 }
 
 func TestOnlySocketsAreWatched(t *testing.T) {
@@ -117,7 +134,7 @@ func TestWritevAndWritability(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.Stop()
+	defer w.Close()
 	chunk := make([]byte, 64<<10)
 	total := 0
 	for {

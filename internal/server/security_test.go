@@ -395,9 +395,11 @@ func TestSeparateManagementListener(t *testing.T) {
 	if status, _ := testutil.Get(t, srv.HTTP+"/_/"); status != http.StatusNotFound {
 		t.Errorf("dashboard on the client listener: %d, want 404", status)
 	}
-	if status, body := testutil.Get(t, srv.Management+"/@connections"); status != http.StatusOK || !strings.Contains(body, "connectionId") {
-		t.Errorf("management listener: %d %s", status, body)
-	}
+	// The connection is listed a moment after its 101.
+	testutil.Eventually(t, 5*time.Second, func() bool {
+		status, body := testutil.Get(t, srv.Management+"/@connections")
+		return status == http.StatusOK && strings.Contains(body, "connectionId")
+	}, "the management listener lists the connection")
 	if got := testutil.DialStatus(t, strings.Replace(srv.Management, "http", "ws", 1), nil); got != http.StatusNotFound {
 		t.Errorf("WebSocket on the management listener: %d, want 404", got)
 	}

@@ -2,9 +2,11 @@ package wsconn
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"sync"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -23,17 +25,19 @@ var errStop = errors.New("wsconn: stop reading")
 // close frame.
 var errDiscard = errors.New("wsconn: discard input")
 
-// readBufferSize is the size of the pooled read buffers. A reader holds one
-// only while bytes are waiting; larger payloads bypass it.
+// readBufferSize is the size of the pooled read buffers of watched sockets.
+// A reader holds one only while the socket has bytes; a frame larger than
+// the buffer is gathered in an array of its own size.
 const readBufferSize = 4096
 
-// reader is a pooled read buffer with room for a frame header.
+var readBuffers = sync.Pool{New: func() any { return new([readBufferSize]byte) }}
+
+// reader is the stream reader of a connection read on a goroutine of its
+// own, with room for a frame header.
 type reader struct {
 	br     *bufio.Reader
 	header [ws.MaxHeaderSize]byte
 }
-
-var readers = sync.Pool{New: func() any { return &reader{br: bufio.NewReaderSize(nil, readBufferSize)} }}
 
 // ownBufferSize is the read buffer of a connection read on a goroutine of
 // its own (TLS, other systems): it is held for the connection's life.
@@ -48,32 +52,86 @@ func (c *Conn) readReady() {
 	}
 	c.reading = true
 	c.mu.Unlock()
-	c.readWaiting()
+	c.endRead(c.readAvailable())
 }
 
-// readWaiting reads every frame already waiting, then gives the buffer back
-// and rearms the poller. c.reading is set.
-func (c *Conn) readWaiting() {
-	r := readers.Get().(*reader)
-	r.br.Reset(c.source())
-	var err error
-	if c.discarding {
-		err = discard(r.br) // readiness: this read does not block
+// readAvailable reads and handles every frame the socket holds, without
+// waiting: a frame not yet whole stays in c.in until the next readiness,
+// and no goroutine waits for its rest. c.reading is set.
+func (c *Conn) readAvailable() error {
+	pooled := readBuffers.Get().(*[readBufferSize]byte)
+	defer readBuffers.Put(pooled)
+	b, need := pooled[:0], 0
+	if c.in != nil {
+		b, need = c.in.b, c.in.need
+		c.in = nil
 	}
-	for err == nil && !c.discarding {
-		err = c.readFrame(r)
-		if errors.Is(err, errDiscard) {
-			c.discarding, err = true, nil
-			_, _ = r.br.Discard(r.br.Buffered())
-			break
+	for {
+		if len(b) > 0 && !c.discarding {
+			var off int
+			var err error
+			off, need, err = c.parse(b)
+			b = b[:copy(b, b[off:])]
+			if errors.Is(err, errDiscard) {
+				c.discarding, b = true, b[:0]
+			} else if err != nil {
+				return err
+			}
 		}
-		if r.br.Buffered() == 0 && !c.pending() {
-			break
+		if len(b) == cap(b) || need > cap(b) {
+			// A frame larger than the buffer: an array of its own size.
+			b = append(make([]byte, 0, max(need, 2*cap(b))), b...)
+		}
+		n, err := c.watch.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		switch {
+		case errors.Is(err, syscall.EAGAIN):
+			if len(b) > 0 && !c.discarding {
+				// Kept in an array of the frame's size: the pooled buffer goes
+				// back, and a large one is not held for a small remainder.
+				kept := make([]byte, len(b), max(len(b), need))
+				copy(kept, b)
+				c.in = &input{b: kept, need: need}
+			}
+			return nil
+		case err != nil:
+			return err
+		case c.discarding:
+			b = b[:0]
 		}
 	}
-	r.br.Reset(nil)
-	readers.Put(r)
-	c.endRead(err)
+}
+
+// parse handles the whole frames at the start of b and returns how many
+// bytes they took, and the length of the frame that follows when its
+// header is there but not all of it.
+func (c *Conn) parse(b []byte) (off, need int, err error) {
+	var header [ws.MaxHeaderSize]byte
+	for off < len(b) {
+		h, err := ws.ReadHeaderBuffer(bytes.NewReader(b[off:]), header[:])
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return off, 0, nil // the header's rest is on its way
+		}
+		if err == nil {
+			err = c.checkHeader(h)
+		} else {
+			err = c.fail(StatusProtocolError, err.Error())
+		}
+		if err != nil {
+			return off, 0, err
+		}
+		size := ws.HeaderSize(h) + int(h.Length)
+		if len(b)-off < size {
+			return off, size, nil
+		}
+		payload := bytes.Clone(b[off+size-int(h.Length) : off+size]) // OnMessage keeps it
+		off += size
+		ws.Cipher(payload, h.Mask, 0)
+		if err := c.handleFrame(h, payload); err != nil {
+			return off, 0, err
+		}
+	}
+	return off, 0, nil
 }
 
 // readAll reads the connection until it ends, on a goroutine of its own.
@@ -120,9 +178,7 @@ func (c *Conn) endRead(err error) {
 	w.Rearm()
 }
 
-// readFrame reads one frame and acts on it: control frames are answered,
-// data frames are gathered into messages for OnMessage. A broken rule
-// closes the connection and returns errDiscard.
+// readFrame reads one frame from a stream and acts on it (handleFrame).
 func (c *Conn) readFrame(r *reader) error {
 	h, err := ws.ReadHeaderBuffer(r.br, r.header[:])
 	if err != nil {
@@ -131,8 +187,22 @@ func (c *Conn) readFrame(r *reader) error {
 		}
 		return err
 	}
-	now := time.Now().UnixNano()
-	c.lastRead.Store(now)
+	if err := c.checkHeader(h); err != nil {
+		return err
+	}
+	payload := make([]byte, h.Length)
+	if _, err := io.ReadFull(r.br, payload); err != nil {
+		return err
+	}
+	ws.Cipher(payload, h.Mask, 0)
+	return c.handleFrame(h, payload)
+}
+
+// checkHeader applies RFC 6455's rules and the read limit to a frame's
+// header, before any of its payload is read. A broken rule closes the
+// connection and returns errDiscard (or errStop, for an unmasked frame).
+func (c *Conn) checkHeader(h ws.Header) error {
+	c.lastRead.Store(time.Now().UnixNano())
 	state := ws.StateServerSide
 	if c.partial != nil {
 		state |= ws.StateFragmented
@@ -153,12 +223,12 @@ func (c *Conn) readFrame(r *reader) error {
 		// Refused on the header: nothing of the payload is read or held.
 		return c.fail(StatusMessageTooBig, ReasonTooBig)
 	}
-	payload := make([]byte, h.Length)
-	if _, err := io.ReadFull(r.br, payload); err != nil {
-		return err
-	}
-	ws.Cipher(payload, h.Mask, 0)
+	return nil
+}
 
+// handleFrame acts on a frame: control frames are answered, data frames
+// are gathered into messages for OnMessage.
+func (c *Conn) handleFrame(h ws.Header, payload []byte) error {
 	switch h.OpCode {
 	case ws.OpPing:
 		c.pong(payload)

@@ -282,8 +282,12 @@ func (c *Conn) closeWritten() {
 		c.closeSocket()
 		return
 	}
-	if cw, ok := c.conn.(interface{ CloseWrite() error }); ok && c.lingerAfter {
-		_ = cw.CloseWrite() // the client reads our close frame, then EOF
+	if c.lingerAfter { // the client reads our close frame, then EOF
+		if c.watch != nil {
+			_ = c.watch.CloseWrite()
+		} else if cw, ok := c.conn.(interface{ CloseWrite() error }); ok {
+			_ = cw.CloseWrite()
+		}
 	}
 	c.closeBy = time.Now().Add(closeHandshakeTimeout).UnixNano()
 	c.armLocked(closeHandshakeTimeout)

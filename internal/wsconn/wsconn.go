@@ -186,13 +186,12 @@ type Handler interface {
 // counts: an idle connection is this struct, the socket, and a timer if
 // it has a deadline.
 type Conn struct {
-	conn        net.Conn
-	early       *prefixedConn // the bytes the client sent with its handshake, then conn; or nil
-	opts        *Options      // the Upgrader's, shared
-	subprotocol string
-	openedAt    int64            // unix nanoseconds
-	watch       *netpoll.Watcher // nil: a goroutine of its own reads the connection
-	handler     Handler
+	conn     net.Conn
+	early    *prefixedConn    // the bytes the client sent with its handshake, then conn; or nil
+	opts     *Options         // the Upgrader's, shared
+	openedAt int64            // unix nanoseconds
+	watch    *netpoll.Watcher // nil: a goroutine of its own reads the connection
+	handler  Handler
 
 	lastActive atomic.Int64 // unix nanoseconds of the last data message
 	lastRead   atomic.Int64 // unix nanoseconds of the last frame read from the peer
@@ -201,6 +200,7 @@ type Conn struct {
 	// The reader's state: one reader runs at a time (see reading).
 	pings      *rate.Limiter // client pings; created on the first one
 	partial    *partial      // the fragmented message being reassembled, or nil
+	in         *input        // a watched socket's bytes read but not yet whole frames, or nil
 	discarding bool          // the client broke a rule: its bytes are dropped unread
 
 	mu          sync.Mutex // guards the fields below
@@ -222,6 +222,12 @@ type Conn struct {
 	closeBy     int64       // unix nanoseconds after which the socket is closed, or 0
 	stalled     *scratch    // the writer's unwritten frames while the socket takes no more
 	writeBy     int64       // unix nanoseconds by which a stalled writer must move, or 0
+}
+
+// input is the start of a frame whose rest has not arrived yet.
+type input struct {
+	b    []byte
+	need int // the frame's whole length once its header is known, or 0
 }
 
 // partial is a fragmented message in reassembly.
@@ -263,18 +269,18 @@ func (u *Upgrader) Accept(w http.ResponseWriter, r *http.Request, ao AcceptOptio
 		// The client pipelined frames after its handshake: they are read first.
 		early, _ = rw.Reader.Peek(n)
 	}
-	return newConn(conn, early, &u.opts, hs.Protocol), nil
+	_ = hs // the subprotocol chosen is on the 101; nothing here needs it again
+	return newConn(conn, early, &u.opts), nil
 }
 
 // newConn wraps an upgraded connection; early holds bytes the client sent
 // after its handshake that were already read from conn. opts has its
 // defaults.
-func newConn(conn net.Conn, early []byte, opts *Options, subprotocol string) *Conn {
+func newConn(conn net.Conn, early []byte, opts *Options) *Conn {
 	c := &Conn{
-		conn:        conn,
-		opts:        opts,
-		subprotocol: subprotocol,
-		openedAt:    time.Now().UnixNano(),
+		conn:     conn,
+		opts:     opts,
+		openedAt: time.Now().UnixNano(),
 	}
 	if len(early) > 0 {
 		c.early = &prefixedConn{Conn: conn, prefix: append([]byte(nil), early...)}
@@ -306,17 +312,18 @@ func (c *Conn) Start(h Handler) {
 		return
 	}
 	c.mu.Lock()
-	c.watch = w
+	c.watch, c.conn = w, nil // the Watcher owns the socket now
 	c.mu.Unlock()
 	if c.early != nil {
-		go c.readWaiting() // the early bytes: no readiness announces them
+		// The bytes the client sent with its handshake: no readiness
+		// announces them.
+		c.in = &input{b: c.early.prefix}
+		c.early = nil
+		go func() { c.endRead(c.readAvailable()) }()
 		return
 	}
 	c.endRead(nil)
 }
-
-// Subprotocol returns the negotiated subprotocol, or "".
-func (c *Conn) Subprotocol() string { return c.subprotocol }
 
 // Closing reports whether the connection is closing or closed: it takes no
 // more messages.
@@ -434,9 +441,10 @@ func (c *Conn) closeSocket() {
 	w := c.watch
 	c.mu.Unlock()
 	if w != nil {
-		w.Stop() // before Close: the descriptor's number may be reused at once
+		_ = w.Close()
+	} else {
+		_ = c.conn.Close()
 	}
-	_ = c.conn.Close()
 	c.finishIfDone()
 }
 
@@ -452,7 +460,8 @@ func (c *Conn) finishIfDone() {
 	if c.closeInfo != nil {
 		info = *c.closeInfo
 	}
-	c.queue, c.queuedBytes, c.control, c.partial, c.stalled = nil, 0, nil, nil, nil
+	c.queue, c.queuedBytes, c.control, c.stalled = nil, 0, nil, nil
+	c.partial, c.in = nil, nil // no reader runs
 	if c.timer != nil {
 		c.timer.Stop()
 	}
