@@ -285,14 +285,18 @@ func (g *Gateway) handshake(w http.ResponseWriter, r *http.Request, sourceIP str
 		ConnectedAt: now,
 		SourceIP:    sourceIP,
 		UserAgent:   r.UserAgent(),
-		Header:      connectHeaders(r),
-		Query:       r.URL.Query(),
 		Stage:       g.opts.Stage,
 		DomainName:  cmp.Or(g.opts.DomainName, r.Host),
 		APIID:       g.opts.APIID,
 	}
-	if len(info.Header.Values("X-Forwarded-For")) == 0 {
-		info.Header.Set("X-Forwarded-For", info.SourceIP)
+	connect, hasConnect := g.routes.Get(route.Connect)
+	hasConnect = hasConnect && connect.Integration != nil
+	if g.opts.Authorizer != nil || hasConnect {
+		// Only the authorizer and $connect see the request's headers and query.
+		info.Header, info.Query = connectHeaders(r), r.URL.Query()
+		if len(info.Header.Values("X-Forwarded-For")) == 0 {
+			info.Header.Set("X-Forwarded-For", info.SourceIP)
+		}
 	}
 
 	subprotocol := g.subprotocol(r)
@@ -310,8 +314,8 @@ func (g *Gateway) handshake(w http.ResponseWriter, r *http.Request, sourceIP str
 			subprotocol = id.Subprotocol
 		}
 	}
-	if rt, ok := g.routes.Get(route.Connect); ok && rt.Integration != nil {
-		resp, err := g.invoke(rt, &integration.Request{
+	if hasConnect {
+		resp, err := g.invoke(connect, &integration.Request{
 			RouteKey:  route.Connect,
 			EventType: apigw.EventConnect,
 			RequestID: apigw.NewID(),
@@ -339,11 +343,11 @@ func (g *Gateway) handshake(w http.ResponseWriter, r *http.Request, sourceIP str
 		g.log.Debug("upgrade failed", "err", err)
 		return nil
 	}
-	// Only $connect and the authorizer see the request's headers and query:
-	// an open connection does not keep them.
-	kept := *info
-	kept.Header, kept.Query = nil, nil
-	info = &kept
+	if info.Header != nil { // an open connection does not keep them
+		kept := *info
+		kept.Header, kept.Query = nil, nil
+		info = &kept
+	}
 	c := &client{g: g, info: info, ws: ws, sourceIP: sourceIP}
 	if g.opts.MessageRate > 0 {
 		c.limiter = rate.NewLimiter(rate.Limit(g.opts.MessageRate), burst(g.opts.MessageRate, g.opts.MessageBurst))

@@ -338,3 +338,22 @@ func TestStalledWriterResumes(t *testing.T) {
 		}
 	}
 }
+
+// A frame that arrives a byte at a time is put together across readiness:
+// the watched reader keeps the start of a frame without a goroutine waiting
+// for its rest.
+func TestFrameArrivingByteByByte(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, wsconn.Options{}, false)
+	c := dial(t, s.URL)
+	payload := []byte(strings.Repeat("0123456789", 30)) // a 16-bit length
+	frame, _ := ws.CompileFrame(ws.MaskFrameInPlace(ws.NewBinaryFrame(payload)))
+	for i := range frame {
+		if _, err := c.conn.Write(frame[i : i+1]); err != nil {
+			t.Fatalf("write byte %d: %v", i, err)
+		}
+	}
+	if f := c.next(); f.Header.OpCode != ws.OpBinary || string(f.Payload) != string(payload) {
+		t.Errorf("got %v %q, want the binary message echoed", f.Header.OpCode, f.Payload)
+	}
+}
