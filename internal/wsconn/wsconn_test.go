@@ -347,7 +347,7 @@ func TestFrameArrivingByteByByte(t *testing.T) {
 	s := startServer(t, wsconn.Options{}, false)
 	c := dial(t, s.URL)
 	payload := []byte(strings.Repeat("0123456789", 30)) // a 16-bit length
-	frame, _ := ws.CompileFrame(ws.MaskFrameInPlace(ws.NewBinaryFrame(payload)))
+	frame, _ := ws.CompileFrame(ws.MaskFrame(ws.NewBinaryFrame(payload))) // masks a copy
 	for i := range frame {
 		if _, err := c.conn.Write(frame[i : i+1]); err != nil {
 			t.Fatalf("write byte %d: %v", i, err)
