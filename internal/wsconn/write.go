@@ -25,10 +25,11 @@ const (
 	maxBatchBytes    = 1 << 20
 )
 
-// startWriterLocked starts the writer unless it runs or the socket is
-// closed. c.mu is held. The writer exists only while there is work.
+// startWriterLocked starts the writer unless it runs, the socket is closed,
+// or the connection is not started yet (Start then starts it). c.mu is
+// held. The writer exists only while there is work.
 func (c *Conn) startWriterLocked() {
-	if !c.writing && !c.sockClosed {
+	if c.started && !c.writing && !c.sockClosed {
 		c.writing = true
 		workers.Go(c.writeLoop)
 	}
@@ -81,10 +82,8 @@ func (c *Conn) writeLoop() {
 		}
 		switch {
 		case errors.Is(err, syscall.EAGAIN):
-			if c.stall(s) {
-				return
-			}
-			continue
+			c.stall(s)
+			return
 		case err != nil:
 			s.release()
 			c.writeFailed(err)
@@ -130,22 +129,22 @@ func (c *Conn) take(s *scratch) bool {
 	}
 	if len(s.out) == 0 {
 		c.writing = false
-		c.queue = nil // an idle connection keeps no queue
+		recycle(c.queue) // an idle connection keeps no queue
+		c.queue = nil
 		return false
 	}
 	return true
 }
 
 // stall parks s on the connection until the poller says the socket is
-// writable again, and reports whether it did; a closed socket ends the
-// writer instead.
-func (c *Conn) stall(s *scratch) bool {
+// writable again; a closed socket ends the writer instead.
+func (c *Conn) stall(s *scratch) {
 	c.mu.Lock()
 	if c.sockClosed {
 		c.writing = false
 		c.mu.Unlock()
 		s.release()
-		return true
+		return
 	}
 	timeout := c.opts.WriteTimeout
 	if c.closing {
@@ -156,7 +155,6 @@ func (c *Conn) stall(s *scratch) bool {
 	c.armLocked(c.nextTick(now))
 	c.mu.Unlock()
 	c.watch.ArmWrite()
-	return true
 }
 
 // writeBlocking writes up to maxBatchMessages frames (and, unless the first

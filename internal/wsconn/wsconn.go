@@ -207,6 +207,7 @@ type Conn struct {
 	queue       [][]byte   // encoded frames
 	queuedBytes int
 	control     []byte // encoded pongs and pings, written before queued messages
+	started     bool   // Start ran: writers may start
 	writing     bool   // a writer goroutine is running
 	reading     bool   // a reader is running
 	closing     bool
@@ -307,22 +308,25 @@ func (c *Conn) Start(h Handler) {
 	c.mu.Unlock()
 
 	w, err := netpoll.Watch(c.conn, c.readReady, c.writeLoop)
-	if err != nil {
-		go c.readAll()
-		return
-	}
 	c.mu.Lock()
-	c.watch, c.conn = w, nil // the Watcher owns the socket now
+	if err == nil {
+		c.watch, c.conn = w, nil // the Watcher owns the socket now
+	}
+	c.started = true
+	c.startWriterLocked() // for what was queued or closed before Start
 	c.mu.Unlock()
-	if c.early != nil {
+	switch {
+	case err != nil:
+		go c.readAll()
+	case c.early != nil:
 		// The bytes the client sent with its handshake: no readiness
 		// announces them.
 		c.in = &input{b: c.early.prefix}
 		c.early = nil
 		go func() { c.endRead(c.readAvailable()) }()
-		return
+	default:
+		c.endRead(nil)
 	}
-	c.endRead(nil)
 }
 
 // Closing reports whether the connection is closing or closed: it takes no

@@ -346,7 +346,7 @@ func TestFrameArrivingByteByByte(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, wsconn.Options{}, false)
 	c := dial(t, s.URL)
-	payload := []byte(strings.Repeat("0123456789", 30)) // a 16-bit length
+	payload := []byte(strings.Repeat("0123456789", 30))                   // a 16-bit length
 	frame, _ := ws.CompileFrame(ws.MaskFrame(ws.NewBinaryFrame(payload))) // masks a copy
 	for i := range frame {
 		if _, err := c.conn.Write(frame[i : i+1]); err != nil {
@@ -355,5 +355,35 @@ func TestFrameArrivingByteByByte(t *testing.T) {
 	}
 	if f := c.next(); f.Header.OpCode != ws.OpBinary || string(f.Payload) != string(payload) {
 		t.Errorf("got %v %q, want the binary message echoed", f.Header.OpCode, f.Payload)
+	}
+}
+
+// Messages queued between the upgrade and Start (the gateway registers a
+// connection before starting it, so a broadcast may reach it then) are
+// written once it starts, on the socket the poller now owns.
+func TestSendBeforeStart(t *testing.T) {
+	t.Parallel()
+	u := wsconn.NewUpgrader(wsconn.Options{})
+	closed := make(chan wsconn.CloseInfo, 1)
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := u.Accept(w, r, wsconn.AcceptOptions{})
+		if err != nil {
+			return
+		}
+		for i := range 3 {
+			_ = c.Send(wsconn.Text, []byte{'0' + byte(i)})
+		}
+		c.Start(echo{c, closed})
+	}))
+	t.Cleanup(hs.Close)
+	c := dial(t, "ws"+strings.TrimPrefix(hs.URL, "http"))
+	for i := range 3 {
+		if f := c.next(); string(f.Payload) != string(rune('0'+i)) {
+			t.Fatalf("message %d = %q", i, f.Payload)
+		}
+	}
+	c.send(ws.OpText, true, []byte("and then"))
+	if f := c.next(); string(f.Payload) != "and then" {
+		t.Errorf("echo = %q", f.Payload)
 	}
 }
