@@ -67,39 +67,30 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// API is the management API's http.Handler.
+// API is the management API; Register mounts it on a ServeMux.
 type API struct {
 	hub  Hub
 	opts Options
-	mux  *http.ServeMux
 }
 
 // New returns the management API over hub.
 func New(hub Hub, opts Options) *API {
-	a := &API{hub: hub, opts: opts.withDefaults(), mux: http.NewServeMux()}
-	for _, prefix := range []string{"", "/" + a.opts.Stage} {
-		a.mux.Handle("POST "+prefix+"/@connections/{id}", a.wrap("PostToConnection", a.post))
-		a.mux.Handle("GET "+prefix+"/@connections/{id}", a.wrap("GetConnection", a.get))
-		a.mux.Handle("DELETE "+prefix+"/@connections/{id}", a.wrap("DeleteConnection", a.delete))
-		a.mux.Handle("GET "+prefix+"/@connections", a.wrap("ListConnections", a.list))
-		a.mux.Handle("POST "+prefix+"/@topics/{topic}", a.wrap("Publish", a.publish))
-		a.mux.Handle("POST "+prefix+"/@broadcast", a.wrap("Broadcast", a.broadcast))
-		a.mux.Handle(prefix+"/@connections/", a.wrap("Unknown", notFound))
-	}
-	return a
+	return &API{hub: hub, opts: opts.withDefaults()}
 }
 
-// Patterns returns the path patterns the API serves, for mounting it.
-func (a *API) Patterns() []string {
-	var out []string
+// Register adds the API's routes to mux, so that a server mounting it
+// matches a request's path once, not once to find the API and again inside.
+func (a *API) Register(mux *http.ServeMux) {
 	for _, prefix := range []string{"", "/" + a.opts.Stage} {
-		out = append(out, prefix+"/@connections", prefix+"/@connections/", prefix+"/@topics/", prefix+"/@broadcast")
+		mux.Handle("POST "+prefix+"/@connections/{id}", a.wrap("PostToConnection", a.post))
+		mux.Handle("GET "+prefix+"/@connections/{id}", a.wrap("GetConnection", a.get))
+		mux.Handle("DELETE "+prefix+"/@connections/{id}", a.wrap("DeleteConnection", a.delete))
+		mux.Handle("GET "+prefix+"/@connections", a.wrap("ListConnections", a.list))
+		mux.Handle("POST "+prefix+"/@topics/{topic}", a.wrap("Publish", a.publish))
+		mux.Handle("POST "+prefix+"/@broadcast", a.wrap("Broadcast", a.broadcast))
+		mux.Handle(prefix+"/@connections/", a.wrap("Unknown", notFound))
 	}
-	return out
 }
-
-// ServeHTTP implements http.Handler.
-func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
 
 // apiError is an error answered with an AWS-style error response.
 type apiError struct {
@@ -139,10 +130,15 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 }
 
 func (a *API) wrap(operation string, h func(http.ResponseWriter, *http.Request) error) http.Handler {
+	ok := a.opts.Metrics.ManagementRequests.WithLabelValues(operation, strconv.Itoa(http.StatusOK)) // the common case, resolved once
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		w := &statusRecorder{ResponseWriter: rw}
 		defer func() {
-			a.opts.Metrics.ManagementRequests.WithLabelValues(operation, strconv.Itoa(cmp.Or(w.status, http.StatusOK))).Inc()
+			if status := cmp.Or(w.status, http.StatusOK); status == http.StatusOK {
+				ok.Inc()
+			} else {
+				a.opts.Metrics.ManagementRequests.WithLabelValues(operation, strconv.Itoa(status)).Inc()
+			}
 		}()
 		requestID := apigw.NewID()
 		w.Header().Set("x-amzn-RequestId", requestID)

@@ -141,9 +141,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	// The management API and the dashboard share one guard, and one
 	// listener unless management.listen gives them their own.
 	mgmt := http.NewServeMux()
-	for _, p := range s.api.Patterns() {
-		mgmt.Handle(p, s.api)
-	}
+	s.api.Register(mgmt)
 	mgmt.Handle("GET /metrics", promhttp.HandlerFor(s.metricsReg, promhttp.HandlerOpts{}))
 	if cfg.Pprof {
 		mgmt.HandleFunc("/debug/pprof/", pprof.Index)
