@@ -4,7 +4,8 @@
 # 3) against a fresh ceiling and a fresh gateway, alternating, on free
 # loopback ports; prints a Markdown table of medians with min–max and the
 # gateway's ratio to the ceiling; and writes bench/RESULTS.md with the
-# machine and the date. Every process it starts is stopped on exit,
+# machine and the date, followed by bench/NOTES.md (what the profiles
+# showed, written by hand). Every process it starts is stopped on exit,
 # Ctrl-C included.
 #
 #   bench/run.sh                 # about 6 minutes on 2 cores
@@ -21,7 +22,7 @@ cd "$(dirname "$0")/.."
 repo=$(pwd)
 
 RUNS=${RUNS:-3}
-CASES=${CASES:-"conns echo fanout-1k fanout-10k fanout-mgmt mgmt"}
+CASES=${CASES:-"conns echo fanout-1k fanout-10k fanout-mgmt mgmt mgmt-1cpu"}
 OUT=${OUT:-$(mktemp -d -t switchboard-bench.XXXXXX)}
 PROFILE=${PROFILE:-}
 mkdir -p "$OUT/bin" "$OUT/logs"
@@ -80,13 +81,15 @@ EOF
 # start_server KIND NAME: starts the ceiling or the gateway on a free
 # loopback port and sets server_pid, ws_url, web_url and metrics_url.
 start_server() {
-  local kind=$1 name=$2 out=$OUT/logs/$2.out
+  local kind=$1 name=$2 cpu=${3:-} out=$OUT/logs/$2.out
+  local pin=()
+  [ -n "$cpu" ] && pin=(taskset -c "$cpu")
   case $kind in
   ceiling)
-    "$OUT/bin/ceiling" --listen 127.0.0.1:0 >"$out" 2>&1 &
+    "${pin[@]}" "$OUT/bin/ceiling" --listen 127.0.0.1:0 >"$out" 2>&1 &
     ;;
   gateway)
-    "$OUT/bin/switchboard" serve --config "$OUT/gateway.yaml" --listen 127.0.0.1:0 --pprof \
+    "${pin[@]}" "$OUT/bin/switchboard" serve --config "$OUT/gateway.yaml" --listen 127.0.0.1:0 --pprof \
       --log-level warn --log-format text >"$out" 2>&1 &
     ;;
   esac
@@ -132,6 +135,22 @@ case_title() {
   fanout-10k) echo "fanout 10000 × 200 × 100 B, broadcast via ws (machine-bound)" ;;
   fanout-mgmt) echo "fanout 1000 × 200 × 100 B, topic via mgmt" ;;
   mgmt) echo "mgmt 32 × 50000" ;;
+  mgmt-1cpu) echo "mgmt 32 × 50000, server on CPU 0, load generator on CPU 1" ;;
+  esac
+}
+
+# pinned CASE: the CPU the server of CASE runs on, or nothing. The
+# load generator shares the machine's CPUs with the server; pinning each to
+# one of its own measures what one CPU of the server does.
+pinned() {
+  case $1 in
+  mgmt-1cpu)
+    if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
+      echo 0
+    else
+      echo "run.sh: $1 runs unpinned: it needs taskset and 2 CPUs" >&2
+    fi
+    ;;
   esac
 }
 case_args() {
@@ -152,7 +171,7 @@ case_args() {
   fanout-mgmt)
     echo fanout --url "$ws_url" --subscribers 1000 --messages 200 --size 100 --via mgmt --topic t --pid "$server_pid"
     ;;
-  mgmt)
+  mgmt | mgmt-1cpu)
     echo mgmt --mgmt-url "$web_url" -c 32 -n 50000 --pid "$server_pid"
     ;;
   esac
@@ -165,7 +184,10 @@ for c in $CASES; do
   [ -n "$title" ] || { echo "run.sh: unknown case $c" >&2; exit 1; }
   for run in $(seq "$RUNS"); do
     for kind in ceiling gateway; do
-      start_server "$kind" "$c-$kind-$run"
+      cpu=$(pinned "$c")
+      start_server "$kind" "$c-$kind-$run" "$cpu"
+      lg=("${loadgen[@]}")
+      [ -n "$cpu" ] && lg=(taskset -c 1 "${loadgen[@]}")
       # Word splitting of case_args is intended; the route template has no spaces.
       read -r -a args <<<"$(case_args "$c")"
       prof_pid=""
@@ -177,7 +199,7 @@ for c in $CASES; do
       fi
       echo "== $title: $kind, run $run/$RUNS" >&2
       status=0
-      line=$("${loadgen[@]}" "${args[@]}" 2>>"$OUT/logs/progress.log") || status=$?
+      line=$("${lg[@]}" "${args[@]}" 2>>"$OUT/logs/progress.log") || status=$?
       if [ -n "$prof_pid" ]; then
         wait "$prof_pid" 2>/dev/null || true
         curl -sS -o "$OUT/profiles/$c.heap.pprof" "$web_url/debug/pprof/heap" || true
@@ -220,9 +242,12 @@ fi
   echo "| open files (ulimit -n) | $(ulimit -n) |"
   echo "| load average before the runs (1, 5, 15 min) | $load |"
   echo
-  echo "The ceiling is the same WebSocket library with nothing else: no routes, no"
-  echo "registry, frames encoded once and every queued frame of a connection written"
-  echo "with one writev. Ratios are the gateway's median over the ceiling's: above 1"
+  echo "The ceiling is the gateway's WebSocket library (github.com/gobwas/ws) with"
+  echo "nothing else, in the simplest fast design: a reader and a writer goroutine"
+  echo "per connection, frames encoded once and every queued frame of a connection"
+  echo "written with one writev. The load generator shares the machine with the"
+  echo "server, except in mgmt-1cpu, where the server runs on CPU 0 and the load"
+  echo "generator on CPU 1. Ratios are the gateway's median over the ceiling's: above 1"
   echo "is better for rates, below 1 for latencies, memory and server CPU (the"
   echo "server's user + system time from /proc/PID/stat over the measured phase, per"
   echo "unit of work). The gateway runs with \`--pprof\`, an echo \`\$default\` route"
@@ -240,9 +265,15 @@ fi
   echo '```sh'
   for c in $CASES; do
     ws_url='$WS' web_url='$WEB' server_pid='$PID' metrics_url='$WEB/metrics'
-    echo "switchboard bench $(case_args "$c" | sed -e "s/{\"action\":\"echo\",\"data\":\"%s\"}/'&'/" -e 's/[^ ]*?gc=1/"&"/')"
+    prefix=""
+    [ -n "$(pinned "$c" 2>/dev/null)" ] && prefix="taskset -c 1 "
+    echo "${prefix}switchboard bench $(case_args "$c" | sed -e "s/{\"action\":\"echo\",\"data\":\"%s\"}/'&'/" -e 's/[^ ]*?gc=1/"&"/')"
   done
   echo '```'
+  if [ -f "$repo/bench/NOTES.md" ]; then
+    echo
+    cat "$repo/bench/NOTES.md"
+  fi
 } >"$repo/bench/RESULTS.md"
 echo >&2
 echo "== wrote bench/RESULTS.md; raw results in $results" >&2
