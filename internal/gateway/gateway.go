@@ -735,8 +735,12 @@ func (g *Gateway) invoke(rt Route, req *integration.Request) (*integration.Respo
 	if timeout <= 0 {
 		timeout = g.opts.IntegrationTimeout
 	}
-	ctx, cancel := context.WithTimeout(withSource(g.base, req.RouteKey), timeout)
-	defer cancel()
+	ctx := withSource(g.base, req.RouteKey)
+	if !rt.Inline { // an inline route never waits: no timer for it
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
 	start := time.Now()
 	resp, err := rt.Integration.Invoke(ctx, req)
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
