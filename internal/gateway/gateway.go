@@ -373,7 +373,7 @@ func (g *Gateway) serve(c *client) {
 	ws.Start(c)
 }
 
-// OnMessage queues a message for its route; see Gateway.receive.
+// OnMessage runs or queues a message's route; see Gateway.receive.
 func (c *client) OnMessage(m wsconn.Message) { c.g.receive(c, m) }
 
 // OnClose runs when c has closed, on a goroutine of its own.
@@ -644,6 +644,8 @@ func (g *Gateway) receive(c *client, m wsconn.Message) {
 		workers.Go(func() { g.drainInbox(c) })
 	}
 }
+
+// drainInbox runs c's queued messages in order until none is left.
 func (g *Gateway) drainInbox(c *client) {
 	for {
 		c.mu.Lock()
