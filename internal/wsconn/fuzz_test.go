@@ -68,14 +68,17 @@ func FuzzReadFrames(f *testing.F) {
 
 const fuzzLimit = 256
 
-// readAllOf serves one connection from newPair, writes data from its client
-// side in pieces, hangs up, and returns the messages delivered and how the
+// readAllOf serves one connection from newPair, hands it the start of data
+// as bytes read with the handshake, writes the rest from its client side in
+// pieces, hangs up, and returns the messages delivered and how the
 // connection ended.
 func readAllOf(t *testing.T, data []byte, newPair func() (server, client net.Conn)) ([]Message, CloseInfo) {
 	server, client := newPair()
 	defer client.Close()
 	opts := Options{ReadLimit: fuzzLimit, PingInterval: -1}.withDefaults()
-	c := newConn(server, nil, &opts)
+	// A quarter of the bytes as if sent with the handshake: read first.
+	early := data[:len(data)/4]
+	c := newConn(server, early, &opts)
 	var (
 		mu   sync.Mutex
 		msgs []Message
@@ -90,7 +93,7 @@ func readAllOf(t *testing.T, data []byte, newPair func() (server, client net.Con
 		close: func(ci CloseInfo) { done <- ci },
 	})
 	go func() { _, _ = io.Copy(io.Discard, client) }()
-	for rest := data; len(rest) > 0; {
+	for rest := data[len(early):]; len(rest) > 0; {
 		n := min(len(rest), 1+len(rest)/3)
 		if _, err := client.Write(rest[:n]); err != nil {
 			break // the server closed first

@@ -136,7 +136,12 @@ func (c *Conn) parse(b []byte) (off, need int, err error) {
 
 // readAll reads the connection until it ends, on a goroutine of its own.
 func (c *Conn) readAll() {
-	r := &reader{br: bufio.NewReaderSize(c.source(), ownBufferSize)}
+	var src io.Reader = c.conn
+	if c.in != nil { // the bytes the client sent with its handshake
+		src = io.MultiReader(bytes.NewReader(c.in.b), c.conn)
+		c.in = nil
+	}
+	r := &reader{br: bufio.NewReaderSize(src, ownBufferSize)}
 	var err error
 	for err == nil {
 		if c.discarding {

@@ -14,9 +14,9 @@
 package wsconn
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -92,8 +92,8 @@ type Options struct {
 	// than this is still accepted into an empty queue. Zero means 4 MiB.
 	// Overflowing either bound closes the connection with 1008.
 	SendQueueBytes int
-	// WriteTimeout bounds one write to the socket; a peer that stops reading
-	// is closed when it expires. Zero means 10s.
+	// WriteTimeout bounds how long a write may make no progress: a peer that
+	// stops reading is closed when it expires. Zero means 10s.
 	WriteTimeout time.Duration
 	// PingInterval is how often a ping is sent. Zero means 30s; negative disables.
 	PingInterval time.Duration
@@ -187,7 +187,6 @@ type Handler interface {
 // it has a deadline.
 type Conn struct {
 	conn     net.Conn
-	early    *prefixedConn    // the bytes the client sent with its handshake, then conn; or nil
 	opts     *Options         // the Upgrader's, shared
 	openedAt int64            // unix nanoseconds
 	watch    *netpoll.Watcher // nil: a goroutine of its own reads the connection
@@ -258,7 +257,7 @@ func (u *Upgrader) Accept(w http.ResponseWriter, r *http.Request, ao AcceptOptio
 	if p := ao.Subprotocol; p != "" {
 		hu.Protocol = func(offered string) bool { return offered == p }
 	}
-	conn, rw, hs, err := hu.Upgrade(r, w)
+	conn, rw, _, err := hu.Upgrade(r, w)
 	if err != nil {
 		if conn != nil {
 			_ = conn.Close()
@@ -270,7 +269,6 @@ func (u *Upgrader) Accept(w http.ResponseWriter, r *http.Request, ao AcceptOptio
 		// The client pipelined frames after its handshake: they are read first.
 		early, _ = rw.Reader.Peek(n)
 	}
-	_ = hs // the subprotocol chosen is on the 101; nothing here needs it again
 	return newConn(conn, early, &u.opts), nil
 }
 
@@ -284,7 +282,8 @@ func newConn(conn net.Conn, early []byte, opts *Options) *Conn {
 		openedAt: time.Now().UnixNano(),
 	}
 	if len(early) > 0 {
-		c.early = &prefixedConn{Conn: conn, prefix: append([]byte(nil), early...)}
+		// Read before the socket's own bytes, by whichever reader runs.
+		c.in = &input{b: bytes.Clone(early)}
 	}
 	c.lastActive.Store(c.openedAt)
 	return c
@@ -318,11 +317,9 @@ func (c *Conn) Start(h Handler) {
 	switch {
 	case err != nil:
 		go c.readAll()
-	case c.early != nil:
+	case c.in != nil:
 		// The bytes the client sent with its handshake: no readiness
 		// announces them.
-		c.in = &input{b: c.early.prefix}
-		c.early = nil
 		go func() { c.endRead(c.readAvailable()) }()
 	default:
 		c.endRead(nil)
@@ -581,29 +578,3 @@ func (c *Conn) limitHit(now time.Time) (StatusCode, string, bool) {
 	}
 	return 0, "", false
 }
-
-// prefixedConn reads prefix before the connection's own bytes.
-type prefixedConn struct {
-	net.Conn
-	prefix []byte
-}
-
-func (c *prefixedConn) Read(p []byte) (int, error) {
-	if len(c.prefix) > 0 {
-		n := copy(p, c.prefix)
-		c.prefix = c.prefix[n:]
-		return n, nil
-	}
-	return c.Conn.Read(p)
-}
-
-// source is what the connection's frames are read from.
-func (c *Conn) source() io.Reader {
-	if c.early != nil {
-		return c.early
-	}
-	return c.conn
-}
-
-// pending reports whether early bytes wait that no readiness will announce.
-func (c *Conn) pending() bool { return c.early != nil && len(c.early.prefix) > 0 }
