@@ -387,3 +387,18 @@ func TestSendBeforeStart(t *testing.T) {
 		t.Errorf("echo = %q", f.Payload)
 	}
 }
+
+// A frame that is never finished holds no reader: the idle timeout closes
+// the connection.
+func TestUnfinishedFrameIdlesOut(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, wsconn.Options{IdleTimeout: 100 * time.Millisecond, PingInterval: -1}, false)
+	c := dial(t, s.URL)
+	frame, _ := ws.CompileFrame(ws.MaskFrame(ws.NewTextFrame([]byte("never finished"))))
+	if _, err := c.conn.Write(frame[:len(frame)/2]); err != nil {
+		t.Fatal(err)
+	}
+	if code, reason := c.expectClose(); code != 1001 || reason != wsconn.ReasonIdle {
+		t.Errorf("close %d %q, want 1001 %q", code, reason, wsconn.ReasonIdle)
+	}
+}
