@@ -143,44 +143,65 @@ var ErrIntegrationTimeout = errors.New("gateway: integration timed out")
 // Gateway terminates client connections and runs their routes. Create it
 // with New; it serves WebSocket upgrades as an http.Handler.
 type Gateway struct {
-	opts   Options
-	hub    *Hub
-	routes *route.Table[Route]
-	log    *slog.Logger
-	ws     *wsconn.Upgrader
+	hub *Hub
+	log *slog.Logger
+	cur atomic.Pointer[snapshot] // what Reload swaps; loaded once per handshake and per message
 
 	draining atomic.Bool
 	conns    sync.WaitGroup // one per served connection, through $disconnect
 
-	connectLimiter *rate.Limiter // nil when unlimited
-	capMu          sync.Mutex    // guards open and perIP
-	open           int
-	perIP          map[string]int
+	capMu sync.Mutex // guards open and perIP
+	open  int
+	perIP map[string]int
 
 	// base is cancelled by Close to abandon route invocations still running.
 	base   context.Context
 	cancel context.CancelFunc
 }
 
+// snapshot is the configuration in force: built whole by New and Reload and
+// never modified, so that a handshake or a message reads one consistent
+// version of it with a single atomic load and no lock.
+type snapshot struct {
+	opts           Options // with defaults
+	routes         *route.Table[Route]
+	ws             *wsconn.Upgrader
+	connectLimiter *rate.Limiter // nil when unlimited
+}
+
+func newSnapshot(opts Options) *snapshot {
+	opts = opts.withDefaults()
+	s := &snapshot{opts: opts, routes: route.NewTable(opts.Routes), ws: wsconn.NewUpgrader(opts.Conn)}
+	if opts.ConnectRate > 0 {
+		s.connectLimiter = rate.NewLimiter(rate.Limit(opts.ConnectRate), burst(opts.ConnectRate, opts.ConnectBurst))
+	}
+	return s
+}
+
 // New returns a gateway delivering through hub.
 func New(hub *Hub, opts Options) *Gateway {
-	opts = opts.withDefaults()
 	base, cancel := context.WithCancel(context.Background())
 	g := &Gateway{
-		opts:   opts,
 		hub:    hub,
-		routes: route.NewTable(opts.Routes),
-		log:    opts.Logger,
+		log:    opts.withDefaults().Logger,
 		base:   base,
 		cancel: cancel,
 		perIP:  make(map[string]int),
-		ws:     wsconn.NewUpgrader(opts.Conn),
 	}
-	if opts.ConnectRate > 0 {
-		g.connectLimiter = rate.NewLimiter(rate.Limit(opts.ConnectRate), burst(opts.ConnectRate, opts.ConnectBurst))
-	}
+	g.cur.Store(newSnapshot(opts))
 	return g
 }
+
+// Reload replaces the gateway's options while it runs. Every handshake and
+// every message that starts after Reload returns uses opts; those already
+// running finish with the options they started with. Open connections keep
+// their ID, their socket and the connection limits (Conn, MessageRate) they
+// were accepted with; routes, authorizer, origins, caps, rates, timeouts and
+// the access log apply to them from their next message. Options.Logger is
+// fixed by New. Reload is safe to call concurrently with everything else;
+// the caller stops what the previous routes' integrations hold once their
+// invocations are done.
+func (g *Gateway) Reload(opts Options) { g.cur.Store(newSnapshot(opts)) }
 
 func burst(r float64, b int) int {
 	if b > 0 {
@@ -250,24 +271,24 @@ func (g *Gateway) admit(w http.ResponseWriter, r *http.Request) (sourceIP string
 		writeMessage(w, status, msg)
 		return "", false
 	}
-	m := g.hub.metrics
+	m, s := g.hub.metrics, g.cur.Load()
 	if g.draining.Load() {
 		m.Connects.WithLabelValues(metrics.ConnectDraining).Inc()
 		http.Error(w, "Service Unavailable: shutting down", http.StatusServiceUnavailable)
 		return "", false
 	}
-	if !g.originAllowed(r) {
+	if !s.originAllowed(r) {
 		m.Connects.WithLabelValues(metrics.ConnectForbidden).Inc()
 		writeMessage(w, http.StatusForbidden, "Forbidden: origin not allowed")
 		return "", false
 	}
-	if g.connectLimiter != nil && !g.connectLimiter.Allow() {
+	if s.connectLimiter != nil && !s.connectLimiter.Allow() {
 		m.Connects.WithLabelValues(metrics.ConnectLimited).Inc()
 		writeMessage(w, http.StatusTooManyRequests, "Too Many Requests")
 		return "", false
 	}
-	sourceIP = g.sourceIP(r)
-	if status, msg := g.reserve(sourceIP); status != 0 {
+	sourceIP = s.sourceIP(r)
+	if status, msg := g.reserve(s, sourceIP); status != 0 {
 		m.Connects.WithLabelValues(metrics.ConnectLimited).Inc()
 		writeMessage(w, status, msg)
 		return "", false
@@ -278,20 +299,20 @@ func (g *Gateway) admit(w http.ResponseWriter, r *http.Request) (sourceIP string
 // handshake runs the authorizer and $connect and upgrades the connection;
 // it returns nil when the handshake was refused (and answered).
 func (g *Gateway) handshake(w http.ResponseWriter, r *http.Request, sourceIP string) *client {
-	m := g.hub.metrics
+	m, s := g.hub.metrics, g.cur.Load()
 	now := time.Now()
 	info := &integration.Conn{
 		ID:          apigw.NewID(),
 		ConnectedAt: now,
 		SourceIP:    sourceIP,
 		UserAgent:   r.UserAgent(),
-		Stage:       g.opts.Stage,
-		DomainName:  cmp.Or(g.opts.DomainName, r.Host),
-		APIID:       g.opts.APIID,
+		Stage:       s.opts.Stage,
+		DomainName:  cmp.Or(s.opts.DomainName, r.Host),
+		APIID:       s.opts.APIID,
 	}
-	connect, hasConnect := g.routes.Get(route.Connect)
+	connect, hasConnect := s.routes.Get(route.Connect)
 	hasConnect = hasConnect && connect.Integration != nil
-	if g.opts.Authorizer != nil || hasConnect {
+	if s.opts.Authorizer != nil || hasConnect {
 		// Only the authorizer and $connect see the request's headers and query.
 		info.Header, info.Query = connectHeaders(r), r.URL.Query()
 		if len(info.Header.Values("X-Forwarded-For")) == 0 {
@@ -299,9 +320,9 @@ func (g *Gateway) handshake(w http.ResponseWriter, r *http.Request, sourceIP str
 		}
 	}
 
-	subprotocol := g.subprotocol(r)
-	if g.opts.Authorizer != nil {
-		id, err := g.authorize(info)
+	subprotocol := s.subprotocol(r)
+	if s.opts.Authorizer != nil {
+		id, err := g.authorize(s, info)
 		if err != nil {
 			status := auth.Status(err)
 			g.log.Info("handshake refused by the authorizer", "connectionId", info.ID, "sourceIp", info.SourceIP, "status", status, "err", err)
@@ -315,7 +336,7 @@ func (g *Gateway) handshake(w http.ResponseWriter, r *http.Request, sourceIP str
 		}
 	}
 	if hasConnect {
-		resp, err := g.invoke(connect, &integration.Request{
+		resp, err := g.invoke(s, connect, &integration.Request{
 			RouteKey:  route.Connect,
 			EventType: apigw.EventConnect,
 			RequestID: apigw.NewID(),
@@ -338,7 +359,7 @@ func (g *Gateway) handshake(w http.ResponseWriter, r *http.Request, sourceIP str
 		}
 	}
 
-	ws, err := g.ws.Accept(w, r, wsconn.AcceptOptions{Subprotocol: subprotocol})
+	ws, err := s.ws.Accept(w, r, wsconn.AcceptOptions{Subprotocol: subprotocol})
 	if err != nil {
 		g.log.Debug("upgrade failed", "err", err)
 		return nil
@@ -349,8 +370,8 @@ func (g *Gateway) handshake(w http.ResponseWriter, r *http.Request, sourceIP str
 		info = &kept
 	}
 	c := &client{g: g, info: info, ws: ws, sourceIP: sourceIP}
-	if g.opts.MessageRate > 0 {
-		c.limiter = rate.NewLimiter(rate.Limit(g.opts.MessageRate), burst(g.opts.MessageRate, g.opts.MessageBurst))
+	if s.opts.MessageRate > 0 {
+		c.limiter = rate.NewLimiter(rate.Limit(s.opts.MessageRate), burst(s.opts.MessageRate, s.opts.MessageBurst))
 	}
 	// Registered before the handler returns, so that the management API knows
 	// the connection as soon as the client has its 101.
@@ -394,8 +415,9 @@ func (g *Gateway) disconnected(c *client, closed wsconn.CloseInfo) {
 	m.ConnectionsOpen.Dec()
 	m.Disconnects.WithLabelValues(disconnectReason(closed)).Inc()
 	g.log.Debug("disconnected", "connectionId", info.ID, "code", closed.Code, "reason", closed.Reason)
-	if rt, ok := g.routes.Get(route.Disconnect); ok {
-		if _, err := g.invoke(rt, &integration.Request{
+	s := g.cur.Load()
+	if rt, ok := s.routes.Get(route.Disconnect); ok {
+		if _, err := g.invoke(s, rt, &integration.Request{
 			RouteKey:             route.Disconnect,
 			EventType:            apigw.EventDisconnect,
 			RequestID:            apigw.NewID(),
@@ -451,10 +473,10 @@ func authMessage(status int) string {
 }
 
 // authorize runs the authorizer on the handshake.
-func (g *Gateway) authorize(info *integration.Conn) (*auth.Identity, error) {
-	ctx, cancel := context.WithTimeout(g.base, g.opts.IntegrationTimeout)
+func (g *Gateway) authorize(s *snapshot, info *integration.Conn) (*auth.Identity, error) {
+	ctx, cancel := context.WithTimeout(g.base, s.opts.IntegrationTimeout)
 	defer cancel()
-	id, err := g.opts.Authorizer.Authorize(ctx, &auth.ConnectRequest{
+	id, err := s.opts.Authorizer.Authorize(ctx, &auth.ConnectRequest{
 		ConnID: info.ID, SourceIP: info.SourceIP, UserAgent: info.UserAgent, Stage: info.Stage,
 		APIID: info.APIID, DomainName: info.DomainName, RequestID: apigw.NewID(),
 		Header: info.Header, Query: info.Query, Time: info.ConnectedAt,
@@ -466,16 +488,16 @@ func (g *Gateway) authorize(info *integration.Conn) (*auth.Identity, error) {
 }
 
 // originAllowed applies the Origins allowlist.
-func (g *Gateway) originAllowed(r *http.Request) bool {
+func (s *snapshot) originAllowed(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
-	if len(g.opts.Origins) == 0 || origin == "" {
+	if len(s.opts.Origins) == 0 || origin == "" {
 		return true
 	}
 	u, err := url.Parse(origin)
 	if err != nil || u.Host == "" {
 		return false
 	}
-	for _, p := range g.opts.Origins {
+	for _, p := range s.opts.Origins {
 		for _, candidate := range []string{u.Scheme + "://" + u.Host, u.Host} {
 			if ok, _ := path.Match(strings.ToLower(p), strings.ToLower(candidate)); ok {
 				return true
@@ -486,13 +508,13 @@ func (g *Gateway) originAllowed(r *http.Request) bool {
 }
 
 // reserve counts a handshake against the connection caps; a non-zero status refuses it.
-func (g *Gateway) reserve(ip string) (int, string) {
+func (g *Gateway) reserve(s *snapshot, ip string) (int, string) {
 	g.capMu.Lock()
 	defer g.capMu.Unlock()
-	if g.opts.MaxConnections > 0 && g.open >= g.opts.MaxConnections {
+	if s.opts.MaxConnections > 0 && g.open >= s.opts.MaxConnections {
 		return http.StatusServiceUnavailable, "Service Unavailable: connection limit reached"
 	}
-	if g.opts.MaxConnectionsPerIP > 0 && g.perIP[ip] >= g.opts.MaxConnectionsPerIP {
+	if s.opts.MaxConnectionsPerIP > 0 && g.perIP[ip] >= s.opts.MaxConnectionsPerIP {
 		return http.StatusTooManyRequests, "Too Many Requests: connection limit per address reached"
 	}
 	g.open++
@@ -553,17 +575,17 @@ func header(h map[string]string, key string) (string, bool) {
 }
 
 // subprotocol picks the subprotocol to accept among the client's offers.
-func (g *Gateway) subprotocol(r *http.Request) string {
+func (s *snapshot) subprotocol(r *http.Request) string {
 	for _, v := range r.Header.Values("Sec-WebSocket-Protocol") {
 		for _, offered := range strings.Split(v, ",") {
 			offered = strings.TrimSpace(offered)
 			if offered == "" {
 				continue
 			}
-			if len(g.opts.Subprotocols) == 0 {
+			if len(s.opts.Subprotocols) == 0 {
 				return offered
 			}
-			for _, p := range g.opts.Subprotocols {
+			for _, p := range s.opts.Subprotocols {
 				if p == offered {
 					return offered
 				}
@@ -575,13 +597,13 @@ func (g *Gateway) subprotocol(r *http.Request) string {
 
 // sourceIP is the peer's address, or, when the peer is a trusted proxy, the
 // right-most X-Forwarded-For address that is not itself a trusted proxy.
-func (g *Gateway) sourceIP(r *http.Request) string {
+func (s *snapshot) sourceIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr
 	}
 	peer, err := netip.ParseAddr(host)
-	if err != nil || !g.trusted(peer) {
+	if err != nil || !s.trusted(peer) {
 		return host
 	}
 	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
@@ -591,7 +613,7 @@ func (g *Gateway) sourceIP(r *http.Request) string {
 			break // a malformed hop: trust nothing to its left
 		}
 		addr = addr.Unmap()
-		if !g.trusted(addr) {
+		if !s.trusted(addr) {
 			return addr.String()
 		}
 		peer = addr
@@ -599,9 +621,9 @@ func (g *Gateway) sourceIP(r *http.Request) string {
 	return peer.String()
 }
 
-func (g *Gateway) trusted(a netip.Addr) bool {
+func (s *snapshot) trusted(a netip.Addr) bool {
 	a = a.Unmap()
-	for _, p := range g.opts.TrustedProxies {
+	for _, p := range s.opts.TrustedProxies {
 		if p.Contains(a) {
 			return true
 		}
@@ -621,7 +643,7 @@ func (g *Gateway) receive(c *client, m wsconn.Message) {
 		_ = g.hub.send(c, wsconn.Text, apigw.ErrorFrame(apigw.MsgTooManyRequests, c.info.ID, apigw.NewID()), g.hub.out(noRoute))
 		return
 	}
-	r := g.route(m)
+	r := g.route(g.cur.Load(), m)
 	c.mu.Lock()
 	if r.found && r.route.Inline && !c.running {
 		// Nothing of this connection waits: no one to overtake.
@@ -631,7 +653,7 @@ func (g *Gateway) receive(c *client, m wsconn.Message) {
 	}
 	c.mu.Unlock()
 	if c.slots == nil { // the reader's own field: an idle connection has none
-		c.slots = make(chan struct{}, g.opts.InboxSize)
+		c.slots = make(chan struct{}, r.snap.opts.InboxSize)
 	}
 	c.slots <- struct{}{}
 	c.pending.Add(1)
@@ -668,19 +690,20 @@ func (g *Gateway) drainInbox(c *client) {
 // routed is a message and the route its body selected.
 type routed struct {
 	msg      wsconn.Message
+	snap     *snapshot // the configuration that selected the route, used to run it
 	routeKey string
 	route    Route
 	found    bool
 }
 
-// route selects a message's route.
-func (g *Gateway) route(m wsconn.Message) routed {
+// route selects a message's route in s.
+func (g *Gateway) route(s *snapshot, m wsconn.Message) routed {
 	key, selected := "", false
 	if m.Type != wsconn.Binary {
-		key, selected = g.opts.Selection.Select(m.Data)
+		key, selected = s.opts.Selection.Select(m.Data)
 	}
-	r := routed{msg: m}
-	r.routeKey, r.route, r.found = g.routes.Match(key, selected)
+	r := routed{msg: m, snap: s}
+	r.routeKey, r.route, r.found = s.routes.Match(key, selected)
 	return r
 }
 
@@ -704,7 +727,7 @@ func (g *Gateway) handle(c *client, r routed) {
 	}
 	g.hub.metrics.MessagesIn.WithLabelValues(routeKey).Inc()
 	req.RouteKey = routeKey
-	resp, err := g.invoke(rt, req)
+	resp, err := g.invoke(r.snap, rt, req)
 	if err != nil {
 		_ = g.hub.send(c, wsconn.Text, apigw.ErrorFrame(g.clientMessage(routeKey, c.info.ID, err), c.info.ID, req.RequestID), g.hub.out(routeKey))
 		return
@@ -732,10 +755,10 @@ func (g *Gateway) clientMessage(routeKey, connID string, err error) string {
 
 // invoke runs one integration with the integration timeout. A nil response
 // from a successful integration reads as 200 with no body.
-func (g *Gateway) invoke(rt Route, req *integration.Request) (*integration.Response, error) {
+func (g *Gateway) invoke(s *snapshot, rt Route, req *integration.Request) (*integration.Response, error) {
 	timeout := rt.Timeout
 	if timeout <= 0 {
-		timeout = g.opts.IntegrationTimeout
+		timeout = s.opts.IntegrationTimeout
 	}
 	ctx := withSource(g.base, req.RouteKey)
 	if !rt.Inline { // an inline route never waits: no timer for it
@@ -757,7 +780,7 @@ func (g *Gateway) invoke(rt Route, req *integration.Request) (*integration.Respo
 			resp.StatusCode = http.StatusOK
 		}
 	}
-	g.observe(req, resp, err, start)
+	g.observe(s, req, resp, err, start)
 	if err != nil {
 		return nil, err
 	}
@@ -765,9 +788,9 @@ func (g *Gateway) invoke(rt Route, req *integration.Request) (*integration.Respo
 }
 
 // observe records one invocation in metrics, the access log and the tail.
-func (g *Gateway) observe(req *integration.Request, resp *integration.Response, err error, start time.Time) {
+func (g *Gateway) observe(s *snapshot, req *integration.Request, resp *integration.Response, err error, start time.Time) {
 	latency := time.Since(start)
-	kind := g.opts.Kinds[req.RouteKey]
+	kind := s.opts.Kinds[req.RouteKey]
 	m := g.hub.metrics
 	m.IntegrationDuration.WithLabelValues(req.RouteKey, kind).Observe(latency.Seconds())
 	status := 0
@@ -776,10 +799,10 @@ func (g *Gateway) observe(req *integration.Request, resp *integration.Response, 
 	} else {
 		m.IntegrationErrors.WithLabelValues(req.RouteKey, errorKind(err)).Inc()
 	}
-	if g.opts.AccessLog {
-		g.accessLog(req, status, latency, err)
+	if s.opts.AccessLog {
+		g.accessLog(s.opts.AccessLogFormat, req, status, latency, err)
 	}
-	if g.opts.Tail != nil {
+	if s.opts.Tail != nil {
 		rec := tail.Record{
 			Time: start, ConnectionID: req.Conn.ID, RequestID: req.RequestID, RouteKey: req.RouteKey,
 			EventType: req.EventType, Integration: kind, Latency: latency, Bytes: len(req.Body), Status: status,
@@ -787,7 +810,7 @@ func (g *Gateway) observe(req *integration.Request, resp *integration.Response, 
 		if err != nil {
 			rec.Error = err.Error()
 		}
-		g.opts.Tail.Publish(rec)
+		s.opts.Tail.Publish(rec)
 	}
 }
 

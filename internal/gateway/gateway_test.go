@@ -451,3 +451,35 @@ func TestStatsCountConnectionsAndMessages(t *testing.T) {
 		t.Errorf("Stats() = %+v, want %+v", got, want)
 	}
 }
+
+// Reload swaps the routes under an open connection: its next message takes
+// the new table, on the same socket and with the same connection ID.
+func TestReloadSwapsRoutesUnderOpenConnections(t *testing.T) {
+	t.Parallel()
+	answer := func(body string) gateway.Route {
+		return gateway.Route{RouteResponse: true, Integration: integration.Func(func(ctx context.Context, req *integration.Request) (*integration.Response, error) {
+			return &integration.Response{Body: []byte(body + " " + req.Conn.ID)}, nil
+		})}
+	}
+	gw, url := startGatewayTB(t, gateway.Options{Routes: map[string]gateway.Route{"$default": answer("old")}})
+	c := testutil.Dial(t, url, nil)
+	before := testutil.ReadTextAfter(t, c, `{"action":"ping"}`)
+	id, ok := strings.CutPrefix(before, "old ")
+	if !ok {
+		t.Fatalf("before Reload: got %q, want the old route's answer", before)
+	}
+
+	gw.Reload(gateway.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Routes: map[string]gateway.Route{
+		"$default": answer("new-default"),
+		"ping":     answer("new-ping"),
+	}})
+	if got, want := testutil.ReadTextAfter(t, c, `{"action":"ping"}`), "new-ping "+id; got != want {
+		t.Errorf("after Reload: got %q, want %q (the new route, the same connection ID)", got, want)
+	}
+	if got, want := testutil.ReadTextAfter(t, c, `{"action":"other"}`), "new-default "+id; got != want {
+		t.Errorf("after Reload, unmatched: got %q, want %q", got, want)
+	}
+	if n := gw.Hub().Count(); n != 1 {
+		t.Errorf("open connections after Reload = %d, want 1", n)
+	}
+}

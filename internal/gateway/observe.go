@@ -80,8 +80,8 @@ func errorKind(err error) string {
 var contextVarRE = regexp.MustCompile(`\$context\.[A-Za-z]+(?:\.[A-Za-z]+)?`)
 
 // accessLog writes one line for an invocation, with API Gateway's
-// $context variable names.
-func (g *Gateway) accessLog(req *integration.Request, status int, latency time.Duration, err error) {
+// $context variable names, or rendered from format when it is not empty.
+func (g *Gateway) accessLog(format string, req *integration.Request, status int, latency time.Duration, err error) {
 	errMsg := ""
 	if err != nil {
 		errMsg = err.Error()
@@ -107,8 +107,8 @@ func (g *Gateway) accessLog(req *integration.Request, status int, latency time.D
 		"$context.error.message":          errMsg,
 		"$context.disconnectStatusCode":   strconv.Itoa(req.DisconnectStatusCode),
 	}
-	if g.opts.AccessLogFormat != "" {
-		line := contextVarRE.ReplaceAllStringFunc(g.opts.AccessLogFormat, func(v string) string {
+	if format != "" {
+		line := contextVarRE.ReplaceAllStringFunc(format, func(v string) string {
 			if s, ok := vars[v]; ok && s != "" {
 				return s
 			}
