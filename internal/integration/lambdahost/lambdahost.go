@@ -172,13 +172,15 @@ type Function struct {
 	arn        string
 	log        *slog.Logger
 
-	mu     sync.Mutex
-	closed bool
-	nprocs int                   // processes running or being started; at most opts.MaxProcs
-	procs  map[*process]struct{} // started and not yet reaped
-	idle   []*process            // warm and free, most recently used last
-	wake   chan struct{}         // closed and replaced when a process becomes idle or a slot frees
-	seq    int                   // numbers processes in logs
+	mu       sync.Mutex
+	closed   bool
+	retiring bool                  // Retire waits for active to reach zero
+	active   int                   // invocations in InvokeRaw
+	nprocs   int                   // processes running or being started; at most opts.MaxProcs
+	procs    map[*process]struct{} // started and not yet reaped
+	idle     []*process            // warm and free, most recently used last
+	wake     chan struct{}         // closed and replaced when a process becomes idle or a slot frees
+	seq      int                   // numbers processes in logs
 
 	wg sync.WaitGroup // reapers, Runtime API servers, finishers; added to only while !closed
 }
@@ -279,6 +281,10 @@ func (f *Function) InvokeRaw(ctx context.Context, event []byte) ([]byte, error) 
 	}
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
+	f.mu.Lock()
+	f.active++
+	f.mu.Unlock()
+	defer f.done()
 	for {
 		p, err := f.acquire(ctx)
 		if err != nil {
@@ -311,6 +317,40 @@ func (f *Function) Invoke(ctx context.Context, req *integration.Request) (*integ
 		return nil, fmt.Errorf("invoke %s: %w", f.opts.Name, err)
 	}
 	return resp, nil
+}
+
+// done counts an invocation out of InvokeRaw, and wakes Retire on the last.
+func (f *Function) done() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.active--
+	if f.retiring && f.active == 0 {
+		f.broadcastLocked()
+	}
+}
+
+// Retire closes the function once the invocations in flight have finished:
+// a function a new configuration replaced or removed keeps serving the
+// invocations that started before, then stops its processes and removes
+// its files as Close does. When ctx ends first, Close cuts the remaining
+// invocations short (they fail with ErrClosed) and Retire returns ctx's
+// error.
+func (f *Function) Retire(ctx context.Context) error {
+	for {
+		f.mu.Lock()
+		f.retiring = true
+		if f.active == 0 || f.closed {
+			f.mu.Unlock()
+			return f.Close()
+		}
+		wake := f.wake
+		f.mu.Unlock()
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return errors.Join(ctx.Err(), f.Close())
+		}
+	}
 }
 
 // Close kills every process, waits for them to exit and their listeners to

@@ -579,3 +579,48 @@ func BenchmarkInvokeGo(b *testing.B) {
 		}
 	}
 }
+
+// Retire lets an invocation in flight finish, then stops the processes;
+// when its context ends first, it cuts the invocation short as Close does.
+func TestRetireWaitsForInvocationsInFlight(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		cancelled  bool  // Retire's context has ended
+		wantInvoke error // the invocation in flight
+	}{
+		{"finishes in flight", false, nil},
+		{"context ended", true, lambdahost.ErrClosed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			h := newGoHost(t, lambdahost.Options{Name: "retiree", MaxProcs: 1})
+			pid := h.pid(t, `{"pid":true}`)
+			inflight := make(chan error, 1)
+			go func() {
+				_, err := h.invoke(t, `{"log":"working","sleep":1500}`)
+				inflight <- err
+			}()
+			testutil.Eventually(t, 10*time.Second, func() bool { return strings.Contains(h.out.String(), "[retiree] working\n") },
+				"the invocation is running; output:\n%s", h.out)
+
+			ctx, cancel := context.WithCancel(context.Background())
+			if tt.cancelled {
+				cancel()
+			}
+			defer cancel()
+			err := h.Retire(ctx)
+			if tt.cancelled != (err != nil) {
+				t.Errorf("Retire: err = %v, want an error: %v", err, tt.cancelled)
+			}
+			if err := <-inflight; !errors.Is(err, tt.wantInvoke) {
+				t.Errorf("invocation in flight during Retire: err = %v, want %v", err, tt.wantInvoke)
+			}
+			testutil.Eventually(t, 5*time.Second, func() bool { return !alive(pid) }, "process %d stopped by Retire", pid)
+			if _, err := h.InvokeRaw(context.Background(), []byte(`{}`)); !errors.Is(err, lambdahost.ErrClosed) {
+				t.Errorf("InvokeRaw after Retire: err = %v, want ErrClosed", err)
+			}
+		})
+	}
+}
