@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/switchboard-gateway/switchboard/internal/config"
@@ -22,13 +25,17 @@ import (
 )
 
 // builder turns configured routes into gateway routes, sharing one process
-// pool per hosted function among the routes that name it.
+// pool per hosted function among the routes that name it. After a reload,
+// a function whose options did not change keeps the previous builder's
+// pool, and its warm processes.
 type builder struct {
 	cfg       *config.Config
 	opts      Options
 	hub       *gateway.Hub
-	endpoint  string // the management API URL functions are told
+	prev      *builder // the configuration being replaced, or nil
+	endpoint  string   // the management API URL functions are told
 	functions map[string]*lambdahost.Function
+	fnOpts    map[string]lambdahost.Options // what each function was made with
 	closers   []io.Closer
 }
 
@@ -113,7 +120,7 @@ func (b *builder) function(name string) (*lambdahost.Function, error) {
 	if timeout <= 0 {
 		timeout = time.Duration(b.cfg.IntegrationTimeout)
 	}
-	f, err := lambdahost.New(lambdahost.Options{
+	opts := lambdahost.Options{
 		Name:        name,
 		Command:     command,
 		Runtime:     fc.Runtime,
@@ -125,21 +132,85 @@ func (b *builder) function(name string) (*lambdahost.Function, error) {
 		InitTimeout: max(time.Duration(fc.InitTimeout), 0),
 		Output:      b.opts.FunctionOutput,
 		Logger:      b.opts.Logger,
-	})
+	}
+	if p := b.prev; p != nil && p.functions[name] != nil && reflect.DeepEqual(p.fnOpts[name], opts) {
+		f := p.functions[name]
+		b.functions[name], b.fnOpts[name] = f, opts
+		b.closers = append(b.closers, f)
+		return f, nil
+	}
+	f, err := lambdahost.New(opts)
 	if err != nil {
 		return nil, fmt.Errorf("function %q: %w", name, err)
 	}
-	b.functions[name] = f
+	b.functions[name], b.fnOpts[name] = f, opts
 	b.closers = append(b.closers, f)
 	return f, nil
 }
 
+// close releases everything b made, and the functions it took over from
+// the previous configuration: for a failed build, or the final Close.
 func (b *builder) close() error {
+	if b == nil {
+		return nil
+	}
 	var errs []error
 	for _, c := range b.closers {
 		errs = append(errs, c.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// discard releases what a build that will not be used made, leaving the
+// functions it shares with the configuration in force running.
+func (b *builder) discard() error {
+	var errs []error
+	for _, c := range b.closers {
+		if f, ok := c.(*lambdahost.Function); ok && uses(b.prev, f) {
+			continue
+		}
+		errs = append(errs, c.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// uses reports whether in (possibly nil) uses function f.
+func uses(in *builder, f *lambdahost.Function) bool {
+	if in == nil {
+		return false
+	}
+	for _, g := range in.functions {
+		if g == f {
+			return true
+		}
+	}
+	return false
+}
+
+// retire releases what b (the configuration replaced) holds and next does
+// not: functions once their invocations in flight are done (bounded by
+// their cold start and timeout), everything else now. retiring counts the
+// functions still finishing.
+func (b *builder) retire(next *builder, retiring *sync.WaitGroup, log *slog.Logger) {
+	for _, c := range b.closers {
+		f, ok := c.(*lambdahost.Function)
+		if !ok {
+			if err := c.Close(); err != nil {
+				log.Warn("reload: releasing a replaced integration", "err", err)
+			}
+			continue
+		}
+		if uses(next, f) {
+			continue
+		}
+		retiring.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), f.InitTimeout()+f.Timeout()+time.Second)
+			defer cancel()
+			if err := f.Retire(ctx); err != nil {
+				log.Warn("reload: stopping a replaced function", "err", err)
+			}
+		})
+	}
 }
 
 // target names what a route invokes, for the banner and the dashboard.

@@ -15,6 +15,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -35,15 +36,19 @@ import (
 
 // Server is a configured gateway and its HTTP surface.
 type Server struct {
-	cfg   *config.Config
+	cfg   *config.Config // the configuration in force; written by Reload only
+	opts  Options
 	log   *slog.Logger
 	gw    *gateway.Gateway
-	api   *mgmtapi.API
 	mux   *http.ServeMux // WebSocket upgrades, and management unless it has its own listener
 	mgmt  *http.ServeMux // management API and dashboard, for management.listen
 	ready atomic.Bool
 
-	closers    []io.Closer // integrations holding processes or connections
+	guarded    atomic.Pointer[http.Handler] // management API, dashboard, metrics behind the credentials; swapped by Reload
+	built      *builder                     // what the configuration in force holds: functions, integrations
+	reloadMu   sync.Mutex                   // one Reload at a time
+	retiring   sync.WaitGroup               // functions a Reload replaced, finishing their invocations
+	metrics    *metrics.Metrics
 	metricsReg *prometheus.Registry
 	tail       *tail.Hub // recent route invocations, for the dashboard
 }
@@ -69,43 +74,74 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	if opts.Addr == "" {
 		opts.Addr = cfg.Listen
 	}
-	s := &Server{cfg: cfg, log: opts.Logger, mux: http.NewServeMux()}
-	sel, err := route.Parse(cfg.RouteSelectionExpression)
+	s := &Server{cfg: cfg, opts: opts, log: opts.Logger, mux: http.NewServeMux()}
+	host, _ := os.Hostname()
+	s.metricsReg = prometheus.NewRegistry()
+	s.metrics = metrics.New(s.metricsReg)
+	hub := gateway.NewHub(memreg.New(), host, s.metrics)
+	s.tail = tail.New(200, 64)
+	b, gopts, err := s.build(cfg, hub, nil)
 	if err != nil {
 		return nil, err
+	}
+	s.built = b
+	s.gw = gateway.New(hub, gopts)
+	guarded, err := s.management(b)
+	if err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	s.guarded.Store(&guarded)
+	s.mgmt = http.NewServeMux()
+	s.mgmt.HandleFunc("GET /healthz", s.healthz)
+	s.mgmt.HandleFunc("/", s.serveManagement)
+
+	s.mux.HandleFunc("GET /healthz", s.healthz)
+	if cfg.Management.Listen == "" {
+		s.mux.HandleFunc("/", s.serveManagement)
+	}
+	s.mux.Handle("/{$}", s.gw)
+	s.mux.Handle("/"+cfg.Stage, s.gw)
+	s.mux.Handle("/"+cfg.Stage+"/{$}", s.gw)
+	return s, nil
+}
+
+// build makes the routes, functions, integrations and authorizer cfg names,
+// and the gateway options that hold them. It reuses prev's hosted functions
+// whose configuration did not change (see builder.function); on error it
+// releases what it made.
+func (s *Server) build(cfg *config.Config, hub *gateway.Hub, prev *builder) (*builder, gateway.Options, error) {
+	sel, err := route.Parse(cfg.RouteSelectionExpression)
+	if err != nil {
+		return nil, gateway.Options{}, err
 	}
 	var proxies []netip.Prefix
 	for _, p := range cfg.TrustedProxies {
 		prefix, err := config.ParsePrefix(p)
 		if err != nil {
-			return nil, err
+			return nil, gateway.Options{}, err
 		}
 		proxies = append(proxies, prefix)
 	}
-	host, _ := os.Hostname()
-	s.metricsReg = prometheus.NewRegistry()
-	m := metrics.New(s.metricsReg)
-	hub := gateway.NewHub(memreg.New(), host, m)
-	b := &builder{cfg: cfg, opts: opts, hub: hub, functions: map[string]*lambdahost.Function{},
-		endpoint: "http://" + opts.Addr + "/" + cfg.Stage}
+	opts := s.opts
+	b := &builder{cfg: cfg, opts: opts, hub: hub, prev: prev, functions: map[string]*lambdahost.Function{},
+		fnOpts: map[string]lambdahost.Options{}, endpoint: "http://" + opts.Addr + "/" + cfg.Stage}
 	routes := make(map[string]gateway.Route, len(cfg.Routes))
 	for key, rc := range cfg.Routes {
 		rt, err := b.route(rc)
 		if err != nil {
 			_ = b.close()
-			return nil, fmt.Errorf("route %q: %w", key, err)
+			return nil, gateway.Options{}, fmt.Errorf("route %q: %w", key, err)
 		}
 		routes[key] = rt
 	}
 	authz, err := b.authorizer(context.Background())
 	if err != nil {
 		_ = b.close()
-		return nil, err
+		return nil, gateway.Options{}, err
 	}
-	s.closers = b.closers
 	l := cfg.Limits
-	s.tail = tail.New(200, 64)
-	s.gw = gateway.New(hub, gateway.Options{
+	return b, gateway.Options{
 		Tail:      s.tail,
 		Kinds:     b.kinds(),
 		Stage:     cfg.Stage,
@@ -135,13 +171,17 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		Logger:              opts.Logger,
 		AccessLog:           cfg.Logging.AccessLogOn(),
 		AccessLogFormat:     cfg.Logging.AccessLogFormat,
-	})
-	s.api = mgmtapi.New(hub, mgmtapi.Options{Stage: cfg.Stage, MaxPostBytes: int64(l.MaxPostBytes), Logger: opts.Logger, Metrics: m})
+	}, nil
+}
 
-	// The management API and the dashboard share one guard, and one
-	// listener unless management.listen gives them their own.
+// management builds the management API, metrics, profiling and dashboard
+// of s.cfg behind the management guard: one handler, shared by the main
+// listener and management.listen, that Reload replaces whole.
+func (s *Server) management(b *builder) (http.Handler, error) {
+	cfg := s.cfg
+	api := mgmtapi.New(s.gw.Hub(), mgmtapi.Options{Stage: cfg.Stage, MaxPostBytes: int64(cfg.Limits.MaxPostBytes), Logger: s.log, Metrics: s.metrics})
 	mgmt := http.NewServeMux()
-	s.api.Register(mgmt)
+	api.Register(mgmt)
 	mgmt.Handle("GET /metrics", promhttp.HandlerFor(s.metricsReg, promhttp.HandlerOpts{}))
 	if cfg.Pprof {
 		mgmt.HandleFunc("/debug/pprof/", pprof.Index)
@@ -151,32 +191,24 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		mgmt.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	mgmt.Handle("/_/", dashboard.New(dashboard.Options{Stage: cfg.Stage, Routes: b.routeInfos(), Stats: s.gw.Stats, Tail: s.tail}))
-	guarded, err := s.protect(mgmt)
-	if err != nil {
-		_ = s.Close()
-		return nil, err
-	}
-	s.mgmt = http.NewServeMux()
-	s.mgmt.HandleFunc("GET /healthz", s.healthz)
-	s.mgmt.Handle("/", guarded)
+	return s.protect(mgmt)
+}
 
-	s.mux.HandleFunc("GET /healthz", s.healthz)
-	if cfg.Management.Listen == "" {
-		s.mux.Handle("/", guarded)
-	}
-	s.mux.Handle("/{$}", s.gw)
-	s.mux.Handle("/"+cfg.Stage, s.gw)
-	s.mux.Handle("/"+cfg.Stage+"/{$}", s.gw)
-	return s, nil
+// serveManagement serves a request with the management handler in force.
+func (s *Server) serveManagement(w http.ResponseWriter, r *http.Request) {
+	(*s.guarded.Load()).ServeHTTP(w, r)
 }
 
 // Close stops hosted functions and releases integrations. Call it after Drain.
 func (s *Server) Close() error {
 	var errs []error
-	errs = append(errs, s.gw.Close())
-	for _, c := range s.closers {
-		errs = append(errs, c.Close())
+	if s.gw != nil {
+		errs = append(errs, s.gw.Close())
 	}
+	s.reloadMu.Lock()
+	errs = append(errs, s.built.close())
+	s.reloadMu.Unlock()
+	s.retiring.Wait()
 	return errors.Join(errs...)
 }
 

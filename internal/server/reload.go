@@ -1,0 +1,84 @@
+package server
+
+import (
+	"fmt"
+
+	"github.com/switchboard-gateway/switchboard/internal/config"
+)
+
+// Reload applies cfg, the configuration read again, while the server runs
+// (`switchboard serve` calls it on SIGHUP). Open connections stay open and
+// keep their ID. What changes at once: the route selection expression and
+// the routes, their integrations and hosted functions, the $connect
+// authorizer, origins, subprotocols, trusted proxies, caps and rates, the
+// integration timeout, the access log, the management API's credentials
+// and limits, and the dashboard. The connection limits (message size,
+// queues, pings, idle and lifetime limits, message rate) apply to
+// connections accepted afterwards. A hosted function whose settings did not
+// change keeps its warm processes; one replaced or removed finishes the
+// invocations it has in flight, then stops.
+//
+// What the listeners were built with keeps its running value, and each such
+// setting that differs is logged: listen, stage, tls, management.listen,
+// limits.handshakeTimeout and limits.maxHeaderBytes.
+//
+// When cfg cannot be built (a function that cannot be prepared, an
+// authorizer whose keys cannot be read, a management API it would expose),
+// Reload returns the error and the configuration in force stays as it was.
+// Reload is safe for concurrent use with serving; calls are serialised.
+func (s *Server) Reload(cfg *config.Config) error {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	old := s.cfg
+	next := *cfg
+	pinned := restartOnly(old, &next)
+
+	b, gopts, err := s.build(&next, s.gw.Hub(), s.built)
+	if err != nil {
+		return fmt.Errorf("reload: %w", err)
+	}
+	s.cfg = &next
+	if err := s.CheckExposure(s.opts.Addr); err != nil {
+		s.cfg = old
+		_ = b.discard()
+		return fmt.Errorf("reload: %w", err)
+	}
+	h, err := s.management(b)
+	if err != nil {
+		s.cfg = old
+		_ = b.discard()
+		return fmt.Errorf("reload: %w", err)
+	}
+	s.gw.Reload(gopts)
+	s.guarded.Store(&h)
+	prev := s.built
+	s.built = b
+	prev.retire(b, &s.retiring, s.log)
+
+	for _, name := range pinned {
+		s.log.Warn("reload: this setting changes only with a restart; the running value is kept", "setting", name)
+	}
+	s.log.Info("configuration reloaded", "config", next.Source, "routes", len(next.Routes), "functions", len(next.Functions))
+	return nil
+}
+
+// restartOnly gives next the running value of every setting the listeners
+// were built with, and names those that differed.
+func restartOnly(running, next *config.Config) []string {
+	var changed []string
+	keep := func(name string, differs bool) {
+		if differs {
+			changed = append(changed, name)
+		}
+	}
+	keep("listen", running.Listen != next.Listen)
+	keep("stage", running.Stage != next.Stage)
+	keep("tls", running.TLS != next.TLS)
+	keep("management.listen", running.Management.Listen != next.Management.Listen)
+	keep("limits.handshakeTimeout", running.Limits.HandshakeTimeout != next.Limits.HandshakeTimeout)
+	keep("limits.maxHeaderBytes", running.Limits.MaxHeaderBytes != next.Limits.MaxHeaderBytes)
+	next.Listen, next.Stage, next.TLS = running.Listen, running.Stage, running.TLS
+	next.Management.Listen = running.Management.Listen
+	next.Limits.HandshakeTimeout, next.Limits.MaxHeaderBytes = running.Limits.HandshakeTimeout, running.Limits.MaxHeaderBytes
+	return changed
+}

@@ -1,0 +1,153 @@
+package server_test
+
+import (
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/switchboard-gateway/switchboard/internal/config"
+	"github.com/switchboard-gateway/switchboard/internal/server/servertest"
+	"github.com/switchboard-gateway/switchboard/internal/testutil"
+)
+
+// loadYAML reads a configuration from yamlCfg as `switchboard serve` would.
+func loadYAML(t *testing.T, dir, yamlCfg string) *config.Config {
+	t.Helper()
+	path := filepath.Join(dir, "switchboard.yaml")
+	if err := os.WriteFile(path, []byte(yamlCfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path, func(string) string { return "" }, config.Overrides{})
+	if err != nil {
+		t.Fatalf("load config: %v", err)
+	}
+	return cfg
+}
+
+func getWithToken(t *testing.T, url, token string) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// Reload swaps routes and management credentials under an open connection,
+// which keeps its ID; a configuration that cannot be built leaves the one in
+// force running.
+func TestReloadKeepsConnectionsAndSwapsRoutes(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	srv := servertest.Start(t, loadYAML(t, dir, `
+routes:
+  $default: {integration: {type: mock, response: v1}}
+`))
+	c := testutil.Dial(t, srv.WS, nil)
+	if got := testutil.ReadTextAfter(t, c, `{"action":"ping"}`); got != "v1" {
+		t.Fatalf("before reload: got %q, want v1", got)
+	}
+	id := onlyConnID(t, srv.HTTP)
+
+	err := srv.Reload(loadYAML(t, dir, `
+stage: other
+management: {tokens: [a-token-0123456789]}
+routes:
+  $default: {integration: {type: mock, response: v2}}
+  ping:     {integration: {type: mock, response: pong}}
+`))
+	if err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	if got := testutil.ReadTextAfter(t, c, `{"action":"ping"}`); got != "pong" {
+		t.Errorf("after reload, the new route: got %q, want pong", got)
+	}
+	if got := testutil.ReadTextAfter(t, c, `{"action":"other"}`); got != "v2" {
+		t.Errorf("after reload, $default: got %q, want v2", got)
+	}
+	if status, _ := testutil.Get(t, srv.HTTP+"/@connections/"+id); status != http.StatusForbidden {
+		t.Errorf("management call without the token the new configuration requires = %d, want 403", status)
+	}
+	// The stage is kept: it changes only with a restart.
+	if got := getWithToken(t, srv.HTTP+"/dev/@connections/"+id, "a-token-0123456789"); got != http.StatusOK {
+		t.Errorf("GetConnection of the connection open before the reload, with the new token = %d, want 200", got)
+	}
+
+	err = srv.Reload(loadYAML(t, dir, `
+authorizers:
+  broken: {type: jwt, pemFiles: [does-not-exist.pem]}
+routes:
+  $connect: {authorizer: broken}
+  $default: {integration: {type: mock, response: v3}}
+`))
+	if err == nil || !strings.Contains(err.Error(), "does-not-exist.pem") {
+		t.Errorf("Reload(unreadable key file) = %v, want an error naming the file", err)
+	}
+	if got := testutil.ReadTextAfter(t, c, `{"action":"other"}`); got != "v2" {
+		t.Errorf("after a failed reload: got %q, want v2 (the configuration in force)", got)
+	}
+}
+
+// A hosted function whose settings did not change keeps its warm process
+// across a reload; one whose settings changed is replaced, and its process
+// stopped.
+func TestReloadKeepsUnchangedFunctionsWarm(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Skip("node is not installed")
+	}
+	dir := t.TempDir()
+	handler := "exports.pid = async () => ({ statusCode: 200, body: process.env.TAG + ' ' + process.pid });\n"
+	if err := os.WriteFile(filepath.Join(dir, "handler.js"), []byte(handler), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	yamlWith := func(tag string) string {
+		return `
+functions:
+  f: {runtime: nodejs20.x, handler: handler.pid, codeDir: ., maxProcesses: 1, environment: {TAG: ` + tag + `}}
+routes:
+  $default: {integration: {type: lambda, function: f}, routeResponse: true}
+`
+	}
+	srv := servertest.Start(t, loadYAML(t, dir, yamlWith("a")))
+	c := testutil.Dial(t, srv.WS, nil)
+	pidOf := func(wantTag string) int {
+		t.Helper()
+		got := testutil.ReadTextAfter(t, c, "which")
+		tag, pid, _ := strings.Cut(got, " ")
+		n, err := strconv.Atoi(pid)
+		if tag != wantTag || err != nil {
+			t.Fatalf("function answered %q, want %q and a PID", got, wantTag)
+		}
+		return n
+	}
+	first := pidOf("a")
+
+	if err := srv.Reload(loadYAML(t, dir, yamlWith("a"))); err != nil {
+		t.Fatalf("Reload(same function): %v", err)
+	}
+	if got := pidOf("a"); got != first {
+		t.Errorf("after a reload that left the function alone, it ran in process %d, want the warm %d", got, first)
+	}
+
+	if err := srv.Reload(loadYAML(t, dir, yamlWith("b"))); err != nil {
+		t.Fatalf("Reload(changed function): %v", err)
+	}
+	if got := pidOf("b"); got == first {
+		t.Errorf("after its environment changed, the function ran in the old process %d", first)
+	}
+	testutil.Eventually(t, 10*time.Second, func() bool { return syscall.Kill(first, 0) != nil },
+		"the replaced function's process %d stops", first)
+}
