@@ -193,21 +193,20 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	log.Info("shutting down: draining connections", "timeout", time.Duration(cfg.ShutdownTimeout))
 	dctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.ShutdownTimeout))
 	defer cancel()
-	// Stop accepting first, then close every client with 1001 and run $disconnect.
-	shutdownErr := make(chan error, len(servers))
-	for _, hs := range servers {
-		go func() { shutdownErr <- hs.Shutdown(dctx) }()
-	}
+	// Close every client with 1001 and run $disconnect while the listeners
+	// still accept: /healthz and upgrades answer 503 until the drain ends,
+	// and backends can still call the management API. Then stop accepting.
 	drainErr := srv.Drain(dctx)
-	for range servers {
-		if err := <-shutdownErr; err != nil && !errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("shutdown: %w", err)
-		}
-	}
 	if drainErr != nil {
 		log.Warn("drain did not finish in time; remaining connections dropped", "err", drainErr)
 		for _, hs := range servers {
 			_ = hs.Close()
+		}
+	} else {
+		for _, hs := range servers {
+			if err := hs.Shutdown(dctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+				return fmt.Errorf("shutdown: %w", err)
+			}
 		}
 	}
 	log.Info("stopped")

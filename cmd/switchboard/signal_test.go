@@ -1,0 +1,191 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/switchboard-gateway/switchboard/internal/testutil"
+)
+
+// runMainEnv makes the test binary run switchboard's main instead of the
+// tests, so that a test can start the gateway as a process of its own and
+// send it signals.
+const runMainEnv = "SWITCHBOARD_TEST_RUN_MAIN"
+
+func init() {
+	if os.Getenv(runMainEnv) == "1" {
+		main()
+		os.Exit(0)
+	}
+}
+
+// gatewayProcess is `switchboard serve` running as a child process.
+type gatewayProcess struct {
+	cmd    *exec.Cmd
+	ws     string // ws://127.0.0.1:PORT
+	http   string // http://127.0.0.1:PORT
+	stderr *testutil.Buffer
+	exited chan error // receives cmd.Wait's result
+}
+
+// startProcess runs `switchboard serve args...` as a child process until
+// the end of the test (SIGKILL if it is still running then).
+func startProcess(t *testing.T, args ...string) *gatewayProcess {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &gatewayProcess{stderr: &testutil.Buffer{}, exited: make(chan error, 1)}
+	stdout := &testutil.Buffer{}
+	p.cmd = exec.Command(exe, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
+	p.cmd.Env = append(os.Environ(), runMainEnv+"=1")
+	p.cmd.Stdout, p.cmd.Stderr = stdout, p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.exited <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+		if t.Failed() {
+			t.Logf("gateway stderr:\n%s", p.stderr)
+		}
+	})
+	testutil.Eventually(t, 30*time.Second, func() bool { return wsURLRE.MatchString(stdout.String()) },
+		"banner printed; stdout %q stderr %q", stdout, p.stderr)
+	p.ws = wsURLRE.FindStringSubmatch(stdout.String())[1]
+	p.http = "http" + strings.TrimPrefix(p.ws, "ws")
+	return p
+}
+
+func (p *gatewayProcess) signal(t *testing.T, sig os.Signal) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("signal %v: %v", sig, err)
+	}
+}
+
+// wait returns the process's exit code once it has exited.
+func (p *gatewayProcess) wait(t *testing.T) int {
+	t.Helper()
+	select {
+	case err := <-p.exited:
+		p.exited <- err // for the cleanup
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return ee.ExitCode()
+		}
+		if err != nil {
+			t.Fatalf("wait: %v", err)
+		}
+		return 0
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the gateway did not exit; stderr:\n%s", p.stderr)
+		return -1
+	}
+}
+
+// connectionIDs lists the open connections through the management API.
+func connectionIDs(t *testing.T, base string) []string {
+	t.Helper()
+	status, body := testutil.Get(t, base+"/@connections")
+	if status != http.StatusOK {
+		t.Fatalf("GET /@connections = %d %s", status, body)
+	}
+	var page struct {
+		Items []struct {
+			ConnectionID string `json:"connectionId"`
+		} `json:"items"`
+	}
+	if err := json.Unmarshal([]byte(body), &page); err != nil {
+		t.Fatalf("GET /@connections: %v in %q", err, body)
+	}
+	var ids []string
+	for _, it := range page.Items {
+		ids = append(ids, it.ConnectionID)
+	}
+	return ids
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// While the gateway drains, its listener still answers: /healthz and new
+// upgrades get 503 and the management API keeps working, until the drain
+// ends and the listener closes.
+func TestDrainAnswers503UntilTheListenerCloses(t *testing.T) {
+	t.Parallel()
+	entered := make(chan struct{}, 1)
+	release := make(chan struct{})
+	disconnect := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+		w.Write([]byte(`{"statusCode":200}`))
+	}))
+	defer disconnect.Close()
+	var once bool
+	releaseOnce := func() {
+		if !once {
+			once = true
+			close(release)
+		}
+	}
+	defer releaseOnce()
+
+	cfgPath := filepath.Join(t.TempDir(), "switchboard.yaml")
+	writeFile(t, cfgPath, "shutdownTimeout: 60s\nroutes:\n  $default: {integration: {type: echo}}\n  $disconnect: {integration: {type: http, url: \""+disconnect.URL+"\"}}\n")
+	p := startProcess(t, "--config", cfgPath)
+	c := testutil.Dial(t, p.ws, nil)
+	go func() { // answers the close frame
+		for {
+			if _, _, err := c.Read(context.Background()); err != nil {
+				return
+			}
+		}
+	}()
+
+	p.signal(t, syscall.SIGTERM)
+	select {
+	case <-entered: // the drain waits for this $disconnect
+	case <-time.After(30 * time.Second):
+		t.Fatalf("$disconnect did not run after SIGTERM; stderr:\n%s", p.stderr)
+	}
+	if status, body := testutil.Get(t, p.http+"/healthz"); status != http.StatusServiceUnavailable {
+		t.Errorf("GET /healthz while draining = %d %q, want 503", status, body)
+	}
+	if status := testutil.DialStatus(t, p.ws, nil); status != http.StatusServiceUnavailable {
+		t.Errorf("upgrade while draining = %d, want 503", status)
+	}
+	if status, body := testutil.Get(t, p.http+"/@connections"); status != http.StatusOK {
+		t.Errorf("management API while draining = %d %q, want 200", status, body)
+	}
+
+	releaseOnce()
+	if code := p.wait(t); code != 0 {
+		t.Errorf("exit code after the drain = %d, want 0", code)
+	}
+	if _, err := http.Get(p.http + "/healthz"); err == nil {
+		t.Errorf("GET /healthz after exit succeeded, want the listener closed")
+	}
+}
