@@ -118,24 +118,34 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 
-	flags := config.Overrides{Listen: *listen, Stage: *stage}
-	var cfg *config.Config
-	switch {
-	case *serverless != "" && *cfgPath != "":
+	if *serverless != "" && *cfgPath != "" {
 		return errors.New("serve: use either --config or --serverless, not both")
-	case *serverless != "":
-		cfg, err = config.LoadServerless(*serverless, getenv, flags)
-	default:
-		cfg, err = config.Load(*cfgPath, getenv, flags)
 	}
+	// load reads the configuration from the same file, environment and
+	// flags at start-up and on every SIGHUP.
+	flags := config.Overrides{Listen: *listen, Stage: *stage}
+	load := func() (*config.Config, error) {
+		var cfg *config.Config
+		var err error
+		if *serverless != "" {
+			cfg, err = config.LoadServerless(*serverless, getenv, flags)
+		} else {
+			cfg, err = config.Load(*cfgPath, getenv, flags)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if *insecureMgmt {
+			cfg.Management.AllowUnauthenticated = true
+		}
+		if *pprofFlag {
+			cfg.Pprof = true
+		}
+		return cfg, nil
+	}
+	cfg, err := load()
 	if err != nil {
 		return err
-	}
-	if *insecureMgmt {
-		cfg.Management.AllowUnauthenticated = true
-	}
-	if *pprofFlag {
-		cfg.Pprof = true
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -182,13 +192,32 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			}
 		}()
 	}
+	// SIGHUP reloads the configuration; one that does not load or build is
+	// logged and the running one stays.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	srv.SetReady(true)
 	fmt.Fprint(stdout, srv.Banner(ln.Addr().String(), mgmtAddr, cfg.TLS.CertFile != ""))
 
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
+	for serving := true; serving; {
+		select {
+		case err := <-errc:
+			return fmt.Errorf("serve: %w", err)
+		case <-hup:
+			log.Info("SIGHUP: reloading the configuration", "config", cfg.Source)
+			next, err := load()
+			if err == nil {
+				err = srv.Reload(next)
+			}
+			if err != nil {
+				log.Error("configuration not reloaded; the running one stays", "err", err)
+				continue
+			}
+			cfg = next
+		case <-ctx.Done():
+			serving = false
+		}
 	}
 	log.Info("shutting down: draining connections", "timeout", time.Duration(cfg.ShutdownTimeout))
 	dctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.ShutdownTimeout))

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/switchboard-gateway/switchboard/internal/testutil"
 )
 
@@ -122,6 +124,61 @@ func writeFile(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// SIGHUP reloads the configuration file: a client connected before keeps
+// its connection and its ID and reaches the new routes; a configuration
+// that does not load is logged and the running one stays; what needs a
+// restart is logged and kept.
+func TestSIGHUPReloadsTheConfiguration(t *testing.T) {
+	t.Parallel()
+	cfgPath := filepath.Join(t.TempDir(), "switchboard.yaml")
+	writeFile(t, cfgPath, "routes:\n  $default: {integration: {type: mock, response: v1}}\n")
+	p := startProcess(t, "--config", cfgPath, "--log-format", "json")
+
+	c := testutil.Dial(t, p.ws, nil)
+	if got := testutil.ReadTextAfter(t, c, `{"action":"ping"}`); got != "v1" {
+		t.Fatalf("before SIGHUP: got %q, want v1", got)
+	}
+	ids := connectionIDs(t, p.http)
+	if len(ids) != 1 {
+		t.Fatalf("connections = %v, want one", ids)
+	}
+
+	writeFile(t, cfgPath, "stage: other\nroutes:\n  $default: {integration: {type: mock, response: v2}}\n  ping: {integration: {type: mock, response: pong}}\n")
+	p.signal(t, syscall.SIGHUP)
+	testutil.Eventually(t, 10*time.Second, func() bool { return testutil.ReadTextAfter(t, c, `{"action":"ping"}`) == "pong" },
+		"the route added to the file answers after SIGHUP; stderr:\n%s", p.stderr)
+	if got := testutil.ReadTextAfter(t, c, `{"action":"other"}`); got != "v2" {
+		t.Errorf("$default after SIGHUP: got %q, want v2", got)
+	}
+	if got := connectionIDs(t, p.http); len(got) != 1 || got[0] != ids[0] {
+		t.Errorf("connections after SIGHUP = %v, want the same %v", got, ids)
+	}
+	if log := p.stderr.String(); !strings.Contains(log, `"setting":"stage"`) {
+		t.Errorf("the stage changed in the file, want a log line saying it needs a restart; stderr:\n%s", log)
+	}
+
+	writeFile(t, cfgPath, "routes:\n  $default: {integration: {type: nonsense}}\n")
+	p.signal(t, syscall.SIGHUP)
+	testutil.Eventually(t, 10*time.Second, func() bool { return strings.Contains(p.stderr.String(), "configuration not reloaded") },
+		"an invalid configuration is logged; stderr:\n%s", p.stderr)
+	if got := testutil.ReadTextAfter(t, c, `{"action":"ping"}`); got != "pong" {
+		t.Errorf("after an invalid configuration: got %q, want pong from the one in force", got)
+	}
+
+	closed := make(chan websocket.StatusCode, 1)
+	go func() {
+		_, _, err := c.Read(context.Background())
+		closed <- websocket.CloseStatus(err)
+	}()
+	p.signal(t, syscall.SIGTERM)
+	if code := p.wait(t); code != 0 {
+		t.Errorf("exit code after SIGTERM = %d, want 0", code)
+	}
+	if code := <-closed; code != websocket.StatusGoingAway {
+		t.Errorf("close code on shutdown = %d, want 1001", code)
 	}
 }
 
