@@ -118,6 +118,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 
+	// SIGHUP reloads the configuration; one that does not load or build is
+	// logged and the running one stays. Caught from here on, so that a
+	// SIGHUP during start-up is a reload once serving, not an exit.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	if *serverless != "" && *cfgPath != "" {
 		return errors.New("serve: use either --config or --serverless, not both")
 	}
@@ -192,11 +198,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			}
 		}()
 	}
-	// SIGHUP reloads the configuration; one that does not load or build is
-	// logged and the running one stays.
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	srv.SetReady(true)
 	fmt.Fprint(stdout, srv.Banner(ln.Addr().String(), mgmtAddr, cfg.TLS.CertFile != ""))
 
@@ -233,7 +234,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 	} else {
 		for _, hs := range servers {
-			if err := hs.Shutdown(dctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			// Requests in flight (management calls) may finish within the timeout.
+			if err := hs.Shutdown(dctx); errors.Is(err, context.DeadlineExceeded) {
+				_ = hs.Close()
+			} else if err != nil {
 				return fmt.Errorf("shutdown: %w", err)
 			}
 		}
