@@ -7,7 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/switchboard-gateway/switchboard/internal/gateway"
+	"github.com/switchboard-gateway/switchboard/internal/integration"
 	"github.com/switchboard-gateway/switchboard/internal/testutil"
 )
 
@@ -41,6 +44,34 @@ func BenchmarkBroadcast(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(n), "deliveries/op")
+		})
+	}
+}
+
+// BenchmarkRoundTrip measures one message routed to a two-way route and its
+// answer read back by the client: the per-message path (route selection,
+// the route table, the invocation), inline and on a drainer.
+func BenchmarkRoundTrip(b *testing.B) {
+	for _, inline := range []bool{true, false} {
+		b.Run(fmt.Sprintf("inline=%v", inline), func(b *testing.B) {
+			echo := integration.Func(func(_ context.Context, req *integration.Request) (*integration.Response, error) {
+				return &integration.Response{Body: req.Body}, nil
+			})
+			_, url := startGatewayTB(b, gateway.Options{Routes: map[string]gateway.Route{
+				"echo": {Integration: echo, RouteResponse: true, Inline: inline},
+			}})
+			c := testutil.Dial(b, url, nil)
+			msg := []byte(`{"action":"echo","data":"0123456789"}`)
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := c.Write(ctx, websocket.MessageText, msg); err != nil {
+					b.Fatal(err)
+				}
+				if _, _, err := c.Read(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
 		})
 	}
 }
