@@ -193,8 +193,9 @@ func New(hub *Hub, opts Options) *Gateway {
 }
 
 // Reload replaces the gateway's options while it runs. Every handshake and
-// every message that starts after Reload returns uses opts; those already
-// running finish with the options they started with. Open connections keep
+// every message that starts after Reload returns uses opts, messages still
+// waiting in a connection's inbox included; those already running finish
+// with the options they started with. Open connections keep
 // their ID, their socket and the connection limits (Conn, MessageRate) they
 // were accepted with; routes, authorizer, origins, caps, rates, timeouts and
 // the access log apply to them from their next message. Options.Logger is
@@ -681,6 +682,11 @@ func (g *Gateway) drainInbox(c *client) {
 		c.inbox[0] = routed{}
 		c.inbox = c.inbox[1:]
 		c.mu.Unlock()
+		if s := g.cur.Load(); r.snap != s {
+			// Reloaded while it waited: the routes it was selected in may
+			// hold integrations that are being stopped.
+			r = g.route(s, r.msg)
+		}
 		g.handle(c, r)
 		<-c.slots
 		c.pending.Done()
@@ -690,7 +696,7 @@ func (g *Gateway) drainInbox(c *client) {
 // routed is a message and the route its body selected.
 type routed struct {
 	msg      wsconn.Message
-	snap     *snapshot // the configuration that selected the route, used to run it
+	snap     *snapshot // the configuration that selected the route
 	routeKey string
 	route    Route
 	found    bool

@@ -483,3 +483,41 @@ func TestReloadSwapsRoutesUnderOpenConnections(t *testing.T) {
 		t.Errorf("open connections after Reload = %d, want 1", n)
 	}
 }
+
+// A message that waits behind a slow one while the routes are reloaded runs
+// on the new routes, not on the replaced ones.
+func TestReloadReroutesQueuedMessages(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	slow := gateway.Route{RouteResponse: true, Integration: integration.Func(func(ctx context.Context, req *integration.Request) (*integration.Response, error) {
+		entered <- struct{}{}
+		<-release
+		return &integration.Response{Body: []byte("slow")}, nil
+	})}
+	answer := func(body string) gateway.Route {
+		return gateway.Route{RouteResponse: true, Integration: integration.Func(func(context.Context, *integration.Request) (*integration.Response, error) {
+			return &integration.Response{Body: []byte(body)}, nil
+		})}
+	}
+	// A budget of two messages: the third is refused at once, which tells
+	// the test that the reader has queued the second.
+	gw, url := startGatewayTB(t, gateway.Options{MessageRate: 0.001, MessageBurst: 2,
+		Routes: map[string]gateway.Route{"slow": slow, "next": answer("old")}})
+	c := testutil.Dial(t, url, nil)
+	testutil.Write(t, c, `{"action":"slow"}`)
+	<-entered
+	testutil.Write(t, c, `{"action":"next"}`) // waits behind the slow one
+	if got := testutil.ReadTextAfter(t, c, `{"action":"probe"}`); !strings.Contains(got, "Too Many Requests") {
+		t.Fatalf("third message answered %q, want Too Many Requests", got)
+	}
+
+	gw.Reload(gateway.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Routes: map[string]gateway.Route{"slow": slow, "next": answer("new")}})
+	close(release)
+	if got := testutil.ReadText(t, c); got != "slow" {
+		t.Fatalf("first answer %q, want slow", got)
+	}
+	if got := testutil.ReadText(t, c); got != "new" {
+		t.Errorf("the message queued across Reload was answered %q, want new (the route in force)", got)
+	}
+}
