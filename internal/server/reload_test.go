@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/switchboard-gateway/switchboard/internal/config"
 	"github.com/switchboard-gateway/switchboard/internal/server/servertest"
 	"github.com/switchboard-gateway/switchboard/internal/testutil"
@@ -150,4 +152,53 @@ routes:
 	}
 	testutil.Eventually(t, 10*time.Second, func() bool { return syscall.Kill(first, 0) != nil },
 		"the replaced function's process %d stops", first)
+}
+
+// Reload applies origins and management limits to the next request, and the
+// connection limits to connections opened afterwards: one open before keeps
+// the limits it was accepted with.
+func TestReloadAppliesLimitsAndOrigins(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	srv := servertest.Start(t, loadYAML(t, dir, `
+origins: [https://a.example]
+limits: {maxMessageBytes: 1KiB, maxPostBytes: 16}
+routes:
+  $default: {integration: {type: echo}}
+`))
+	fromB := &websocket.DialOptions{HTTPHeader: http.Header{"Origin": {"https://b.example"}}}
+	if got := testutil.DialStatus(t, srv.WS, fromB); got != http.StatusForbidden {
+		t.Fatalf("dial from an origin not allowed = %d, want 403", got)
+	}
+	before := testutil.Dial(t, srv.WS, nil)
+	id := onlyConnID(t, srv.HTTP)
+	big := strings.Repeat("x", 32)
+	if resp, _ := post(t, srv.HTTP+"/@connections/"+id, big); resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("POST of 32 bytes over maxPostBytes 16 = %d, want 413", resp.StatusCode)
+	}
+
+	err := srv.Reload(loadYAML(t, dir, `
+origins: [https://b.example]
+limits: {maxMessageBytes: 64KiB, maxPostBytes: 1KiB}
+routes:
+  $default: {integration: {type: echo}}
+`))
+	if err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	after := testutil.Dial(t, srv.WS, fromB)
+	if resp, _ := post(t, srv.HTTP+"/@connections/"+id, big); resp.StatusCode != http.StatusOK {
+		t.Errorf("POST of 32 bytes after maxPostBytes became 1KiB = %d, want 200", resp.StatusCode)
+	}
+	if got := testutil.ReadText(t, before); got != big {
+		t.Errorf("the connection open before the reload received %q, want the posted data", got)
+	}
+	msg := strings.Repeat("y", 2048)
+	if got := testutil.ReadTextAfter(t, after, msg); got != msg {
+		t.Errorf("a 2 KiB message on a connection opened after the reload was echoed as %d bytes, want 2048", len(got))
+	}
+	testutil.Write(t, before, msg)
+	if code, _ := testutil.CloseCode(t, before, 5*time.Second); code != websocket.StatusMessageTooBig {
+		t.Errorf("a 2 KiB message on the connection opened before the reload (1 KiB limit): close %d, want 1009", code)
+	}
 }
