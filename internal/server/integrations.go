@@ -148,8 +148,8 @@ func (b *builder) function(name string) (*lambdahost.Function, error) {
 	return f, nil
 }
 
-// close releases everything b made, and the functions it took over from
-// the previous configuration: for a failed build, or the final Close.
+// close releases everything b holds, the functions it took over from the
+// previous configuration included: for the final Close.
 func (b *builder) close() error {
 	if b == nil {
 		return nil
@@ -164,6 +164,9 @@ func (b *builder) close() error {
 // discard releases what a build that will not be used made, leaving the
 // functions it shares with the configuration in force running.
 func (b *builder) discard() error {
+	if b == nil {
+		return nil
+	}
 	var errs []error
 	for _, c := range b.closers {
 		if f, ok := c.(*lambdahost.Function); ok && uses(b.prev, f) {

@@ -144,6 +144,15 @@ routes:
 		t.Errorf("after a reload that left the function alone, it ran in process %d, want the warm %d", got, first)
 	}
 
+	// A reload that fails after taking the function over leaves it running.
+	broken := yamlWith("a") + "  $connect: {authorizer: broken}\nauthorizers:\n  broken: {type: jwt, pemFiles: [missing.pem]}\n"
+	if err := srv.Reload(loadYAML(t, dir, broken)); err == nil {
+		t.Fatalf("Reload(unreadable key file) succeeded, want an error")
+	}
+	if got := pidOf("a"); got != first {
+		t.Errorf("after a failed reload, the function ran in process %d, want the warm %d", got, first)
+	}
+
 	if err := srv.Reload(loadYAML(t, dir, yamlWith("b"))); err != nil {
 		t.Fatalf("Reload(changed function): %v", err)
 	}

@@ -130,14 +130,14 @@ func (s *Server) build(cfg *config.Config, hub *gateway.Hub, prev *builder) (*bu
 	for key, rc := range cfg.Routes {
 		rt, err := b.route(rc)
 		if err != nil {
-			_ = b.close()
+			_ = b.discard()
 			return nil, gateway.Options{}, fmt.Errorf("route %q: %w", key, err)
 		}
 		routes[key] = rt
 	}
 	authz, err := b.authorizer(context.Background())
 	if err != nil {
-		_ = b.close()
+		_ = b.discard()
 		return nil, gateway.Options{}, err
 	}
 	l := cfg.Limits
