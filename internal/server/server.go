@@ -1,6 +1,7 @@
 // Package server assembles a running gateway from a config.Config: the
 // registry, hub, route table, gateway and management API behind one
-// http.Handler, and the readiness and drain that `switchboard serve` drives.
+// http.Handler, and the readiness, drain and reload that `switchboard serve`
+// drives.
 package server
 
 import (

@@ -586,11 +586,12 @@ func TestRetireWaitsForInvocationsInFlight(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name       string
+		sleep      int   // milliseconds the invocation in flight takes
 		cancelled  bool  // Retire's context has ended
 		wantInvoke error // the invocation in flight
 	}{
-		{"finishes in flight", false, nil},
-		{"context ended", true, lambdahost.ErrClosed},
+		{"finishes in flight", 1500, false, nil},
+		{"context ended", 20000, true, lambdahost.ErrClosed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -599,7 +600,7 @@ func TestRetireWaitsForInvocationsInFlight(t *testing.T) {
 			pid := h.pid(t, `{"pid":true}`)
 			inflight := make(chan error, 1)
 			go func() {
-				_, err := h.invoke(t, `{"log":"working","sleep":1500}`)
+				_, err := h.invoke(t, fmt.Sprintf(`{"log":"working","sleep":%d}`, tt.sleep))
 				inflight <- err
 			}()
 			testutil.Eventually(t, 10*time.Second, func() bool { return strings.Contains(h.out.String(), "[retiree] working\n") },
