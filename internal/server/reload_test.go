@@ -159,8 +159,10 @@ routes:
 	if got := pidOf("b"); got == first {
 		t.Errorf("after its environment changed, the function ran in the old process %d", first)
 	}
-	testutil.Eventually(t, 10*time.Second, func() bool { return syscall.Kill(first, 0) != nil },
-		"the replaced function's process %d stops", first)
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		proc, err := os.FindProcess(first)
+		return err != nil || proc.Signal(syscall.Signal(0)) != nil
+	}, "the replaced function's process %d stops", first)
 }
 
 // Reload applies origins and management limits to the next request, and the
