@@ -156,9 +156,8 @@ func TestSIGHUPReloadsTheConfiguration(t *testing.T) {
 	if got := connectionIDs(t, p.http); len(got) != 1 || got[0] != ids[0] {
 		t.Errorf("connections after SIGHUP = %v, want the same %v", got, ids)
 	}
-	if log := p.stderr.String(); !strings.Contains(log, `"setting":"stage"`) {
-		t.Errorf("the stage changed in the file, want a log line saying it needs a restart; stderr:\n%s", log)
-	}
+	testutil.Eventually(t, 10*time.Second, func() bool { return strings.Contains(p.stderr.String(), `"setting":"stage"`) },
+		"the stage changed in the file: a log line says it needs a restart; stderr:\n%s", p.stderr)
 
 	writeFile(t, cfgPath, "routes:\n  $default: {integration: {type: nonsense}}\n")
 	p.signal(t, syscall.SIGHUP)
