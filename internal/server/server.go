@@ -151,7 +151,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		mgmt.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	mgmt.Handle("/_/", dashboard.New(dashboard.Options{Stage: cfg.Stage, Routes: b.routeInfos(), Stats: s.gw.Stats, Tail: s.tail}))
-	guarded, err := s.protect(mgmt)
+	guarded, err := s.protect(mgmt, m)
 	if err != nil {
 		_ = s.Close()
 		return nil, err
