@@ -151,7 +151,8 @@ var (
 	// user's browser.
 	ErrCrossOrigin = errors.New("server: management request from a page of another origin")
 	// ErrHostNotAllowed: the Host header is a name other than localhost or
-	// one of management.allowedHosts, as a DNS-rebinding page sends.
+	// one of management.allowedHosts (an IP address is fine), as a page
+	// whose name its owner rebound to the gateway's address sends.
 	ErrHostNotAllowed = errors.New("server: management request for a host that is not allowed")
 )
 
