@@ -231,6 +231,11 @@ type Management struct {
 	// AllowUnauthenticated serves the management API without credentials on
 	// a non-loopback address. Also the --insecure-management flag.
 	AllowUnauthenticated bool `yaml:"allowUnauthenticated"`
+	// AllowedHosts are host names (without port) accepted in the Host header
+	// of a management request when no credentials are configured, besides
+	// localhost and IP addresses; any other name is refused, against DNS
+	// rebinding.
+	AllowedHosts []string `yaml:"allowedHosts"`
 }
 
 // Protected reports whether the management API requires credentials.
@@ -582,6 +587,11 @@ func (c *Config) Validate() error {
 			}
 		default:
 			bad("authorizer %q: type %q: want jwt or lambda", name, a.Type)
+		}
+	}
+	for _, h := range c.Management.AllowedHosts {
+		if h == "" || strings.ContainsAny(h, ":/ []") {
+			bad("management.allowedHosts: %q: want a host name without scheme or port", h)
 		}
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {

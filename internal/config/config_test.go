@@ -380,6 +380,10 @@ func TestValidate(t *testing.T) {
 		{"bad proxy", func(c *config.Config) { c.TrustedProxies = append(c.TrustedProxies, "10.0.0.300") }, "10.0.0.300"},
 		{"bad proxy prefix", func(c *config.Config) { c.TrustedProxies = []string{"10.0.0.0/33"} }, "10.0.0.0/33"},
 		{"negative send queue", func(c *config.Config) { c.Limits.SendQueueMessages = -1 }, "sendQueueMessages"},
+		{"allowed host", func(c *config.Config) { c.Management.AllowedHosts = []string{"gateway.internal"} }, ""},
+		{"allowed host with a port", func(c *config.Config) { c.Management.AllowedHosts = []string{"gateway.internal:3001"} }, "allowedHosts"},
+		{"allowed host as a URL", func(c *config.Config) { c.Management.AllowedHosts = []string{"http://gateway.internal"} }, "allowedHosts"},
+		{"empty allowed host", func(c *config.Config) { c.Management.AllowedHosts = []string{""} }, "allowedHosts"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

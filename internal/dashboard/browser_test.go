@@ -54,7 +54,7 @@ type tab struct {
 
 // newBrowser starts headless Chromium for the test and returns its first tab.
 // The browser stops at the end of the test.
-func newBrowser(t *testing.T, name string) *tab {
+func newBrowser(t *testing.T, name string, extra ...chromedp.ExecAllocatorOption) *tab {
 	t.Helper()
 	bin := chromiumPath()
 	if bin == "" {
@@ -73,6 +73,7 @@ func newBrowser(t *testing.T, name string) *tab {
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1440, 1000),
 	)
+	opts = append(opts, extra...)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(allocCtx)
 	t.Cleanup(func() {
@@ -459,5 +460,69 @@ func TestBrowserTokenPrompt(t *testing.T) {
 		if !seen[part] {
 			t.Errorf("no authorized %s request reached the server", part)
 		}
+	}
+}
+
+// refused returns switchboard_management_auth_failures_total{reason}.
+func refused(t *testing.T, base, reason string) float64 {
+	t.Helper()
+	status, body := testutil.Get(t, base+"/metrics")
+	if status != http.StatusOK {
+		t.Fatalf("GET /metrics: %d", status)
+	}
+	var n float64
+	for line := range strings.SplitSeq(body, "\n") {
+		if v, ok := strings.CutPrefix(line, `switchboard_management_auth_failures_total{reason="`+reason+`"} `); ok {
+			if _, err := fmt.Sscan(v, &n); err != nil {
+				t.Fatalf("metrics line %q: %v", line, err)
+			}
+		}
+	}
+	return n
+}
+
+// A page of another site cannot drive a gateway that has no management
+// credentials through the browser of the person who runs it: the simple
+// POST it may send without a preflight is refused, and a name of the
+// attacker's rebound to the gateway's address (DNS rebinding, here by the
+// browser's host-resolver rules) gets 403 for the dashboard. The gateway's
+// own dashboard keeps working (TestBrowserDashboard).
+func TestBrowserCrossSitePage(t *testing.T) {
+	srv := servertest.StartYAML(t, "")
+	c := testutil.Dial(t, srv.WS, nil)
+	gw, err := url.Parse(srv.HTTP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, `<!doctype html><title>loading</title><script>
+fetch(%s, {method: 'POST', mode: 'no-cors', headers: {'Content-Type': 'text/plain'}, body: 'pwned'})
+  .then(() => { document.title = 'sent' }, (e) => { document.title = 'failed: ' + e })
+</script>`, jsString(srv.HTTP+"/@broadcast"))
+	}))
+	t.Cleanup(evil.Close)
+
+	page := newBrowser(t, "evil", chromedp.Flag("host-resolver-rules", "MAP rebind.test 127.0.0.1"))
+	page.do("open the other site's page", chromedp.Navigate(evil.URL))
+	page.waitJS("the page's POST to be sent", `document.title === 'sent'`)
+	testutil.Eventually(t, waitTimeout, func() bool { return refused(t, srv.HTTP, "cross_origin") == 1 },
+		"the page's POST was not refused as cross-origin")
+	// Nothing reached the connection: the next message it gets is this one.
+	resp, err := http.Post(srv.HTTP+"/@broadcast", "text/plain", strings.NewReader("after"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if _, got := testutil.Read(t, c, waitTimeout); got != "after" {
+		t.Errorf("the connection received %q, want the later broadcast %q", got, "after")
+	}
+
+	page.do("open the dashboard under a rebound name", chromedp.Navigate("http://rebind.test:"+gw.Port()+"/_/"))
+	if got := page.text("body"); !strings.Contains(got, "Forbidden") {
+		t.Errorf("the dashboard under a rebound name shows %q, want Forbidden", got)
+	}
+	if n := refused(t, srv.HTTP, "host"); n < 1 {
+		t.Errorf("host refusals counted: %v, want at least 1", n)
 	}
 }

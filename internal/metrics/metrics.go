@@ -26,6 +26,25 @@ const (
 	DropRateLimited = "rate_limited" // the sender exceeded its message rate
 )
 
+// AuthRefusal is why a management request (the management API, the
+// dashboard, /metrics) was refused before its handler ran: the reason
+// label of switchboard_management_auth_failures_total.
+type AuthRefusal string
+
+// Why a management request was refused.
+const (
+	AuthMissing         AuthRefusal = "missing"          // no Authorization and no presigned query
+	AuthUnknownKey      AuthRefusal = "unknown_key"      // access key ID or bearer token not configured
+	AuthBadSignature    AuthRefusal = "bad_signature"    // the signature or the body's hash does not match
+	AuthStale           AuthRefusal = "stale"            // X-Amz-Date outside the skew window, or a presigned URL expired
+	AuthMalformed       AuthRefusal = "malformed"        // unparsable signature, date, scope or payload hash
+	AuthUnsignedPayload AuthRefusal = "unsigned_payload" // X-Amz-Content-Sha256: UNSIGNED-PAYLOAD
+	AuthTooLarge        AuthRefusal = "too_large"        // a body too large to hash
+	AuthBodyTimeout     AuthRefusal = "body_timeout"     // the body did not arrive in time
+	AuthCrossOrigin     AuthRefusal = "cross_origin"     // without credentials: a browser page of another origin
+	AuthHost            AuthRefusal = "host"             // without credentials: a Host that is not loopback or allowed
+)
+
 // Metrics holds every collector. Create it with New; the zero value is not usable.
 type Metrics struct {
 	ConnectionsOpen     prometheus.Gauge
@@ -37,6 +56,7 @@ type Metrics struct {
 	IntegrationDuration *prometheus.HistogramVec
 	IntegrationErrors   *prometheus.CounterVec // route, kind
 	ManagementRequests  *prometheus.CounterVec // operation, status
+	ManagementRefused   *prometheus.CounterVec // reason: an AuthRefusal
 }
 
 // New creates the collectors and registers them, with the Go runtime and
@@ -73,13 +93,21 @@ func New(reg prometheus.Registerer) *Metrics {
 		ManagementRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchboard_management_requests_total", Help: "Management API calls, by operation and HTTP status.",
 		}, []string{"operation", "status"}),
+		ManagementRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_management_auth_failures_total", Help: "Management requests refused before their handler ran, by reason.",
+		}, []string{"reason"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.ConnectionsOpen, m.Connects, m.Disconnects, m.MessagesIn, m.MessagesOut,
-			m.Dropped, m.IntegrationDuration, m.IntegrationErrors, m.ManagementRequests,
+			m.Dropped, m.IntegrationDuration, m.IntegrationErrors, m.ManagementRequests, m.ManagementRefused,
 			collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 	return m
+}
+
+// AuthRefused counts a refused management request.
+func (m *Metrics) AuthRefused(reason AuthRefusal) {
+	m.ManagementRefused.WithLabelValues(string(reason)).Inc()
 }
 
 // Sum adds up every sample of a counter or gauge collector, across its

@@ -7,12 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/switchboard-gateway/switchboard/internal/auth/jwtauth"
@@ -22,6 +25,7 @@ import (
 	"github.com/switchboard-gateway/switchboard/internal/gateway"
 	"github.com/switchboard-gateway/switchboard/internal/integration/invoke"
 	"github.com/switchboard-gateway/switchboard/internal/integration/lambdahost"
+	"github.com/switchboard-gateway/switchboard/internal/metrics"
 )
 
 // ErrExposed is returned by CheckExposure for an unprotected management API
@@ -138,27 +142,258 @@ func (b *builder) rawInvoker(ac config.Authorizer) (func(context.Context, []byte
 	}, nil
 }
 
-// protect wraps the management API and the dashboard with the configured
-// credentials. The dashboard's live tail is an EventSource, which cannot set
-// headers, so an access_token query parameter stands for a bearer token on
-// /_/ paths only.
-func (s *Server) protect(next http.Handler) (http.Handler, error) {
-	m := s.cfg.Management
-	if !m.Protected() {
-		return next, nil
+// Errors a management request is refused with when no credentials are
+// configured; the answer is 403 ForbiddenException, as for a bad signature.
+var (
+	// ErrCrossOrigin: the request came from a browser page of another
+	// origin (an Origin other than the gateway's own, or Sec-Fetch-Site:
+	// cross-site), which could otherwise drive the API through the
+	// user's browser.
+	ErrCrossOrigin = errors.New("server: management request from a page of another origin")
+	// ErrHostNotAllowed: the Host header is a name other than localhost or
+	// one of management.allowedHosts (an IP address is fine), as a page
+	// whose name its owner rebound to the gateway's address sends.
+	ErrHostNotAllowed = errors.New("server: management request for a host that is not allowed")
+)
+
+// guard is the front door of the management API, the dashboard, /metrics
+// and /debug/pprof. With credentials configured it verifies them (SigV4 or
+// a bearer token); without, it refuses what a browser page of another site
+// can send: a request from another origin, or for a host name that is not
+// loopback or allowed (DNS rebinding). Same-machine tools (curl, the AWS
+// SDKs, the CLI), which send no Origin, and the dashboard, which the
+// gateway serves from its own origin, pass.
+//
+// It also bounds the time a request's body may take to arrive, from when
+// the headers were read: a caller cannot hold a connection open by sending
+// a body slowly. Every refusal is counted by reason in the metrics and
+// logged, at most once a second per reason.
+type guard struct {
+	next        http.Handler
+	verifier    *sigv4.Verifier // nil: no credentials are configured
+	hosts       map[string]bool // management.allowedHosts, lower-case
+	bodyTimeout time.Duration   // zero or less: none
+	metrics     *metrics.Metrics
+	log         *refusalLog
+}
+
+// protect wraps the management API and the dashboard in their guard. The
+// dashboard's live tail is an EventSource, which cannot set headers, so an
+// access_token query parameter stands for a bearer token on /_/ paths only.
+func (s *Server) protect(next http.Handler, m *metrics.Metrics) (http.Handler, error) {
+	mc := s.cfg.Management
+	g := &guard{
+		next:        next,
+		hosts:       make(map[string]bool, len(mc.AllowedHosts)),
+		bodyTimeout: time.Duration(s.cfg.Limits.HandshakeTimeout),
+		metrics:     m,
+		log:         newRefusalLog(s.log),
 	}
-	v, err := sigv4.New(sigv4.Options{Credentials: m.AccessKeys, BearerTokens: m.Tokens, Region: m.Region})
-	if err != nil {
-		return nil, fmt.Errorf("management credentials: %w", err)
+	for _, h := range mc.AllowedHosts {
+		g.hosts[normalHost(h)] = true
 	}
-	guarded := v.Middleware(next, nil)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if tok := r.URL.Query().Get("access_token"); tok != "" && r.Header.Get("Authorization") == "" && strings.HasPrefix(r.URL.Path, "/_/") {
-			r = r.Clone(r.Context())
-			r.Header.Set("Authorization", "Bearer "+tok)
+	if mc.Protected() {
+		v, err := sigv4.New(sigv4.Options{Credentials: mc.AccessKeys, BearerTokens: mc.Tokens, Region: mc.Region})
+		if err != nil {
+			return nil, fmt.Errorf("management credentials: %w", err)
 		}
-		guarded.ServeHTTP(w, r)
-	}), nil
+		g.verifier = v
+	}
+	return g, nil
+}
+
+func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if g.bodyTimeout > 0 && r.Body != nil && r.Body != http.NoBody {
+		// Only a request with a body gets a read deadline: a long-lived
+		// response without one (the tail) must not see its connection's
+		// background read time out.
+		rc := http.NewResponseController(w)
+		if rc.SetReadDeadline(time.Now().Add(g.bodyTimeout)) == nil {
+			r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
+		}
+	}
+	if g.verifier == nil {
+		if err := g.sameSite(r); err != nil {
+			reason := metrics.AuthCrossOrigin
+			if errors.Is(err, ErrHostNotAllowed) {
+				reason = metrics.AuthHost
+			}
+			g.refuse(w, r, reason, err)
+			return
+		}
+		g.next.ServeHTTP(w, r)
+		return
+	}
+	if tok := r.URL.Query().Get("access_token"); tok != "" && r.Header.Get("Authorization") == "" && strings.HasPrefix(r.URL.Path, "/_/") {
+		r = r.Clone(r.Context())
+		r.Header.Set("Authorization", "Bearer "+tok)
+	}
+	if err := g.verifier.Verify(r); err != nil {
+		g.refuse(w, r, refusalReason(err), err)
+		return
+	}
+	g.next.ServeHTTP(w, r)
+}
+
+// refuse counts, logs and answers a refused request: 408 when its body did
+// not arrive in time, else 403 ForbiddenException. A refused request's
+// connection is not kept alive when it has a body.
+func (g *guard) refuse(w http.ResponseWriter, r *http.Request, reason metrics.AuthRefusal, err error) {
+	g.metrics.AuthRefused(reason)
+	g.log.refused(reason, r, err)
+	if r.ContentLength != 0 {
+		// Close rather than read the rest of a refused request's body, which
+		// net/http would otherwise wait for before answering.
+		w.Header().Set("Connection", "close")
+	}
+	if reason == metrics.AuthBodyTimeout {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusRequestTimeout)
+		_, _ = io.WriteString(w, `{"message":"Request Timeout"}`)
+		return
+	}
+	sigv4.Deny(w, err)
+}
+
+// refusalReason maps a sigv4 error to its metric label.
+func refusalReason(err error) metrics.AuthRefusal {
+	switch {
+	case errors.Is(err, sigv4.ErrBodyUnread) && errors.Is(err, os.ErrDeadlineExceeded):
+		return metrics.AuthBodyTimeout
+	case errors.Is(err, sigv4.ErrMissing):
+		return metrics.AuthMissing
+	case errors.Is(err, sigv4.ErrUnknownKey):
+		return metrics.AuthUnknownKey
+	case errors.Is(err, sigv4.ErrBadSignature):
+		return metrics.AuthBadSignature
+	case errors.Is(err, sigv4.ErrStale):
+		return metrics.AuthStale
+	case errors.Is(err, sigv4.ErrUnsignedPayload):
+		return metrics.AuthUnsignedPayload
+	case errors.Is(err, sigv4.ErrTooLarge):
+		return metrics.AuthTooLarge
+	}
+	return metrics.AuthMalformed // ErrMalformed, and a body that failed to arrive
+}
+
+// sameSite refuses, for the credential-less API, what only a browser page
+// of another site sends: a Host name that is not loopback or allowed, an
+// Origin that is not the gateway's own, or Sec-Fetch-Site: cross-site.
+// A request without those headers (curl, the SDKs, the CLI) passes.
+func (g *guard) sameSite(r *http.Request) error {
+	if !g.hostAllowed(r.Host) {
+		return fmt.Errorf("%w: Host %q", ErrHostNotAllowed, r.Host)
+	}
+	origins := r.Header.Values("Origin")
+	if len(origins) > 1 || len(origins) == 1 && !sameOrigin(origins[0], r) {
+		return fmt.Errorf("%w: Origin %q, Host %q", ErrCrossOrigin, strings.Join(origins, ", "), r.Host)
+	}
+	if site := r.Header.Get("Sec-Fetch-Site"); strings.EqualFold(site, "cross-site") {
+		return fmt.Errorf("%w: Sec-Fetch-Site %s", ErrCrossOrigin, site)
+	}
+	return nil
+}
+
+// hostAllowed accepts localhost, any IP address (a name can be made to
+// resolve to loopback by its owner; an address cannot be renamed), the
+// configured names, and no Host at all (HTTP/1.0 tools; browsers always
+// send one).
+func (g *guard) hostAllowed(hostport string) bool {
+	if hostport == "" {
+		return true
+	}
+	h, _ := splitHostPort(hostport, "")
+	if h == "localhost" || g.hosts[h] {
+		return true
+	}
+	_, err := netip.ParseAddr(h)
+	return err == nil
+}
+
+// sameOrigin reports whether origin (scheme://host[:port]) names the host
+// and port the request was sent to.
+func sameOrigin(origin string, r *http.Request) bool {
+	u, err := url.Parse(origin)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		return false // "null" (sandboxed frames, file: pages) included
+	}
+	oh, op := splitHostPort(u.Host, defaultPort(u.Scheme))
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	rh, rp := splitHostPort(r.Host, defaultPort(scheme))
+	return oh == rh && op == rp
+}
+
+func defaultPort(scheme string) string {
+	if scheme == "https" {
+		return "443"
+	}
+	return "80"
+}
+
+// splitHostPort splits a Host header or URL host into a normalised host
+// name (lower case, no brackets, no trailing dot) and port (def when none).
+func splitHostPort(hostport, def string) (host, port string) {
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host, port = strings.TrimSuffix(strings.TrimPrefix(hostport, "["), "]"), def
+	}
+	return normalHost(host), port
+}
+
+func normalHost(h string) string { return strings.TrimSuffix(strings.ToLower(h), ".") }
+
+// deadlineBody lifts the connection's read deadline once the body has been
+// read to its end, so that the rest of the exchange is not cut short.
+type deadlineBody struct {
+	io.ReadCloser
+	rc   *http.ResponseController
+	done bool
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF && !b.done {
+		b.done = true
+		_ = b.rc.SetReadDeadline(time.Time{}) // supported: it was set
+	}
+	return n, err
+}
+
+// refusalLog logs refused management requests, at most one line per reason
+// per interval; the next line tells how many were left out meanwhile. A
+// caller that floods the API with bad requests cannot flood the log.
+type refusalLog struct {
+	log   *slog.Logger
+	every time.Duration
+	now   func() time.Time
+
+	mu         sync.Mutex
+	last       map[metrics.AuthRefusal]time.Time
+	suppressed map[metrics.AuthRefusal]int
+}
+
+func newRefusalLog(log *slog.Logger) *refusalLog {
+	return &refusalLog{log: log, every: time.Second, now: time.Now,
+		last: map[metrics.AuthRefusal]time.Time{}, suppressed: map[metrics.AuthRefusal]int{}}
+}
+
+func (l *refusalLog) refused(reason metrics.AuthRefusal, r *http.Request, err error) {
+	l.mu.Lock()
+	now := l.now()
+	if last, ok := l.last[reason]; ok && now.Sub(last) < l.every {
+		l.suppressed[reason]++
+		l.mu.Unlock()
+		return
+	}
+	n := l.suppressed[reason]
+	l.last[reason], l.suppressed[reason] = now, 0
+	l.mu.Unlock()
+	// The query is left out: it may carry a dashboard token.
+	l.log.Warn("management request refused", "reason", string(reason), "remote", r.RemoteAddr,
+		"method", r.Method, "path", r.URL.Path, "err", err, "suppressed", n)
 }
 
 // CheckExposure refuses an unprotected management API on an address other

@@ -341,6 +341,13 @@ management:
 			return r
 		}},
 		{"stale date", func() *http.Request { return signReq("POST", srv.HTTP+path, "x", time.Now().Add(-10*time.Minute)) }},
+		{"unsigned payload replayed with another body", func() *http.Request {
+			r, _ := http.NewRequest("POST", srv.HTTP+path, strings.NewReader("original"))
+			r.Header.Set("X-Amz-Content-Sha256", "UNSIGNED-PAYLOAD")
+			_ = v4.NewSigner().SignHTTP(ctx, aws.Credentials{AccessKeyID: "AKIDGOOD", SecretAccessKey: "good-secret"}, r, "UNSIGNED-PAYLOAD", "execute-api", "us-east-1", time.Now())
+			r.Body, r.ContentLength = io.NopCloser(strings.NewReader("replayed")), 8
+			return r
+		}},
 		{"missing X-Amz-Date", func() *http.Request {
 			r := signReq("POST", srv.HTTP+path, "x", time.Now())
 			r.Header.Del("X-Amz-Date")

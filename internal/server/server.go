@@ -192,7 +192,7 @@ func (s *Server) management(b *builder) (http.Handler, error) {
 		mgmt.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	mgmt.Handle("/_/", dashboard.New(dashboard.Options{Stage: cfg.Stage, Routes: b.routeInfos(), Stats: s.gw.Stats, Tail: s.tail}))
-	return s.protect(mgmt)
+	return s.protect(mgmt, s.metrics)
 }
 
 // serveManagement serves a request with the management handler in force.

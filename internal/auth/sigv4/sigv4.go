@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -52,6 +53,15 @@ var (
 	// ErrTooLarge: the body is over MaxBodyBytes, so it cannot be hashed to
 	// check the signature. A caller may answer 413 instead of 403.
 	ErrTooLarge = errors.New("sigv4: body too large to verify")
+	// ErrUnsignedPayload: X-Amz-Content-Sha256 is "UNSIGNED-PAYLOAD". API
+	// Gateway's execute-api hashes the body of every request it verifies;
+	// accepting an unsigned payload would let a captured request be sent
+	// again with another body while its date is in the window.
+	ErrUnsignedPayload = errors.New("sigv4: unsigned payload not accepted")
+	// ErrBodyUnread: the body could not be read to hash it, for example
+	// because the connection's read deadline passed; the error wraps the
+	// read's (os.ErrDeadlineExceeded for a deadline).
+	ErrBodyUnread = errors.New("sigv4: body could not be read")
 )
 
 const (
@@ -110,12 +120,16 @@ func (o Options) withDefaults() Options {
 // client signed, then comparing the two signatures in constant time. The
 // path is taken as it came on the wire (RequestURI), so that
 // "/dev/%40connections/R0oXAdfD0kwCH6w%3D" is canonicalised as the client
-// did. The payload hash is X-Amz-Content-Sha256 when it is
-// "UNSIGNED-PAYLOAD" (the body is then not covered, as with S3); otherwise
-// the body is read (up to MaxBodyBytes), hashed, compared with
-// X-Amz-Content-Sha256 when present, and put back for the handler.
-// Presigned query-string requests (X-Amz-Signature in the query) are
-// verified the same way, and expire after X-Amz-Expires.
+// did. The payload hash is always the body's SHA-256, as execute-api has
+// it: the body is read (up to MaxBodyBytes), hashed, compared with
+// X-Amz-Content-Sha256 when present, and put back for the handler;
+// "UNSIGNED-PAYLOAD" is refused (ErrUnsignedPayload). Presigned
+// query-string requests (X-Amz-Signature in the query) are verified the
+// same way, and expire after X-Amz-Expires (at most 7 days).
+//
+// A header-signed request can be sent again unchanged while its X-Amz-Date
+// is within MaxSkew of the gateway's clock (SigV4 has no nonce, and API
+// Gateway keeps no replay cache either); a presigned URL, until it expires.
 //
 // Limitations: the SDK signer never signs User-Agent, X-Amzn-Trace-Id,
 // Expect or Transfer-Encoding, so a client that listed one of those in
@@ -156,6 +170,14 @@ func New(opts Options) (*Verifier, error) {
 // Verify checks r's signature or bearer token and returns nil when it is
 // good, else one of the package's errors (wrapped). It may read r.Body, and
 // then replaces it with an equivalent reader.
+//
+// Everything that can be checked before the body is: the bearer token, the
+// access key, the credential scope, the signing time and the signed header
+// list, a Content-Length over MaxBodyBytes, and, when the client sent
+// X-Amz-Content-Sha256, the signature itself (it covers that hash). Only a
+// request that passed those has its body read. Reading the body is bounded
+// in size here and in time by the caller (a read deadline on the
+// connection).
 func (v *Verifier) Verify(r *http.Request) error {
 	authz := r.Header.Values("Authorization")
 	if len(authz) > 1 {
@@ -192,23 +214,21 @@ func (v *Verifier) Verify(r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	payload, err := v.payloadHash(r, r.Header.Get("X-Amz-Content-Sha256"))
-	if err != nil {
-		return err
-	}
-	c, err := v.clone(r, a.signedHeaders, r.URL.RawQuery)
-	if err != nil {
-		return err
-	}
-	if err := v.signer.SignHTTP(context.Background(), aws.Credentials{AccessKeyID: a.accessKey, SecretAccessKey: v.opts.Credentials[a.accessKey]},
-		c, payload, a.service, a.region, signed); err != nil {
-		return fmt.Errorf("%w: %v", ErrMalformed, err)
-	}
-	want, err := parseAuthorization(c.Header.Get("Authorization"))
-	if err != nil {
-		return fmt.Errorf("%w: re-signing: %v", ErrBadSignature, err)
-	}
-	return compare(want.signature, a.signature)
+	return v.verifyPayload(r, r.Header.Get("X-Amz-Content-Sha256"), func(payload string) error {
+		c, err := v.clone(r, a.signedHeaders, r.URL.RawQuery)
+		if err != nil {
+			return err
+		}
+		if err := v.signer.SignHTTP(context.Background(), aws.Credentials{AccessKeyID: a.accessKey, SecretAccessKey: v.opts.Credentials[a.accessKey]},
+			c, payload, a.service, a.region, signed); err != nil {
+			return fmt.Errorf("%w: %v", ErrMalformed, err)
+		}
+		want, err := parseAuthorization(c.Header.Get("Authorization"))
+		if err != nil {
+			return fmt.Errorf("%w: re-signing: %v", ErrBadSignature, err)
+		}
+		return compare(want.signature, a.signature)
+	})
 }
 
 func (v *Verifier) verifyBearer(token string) error {
@@ -262,25 +282,24 @@ func (v *Verifier) verifyPresigned(r *http.Request, q url.Values) error {
 	if claimed == "" {
 		claimed = r.Header.Get("X-Amz-Content-Sha256")
 	}
-	payload, err := v.payloadHash(r, claimed)
-	if err != nil {
-		return err
-	}
-	q.Del("X-Amz-Signature")
-	c, err := v.clone(r, a.signedHeaders, q.Encode())
-	if err != nil {
-		return err
-	}
-	signedURL, _, err := v.signer.PresignHTTP(context.Background(), aws.Credentials{AccessKeyID: a.accessKey, SecretAccessKey: v.opts.Credentials[a.accessKey]},
-		c, payload, a.service, a.region, signed, func(o *v4.SignerOptions) { o.DisableHeaderHoisting = true })
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrMalformed, err)
-	}
-	u, err := url.Parse(signedURL)
-	if err != nil {
-		return fmt.Errorf("%w: re-signing: %v", ErrBadSignature, err)
-	}
-	return compare(u.Query().Get("X-Amz-Signature"), a.signature)
+	return v.verifyPayload(r, claimed, func(payload string) error {
+		q := maps.Clone(q)
+		q.Del("X-Amz-Signature")
+		c, err := v.clone(r, a.signedHeaders, q.Encode())
+		if err != nil {
+			return err
+		}
+		signedURL, _, err := v.signer.PresignHTTP(context.Background(), aws.Credentials{AccessKeyID: a.accessKey, SecretAccessKey: v.opts.Credentials[a.accessKey]},
+			c, payload, a.service, a.region, signed, func(o *v4.SignerOptions) { o.DisableHeaderHoisting = true })
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrMalformed, err)
+		}
+		u, err := url.Parse(signedURL)
+		if err != nil {
+			return fmt.Errorf("%w: re-signing: %v", ErrBadSignature, err)
+		}
+		return compare(u.Query().Get("X-Amz-Signature"), a.signature)
+	})
 }
 
 // check validates the parsed signature's key, scope and time, and returns
@@ -319,37 +338,57 @@ func (v *Verifier) check(a *authorization, date string, expires time.Duration) (
 	return t, nil
 }
 
-// payloadHash returns the hash to sign with: "UNSIGNED-PAYLOAD" when the
-// client chose it, else the body's SHA-256, which must equal claimed when
-// the client sent one. It restores r.Body.
-func (v *Verifier) payloadHash(r *http.Request, claimed string) (string, error) {
-	if claimed == unsignedPayload {
-		return unsignedPayload, nil
+// verifyPayload checks the signature (with sign, given the payload hash the
+// client signed) and the body. The hash is always the body's SHA-256, as
+// execute-api computes it: "UNSIGNED-PAYLOAD" (an Amazon S3 convention) is
+// refused, so that a captured request cannot be replayed with another body.
+// When the client sent its hash as claimed, the signature is checked before
+// the body is read, and the body must then match the hash; otherwise the
+// body is read and hashed first. It restores r.Body.
+func (v *Verifier) verifyPayload(r *http.Request, claimed string, sign func(payload string) error) error {
+	switch {
+	case claimed == unsignedPayload:
+		return ErrUnsignedPayload
+	case claimed != "" && !validSignature(claimed):
+		return fmt.Errorf("%w: X-Amz-Content-Sha256 %q not supported", ErrMalformed, claimed)
+	case r.ContentLength > v.opts.MaxBodyBytes:
+		return fmt.Errorf("%w: Content-Length %d over %d bytes", ErrTooLarge, r.ContentLength, v.opts.MaxBodyBytes)
 	}
-	if claimed != "" && !validSignature(claimed) {
-		return "", fmt.Errorf("%w: X-Amz-Content-Sha256 %q not supported", ErrMalformed, claimed)
+	if claimed != "" {
+		if err := sign(claimed); err != nil { // as the client wrote it into its canonical request
+			return err
+		}
 	}
+	sum, err := v.hashBody(r)
+	if err != nil {
+		return err
+	}
+	if claimed == "" {
+		return sign(sum)
+	}
+	if !strings.EqualFold(claimed, sum) {
+		return fmt.Errorf("%w: body does not match X-Amz-Content-Sha256", ErrBadSignature)
+	}
+	return nil
+}
+
+// hashBody returns the hex SHA-256 of r's body, read up to MaxBodyBytes,
+// and puts the body back for the handler.
+func (v *Verifier) hashBody(r *http.Request) (string, error) {
 	h := sha256.New()
 	if r.Body != nil && r.Body != http.NoBody {
 		orig := r.Body
 		buf, err := io.ReadAll(io.LimitReader(orig, v.opts.MaxBodyBytes+1))
 		r.Body = readCloser{io.MultiReader(bytes.NewReader(buf), orig), orig}
 		if err != nil {
-			return "", fmt.Errorf("%w: reading body: %v", ErrMalformed, err)
+			return "", fmt.Errorf("%w: reading body: %w", ErrBodyUnread, err)
 		}
 		if int64(len(buf)) > v.opts.MaxBodyBytes {
 			return "", fmt.Errorf("%w: over %d bytes", ErrTooLarge, v.opts.MaxBodyBytes)
 		}
 		h.Write(buf)
 	}
-	sum := hex.EncodeToString(h.Sum(nil))
-	if claimed == "" {
-		return sum, nil
-	}
-	if !strings.EqualFold(claimed, sum) {
-		return "", fmt.Errorf("%w: body does not match X-Amz-Content-Sha256", ErrBadSignature)
-	}
-	return claimed, nil // as the client wrote it into its canonical request
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 type readCloser struct {

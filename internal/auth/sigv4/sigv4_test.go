@@ -30,7 +30,7 @@ const (
 	token  = "s3cr3t-bearer-token-for-scripts"
 )
 
-var sentinels = []error{ErrMissing, ErrUnknownKey, ErrBadSignature, ErrStale, ErrMalformed, ErrTooLarge}
+var sentinels = []error{ErrMissing, ErrUnknownKey, ErrBadSignature, ErrStale, ErrMalformed, ErrTooLarge, ErrUnsignedPayload, ErrBodyUnread}
 
 // errName names the sentinel err wraps, so that a server can report it.
 func errName(err error) string {
@@ -182,9 +182,12 @@ func TestVerifySignedRequests(t *testing.T) {
 		{"content hash header", signedRequest{method: "POST", path: connPath, body: post,
 			before: func(r *http.Request) { r.Header.Set("X-Amz-Content-Sha256", hashHex(post)) }}, nil, string(post)},
 		{"unsigned payload", signedRequest{method: "POST", path: connPath, body: post, payloadHash: unsignedPayload,
-			before: func(r *http.Request) { r.Header.Set("X-Amz-Content-Sha256", unsignedPayload) }}, nil, string(post)},
-		{"unsigned payload does not cover the body", signedRequest{method: "POST", path: connPath, body: post, payloadHash: unsignedPayload,
-			before: func(r *http.Request) { r.Header.Set("X-Amz-Content-Sha256", unsignedPayload) }, after: setBody(`{"message":"HELLO"}`)}, nil, `{"message":"HELLO"}`},
+			before: func(r *http.Request) { r.Header.Set("X-Amz-Content-Sha256", unsignedPayload) }}, ErrUnsignedPayload, ""},
+		{"unsigned payload replayed with another body", signedRequest{method: "POST", path: connPath, body: post, payloadHash: unsignedPayload,
+			before: func(r *http.Request) { r.Header.Set("X-Amz-Content-Sha256", unsignedPayload) }, after: setBody(`{"message":"HELLO"}`)}, ErrUnsignedPayload, ""},
+		{"unsigned payload signed but not sent as a header", signedRequest{method: "POST", path: connPath, body: post, payloadHash: unsignedPayload}, ErrBadSignature, ""},
+		{"GET with a content hash header", signedRequest{method: "GET", path: connPath,
+			before: func(r *http.Request) { r.Header.Set("X-Amz-Content-Sha256", hashHex(nil)) }}, nil, ""},
 		{"other region accepted by default", signedRequest{method: "GET", path: connPath, region: "eu-west-1"}, nil, ""},
 		{"second key", signedRequest{method: "GET", path: connPath, key: "AKIDOTHER", secret: "other-secret"}, nil, ""},
 		{"clock skew inside 5m", signedRequest{method: "GET", path: connPath, at: -4 * time.Minute}, nil, ""},
@@ -257,6 +260,65 @@ func TestVerifySignedRequests(t *testing.T) {
 	}
 }
 
+// tripwire is a body that must not be read.
+type tripwire struct{ read chan struct{} }
+
+func (b *tripwire) Read([]byte) (int, error) {
+	select {
+	case <-b.read:
+	default:
+		close(b.read)
+	}
+	return 0, io.ErrUnexpectedEOF
+}
+
+func (b *tripwire) Close() error { return nil }
+
+// A request that can be refused from its headers is refused without its
+// body being read: a caller that knows an access key ID cannot make the
+// gateway wait for a body it will refuse anyway.
+func TestVerifyRefusesBeforeReadingTheBody(t *testing.T) {
+	t.Parallel()
+	v := newVerifier(t, Options{MaxBodyBytes: 1024})
+	post := []byte(`{"message":"hello"}`)
+	const connPath = "/dev/%40connections/AAAAAAAAAAAAAAA%3D"
+	claim := func(r *http.Request) { r.Header.Set("X-Amz-Content-Sha256", hashHex(post)) }
+	tests := []struct {
+		name string
+		req  signedRequest
+		want error
+	}{
+		{"unknown key", signedRequest{method: "POST", path: connPath, body: post, key: "AKIDUNKNOWN"}, ErrUnknownKey},
+		{"stale date", signedRequest{method: "POST", path: connPath, body: post, at: -10 * time.Minute}, ErrStale},
+		{"other service", signedRequest{method: "POST", path: connPath, body: post, service: "s3"}, ErrMalformed},
+		{"wrong secret, content hash sent", signedRequest{method: "POST", path: connPath, body: post, secret: "nope", before: claim}, ErrBadSignature},
+		{"garbage signature, content hash sent", signedRequest{method: "POST", path: connPath, body: post, before: claim, after: func(r *http.Request) {
+			h := r.Header.Get("Authorization")
+			r.Header.Set("Authorization", h[:len(h)-64]+strings.Repeat("0", 64))
+		}}, ErrBadSignature},
+		{"unsigned payload", signedRequest{method: "POST", path: connPath, body: post, payloadHash: unsignedPayload,
+			before: func(r *http.Request) { r.Header.Set("X-Amz-Content-Sha256", unsignedPayload) }}, ErrUnsignedPayload},
+		{"Content-Length over the limit", signedRequest{method: "POST", path: connPath, body: bytes.Repeat([]byte("x"), 1025)}, ErrTooLarge},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := tt.req.build(t, "http://127.0.0.1:3001")
+			body := &tripwire{read: make(chan struct{})}
+			r.Body = body
+			err := v.Verify(r)
+			if !errors.Is(err, tt.want) {
+				t.Errorf("Verify = %v, want %v", err, tt.want)
+			}
+			select {
+			case <-body.read:
+				t.Errorf("Verify read the body of a request it could refuse from its headers")
+			default:
+			}
+		})
+	}
+}
+
 func TestVerifyScope(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -320,6 +382,21 @@ func TestVerifyPresigned(t *testing.T) {
 			return strings.Replace(presign(t, "/dev/@connections/a", "60", 0, secret), "@connections/a?", "@connections/b?", 1)
 		}, ErrBadSignature},
 		{"added query", func(t *testing.T) string { return presign(t, "/dev/@connections", "60", 0, secret) + "&x=1" }, ErrBadSignature},
+		{"unsigned payload", func(t *testing.T) string {
+			req, err := http.NewRequest("GET", srv.URL+"/dev/@connections?X-Amz-Expires=60&X-Amz-Content-Sha256="+unsignedPayload, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			signed, _, err := v4.NewSigner().PresignHTTP(context.Background(), aws.Credentials{AccessKeyID: akid, SecretAccessKey: secret},
+				req, unsignedPayload, "execute-api", "us-east-1", time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(signed, "X-Amz-Content-Sha256=UNSIGNED-PAYLOAD") {
+				t.Fatalf("presigned URL %s carries no unsigned payload", signed)
+			}
+			return signed
+		}, ErrUnsignedPayload},
 		{"signature removed", func(t *testing.T) string {
 			u, _ := url.Parse(presign(t, "/dev/@connections", "60", 0, secret))
 			q := u.Query()
