@@ -53,6 +53,8 @@ func disconnectReason(ci wsconn.CloseInfo) string {
 		return "ping_flood"
 	case wsconn.ReasonWriteTimeout:
 		return "write_timeout"
+	case wsconn.ReasonWatchFailed:
+		return "watch_failed"
 	}
 	switch {
 	case ci.ByPeer && ci.Code == wsconn.StatusAbnormal:

@@ -14,10 +14,13 @@ func Watch(net.Conn, func(), func()) (*Watcher, error) { return nil, ErrUnsuppor
 type Watcher struct{}
 
 // Rearm does nothing off Linux.
-func (*Watcher) Rearm() {}
+func (*Watcher) Rearm() error { return nil }
 
 // ArmWrite does nothing off Linux.
-func (*Watcher) ArmWrite() {}
+func (*Watcher) ArmWrite() error { return nil }
+
+// UnregisterForTest does nothing off Linux.
+func (*Watcher) UnregisterForTest() error { return nil }
 
 // Read fails off Linux.
 func (*Watcher) Read([]byte) (int, error) { return 0, errors.ErrUnsupported }

@@ -180,7 +180,9 @@ func (c *Conn) endRead(err error) {
 		c.finishIfDone()
 		return
 	}
-	w.Rearm()
+	if err := w.Rearm(); err != nil {
+		c.watchFailed()
+	}
 }
 
 // readFrame reads one frame from a stream and acts on it (handleFrame).

@@ -402,3 +402,57 @@ func TestUnfinishedFrameIdlesOut(t *testing.T) {
 		t.Errorf("close %d %q, want 1001 %q", code, reason, wsconn.ReasonIdle)
 	}
 }
+
+// unwatcher echoes, and takes its connection out of the poller's set on
+// the message "unwatch".
+type unwatcher struct {
+	echo
+	t *testing.T
+}
+
+func (u unwatcher) OnMessage(m wsconn.Message) {
+	if string(m.Data) == "unwatch" {
+		if err := u.c.UnwatchForTest(); err != nil {
+			u.t.Errorf("UnwatchForTest: %v", err)
+		}
+		return
+	}
+	u.echo.OnMessage(m)
+}
+
+// A socket the poller can no longer watch would never be read again: the
+// failed rearm closes the connection with 1011 and a reason of its own,
+// instead of leaving it open and deaf.
+func TestFailedRearmClosesTheConnection(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the poller is Linux only")
+	}
+	t.Parallel()
+	u := wsconn.NewUpgrader(wsconn.Options{PingInterval: -1})
+	closed := make(chan wsconn.CloseInfo, 1)
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := u.Accept(w, r, wsconn.AcceptOptions{})
+		if err != nil {
+			return
+		}
+		c.Start(unwatcher{echo{c, closed}, t})
+	}))
+	t.Cleanup(hs.Close)
+	c := dial(t, "ws"+strings.TrimPrefix(hs.URL, "http"))
+	c.send(ws.OpText, true, []byte("hello"))
+	if f := c.next(); string(f.Payload) != "hello" {
+		t.Fatalf("echo = %q", f.Payload)
+	}
+	c.send(ws.OpText, true, []byte("unwatch"))
+	if code, reason := c.expectClose(); code != int(wsconn.StatusInternalError) || reason != wsconn.ReasonWatchFailed {
+		t.Errorf("close %d %q, want 1011 %q", code, reason, wsconn.ReasonWatchFailed)
+	}
+	select {
+	case ci := <-closed:
+		if ci.Code != wsconn.StatusInternalError || ci.Reason != wsconn.ReasonWatchFailed || ci.ByPeer {
+			t.Errorf("CloseInfo = %+v, want 1011 %q by the server", ci, wsconn.ReasonWatchFailed)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the connection did not end")
+	}
+}

@@ -1,0 +1,28 @@
+package gateway
+
+import (
+	"testing"
+
+	"github.com/switchboard-gateway/switchboard/internal/wsconn"
+)
+
+func TestDisconnectReason(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		ci   wsconn.CloseInfo
+		want string
+	}{
+		{"socket no longer watched", wsconn.CloseInfo{Code: wsconn.StatusInternalError, Reason: wsconn.ReasonWatchFailed}, "watch_failed"},
+		{"ping flood", wsconn.CloseInfo{Code: wsconn.StatusPolicyViolation, Reason: wsconn.ReasonPingFlood}, "ping_flood"},
+		{"peer dropped", wsconn.CloseInfo{Code: wsconn.StatusAbnormal, ByPeer: true}, "abnormal"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := disconnectReason(tt.ci); got != tt.want {
+				t.Errorf("disconnectReason(%+v) = %q, want %q", tt.ci, got, tt.want)
+			}
+		})
+	}
+}
