@@ -51,6 +51,8 @@ func disconnectReason(ci wsconn.CloseInfo) string {
 		return "ping_timeout"
 	case wsconn.ReasonPingFlood:
 		return "ping_flood"
+	case wsconn.ReasonFrameFlood:
+		return "frame_flood"
 	case wsconn.ReasonWriteTimeout:
 		return "write_timeout"
 	case wsconn.ReasonWatchFailed:

@@ -15,6 +15,7 @@ func TestDisconnectReason(t *testing.T) {
 	}{
 		{"socket no longer watched", wsconn.CloseInfo{Code: wsconn.StatusInternalError, Reason: wsconn.ReasonWatchFailed}, "watch_failed"},
 		{"ping flood", wsconn.CloseInfo{Code: wsconn.StatusPolicyViolation, Reason: wsconn.ReasonPingFlood}, "ping_flood"},
+		{"pong or empty fragment flood", wsconn.CloseInfo{Code: wsconn.StatusPolicyViolation, Reason: wsconn.ReasonFrameFlood}, "frame_flood"},
 		{"peer dropped", wsconn.CloseInfo{Code: wsconn.StatusAbnormal, ByPeer: true}, "abnormal"},
 	}
 	for _, tt := range tests {

@@ -729,6 +729,59 @@ func TestHostilePings(t *testing.T) {
 	})
 }
 
+// Frames that carry nothing and that no message budget counts (pongs
+// nobody asked for, empty fragments that never end a message) share the
+// ping limiter: a flood of them is cut like a ping flood, instead of
+// keeping a core busy parsing them.
+func TestHostileEmptyFrameFloods(t *testing.T) {
+	t.Parallel()
+	const n = 5000
+	tests := []struct {
+		name  string
+		flood []wsFrame
+	}{
+		{"empty continuations", append([]wsFrame{{op: opText, payload: []byte("a")}}, repeatFrame(wsFrame{op: opCont}, n)...)},
+		{"empty first fragment then empty continuations", append([]wsFrame{{op: opBinary}}, repeatFrame(wsFrame{op: opCont}, n)...)},
+		{"unsolicited pongs", repeatFrame(wsFrame{fin: true, op: opPong, payload: []byte("p")}, n)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := startHostile(t, "", nil) // pingRate: 10 by default
+			c := openRaw(t, e.addr)
+			c.mustWrite(wire(tt.flood...))
+			code, reason, before := c.readClose(5 * time.Second)
+			if code != int(wsconn.StatusPolicyViolation) || reason != wsconn.ReasonFrameFlood {
+				t.Errorf("got close %d %q, want 1008 %q", code, reason, wsconn.ReasonFrameFlood)
+			}
+			if len(before) > 0 {
+				t.Errorf("before the close: got %v, want nothing", before)
+			}
+			e.assertUnharmed(t)
+		})
+	}
+	t.Run("a few pongs and empty fragments are legal", func(t *testing.T) {
+		t.Parallel()
+		e := startHostile(t, "", nil)
+		c := openRaw(t, e.addr)
+		c.mustWrite(wire(
+			wsFrame{fin: true, op: opPong}, wsFrame{op: opText, payload: []byte("he")},
+			wsFrame{op: opCont}, wsFrame{op: opCont}, wsFrame{fin: true, op: opCont, payload: []byte("llo")}))
+		if op, got, _ := c.readMessage(5 * time.Second); op != opText || string(got) != "hello" {
+			t.Errorf("got %#x %q, want the text echo of hello", op, got)
+		}
+		e.assertUnharmed(t)
+	})
+}
+
+func repeatFrame(f wsFrame, n int) []wsFrame {
+	fs := make([]wsFrame, n)
+	for i := range fs {
+		fs[i] = f
+	}
+	return fs
+}
+
 // A client that sends its upgrade request a byte at a time never holds a
 // connection longer than handshakeTimeout.
 func TestHostileSlowloris(t *testing.T) {

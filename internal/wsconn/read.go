@@ -238,12 +238,23 @@ func (c *Conn) checkHeader(h ws.Header) error {
 func (c *Conn) handleFrame(h ws.Header, payload []byte) error {
 	switch h.OpCode {
 	case ws.OpPing:
+		if !c.allowControl() {
+			return c.fail(StatusPolicyViolation, ReasonPingFlood)
+		}
 		c.pong(payload)
 		return nil
 	case ws.OpPong:
+		if !c.pongAsked() && !c.allowControl() {
+			return c.fail(StatusPolicyViolation, ReasonFrameFlood)
+		}
 		return nil
 	case ws.OpClose:
 		return c.peerClosed(payload)
+	}
+	if !h.Fin && len(payload) == 0 && !c.allowControl() {
+		// An empty fragment carries nothing and ends no message: like a
+		// pong, it costs a parse and no message budget counts it.
+		return c.fail(StatusPolicyViolation, ReasonFrameFlood)
 	}
 	switch {
 	case h.Fin && c.partial == nil:
@@ -278,20 +289,33 @@ func (c *Conn) deliver(m Message) error {
 	return nil
 }
 
-// pong answers a client's ping, unless the client pings faster than
-// PingRate: each pong costs a write.
-func (c *Conn) pong(payload []byte) {
-	if c.opts.PingRate >= 0 {
-		if c.pings == nil {
-			c.pings = rate.NewLimiter(rate.Limit(c.opts.PingRate), max(int(c.opts.PingRate), 1))
-		}
-		if !c.pings.Allow() {
-			c.mu.Lock()
-			c.closeLocked(StatusPolicyViolation, ReasonPingFlood, false, false)
-			c.mu.Unlock()
-			return
-		}
+// allowControl reports whether the client may send one more frame that
+// no message budget counts: a ping, a pong or an empty fragment. They
+// share one limiter of PingRate per second, with bursts of as many.
+func (c *Conn) allowControl() bool {
+	if c.opts.PingRate < 0 {
+		return true
 	}
+	if c.pings == nil {
+		c.pings = rate.NewLimiter(rate.Limit(c.opts.PingRate), max(int(c.opts.PingRate), 1))
+	}
+	return c.pings.Allow()
+}
+
+// pongAsked reports whether a pong answers one of our pings, which is
+// then no longer awaited: only unsolicited pongs count against PingRate.
+func (c *Conn) pongAsked() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.pingsOut == 0 {
+		return false
+	}
+	c.pingsOut--
+	return true
+}
+
+// pong answers a client's ping.
+func (c *Conn) pong(payload []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closing {

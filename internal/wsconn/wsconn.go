@@ -57,6 +57,7 @@ const (
 	ReasonTooBig       = "Message too big"
 	ReasonInvalidUTF8  = "Invalid UTF-8 in a text message"
 	ReasonPingFlood    = "Too many pings"
+	ReasonFrameFlood   = "Too many pongs or empty fragments"
 	ReasonWriteTimeout = "Write timeout"
 	ReasonWriteFailed  = "Write failed"
 	ReasonWatchFailed  = "Internal error: socket no longer watched"
@@ -106,9 +107,11 @@ type Options struct {
 	// MaxLifetime closes (1001) a connection this long after it opened.
 	// Zero means 2h; negative disables.
 	MaxLifetime time.Duration
-	// PingRate is how many pings per second a client may send, with bursts
-	// of as many; a client pinging faster is closed with 1008. Zero means
-	// 10; negative disables the check.
+	// PingRate is how many pings, unsolicited pongs and empty non-final
+	// fragments per second a client may send, together, with bursts of as many: frames
+	// that cost a parse (a ping, a write too) and that no message budget
+	// counts. A client sending more is closed with 1008. Zero means 10;
+	// negative disables the check.
 	PingRate float64
 }
 
@@ -198,7 +201,7 @@ type Conn struct {
 	inCallback atomic.Bool  // the reader is in OnMessage, not reading
 
 	// The reader's state: one reader runs at a time (see reading).
-	pings      *rate.Limiter // client pings; created on the first one
+	pings      *rate.Limiter // client pings, pongs and empty fragments (allowControl); created on the first one
 	partial    *partial      // the fragmented message being reassembled, or nil
 	in         *input        // a watched socket's bytes read but not yet whole frames, or nil
 	discarding bool          // the client broke a rule: its bytes are dropped unread
@@ -220,6 +223,7 @@ type Conn struct {
 	timer       *time.Timer // nil while there is no deadline
 	nextPing    int64       // unix nanoseconds
 	pingSentAt  int64       // unix nanoseconds of the unanswered ping, or 0
+	pingsOut    int         // pings sent and not yet answered by a pong
 	closeBy     int64       // unix nanoseconds after which the socket is closed, or 0
 	stalled     *scratch    // the writer's unwritten frames while the socket takes no more
 	writeBy     int64       // unix nanoseconds by which a stalled writer must move, or 0
@@ -530,6 +534,7 @@ func (c *Conn) tick() {
 		if c.pingSentAt == 0 {
 			c.pingSentAt = n
 		}
+		c.pingsOut++
 		c.control = appendFrameHeader(c.control, byte(ws.OpPing), 0)
 		c.startWriterLocked()
 	}

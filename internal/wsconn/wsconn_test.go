@@ -456,3 +456,38 @@ func TestFailedRearmClosesTheConnection(t *testing.T) {
 		t.Fatal("the connection did not end")
 	}
 }
+
+// Pongs that answer the server's pings never count against PingRate, however
+// often the server pings; unsolicited ones do.
+func TestPongsCountOnlyWhenUnsolicited(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, wsconn.Options{PingInterval: 2 * time.Millisecond, PongTimeout: time.Minute, PingRate: 1}, false)
+	c := dial(t, s.URL)
+	for answered := 0; answered < 50; {
+		if f := c.next(); f.Header.OpCode == ws.OpPing {
+			c.send(ws.OpPong, true, f.Payload)
+			answered++
+		}
+	}
+	c.send(ws.OpText, true, []byte("still open"))
+	for {
+		f := c.next()
+		if f.Header.OpCode == ws.OpClose {
+			t.Fatalf("closed after answering pings: %q", f.Payload[2:])
+		}
+		if f.Header.OpCode == ws.OpText {
+			if string(f.Payload) != "still open" {
+				t.Fatalf("echo = %q", f.Payload)
+			}
+			break
+		}
+	}
+
+	// With no ping sent, every pong counts.
+	quiet := dial(t, startServer(t, wsconn.Options{PingInterval: -1, PingRate: 1}, false).URL)
+	quiet.send(ws.OpPong, true, nil)
+	quiet.send(ws.OpPong, true, nil)
+	if code, reason := quiet.expectClose(); code != int(wsconn.StatusPolicyViolation) || reason != wsconn.ReasonFrameFlood {
+		t.Errorf("close %d %q, want 1008 %q", code, reason, wsconn.ReasonFrameFlood)
+	}
+}
