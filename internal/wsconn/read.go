@@ -108,7 +108,8 @@ func (c *Conn) readAvailable() error {
 func (c *Conn) parse(b []byte) (off, need int, err error) {
 	var header [ws.MaxHeaderSize]byte
 	for off < len(b) {
-		h, err := ws.ReadHeaderBuffer(bytes.NewReader(b[off:]), header[:])
+		r := bytes.NewReader(b[off:])
+		h, err := ws.ReadHeaderBuffer(r, header[:])
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return off, 0, nil // the header's rest is on its way
 		}
@@ -120,7 +121,10 @@ func (c *Conn) parse(b []byte) (off, need int, err error) {
 		if err != nil {
 			return off, 0, err
 		}
-		size := ws.HeaderSize(h) + int(h.Length)
+		// The header's own length, as read: a length written in more
+		// bytes than it needs (legal to gobwas/ws, as in the stream
+		// reader) makes it longer than ws.HeaderSize says.
+		size := len(b) - off - r.Len() + int(h.Length)
 		if len(b)-off < size {
 			return off, size, nil
 		}
