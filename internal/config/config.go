@@ -272,6 +272,9 @@ type Limits struct {
 	// second a client may send, together, before it is closed with 1008;
 	// unset means 10 (a keepalive needs far fewer).
 	PingRate float64 `yaml:"pingRate"`
+	// FrameTimeout bounds how long a client frame may take to arrive whole
+	// once it has begun (1008 beyond); unset means wsconn's default, 30s.
+	FrameTimeout Duration `yaml:"frameTimeout"`
 	// HandshakeTimeout bounds reading the upgrade request's headers
 	// (slow clients are cut off); unset means 10s.
 	HandshakeTimeout Duration `yaml:"handshakeTimeout"`

@@ -627,6 +627,43 @@ func TestHostileHugeFrameHeader(t *testing.T) {
 	e.assertUnharmed(t)
 }
 
+// A frame whose header claims a payload that then trickles in (or never
+// comes) is cut once limits.frameTimeout has passed since it began, though
+// bytes keep arriving; the memory held for it grows only with what arrived
+// (TestFrameHeaderReservesNothing in internal/wsconn).
+func TestHostileTricklingFrame(t *testing.T) {
+	t.Parallel()
+	e := startHostile(t, "limits: {frameTimeout: 300ms, idleTimeout: 1h, pingInterval: 1h}\n", nil)
+	c := openRaw(t, e.addr)
+	frame := wsFrame{fin: true, op: opBinary, payload: bytes.Repeat([]byte("x"), 2000)}.encode()
+	stop, trickled := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(trickled)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for i := range frame {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			if c.write(frame[i:i+1]) != nil {
+				return
+			}
+		}
+	}()
+	f, err := c.readFrame(5 * time.Second)
+	close(stop)
+	<-trickled
+	if err != nil || f.op != opClose || len(f.payload) < 2 {
+		t.Fatalf("got %v %v, want a close frame", f, err)
+	}
+	if code, reason := binary.BigEndian.Uint16(f.payload), string(f.payload[2:]); code != 1008 || reason != wsconn.ReasonFrameTimeout {
+		t.Errorf("got close %d %q, want 1008 %q", code, reason, wsconn.ReasonFrameTimeout)
+	}
+	e.assertUnharmed(t)
+}
+
 // Fragmentation is legal: floods of tiny fragments, control frames between
 // fragments and runes split across fragments all make normal messages.
 func TestHostileFragmentsAccepted(t *testing.T) {

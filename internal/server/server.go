@@ -120,6 +120,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 			IdleTimeout:       time.Duration(l.IdleTimeout),
 			MaxLifetime:       time.Duration(l.MaxLifetime),
 			PingRate:          l.PingRate,
+			FrameTimeout:      time.Duration(l.FrameTimeout),
 		},
 		Subprotocols:        cfg.Subprotocols,
 		Authorizer:          authz,

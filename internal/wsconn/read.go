@@ -27,7 +27,8 @@ var errDiscard = errors.New("wsconn: discard input")
 
 // readBufferSize is the size of the pooled read buffers of watched sockets.
 // A reader holds one only while the socket has bytes; a frame larger than
-// the buffer is gathered in an array of its own size.
+// the buffer is gathered in an array that grows with the bytes that
+// arrived (grow), never to the length its header claims.
 const readBufferSize = 4096
 
 var readBuffers = sync.Pool{New: func() any { return new([readBufferSize]byte) }}
@@ -62,9 +63,13 @@ func (c *Conn) readAvailable() error {
 	pooled := readBuffers.Get().(*[readBufferSize]byte)
 	defer readBuffers.Put(pooled)
 	b, need := pooled[:0], 0
-	if c.in != nil {
-		b, need = c.in.b, c.in.need
-		c.in = nil
+	if in := c.in; in != nil {
+		c.in, need = nil, in.need
+		if cap(in.b) <= readBufferSize {
+			b = append(b, in.b...) // a small start: read the rest into the pooled buffer
+		} else {
+			b = in.b
+		}
 	}
 	for {
 		if len(b) > 0 && !c.discarding {
@@ -78,21 +83,25 @@ func (c *Conn) readAvailable() error {
 				return err
 			}
 		}
-		if len(b) == cap(b) || need > cap(b) {
-			// A frame larger than the buffer: an array of its own size.
-			b = append(make([]byte, 0, max(need, 2*cap(b))), b...)
+		if len(b) == cap(b) {
+			b = grow(b, need)
 		}
 		n, err := c.watch.Read(b[len(b):cap(b)])
 		b = b[:len(b)+n]
 		switch {
 		case errors.Is(err, syscall.EAGAIN):
-			if len(b) > 0 && !c.discarding {
-				// Kept in an array of the frame's size: the pooled buffer goes
-				// back, and a large one is not held for a small remainder.
-				kept := make([]byte, len(b), max(len(b), need))
-				copy(kept, b)
-				c.in = &input{b: kept, need: need}
+			if len(b) == 0 || c.discarding {
+				c.frameDone()
+				return nil
 			}
+			kept := b
+			if cap(b) == readBufferSize && &b[:1][0] == &pooled[0] {
+				// The pooled buffer goes back: the start is kept in an
+				// array of its own length.
+				kept = bytes.Clone(b)
+			}
+			c.in = &input{b: kept, need: need}
+			c.frameStarted()
 			return nil
 		case err != nil:
 			return err
@@ -100,6 +109,19 @@ func (c *Conn) readAvailable() error {
 			b = b[:0]
 		}
 	}
+}
+
+// grow returns b, which is full, in an array twice as large, or as large as
+// the frame being gathered needs (need, once its header is known) if that
+// is less. Memory for a frame thus grows with the bytes that arrived, at
+// most twice them, not with the length a header claims: a header alone
+// reserves nothing.
+func grow(b []byte, need int) []byte {
+	n := 2 * cap(b)
+	if need > len(b) {
+		n = min(n, need)
+	}
+	return append(make([]byte, 0, n), b...)
 }
 
 // parse handles the whole frames at the start of b and returns how many
@@ -130,6 +152,7 @@ func (c *Conn) parse(b []byte) (off, need int, err error) {
 		}
 		payload := bytes.Clone(b[off+size-int(h.Length) : off+size]) // OnMessage keeps it
 		off += size
+		c.frameDone()
 		ws.Cipher(payload, h.Mask, 0)
 		if err := c.handleFrame(h, payload); err != nil {
 			return off, 0, err
@@ -201,12 +224,59 @@ func (c *Conn) readFrame(r *reader) error {
 	if err := c.checkHeader(h); err != nil {
 		return err
 	}
-	payload := make([]byte, h.Length)
-	if _, err := io.ReadFull(r.br, payload); err != nil {
+	if int64(r.br.Buffered()) < h.Length {
+		c.frameStarted()
+	}
+	payload, err := readPayload(r.br, int(h.Length))
+	if err != nil {
 		return err
 	}
+	c.frameDone()
 	ws.Cipher(payload, h.Mask, 0)
 	return c.handleFrame(h, payload)
+}
+
+// readPayload reads a payload of n bytes into an array that grows with
+// what arrived (grow), not to n at once.
+func readPayload(br *bufio.Reader, n int) ([]byte, error) {
+	b := make([]byte, 0, min(n, max(br.Buffered(), ownBufferSize)))
+	for len(b) < n {
+		if len(b) == cap(b) {
+			b = grow(b, n)
+		}
+		m, err := br.Read(b[len(b):min(cap(b), n)])
+		b = b[:len(b)+m]
+		if err != nil && len(b) < n {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+// frameStarted notes that a frame has begun and not yet arrived whole,
+// unless an earlier one is still pending: it must be whole within
+// FrameTimeout, which the connection's timer enforces (tick).
+func (c *Conn) frameStarted() {
+	if c.opts.FrameTimeout <= 0 || c.frameSince.Load() != 0 {
+		return
+	}
+	now := time.Now()
+	c.frameSince.Store(now.UnixNano())
+	c.mu.Lock()
+	if !c.finished {
+		c.armLocked(c.nextTick(now))
+	}
+	c.mu.Unlock()
+}
+
+// frameDone notes that no frame is pending.
+func (c *Conn) frameDone() {
+	if c.frameSince.Load() != 0 {
+		c.frameSince.Store(0)
+	}
 }
 
 // checkHeader applies RFC 6455's rules and the read limit to a frame's

@@ -61,6 +61,7 @@ const (
 	ReasonWriteTimeout = "Write timeout"
 	ReasonWriteFailed  = "Write failed"
 	ReasonWatchFailed  = "Internal error: socket no longer watched"
+	ReasonFrameTimeout = "Frame not completed in time"
 )
 
 // Errors returned by Send.
@@ -107,6 +108,12 @@ type Options struct {
 	// MaxLifetime closes (1001) a connection this long after it opened.
 	// Zero means 2h; negative disables.
 	MaxLifetime time.Duration
+	// FrameTimeout is how long a frame may take to arrive whole once its
+	// first bytes are in: a client that starts a frame and trickles the
+	// rest (or never sends it) is closed with 1008 when it expires. The
+	// memory held for a frame grows with the bytes that arrived, not with
+	// the length its header claims. Zero means 30s; negative disables.
+	FrameTimeout time.Duration
 	// PingRate is how many pings, unsolicited pongs and empty non-final
 	// fragments per second a client may send, together, with bursts of as many: frames
 	// that cost a parse (a ping, a write too) and that no message budget
@@ -142,6 +149,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.PingRate == 0 {
 		o.PingRate = 10
+	}
+	if o.FrameTimeout == 0 {
+		o.FrameTimeout = 30 * time.Second
 	}
 	return o
 }
@@ -199,6 +209,7 @@ type Conn struct {
 	lastActive atomic.Int64 // unix nanoseconds of the last data message
 	lastRead   atomic.Int64 // unix nanoseconds of the last frame read from the peer
 	inCallback atomic.Bool  // the reader is in OnMessage, not reading
+	frameSince atomic.Int64 // unix nanoseconds when the frame not yet whole began, or 0
 
 	// The reader's state: one reader runs at a time (see reading).
 	pings      *rate.Limiter // client pings, pongs and empty fragments (allowControl); created on the first one
@@ -490,8 +501,8 @@ func (c *Conn) finishIfDone() {
 	workers.Go(func() { c.handler.OnClose(info) })
 }
 
-// tick runs on the connection's timer: a stalled writer's deadline, pings,
-// the pong deadline, the idle and lifetime limits and the close handshake's
+// tick runs on the connection's timer: a stalled writer's deadline, the
+// deadline of a frame not yet whole, pings, the pong deadline, the idle and lifetime limits and the close handshake's
 // deadline.
 func (c *Conn) tick() {
 	now := time.Now()
@@ -512,6 +523,17 @@ func (c *Conn) tick() {
 			c.mu.Unlock()
 			c.closeSocket()
 			return
+		}
+		c.armLocked(c.nextTick(now))
+		c.mu.Unlock()
+		return
+	}
+	if fs := c.frameSince.Load(); fs != 0 && c.opts.FrameTimeout > 0 && n >= fs+int64(c.opts.FrameTimeout) {
+		// A frame begun and not finished in time. As for a broken rule, the
+		// close frame goes out, our side is shut, and the socket closes when
+		// the client hangs up or the close handshake's time is over.
+		if c.closeLocked(StatusPolicyViolation, ReasonFrameTimeout, false, false) {
+			c.lingerAfter = true
 		}
 		c.armLocked(c.nextTick(now))
 		c.mu.Unlock()
@@ -576,6 +598,9 @@ func (c *Conn) nextTick(now time.Time) time.Duration {
 		}
 		if c.pingSentAt != 0 {
 			next = min(next, c.pingSentAt+int64(c.opts.PongTimeout))
+		}
+		if fs := c.frameSince.Load(); fs != 0 && c.opts.FrameTimeout > 0 {
+			next = min(next, fs+int64(c.opts.FrameTimeout))
 		}
 		if c.opts.IdleTimeout > 0 {
 			next = min(next, c.lastActive.Load()+int64(c.opts.IdleTimeout))

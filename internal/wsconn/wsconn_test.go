@@ -2,8 +2,10 @@ package wsconn_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -490,4 +492,97 @@ func TestPongsCountOnlyWhenUnsolicited(t *testing.T) {
 	if code, reason := quiet.expectClose(); code != int(wsconn.StatusPolicyViolation) || reason != wsconn.ReasonFrameFlood {
 		t.Errorf("close %d %q, want 1008 %q", code, reason, wsconn.ReasonFrameFlood)
 	}
+}
+
+// A frame whose rest trickles in, a byte at a time, is cut once it has not
+// arrived whole within FrameTimeout, though bytes keep coming: on the
+// watched path and on the goroutine path (TLS).
+func TestTricklingFrameIsCut(t *testing.T) {
+	t.Parallel()
+	for _, tls := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tls=%v", tls), func(t *testing.T) {
+			t.Parallel()
+			s := startServer(t, wsconn.Options{FrameTimeout: 200 * time.Millisecond, PingInterval: -1}, tls)
+			c := dial(t, s.URL)
+			frame, _ := ws.CompileFrame(ws.MaskFrame(ws.NewBinaryFrame(make([]byte, 1000))))
+			stop := make(chan struct{})
+			trickled := make(chan struct{})
+			go func() {
+				defer close(trickled)
+				tick := time.NewTicker(10 * time.Millisecond)
+				defer tick.Stop()
+				for i := range frame {
+					select {
+					case <-stop:
+						return
+					case <-tick.C:
+					}
+					if _, err := c.conn.Write(frame[i : i+1]); err != nil {
+						return
+					}
+				}
+			}()
+			code, reason := c.expectClose()
+			close(stop)
+			<-trickled
+			_ = c.conn.Close() // the server need not wait out the close handshake
+			if code != int(wsconn.StatusPolicyViolation) || reason != wsconn.ReasonFrameTimeout {
+				t.Errorf("close %d %q, want 1008 %q", code, reason, wsconn.ReasonFrameTimeout)
+			}
+			if ci := closed(t, s); ci.Code != wsconn.StatusPolicyViolation || ci.Reason != wsconn.ReasonFrameTimeout || ci.ByPeer {
+				t.Errorf("CloseInfo = %+v", ci)
+			}
+		})
+	}
+}
+
+// A frame header claims its payload's length; the memory held for the
+// frame grows with the bytes that arrived, not with that claim: many
+// clients each sending a header that claims 128 KiB, and one byte of it,
+// cost the server far less than 128 KiB each.
+func TestFrameHeaderReservesNothing(t *testing.T) {
+	// Not parallel: it measures the heap.
+	for _, tls := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tls=%v", tls), func(t *testing.T) {
+			const n, claim = 300, 128 << 10
+			s := startServer(t, wsconn.Options{PingInterval: -1}, tls)
+			clients := make([]*client, n)
+			for i := range clients {
+				clients[i] = dial(t, s.URL)
+			}
+			before := heapInUse()
+			ping, _ := ws.CompileFrame(ws.MaskFrame(ws.NewPingFrame([]byte("sync"))))
+			header := ws.Header{Fin: true, OpCode: ws.OpBinary, Masked: true, Length: claim, Mask: [4]byte{1, 2, 3, 4}}
+			var attack bytes.Buffer
+			attack.Write(ping)
+			if err := ws.WriteHeader(&attack, header); err != nil {
+				t.Fatal(err)
+			}
+			attack.WriteByte('x')
+			for _, c := range clients {
+				if _, err := c.conn.Write(attack.Bytes()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Each pong says the server read what came with the ping.
+			for _, c := range clients {
+				if f := c.next(); f.Header.OpCode != ws.OpPong {
+					t.Fatalf("got %v, want the pong", f.Header.OpCode)
+				}
+			}
+			grown := heapInUse() - before
+			if claimed := int64(n * claim); grown > claimed/16 {
+				t.Errorf("the heap grew by %d KiB for %d headers claiming %d KiB in all, want under a sixteenth of the claim",
+					grown>>10, n, claimed>>10)
+			}
+			t.Logf("%d headers claiming %d KiB each: heap +%d KiB", n, claim>>10, grown>>10)
+		})
+	}
+}
+
+func heapInUse() int64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc)
 }
