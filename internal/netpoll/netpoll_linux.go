@@ -217,6 +217,21 @@ func (w *Watcher) Read(p []byte) (int, error) {
 	}
 }
 
+// Buffered returns how many bytes the socket holds, ready to be read
+// (SIOCINQ); 0 when it cannot tell.
+func (w *Watcher) Buffered() int {
+	w.fdMu.RLock()
+	defer w.fdMu.RUnlock()
+	if w.closed {
+		return 0
+	}
+	n, err := unix.IoctlGetInt(int(w.fd), unix.SIOCINQ)
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
 // CloseWrite shuts the sending side: the peer reads the end of the stream
 // after what was written.
 func (w *Watcher) CloseWrite() error {

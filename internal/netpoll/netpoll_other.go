@@ -28,6 +28,9 @@ func (*Watcher) Read([]byte) (int, error) { return 0, errors.ErrUnsupported }
 // Writev fails off Linux.
 func (*Watcher) Writev([][]byte) (int, error) { return 0, errors.ErrUnsupported }
 
+// Buffered returns 0 off Linux.
+func (*Watcher) Buffered() int { return 0 }
+
 // CloseWrite fails off Linux.
 func (*Watcher) CloseWrite() error { return errors.ErrUnsupported }
 

@@ -188,3 +188,27 @@ func TestRearmFailureIsReported(t *testing.T) {
 	_, _ = client.Write([]byte("a"))
 	expect(t, ready, false, "bytes on an unregistered socket")
 }
+
+// Buffered says how many bytes wait to be read, so that a reader can size
+// its buffer by what arrived.
+func TestBufferedCountsWaitingBytes(t *testing.T) {
+	server, client := pair(t)
+	w, err := netpoll.Watch(server, func() {}, func() {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if n := w.Buffered(); n != 0 {
+		t.Errorf("Buffered with nothing sent = %d, want 0", n)
+	}
+	_, _ = client.Write([]byte("abc"))
+	testutil.Eventually(t, 5*time.Second, func() bool { return w.Buffered() == 3 }, "Buffered = 3 after 3 bytes sent")
+	_, _ = w.Read(make([]byte, 8))
+	if n := w.Buffered(); n != 0 {
+		t.Errorf("Buffered after reading everything = %d, want 0", n)
+	}
+	_ = w.Close()
+	if n := w.Buffered(); n != 0 {
+		t.Errorf("Buffered after Close = %d, want 0", n)
+	}
+}

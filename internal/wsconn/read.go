@@ -84,7 +84,7 @@ func (c *Conn) readAvailable() error {
 			}
 		}
 		if len(b) == cap(b) {
-			b = grow(b, need)
+			b = grow(b, need, c.watch.Buffered())
 		}
 		n, err := c.watch.Read(b[len(b):cap(b)])
 		b = b[:len(b)+n]
@@ -111,13 +111,15 @@ func (c *Conn) readAvailable() error {
 	}
 }
 
-// grow returns b, which is full, in an array twice as large, or as large as
-// the frame being gathered needs (need, once its header is known) if that
-// is less. Memory for a frame thus grows with the bytes that arrived, at
-// most twice them, not with the length a header claims: a header alone
-// reserves nothing.
-func grow(b []byte, need int) []byte {
-	n := 2 * cap(b)
+// grow returns b, which is full, in an array with room for the bytes
+// that already arrived and wait to be read (arrived), or twice as large if
+// that is more, but no larger than the frame being gathered needs (need,
+// once its header is known). Memory for a frame thus grows with the bytes
+// that arrived, not with the length a header claims: a header alone
+// reserves nothing, and a frame whose bytes are all there is gathered in
+// one array of its size.
+func grow(b []byte, need, arrived int) []byte {
+	n := max(2*cap(b), len(b)+arrived)
 	if need > len(b) {
 		n = min(n, need)
 	}
@@ -242,7 +244,7 @@ func readPayload(br *bufio.Reader, n int) ([]byte, error) {
 	b := make([]byte, 0, min(n, max(br.Buffered(), ownBufferSize)))
 	for len(b) < n {
 		if len(b) == cap(b) {
-			b = grow(b, n)
+			b = grow(b, n, br.Buffered())
 		}
 		m, err := br.Read(b[len(b):min(cap(b), n)])
 		b = b[:len(b)+m]

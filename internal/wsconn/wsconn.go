@@ -230,11 +230,11 @@ type Conn struct {
 	lingerAfter bool        // once it is written, close our side and drain the client's
 	sockClosed  bool        // the socket is closed: no reader starts, no write succeeds
 	finished    bool        // OnClose has been called
+	pingsOut    int32       // pings sent and not yet answered by a pong; fits beside the bools
 	closeInfo   *CloseInfo  // set by the first close; its frame follows the queue
 	timer       *time.Timer // nil while there is no deadline
 	nextPing    int64       // unix nanoseconds
 	pingSentAt  int64       // unix nanoseconds of the unanswered ping, or 0
-	pingsOut    int         // pings sent and not yet answered by a pong
 	closeBy     int64       // unix nanoseconds after which the socket is closed, or 0
 	stalled     *scratch    // the writer's unwritten frames while the socket takes no more
 	writeBy     int64       // unix nanoseconds by which a stalled writer must move, or 0
