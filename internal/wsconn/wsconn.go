@@ -115,10 +115,10 @@ type Options struct {
 	// the length its header claims. Zero means 30s; negative disables.
 	FrameTimeout time.Duration
 	// PingRate is how many pings, unsolicited pongs and empty non-final
-	// fragments per second a client may send, together, with bursts of as many: frames
-	// that cost a parse (a ping, a write too) and that no message budget
-	// counts. A client sending more is closed with 1008. Zero means 10;
-	// negative disables the check.
+	// fragments per second a client may send, together, with bursts of as
+	// many: frames that cost a parse (a ping, a write too) and that no
+	// message budget counts. A client sending more is closed with 1008.
+	// Zero means 10; negative disables the check.
 	PingRate float64
 }
 
@@ -212,7 +212,7 @@ type Conn struct {
 	frameSince atomic.Int64 // unix nanoseconds when the frame not yet whole began, or 0
 
 	// The reader's state: one reader runs at a time (see reading).
-	pings      *rate.Limiter // client pings, pongs and empty fragments (allowControl); created on the first one
+	pings      *rate.Limiter // see allowControl; created on the first use
 	partial    *partial      // the fragmented message being reassembled, or nil
 	in         *input        // a watched socket's bytes read but not yet whole frames, or nil
 	discarding bool          // the client broke a rule: its bytes are dropped unread
@@ -502,8 +502,8 @@ func (c *Conn) finishIfDone() {
 }
 
 // tick runs on the connection's timer: a stalled writer's deadline, the
-// deadline of a frame not yet whole, pings, the pong deadline, the idle and lifetime limits and the close handshake's
-// deadline.
+// deadline of a frame not yet whole, pings, the pong deadline, the idle
+// and lifetime limits and the close handshake's deadline.
 func (c *Conn) tick() {
 	now := time.Now()
 	n := now.UnixNano()
