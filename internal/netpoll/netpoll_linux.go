@@ -232,6 +232,44 @@ func (w *Watcher) Buffered() int {
 	return n
 }
 
+// A Prober tells how many bytes wait in the socket of a connection that is
+// not watched (a TLS connection is looked through to its socket, whose
+// bytes are still encrypted: a little more than what they carry). It is
+// made once per connection, so that asking allocates nothing. Not safe for
+// concurrent use.
+type Prober struct {
+	rc    syscall.RawConn
+	n     int
+	ioctl func(fd uintptr)
+}
+
+// NewProber returns the Prober of c; one for a connection that is not a
+// socket answers 0.
+func NewProber(c net.Conn) *Prober {
+	if tc, ok := c.(interface{ NetConn() net.Conn }); ok {
+		c = tc.NetConn()
+	}
+	p := &Prober{}
+	if sc, ok := c.(syscall.Conn); ok {
+		p.rc, _ = sc.SyscallConn()
+	}
+	p.ioctl = func(fd uintptr) { p.n, _ = unix.IoctlGetInt(int(fd), unix.SIOCINQ) }
+	return p
+}
+
+// Waiting returns how many bytes the socket holds, ready to be read; 0
+// when it cannot tell.
+func (p *Prober) Waiting() int {
+	if p.rc == nil {
+		return 0
+	}
+	p.n = 0
+	if p.rc.Control(p.ioctl) != nil {
+		return 0
+	}
+	return p.n
+}
+
 // CloseWrite shuts the sending side: the peer reads the end of the stream
 // after what was written.
 func (w *Watcher) CloseWrite() error {

@@ -28,6 +28,15 @@ func (*Watcher) Read([]byte) (int, error) { return 0, errors.ErrUnsupported }
 // Writev fails off Linux.
 func (*Watcher) Writev([][]byte) (int, error) { return 0, errors.ErrUnsupported }
 
+// Prober answers 0 off Linux.
+type Prober struct{}
+
+// NewProber returns a Prober that answers 0.
+func NewProber(net.Conn) *Prober { return &Prober{} }
+
+// Waiting returns 0 off Linux.
+func (*Prober) Waiting() int { return 0 }
+
 // Buffered returns 0 off Linux.
 func (*Watcher) Buffered() int { return 0 }
 

@@ -212,3 +212,18 @@ func TestBufferedCountsWaitingBytes(t *testing.T) {
 		t.Errorf("Buffered after Close = %d, want 0", n)
 	}
 }
+
+// A Prober tells the same of a socket that is not watched, and answers 0
+// for a connection that is not a socket.
+func TestProberCountsWaitingBytes(t *testing.T) {
+	server, client := pair(t)
+	p := netpoll.NewProber(server)
+	_, _ = client.Write([]byte("abcd"))
+	testutil.Eventually(t, 5*time.Second, func() bool { return p.Waiting() == 4 }, "Waiting = 4 after 4 bytes sent")
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	if n := netpoll.NewProber(a).Waiting(); n != 0 {
+		t.Errorf("Waiting of a pipe = %d, want 0", n)
+	}
+}

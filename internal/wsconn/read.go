@@ -12,6 +12,8 @@ import (
 
 	"github.com/gobwas/ws"
 	"golang.org/x/time/rate"
+
+	"github.com/switchboard-gateway/switchboard/internal/netpoll"
 )
 
 // errStop ends a reader that has nothing more to read: the connection is
@@ -37,6 +39,7 @@ var readBuffers = sync.Pool{New: func() any { return new([readBufferSize]byte) }
 // own, with room for a frame header.
 type reader struct {
 	br     *bufio.Reader
+	probe  *netpoll.Prober // what waits in the socket, beyond br
 	header [ws.MaxHeaderSize]byte
 }
 
@@ -170,7 +173,7 @@ func (c *Conn) readAll() {
 		src = io.MultiReader(bytes.NewReader(c.in.b), c.conn)
 		c.in = nil
 	}
-	r := &reader{br: bufio.NewReaderSize(src, ownBufferSize)}
+	r := &reader{br: bufio.NewReaderSize(src, ownBufferSize), probe: netpoll.NewProber(c.conn)}
 	var err error
 	for err == nil {
 		if c.discarding {
@@ -229,7 +232,7 @@ func (c *Conn) readFrame(r *reader) error {
 	if int64(r.br.Buffered()) < h.Length {
 		c.frameStarted()
 	}
-	payload, err := readPayload(r.br, int(h.Length))
+	payload, err := readPayload(r, int(h.Length))
 	if err != nil {
 		return err
 	}
@@ -240,13 +243,13 @@ func (c *Conn) readFrame(r *reader) error {
 
 // readPayload reads a payload of n bytes into an array that grows with
 // what arrived (grow), not to n at once.
-func readPayload(br *bufio.Reader, n int) ([]byte, error) {
-	b := make([]byte, 0, min(n, max(br.Buffered(), ownBufferSize)))
+func readPayload(r *reader, n int) ([]byte, error) {
+	b := make([]byte, 0, min(n, max(r.br.Buffered(), ownBufferSize)))
 	for len(b) < n {
 		if len(b) == cap(b) {
-			b = grow(b, n, br.Buffered())
+			b = grow(b, n, r.br.Buffered()+r.probe.Waiting())
 		}
-		m, err := br.Read(b[len(b):min(cap(b), n)])
+		m, err := r.br.Read(b[len(b):min(cap(b), n)])
 		b = b[:len(b)+m]
 		if err != nil && len(b) < n {
 			if errors.Is(err, io.EOF) {
