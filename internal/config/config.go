@@ -273,9 +273,13 @@ type Limits struct {
 	// "Too Many Requests" frame and is dropped. Unset is unlimited.
 	MessageRate  float64 `yaml:"messageRate"`
 	MessageBurst int     `yaml:"messageBurst"`
-	// PingRate is WebSocket pings per second a client may send before it is
-	// closed with 1008; unset means 10 (a keepalive needs far fewer).
+	// PingRate is WebSocket pings, pongs and empty non-final fragments per
+	// second a client may send, together, before it is closed with 1008;
+	// unset means 10 (a keepalive needs far fewer).
 	PingRate float64 `yaml:"pingRate"`
+	// FrameTimeout bounds how long a client frame may take to arrive whole
+	// once it has begun (1008 beyond); unset means wsconn's default, 30s.
+	FrameTimeout Duration `yaml:"frameTimeout"`
 	// HandshakeTimeout bounds reading the upgrade request's headers
 	// (slow clients are cut off); unset means 10s.
 	HandshakeTimeout Duration `yaml:"handshakeTimeout"`

@@ -538,3 +538,24 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestFrameTimeoutFromYAML(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		yaml string
+		want config.Duration
+	}{
+		{"limits: {frameTimeout: 250ms}\n", config.Duration(250 * time.Millisecond)},
+		{"limits: {frameTimeout: unlimited}\n", config.Unlimited},
+		{"limits: {frameTimeout: 0}\n", config.Unlimited},
+		{"stage: dev\n", 0}, // absent: the connection's own default (30s)
+	} {
+		cfg, err := config.Parse(strings.NewReader(tt.yaml))
+		if err != nil {
+			t.Fatalf("Parse(%q): %v", tt.yaml, err)
+		}
+		if got := cfg.Limits.FrameTimeout; got != tt.want {
+			t.Errorf("Parse(%q): frameTimeout = %v, want %v", tt.yaml, time.Duration(got), time.Duration(tt.want))
+		}
+	}
+}

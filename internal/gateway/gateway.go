@@ -739,7 +739,11 @@ func (g *Gateway) handle(c *client, r routed) {
 		return
 	}
 	if rt.RouteResponse && len(resp.Body) > 0 {
-		_ = g.hub.send(c, messageType(resp.Body), resp.Body, g.hub.out(routeKey))
+		typ := messageType(resp.Body)
+		if resp.Binary {
+			typ = wsconn.Binary
+		}
+		_ = g.hub.send(c, typ, resp.Body, g.hub.out(routeKey))
 	}
 }
 

@@ -51,8 +51,14 @@ func disconnectReason(ci wsconn.CloseInfo) string {
 		return "ping_timeout"
 	case wsconn.ReasonPingFlood:
 		return "ping_flood"
+	case wsconn.ReasonFrameFlood:
+		return "frame_flood"
+	case wsconn.ReasonFrameTimeout:
+		return "frame_timeout"
 	case wsconn.ReasonWriteTimeout:
 		return "write_timeout"
+	case wsconn.ReasonWatchFailed:
+		return "watch_failed"
 	}
 	switch {
 	case ci.ByPeer && ci.Code == wsconn.StatusAbnormal:

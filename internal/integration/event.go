@@ -85,7 +85,8 @@ var ErrBadResponse = errors.New("integration: malformed proxy response")
 
 // ParseResponse reads a function's output. A JSON object with a statusCode
 // is a proxy response: its body (a string, or any JSON value taken as its
-// text) is decoded from base64 when isBase64Encoded. Any other output (a
+// text) is decoded from base64 when isBase64Encoded, and then goes out as
+// a binary frame. Any other output (a
 // string, a number, an object without statusCode) is a 200 whose body is the
 // output itself (a JSON string unquoted), as a two-way route sends it.
 func ParseResponse(data []byte) (*Response, error) {
@@ -152,6 +153,7 @@ func parseProxy(data []byte) (*Response, error) {
 				return nil, fmt.Errorf("%w: body is not base64: %v", ErrBadResponse, err)
 			}
 			body = dec
+			resp.Binary = true // the answer to a binary frame arriving in base64
 		}
 		resp.Body = body
 	}

@@ -388,7 +388,7 @@ func TestParseResponse(t *testing.T) {
 		{
 			name: "base64 body",
 			in:   `{"statusCode":200,"body":"AP8QaGk=","isBase64Encoded":true}`,
-			want: &integration.Response{StatusCode: 200, Body: []byte{0x00, 0xff, 0x10, 'h', 'i'}},
+			want: &integration.Response{StatusCode: 200, Body: []byte{0x00, 0xff, 0x10, 'h', 'i'}, Binary: true},
 		},
 		{
 			name: "base64 flag false keeps the text",

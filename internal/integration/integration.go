@@ -63,6 +63,9 @@ type Response struct {
 	StatusCode int
 	Headers    map[string]string
 	Body       []byte
+	// Binary sends Body in a binary frame. Otherwise it goes out as text
+	// when it is valid UTF-8, and as binary when it is not.
+	Binary bool
 }
 
 // ClientError is an error the caller is told about in an error frame

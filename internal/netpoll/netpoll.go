@@ -10,3 +10,7 @@ import "errors"
 // ErrUnsupported is returned by Watch when the connection cannot be watched:
 // not a socket, or not on Linux.
 var ErrUnsupported = errors.New("netpoll: connection cannot be watched")
+
+// ErrRearm is wrapped by the error of Rearm or ArmWrite when the kernel
+// refused the registration: the socket is no longer watched.
+var ErrRearm = errors.New("netpoll: cannot rearm the socket")

@@ -2,6 +2,7 @@ package netpoll
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -128,26 +129,43 @@ func (w *Watcher) event() *unix.EpollEvent {
 	return &unix.EpollEvent{Events: ev, Fd: w.fd, Pad: w.gen}
 }
 
-// Rearm asks for the next readiness to read. Data already waiting fires at once.
-func (w *Watcher) Rearm() {
+// Rearm asks for the next readiness to read. Data already waiting fires at
+// once. An error means the socket is no longer watched: no readiness will
+// ever be reported, and the owner must close it.
+func (w *Watcher) Rearm() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.wantRead = true
-	w.modLocked()
+	return w.modLocked()
 }
 
 // ArmWrite asks to be told (onWritable) when the socket takes bytes again.
-func (w *Watcher) ArmWrite() {
+// An error means it will not be told: the owner must close the socket.
+func (w *Watcher) ArmWrite() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.wantWrite = true
-	w.modLocked()
+	return w.modLocked()
 }
 
-func (w *Watcher) modLocked() {
-	if !w.stopped {
-		_ = unix.EpollCtl(w.p.epfd, unix.EPOLL_CTL_MOD, int(w.fd), w.event())
+// modLocked registers what is wanted now. After Close it does nothing.
+func (w *Watcher) modLocked() error {
+	if w.stopped {
+		return nil
 	}
+	if err := unix.EpollCtl(w.p.epfd, unix.EPOLL_CTL_MOD, int(w.fd), w.event()); err != nil {
+		return fmt.Errorf("%w: epoll_ctl: %w", ErrRearm, err)
+	}
+	return nil
+}
+
+// UnregisterForTest takes the socket out of the epoll set behind the
+// Watcher's back, as a kernel that lost the registration would: the next
+// Rearm or ArmWrite fails.
+func (w *Watcher) UnregisterForTest() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return unix.EpollCtl(w.p.epfd, unix.EPOLL_CTL_DEL, int(w.fd), nil)
 }
 
 // Close unregisters the socket and closes it; a blocked peer sees the end
@@ -197,6 +215,59 @@ func (w *Watcher) Read(p []byte) (int, error) {
 		}
 		return n, nil
 	}
+}
+
+// Buffered returns how many bytes the socket holds, ready to be read
+// (SIOCINQ); 0 when it cannot tell.
+func (w *Watcher) Buffered() int {
+	w.fdMu.RLock()
+	defer w.fdMu.RUnlock()
+	if w.closed {
+		return 0
+	}
+	n, err := unix.IoctlGetInt(int(w.fd), unix.SIOCINQ)
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// A Prober tells how many bytes wait in the socket of a connection that is
+// not watched (a TLS connection is looked through to its socket, whose
+// bytes are still encrypted: a little more than what they carry). It is
+// made once per connection, so that asking allocates nothing. Not safe for
+// concurrent use.
+type Prober struct {
+	rc    syscall.RawConn
+	n     int
+	ioctl func(fd uintptr)
+}
+
+// NewProber returns the Prober of c; one for a connection that is not a
+// socket answers 0.
+func NewProber(c net.Conn) *Prober {
+	if tc, ok := c.(interface{ NetConn() net.Conn }); ok {
+		c = tc.NetConn()
+	}
+	p := &Prober{}
+	if sc, ok := c.(syscall.Conn); ok {
+		p.rc, _ = sc.SyscallConn()
+	}
+	p.ioctl = func(fd uintptr) { p.n, _ = unix.IoctlGetInt(int(fd), unix.SIOCINQ) }
+	return p
+}
+
+// Waiting returns how many bytes the socket holds, ready to be read; 0
+// when it cannot tell.
+func (p *Prober) Waiting() int {
+	if p.rc == nil {
+		return 0
+	}
+	p.n = 0
+	if p.rc.Control(p.ioctl) != nil {
+		return 0
+	}
+	return p.n
 }
 
 // CloseWrite shuts the sending side: the peer reads the end of the stream
@@ -308,8 +379,17 @@ func (w *Watcher) fired(events uint32, tasks []func()) []func() {
 		w.wantWrite = false
 		tasks = append(tasks, w.onWritable)
 	}
-	if w.wantRead || w.wantWrite {
-		w.modLocked()
+	if (w.wantRead || w.wantWrite) && w.modLocked() != nil {
+		// The side still wanted would never fire: its callback runs now,
+		// and its own Rearm or ArmWrite reports the failure to the owner.
+		if w.wantRead {
+			w.wantRead = false
+			tasks = append(tasks, w.onReadable)
+		}
+		if w.wantWrite {
+			w.wantWrite = false
+			tasks = append(tasks, w.onWritable)
+		}
 	}
 	return tasks
 }

@@ -14,16 +14,31 @@ func Watch(net.Conn, func(), func()) (*Watcher, error) { return nil, ErrUnsuppor
 type Watcher struct{}
 
 // Rearm does nothing off Linux.
-func (*Watcher) Rearm() {}
+func (*Watcher) Rearm() error { return nil }
 
 // ArmWrite does nothing off Linux.
-func (*Watcher) ArmWrite() {}
+func (*Watcher) ArmWrite() error { return nil }
+
+// UnregisterForTest does nothing off Linux.
+func (*Watcher) UnregisterForTest() error { return nil }
 
 // Read fails off Linux.
 func (*Watcher) Read([]byte) (int, error) { return 0, errors.ErrUnsupported }
 
 // Writev fails off Linux.
 func (*Watcher) Writev([][]byte) (int, error) { return 0, errors.ErrUnsupported }
+
+// Prober answers 0 off Linux.
+type Prober struct{}
+
+// NewProber returns a Prober that answers 0.
+func NewProber(net.Conn) *Prober { return &Prober{} }
+
+// Waiting returns 0 off Linux.
+func (*Prober) Waiting() int { return 0 }
+
+// Buffered returns 0 off Linux.
+func (*Watcher) Buffered() int { return 0 }
 
 // CloseWrite fails off Linux.
 func (*Watcher) CloseWrite() error { return errors.ErrUnsupported }

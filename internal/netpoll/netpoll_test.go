@@ -72,7 +72,9 @@ func TestReadinessFiresOncePerArming(t *testing.T) {
 	_, _ = client.Write([]byte("b"))
 	expect(t, ready, false, "a second write before Rearm")
 
-	w.Rearm() // the unread bytes fire again at once
+	if err := w.Rearm(); err != nil { // the unread bytes fire again at once
+		t.Fatalf("Rearm: %v", err)
+	}
 	expect(t, ready, true, "Rearm with bytes waiting")
 
 	buf := make([]byte, 8)
@@ -82,7 +84,9 @@ func TestReadinessFiresOncePerArming(t *testing.T) {
 	if _, err := w.Read(buf); !errors.Is(err, unix.EAGAIN) {
 		t.Fatalf("Read with nothing waiting = %v, want EAGAIN: it must not wait", err)
 	}
-	w.Rearm()
+	if err := w.Rearm(); err != nil {
+		t.Fatalf("Rearm: %v", err)
+	}
 	expect(t, ready, false, "Rearm with nothing waiting")
 	_ = client.Close()
 	expect(t, ready, true, "the peer hung up")
@@ -101,7 +105,9 @@ func TestCloseEndsTheEventsAndTheSocket(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	w.Rearm()     // after Close: ignored
+	if err := w.Rearm(); err != nil { // after Close: ignored
+		t.Errorf("Rearm after Close = %v, want nil", err)
+	}
 	_ = w.Close() // twice: harmless
 	if _, err := w.Read(make([]byte, 1)); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("Read after Close = %v, want net.ErrClosed", err)
@@ -150,10 +156,74 @@ func TestWritevAndWritability(t *testing.T) {
 			t.Fatal("1 GiB written to a peer that reads nothing: Writev does not stop at EAGAIN")
 		}
 	}
-	w.ArmWrite()
+	if err := w.ArmWrite(); err != nil {
+		t.Fatalf("ArmWrite: %v", err)
+	}
 	expect(t, writable, false, "socket still full")
 	if _, err := io.ReadFull(client, make([]byte, total)); err != nil {
 		t.Fatalf("reading what was written: %v", err)
 	}
 	expect(t, writable, true, "after the peer read everything")
+}
+
+// A registration the kernel lost is reported, not discarded: Rearm and
+// ArmWrite fail with ErrRearm, so the owner can close the socket.
+func TestRearmFailureIsReported(t *testing.T) {
+	server, client := pair(t)
+	ready := make(chan struct{}, 10)
+	w, err := netpoll.Watch(server, func() { ready <- struct{}{} }, func() {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := w.UnregisterForTest(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Rearm(); !errors.Is(err, netpoll.ErrRearm) || !errors.Is(err, unix.ENOENT) {
+		t.Errorf("Rearm of an unregistered socket = %v, want ErrRearm wrapping ENOENT", err)
+	}
+	if err := w.ArmWrite(); !errors.Is(err, netpoll.ErrRearm) {
+		t.Errorf("ArmWrite of an unregistered socket = %v, want ErrRearm", err)
+	}
+	_, _ = client.Write([]byte("a"))
+	expect(t, ready, false, "bytes on an unregistered socket")
+}
+
+// Buffered says how many bytes wait to be read, so that a reader can size
+// its buffer by what arrived.
+func TestBufferedCountsWaitingBytes(t *testing.T) {
+	server, client := pair(t)
+	w, err := netpoll.Watch(server, func() {}, func() {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if n := w.Buffered(); n != 0 {
+		t.Errorf("Buffered with nothing sent = %d, want 0", n)
+	}
+	_, _ = client.Write([]byte("abc"))
+	testutil.Eventually(t, 5*time.Second, func() bool { return w.Buffered() == 3 }, "Buffered = 3 after 3 bytes sent")
+	_, _ = w.Read(make([]byte, 8))
+	if n := w.Buffered(); n != 0 {
+		t.Errorf("Buffered after reading everything = %d, want 0", n)
+	}
+	_ = w.Close()
+	if n := w.Buffered(); n != 0 {
+		t.Errorf("Buffered after Close = %d, want 0", n)
+	}
+}
+
+// A Prober tells the same of a socket that is not watched, and answers 0
+// for a connection that is not a socket.
+func TestProberCountsWaitingBytes(t *testing.T) {
+	server, client := pair(t)
+	p := netpoll.NewProber(server)
+	_, _ = client.Write([]byte("abcd"))
+	testutil.Eventually(t, 5*time.Second, func() bool { return p.Waiting() == 4 }, "Waiting = 4 after 4 bytes sent")
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	if n := netpoll.NewProber(a).Waiting(); n != 0 {
+		t.Errorf("Waiting of a pipe = %d, want 0", n)
+	}
 }

@@ -627,6 +627,43 @@ func TestHostileHugeFrameHeader(t *testing.T) {
 	e.assertUnharmed(t)
 }
 
+// A frame whose header claims a payload that then trickles in (or never
+// comes) is cut once limits.frameTimeout has passed since it began, though
+// bytes keep arriving; the memory held for it grows only with what arrived
+// (TestFrameHeaderReservesNothing in internal/wsconn).
+func TestHostileTricklingFrame(t *testing.T) {
+	t.Parallel()
+	e := startHostile(t, "limits: {frameTimeout: 300ms, idleTimeout: 1h, pingInterval: 1h}\n", nil)
+	c := openRaw(t, e.addr)
+	frame := wsFrame{fin: true, op: opBinary, payload: bytes.Repeat([]byte("x"), 2000)}.encode()
+	stop, trickled := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(trickled)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for i := range frame {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			if c.write(frame[i:i+1]) != nil {
+				return
+			}
+		}
+	}()
+	f, err := c.readFrame(5 * time.Second)
+	close(stop)
+	<-trickled
+	if err != nil || f.op != opClose || len(f.payload) < 2 {
+		t.Fatalf("got %v %v, want a close frame", f, err)
+	}
+	if code, reason := binary.BigEndian.Uint16(f.payload), string(f.payload[2:]); code != 1008 || reason != wsconn.ReasonFrameTimeout {
+		t.Errorf("got close %d %q, want 1008 %q", code, reason, wsconn.ReasonFrameTimeout)
+	}
+	e.assertUnharmed(t)
+}
+
 // Fragmentation is legal: floods of tiny fragments, control frames between
 // fragments and runes split across fragments all make normal messages.
 func TestHostileFragmentsAccepted(t *testing.T) {
@@ -727,6 +764,59 @@ func TestHostilePings(t *testing.T) {
 		}
 		e.assertUnharmed(t)
 	})
+}
+
+// Frames that carry nothing and that no message budget counts (pongs
+// nobody asked for, empty fragments that never end a message) share the
+// ping limiter: a flood of them is cut like a ping flood, instead of
+// keeping a core busy parsing them.
+func TestHostileEmptyFrameFloods(t *testing.T) {
+	t.Parallel()
+	const n = 5000
+	tests := []struct {
+		name  string
+		flood []wsFrame
+	}{
+		{"empty continuations", append([]wsFrame{{op: opText, payload: []byte("a")}}, repeatFrame(wsFrame{op: opCont}, n)...)},
+		{"empty first fragment then empty continuations", append([]wsFrame{{op: opBinary}}, repeatFrame(wsFrame{op: opCont}, n)...)},
+		{"unsolicited pongs", repeatFrame(wsFrame{fin: true, op: opPong, payload: []byte("p")}, n)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := startHostile(t, "", nil) // pingRate: 10 by default
+			c := openRaw(t, e.addr)
+			c.mustWrite(wire(tt.flood...))
+			code, reason, before := c.readClose(5 * time.Second)
+			if code != int(wsconn.StatusPolicyViolation) || reason != wsconn.ReasonFrameFlood {
+				t.Errorf("got close %d %q, want 1008 %q", code, reason, wsconn.ReasonFrameFlood)
+			}
+			if len(before) > 0 {
+				t.Errorf("before the close: got %v, want nothing", before)
+			}
+			e.assertUnharmed(t)
+		})
+	}
+	t.Run("a few pongs and empty fragments are legal", func(t *testing.T) {
+		t.Parallel()
+		e := startHostile(t, "", nil)
+		c := openRaw(t, e.addr)
+		c.mustWrite(wire(
+			wsFrame{fin: true, op: opPong}, wsFrame{op: opText, payload: []byte("he")},
+			wsFrame{op: opCont}, wsFrame{op: opCont}, wsFrame{fin: true, op: opCont, payload: []byte("llo")}))
+		if op, got, _ := c.readMessage(5 * time.Second); op != opText || string(got) != "hello" {
+			t.Errorf("got %#x %q, want the text echo of hello", op, got)
+		}
+		e.assertUnharmed(t)
+	})
+}
+
+func repeatFrame(f wsFrame, n int) []wsFrame {
+	fs := make([]wsFrame, n)
+	for i := range fs {
+		fs[i] = f
+	}
+	return fs
 }
 
 // A client that sends its upgrade request a byte at a time never holds a

@@ -157,6 +157,7 @@ func (s *Server) build(cfg *config.Config, hub *gateway.Hub, prev *builder) (*bu
 			IdleTimeout:       time.Duration(l.IdleTimeout),
 			MaxLifetime:       time.Duration(l.MaxLifetime),
 			PingRate:          l.PingRate,
+			FrameTimeout:      time.Duration(l.FrameTimeout),
 		},
 		Subprotocols:        cfg.Subprotocols,
 		Authorizer:          authz,

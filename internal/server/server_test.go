@@ -209,6 +209,34 @@ func TestNonJSONGoesToDefault(t *testing.T) {
 	}
 }
 
+// The echo route keeps a message's frame type: binary comes back binary,
+// even when its bytes happen to be valid UTF-8, and text comes back text.
+func TestEchoKeepsTheFrameType(t *testing.T) {
+	t.Parallel()
+	_, wsURL, _ := start(t, echoConfig)
+	c := testutil.Dial(t, wsURL, nil)
+	tests := []struct {
+		name string
+		typ  websocket.MessageType
+		data string
+	}{
+		{"binary that is valid UTF-8", websocket.MessageBinary, "hello"},
+		{"binary that is a JSON object", websocket.MessageBinary, `{"action":"nothing"}`},
+		{"binary that is not UTF-8", websocket.MessageBinary, "\xff\x00"},
+		{"text", websocket.MessageText, "hello"},
+	}
+	for _, tt := range tests {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := c.Write(ctx, tt.typ, []byte(tt.data)); err != nil {
+			t.Fatalf("%s: write: %v", tt.name, err)
+		}
+		cancel()
+		if typ, got := testutil.Read(t, c, 5*time.Second); typ != tt.typ || got != tt.data {
+			t.Errorf("%s: echo = %v %q, want %v %q", tt.name, typ, got, tt.typ, tt.data)
+		}
+	}
+}
+
 func TestPerConnectionOrdering(t *testing.T) {
 	t.Parallel()
 	_, wsURL, _ := start(t, echoConfig)

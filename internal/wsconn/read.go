@@ -12,6 +12,8 @@ import (
 
 	"github.com/gobwas/ws"
 	"golang.org/x/time/rate"
+
+	"github.com/switchboard-gateway/switchboard/internal/netpoll"
 )
 
 // errStop ends a reader that has nothing more to read: the connection is
@@ -27,7 +29,8 @@ var errDiscard = errors.New("wsconn: discard input")
 
 // readBufferSize is the size of the pooled read buffers of watched sockets.
 // A reader holds one only while the socket has bytes; a frame larger than
-// the buffer is gathered in an array of its own size.
+// the buffer is gathered in an array that grows with the bytes that
+// arrived (grow), never to the length its header claims.
 const readBufferSize = 4096
 
 var readBuffers = sync.Pool{New: func() any { return new([readBufferSize]byte) }}
@@ -36,6 +39,7 @@ var readBuffers = sync.Pool{New: func() any { return new([readBufferSize]byte) }
 // own, with room for a frame header.
 type reader struct {
 	br     *bufio.Reader
+	probe  *netpoll.Prober // what waits in the socket, beyond br
 	header [ws.MaxHeaderSize]byte
 }
 
@@ -62,9 +66,13 @@ func (c *Conn) readAvailable() error {
 	pooled := readBuffers.Get().(*[readBufferSize]byte)
 	defer readBuffers.Put(pooled)
 	b, need := pooled[:0], 0
-	if c.in != nil {
-		b, need = c.in.b, c.in.need
-		c.in = nil
+	if in := c.in; in != nil {
+		c.in, need = nil, in.need
+		if cap(in.b) <= readBufferSize {
+			b = append(b, in.b...) // a small start: read the rest into the pooled buffer
+		} else {
+			b = in.b
+		}
 	}
 	for {
 		if len(b) > 0 && !c.discarding {
@@ -78,21 +86,25 @@ func (c *Conn) readAvailable() error {
 				return err
 			}
 		}
-		if len(b) == cap(b) || need > cap(b) {
-			// A frame larger than the buffer: an array of its own size.
-			b = append(make([]byte, 0, max(need, 2*cap(b))), b...)
+		if len(b) == cap(b) {
+			b = grow(b, need, c.watch.Buffered())
 		}
 		n, err := c.watch.Read(b[len(b):cap(b)])
 		b = b[:len(b)+n]
 		switch {
 		case errors.Is(err, syscall.EAGAIN):
-			if len(b) > 0 && !c.discarding {
-				// Kept in an array of the frame's size: the pooled buffer goes
-				// back, and a large one is not held for a small remainder.
-				kept := make([]byte, len(b), max(len(b), need))
-				copy(kept, b)
-				c.in = &input{b: kept, need: need}
+			if len(b) == 0 || c.discarding {
+				c.frameDone()
+				return nil
 			}
+			kept := b
+			if cap(b) == readBufferSize && &b[:1][0] == &pooled[0] {
+				// The pooled buffer goes back: the start is kept in an
+				// array of its own length.
+				kept = bytes.Clone(b)
+			}
+			c.in = &input{b: kept, need: need}
+			c.frameStarted()
 			return nil
 		case err != nil:
 			return err
@@ -102,13 +114,29 @@ func (c *Conn) readAvailable() error {
 	}
 }
 
+// grow returns b, which is full, in an array with room for the bytes
+// that already arrived and wait to be read (arrived), or twice as large if
+// that is more, but no larger than the frame being gathered needs (need,
+// once its header is known). Memory for a frame thus grows with the bytes
+// that arrived, not with the length a header claims: a header alone
+// reserves nothing, and a frame whose bytes are all there is gathered in
+// one array of its size.
+func grow(b []byte, need, arrived int) []byte {
+	n := max(2*cap(b), len(b)+arrived)
+	if need > len(b) {
+		n = min(n, need)
+	}
+	return append(make([]byte, 0, n), b...)
+}
+
 // parse handles the whole frames at the start of b and returns how many
 // bytes they took, and the length of the frame that follows when its
 // header is there but not all of it.
 func (c *Conn) parse(b []byte) (off, need int, err error) {
 	var header [ws.MaxHeaderSize]byte
 	for off < len(b) {
-		h, err := ws.ReadHeaderBuffer(bytes.NewReader(b[off:]), header[:])
+		r := bytes.NewReader(b[off:])
+		h, err := ws.ReadHeaderBuffer(r, header[:])
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return off, 0, nil // the header's rest is on its way
 		}
@@ -120,12 +148,16 @@ func (c *Conn) parse(b []byte) (off, need int, err error) {
 		if err != nil {
 			return off, 0, err
 		}
-		size := ws.HeaderSize(h) + int(h.Length)
+		// The header's own length, as read: a length written in more
+		// bytes than it needs (legal to gobwas/ws, as in the stream
+		// reader) makes it longer than ws.HeaderSize says.
+		size := len(b) - off - r.Len() + int(h.Length)
 		if len(b)-off < size {
 			return off, size, nil
 		}
 		payload := bytes.Clone(b[off+size-int(h.Length) : off+size]) // OnMessage keeps it
 		off += size
+		c.frameDone()
 		ws.Cipher(payload, h.Mask, 0)
 		if err := c.handleFrame(h, payload); err != nil {
 			return off, 0, err
@@ -141,7 +173,7 @@ func (c *Conn) readAll() {
 		src = io.MultiReader(bytes.NewReader(c.in.b), c.conn)
 		c.in = nil
 	}
-	r := &reader{br: bufio.NewReaderSize(src, ownBufferSize)}
+	r := &reader{br: bufio.NewReaderSize(src, ownBufferSize), probe: netpoll.NewProber(c.conn)}
 	var err error
 	for err == nil {
 		if c.discarding {
@@ -180,7 +212,9 @@ func (c *Conn) endRead(err error) {
 		c.finishIfDone()
 		return
 	}
-	w.Rearm()
+	if err := w.Rearm(); err != nil {
+		c.watchFailed()
+	}
 }
 
 // readFrame reads one frame from a stream and acts on it (handleFrame).
@@ -195,12 +229,59 @@ func (c *Conn) readFrame(r *reader) error {
 	if err := c.checkHeader(h); err != nil {
 		return err
 	}
-	payload := make([]byte, h.Length)
-	if _, err := io.ReadFull(r.br, payload); err != nil {
+	if int64(r.br.Buffered()) < h.Length {
+		c.frameStarted()
+	}
+	payload, err := readPayload(r, int(h.Length))
+	if err != nil {
 		return err
 	}
+	c.frameDone()
 	ws.Cipher(payload, h.Mask, 0)
 	return c.handleFrame(h, payload)
+}
+
+// readPayload reads a payload of n bytes into an array that grows with
+// what arrived (grow), not to n at once.
+func readPayload(r *reader, n int) ([]byte, error) {
+	b := make([]byte, 0, min(n, max(r.br.Buffered(), ownBufferSize)))
+	for len(b) < n {
+		if len(b) == cap(b) {
+			b = grow(b, n, r.br.Buffered()+r.probe.Waiting())
+		}
+		m, err := r.br.Read(b[len(b):min(cap(b), n)])
+		b = b[:len(b)+m]
+		if err != nil && len(b) < n {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+// frameStarted notes that a frame has begun and not yet arrived whole,
+// unless an earlier one is still pending: it must be whole within
+// FrameTimeout, which the connection's timer enforces (tick).
+func (c *Conn) frameStarted() {
+	if c.opts.FrameTimeout <= 0 || c.frameSince.Load() != 0 {
+		return
+	}
+	now := time.Now()
+	c.frameSince.Store(now.UnixNano())
+	c.mu.Lock()
+	if !c.finished {
+		c.armLocked(c.nextTick(now))
+	}
+	c.mu.Unlock()
+}
+
+// frameDone notes that no frame is pending.
+func (c *Conn) frameDone() {
+	if c.frameSince.Load() != 0 {
+		c.frameSince.Store(0)
+	}
 }
 
 // checkHeader applies RFC 6455's rules and the read limit to a frame's
@@ -236,12 +317,23 @@ func (c *Conn) checkHeader(h ws.Header) error {
 func (c *Conn) handleFrame(h ws.Header, payload []byte) error {
 	switch h.OpCode {
 	case ws.OpPing:
+		if !c.allowControl() {
+			return c.fail(StatusPolicyViolation, ReasonPingFlood)
+		}
 		c.pong(payload)
 		return nil
 	case ws.OpPong:
+		if !c.pongAsked() && !c.allowControl() {
+			return c.fail(StatusPolicyViolation, ReasonFrameFlood)
+		}
 		return nil
 	case ws.OpClose:
 		return c.peerClosed(payload)
+	}
+	if !h.Fin && len(payload) == 0 && !c.allowControl() {
+		// An empty fragment carries nothing and ends no message: like a
+		// pong, it costs a parse and no message budget counts it.
+		return c.fail(StatusPolicyViolation, ReasonFrameFlood)
 	}
 	switch {
 	case h.Fin && c.partial == nil:
@@ -276,20 +368,33 @@ func (c *Conn) deliver(m Message) error {
 	return nil
 }
 
-// pong answers a client's ping, unless the client pings faster than
-// PingRate: each pong costs a write.
-func (c *Conn) pong(payload []byte) {
-	if c.opts.PingRate >= 0 {
-		if c.pings == nil {
-			c.pings = rate.NewLimiter(rate.Limit(c.opts.PingRate), max(int(c.opts.PingRate), 1))
-		}
-		if !c.pings.Allow() {
-			c.mu.Lock()
-			c.closeLocked(StatusPolicyViolation, ReasonPingFlood, false, false)
-			c.mu.Unlock()
-			return
-		}
+// allowControl reports whether the client may send one more frame that
+// no message budget counts: a ping, a pong or an empty fragment. They
+// share one limiter of PingRate per second, with bursts of as many.
+func (c *Conn) allowControl() bool {
+	if c.opts.PingRate < 0 {
+		return true
 	}
+	if c.pings == nil {
+		c.pings = rate.NewLimiter(rate.Limit(c.opts.PingRate), max(int(c.opts.PingRate), 1))
+	}
+	return c.pings.Allow()
+}
+
+// pongAsked reports whether a pong answers one of our pings, which is
+// then no longer awaited: only unsolicited pongs count against PingRate.
+func (c *Conn) pongAsked() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.pingsOut == 0 {
+		return false
+	}
+	c.pingsOut--
+	return true
+}
+
+// pong answers a client's ping.
+func (c *Conn) pong(payload []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closing {

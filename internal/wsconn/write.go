@@ -154,7 +154,17 @@ func (c *Conn) stall(s *scratch) {
 	c.stalled, c.writeBy = s, now.Add(timeout).UnixNano()
 	c.armLocked(c.nextTick(now))
 	c.mu.Unlock()
-	c.watch.ArmWrite()
+	if err := c.watch.ArmWrite(); err != nil {
+		c.mu.Lock()
+		if c.stalled == s {
+			c.stalled, c.writeBy = nil, 0
+		}
+		c.writing = false
+		c.mu.Unlock()
+		s.release()
+		// Never told when it is writable, the writer could not go on.
+		c.drop(StatusInternalError, ReasonWatchFailed, false)
+	}
 }
 
 // writeBlocking writes up to maxBatchMessages frames (and, unless the first

@@ -57,8 +57,11 @@ const (
 	ReasonTooBig       = "Message too big"
 	ReasonInvalidUTF8  = "Invalid UTF-8 in a text message"
 	ReasonPingFlood    = "Too many pings"
+	ReasonFrameFlood   = "Too many pongs or empty fragments"
 	ReasonWriteTimeout = "Write timeout"
 	ReasonWriteFailed  = "Write failed"
+	ReasonWatchFailed  = "Internal error: socket no longer watched"
+	ReasonFrameTimeout = "Frame not completed in time"
 )
 
 // Errors returned by Send.
@@ -105,9 +108,17 @@ type Options struct {
 	// MaxLifetime closes (1001) a connection this long after it opened.
 	// Zero means 2h; negative disables.
 	MaxLifetime time.Duration
-	// PingRate is how many pings per second a client may send, with bursts
-	// of as many; a client pinging faster is closed with 1008. Zero means
-	// 10; negative disables the check.
+	// FrameTimeout is how long a frame may take to arrive whole once its
+	// first bytes are in: a client that starts a frame and trickles the
+	// rest (or never sends it) is closed with 1008 when it expires. The
+	// memory held for a frame grows with the bytes that arrived, not with
+	// the length its header claims. Zero means 30s; negative disables.
+	FrameTimeout time.Duration
+	// PingRate is how many pings, unsolicited pongs and empty non-final
+	// fragments per second a client may send, together, with bursts of as
+	// many: frames that cost a parse (a ping, a write too) and that no
+	// message budget counts. A client sending more is closed with 1008.
+	// Zero means 10; negative disables the check.
 	PingRate float64
 }
 
@@ -138,6 +149,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.PingRate == 0 {
 		o.PingRate = 10
+	}
+	if o.FrameTimeout == 0 {
+		o.FrameTimeout = 30 * time.Second
 	}
 	return o
 }
@@ -195,9 +209,10 @@ type Conn struct {
 	lastActive atomic.Int64 // unix nanoseconds of the last data message
 	lastRead   atomic.Int64 // unix nanoseconds of the last frame read from the peer
 	inCallback atomic.Bool  // the reader is in OnMessage, not reading
+	frameSince atomic.Int64 // unix nanoseconds when the frame not yet whole began, or 0
 
 	// The reader's state: one reader runs at a time (see reading).
-	pings      *rate.Limiter // client pings; created on the first one
+	pings      *rate.Limiter // see allowControl; created on the first use
 	partial    *partial      // the fragmented message being reassembled, or nil
 	in         *input        // a watched socket's bytes read but not yet whole frames, or nil
 	discarding bool          // the client broke a rule: its bytes are dropped unread
@@ -215,6 +230,7 @@ type Conn struct {
 	lingerAfter bool        // once it is written, close our side and drain the client's
 	sockClosed  bool        // the socket is closed: no reader starts, no write succeeds
 	finished    bool        // OnClose has been called
+	pingsOut    int32       // pings sent and not yet answered by a pong; fits beside the bools
 	closeInfo   *CloseInfo  // set by the first close; its frame follows the queue
 	timer       *time.Timer // nil while there is no deadline
 	nextPing    int64       // unix nanoseconds
@@ -416,6 +432,21 @@ func (c *Conn) fail(code StatusCode, reason string) error {
 	return errDiscard
 }
 
+// watchFailed closes a connection whose socket the poller can no longer
+// watch for reading: it would never be read again. The close frame (1011)
+// is written if the socket takes it, and the socket is closed right after,
+// with no wait for an answer that could not be read.
+func (c *Conn) watchFailed() {
+	c.mu.Lock()
+	first := c.closeLocked(StatusInternalError, ReasonWatchFailed, false, false)
+	c.dropAfter = true
+	sent := c.closeSent
+	c.mu.Unlock()
+	if !first && sent {
+		c.closeSocket() // already closing, its close frame out: no answer can be read
+	}
+}
+
 // drop closes the socket without a close frame: the peer is gone, or broke
 // a rule that allows no answer.
 func (c *Conn) drop(code StatusCode, reason string, byPeer bool) {
@@ -470,9 +501,9 @@ func (c *Conn) finishIfDone() {
 	workers.Go(func() { c.handler.OnClose(info) })
 }
 
-// tick runs on the connection's timer: a stalled writer's deadline, pings,
-// the pong deadline, the idle and lifetime limits and the close handshake's
-// deadline.
+// tick runs on the connection's timer: a stalled writer's deadline, the
+// deadline of a frame not yet whole, pings, the pong deadline, the idle
+// and lifetime limits and the close handshake's deadline.
 func (c *Conn) tick() {
 	now := time.Now()
 	n := now.UnixNano()
@@ -497,6 +528,17 @@ func (c *Conn) tick() {
 		c.mu.Unlock()
 		return
 	}
+	if fs := c.frameSince.Load(); fs != 0 && c.opts.FrameTimeout > 0 && n >= fs+int64(c.opts.FrameTimeout) {
+		// A frame begun and not finished in time. As for a broken rule, the
+		// close frame goes out, our side is shut, and the socket closes when
+		// the client hangs up or the close handshake's time is over.
+		if c.closeLocked(StatusPolicyViolation, ReasonFrameTimeout, false, false) {
+			c.lingerAfter = true
+		}
+		c.armLocked(c.nextTick(now))
+		c.mu.Unlock()
+		return
+	}
 	if c.pingSentAt != 0 && n >= c.pingSentAt+int64(c.opts.PongTimeout) {
 		// A client held back by the gateway (its reader inside OnMessage)
 		// cannot have its pong read: that is not its fault.
@@ -514,6 +556,7 @@ func (c *Conn) tick() {
 		if c.pingSentAt == 0 {
 			c.pingSentAt = n
 		}
+		c.pingsOut++
 		c.control = appendFrameHeader(c.control, byte(ws.OpPing), 0)
 		c.startWriterLocked()
 	}
@@ -555,6 +598,9 @@ func (c *Conn) nextTick(now time.Time) time.Duration {
 		}
 		if c.pingSentAt != 0 {
 			next = min(next, c.pingSentAt+int64(c.opts.PongTimeout))
+		}
+		if fs := c.frameSince.Load(); fs != 0 && c.opts.FrameTimeout > 0 {
+			next = min(next, fs+int64(c.opts.FrameTimeout))
 		}
 		if c.opts.IdleTimeout > 0 {
 			next = min(next, c.lastActive.Load()+int64(c.opts.IdleTimeout))

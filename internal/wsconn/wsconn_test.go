@@ -2,8 +2,10 @@ package wsconn_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -401,4 +403,186 @@ func TestUnfinishedFrameIdlesOut(t *testing.T) {
 	if code, reason := c.expectClose(); code != 1001 || reason != wsconn.ReasonIdle {
 		t.Errorf("close %d %q, want 1001 %q", code, reason, wsconn.ReasonIdle)
 	}
+}
+
+// unwatcher echoes, and takes its connection out of the poller's set on
+// the message "unwatch".
+type unwatcher struct {
+	echo
+	t *testing.T
+}
+
+func (u unwatcher) OnMessage(m wsconn.Message) {
+	if string(m.Data) == "unwatch" {
+		if err := u.c.UnwatchForTest(); err != nil {
+			u.t.Errorf("UnwatchForTest: %v", err)
+		}
+		return
+	}
+	u.echo.OnMessage(m)
+}
+
+// A socket the poller can no longer watch would never be read again: the
+// failed rearm closes the connection with 1011 and a reason of its own,
+// instead of leaving it open and deaf.
+func TestFailedRearmClosesTheConnection(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the poller is Linux only")
+	}
+	t.Parallel()
+	u := wsconn.NewUpgrader(wsconn.Options{PingInterval: -1})
+	closed := make(chan wsconn.CloseInfo, 1)
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := u.Accept(w, r, wsconn.AcceptOptions{})
+		if err != nil {
+			return
+		}
+		c.Start(unwatcher{echo{c, closed}, t})
+	}))
+	t.Cleanup(hs.Close)
+	c := dial(t, "ws"+strings.TrimPrefix(hs.URL, "http"))
+	c.send(ws.OpText, true, []byte("hello"))
+	if f := c.next(); string(f.Payload) != "hello" {
+		t.Fatalf("echo = %q", f.Payload)
+	}
+	c.send(ws.OpText, true, []byte("unwatch"))
+	if code, reason := c.expectClose(); code != int(wsconn.StatusInternalError) || reason != wsconn.ReasonWatchFailed {
+		t.Errorf("close %d %q, want 1011 %q", code, reason, wsconn.ReasonWatchFailed)
+	}
+	select {
+	case ci := <-closed:
+		if ci.Code != wsconn.StatusInternalError || ci.Reason != wsconn.ReasonWatchFailed || ci.ByPeer {
+			t.Errorf("CloseInfo = %+v, want 1011 %q by the server", ci, wsconn.ReasonWatchFailed)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the connection did not end")
+	}
+}
+
+// Pongs that answer the server's pings never count against PingRate, however
+// often the server pings; unsolicited ones do.
+func TestPongsCountOnlyWhenUnsolicited(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, wsconn.Options{PingInterval: 2 * time.Millisecond, PongTimeout: time.Minute, PingRate: 1}, false)
+	c := dial(t, s.URL)
+	for answered := 0; answered < 50; {
+		if f := c.next(); f.Header.OpCode == ws.OpPing {
+			c.send(ws.OpPong, true, f.Payload)
+			answered++
+		}
+	}
+	c.send(ws.OpText, true, []byte("still open"))
+	for {
+		f := c.next()
+		if f.Header.OpCode == ws.OpClose {
+			t.Fatalf("closed after answering pings: %q", f.Payload[2:])
+		}
+		if f.Header.OpCode == ws.OpText {
+			if string(f.Payload) != "still open" {
+				t.Fatalf("echo = %q", f.Payload)
+			}
+			break
+		}
+	}
+
+	// With no ping sent, every pong counts.
+	quiet := dial(t, startServer(t, wsconn.Options{PingInterval: -1, PingRate: 1}, false).URL)
+	quiet.send(ws.OpPong, true, nil)
+	quiet.send(ws.OpPong, true, nil)
+	if code, reason := quiet.expectClose(); code != int(wsconn.StatusPolicyViolation) || reason != wsconn.ReasonFrameFlood {
+		t.Errorf("close %d %q, want 1008 %q", code, reason, wsconn.ReasonFrameFlood)
+	}
+}
+
+// A frame whose rest trickles in, a byte at a time, is cut once it has not
+// arrived whole within FrameTimeout, though bytes keep coming: on the
+// watched path and on the goroutine path (TLS).
+func TestTricklingFrameIsCut(t *testing.T) {
+	t.Parallel()
+	for _, tls := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tls=%v", tls), func(t *testing.T) {
+			t.Parallel()
+			s := startServer(t, wsconn.Options{FrameTimeout: 200 * time.Millisecond, PingInterval: -1}, tls)
+			c := dial(t, s.URL)
+			frame, _ := ws.CompileFrame(ws.MaskFrame(ws.NewBinaryFrame(make([]byte, 1000))))
+			stop := make(chan struct{})
+			trickled := make(chan struct{})
+			go func() {
+				defer close(trickled)
+				tick := time.NewTicker(10 * time.Millisecond)
+				defer tick.Stop()
+				for i := range frame {
+					select {
+					case <-stop:
+						return
+					case <-tick.C:
+					}
+					if _, err := c.conn.Write(frame[i : i+1]); err != nil {
+						return
+					}
+				}
+			}()
+			code, reason := c.expectClose()
+			close(stop)
+			<-trickled
+			_ = c.conn.Close() // the server need not wait out the close handshake
+			if code != int(wsconn.StatusPolicyViolation) || reason != wsconn.ReasonFrameTimeout {
+				t.Errorf("close %d %q, want 1008 %q", code, reason, wsconn.ReasonFrameTimeout)
+			}
+			if ci := closed(t, s); ci.Code != wsconn.StatusPolicyViolation || ci.Reason != wsconn.ReasonFrameTimeout || ci.ByPeer {
+				t.Errorf("CloseInfo = %+v", ci)
+			}
+		})
+	}
+}
+
+// A frame header claims its payload's length; the memory held for the
+// frame grows with the bytes that arrived, not with that claim: many
+// clients each sending a header that claims 128 KiB, and one byte of it,
+// cost the server far less than 128 KiB each.
+func TestFrameHeaderReservesNothing(t *testing.T) {
+	// Not parallel: it measures the heap.
+	for _, tls := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tls=%v", tls), func(t *testing.T) {
+			const n, claim = 300, 128 << 10
+			s := startServer(t, wsconn.Options{PingInterval: -1}, tls)
+			clients := make([]*client, n)
+			for i := range clients {
+				clients[i] = dial(t, s.URL)
+			}
+			before := heapInUse()
+			ping, _ := ws.CompileFrame(ws.MaskFrame(ws.NewPingFrame([]byte("sync"))))
+			header := ws.Header{Fin: true, OpCode: ws.OpBinary, Masked: true, Length: claim, Mask: [4]byte{1, 2, 3, 4}}
+			var attack bytes.Buffer
+			attack.Write(ping)
+			if err := ws.WriteHeader(&attack, header); err != nil {
+				t.Fatal(err)
+			}
+			attack.WriteByte('x')
+			for _, c := range clients {
+				if _, err := c.conn.Write(attack.Bytes()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Each pong says the server read what came with the ping.
+			for _, c := range clients {
+				if f := c.next(); f.Header.OpCode != ws.OpPong {
+					t.Fatalf("got %v, want the pong", f.Header.OpCode)
+				}
+			}
+			grown := heapInUse() - before
+			if claimed := int64(n * claim); grown > claimed/16 {
+				t.Errorf("the heap grew by %d KiB for %d headers claiming %d KiB in all, want under a sixteenth of the claim",
+					grown>>10, n, claimed>>10)
+			}
+			t.Logf("%d headers claiming %d KiB each: heap +%d KiB", n, claim>>10, grown>>10)
+		})
+	}
+}
+
+func heapInUse() int64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc)
 }

@@ -83,7 +83,9 @@ func New(kind string, hub Hub, opts Options) (integration.Integration, error) {
 		}), nil
 	case KindEcho:
 		return integration.Func(func(_ context.Context, req *integration.Request) (*integration.Response, error) {
-			return ok(req.Body), nil
+			resp := ok(req.Body)
+			resp.Binary = req.Binary // a binary message comes back binary, even when it is valid UTF-8
+			return resp, nil
 		}), nil
 	case KindMock:
 		body := []byte(opts.MockResponse)
