@@ -756,6 +756,7 @@ func (g *Gateway) invoke(rt Route, req *integration.Request) (*integration.Respo
 		if resp.StatusCode == 0 {
 			resp.StatusCode = http.StatusOK
 		}
+		err = integration.CheckStatus(resp.StatusCode)
 	}
 	g.observe(req, resp, err, start)
 	if err != nil {
