@@ -8,4 +8,6 @@ import (
 )
 
 // serve must leave no goroutine behind once it returns.
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m, testutil.IdleWorkers) }
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, testutil.IdleWorkers)
+}

@@ -44,6 +44,12 @@ type gatewayProcess struct {
 // the end of the test (SIGKILL if it is still running then).
 func startProcess(t *testing.T, args ...string) *gatewayProcess {
 	t.Helper()
+	return startProcessEnv(t, nil, args...)
+}
+
+// startProcessEnv is startProcess with env added to the child's environment.
+func startProcessEnv(t *testing.T, env []string, args ...string) *gatewayProcess {
+	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -51,7 +57,7 @@ func startProcess(t *testing.T, args ...string) *gatewayProcess {
 	p := &gatewayProcess{stderr: &testutil.Buffer{}, exited: make(chan error, 1)}
 	stdout := &testutil.Buffer{}
 	p.cmd = exec.Command(exe, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
-	p.cmd.Env = append(os.Environ(), runMainEnv+"=1")
+	p.cmd.Env = append(append(os.Environ(), runMainEnv+"=1"), env...)
 	p.cmd.Stdout, p.cmd.Stderr = stdout, p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -64,7 +70,8 @@ func startProcess(t *testing.T, args ...string) *gatewayProcess {
 			t.Logf("gateway stderr:\n%s", p.stderr)
 		}
 	})
-	testutil.Eventually(t, 30*time.Second, func() bool { return wsURLRE.MatchString(stdout.String()) },
+	// A cap for a loaded machine, not a pace: the banner ends the wait.
+	testutil.Eventually(t, 60*time.Second, func() bool { return wsURLRE.MatchString(stdout.String()) },
 		"banner printed; stdout %q stderr %q", stdout, p.stderr)
 	p.ws = wsURLRE.FindStringSubmatch(stdout.String())[1]
 	p.http = "http" + strings.TrimPrefix(p.ws, "ws")

@@ -360,25 +360,36 @@ func (g *Gateway) handshake(w http.ResponseWriter, r *http.Request, sourceIP str
 		}
 	}
 
-	ws, err := s.ws.Accept(w, r, wsconn.AcceptOptions{Subprotocol: subprotocol})
-	if err != nil {
-		g.log.Debug("upgrade failed", "err", err)
-		return nil
-	}
 	if info.Header != nil { // an open connection does not keep them
 		kept := *info
 		kept.Header, kept.Query = nil, nil
 		info = &kept
 	}
-	c := &client{g: g, info: info, ws: ws, sourceIP: sourceIP}
+	c := &client{g: g, info: info, sourceIP: sourceIP}
 	if s.opts.MessageRate > 0 {
 		c.limiter = rate.NewLimiter(rate.Limit(s.opts.MessageRate), burst(s.opts.MessageRate, s.opts.MessageBurst))
 	}
-	// Registered before the handler returns, so that the management API knows
-	// the connection as soon as the client has its 101.
-	if err := g.hub.add(g.base, c); err != nil {
-		g.log.Error("connection not registered", "connectionId", info.ID, "err", err)
-		ws.Close(wsconn.StatusInternalError, "Internal server error")
+	// Registered before the 101 is written, so that the management API knows
+	// the connection as soon as the client has its 101; a registry that
+	// fails answers 500 instead.
+	registered := false
+	_, err := s.ws.Accept(w, r, wsconn.AcceptOptions{Subprotocol: subprotocol, BeforeOpen: func(ws *wsconn.Conn) error {
+		c.ws = ws
+		if err := g.hub.add(g.base, c); err != nil {
+			g.log.Error("connection not registered", "connectionId", info.ID, "err", err)
+			return err
+		}
+		registered = true
+		return nil
+	}})
+	if err != nil {
+		g.log.Debug("upgrade failed", "err", err)
+		if registered { // the 101 could not be written
+			if err := g.hub.remove(g.base, info.ID); err != nil {
+				g.log.Error("connection not unregistered", "connectionId", info.ID, "err", err)
+			}
+		}
+		return nil
 	}
 	return c
 }
@@ -789,6 +800,7 @@ func (g *Gateway) invoke(s *snapshot, rt Route, req *integration.Request) (*inte
 		if resp.StatusCode == 0 {
 			resp.StatusCode = http.StatusOK
 		}
+		err = integration.CheckStatus(resp.StatusCode)
 	}
 	g.observe(s, req, resp, err, start)
 	if err != nil {

@@ -1,13 +1,16 @@
 package gateway_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -163,6 +166,58 @@ func TestConnectRouteStatusRejectsHandshake(t *testing.T) {
 	c := testutil.Dial(t, url, &websocket.DialOptions{Subprotocols: []string{"v1", "v2"}})
 	if got := c.Subprotocol(); got != "v2" {
 		t.Errorf("subprotocol = %q, want v2 chosen by $connect", got)
+	}
+}
+
+// A $connect integration may only answer a final status, 200–599: a 1xx
+// must not reach the client as a bare 101 without upgrade headers, nor as
+// an informational answer followed by the 101. It is an integration
+// failure, 502, as on API Gateway; on a message route, an error frame.
+func TestIntegrationStatusOutside200To599IsAFailure(t *testing.T) {
+	t.Parallel()
+	answer := integration.Func(func(_ context.Context, req *integration.Request) (*integration.Response, error) {
+		if req.EventType == "MESSAGE" {
+			code, _ := strconv.Atoi(string(req.Body))
+			return &integration.Response{StatusCode: code, Body: []byte("from the integration")}, nil
+		}
+		code, _ := strconv.Atoi(req.Conn.Query.Get("status"))
+		return &integration.Response{StatusCode: code}, nil
+	})
+	_, url := startGateway(t, gateway.Options{Routes: map[string]gateway.Route{
+		"$connect": {Integration: answer},
+		"$default": {Integration: answer, RouteResponse: true},
+	}})
+	addr := strings.TrimPrefix(url, "ws://")
+	for _, code := range []int{-1, 1, 99, 100, 101, 103, 199, 600, 1000} {
+		t.Run(fmt.Sprintf("$connect %d", code), func(t *testing.T) {
+			t.Parallel()
+			nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
+			fmt.Fprintf(nc, "GET /?status=%d HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+				"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", code, addr)
+			// The first status line the client sees must be the final answer.
+			resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
+			if err != nil {
+				t.Fatalf("read response: %v", err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusBadGateway {
+				t.Errorf("$connect answering %d: handshake got %s, want 502", code, resp.Status)
+			}
+		})
+	}
+	c := testutil.Dial(t, url+"?status=200", nil)
+	for _, code := range []string{"101", "199", "600"} {
+		if got := testutil.ReadTextAfter(t, c, code); !strings.HasPrefix(got, `{"message": "Internal server error", "connectionId":"`) {
+			t.Errorf("message route answering %s: got %q, want the Internal server error frame", code, got)
+		}
+	}
+	if got := testutil.ReadTextAfter(t, c, "404"); got != "from the integration" {
+		t.Errorf("message route answering 404: got %q, want the body", got)
 	}
 }
 

@@ -83,6 +83,17 @@ func MarshalEvent(req *Request) ([]byte, error) {
 // reject as a malformed proxy response.
 var ErrBadResponse = errors.New("integration: malformed proxy response")
 
+// CheckStatus returns an error wrapping ErrBadResponse for a status an
+// integration may not answer with: anything outside 200–599. A 1xx is not a
+// final answer (a 101 would pass for the gateway's own upgrade), so API
+// Gateway treats it as an integration failure, and so does the gateway.
+func CheckStatus(code int) error {
+	if code < 200 || code > 599 {
+		return fmt.Errorf("%w: statusCode %d outside 200-599", ErrBadResponse, code)
+	}
+	return nil
+}
+
 // ParseResponse reads a function's output. A JSON object with a statusCode
 // is a proxy response: its body (a string, or any JSON value taken as its
 // text) is decoded from base64 when isBase64Encoded, and then goes out as
@@ -126,8 +137,11 @@ func parseProxy(data []byte) (*Response, error) {
 	}
 	// Some runtimes send statusCode as a string ("200").
 	code, err := strconv.Atoi(string(bytes.Trim(pr.StatusCode, `"`)))
-	if err != nil || code < 100 || code > 599 {
+	if err != nil {
 		return nil, fmt.Errorf("%w: statusCode %s", ErrBadResponse, pr.StatusCode)
+	}
+	if err := CheckStatus(code); err != nil {
+		return nil, err
 	}
 	resp := &Response{StatusCode: code, Headers: pr.Headers}
 	for k, vs := range pr.MultiValueHeaders {

@@ -377,8 +377,8 @@ func TestParseResponse(t *testing.T) {
 		},
 		{
 			name: "lowest status",
-			in:   `{"statusCode":100}`,
-			want: &integration.Response{StatusCode: 100},
+			in:   `{"statusCode":200}`,
+			want: &integration.Response{StatusCode: 200},
 		},
 		{
 			name: "highest status",
@@ -461,6 +461,10 @@ func TestParseResponse(t *testing.T) {
 		{name: "unterminated string", in: `"hello`, wantErr: integration.ErrBadResponse},
 		{name: "statusCode 700", in: `{"statusCode":700}`, wantErr: integration.ErrBadResponse},
 		{name: "statusCode 99", in: `{"statusCode":99}`, wantErr: integration.ErrBadResponse},
+		{name: "statusCode 100 is not final", in: `{"statusCode":100}`, wantErr: integration.ErrBadResponse},
+		{name: "statusCode 101 is not final", in: `{"statusCode":101}`, wantErr: integration.ErrBadResponse},
+		{name: "statusCode 199 as a string", in: `{"statusCode":"199"}`, wantErr: integration.ErrBadResponse},
+		{name: "statusCode 600", in: `{"statusCode":600}`, wantErr: integration.ErrBadResponse},
 		{name: "statusCode not a number", in: `{"statusCode":"ok"}`, wantErr: integration.ErrBadResponse},
 		{name: "statusCode null", in: `{"statusCode":null}`, wantErr: integration.ErrBadResponse},
 		{name: "headers not strings", in: `{"statusCode":200,"headers":{"X-N":1}}`, wantErr: integration.ErrBadResponse},
@@ -532,8 +536,8 @@ func FuzzParseResponse(f *testing.F) {
 		if resp == nil {
 			t.Fatalf("ParseResponse(%q) = nil, nil", data)
 		}
-		if resp.StatusCode < 100 || resp.StatusCode > 599 {
-			t.Fatalf("ParseResponse(%q).StatusCode = %d, outside 100-599", data, resp.StatusCode)
+		if resp.StatusCode < 200 || resp.StatusCode > 599 {
+			t.Fatalf("ParseResponse(%q).StatusCode = %d, outside 200-599", data, resp.StatusCode)
 		}
 	})
 }

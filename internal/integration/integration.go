@@ -73,9 +73,16 @@ type Response struct {
 // stays open. Message is safe to show the client.
 type ClientError struct {
 	Message string
+	// Err is the sentinel the error is an instance of (ErrBadRequest), found
+	// by errors.Is; nil when there is none.
+	Err error
 }
 
 func (e *ClientError) Error() string { return "integration: " + e.Message }
 
-// ErrBadRequest is wrapped by ClientErrors about a malformed message body.
+// Unwrap returns e.Err.
+func (e *ClientError) Unwrap() error { return e.Err }
+
+// ErrBadRequest is wrapped by ClientErrors about a malformed message body:
+// errors.Is(err, ErrBadRequest) finds it.
 var ErrBadRequest = errors.New("Bad request body")

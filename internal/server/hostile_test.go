@@ -1327,3 +1327,36 @@ func TestFrameSentWithTheHandshakeIsRead(t *testing.T) {
 	}
 	e.assertUnharmed(t)
 }
+
+// A $connect integration answering a status that is not a final one (1xx),
+// or no HTTP status at all, is an integration failure: the client gets 502,
+// never a bare 101 without upgrade headers nor a 1xx followed by the 101.
+func TestHostileConnectStatus(t *testing.T) {
+	t.Parallel()
+	fn := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev struct {
+			Query map[string]string `json:"queryStringParameters"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&ev)
+		status := ev.Query["status"]
+		if status == "" {
+			status = "200"
+		}
+		_, _ = fmt.Fprintf(w, `{"statusCode":%s}`, status)
+	}))
+	t.Cleanup(fn.Close)
+	e := startHostileYAML(t, fmt.Sprintf(`
+routes:
+  $connect: {integration: {type: http, url: %q}}
+  $default: {integration: {type: echo}}
+`, fn.URL), nil)
+	for _, status := range []string{"99", "100", "101", "103", "199", "600", `"101"`} {
+		c := dialRaw(t, e.addr)
+		c.mustWrite([]byte(requestText("GET", "/?status="+url.QueryEscape(status), e.addr, upgradeHeader(newWSKey()))))
+		resp, body := c.response(5 * time.Second)
+		if resp.StatusCode != http.StatusBadGateway {
+			t.Errorf("$connect answering statusCode %s: handshake got %s %q, want 502", status, resp.Status, body)
+		}
+	}
+	e.assertUnharmed(t)
+}

@@ -14,9 +14,11 @@
 package wsconn
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -256,6 +258,13 @@ type partial struct {
 type AcceptOptions struct {
 	// Subprotocol is put on the 101 response when the client offered it.
 	Subprotocol string
+	// BeforeOpen, when set, runs once the upgrade is accepted and before the
+	// 101 response is written, with the Conn that Accept then returns (not
+	// started: what is sent to it waits for Start). What it does, such as
+	// registering the connection, is thus done before the client can know it
+	// is connected. An error from it answers 500 instead of 101, and Accept
+	// returns that error.
+	BeforeOpen func(*Conn) error
 }
 
 // Upgrader accepts connections that share one set of Options.
@@ -273,19 +282,71 @@ func (u *Upgrader) Accept(w http.ResponseWriter, r *http.Request, ao AcceptOptio
 	if p := ao.Subprotocol; p != "" {
 		hu.Protocol = func(offered string) bool { return offered == p }
 	}
-	conn, rw, _, err := hu.Upgrade(r, w)
+	hw := &hijackHook{ResponseWriter: w, opts: &u.opts, beforeOpen: ao.BeforeOpen}
+	conn, _, _, err := hu.Upgrade(r, hw)
 	if err != nil {
 		if conn != nil {
 			_ = conn.Close()
 		}
+		if hw.hookErr != nil {
+			err = hw.hookErr
+		}
 		return nil, fmt.Errorf("accept: %w", err)
+	}
+	return hw.c, nil
+}
+
+// hijackHook hands the upgrader a hijacked connection whose writes run
+// beforeOpen ahead of the 101 response, with the Conn built at the hijack.
+type hijackHook struct {
+	http.ResponseWriter
+	opts       *Options
+	beforeOpen func(*Conn) error
+
+	c       *Conn // built by Hijack
+	hookErr error // beforeOpen's error
+}
+
+// Hijack implements http.Hijacker for the upgrader.
+func (h *hijackHook) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, rw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	if err != nil {
+		return conn, rw, err
 	}
 	var early []byte
 	if n := rw.Reader.Buffered(); n > 0 {
 		// The client pipelined frames after its handshake: they are read first.
 		early, _ = rw.Reader.Peek(n)
 	}
-	return newConn(conn, early, &u.opts), nil
+	h.c = newConn(conn, early, h.opts)
+	if h.beforeOpen == nil {
+		return conn, rw, nil
+	}
+	return conn, bufio.NewReadWriter(rw.Reader, bufio.NewWriter(&openWriter{h: h, w: conn})), nil
+}
+
+// openWriter runs the hook's beforeOpen before it writes a 101 response
+// (a refusal is written as it is).
+type openWriter struct {
+	h       *hijackHook
+	w       io.Writer
+	checked bool
+}
+
+var status101 = []byte("HTTP/1.1 101 ")
+
+func (o *openWriter) Write(p []byte) (int, error) {
+	if !o.checked {
+		o.checked = true
+		if bytes.HasPrefix(p, status101) {
+			if err := o.h.beforeOpen(o.h.c); err != nil {
+				o.h.hookErr = err
+				_, _ = io.WriteString(o.w, "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+				return 0, err
+			}
+		}
+	}
+	return o.w.Write(p)
 }
 
 // newConn wraps an upgraded connection; early holds bytes the client sent

@@ -101,7 +101,10 @@ func ok(body []byte) *integration.Response {
 }
 
 func badRequest(format string, args ...any) error {
-	return &integration.ClientError{Message: integration.ErrBadRequest.Error() + ": " + fmt.Sprintf(format, args...)}
+	return &integration.ClientError{
+		Message: integration.ErrBadRequest.Error() + ": " + fmt.Sprintf(format, args...),
+		Err:     integration.ErrBadRequest,
+	}
 }
 
 // fields decodes the top level of a JSON object message.

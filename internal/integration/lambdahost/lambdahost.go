@@ -193,7 +193,13 @@ func (f *Function) InitTimeout() time.Duration { return f.opts.InitTimeout }
 
 // New checks opts and prepares the function; it starts no process: the
 // first invocation does. For the nodejs runtime it writes the bootstrap to a
-// temporary directory, removed by Close.
+// temporary directory, switchboard-fn-PID-*, removed by Close. The first New
+// in a process removes such directories whose PID no longer runs: the
+// leftovers of a host killed without Close.
+//
+// On Linux each function process gets SIGKILL from the kernel when the host
+// process dies, even by SIGKILL; what a function process started itself (its
+// process group) is killed by Close only.
 func New(opts Options) (*Function, error) {
 	o := opts.withDefaults()
 	switch {
@@ -224,6 +230,16 @@ func New(opts Options) (*Function, error) {
 		return nil, fmt.Errorf("lambdahost: function %s: code dir %s is not a directory", o.Name, root)
 	}
 
+	staleOnce.Do(func() {
+		n, err := removeStale("")
+		if n > 0 {
+			o.Logger.Info("removed temporary directories of function hosts that no longer run", "count", n)
+		}
+		if err != nil {
+			o.Logger.Warn("could not remove a temporary directory of a function host that no longer runs", "err", err)
+		}
+	})
+
 	f := &Function{
 		opts:     o,
 		taskRoot: root,
@@ -236,7 +252,7 @@ func New(opts Options) (*Function, error) {
 		if err != nil {
 			return nil, fmt.Errorf("lambdahost: function %s: %w", o.Name, err)
 		}
-		dir, err := writeBootstrap()
+		dir, err := writeBootstrap("")
 		if err != nil {
 			return nil, fmt.Errorf("lambdahost: function %s: %w", o.Name, err)
 		}
@@ -263,6 +279,9 @@ func New(opts Options) (*Function, error) {
 	f.arn = "arn:aws:lambda:" + f.env["AWS_REGION"] + ":000000000000:function:" + o.Name
 	return f, nil
 }
+
+// staleOnce runs removeStale once per process, at the first New.
+var staleOnce sync.Once
 
 func isNode(runtime string) bool { return strings.HasPrefix(runtime, "nodejs") }
 

@@ -10,3 +10,7 @@ import (
 func setProcessGroup(*exec.Cmd) {}
 
 func killProcess(p *os.Process) { _ = p.Kill() }
+
+// processAlive cannot tell here: every owner counts as alive, so that no
+// directory in use is removed.
+func processAlive(int) bool { return true }

@@ -3,6 +3,7 @@
 package lambdahost
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"syscall"
@@ -19,4 +20,11 @@ func killProcess(p *os.Process) {
 	if err := syscall.Kill(-p.Pid, syscall.SIGKILL); err != nil {
 		_ = p.Kill()
 	}
+}
+
+// processAlive reports whether a process with the given PID exists (one
+// owned by another user included).
+func processAlive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
 }

@@ -30,6 +30,7 @@ type process struct {
 	stdout  *lineWriter
 	stderr  *lineWriter
 	limit   *time.Timer // kills the process if it has not asked for work in time
+	release func()      // called once the process is reaped (see startProcess)
 
 	next   chan *invocation // capacity 1: the invocation waiting for GET /next
 	exited chan struct{}    // closed once the process has exited and been reaped
@@ -82,11 +83,13 @@ func (f *Function) start() (*process, error) {
 	p.id = f.seq
 	f.log.Info("starting function "+f.opts.Name+" (cold start)", "function", f.opts.Name, "process", p.id)
 	p.started = time.Now()
-	if err := cmd.Start(); err != nil {
+	release, err := startProcess(cmd)
+	if err != nil {
 		f.mu.Unlock()
 		_ = ln.Close()
 		return nil, fmt.Errorf("%w: start %s: %v", ErrInit, f.path, err)
 	}
+	p.release = release
 	f.procs[p] = struct{}{}
 	f.wg.Add(2)
 	p.limit = time.AfterFunc(f.opts.InitTimeout, p.startupExpired)
@@ -104,6 +107,7 @@ func (f *Function) start() (*process, error) {
 func (f *Function) reap(p *process) {
 	defer f.wg.Done()
 	err := p.cmd.Wait()
+	p.release()
 	p.limit.Stop()
 	p.stdout.flush()
 	p.stderr.flush()
