@@ -8,7 +8,6 @@ import (
 	"maps"
 	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/switchboard-gateway/switchboard/internal/config"
@@ -90,10 +89,6 @@ func (b *builder) function(name string) (*lambdahost.Function, error) {
 	if !filepath.IsAbs(codeDir) {
 		codeDir = filepath.Join(b.cfg.Dir, codeDir)
 	}
-	command := slices.Clone(fc.Command)
-	if len(command) > 0 && strings.ContainsRune(command[0], filepath.Separator) && !filepath.IsAbs(command[0]) {
-		command[0] = filepath.Join(codeDir, command[0])
-	}
 	env := maps.Clone(b.cfg.Environment)
 	if env == nil {
 		env = map[string]string{}
@@ -115,7 +110,7 @@ func (b *builder) function(name string) (*lambdahost.Function, error) {
 	}
 	f, err := lambdahost.New(lambdahost.Options{
 		Name:        name,
-		Command:     command,
+		Command:     fc.Command, // a relative path is taken from CodeDir by lambdahost
 		Runtime:     fc.Runtime,
 		Handler:     fc.Handler,
 		CodeDir:     codeDir,
