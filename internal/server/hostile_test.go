@@ -1070,6 +1070,101 @@ func TestHostileMessageRate(t *testing.T) {
 	e.assertUnharmed(t)
 }
 
+// subscribeConfig routes by action, with the topic routes and an echo
+// $default, under small subscription caps.
+const subscribeConfig = `
+routes:
+  subscribe: {integration: {type: subscribe}}
+  $default: {integration: {type: echo}}
+limits: {maxTopicBytes: 16, maxSubscriptions: 3, messageRate: unlimited}
+`
+
+// TestHostileSubscriptions: a client subscribing without end gets an error
+// frame for each topic past its cap, or longer than the topic cap, and
+// nothing of those is stored; subscribing to a topic again is free.
+func TestHostileSubscriptions(t *testing.T) {
+	t.Parallel()
+	e := startHostileYAML(t, subscribeConfig, nil)
+	c := testutil.Dial(t, e.srv.WS, nil)
+	for _, topic := range []string{"a", "b", "c", "a"} {
+		testutil.Write(t, c, `{"action":"subscribe","topic":"`+topic+`"}`)
+	}
+	// The subscribe route answers nothing when it succeeds: the next frame is the echo.
+	if got := testutil.ReadTextAfter(t, c, `{"n":0}`); got != `{"n":0}` {
+		t.Fatalf("after 3 topics and a repeat: got %q, want the echo", got)
+	}
+	const attempts = 2000
+	for i := range attempts {
+		testutil.Write(t, c, fmt.Sprintf(`{"action":"subscribe","topic":"x%d"}`, i))
+	}
+	for i := range attempts {
+		got := testutil.ReadText(t, c)
+		if !strings.Contains(got, `"message": "Too many subscriptions: the limit is 3 topics per connection"`) {
+			t.Fatalf("subscription %d past the cap: got %q, want a Too many subscriptions frame", i, got)
+		}
+	}
+	long := strings.Repeat("t", 17)
+	for _, body := range []string{`{"action":"subscribe","topic":"` + long + `"}`, `{"action":"subscribe","entityId":"` + long + `"}`} {
+		got := testutil.ReadTextAfter(t, c, body)
+		if !strings.Contains(got, `longer than 16 bytes`) {
+			t.Errorf("%s: got %q, want an error frame about the topic's length", body, got)
+		}
+	}
+	var topics []string
+	for _, tt := range connIDs(t, e.srv.HTTP) {
+		if len(tt) > 0 {
+			topics = tt
+		}
+	}
+	if strings.Join(topics, ",") != "a,b,c" {
+		t.Errorf("after %d refused subscriptions the connection has topics %q, want [a b c]", attempts+2, topics)
+	}
+	e.assertUnharmed(t)
+}
+
+// TestHostileListingBounded: GET /@connections lists at most 32 topics of a
+// connection, says that it cut them and how many there are; the page stays
+// small however many topics a connection holds.
+func TestHostileListingBounded(t *testing.T) {
+	t.Parallel()
+	e := startHostileYAML(t, strings.Replace(subscribeConfig, "maxSubscriptions: 3", "maxSubscriptions: 40", 1), nil)
+	c := testutil.Dial(t, e.srv.WS, nil)
+	for i := range 40 {
+		testutil.Write(t, c, fmt.Sprintf(`{"action":"subscribe","topic":"t%02d"}`, i))
+	}
+	if got := testutil.ReadTextAfter(t, c, `{"n":0}`); got != `{"n":0}` {
+		t.Fatalf("after 40 subscriptions: got %q, want the echo", got)
+	}
+	status, body := testutil.Get(t, e.srv.HTTP+"/@connections?limit=1000")
+	if status != http.StatusOK {
+		t.Fatalf("GET /@connections = %d %s", status, body)
+	}
+	var page struct {
+		Items []struct {
+			Topics          []string `json:"topics"`
+			TopicsTruncated bool     `json:"topicsTruncated"`
+			TopicCount      int      `json:"topicCount"`
+		} `json:"items"`
+	}
+	if err := json.Unmarshal([]byte(body), &page); err != nil {
+		t.Fatalf("GET /@connections body %q: %v", body, err)
+	}
+	found := false
+	for _, it := range page.Items {
+		if len(it.Topics) == 0 {
+			continue
+		}
+		found = true
+		if len(it.Topics) != 32 || !it.TopicsTruncated || it.TopicCount != 40 {
+			t.Errorf("listed %d topics, topicsTruncated %v, topicCount %d; want 32, true, 40", len(it.Topics), it.TopicsTruncated, it.TopicCount)
+		}
+	}
+	if !found {
+		t.Errorf("GET /@connections = %s: no connection with topics", body)
+	}
+	e.assertUnharmed(t)
+}
+
 func TestHostileOrigins(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

@@ -75,8 +75,18 @@ func (b *builder) integration(ic config.Integration) (in integration.Integration
 	}
 	// The built-ins act on this node's hub and the in-memory registry: they
 	// never wait. A registry on a network would end that.
-	in, err = builtin.New(ic.Type, b.hub, builtin.Options{MockResponse: ic.Response})
+	in, err = builtin.New(ic.Type, b.hub, b.builtinOptions(ic))
 	return in, 0, true, err
+}
+
+// builtinOptions are a built-in integration's options, limits included.
+func (b *builder) builtinOptions(ic config.Integration) builtin.Options {
+	l := b.cfg.Limits
+	return builtin.Options{
+		MockResponse:     ic.Response,
+		MaxTopicBytes:    int(l.MaxTopicBytes),
+		MaxSubscriptions: int(l.MaxSubscriptions),
+	}
 }
 
 // function returns the process pool of a configured function, creating it once.
