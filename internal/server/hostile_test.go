@@ -3,6 +3,7 @@ package server_test
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha1"
@@ -1163,6 +1164,89 @@ func TestHostileListingBounded(t *testing.T) {
 		t.Errorf("GET /@connections = %s: no connection with topics", body)
 	}
 	e.assertUnharmed(t)
+}
+
+// TestHostileBurstDoesNotCutReaders: with the default limits, one client
+// broadcasting a burst of 100 messages of the largest size cuts none of the
+// clients that read at a normal pace. A burst sent over a fast link arrives
+// in milliseconds, while a reader behind an ordinary connection (a few MB/s)
+// takes seconds to read it: for the burst's length it is as if it did not
+// read. So the readers here have a small socket buffer and start reading
+// once the sender has its own copies of all of its messages; then each must
+// get every byte, and stay connected.
+func TestHostileBurstDoesNotCutReaders(t *testing.T) {
+	t.Parallel()
+	const readers, burst, size = 20, 100, 127 << 10
+	r := servertest.StartYAML(t, "") // zero-config: sendMessage broadcasts
+	addr := strings.TrimPrefix(r.HTTP, "http://")
+	// A broadcast of size bytes arrives as one frame with a 10-byte header.
+	const want = burst * (size + 10)
+	conns := make([]*rawWS, readers)
+	for i := range conns {
+		conns[i] = openRawSmallBuffer(t, addr)
+	}
+	sender := openRaw(t, addr)
+	testutil.Eventually(t, 5*time.Second, func() bool { return len(connIDs(t, r.HTTP)) == readers+1 }, "clients registered")
+	copies := make(chan error, 1)
+	go func() {
+		_ = sender.nc.SetReadDeadline(time.Now().Add(time.Minute))
+		_, err := io.CopyN(io.Discard, sender.br, want)
+		copies <- err
+	}()
+	msg := wire(textFrame(`{"action":"sendMessage","data":"` + strings.Repeat("x", size) + `"}`))
+	for range burst {
+		sender.mustWrite(msg)
+	}
+	if err := <-copies; err != nil {
+		t.Fatalf("the sender's own copies of its burst: %v", err)
+	}
+	var wg sync.WaitGroup
+	got := make([]int64, readers)
+	errs := make([]error, readers)
+	for i, c := range conns {
+		wg.Go(func() {
+			_ = c.nc.SetReadDeadline(time.Now().Add(time.Minute))
+			got[i], errs[i] = io.CopyN(io.Discard, c.br, want)
+		})
+	}
+	wg.Wait()
+	cut := 0
+	for i := range readers {
+		if got[i] != want {
+			cut++
+			t.Logf("reader %d got %d of %d bytes: %v", i, got[i], want, errs[i])
+		}
+	}
+	if cut > 0 {
+		t.Errorf("%d of %d readers were cut by one client's burst of %d x %d bytes", cut, readers, burst, size)
+	}
+	if n := len(connIDs(t, r.HTTP)); n != readers+1 {
+		t.Errorf("after the burst %d connections are open, want %d", n, readers+1)
+	}
+}
+
+// openRawSmallBuffer is openRaw with a 16 KiB socket receive buffer, set
+// before connecting, so that little of what the server sends waits in the
+// kernel and the rest waits in the server's send queue.
+func openRawSmallBuffer(t *testing.T, addr string) *rawWS {
+	t.Helper()
+	d := net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 16<<10) })
+		return cmp.Or(err, serr)
+	}}
+	nc, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	t.Cleanup(func() { _ = nc.Close() })
+	c := &rawWS{t: t, nc: nc, br: bufio.NewReader(nc)}
+	key := newWSKey()
+	c.mustWrite([]byte(requestText("GET", "/", addr, upgradeHeader(key))))
+	if resp, body := c.response(5 * time.Second); resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("handshake: %s %q, want 101", resp.Status, body)
+	}
+	return c
 }
 
 func TestHostileOrigins(t *testing.T) {
