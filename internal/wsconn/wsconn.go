@@ -96,7 +96,9 @@ type Options struct {
 	// with 1008.
 	SendQueueBytes int
 	// WriteTimeout bounds how long a write may make no progress: a peer that
-	// stops reading is closed when it expires. Zero means 10s.
+	// stops reading is closed when it expires. Zero means 10s. It is not a
+	// limit that can be disabled: a negative value means 10s too, since a
+	// peer that never reads must be let go.
 	WriteTimeout time.Duration
 	// PingInterval is how often a ping is sent. Zero means 30s.
 	PingInterval time.Duration
@@ -136,7 +138,7 @@ func (o Options) withDefaults() Options {
 	if o.SendQueueBytes == 0 {
 		o.SendQueueBytes = DefaultSendQueueBytes
 	}
-	if o.WriteTimeout == 0 {
+	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = 10 * time.Second
 	}
 	if o.PingInterval == 0 {
