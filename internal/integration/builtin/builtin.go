@@ -68,9 +68,7 @@ type Options struct {
 	MaxSubscriptions int
 }
 
-// WithDefaults returns o with every zero field set to its default, as New
-// applies them.
-func (o Options) WithDefaults() Options {
+func (o Options) withDefaults() Options {
 	if o.MaxTopicBytes == 0 {
 		o.MaxTopicBytes = DefaultMaxTopicBytes
 	}
@@ -82,7 +80,7 @@ func (o Options) WithDefaults() Options {
 
 // New returns the built-in integration of the given kind.
 func New(kind string, hub Hub, opts Options) (integration.Integration, error) {
-	opts = opts.WithDefaults()
+	opts = opts.withDefaults()
 	topicOf := func(body []byte) (string, error) { return topicOf(body, opts.MaxTopicBytes) }
 	switch kind {
 	case KindBroadcast:
