@@ -123,7 +123,7 @@ type Options struct {
 // defaults (wsconn.DefaultSendQueueBytes) a whole burst of the largest
 // messages fits every receiver's queue, so a burst of one client never cuts
 // a client that reads; and a hundred messages a second is more than a
-// person or a game's state updates send.
+// person types or most state updates need.
 const DefaultMessageRate = 100
 
 func (o Options) withDefaults() Options {

@@ -87,9 +87,6 @@ func New(hub Hub, opts Options) *API {
 	return &API{hub: hub, opts: opts.withDefaults()}
 }
 
-// Options returns the options the API runs with, defaults applied.
-func (a *API) Options() Options { return a.opts }
-
 // Register adds the API's routes to mux, so that a server mounting it
 // matches a request's path once, not once to find the API and again inside.
 func (a *API) Register(mux *http.ServeMux) {
