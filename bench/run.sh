@@ -57,7 +57,8 @@ fi
 
 # The gateway's configuration: an echo $default route beside the zero-config
 # routes; queues large enough that a burst of broadcasts is not a slow
-# consumer; no idle or lifetime limits; no pings (the ceiling sends none, and
+# consumer; no per-connection message rate (the load is a few connections
+# sending as fast as they can); no idle or lifetime limits; no pings (the ceiling sends none, and
 # a client whose own messages wait for their route cannot answer a ping in
 # time: its pong is behind them); no access log (one line per message is not
 # what is measured).
@@ -71,6 +72,7 @@ routes:
 limits:
   sendQueueMessages: 100000
   sendQueueBytes: 256MiB
+  messageRate: unlimited
   idleTimeout: unlimited
   maxLifetime: unlimited
   pingInterval: off

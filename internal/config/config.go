@@ -21,22 +21,19 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// Defaults.
+// Defaults of the settings that are not limits. Limits have no default
+// here: an absent limit stays zero, and the component it configures applies
+// its own default (see Limits).
 const (
 	DefaultListen             = "127.0.0.1:3001"
 	DefaultStage              = "dev"
 	DefaultSelection          = "$request.body.action"
 	DefaultShutdownTimeout    = 10 * time.Second
-	DefaultMaxMessageBytes    = 128 * 1024
-	DefaultIdleTimeout        = 10 * time.Minute
-	DefaultMaxLifetime        = 2 * time.Hour
-	DefaultPingInterval       = 30 * time.Second
-	DefaultSendQueueMessages  = 1024
-	DefaultSendQueueBytes     = 4 << 20
 	DefaultIntegrationTimeout = 29 * time.Second
 )
 
-// Unlimited is the resolved value of a limit written as "unlimited" (or 0).
+// Unlimited is the value of a limit written as "unlimited", "off" or 0. Every
+// component option a limit feeds reads a negative value as "disabled".
 const Unlimited = -1
 
 // ErrInvalid is wrapped by every validation error.
@@ -247,44 +244,58 @@ type TLS struct {
 	KeyFile  string `yaml:"keyFile"`
 }
 
-// Limits are per-connection limits. Sizes accept a number of bytes or a
-// suffix (KB, KiB, MB, MiB); durations accept Go durations (10m, 2h). 0 or
-// "unlimited" disables a limit; an absent one takes API Gateway's default.
+// Limits are the gateway's limits. Sizes accept a number of bytes or a
+// suffix (KB, KiB, MB, MiB); durations accept Go durations (10m, 2h); counts
+// and rates accept numbers. For every limit, 0 or "unlimited" (or "off")
+// disables it and is read as Unlimited; an absent limit stays zero and takes
+// the default of the component it configures (API Gateway's where it has
+// one). The defaults are listed in the README.
 type Limits struct {
-	MaxMessageBytes   Size     `yaml:"maxMessageBytes"`
-	IdleTimeout       Duration `yaml:"idleTimeout"`
-	MaxLifetime       Duration `yaml:"maxLifetime"`
-	PingInterval      Duration `yaml:"pingInterval"`
-	PongTimeout       Duration `yaml:"pongTimeout"`
-	SendQueueMessages int      `yaml:"sendQueueMessages"`
-	SendQueueBytes    Size     `yaml:"sendQueueBytes"`
-	MaxPostBytes      Size     `yaml:"maxPostBytes"`
+	// MaxMessageBytes is the largest message a client may send (1009 beyond).
+	MaxMessageBytes Size `yaml:"maxMessageBytes"`
+	// IdleTimeout closes a connection with no data message for this long.
+	IdleTimeout Duration `yaml:"idleTimeout"`
+	// MaxLifetime closes a connection this long after it opened.
+	MaxLifetime Duration `yaml:"maxLifetime"`
+	// PingInterval is how often the gateway pings a client.
+	PingInterval Duration `yaml:"pingInterval"`
+	// PongTimeout is how long a ping may wait for its pong.
+	PongTimeout Duration `yaml:"pongTimeout"`
+	// SendQueueMessages and SendQueueBytes bound what may wait to be sent to
+	// one client (1008 beyond).
+	SendQueueMessages Count `yaml:"sendQueueMessages"`
+	SendQueueBytes    Size  `yaml:"sendQueueBytes"`
+	// MaxPostBytes is the largest management API payload (413 beyond).
+	MaxPostBytes Size `yaml:"maxPostBytes"`
 
-	// MaxConnections caps open connections (503 beyond); unset is unlimited.
-	MaxConnections int `yaml:"maxConnections"`
+	// MaxConnections caps open connections (503 beyond).
+	MaxConnections Count `yaml:"maxConnections"`
 	// MaxConnectionsPerIP caps open connections per source IP (429 beyond).
-	MaxConnectionsPerIP int `yaml:"maxConnectionsPerIp"`
+	MaxConnectionsPerIP Count `yaml:"maxConnectionsPerIp"`
 	// ConnectRate is new connections per second accepted (429 beyond), with
-	// bursts of ConnectBurst (default: the rate). Unset is unlimited.
-	ConnectRate  float64 `yaml:"connectRate"`
-	ConnectBurst int     `yaml:"connectBurst"`
+	// bursts of ConnectBurst. A burst is a parameter of its rate, not a limit:
+	// absent or 0 means the rate.
+	ConnectRate  Rate `yaml:"connectRate"`
+	ConnectBurst int  `yaml:"connectBurst"`
 	// MessageRate is messages per second one connection may send, with
-	// bursts of MessageBurst (default: the rate); a message beyond gets a
-	// "Too Many Requests" frame and is dropped. Unset is unlimited.
-	MessageRate  float64 `yaml:"messageRate"`
-	MessageBurst int     `yaml:"messageBurst"`
+	// bursts of MessageBurst (absent or 0: the component's default); a
+	// message beyond gets a "Too Many Requests" frame and is dropped.
+	MessageRate  Rate `yaml:"messageRate"`
+	MessageBurst int  `yaml:"messageBurst"`
 	// PingRate is WebSocket pings, pongs and empty non-final fragments per
-	// second a client may send, together, before it is closed with 1008;
-	// unset means 10 (a keepalive needs far fewer).
-	PingRate float64 `yaml:"pingRate"`
+	// second a client may send, together, before it is closed with 1008.
+	PingRate Rate `yaml:"pingRate"`
 	// FrameTimeout bounds how long a client frame may take to arrive whole
-	// once it has begun (1008 beyond); unset means wsconn's default, 30s.
+	// once it has begun (1008 beyond).
 	FrameTimeout Duration `yaml:"frameTimeout"`
-	// HandshakeTimeout bounds reading the upgrade request's headers
-	// (slow clients are cut off); unset means 10s.
+	// HandshakeTimeout bounds reading the upgrade request's headers.
 	HandshakeTimeout Duration `yaml:"handshakeTimeout"`
-	// MaxHeaderBytes caps the upgrade request's headers (431 beyond); unset means 16KB.
+	// MaxHeaderBytes caps the upgrade request's headers (431 beyond).
 	MaxHeaderBytes Size `yaml:"maxHeaderBytes"`
+	// MaxTopicBytes is the longest topic a client may subscribe or publish to.
+	MaxTopicBytes Size `yaml:"maxTopicBytes"`
+	// MaxSubscriptions caps the topics one connection may subscribe to.
+	MaxSubscriptions Count `yaml:"maxSubscriptions"`
 }
 
 // Duration is a time.Duration read from YAML; Unlimited after "unlimited" or 0.
@@ -361,6 +372,66 @@ func ParseSize(s string) (int64, error) {
 		return Unlimited, nil
 	}
 	return n << shift, nil
+}
+
+// Count is a number of things read from YAML; Unlimited after "unlimited" or 0.
+type Count int
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (c *Count) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseCount(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*c = Count(v)
+	return nil
+}
+
+// ParseCount reads "1024", "unlimited", "off" or "0" (the last three mean Unlimited).
+func ParseCount(s string) (int, error) {
+	s = strings.TrimSpace(s)
+	switch strings.ToLower(s) {
+	case "unlimited", "off":
+		return Unlimited, nil
+	}
+	v, err := strconv.Atoi(s)
+	if err != nil || v < 0 {
+		return 0, fmt.Errorf("%w count %q: want a whole number, or unlimited", ErrInvalid, s)
+	}
+	if v == 0 {
+		return Unlimited, nil
+	}
+	return v, nil
+}
+
+// Rate is a number per second read from YAML; Unlimited after "unlimited" or 0.
+type Rate float64
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (r *Rate) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseRate(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*r = Rate(v)
+	return nil
+}
+
+// ParseRate reads "10", "0.5", "unlimited", "off" or "0" (the last three mean Unlimited).
+func ParseRate(s string) (float64, error) {
+	s = strings.TrimSpace(s)
+	switch strings.ToLower(s) {
+	case "unlimited", "off":
+		return Unlimited, nil
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+		return 0, fmt.Errorf("%w rate %q: want a number per second, or unlimited", ErrInvalid, s)
+	}
+	if v == 0 {
+		return Unlimited, nil
+	}
+	return v, nil
 }
 
 // DefaultRoutes is the zero-config route table: the AWS chat tutorial's
@@ -473,40 +544,6 @@ func (c *Config) fillDefaults() {
 	if c.EndpointEnv == "" {
 		c.EndpointEnv = "APIG_ENDPOINT"
 	}
-	l := &c.Limits
-	if l.MaxMessageBytes == 0 {
-		l.MaxMessageBytes = DefaultMaxMessageBytes
-	}
-	if l.IdleTimeout == 0 {
-		l.IdleTimeout = Duration(DefaultIdleTimeout)
-	}
-	if l.MaxLifetime == 0 {
-		l.MaxLifetime = Duration(DefaultMaxLifetime)
-	}
-	if l.PingInterval == 0 {
-		l.PingInterval = Duration(DefaultPingInterval)
-	}
-	if l.PongTimeout == 0 {
-		l.PongTimeout = Duration(10 * time.Second)
-	}
-	if l.SendQueueMessages == 0 {
-		l.SendQueueMessages = DefaultSendQueueMessages
-	}
-	if l.SendQueueBytes == 0 {
-		l.SendQueueBytes = DefaultSendQueueBytes
-	}
-	if l.MaxPostBytes == 0 {
-		l.MaxPostBytes = 131072
-	}
-	if l.PingRate == 0 {
-		l.PingRate = 10
-	}
-	if l.HandshakeTimeout == 0 {
-		l.HandshakeTimeout = Duration(10 * time.Second)
-	}
-	if l.MaxHeaderBytes == 0 {
-		l.MaxHeaderBytes = 16 << 10
-	}
 }
 
 // IntegrationTypes are the integration kinds this build knows.
@@ -601,17 +638,13 @@ func (c *Config) Validate() error {
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		bad("tls: set both certFile and keyFile")
 	}
-	l := c.Limits
-	if l.MaxConnections < 0 || l.MaxConnectionsPerIP < 0 || l.ConnectRate < 0 || l.MessageRate < 0 || l.ConnectBurst < 0 || l.MessageBurst < 0 || l.PingRate < 0 {
-		bad("limits: connection caps and rates must not be negative")
+	if c.Limits.ConnectBurst < 0 || c.Limits.MessageBurst < 0 {
+		bad("limits: bursts must not be negative")
 	}
 	for _, p := range c.TrustedProxies {
 		if _, err := ParsePrefix(p); err != nil {
 			bad("trustedProxies: %v", err)
 		}
-	}
-	if c.Limits.SendQueueMessages < 0 {
-		bad("limits.sendQueueMessages must be positive")
 	}
 	if c.ShutdownTimeout < 0 {
 		bad("shutdownTimeout must be a duration")

@@ -5,7 +5,9 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -194,21 +196,10 @@ func TestLoadDefaults(t *testing.T) {
 	if _, ok := cfg.Routes["$default"]; ok {
 		t.Errorf("Routes has $default, want none")
 	}
-	wantLimits := config.Limits{
-		MaxMessageBytes:   128 * 1024,
-		IdleTimeout:       config.Duration(10 * time.Minute),
-		MaxLifetime:       config.Duration(2 * time.Hour),
-		PingInterval:      config.Duration(config.DefaultPingInterval),
-		SendQueueMessages: config.DefaultSendQueueMessages,
-		SendQueueBytes:    config.DefaultSendQueueBytes,
-		MaxPostBytes:      131072,
-		PingRate:          10,
-		PongTimeout:       config.Duration(10 * time.Second),
-		HandshakeTimeout:  config.Duration(10 * time.Second),
-		MaxHeaderBytes:    16 << 10,
-	}
-	if cfg.Limits != wantLimits {
-		t.Errorf("Limits = %+v, want %+v", cfg.Limits, wantLimits)
+	// Limits take their defaults in the components they configure: absent,
+	// each stays zero here.
+	if cfg.Limits != (config.Limits{}) {
+		t.Errorf("Limits = %+v, want all zero", cfg.Limits)
 	}
 	if cfg.ShutdownTimeout <= 0 || cfg.IntegrationTimeout <= 0 {
 		t.Errorf("ShutdownTimeout, IntegrationTimeout = %v, %v; want positive defaults",
@@ -305,7 +296,73 @@ func TestLoadErrors(t *testing.T) {
 	}
 }
 
-func TestLoadUnlimitedLimits(t *testing.T) {
+// limitKeys returns the YAML key of every field of Limits that is a limit,
+// by reflection, so that a limit added later is covered without a new case.
+// Bursts are parameters of their rates, not limits.
+func limitKeys(t *testing.T) []string {
+	t.Helper()
+	var keys []string
+	typ := reflect.TypeFor[config.Limits]()
+	for i := range typ.NumField() {
+		key, _, _ := strings.Cut(typ.Field(i).Tag.Get("yaml"), ",")
+		if key != "" && !strings.HasSuffix(key, "Burst") {
+			keys = append(keys, key)
+		}
+	}
+	return keys
+}
+
+// limitValue returns the value of the Limits field whose YAML key is key.
+func limitValue(t *testing.T, l config.Limits, key string) float64 {
+	t.Helper()
+	v := reflect.ValueOf(l)
+	for i := range v.NumField() {
+		if k, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("yaml"), ","); k == key {
+			switch f := v.Field(i); f.Kind() {
+			case reflect.Int, reflect.Int64:
+				return float64(f.Int())
+			case reflect.Float64:
+				return f.Float()
+			default:
+				t.Fatalf("limits.%s has kind %s", key, f.Kind())
+			}
+		}
+	}
+	t.Fatalf("no field of Limits has key %q", key)
+	return 0
+}
+
+// TestLoadEveryLimitDisables takes "unlimited", "off" and 0 of every limit
+// from YAML: each reads as Unlimited. An absent limit stays zero.
+func TestLoadEveryLimitDisables(t *testing.T) {
+	t.Parallel()
+	for _, key := range limitKeys(t) {
+		for _, v := range []string{"unlimited", "off", "0", "Unlimited"} {
+			t.Run(key+"="+v, func(t *testing.T) {
+				t.Parallel()
+				cfg, err := config.Load(writeFile(t, "limits:\n  "+key+": "+strconv.Quote(v)+"\n"), noEnv, config.Overrides{})
+				if err != nil {
+					t.Fatalf("Load: %v", err)
+				}
+				if got := limitValue(t, cfg.Limits, key); got != config.Unlimited {
+					t.Errorf("limits.%s: %s = %v, want Unlimited (%d)", key, v, got, config.Unlimited)
+				}
+			})
+		}
+		t.Run(key+" unquoted 0", func(t *testing.T) {
+			t.Parallel()
+			cfg, err := config.Load(writeFile(t, "limits:\n  "+key+": 0\n"), noEnv, config.Overrides{})
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if got := limitValue(t, cfg.Limits, key); got != config.Unlimited {
+				t.Errorf("limits.%s: 0 = %v, want Unlimited", key, got)
+			}
+		})
+	}
+}
+
+func TestLoadLimitValues(t *testing.T) {
 	t.Parallel()
 	path := writeFile(t, `
 routes:
@@ -314,34 +371,48 @@ routes:
       type: echo
 limits:
   maxMessageBytes: unlimited
-  idleTimeout: unlimited
-  maxLifetime: "off"
-  pingInterval: 0
+  idleTimeout: 5m
   sendQueueBytes: 1MB
-  maxPostBytes: 0
+  sendQueueMessages: 10
+  messageRate: 2.5
+  messageBurst: 5
+  maxSubscriptions: 3
 `)
 	cfg, err := config.Load(path, noEnv, config.Overrides{})
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
 	l := cfg.Limits
-	for _, c := range []struct {
-		name      string
-		got, want int64
-	}{
-		{"maxMessageBytes", int64(l.MaxMessageBytes), config.Unlimited},
-		{"idleTimeout", int64(l.IdleTimeout), config.Unlimited},
-		{"maxLifetime", int64(l.MaxLifetime), config.Unlimited},
-		{"pingInterval", int64(l.PingInterval), config.Unlimited},
-		{"sendQueueBytes", int64(l.SendQueueBytes), 1 << 20},
-		{"maxPostBytes", int64(l.MaxPostBytes), config.Unlimited},
-	} {
-		if c.got != c.want {
-			t.Errorf("limits.%s = %d, want %d", c.name, c.got, c.want)
-		}
+	want := config.Limits{
+		MaxMessageBytes:   config.Unlimited,
+		IdleTimeout:       config.Duration(5 * time.Minute),
+		SendQueueBytes:    1 << 20,
+		SendQueueMessages: 10,
+		MessageRate:       2.5,
+		MessageBurst:      5,
+		MaxSubscriptions:  3,
+	}
+	if l != want {
+		t.Errorf("Limits = %+v, want %+v", l, want)
 	}
 	if len(cfg.Routes) != 1 || cfg.Routes["$default"].Integration.Type != "echo" {
 		t.Errorf("Routes = %+v, want only $default -> echo", cfg.Routes)
+	}
+}
+
+func TestLoadBadLimits(t *testing.T) {
+	t.Parallel()
+	for _, yaml := range []string{
+		"limits: {sendQueueMessages: -1}",
+		"limits: {sendQueueMessages: 1.5}",
+		"limits: {maxConnections: lots}",
+		"limits: {messageRate: -2}",
+		"limits: {pingRate: .inf}",
+		"limits: {messageBurst: -1}",
+	} {
+		if cfg, err := config.Load(writeFile(t, yaml+"\n"), noEnv, config.Overrides{}); !errors.Is(err, config.ErrInvalid) {
+			t.Errorf("Load(%q) = %+v, %v; want ErrInvalid", yaml, cfg, err)
+		}
 	}
 }
 
@@ -379,11 +450,11 @@ func TestValidate(t *testing.T) {
 		{"empty stage", func(c *config.Config) { c.Stage = "" }, "stage"},
 		{"bad proxy", func(c *config.Config) { c.TrustedProxies = append(c.TrustedProxies, "10.0.0.300") }, "10.0.0.300"},
 		{"bad proxy prefix", func(c *config.Config) { c.TrustedProxies = []string{"10.0.0.0/33"} }, "10.0.0.0/33"},
-		{"negative send queue", func(c *config.Config) { c.Limits.SendQueueMessages = -1 }, "sendQueueMessages"},
 		{"allowed host", func(c *config.Config) { c.Management.AllowedHosts = []string{"gateway.internal"} }, ""},
 		{"allowed host with a port", func(c *config.Config) { c.Management.AllowedHosts = []string{"gateway.internal:3001"} }, "allowedHosts"},
 		{"allowed host as a URL", func(c *config.Config) { c.Management.AllowedHosts = []string{"http://gateway.internal"} }, "allowedHosts"},
 		{"empty allowed host", func(c *config.Config) { c.Management.AllowedHosts = []string{""} }, "allowedHosts"},
+		{"negative burst", func(c *config.Config) { c.Limits.MessageBurst = -1 }, "bursts"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

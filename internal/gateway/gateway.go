@@ -52,7 +52,8 @@ type Route struct {
 }
 
 // Options configures a Gateway. The zero value works: stage "dev", the
-// default selection expression, no routes.
+// default selection expression, no routes. Every limit follows one
+// convention: zero means its default, negative disables it.
 type Options struct {
 	// Stage is the stage name reported in events. Empty means "dev".
 	Stage string
@@ -85,17 +86,21 @@ type Options struct {
 	// against "scheme://host" and "host") accepted on upgrades; 403 otherwise.
 	// A handshake without Origin (not a browser) is accepted.
 	Origins []string
-	// MaxConnections caps open connections (503 beyond). Zero is unlimited.
+	// MaxConnections caps open connections (503 beyond). Zero means no
+	// cap, the default.
 	MaxConnections int
-	// MaxConnectionsPerIP caps open connections per source IP (429 beyond). Zero is unlimited.
+	// MaxConnectionsPerIP caps open connections per source IP (429 beyond).
+	// Zero means no cap, the default.
 	MaxConnectionsPerIP int
 	// ConnectRate limits new handshakes per second (429 beyond), with bursts
-	// of ConnectBurst (zero means the rate, at least 1). Zero is unlimited.
+	// of ConnectBurst (zero means the rate, at least 1). Zero means no
+	// limit, the default.
 	ConnectRate  float64
 	ConnectBurst int
 	// MessageRate limits the messages per second one connection may send,
-	// with bursts of MessageBurst; a message beyond is dropped and answered
-	// with a "Too Many Requests" frame. Zero is unlimited.
+	// with bursts of MessageBurst (zero means the rate, at least 1); a
+	// message beyond is dropped and answered with a "Too Many Requests"
+	// frame. Zero means DefaultMessageRate.
 	MessageRate  float64
 	MessageBurst int
 
@@ -113,7 +118,18 @@ type Options struct {
 	Kinds map[string]string
 }
 
+// DefaultMessageRate is the messages per second one connection may send
+// unless configured, with bursts of as many. With the send queue's
+// defaults (wsconn.DefaultSendQueueBytes) a whole burst of the largest
+// messages fits every receiver's queue, so a burst of one client never cuts
+// a client that reads; and a hundred messages a second is more than a
+// person types or most state updates need.
+const DefaultMessageRate = 100
+
 func (o Options) withDefaults() Options {
+	if o.MessageRate == 0 {
+		o.MessageRate = DefaultMessageRate
+	}
 	if o.Stage == "" {
 		o.Stage = "dev"
 	}
@@ -132,6 +148,15 @@ func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	return o
+}
+
+// Options returns the options the gateway runs with, defaults applied, its
+// connections' included.
+func (g *Gateway) Options() Options {
+	s := g.cur.Load()
+	o := s.opts
+	o.Conn = s.ws.Options()
 	return o
 }
 

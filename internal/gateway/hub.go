@@ -219,8 +219,19 @@ func (h *Hub) Publish(ctx context.Context, topic string, data []byte) (int, erro
 	return n, nil
 }
 
-// Subscribe implements builtin.Hub.
-func (h *Hub) Subscribe(ctx context.Context, connID, topic string) error {
+// Subscribe implements builtin.Hub. The cap is checked, then the topic
+// stored: the gateway runs one message of a connection at a time, so one
+// connection's subscriptions never race each other.
+func (h *Hub) Subscribe(ctx context.Context, connID, topic string, max int) error {
+	if max >= 0 {
+		topics, err := h.reg.Topics(ctx, connID)
+		if err != nil {
+			return fmt.Errorf("topics of %s: %w", connID, err)
+		}
+		if len(topics) >= max && !slices.Contains(topics, topic) {
+			return fmt.Errorf("subscribe %s to %q: %w", connID, topic, builtin.ErrTooManySubscriptions)
+		}
+	}
 	if err := h.reg.Subscribe(ctx, connID, topic); err != nil {
 		return fmt.Errorf("subscribe %s to %q: %w", connID, topic, err)
 	}

@@ -55,6 +55,10 @@ Workloads:
 Given --pid, the server's process on this machine (Linux), every workload
 also reports the server's CPU time per unit of work over its measured phase.
 
+echo and fanout --via ws send faster than a gateway's default per-connection
+message rate (limits.messageRate, 100/s): give the gateway under test
+limits: {messageRate: unlimited}, or the extra messages are refused.
+
 Run 'switchboard bench <workload> -h' for a workload's flags.
 `
 

@@ -23,6 +23,8 @@ routes:
   subscribe:   {integration: {type: subscribe}}
   sendMessage: {integration: {type: broadcast}}
   publish:     {integration: {type: publish}}
+limits:
+  messageRate: unlimited # a few connections send as fast as they can
 `
 
 // result holds the figures the tests check, from any workload's line.

@@ -32,7 +32,8 @@ type Hub interface {
 	Broadcast(ctx context.Context, data []byte) (int, error)
 }
 
-// Options configures the API. The zero value works.
+// Options configures the API. The zero value works. Every limit follows one
+// convention: zero means its default, negative disables it.
 type Options struct {
 	// Stage is served as a path prefix besides the root: /{stage}/@connections/{id}.
 	// Empty means "dev".
@@ -42,6 +43,11 @@ type Options struct {
 	MaxPostBytes int64
 	// MaxListLimit caps the page size of GET /@connections. Zero means 1000.
 	MaxListLimit int
+	// MaxListTopics caps the topics listed per connection by GET
+	// /@connections; a connection with more is listed with the first ones,
+	// "topicsTruncated": true and its "topicCount". With the subscription
+	// caps it bounds a page's size. Zero means 32.
+	MaxListTopics int
 	// Logger receives internal errors. Nil means slog.Default().
 	Logger *slog.Logger
 	// Metrics counts calls by operation and status. Nil counts nowhere.
@@ -57,6 +63,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxListLimit == 0 {
 		o.MaxListLimit = 1000
+	}
+	if o.MaxListTopics == 0 {
+		o.MaxListTopics = 32
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -229,6 +238,9 @@ type connection struct {
 	LastActiveAt string   `json:"lastActiveAt"`
 	Principal    string   `json:"principal,omitempty"`
 	Topics       []string `json:"topics,omitempty"`
+	// TopicsTruncated and TopicCount are set when Topics lists only the first of TopicCount.
+	TopicsTruncated bool `json:"topicsTruncated,omitempty"`
+	TopicCount      int  `json:"topicCount,omitempty"`
 }
 
 func render(info gateway.ConnInfo) connection {
@@ -286,6 +298,9 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) error {
 	for _, info := range infos {
 		c := render(info)
 		c.ConnectionID, c.Principal, c.Topics = info.ConnID, info.Principal, info.Topics
+		if n := a.opts.MaxListTopics; n >= 0 && len(c.Topics) > n {
+			c.Topics, c.TopicsTruncated, c.TopicCount = c.Topics[:n], true, len(c.Topics)
+		}
 		resp.Items = append(resp.Items, c)
 	}
 	return writeJSON(w, http.StatusOK, resp)

@@ -3,6 +3,7 @@ package server_test
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha1"
@@ -1158,6 +1159,184 @@ func TestHostileMessageRate(t *testing.T) {
 		return string(data) == msg
 	}, "the connection works again after the rate refills")
 	e.assertUnharmed(t)
+}
+
+// subscribeConfig routes by action, with the topic routes and an echo
+// $default, under small subscription caps.
+const subscribeConfig = `
+routes:
+  subscribe: {integration: {type: subscribe}}
+  $default: {integration: {type: echo}}
+limits: {maxTopicBytes: 16, maxSubscriptions: 3, messageRate: unlimited}
+`
+
+// TestHostileSubscriptions: a client subscribing without end gets an error
+// frame for each topic past its cap, or longer than the topic cap, and
+// nothing of those is stored; subscribing to a topic again is free.
+func TestHostileSubscriptions(t *testing.T) {
+	t.Parallel()
+	e := startHostileYAML(t, subscribeConfig, nil)
+	c := testutil.Dial(t, e.srv.WS, nil)
+	for _, topic := range []string{"a", "b", "c", "a"} {
+		testutil.Write(t, c, `{"action":"subscribe","topic":"`+topic+`"}`)
+	}
+	// The subscribe route answers nothing when it succeeds: the next frame is the echo.
+	if got := testutil.ReadTextAfter(t, c, `{"n":0}`); got != `{"n":0}` {
+		t.Fatalf("after 3 topics and a repeat: got %q, want the echo", got)
+	}
+	const attempts = 2000
+	for i := range attempts {
+		testutil.Write(t, c, fmt.Sprintf(`{"action":"subscribe","topic":"x%d"}`, i))
+	}
+	for i := range attempts {
+		got := testutil.ReadText(t, c)
+		if !strings.Contains(got, `"message": "Too many subscriptions: the limit is 3 topics per connection"`) {
+			t.Fatalf("subscription %d past the cap: got %q, want a Too many subscriptions frame", i, got)
+		}
+	}
+	long := strings.Repeat("t", 17)
+	for _, body := range []string{`{"action":"subscribe","topic":"` + long + `"}`, `{"action":"subscribe","entityId":"` + long + `"}`} {
+		got := testutil.ReadTextAfter(t, c, body)
+		if !strings.Contains(got, `longer than 16 bytes`) {
+			t.Errorf("%s: got %q, want an error frame about the topic's length", body, got)
+		}
+	}
+	var topics []string
+	for _, tt := range connIDs(t, e.srv.HTTP) {
+		if len(tt) > 0 {
+			topics = tt
+		}
+	}
+	if strings.Join(topics, ",") != "a,b,c" {
+		t.Errorf("after %d refused subscriptions the connection has topics %q, want [a b c]", attempts+2, topics)
+	}
+	e.assertUnharmed(t)
+}
+
+// TestHostileListingBounded: GET /@connections lists at most 32 topics of a
+// connection, says that it cut them and how many there are; the page stays
+// small however many topics a connection holds.
+func TestHostileListingBounded(t *testing.T) {
+	t.Parallel()
+	e := startHostileYAML(t, strings.Replace(subscribeConfig, "maxSubscriptions: 3", "maxSubscriptions: 40", 1), nil)
+	c := testutil.Dial(t, e.srv.WS, nil)
+	for i := range 40 {
+		testutil.Write(t, c, fmt.Sprintf(`{"action":"subscribe","topic":"t%02d"}`, i))
+	}
+	if got := testutil.ReadTextAfter(t, c, `{"n":0}`); got != `{"n":0}` {
+		t.Fatalf("after 40 subscriptions: got %q, want the echo", got)
+	}
+	status, body := testutil.Get(t, e.srv.HTTP+"/@connections?limit=1000")
+	if status != http.StatusOK {
+		t.Fatalf("GET /@connections = %d %s", status, body)
+	}
+	var page struct {
+		Items []struct {
+			Topics          []string `json:"topics"`
+			TopicsTruncated bool     `json:"topicsTruncated"`
+			TopicCount      int      `json:"topicCount"`
+		} `json:"items"`
+	}
+	if err := json.Unmarshal([]byte(body), &page); err != nil {
+		t.Fatalf("GET /@connections body %q: %v", body, err)
+	}
+	found := false
+	for _, it := range page.Items {
+		if len(it.Topics) == 0 {
+			continue
+		}
+		found = true
+		if len(it.Topics) != 32 || !it.TopicsTruncated || it.TopicCount != 40 {
+			t.Errorf("listed %d topics, topicsTruncated %v, topicCount %d; want 32, true, 40", len(it.Topics), it.TopicsTruncated, it.TopicCount)
+		}
+	}
+	if !found {
+		t.Errorf("GET /@connections = %s: no connection with topics", body)
+	}
+	e.assertUnharmed(t)
+}
+
+// TestHostileBurstDoesNotCutReaders: with the default limits, one client
+// broadcasting a burst of 100 messages of the largest size cuts none of the
+// clients that read at a normal pace. A burst sent over a fast link arrives
+// in milliseconds, while a reader behind an ordinary connection (a few MB/s)
+// takes seconds to read it: for the burst's length it is as if it did not
+// read. So the readers here have a small socket buffer and start reading
+// once the sender has its own copies of all of its messages; then each must
+// get every byte, and stay connected.
+func TestHostileBurstDoesNotCutReaders(t *testing.T) {
+	t.Parallel()
+	const readers, burst, size = 20, 100, 127 << 10
+	r := servertest.StartYAML(t, "") // zero-config: sendMessage broadcasts
+	addr := strings.TrimPrefix(r.HTTP, "http://")
+	// A broadcast of size bytes arrives as one frame with a 10-byte header.
+	const want = burst * (size + 10)
+	conns := make([]*rawWS, readers)
+	for i := range conns {
+		conns[i] = openRawSmallBuffer(t, addr)
+	}
+	sender := openRaw(t, addr)
+	testutil.Eventually(t, 5*time.Second, func() bool { return len(connIDs(t, r.HTTP)) == readers+1 }, "clients registered")
+	copies := make(chan error, 1)
+	go func() {
+		_ = sender.nc.SetReadDeadline(time.Now().Add(time.Minute))
+		_, err := io.CopyN(io.Discard, sender.br, want)
+		copies <- err
+	}()
+	msg := wire(textFrame(`{"action":"sendMessage","data":"` + strings.Repeat("x", size) + `"}`))
+	for range burst {
+		sender.mustWrite(msg)
+	}
+	if err := <-copies; err != nil {
+		t.Fatalf("the sender's own copies of its burst: %v", err)
+	}
+	var wg sync.WaitGroup
+	got := make([]int64, readers)
+	errs := make([]error, readers)
+	for i, c := range conns {
+		wg.Go(func() {
+			_ = c.nc.SetReadDeadline(time.Now().Add(time.Minute))
+			got[i], errs[i] = io.CopyN(io.Discard, c.br, want)
+		})
+	}
+	wg.Wait()
+	cut := 0
+	for i := range readers {
+		if got[i] != want {
+			cut++
+			t.Logf("reader %d got %d of %d bytes: %v", i, got[i], want, errs[i])
+		}
+	}
+	if cut > 0 {
+		t.Errorf("%d of %d readers were cut by one client's burst of %d x %d bytes", cut, readers, burst, size)
+	}
+	if n := len(connIDs(t, r.HTTP)); n != readers+1 {
+		t.Errorf("after the burst %d connections are open, want %d", n, readers+1)
+	}
+}
+
+// openRawSmallBuffer is openRaw with a 16 KiB socket receive buffer, set
+// before connecting, so that little of what the server sends waits in the
+// kernel and the rest waits in the server's send queue.
+func openRawSmallBuffer(t *testing.T, addr string) *rawWS {
+	t.Helper()
+	d := net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 16<<10) })
+		return cmp.Or(err, serr)
+	}}
+	nc, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	t.Cleanup(func() { _ = nc.Close() })
+	c := &rawWS{t: t, nc: nc, br: bufio.NewReader(nc)}
+	key := newWSKey()
+	c.mustWrite([]byte(requestText("GET", "/", addr, upgradeHeader(key))))
+	if resp, body := c.response(5 * time.Second); resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("handshake: %s %q, want 101", resp.Status, body)
+	}
+	return c
 }
 
 func TestHostileOrigins(t *testing.T) {

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -83,8 +82,18 @@ func (b *builder) integration(ic config.Integration) (in integration.Integration
 	}
 	// The built-ins act on this node's hub and the in-memory registry: they
 	// never wait. A registry on a network would end that.
-	in, err = builtin.New(ic.Type, b.hub, builtin.Options{MockResponse: ic.Response})
+	in, err = builtin.New(ic.Type, b.hub, b.builtinOptions(ic))
 	return in, 0, true, err
+}
+
+// builtinOptions are a built-in integration's options, limits included.
+func (b *builder) builtinOptions(ic config.Integration) builtin.Options {
+	l := b.cfg.Limits
+	return builtin.Options{
+		MockResponse:     ic.Response,
+		MaxTopicBytes:    int(l.MaxTopicBytes),
+		MaxSubscriptions: int(l.MaxSubscriptions),
+	}
 }
 
 // function returns the process pool of a configured function, creating it once.
@@ -96,10 +105,6 @@ func (b *builder) function(name string) (*lambdahost.Function, error) {
 	codeDir := fc.CodeDir
 	if !filepath.IsAbs(codeDir) {
 		codeDir = filepath.Join(b.cfg.Dir, codeDir)
-	}
-	command := slices.Clone(fc.Command)
-	if len(command) > 0 && strings.ContainsRune(command[0], filepath.Separator) && !filepath.IsAbs(command[0]) {
-		command[0] = filepath.Join(codeDir, command[0])
 	}
 	env := maps.Clone(b.cfg.Environment)
 	if env == nil {
@@ -122,7 +127,7 @@ func (b *builder) function(name string) (*lambdahost.Function, error) {
 	}
 	opts := lambdahost.Options{
 		Name:        name,
-		Command:     command,
+		Command:     fc.Command, // a relative path is taken from CodeDir by lambdahost
 		Runtime:     fc.Runtime,
 		Handler:     fc.Handler,
 		CodeDir:     codeDir,

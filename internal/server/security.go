@@ -415,10 +415,32 @@ func (s *Server) CheckExposure(addr string) error {
 	return fmt.Errorf("%w on %s: set management.accessKeys or management.tokens (or SWITCHBOARD_MANAGEMENT_KEYS / SWITCHBOARD_MANAGEMENT_TOKEN), serve it on a loopback management.listen, or pass --insecure-management", ErrExposed, addr)
 }
 
+// Handshake limits of the HTTP listener, unless configured.
+const (
+	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultMaxHeaderBytes   = 16 << 10
+)
+
+// noHeaderCap is maxHeaderBytes: unlimited. net/http reads a non-positive
+// MaxHeaderBytes as its own default (1 MB), so "no cap" is a cap no header
+// reaches.
+const noHeaderCap = 1 << 30
+
 // ConfigureHTTP applies the handshake limits to an http.Server that serves
 // this server's handlers.
 func (s *Server) ConfigureHTTP(hs *http.Server) {
-	hs.ReadHeaderTimeout = time.Duration(s.cfg.Limits.HandshakeTimeout)
-	hs.MaxHeaderBytes = int(s.cfg.Limits.MaxHeaderBytes)
+	l := s.cfg.Limits
+	hs.ReadHeaderTimeout = time.Duration(l.HandshakeTimeout) // negative: net/http sets no timeout
+	if l.HandshakeTimeout == 0 {
+		hs.ReadHeaderTimeout = DefaultHandshakeTimeout
+	}
+	switch {
+	case l.MaxHeaderBytes == 0:
+		hs.MaxHeaderBytes = DefaultMaxHeaderBytes
+	case l.MaxHeaderBytes < 0:
+		hs.MaxHeaderBytes = noHeaderCap
+	default:
+		hs.MaxHeaderBytes = int(min(l.MaxHeaderBytes, noHeaderCap))
+	}
 	hs.IdleTimeout = 2 * time.Minute // idle keep-alive management clients
 }

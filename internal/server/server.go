@@ -141,6 +141,9 @@ func (s *Server) build(cfg *config.Config, hub *gateway.Hub, prev *builder) (*bu
 		_ = b.discard()
 		return nil, gateway.Options{}, err
 	}
+	// Limits go to the components as they are: absent ones are zero, which
+	// each component reads as its default, and Unlimited is negative, which
+	// each reads as disabled.
 	l := cfg.Limits
 	return b, gateway.Options{
 		Tail:      s.tail,
@@ -150,23 +153,23 @@ func (s *Server) build(cfg *config.Config, hub *gateway.Hub, prev *builder) (*bu
 		Routes:    routes,
 		Conn: wsconn.Options{
 			ReadLimit:         int64(l.MaxMessageBytes),
-			SendQueueMessages: l.SendQueueMessages,
+			SendQueueMessages: int(l.SendQueueMessages),
 			SendQueueBytes:    int(l.SendQueueBytes),
 			PingInterval:      time.Duration(l.PingInterval),
 			PongTimeout:       time.Duration(l.PongTimeout),
 			IdleTimeout:       time.Duration(l.IdleTimeout),
 			MaxLifetime:       time.Duration(l.MaxLifetime),
-			PingRate:          l.PingRate,
+			PingRate:          float64(l.PingRate),
 			FrameTimeout:      time.Duration(l.FrameTimeout),
 		},
 		Subprotocols:        cfg.Subprotocols,
 		Authorizer:          authz,
 		Origins:             cfg.Origins,
-		MaxConnections:      l.MaxConnections,
-		MaxConnectionsPerIP: l.MaxConnectionsPerIP,
-		ConnectRate:         l.ConnectRate,
+		MaxConnections:      int(l.MaxConnections),
+		MaxConnectionsPerIP: int(l.MaxConnectionsPerIP),
+		ConnectRate:         float64(l.ConnectRate),
 		ConnectBurst:        l.ConnectBurst,
-		MessageRate:         l.MessageRate,
+		MessageRate:         float64(l.MessageRate),
 		MessageBurst:        l.MessageBurst,
 		TrustedProxies:      proxies,
 		IntegrationTimeout:  time.Duration(cfg.IntegrationTimeout),

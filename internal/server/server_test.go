@@ -239,7 +239,7 @@ func TestEchoKeepsTheFrameType(t *testing.T) {
 
 func TestPerConnectionOrdering(t *testing.T) {
 	t.Parallel()
-	_, wsURL, _ := start(t, echoConfig)
+	_, wsURL, _ := start(t, echoConfig+"limits: {messageRate: unlimited}\n") // more than a burst, as fast as it goes
 	a := testutil.Dial(t, wsURL, nil)
 	b := testutil.Dial(t, wsURL, nil)
 	const n = 300

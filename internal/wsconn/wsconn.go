@@ -28,6 +28,7 @@ import (
 	"github.com/gobwas/ws"
 	"golang.org/x/time/rate"
 
+	"github.com/switchboard-gateway/switchboard/internal/apigw"
 	"github.com/switchboard-gateway/switchboard/internal/netpoll"
 	"github.com/switchboard-gateway/switchboard/internal/workers"
 )
@@ -85,30 +86,36 @@ const (
 )
 
 // Options configures a connection. The zero value is ready to use and applies
-// API Gateway's limits.
+// API Gateway's limits. Every limit follows one convention: zero means its
+// default, negative disables it.
 type Options struct {
 	// ReadLimit is the largest message a client may send, in bytes; a larger
-	// one closes the connection with 1009. Zero means 128 KiB; negative is unlimited.
+	// one closes the connection with 1009. Zero means 128 KiB (API Gateway's).
 	ReadLimit int64
 	// SendQueueMessages is how many outbound messages may wait (those being
-	// written no longer count). Zero means 1024.
+	// written no longer count). Zero means DefaultSendQueueMessages.
 	SendQueueMessages int
 	// SendQueueBytes is how many outbound bytes may wait; one message larger
-	// than this is still accepted into an empty queue. Zero means 4 MiB.
-	// Overflowing either bound closes the connection with 1008.
+	// than this is still accepted into an empty queue. Zero means
+	// DefaultSendQueueBytes. Overflowing either bound closes the connection
+	// with 1008.
 	SendQueueBytes int
 	// WriteTimeout bounds how long a write may make no progress: a peer that
-	// stops reading is closed when it expires. Zero means 10s.
+	// stops reading is closed when it expires. Zero means 10s. It is not a
+	// limit that can be disabled: a negative value means 10s too, since a
+	// peer that never reads must be let go.
 	WriteTimeout time.Duration
-	// PingInterval is how often a ping is sent. Zero means 30s; negative disables.
+	// PingInterval is how often a ping is sent. Zero means 30s.
 	PingInterval time.Duration
-	// PongTimeout is how long to wait for the pong. Zero means 10s.
+	// PongTimeout is how long a ping waits for its pong before the client
+	// is dropped. Zero means 10s; negative never drops a client for a
+	// missing pong.
 	PongTimeout time.Duration
 	// IdleTimeout closes (1001) a connection with no data message in either
-	// direction for this long. Pings do not count. Zero means 10m; negative disables.
+	// direction for this long. Pings do not count. Zero means 10m (API Gateway's).
 	IdleTimeout time.Duration
 	// MaxLifetime closes (1001) a connection this long after it opened.
-	// Zero means 2h; negative disables.
+	// Zero means 2h (API Gateway's).
 	MaxLifetime time.Duration
 	// FrameTimeout is how long a frame may take to arrive whole once its
 	// first bytes are in: a client that starts a frame and trickles the
@@ -124,17 +131,28 @@ type Options struct {
 	PingRate float64
 }
 
+// Default send queue bounds. A reader at a normal pace must never be cut
+// by another client's burst: the queue holds a whole burst of messages of
+// the largest size a client may send (the gateway's default MessageBurst
+// of 128 KiB messages) with room to spare, so overflowing it means the
+// client stopped reading, not that others were fast. The bytes are a
+// bound, not an allocation: a broadcast's frame is shared by every queue.
+const (
+	DefaultSendQueueMessages = 1024
+	DefaultSendQueueBytes    = 16 << 20
+)
+
 func (o Options) withDefaults() Options {
 	if o.ReadLimit == 0 {
-		o.ReadLimit = 128 * 1024
+		o.ReadLimit = apigw.MaxMessageBytes
 	}
 	if o.SendQueueMessages == 0 {
-		o.SendQueueMessages = 1024
+		o.SendQueueMessages = DefaultSendQueueMessages
 	}
 	if o.SendQueueBytes == 0 {
-		o.SendQueueBytes = 4 << 20
+		o.SendQueueBytes = DefaultSendQueueBytes
 	}
-	if o.WriteTimeout == 0 {
+	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = 10 * time.Second
 	}
 	if o.PingInterval == 0 {
@@ -144,10 +162,10 @@ func (o Options) withDefaults() Options {
 		o.PongTimeout = 10 * time.Second
 	}
 	if o.IdleTimeout == 0 {
-		o.IdleTimeout = 10 * time.Minute
+		o.IdleTimeout = apigw.IdleTimeout
 	}
 	if o.MaxLifetime == 0 {
-		o.MaxLifetime = 2 * time.Hour
+		o.MaxLifetime = apigw.MaxConnectionDuration
 	}
 	if o.PingRate == 0 {
 		o.PingRate = 10
@@ -274,6 +292,9 @@ type Upgrader struct {
 
 // NewUpgrader returns an Upgrader for opts.
 func NewUpgrader(opts Options) *Upgrader { return &Upgrader{opts: opts.withDefaults()} }
+
+// Options returns the options its connections get, defaults applied.
+func (u *Upgrader) Options() Options { return u.opts }
 
 // Accept upgrades the request. On failure it has already written an HTTP
 // error response. The connection does nothing until Start.
@@ -430,7 +451,8 @@ func (c *Conn) SendFrame(f Frame) error {
 	if c.closing {
 		return ErrClosed
 	}
-	if len(c.queue) > 0 && (len(c.queue) >= c.opts.SendQueueMessages || c.queuedBytes+len(f.b) > c.opts.SendQueueBytes) {
+	if len(c.queue) > 0 && (c.opts.SendQueueMessages > 0 && len(c.queue) >= c.opts.SendQueueMessages ||
+		c.opts.SendQueueBytes > 0 && c.queuedBytes+len(f.b) > c.opts.SendQueueBytes) {
 		c.closeLocked(StatusPolicyViolation, ReasonSlowConsumer, false, false)
 		return ErrQueueFull
 	}
@@ -614,7 +636,7 @@ func (c *Conn) tick() {
 		c.closeLocked(code, reason, false, true)
 	} else if c.nextPing != 0 && n >= c.nextPing {
 		c.nextPing = n + int64(c.opts.PingInterval)
-		if c.pingSentAt == 0 {
+		if c.pingSentAt == 0 && c.opts.PongTimeout > 0 {
 			c.pingSentAt = n
 		}
 		c.pingsOut++

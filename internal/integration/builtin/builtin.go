@@ -21,7 +21,10 @@ type Hub interface {
 	Broadcast(ctx context.Context, data []byte) (int, error)
 	// Publish sends data to the subscribers of topic.
 	Publish(ctx context.Context, topic string, data []byte) (int, error)
-	Subscribe(ctx context.Context, connID, topic string) error
+	// Subscribe subscribes connID to topic unless it already has max other
+	// topics (max negative: no cap), when it returns an error wrapping
+	// ErrTooManySubscriptions. Subscribing to a topic again changes nothing.
+	Subscribe(ctx context.Context, connID, topic string, max int) error
 	Unsubscribe(ctx context.Context, connID, topic string) error
 }
 
@@ -38,14 +41,47 @@ const (
 // ErrUnknownKind is returned by New for a kind that is not built in.
 var ErrUnknownKind = errors.New("builtin: unknown integration kind")
 
-// Options configures a built-in integration.
+// ErrTooManySubscriptions is wrapped by a Hub's Subscribe when the
+// connection has reached its cap; the client is told in an error frame.
+var ErrTooManySubscriptions = errors.New("builtin: too many subscriptions")
+
+// Default caps of the topic routes. A topic is a name, not a payload:
+// 256 bytes leave room for "tenant.room.thread"-shaped names while one
+// connection's subscriptions stay under 64 KiB at the cap.
+const (
+	DefaultMaxTopicBytes    = 256
+	DefaultMaxSubscriptions = 256
+)
+
+// Options configures a built-in integration. The zero value works. Every
+// limit follows one convention: zero means its default, negative disables it.
 type Options struct {
 	// MockResponse is the body the mock integration answers with.
 	MockResponse string
+	// MaxTopicBytes is the longest topic subscribe, unsubscribe and publish
+	// take; a longer one is answered with an error frame. Zero means
+	// DefaultMaxTopicBytes.
+	MaxTopicBytes int
+	// MaxSubscriptions is how many topics one connection may subscribe to;
+	// one more is answered with an error frame and not stored. Zero means
+	// DefaultMaxSubscriptions.
+	MaxSubscriptions int
+}
+
+func (o Options) withDefaults() Options {
+	if o.MaxTopicBytes == 0 {
+		o.MaxTopicBytes = DefaultMaxTopicBytes
+	}
+	if o.MaxSubscriptions == 0 {
+		o.MaxSubscriptions = DefaultMaxSubscriptions
+	}
+	return o
 }
 
 // New returns the built-in integration of the given kind.
 func New(kind string, hub Hub, opts Options) (integration.Integration, error) {
+	opts = opts.withDefaults()
+	topicOf := func(body []byte) (string, error) { return topicOf(body, opts.MaxTopicBytes) }
 	switch kind {
 	case KindBroadcast:
 		return integration.Func(func(ctx context.Context, req *integration.Request) (*integration.Response, error) {
@@ -56,17 +92,25 @@ func New(kind string, hub Hub, opts Options) (integration.Integration, error) {
 			_, err = hub.Broadcast(ctx, data)
 			return ok(nil), err
 		}), nil
-	case KindSubscribe, KindUnsubscribe:
-		act := hub.Subscribe
-		if kind == KindUnsubscribe {
-			act = hub.Unsubscribe
-		}
+	case KindSubscribe:
 		return integration.Func(func(ctx context.Context, req *integration.Request) (*integration.Response, error) {
 			topic, err := topicOf(req.Body)
 			if err != nil {
 				return nil, err
 			}
-			return ok(nil), act(ctx, req.Conn.ID, topic)
+			err = hub.Subscribe(ctx, req.Conn.ID, topic, opts.MaxSubscriptions)
+			if errors.Is(err, ErrTooManySubscriptions) {
+				return nil, &integration.ClientError{Message: "Too many subscriptions: the limit is " + strconv.Itoa(opts.MaxSubscriptions) + " topics per connection"}
+			}
+			return ok(nil), err
+		}), nil
+	case KindUnsubscribe:
+		return integration.Func(func(ctx context.Context, req *integration.Request) (*integration.Response, error) {
+			topic, err := topicOf(req.Body)
+			if err != nil {
+				return nil, err
+			}
+			return ok(nil), hub.Unsubscribe(ctx, req.Conn.ID, topic)
 		}), nil
 	case KindPublish:
 		return integration.Func(func(ctx context.Context, req *integration.Request) (*integration.Response, error) {
@@ -138,8 +182,9 @@ func field(body []byte, name string) ([]byte, error) {
 	return bytes.Clone(raw), nil
 }
 
-// topicOf reads the topic from "entityId" or "topic": a non-empty string, or a number.
-func topicOf(body []byte) (string, error) {
+// topicOf reads the topic from "entityId" or "topic": a non-empty string, or
+// a number, of at most maxBytes bytes (negative: any length).
+func topicOf(body []byte, maxBytes int) (string, error) {
 	m, err := fields(body)
 	if err != nil {
 		return "", err
@@ -151,6 +196,9 @@ func topicOf(body []byte) (string, error) {
 		}
 		var s string
 		if json.Unmarshal(raw, &s) == nil && s != "" {
+			if maxBytes >= 0 && len(s) > maxBytes {
+				return "", badRequest("%q is longer than %d bytes", name, maxBytes)
+			}
 			return s, nil
 		}
 		if n, err := strconv.ParseFloat(string(raw), 64); err == nil {

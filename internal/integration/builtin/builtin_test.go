@@ -3,46 +3,70 @@ package builtin_test
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/switchboard-gateway/switchboard/internal/integration"
 	"github.com/switchboard-gateway/switchboard/internal/integration/builtin"
 )
 
-// nopHub accepts every action; the cases below never reach it.
-type nopHub struct{}
+// topics is a Hub that keeps one connection's subscriptions, and applies the
+// cap as the gateway's hub does.
+type topics struct{ held []string }
 
-func (nopHub) Broadcast(context.Context, []byte) (int, error)       { return 0, nil }
-func (nopHub) Publish(context.Context, string, []byte) (int, error) { return 0, nil }
-func (nopHub) Subscribe(context.Context, string, string) error      { return nil }
-func (nopHub) Unsubscribe(context.Context, string, string) error    { return nil }
+func (h *topics) Broadcast(context.Context, []byte) (int, error)       { return 0, nil }
+func (h *topics) Publish(context.Context, string, []byte) (int, error) { return 0, nil }
+func (h *topics) Unsubscribe(context.Context, string, string) error    { return nil }
+func (h *topics) Subscribe(_ context.Context, _, topic string, max int) error {
+	if slices.Contains(h.held, topic) {
+		return nil
+	}
+	if max >= 0 && len(h.held) >= max {
+		return builtin.ErrTooManySubscriptions
+	}
+	h.held = append(h.held, topic)
+	return nil
+}
 
-// A malformed body is a *integration.ClientError that wraps
-// integration.ErrBadRequest, as the sentinel's documentation says.
-func TestBadRequestWrapsErrBadRequest(t *testing.T) {
+func TestSubscribeCaps(t *testing.T) {
 	t.Parallel()
+	long := strings.Repeat("t", 300)
 	tests := []struct {
-		name, kind, body string
+		name    string
+		opts    builtin.Options
+		topics  []string
+		wantErr []string // a substring of each answer's client error; "" for none
+		want    []string // what the hub holds after
 	}{
-		{"not a JSON object", builtin.KindBroadcast, `[1,2]`},
-		{"missing data", builtin.KindBroadcast, `{"action":"broadcast"}`},
-		{"missing topic", builtin.KindSubscribe, `{"action":"subscribe"}`},
-		{"empty topic", builtin.KindPublish, `{"topic":"","data":"x"}`},
+		{"defaults refuse a topic over 256 bytes", builtin.Options{}, []string{"a", long}, []string{"", "longer than 256 bytes"}, []string{"a"}},
+		{"cap of 2, repeat is free", builtin.Options{MaxSubscriptions: 2}, []string{"a", "b", "a", "c"}, []string{"", "", "", "Too many subscriptions: the limit is 2"}, []string{"a", "b"}},
+		{"negative disables both", builtin.Options{MaxSubscriptions: -1, MaxTopicBytes: -1}, []string{"a", "b", "c", long}, []string{"", "", "", ""}, []string{"a", "b", "c", long}},
+		{"topic cap of 3", builtin.Options{MaxTopicBytes: 3}, []string{"abc", "abcd"}, []string{"", "longer than 3 bytes"}, []string{"abc"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			in, err := builtin.New(tt.kind, nopHub{}, builtin.Options{})
+			hub := &topics{}
+			in, err := builtin.New(builtin.KindSubscribe, hub, tt.opts)
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = in.Invoke(context.Background(), &integration.Request{Conn: &integration.Conn{ID: "c"}, Body: []byte(tt.body)})
-			if !errors.Is(err, integration.ErrBadRequest) {
-				t.Errorf("%s %s: err = %v, want one that wraps ErrBadRequest", tt.kind, tt.body, err)
+			for i, topic := range tt.topics {
+				_, err := in.Invoke(context.Background(), &integration.Request{
+					Conn: &integration.Conn{ID: "c"},
+					Body: []byte(`{"action":"subscribe","topic":"` + topic + `"}`),
+				})
+				var ce *integration.ClientError
+				switch {
+				case tt.wantErr[i] == "" && err != nil:
+					t.Errorf("subscribe %.10q: %v, want none", topic, err)
+				case tt.wantErr[i] != "" && (!errors.As(err, &ce) || !strings.Contains(ce.Message, tt.wantErr[i])):
+					t.Errorf("subscribe %.10q: %v, want a client error saying %q", topic, err, tt.wantErr[i])
+				}
 			}
-			var ce *integration.ClientError
-			if !errors.As(err, &ce) {
-				t.Fatalf("%s %s: err = %T, want *integration.ClientError", tt.kind, tt.body, err)
+			if !slices.Equal(hub.held, tt.want) {
+				t.Errorf("hub holds %d topics %.40q, want %d", len(hub.held), hub.held, len(tt.want))
 			}
 		})
 	}
