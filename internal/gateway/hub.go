@@ -44,8 +44,9 @@ type ConnInfo struct {
 }
 
 var (
-	_ builtin.Hub = (*Hub)(nil)
-	_ bus.Handler = (*Hub)(nil)
+	_ builtin.Hub         = (*Hub)(nil)
+	_ builtin.Nonblocking = (*Hub)(nil)
+	_ bus.Handler         = (*Hub)(nil)
 )
 
 // Hub fronts the connections of the whole cluster and owns this node's: it
@@ -320,6 +321,10 @@ func (h *Hub) holder(ctx context.Context, id string) (registry.Record, error) {
 	}
 	return rec, nil
 }
+
+// Nonblocking implements builtin.Nonblocking: a node alone never waits on
+// its deliveries or subscriptions; a node on a bus does.
+func (h *Hub) Nonblocking() bool { return h.bus == nil }
 
 // Count returns how many connections this node holds.
 func (h *Hub) Count() int {
