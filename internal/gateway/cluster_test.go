@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http/httptest"
@@ -183,7 +184,7 @@ func TestClusterOfTwoHubs(t *testing.T) {
 }
 
 // deadlines counts the calls made with and without a deadline.
-type deadlines struct{ bounded, unbounded atomic.Int64 }
+type deadlines struct{ bounded, unbounded, lookups atomic.Int64 }
 
 func (d *deadlines) see(ctx context.Context) {
 	if _, ok := ctx.Deadline(); ok && ctx.Err() == nil {
@@ -210,6 +211,7 @@ func (c checkedDir) Remove(ctx context.Context, id string) error {
 
 func (c checkedDir) Lookup(ctx context.Context, id string) (registry.Record, error) {
 	c.d.see(ctx)
+	c.d.lookups.Add(1)
 	return c.Directory.Lookup(ctx, id)
 }
 
@@ -304,5 +306,56 @@ func TestHubBoundsEveryClusterCall(t *testing.T) {
 	if d.unbounded.Load() != 0 || d.bounded.Load() < 12 {
 		t.Errorf("%d directory and bus calls without a deadline (or cancelled), %d with one; want none without, 12 or more with",
 			d.unbounded.Load(), d.bounded.Load())
+	}
+}
+
+// A connection ID carries its node's tag: once a node has seen a holder's
+// tag, it sends to that holder's connections without a directory lookup.
+// Two nodes that share a tag cost lookups, never a lost delivery.
+func TestNodeTagSkipsTheDirectory(t *testing.T) {
+	t.Parallel()
+	// Two node names with one tag.
+	byTag := map[uint16]string{}
+	var x, y string
+	for i := 0; x == ""; i++ {
+		name := fmt.Sprintf("node-%d", i)
+		if other, ok := byTag[apigw.NodeTag(name)]; ok {
+			x, y = other, name
+		}
+		byTag[apigw.NodeTag(name)] = name
+	}
+	engine, d := new(membus.Engine), new(deadlines)
+	dir := checkedDir{memreg.New(), d}
+	hubA, _ := startNode(t, engine, dir, "node-sender")
+	_, urlX := startNode(t, engine, dir, x)
+	_, urlY := startNode(t, engine, dir, y)
+	cx, xID := dialAs(t, urlX, "hello")
+	cy, yID := dialAs(t, urlY, "hello")
+	if xID[:2] != yID[:2] {
+		t.Fatalf("IDs of two nodes with one tag start %q and %q, want the same two characters", xID[:2], yID[:2])
+	}
+	ctx := t.Context()
+	send := func(id string, c *websocket.Conn, msg string) int64 {
+		t.Helper()
+		before := d.lookups.Load()
+		if err := hubA.Send(ctx, id, []byte(msg)); err != nil {
+			t.Fatalf("Send(%s): %v", msg, err)
+		}
+		if got := testutil.ReadText(t, c); got != msg {
+			t.Fatalf("received %q, want %q", got, msg)
+		}
+		return d.lookups.Load() - before
+	}
+	if n := send(xID, cx, "first"); n != 1 {
+		t.Errorf("first send to %s's connection made %d lookups, want 1", x, n)
+	}
+	if n := send(xID, cx, "second"); n != 0 {
+		t.Errorf("second send to %s's connection made %d lookups, want none: the tag names the holder", x, n)
+	}
+	if n := send(yID, cy, "to-y"); n != 1 {
+		t.Errorf("send to %s's connection, whose tag names %s too, made %d lookups, want 1", y, x, n)
+	}
+	if n := send(xID, cx, "again"); n != 1 {
+		t.Errorf("send after the tag proved ambiguous made %d lookups, want 1", n)
 	}
 }
