@@ -510,7 +510,8 @@ func (h *Hub) publishLocal(topic string, data []byte, out prometheus.Counter) in
 }
 
 // Subscribe implements builtin.Hub for a connection of this node; the
-// topic's first local subscriber declares the node's interest on the bus.
+// topic's first local subscriber declares the node's interest on the bus,
+// and no subscription returns before it is declared.
 func (h *Hub) Subscribe(ctx context.Context, connID, topic string) error {
 	h.mu.Lock()
 	c, ok := h.conns[connID]
@@ -530,11 +531,12 @@ func (h *Hub) Subscribe(ctx context.Context, connID, topic string) error {
 		h.topics[topic] = subs
 	}
 	subs[c] = struct{}{}
-	first := len(subs) == 1
 	h.mu.Unlock()
-	if !first || h.bus == nil {
+	if h.bus == nil {
 		return nil
 	}
+	// Every subscriber waits until the node's interest is declared, not
+	// only the first: until then, other nodes' publications would miss it.
 	bctx, cancel := h.bounded(ctx)
 	defer cancel()
 	if err := h.syncInterest(bctx, topic); err != nil {
