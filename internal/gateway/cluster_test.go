@@ -359,3 +359,28 @@ func TestNodeTagSkipsTheDirectory(t *testing.T) {
 		t.Errorf("send after the tag proved ambiguous made %d lookups, want 1", n)
 	}
 }
+
+// refusingBus cannot declare interest.
+type refusingBus struct{ bus.Bus }
+
+func (refusingBus) Subscribe(context.Context, string) error { return bus.ErrUnavailable }
+
+// A subscription whose interest the bus refused is refused too, not kept
+// where other nodes' publications would never reach it.
+func TestSubscribeRefusedWhenTheBusIs(t *testing.T) {
+	t.Parallel()
+	hub, url, _ := startNodeOn(t, refusingBus{new(membus.Engine).NewBus()}, memreg.New(), "node-a")
+	c := testutil.Dial(t, url, nil)
+	testutil.Write(t, c, "hello")
+	id := testutil.ReadText(t, c)
+	if err := hub.Subscribe(t.Context(), id, "t"); !errors.Is(err, bus.ErrUnavailable) {
+		t.Fatalf("Subscribe on a bus that refuses: err = %v, want ErrUnavailable", err)
+	}
+	if n, _ := hub.Publish(t.Context(), "t", []byte("x")); n != 0 {
+		t.Errorf("Publish after a refused subscription reached %d connections, want 0", n)
+	}
+	info, err := hub.Conn(t.Context(), id)
+	if err != nil || len(info.Topics) != 0 {
+		t.Errorf("Conn = %+v, %v; want no topics", info, err)
+	}
+}
