@@ -39,9 +39,10 @@ type Handler interface {
 // Bus carries calls between nodes. Every method that can block takes a
 // context and returns when it ends. Methods are safe for concurrent use.
 type Bus interface {
-	// Run joins the bus as node and serves h until ctx ends or Close is
-	// called; it returns once the node can receive (nil), or the error that
-	// kept it from joining. Other methods may be called after Run returns.
+	// Run joins the bus as node and serves h until Close is called; ctx
+	// bounds only the joining. It returns once the node can receive (nil),
+	// or the error that kept it from joining. Other methods may be called
+	// after Run returns.
 	Run(ctx context.Context, node string, h Handler) error
 
 	// Send asks node to deliver data to connID; the holder's answer

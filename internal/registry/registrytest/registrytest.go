@@ -1,4 +1,5 @@
-// Package registrytest checks that a registry.Registry behaves as the gateway expects.
+// Package registrytest checks that a registry.Directory (RunDirectory) and
+// a directory with leases (RunLeaser) behave as the gateway expects.
 package registrytest
 
 import (
@@ -14,9 +15,10 @@ import (
 	"github.com/switchboard-gateway/switchboard/internal/registry"
 )
 
-// Run runs the conformance suite. newRegistry must return an empty registry
-// that no other test uses; it may register cleanups on t.
-func Run(t *testing.T, newRegistry func(t *testing.T) registry.Registry) {
+// RunDirectory runs the conformance suite of a registry.Directory.
+// newRegistry must return an empty directory that no other test uses; it
+// may register cleanups on t.
+func RunDirectory(t *testing.T, newRegistry func(t *testing.T) registry.Directory) {
 	t.Run("LookupMissing", func(t *testing.T) {
 		t.Parallel()
 		_, err := newRegistry(t).Lookup(t.Context(), "nope")
@@ -87,122 +89,6 @@ func Run(t *testing.T, newRegistry func(t *testing.T) registry.Registry) {
 		if _, err := r.Lookup(ctx, "c1"); !errors.Is(err, registry.ErrNotFound) {
 			t.Errorf("Lookup(removed): err = %v, want ErrNotFound", err)
 		}
-	})
-
-	t.Run("RemoveDropsSubscriptions", func(t *testing.T) {
-		t.Parallel()
-		ctx := t.Context()
-		r := newRegistry(t)
-		mustAdd(ctx, t, r, record("c1"))
-		mustAdd(ctx, t, r, record("c2"))
-		for _, topic := range []string{"a", "b"} {
-			mustSubscribe(ctx, t, r, "c1", topic)
-		}
-		mustSubscribe(ctx, t, r, "c2", "a")
-		if err := r.Remove(ctx, "c1"); err != nil {
-			t.Fatalf("Remove(%q) = %v", "c1", err)
-		}
-		checkSubscribers(ctx, t, r, "a", "c2")
-		checkSubscribers(ctx, t, r, "b")
-		if topics, err := r.Topics(ctx, "c1"); !errors.Is(err, registry.ErrNotFound) {
-			t.Errorf("Topics(removed) = %q, %v; want ErrNotFound", topics, err)
-		}
-		// A new connection reusing the ID starts with no subscriptions.
-		mustAdd(ctx, t, r, record("c1"))
-		checkSubscribers(ctx, t, r, "b")
-		checkTopics(ctx, t, r, "c1")
-	})
-
-	t.Run("SubscribeUnknownConn", func(t *testing.T) {
-		t.Parallel()
-		ctx := t.Context()
-		r := newRegistry(t)
-		if err := r.Subscribe(ctx, "nope", "a"); !errors.Is(err, registry.ErrNotFound) {
-			t.Errorf("Subscribe(unknown) = %v, want ErrNotFound", err)
-		}
-		checkSubscribers(ctx, t, r, "a")
-	})
-
-	t.Run("SubscribeTwiceIsOnce", func(t *testing.T) {
-		t.Parallel()
-		ctx := t.Context()
-		r := newRegistry(t)
-		mustAdd(ctx, t, r, record("c1"))
-		mustSubscribe(ctx, t, r, "c1", "a")
-		mustSubscribe(ctx, t, r, "c1", "a")
-		checkSubscribers(ctx, t, r, "a", "c1")
-		checkTopics(ctx, t, r, "c1", "a")
-		// One Unsubscribe undoes both.
-		if err := r.Unsubscribe(ctx, "c1", "a"); err != nil {
-			t.Fatalf("Unsubscribe = %v", err)
-		}
-		checkSubscribers(ctx, t, r, "a")
-		checkTopics(ctx, t, r, "c1")
-	})
-
-	t.Run("UnsubscribeUnknownIsNotError", func(t *testing.T) {
-		t.Parallel()
-		ctx := t.Context()
-		r := newRegistry(t)
-		mustAdd(ctx, t, r, record("c1"))
-		mustAdd(ctx, t, r, record("c2"))
-		mustSubscribe(ctx, t, r, "c2", "a")
-		for _, tc := range []struct{ conn, topic string }{
-			{"nope", "a"},  // unknown connection, known topic
-			{"nope", "z"},  // unknown both
-			{"c1", "a"},    // known connection not subscribed to a known topic
-			{"c1", "none"}, // known connection, unknown topic
-		} {
-			if err := r.Unsubscribe(ctx, tc.conn, tc.topic); err != nil {
-				t.Errorf("Unsubscribe(%q, %q) = %v, want nil", tc.conn, tc.topic, err)
-			}
-		}
-		checkSubscribers(ctx, t, r, "a", "c2")
-		checkTopics(ctx, t, r, "c2", "a")
-	})
-
-	t.Run("TopicsSorted", func(t *testing.T) {
-		t.Parallel()
-		ctx := t.Context()
-		r := newRegistry(t)
-		mustAdd(ctx, t, r, record("c1"))
-		checkTopics(ctx, t, r, "c1")
-		for _, topic := range []string{"orders", "Zeta", "alpha", "orders.eu", "beta", "10", "9"} {
-			mustSubscribe(ctx, t, r, "c1", topic)
-		}
-		got, err := r.Topics(ctx, "c1")
-		if err != nil {
-			t.Fatalf("Topics(%q): %v", "c1", err)
-		}
-		want := []string{"10", "9", "Zeta", "alpha", "beta", "orders", "orders.eu"}
-		if !slices.Equal(got, want) {
-			t.Errorf("Topics(%q) = %q, want %q", "c1", got, want)
-		}
-		if _, err := r.Topics(ctx, "nope"); !errors.Is(err, registry.ErrNotFound) {
-			t.Errorf("Topics(unknown): err = %v, want ErrNotFound", err)
-		}
-	})
-
-	t.Run("SubscribersIsolation", func(t *testing.T) {
-		t.Parallel()
-		ctx := t.Context()
-		r := newRegistry(t)
-		for _, id := range []string{"c1", "c2", "c3"} {
-			mustAdd(ctx, t, r, record(id))
-		}
-		mustSubscribe(ctx, t, r, "c1", "a")
-		mustSubscribe(ctx, t, r, "c2", "a")
-		mustSubscribe(ctx, t, r, "c2", "b")
-		mustSubscribe(ctx, t, r, "c3", "b")
-		checkSubscribers(ctx, t, r, "a", "c1", "c2")
-		checkSubscribers(ctx, t, r, "b", "c2", "c3")
-		checkSubscribers(ctx, t, r, "c")
-		if err := r.Unsubscribe(ctx, "c2", "a"); err != nil {
-			t.Fatalf("Unsubscribe = %v", err)
-		}
-		checkSubscribers(ctx, t, r, "a", "c1")
-		checkSubscribers(ctx, t, r, "b", "c2", "c3")
-		checkTopics(ctx, t, r, "c2", "b")
 	})
 
 	t.Run("ListPaging", func(t *testing.T) {
@@ -276,12 +162,8 @@ func Run(t *testing.T, newRegistry func(t *testing.T) registry.Registry) {
 						errc <- fmt.Errorf("Add(%q): %w", id, err)
 						return
 					}
-					if err := r.Subscribe(ctx, id, "shared"); err != nil {
-						errc <- fmt.Errorf("Subscribe(%q): %w", id, err)
-						return
-					}
-					if _, err := r.Subscribers(ctx, "shared"); err != nil {
-						errc <- fmt.Errorf("Subscribers: %w", err)
+					if _, err := r.Lookup(ctx, id); err != nil {
+						errc <- fmt.Errorf("Lookup(%q): %w", id, err)
 						return
 					}
 					if i%2 == 1 { // remove every odd connection
@@ -311,13 +193,40 @@ func Run(t *testing.T, newRegistry func(t *testing.T) registry.Registry) {
 		if n := mustCount(ctx, t, r); n != len(want) {
 			t.Errorf("Count() = %d, want %d", n, len(want))
 		}
-		checkSubscribers(ctx, t, r, "shared", want...)
+		if got := listAll(ctx, t, r, 64, len(want)); !slices.Equal(got, want) {
+			t.Errorf("List after concurrent adds and removes = %q, want %q", got, want)
+		}
+	})
+
+	t.Run("RecordsOfSeveralNodes", func(t *testing.T) {
+		t.Parallel()
+		ctx := t.Context()
+		r := newRegistry(t)
+		var want []string
+		for i := range 6 {
+			rec := record(fmt.Sprintf("c%d", i))
+			rec.Node = fmt.Sprintf("node-%d", i%3)
+			mustAdd(ctx, t, r, rec)
+			want = append(want, rec.ConnID)
+		}
+		if got := listAll(ctx, t, r, 4, len(want)); !slices.Equal(got, want) {
+			t.Errorf("List = %q, want every node's records %q", got, want)
+		}
+		for i, id := range want {
+			got, err := r.Lookup(ctx, id)
+			if err != nil {
+				t.Fatalf("Lookup(%q): %v", id, err)
+			}
+			if wantNode := fmt.Sprintf("node-%d", i%3); got.Node != wantNode {
+				t.Errorf("Lookup(%q).Node = %q, want %q", id, got.Node, wantNode)
+			}
+		}
 	})
 }
 
 // listAll pages through r with limit, following Next until it is empty, and
 // returns the IDs in the order listed. n is how many records r holds.
-func listAll(ctx context.Context, t *testing.T, r registry.Registry, limit, n int) []string {
+func listAll(ctx context.Context, t *testing.T, r registry.Directory, limit, n int) []string {
 	t.Helper()
 	var got []string
 	cursor := ""
@@ -358,21 +267,14 @@ func record(id string) registry.Record {
 	}
 }
 
-func mustAdd(ctx context.Context, t *testing.T, r registry.Registry, rec registry.Record) {
+func mustAdd(ctx context.Context, t *testing.T, r registry.Directory, rec registry.Record) {
 	t.Helper()
 	if err := r.Add(ctx, rec); err != nil {
 		t.Fatalf("Add(%q) = %v", rec.ConnID, err)
 	}
 }
 
-func mustSubscribe(ctx context.Context, t *testing.T, r registry.Registry, connID, topic string) {
-	t.Helper()
-	if err := r.Subscribe(ctx, connID, topic); err != nil {
-		t.Fatalf("Subscribe(%q, %q) = %v", connID, topic, err)
-	}
-}
-
-func mustCount(ctx context.Context, t *testing.T, r registry.Registry) int {
+func mustCount(ctx context.Context, t *testing.T, r registry.Directory) int {
 	t.Helper()
 	n, err := r.Count(ctx)
 	if err != nil {
@@ -389,31 +291,5 @@ func checkRecord(t *testing.T, got, want registry.Record) {
 	got.ConnectedAt, want.ConnectedAt = time.Time{}, time.Time{}
 	if got != want {
 		t.Errorf("Lookup(%q) = %+v, want %+v", want.ConnID, got, want)
-	}
-}
-
-// checkSubscribers asserts that exactly want are subscribed to topic, in any order.
-func checkSubscribers(ctx context.Context, t *testing.T, r registry.Registry, topic string, want ...string) {
-	t.Helper()
-	got, err := r.Subscribers(ctx, topic)
-	if err != nil {
-		t.Fatalf("Subscribers(%q) = %v", topic, err)
-	}
-	got = slices.Sorted(slices.Values(got))
-	want = slices.Sorted(slices.Values(want))
-	if !slices.Equal(got, want) {
-		t.Errorf("Subscribers(%q) = %q, want %q", topic, got, want)
-	}
-}
-
-// checkTopics asserts that connID is subscribed to exactly want, sorted.
-func checkTopics(ctx context.Context, t *testing.T, r registry.Registry, connID string, want ...string) {
-	t.Helper()
-	got, err := r.Topics(ctx, connID)
-	if err != nil {
-		t.Fatalf("Topics(%q) = %v", connID, err)
-	}
-	if !slices.Equal(got, want) {
-		t.Errorf("Topics(%q) = %q, want %q", connID, got, want)
 	}
 }
