@@ -61,6 +61,11 @@ type Options struct {
 	Prefix string
 	// Timeout bounds a call whose context carries no deadline. Default 5s.
 	Timeout time.Duration
+	// QueueLen is how many publishes and broadcasts may wait for this
+	// node's handler; one goroutine hands them over in the order they
+	// arrived. Beyond it nats.go drops them and reports a slow consumer
+	// on the connection's error handler. Default 8192.
+	QueueLen int
 }
 
 func (o Options) withDefaults() Options {
@@ -69,6 +74,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 5 * time.Second
+	}
+	if o.QueueLen <= 0 {
+		o.QueueLen = 8192
 	}
 	return o
 }
@@ -84,15 +92,18 @@ type Bus struct {
 
 	dropped atomic.Uint64 // publishes and broadcasts refused while disconnected
 
-	mu       sync.Mutex
-	node     string
-	h        bus.Handler
-	running  bool
-	closed   bool
-	subs     []*nats.Subscription          // node and broadcast
-	topics   map[string]*nats.Subscription // by topic
-	inflight sync.WaitGroup
-	stop     chan struct{}
+	mu         sync.Mutex
+	node       string
+	h          bus.Handler
+	running    bool
+	delivering bool // deliver runs; Close waits for done
+	closed     bool
+	subs       []*nats.Subscription          // node and broadcast
+	topics     map[string]*nats.Subscription // by topic
+	inflight   sync.WaitGroup                // addressed calls being handled
+	fanout     chan *nats.Msg                // publish and broadcast, in arrival order
+	stop       chan struct{}                 // closed by Close: ends deliver
+	done       chan struct{}                 // closed when deliver returned
 }
 
 var (
@@ -102,7 +113,11 @@ var (
 
 // New returns a Bus over nc.
 func New(nc *nats.Conn, opts Options) *Bus {
-	return &Bus{nc: nc, opts: opts.withDefaults(), topics: map[string]*nats.Subscription{}, stop: make(chan struct{})}
+	o := opts.withDefaults()
+	return &Bus{
+		nc: nc, opts: o, topics: map[string]*nats.Subscription{},
+		fanout: make(chan *nats.Msg, o.QueueLen), stop: make(chan struct{}), done: make(chan struct{}),
+	}
 }
 
 // ConnectOptions configure Connect. The zero value connects without
@@ -167,11 +182,11 @@ func (b *Bus) topicSubject(topic string) string { return b.opts.Prefix + ".topic
 func (b *Bus) allSubject() string               { return b.opts.Prefix + ".all" }
 
 // Run subscribes to this node's subject and the broadcast subject and
-// returns once the server has them. The bus leaves when ctx ends or Close
-// is called.
+// returns once the server has them; ctx bounds that wait. The node serves
+// until Close, as membus does.
 func (b *Bus) Run(ctx context.Context, node string, h bus.Handler) error {
-	if h == nil {
-		return errors.New("natsbus: run: nil handler")
+	if h == nil || node == "" {
+		return errors.New("natsbus: run needs a node name and a handler")
 	}
 	b.mu.Lock()
 	if b.running || b.closed {
@@ -186,7 +201,7 @@ func (b *Bus) Run(ctx context.Context, node string, h bus.Handler) error {
 		_ = b.Close()
 		return fmt.Errorf("natsbus: run: %w", err)
 	}
-	as, err := b.nc.Subscribe(b.allSubject(), b.onBroadcast)
+	as, err := b.nc.ChanSubscribe(b.allSubject(), b.fanout)
 	if err != nil {
 		_ = ns.Unsubscribe()
 		_ = b.Close()
@@ -194,20 +209,15 @@ func (b *Bus) Run(ctx context.Context, node string, h bus.Handler) error {
 	}
 	b.mu.Lock()
 	b.subs = []*nats.Subscription{ns, as}
+	b.delivering = true
 	b.mu.Unlock()
+	go b.deliver(h)
 	fctx, cancel := b.bound(ctx)
 	defer cancel()
 	if err := b.nc.FlushWithContext(fctx); err != nil {
 		_ = b.Close()
 		return fmt.Errorf("natsbus: run: %w: %w", bus.ErrUnavailable, err)
 	}
-	go func() {
-		select {
-		case <-ctx.Done():
-			_ = b.Close()
-		case <-b.stop:
-		}
-	}()
 	return nil
 }
 
@@ -233,6 +243,12 @@ func (b *Bus) enter() (bus.Handler, bool) {
 func (b *Bus) onCall(m *nats.Msg) {
 	h, ok := b.enter()
 	if !ok {
+		// A call that arrived as the node left: it holds nothing now.
+		if m.Reply != "" {
+			r := nats.NewMsg("")
+			r.Header.Set(hdrErr, errNameGone)
+			_ = m.RespondMsg(r)
+		}
 		return
 	}
 	defer b.inflight.Done()
@@ -271,15 +287,38 @@ func (b *Bus) fromSelf(m *nats.Msg) bool {
 	return m.Header.Get(hdrFrom) == b.node
 }
 
-func (b *Bus) onBroadcast(m *nats.Msg) {
-	h, ok := b.enter()
-	if !ok {
-		return
+// deliver hands publishes and broadcasts to h one at a time, in the order
+// the server sent them, skipping this node's own.
+func (b *Bus) deliver(h bus.Handler) {
+	defer close(b.done)
+	for {
+		select {
+		case <-b.stop:
+			return
+		case m := <-b.fanout:
+			if b.fromSelf(m) {
+				continue
+			}
+			if topic, ok := b.topicOf(m.Subject); ok {
+				h.HandlePublish(topic, m.Data)
+			} else {
+				h.HandleBroadcast(m.Data)
+			}
+		}
 	}
-	defer b.inflight.Done()
-	if !b.fromSelf(m) {
-		h.HandleBroadcast(m.Data)
+}
+
+// topicOf decodes the topic of a publish subject.
+func (b *Bus) topicOf(subject string) (string, bool) {
+	pre := b.opts.Prefix + ".topic.x"
+	if len(subject) < len(pre) || subject[:len(pre)] != pre {
+		return "", false
 	}
+	raw, err := base64.RawURLEncoding.DecodeString(subject[len(pre):])
+	if err != nil {
+		return "", false
+	}
+	return string(raw), true
 }
 
 // call sends an addressed request to node and maps its answer.
@@ -337,6 +376,9 @@ func (b *Bus) Describe(ctx context.Context, node, connID string) (conn.State, er
 // Subscribe declares this node's interest in topic and returns once the
 // server has it. After a reconnect nats.go declares it again by itself.
 func (b *Bus) Subscribe(ctx context.Context, topic string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	b.mu.Lock()
 	if !b.running || b.closed {
 		b.mu.Unlock()
@@ -346,16 +388,7 @@ func (b *Bus) Subscribe(ctx context.Context, topic string) error {
 		b.mu.Unlock()
 		return nil
 	}
-	sub, err := b.nc.Subscribe(b.topicSubject(topic), func(m *nats.Msg) {
-		h, ok := b.enter()
-		if !ok {
-			return
-		}
-		defer b.inflight.Done()
-		if !b.fromSelf(m) {
-			h.HandlePublish(topic, m.Data)
-		}
-	})
+	sub, err := b.nc.ChanSubscribe(b.topicSubject(topic), b.fanout)
 	if err != nil {
 		b.mu.Unlock()
 		return fmt.Errorf("natsbus: subscribe: %w", err)
@@ -373,6 +406,9 @@ func (b *Bus) Subscribe(ctx context.Context, topic string) error {
 
 // Unsubscribe withdraws this node's interest in topic.
 func (b *Bus) Unsubscribe(ctx context.Context, topic string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	b.mu.Lock()
 	sub, ok := b.topics[topic]
 	delete(b.topics, topic)
@@ -453,15 +489,21 @@ func (b *Bus) Close() error {
 		return nil
 	}
 	b.closed = true
-	close(b.stop)
 	subs := b.subs
 	for _, s := range b.topics {
 		subs = append(subs, s)
 	}
 	b.subs, b.topics = nil, map[string]*nats.Subscription{}
+	delivering := b.delivering
 	b.mu.Unlock()
+	// Drain, not Unsubscribe: a call the server routed here before it
+	// saw the withdrawal still gets its answer (gone) instead of timing out.
 	for _, s := range subs {
-		_ = s.Unsubscribe()
+		_ = s.Drain()
+	}
+	close(b.stop)
+	if delivering {
+		<-b.done
 	}
 	b.inflight.Wait()
 	return nil

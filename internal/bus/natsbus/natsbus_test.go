@@ -97,6 +97,13 @@ func ctx5(t *testing.T) context.Context {
 	return ctx
 }
 
+// within is a context that ends after d or with the test.
+func within(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
 // join connects a node to the engine at url and runs its bus.
 func join(t *testing.T, url, node string, h bus.Handler, opts natsbus.Options) *natsbus.Bus {
 	t.Helper()
@@ -106,10 +113,7 @@ func join(t *testing.T, url, node string, h bus.Handler, opts natsbus.Options) *
 	}
 	t.Cleanup(nc.Close)
 	b := natsbus.New(nc, opts)
-	// Run serves until its context ends: the test's lifetime.
-	runCtx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	if err := b.Run(runCtx, node, h); err != nil {
+	if err := b.Run(ctx5(t), node, h); err != nil {
 		t.Fatalf("run %s: %v", node, err)
 	}
 	t.Cleanup(func() { _ = b.Close() })
@@ -311,14 +315,14 @@ func TestEngineRestart(t *testing.T) {
 	}
 
 	p.Stop()
-	testutil.Eventually(t, 5*time.Second, func() bool { return a.Health(ctx) != nil }, "health still green with the engine down")
-	if err := a.Health(ctx); !errors.Is(err, bus.ErrUnavailable) {
+	testutil.Eventually(t, 5*time.Second, func() bool { return a.Health(within(t, time.Second)) != nil }, "health still green with the engine down")
+	if err := a.Health(within(t, time.Second)); !errors.Is(err, bus.ErrUnavailable) {
 		t.Errorf("Health = %v, want bus.ErrUnavailable", err)
 	}
-	if err := a.Publish(ctx, "t", []byte("lost")); !errors.Is(err, bus.ErrUnavailable) {
+	if err := a.Publish(ctx5(t), "t", []byte("lost")); !errors.Is(err, bus.ErrUnavailable) {
 		t.Errorf("Publish while down = %v, want bus.ErrUnavailable", err)
 	}
-	if err := a.Broadcast(ctx, []byte("lost")); !errors.Is(err, bus.ErrUnavailable) {
+	if err := a.Broadcast(ctx5(t), []byte("lost")); !errors.Is(err, bus.ErrUnavailable) {
 		t.Errorf("Broadcast while down = %v, want bus.ErrUnavailable", err)
 	}
 	if got := a.Dropped(); got != 2 {
@@ -326,7 +330,10 @@ func TestEngineRestart(t *testing.T) {
 	}
 
 	p.Start()
-	testutil.Eventually(t, 10*time.Second, func() bool { return a.Health(ctx) == nil && b.Health(ctx) == nil }, "health back after restart")
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		return a.Health(within(t, time.Second)) == nil && b.Health(within(t, time.Second)) == nil
+	}, "health back after restart")
+	ctx = ctx5(t)
 	if err := a.Publish(ctx, "t", []byte("after")); err != nil {
 		t.Fatal(err)
 	}
@@ -390,25 +397,21 @@ func TestNotRunning(t *testing.T) {
 	}
 }
 
-// TestRunEndsWithContext: a node whose Run context ended no longer answers.
-func TestRunEndsWithContext(t *testing.T) {
+// TestClosedNodeIsGone: once a node closed its bus, calls to it answer
+// conn.ErrGone at once, also while the server still routes to it.
+func TestClosedNodeIsGone(t *testing.T) {
 	t.Parallel()
 	url := engines["embedded"](t)
 	a := join(t, url, "a", newHandler(nil), natsbus.Options{})
-	nc, err := natsbus.Connect(url, natsbus.ConnectOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	b := natsbus.New(nc, natsbus.Options{})
-	runCtx, cancel := context.WithCancel(context.Background())
-	if err := b.Run(runCtx, "b", newHandler(map[string]error{"x": nil})); err != nil {
-		t.Fatal(err)
-	}
+	b := join(t, url, "b", newHandler(map[string]error{"x": nil}), natsbus.Options{})
 	ctx := ctx5(t)
 	if err := a.Send(ctx, "b", "x", nil); err != nil {
 		t.Fatalf("Send while b runs = %v", err)
 	}
-	cancel()
-	testutil.Eventually(t, 5*time.Second, func() bool { return errors.Is(a.Send(ctx, "b", "x", nil), conn.ErrGone) }, "b still answers after its context ended")
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Send(ctx, "b", "x", nil); !errors.Is(err, conn.ErrGone) {
+		t.Errorf("Send to a closed node = %v, want conn.ErrGone", err)
+	}
 }
