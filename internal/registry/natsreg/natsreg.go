@@ -251,21 +251,23 @@ func all(ctx context.Context, kv jetstream.KeyValue) ([]jetstream.KeyValueEntry,
 	}
 }
 
-// records returns every record, sorted by ID, split by whether its node's
-// lease is live.
-func (d *Directory) records(ctx context.Context) (live, lapsed []registry.Record, err error) {
+// records returns the records of live nodes, sorted by ID. It reads the
+// records before the leases, so a node that renewed before its record was
+// read is live.
+func (d *Directory) records(ctx context.Context) ([]registry.Record, error) {
+	es, err := all(ctx, d.conns)
+	if err != nil {
+		return nil, err
+	}
 	nodes, err := d.Nodes(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	up := make(map[string]bool, len(nodes))
 	for _, n := range nodes {
 		up[n.ID] = true
 	}
-	es, err := all(ctx, d.conns)
-	if err != nil {
-		return nil, nil, err
-	}
+	var live []registry.Record
 	for _, e := range es {
 		var rec registry.Record
 		if err := json.Unmarshal(e.Value(), &rec); err != nil {
@@ -273,12 +275,10 @@ func (d *Directory) records(ctx context.Context) (live, lapsed []registry.Record
 		}
 		if up[rec.Node] {
 			live = append(live, rec)
-		} else {
-			lapsed = append(lapsed, rec)
 		}
 	}
 	sort.Slice(live, func(i, j int) bool { return live[i].ConnID < live[j].ConnID })
-	return live, lapsed, nil
+	return live, nil
 }
 
 // List returns up to limit live records with IDs after cursor, by ID.
@@ -286,7 +286,7 @@ func (d *Directory) List(ctx context.Context, cursor string, limit int) (registr
 	if limit <= 0 {
 		return registry.Page{}, fmt.Errorf("natsreg: list: limit %d, want at least 1", limit)
 	}
-	live, _, err := d.records(ctx)
+	live, err := d.records(ctx)
 	if err != nil {
 		return registry.Page{}, fmt.Errorf("natsreg: list: %w", err)
 	}
@@ -303,7 +303,7 @@ func (d *Directory) List(ctx context.Context, cursor string, limit int) (registr
 
 // Count returns the number of records of live nodes.
 func (d *Directory) Count(ctx context.Context) (int, error) {
-	live, _, err := d.records(ctx)
+	live, err := d.records(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("natsreg: count: %w", err)
 	}
@@ -372,18 +372,44 @@ func (d *Directory) Leave(ctx context.Context, node string) error {
 
 // Sweep deletes the records of nodes without a live lease and returns how
 // many it deleted. Every node's janitor runs it; concurrent sweeps are
-// harmless.
+// harmless. It reads the records before the leases, so a node that renewed
+// before its record was read keeps it, and deletes only the revision it
+// read, so a record added again meanwhile stays.
 func (d *Directory) Sweep(ctx context.Context) (int, error) {
-	_, lapsed, err := d.records(ctx)
+	es, err := all(ctx, d.conns)
 	if err != nil {
 		return 0, fmt.Errorf("natsreg: sweep: %w", err)
 	}
+	nodes, err := d.Nodes(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("natsreg: sweep: %w", err)
+	}
+	up := make(map[string]bool, len(nodes))
+	for _, n := range nodes {
+		up[n.ID] = true
+	}
 	n := 0
-	for _, rec := range lapsed {
-		if err := d.Remove(ctx, rec.ConnID); err != nil {
+	for _, e := range es {
+		var rec registry.Record
+		if json.Unmarshal(e.Value(), &rec) != nil || up[rec.Node] {
+			continue
+		}
+		err := d.conns.Delete(ctx, e.Key(), jetstream.LastRevision(e.Revision()))
+		switch {
+		case err == nil:
+			n++
+		case changed(err): // written again since read: not ours to delete
+		default:
 			return n, fmt.Errorf("natsreg: sweep: %w", err)
 		}
-		n++
 	}
 	return n, nil
+}
+
+// changed reports a conditional write refused because the key has a newer
+// revision.
+func changed(err error) bool {
+	var ae *jetstream.APIError
+	return errors.As(err, &ae) && (ae.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		ae.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }

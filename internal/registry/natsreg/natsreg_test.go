@@ -249,6 +249,14 @@ func TestLeases(t *testing.T) {
 			if n, err := d.Sweep(ctx); err != nil || n != 0 {
 				t.Errorf("Sweep after janitor = %d, %v; want 0", n, err)
 			}
+			// A record of a lapsed node written again after the sweep read
+			// it is not deleted: Sweep deletes only the revision it read.
+			if err := d.Add(ctx, rec("late", "gone-node")); err != nil {
+				t.Fatal(err)
+			}
+			if n, err := d.Sweep(ctx); err != nil || n != 1 {
+				t.Errorf("Sweep of one lapsed record = %d, %v; want 1", n, err)
+			}
 			if got, err := d.Lookup(ctx, "live-2"); err != nil || got.Node != "live" {
 				t.Errorf("live node's record = %+v, %v", got, err)
 			}
