@@ -35,12 +35,14 @@ type Options struct {
 	// ClusterName names the cluster of routed servers; all peers must use
 	// the same. Default "switchboard".
 	ClusterName string
-	// ClusterListen is the route address peers connect to, host:port
-	// (port 0: random; read it back with Server.ClusterURL). Empty: the
-	// server accepts no routes and, unless Routes is set, runs alone.
+	// ClusterListen is the route address peers connect to, host:port.
+	// Empty: the server runs alone. JetStream in a cluster needs Routes
+	// too, so give every server the same list and a fixed port here.
 	ClusterListen string
-	// Routes are peers' route URLs (nats-route://host:port). One reachable
-	// peer is enough: servers tell each other of the rest.
+	// Routes are the peers' route URLs (nats-route://host:port); the
+	// server's own address may be in the list (it is skipped), so every
+	// gateway can be given the same list. Once one peer is reached,
+	// servers tell each other of the rest.
 	Routes []string
 	// StoreDir is where JetStream keeps its streams. Empty: a new
 	// temporary directory, removed by Close.
@@ -69,8 +71,9 @@ func (o Options) withDefaults() Options {
 
 // Server is a running embedded NATS server. Close it when done.
 type Server struct {
-	ns      *server.Server
-	tempDir string // removed on Close; empty when the caller chose StoreDir
+	ns       *server.Server
+	storeDir string
+	tempDir  string // removed on Close; empty when the caller chose StoreDir
 }
 
 // Start starts a server and returns once it accepts client connections.
@@ -93,6 +96,9 @@ func Start(opts Options) (*Server, error) {
 		Username:      o.User,
 		Password:      o.Password,
 		Authorization: o.Token,
+	}
+	if o.ClusterListen != "" && len(o.Routes) == 0 {
+		return nil, errors.New("natsembed: a cluster listen address needs Routes (JetStream in a cluster requires them; list every peer, this server included)")
 	}
 	if o.ClusterListen != "" || len(o.Routes) > 0 {
 		if o.ClusterListen == "" {
@@ -133,7 +139,7 @@ func Start(opts Options) (*Server, error) {
 		s.removeTemp()
 		return nil, fmt.Errorf("natsembed: %w", err)
 	}
-	s.ns = ns
+	s.ns, s.storeDir = ns, so.StoreDir
 	ns.Start()
 	if !ns.ReadyForConnections(o.ReadyTimeout) {
 		s.Close()
@@ -174,6 +180,9 @@ func (s *Server) ClusterURL() string {
 	}
 	return "nats-route://" + net.JoinHostPort(host, strconv.Itoa(a.Port))
 }
+
+// StoreDir is the JetStream store directory.
+func (s *Server) StoreDir() string { return s.storeDir }
 
 // Routes reports how many peers this server is routed to now.
 func (s *Server) Routes() int { return s.ns.NumRoutes() }
