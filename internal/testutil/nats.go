@@ -29,7 +29,10 @@ func StartNATS(t testing.TB, extra ...string) *NATSProcess {
 	t.Helper()
 	bin, err := exec.LookPath("nats-server")
 	if err != nil {
-		t.Skip("nats-server not installed (.ci/run installs it)")
+		// Debian installs it in /usr/sbin, which a user's PATH may lack.
+		if bin, err = exec.LookPath("/usr/sbin/nats-server"); err != nil {
+			t.Skip("nats-server not installed (.ci/run installs it)")
+		}
 	}
 	port := strconv.Itoa(FreePort(t))
 	p := &NATSProcess{

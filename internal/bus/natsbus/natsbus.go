@@ -23,6 +23,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -174,6 +175,21 @@ func Connect(url string, co ConnectOptions) (*nats.Conn, error) {
 	return nc, nil
 }
 
+// validPrefix accepts dot-separated, non-empty tokens without wildcards.
+func validPrefix(p string) bool {
+	for _, tok := range strings.Split(p, ".") {
+		if tok == "" {
+			return false
+		}
+		for _, r := range tok {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // encode turns an arbitrary string into one safe subject token.
 func encode(s string) string { return "x" + base64.RawURLEncoding.EncodeToString([]byte(s)) }
 
@@ -187,6 +203,9 @@ func (b *Bus) allSubject() string               { return b.opts.Prefix + ".all" 
 func (b *Bus) Run(ctx context.Context, node string, h bus.Handler) error {
 	if h == nil || node == "" {
 		return errors.New("natsbus: run needs a node name and a handler")
+	}
+	if !validPrefix(b.opts.Prefix) {
+		return fmt.Errorf("natsbus: run: prefix %q: want dot-separated tokens of letters, digits, '-' and '_'", b.opts.Prefix)
 	}
 	b.mu.Lock()
 	if b.running || b.closed {

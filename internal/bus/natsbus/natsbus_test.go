@@ -395,6 +395,11 @@ func TestNotRunning(t *testing.T) {
 	if err := b.Run(ctx5(t), "n", nil); err == nil {
 		t.Error("Run with nil handler: nil error")
 	}
+	for _, p := range []string{"a.*", "a..b", "a b", ">", "a."} {
+		if err := natsbus.New(nc, natsbus.Options{Prefix: p}).Run(ctx5(t), "n", newHandler(nil)); err == nil {
+			t.Errorf("Run with prefix %q: nil error", p)
+		}
+	}
 }
 
 // TestClosedNodeIsGone: once a node closed its bus, calls to it answer
