@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"hash/fnv"
 	"strings"
 	"time"
 )
@@ -50,6 +51,44 @@ func NewID() string {
 	var b [idBytes]byte
 	_, _ = rand.Read(b[:]) // never returns an error: it crashes the program instead
 	return base64.URLEncoding.EncodeToString(b[:])
+}
+
+// NodeTagBits is how many leading bits of a connection ID NewTaggedID gives
+// to the node tag: the first two characters. The other 76 bits stay random,
+// so IDs remain unguessable and a node can make 2^38 before two of its own
+// are likely to collide.
+const NodeTagBits = 12
+
+// NodeTag returns the tag of a node name: 12 bits of its FNV-1a hash. Two
+// nodes of a cluster share a tag with a chance of about n²/8192 for n nodes;
+// users of tags must treat a tag as a hint, not as proof.
+func NodeTag(node string) uint16 {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(node))
+	return uint16(h.Sum32() & (1<<NodeTagBits - 1))
+}
+
+// NewTaggedID returns an identifier shaped like NewID's whose first 12 bits
+// (its first two characters) are tag, for the node holding the connection.
+func NewTaggedID(tag uint16) string {
+	var b [idBytes]byte
+	_, _ = rand.Read(b[:])
+	b[0] = byte(tag >> 4)
+	b[1] = b[1]&0x0f | byte(tag&0x0f)<<4
+	return base64.URLEncoding.EncodeToString(b[:])
+}
+
+// IDTag returns the node tag of an ID made by NewTaggedID (any valid ID has
+// one; only the gateway knows whether it was tagged).
+func IDTag(id string) (uint16, bool) {
+	if !ValidID(id) {
+		return 0, false
+	}
+	var b [3]byte
+	if _, err := base64.URLEncoding.Decode(b[:], []byte(id[:4])); err != nil {
+		return 0, false
+	}
+	return uint16(b[0])<<4 | uint16(b[1]>>4), true
 }
 
 // ValidID reports whether id has the shape NewID produces. Handlers use it to

@@ -195,3 +195,38 @@ func TestRequestTime(t *testing.T) {
 		})
 	}
 }
+
+// A tagged ID has NewID's shape, carries its tag in its first two
+// characters and keeps the other 76 bits random.
+func TestNewTaggedID(t *testing.T) {
+	t.Parallel()
+	for _, tag := range []uint16{0, 1, 0x0ff, 0xabc, 1<<apigw.NodeTagBits - 1, apigw.NodeTag("node-a")} {
+		seen := map[string]bool{}
+		var prefix string
+		for range 1000 {
+			id := apigw.NewTaggedID(tag)
+			if !apigw.ValidID(id) {
+				t.Fatalf("NewTaggedID(%#x) = %q, not a valid ID", tag, id)
+			}
+			got, ok := apigw.IDTag(id)
+			if !ok || got != tag {
+				t.Fatalf("IDTag(NewTaggedID(%#x) = %q) = %#x, %v", tag, id, got, ok)
+			}
+			if prefix == "" {
+				prefix = id[:2]
+			} else if id[:2] != prefix {
+				t.Fatalf("tag %#x gave IDs starting %q and %q, want the same two characters", tag, prefix, id[:2])
+			}
+			if seen[id] {
+				t.Fatalf("NewTaggedID(%#x) returned %q twice", tag, id)
+			}
+			seen[id] = true
+		}
+	}
+	if tag := apigw.NodeTag("node-a"); tag >= 1<<apigw.NodeTagBits || tag != apigw.NodeTag("node-a") {
+		t.Errorf("NodeTag(node-a) = %#x, want a stable value below %#x", tag, 1<<apigw.NodeTagBits)
+	}
+	if _, ok := apigw.IDTag("not an id"); ok {
+		t.Errorf("IDTag of a malformed ID reported a tag")
+	}
+}

@@ -75,3 +75,48 @@ func BenchmarkRoundTrip(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPublish measures one publish of a 100-byte message to a topic
+// with N local subscribers (and as many connections that are not), until
+// every subscriber has read it.
+func BenchmarkPublish(b *testing.B) {
+	for _, n := range []int{10, 100} {
+		b.Run(fmt.Sprintf("subscribers=%d", n), func(b *testing.B) {
+			gw, url := startGatewayTB(b, gateway.Options{})
+			received := make(chan struct{}, n*64)
+			for range 2 * n {
+				c := testutil.Dial(b, url, nil)
+				go func() {
+					for {
+						if _, _, err := c.Read(context.Background()); err != nil {
+							return
+						}
+						received <- struct{}{}
+					}
+				}()
+			}
+			hub, ctx := gw.Hub(), context.Background()
+			testutil.Eventually(b, 10*time.Second, func() bool { return hub.Count() == 2*n }, "%d connections", 2*n)
+			conns, _, err := hub.List(ctx, "", 2*n)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, c := range conns[:n] {
+				if err := hub.Subscribe(ctx, c.ConnID, "bench"); err != nil {
+					b.Fatal(err)
+				}
+			}
+			msg := []byte(strings.Repeat("x", 100))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := hub.Publish(ctx, "bench", msg); err != nil {
+					b.Fatal(err)
+				}
+				for range n {
+					<-received
+				}
+			}
+			b.ReportMetric(float64(n), "deliveries/op")
+		})
+	}
+}

@@ -3,21 +3,26 @@ package gateway_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 
 	"github.com/switchboard-gateway/switchboard/internal/apigw"
+	"github.com/switchboard-gateway/switchboard/internal/bus"
 	"github.com/switchboard-gateway/switchboard/internal/bus/membus"
 	"github.com/switchboard-gateway/switchboard/internal/conn"
 	"github.com/switchboard-gateway/switchboard/internal/gateway"
 	"github.com/switchboard-gateway/switchboard/internal/integration"
+	"github.com/switchboard-gateway/switchboard/internal/registry"
 	"github.com/switchboard-gateway/switchboard/internal/registry/memreg"
 	"github.com/switchboard-gateway/switchboard/internal/testutil"
 )
@@ -25,9 +30,15 @@ import (
 // startNode serves a gateway that is one node of a cluster on engine and
 // dir. Its $default route answers a message "sub:T" by subscribing the
 // sender to T, and any message with the sender's connection ID.
-func startNode(t *testing.T, engine *membus.Engine, dir *memreg.Registry, node string) (*gateway.Hub, string) {
+func startNode(t *testing.T, engine *membus.Engine, dir registry.Directory, node string) (*gateway.Hub, string) {
 	t.Helper()
-	b := engine.NewBus()
+	hub, url, _ := startNodeOn(t, engine.NewBus(), dir, node)
+	return hub, url
+}
+
+// startNodeOn is startNode on a given bus; it also returns the node's drain.
+func startNodeOn(t *testing.T, b bus.Bus, dir registry.Directory, node string) (*gateway.Hub, string, func()) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
 	hub, err := gateway.StartHub(ctx, gateway.HubOptions{Directory: dir, Bus: b, Node: node})
@@ -47,14 +58,18 @@ func startNode(t *testing.T, engine *membus.Engine, dir *memreg.Registry, node s
 		Routes: map[string]gateway.Route{"$default": {Integration: subscriber, RouteResponse: true}},
 	})
 	hs := httptest.NewServer(gw)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = gw.Drain(ctx)
-		hs.Close()
-		_ = b.Close()
-	})
-	return hub, "ws" + strings.TrimPrefix(hs.URL, "http")
+	var once sync.Once
+	drain := func() {
+		once.Do(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = gw.Drain(ctx)
+			hs.Close()
+			_ = b.Close()
+		})
+	}
+	t.Cleanup(drain)
+	return hub, "ws" + strings.TrimPrefix(hs.URL, "http"), drain
 }
 
 // dialAs connects to url, sends msg and returns the connection and its ID.
@@ -165,5 +180,207 @@ func TestClusterOfTwoHubs(t *testing.T) {
 	}
 	if got := testutil.ReadText(t, a1); got != "p2" {
 		t.Errorf("a1 received %q, want p2", got)
+	}
+}
+
+// deadlines counts the calls made with and without a deadline.
+type deadlines struct{ bounded, unbounded, lookups atomic.Int64 }
+
+func (d *deadlines) see(ctx context.Context) {
+	if _, ok := ctx.Deadline(); ok && ctx.Err() == nil {
+		d.bounded.Add(1)
+	} else {
+		d.unbounded.Add(1)
+	}
+}
+
+type checkedDir struct {
+	registry.Directory
+	d *deadlines
+}
+
+func (c checkedDir) Add(ctx context.Context, rec registry.Record) error {
+	c.d.see(ctx)
+	return c.Directory.Add(ctx, rec)
+}
+
+func (c checkedDir) Remove(ctx context.Context, id string) error {
+	c.d.see(ctx)
+	return c.Directory.Remove(ctx, id)
+}
+
+func (c checkedDir) Lookup(ctx context.Context, id string) (registry.Record, error) {
+	c.d.see(ctx)
+	c.d.lookups.Add(1)
+	return c.Directory.Lookup(ctx, id)
+}
+
+func (c checkedDir) List(ctx context.Context, cursor string, limit int) (registry.Page, error) {
+	c.d.see(ctx)
+	return c.Directory.List(ctx, cursor, limit)
+}
+
+type checkedBus struct {
+	bus.Bus
+	d *deadlines
+}
+
+func (c checkedBus) Send(ctx context.Context, node, id string, data []byte) error {
+	c.d.see(ctx)
+	return c.Bus.Send(ctx, node, id, data)
+}
+
+func (c checkedBus) Disconnect(ctx context.Context, node, id string) error {
+	c.d.see(ctx)
+	return c.Bus.Disconnect(ctx, node, id)
+}
+
+func (c checkedBus) Describe(ctx context.Context, node, id string) (conn.State, error) {
+	c.d.see(ctx)
+	return c.Bus.Describe(ctx, node, id)
+}
+
+func (c checkedBus) Subscribe(ctx context.Context, topic string) error {
+	c.d.see(ctx)
+	return c.Bus.Subscribe(ctx, topic)
+}
+
+func (c checkedBus) Unsubscribe(ctx context.Context, topic string) error {
+	c.d.see(ctx)
+	return c.Bus.Unsubscribe(ctx, topic)
+}
+
+func (c checkedBus) Publish(ctx context.Context, topic string, data []byte) error {
+	c.d.see(ctx)
+	return c.Bus.Publish(ctx, topic, data)
+}
+
+func (c checkedBus) Broadcast(ctx context.Context, data []byte) error {
+	c.d.see(ctx)
+	return c.Bus.Broadcast(ctx, data)
+}
+
+// Every directory and bus call the hub makes carries a deadline and a live
+// context, also at a disconnect and during a drain, when the callers'
+// contexts carry none (context.Background) or are cancelled.
+func TestHubBoundsEveryClusterCall(t *testing.T) {
+	t.Parallel()
+	engine, mem, d := new(membus.Engine), memreg.New(), new(deadlines)
+	dir := checkedDir{mem, d}
+	hubA, urlA, _ := startNodeOn(t, checkedBus{engine.NewBus(), d}, dir, "node-a")
+	_, urlB, drainB := startNodeOn(t, checkedBus{engine.NewBus(), d}, dir, "node-b")
+
+	a1, _ := dialAs(t, urlA, "sub:t")
+	b1, b1ID := dialAs(t, urlB, "sub:t")
+	_, b2ID := dialAs(t, urlB, "sub:u")
+	ctx := context.Background() // no deadline of its own
+	if _, err := hubA.Publish(ctx, "t", []byte("p")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hubA.Broadcast(ctx, []byte("b")); err != nil {
+		t.Fatal(err)
+	}
+	if err := hubA.Send(ctx, b1ID, []byte("s")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hubA.Conn(ctx, b1ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := hubA.List(ctx, "", 10); err != nil {
+		t.Fatal(err)
+	}
+	if err := hubA.Disconnect(ctx, b2ID); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"p", "b", "s"} {
+		if got := testutil.ReadText(t, b1); got != want {
+			t.Fatalf("b1 received %q, want %q", got, want)
+		}
+	}
+	a1.Close(websocket.StatusNormalClosure, "") // its disconnect withdraws interest in t
+	drainB()                                    // b1's removal runs during the drain
+	testutil.Eventually(t, 5*time.Second, func() bool {
+		n, _ := mem.Count(t.Context())
+		return n == 0
+	}, "the directory still holds records after every connection closed")
+	if d.unbounded.Load() != 0 || d.bounded.Load() < 12 {
+		t.Errorf("%d directory and bus calls without a deadline (or cancelled), %d with one; want none without, 12 or more with",
+			d.unbounded.Load(), d.bounded.Load())
+	}
+}
+
+// A connection ID carries its node's tag: once a node has seen a holder's
+// tag, it sends to that holder's connections without a directory lookup.
+// Two nodes that share a tag cost lookups, never a lost delivery.
+func TestNodeTagSkipsTheDirectory(t *testing.T) {
+	t.Parallel()
+	// Two node names with one tag.
+	byTag := map[uint16]string{}
+	var x, y string
+	for i := 0; x == ""; i++ {
+		name := fmt.Sprintf("node-%d", i)
+		if other, ok := byTag[apigw.NodeTag(name)]; ok {
+			x, y = other, name
+		}
+		byTag[apigw.NodeTag(name)] = name
+	}
+	engine, d := new(membus.Engine), new(deadlines)
+	dir := checkedDir{memreg.New(), d}
+	hubA, _ := startNode(t, engine, dir, "node-sender")
+	_, urlX := startNode(t, engine, dir, x)
+	_, urlY := startNode(t, engine, dir, y)
+	cx, xID := dialAs(t, urlX, "hello")
+	cy, yID := dialAs(t, urlY, "hello")
+	if xID[:2] != yID[:2] {
+		t.Fatalf("IDs of two nodes with one tag start %q and %q, want the same two characters", xID[:2], yID[:2])
+	}
+	ctx := t.Context()
+	send := func(id string, c *websocket.Conn, msg string) int64 {
+		t.Helper()
+		before := d.lookups.Load()
+		if err := hubA.Send(ctx, id, []byte(msg)); err != nil {
+			t.Fatalf("Send(%s): %v", msg, err)
+		}
+		if got := testutil.ReadText(t, c); got != msg {
+			t.Fatalf("received %q, want %q", got, msg)
+		}
+		return d.lookups.Load() - before
+	}
+	if n := send(xID, cx, "first"); n != 1 {
+		t.Errorf("first send to %s's connection made %d lookups, want 1", x, n)
+	}
+	if n := send(xID, cx, "second"); n != 0 {
+		t.Errorf("second send to %s's connection made %d lookups, want none: the tag names the holder", x, n)
+	}
+	if n := send(yID, cy, "to-y"); n != 1 {
+		t.Errorf("send to %s's connection, whose tag names %s too, made %d lookups, want 1", y, x, n)
+	}
+	if n := send(xID, cx, "again"); n != 1 {
+		t.Errorf("send after the tag proved ambiguous made %d lookups, want 1", n)
+	}
+}
+
+// refusingBus cannot declare interest.
+type refusingBus struct{ bus.Bus }
+
+func (refusingBus) Subscribe(context.Context, string) error { return bus.ErrUnavailable }
+
+// A subscription whose interest the bus refused is refused too, not kept
+// where other nodes' publications would never reach it.
+func TestSubscribeRefusedWhenTheBusIs(t *testing.T) {
+	t.Parallel()
+	hub, url, _ := startNodeOn(t, refusingBus{new(membus.Engine).NewBus()}, memreg.New(), "node-a")
+	c := testutil.Dial(t, url, nil)
+	testutil.Write(t, c, "hello")
+	id := testutil.ReadText(t, c)
+	if err := hub.Subscribe(t.Context(), id, "t"); !errors.Is(err, bus.ErrUnavailable) {
+		t.Fatalf("Subscribe on a bus that refuses: err = %v, want ErrUnavailable", err)
+	}
+	if n, _ := hub.Publish(t.Context(), "t", []byte("x")); n != 0 {
+		t.Errorf("Publish after a refused subscription reached %d connections, want 0", n)
+	}
+	info, err := hub.Conn(t.Context(), id)
+	if err != nil || len(info.Topics) != 0 {
+		t.Errorf("Conn = %+v, %v; want no topics", info, err)
 	}
 }

@@ -303,7 +303,7 @@ func (g *Gateway) handshake(w http.ResponseWriter, r *http.Request, sourceIP str
 	m, s := g.hub.metrics, g.cur.Load()
 	now := time.Now()
 	info := &integration.Conn{
-		ID:          apigw.NewID(),
+		ID:          g.hub.newConnID(),
 		ConnectedAt: now,
 		SourceIP:    sourceIP,
 		UserAgent:   r.UserAgent(),

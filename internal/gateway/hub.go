@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/switchboard-gateway/switchboard/internal/apigw"
 	"github.com/switchboard-gateway/switchboard/internal/bus"
 	"github.com/switchboard-gateway/switchboard/internal/conn"
 	"github.com/switchboard-gateway/switchboard/internal/integration/builtin"
@@ -44,8 +45,9 @@ type ConnInfo struct {
 }
 
 var (
-	_ builtin.Hub = (*Hub)(nil)
-	_ bus.Handler = (*Hub)(nil)
+	_ builtin.Hub         = (*Hub)(nil)
+	_ builtin.Nonblocking = (*Hub)(nil)
+	_ bus.Handler         = (*Hub)(nil)
 )
 
 // Hub fronts the connections of the whole cluster and owns this node's: it
@@ -70,6 +72,12 @@ type Hub struct {
 	conns  map[string]*client
 	topics map[string]map[*client]struct{} // topic -> local subscribers
 	subs   map[*client]map[string]struct{} // local subscriber -> its topics
+
+	tag     uint16       // this node's tag in the connection IDs it makes
+	peersMu sync.RWMutex // guards peers
+	// peers maps the tags seen in directory records to their node; "" when
+	// two nodes were seen with one tag.
+	peers map[uint16]string
 
 	interestMu sync.Mutex          // serializes declarations of interest on the bus
 	declared   map[string]struct{} // topics this node declared on the bus
@@ -137,7 +145,78 @@ func newHub(o HubOptions) *Hub {
 		subs:        make(map[*client]map[string]struct{}),
 		declared:    make(map[string]struct{}),
 		metrics:     o.Metrics,
+		tag:         apigw.NodeTag(o.Node),
+		peers:       make(map[uint16]string),
 	}
+}
+
+// newConnID returns the ID of a new connection of this node. On a bus it
+// carries the node's tag, so that other nodes find its holder without
+// asking the directory (apigw.NewTaggedID); alone, it is all random.
+func (h *Hub) newConnID() string {
+	if h.bus == nil {
+		return apigw.NewID()
+	}
+	return apigw.NewTaggedID(h.tag)
+}
+
+// learn records the holder of a directory record under its tag.
+func (h *Hub) learn(rec registry.Record) {
+	if rec.Node == h.node {
+		return
+	}
+	tag := apigw.NodeTag(rec.Node)
+	h.peersMu.RLock()
+	node, seen := h.peers[tag]
+	h.peersMu.RUnlock()
+	if seen && node == rec.Node || seen && node == "" {
+		return
+	}
+	h.peersMu.Lock()
+	defer h.peersMu.Unlock()
+	if node, seen := h.peers[tag]; !seen {
+		h.peers[tag] = rec.Node
+	} else if node != rec.Node {
+		h.peers[tag] = "" // ambiguous: ask the directory
+	}
+}
+
+// guess returns the node that the tag of id names, when exactly one known
+// node has that tag and it is not this one.
+func (h *Hub) guess(id string) (string, bool) {
+	tag, ok := apigw.IDTag(id)
+	if !ok || tag == h.tag {
+		return "", false
+	}
+	h.peersMu.RLock()
+	node := h.peers[tag]
+	h.peersMu.RUnlock()
+	return node, node != ""
+}
+
+// remote makes an addressed call to the holder of a connection this node
+// does not hold open: first to the node its ID's tag names, when known;
+// when that node does not hold it (a tag two nodes share, one not yet
+// seen), to the holder the directory names.
+func (h *Hub) remote(ctx context.Context, id string, call func(ctx context.Context, node string) error) error {
+	if h.bus == nil {
+		return conn.ErrGone
+	}
+	if node, ok := h.guess(id); ok {
+		cctx, cancel := h.bounded(ctx)
+		err := call(cctx, node)
+		cancel()
+		if !errors.Is(err, conn.ErrGone) {
+			return err
+		}
+	}
+	rec, err := h.holder(ctx, id)
+	if err != nil {
+		return err
+	}
+	cctx, cancel := h.bounded(ctx)
+	defer cancel()
+	return call(cctx, rec.Node)
 }
 
 // bounded bounds one directory or bus call made for a caller.
@@ -310,6 +389,9 @@ func (h *Hub) holder(ctx context.Context, id string) (registry.Record, error) {
 	ctx, cancel := h.bounded(ctx)
 	defer cancel()
 	rec, err := h.dir.Lookup(ctx, id)
+	if err == nil {
+		h.learn(rec)
+	}
 	switch {
 	case errors.Is(err, registry.ErrNotFound):
 		return registry.Record{}, conn.ErrGone
@@ -320,6 +402,10 @@ func (h *Hub) holder(ctx context.Context, id string) (registry.Record, error) {
 	}
 	return rec, nil
 }
+
+// Nonblocking implements builtin.Nonblocking: a node alone never waits on
+// its deliveries or subscriptions; a node on a bus does.
+func (h *Hub) Nonblocking() bool { return h.bus == nil }
 
 // Count returns how many connections this node holds.
 func (h *Hub) Count() int {
@@ -343,13 +429,9 @@ func (h *Hub) Send(ctx context.Context, id string, data []byte) error {
 	if c, ok := h.local(id); ok {
 		return sendErr(h.send(c, messageType(data), data, h.out(sourceOf(ctx))))
 	}
-	rec, err := h.holder(ctx, id)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := h.bounded(ctx)
-	defer cancel()
-	return h.bus.Send(ctx, rec.Node, id, data)
+	return h.remote(ctx, id, func(ctx context.Context, node string) error {
+		return h.bus.Send(ctx, node, id, data)
+	})
 }
 
 func sendErr(err error) error {
@@ -428,7 +510,8 @@ func (h *Hub) publishLocal(topic string, data []byte, out prometheus.Counter) in
 }
 
 // Subscribe implements builtin.Hub for a connection of this node; the
-// topic's first local subscriber declares the node's interest on the bus.
+// topic's first local subscriber declares the node's interest on the bus,
+// and no subscription returns before it is declared.
 func (h *Hub) Subscribe(ctx context.Context, connID, topic string) error {
 	h.mu.Lock()
 	c, ok := h.conns[connID]
@@ -448,11 +531,12 @@ func (h *Hub) Subscribe(ctx context.Context, connID, topic string) error {
 		h.topics[topic] = subs
 	}
 	subs[c] = struct{}{}
-	first := len(subs) == 1
 	h.mu.Unlock()
-	if !first || h.bus == nil {
+	if h.bus == nil {
 		return nil
 	}
+	// Every subscriber waits until the node's interest is declared, not
+	// only the first: until then, other nodes' publications would miss it.
 	bctx, cancel := h.bounded(ctx)
 	defer cancel()
 	if err := h.syncInterest(bctx, topic); err != nil {
@@ -542,6 +626,7 @@ func (h *Hub) List(ctx context.Context, cursor string, limit int) ([]ConnInfo, s
 			return nil, "", fmt.Errorf("list: %w", err)
 		}
 		for _, rec := range page.Records {
+			h.learn(rec)
 			info, err := h.describeRecord(ctx, rec)
 			if errors.Is(err, ErrGone) {
 				continue // closed since the listing
@@ -579,13 +664,9 @@ func (h *Hub) Disconnect(ctx context.Context, id string) error {
 		c.ws.Close(wsconn.StatusNormal, ReasonDeleted)
 		return nil
 	}
-	rec, err := h.holder(ctx, id)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := h.bounded(ctx)
-	defer cancel()
-	return h.bus.Disconnect(ctx, rec.Node, id)
+	return h.remote(ctx, id, func(ctx context.Context, node string) error {
+		return h.bus.Disconnect(ctx, node, id)
+	})
 }
 
 // closeAll starts a close of every connection with code and reason.

@@ -22,10 +22,10 @@ import (
 	"github.com/switchboard-gateway/switchboard/internal/registry/memreg"
 )
 
-// gatedRegistry is a registry whose Add waits for the test: it reports each
+// gatedRegistry is a directory whose Add waits for the test: it reports each
 // Add on entered, then waits for release and answers with fail.
 type gatedRegistry struct {
-	registry.Registry
+	registry.Directory
 	entered chan struct{}
 	release chan struct{}
 	fail    error
@@ -37,7 +37,7 @@ func (r *gatedRegistry) Add(ctx context.Context, rec registry.Record) error {
 	if r.fail != nil {
 		return r.fail
 	}
-	return r.Registry.Add(ctx, rec)
+	return r.Directory.Add(ctx, rec)
 }
 
 // arrived reports whether the peer has sent anything on nc yet, without
@@ -70,7 +70,7 @@ func TestConnectionIsRegisteredBeforeThe101(t *testing.T) {
 	for _, fail := range []error{nil, errors.New("registry down")} {
 		t.Run(fmt.Sprintf("fail=%v", fail), func(t *testing.T) {
 			t.Parallel()
-			reg := &gatedRegistry{Registry: memreg.New(), entered: make(chan struct{}), release: make(chan struct{}), fail: fail}
+			reg := &gatedRegistry{Directory: memreg.New(), entered: make(chan struct{}), release: make(chan struct{}), fail: fail}
 			gw := gateway.New(gateway.NewHub(reg, "test", nil), gateway.Options{
 				Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 				Routes: map[string]gateway.Route{"$default": {Integration: echo, RouteResponse: true}},

@@ -18,6 +18,20 @@ type Integration interface {
 	Invoke(ctx context.Context, req *Request) (*Response, error)
 }
 
+// Inliner is implemented by integrations that declare whether they may run
+// on the connection's reader: only ones that never wait (no I/O, no call
+// that crosses a network) may.
+type Inliner interface {
+	Inline() bool
+}
+
+// Inline reports whether in declared that it may run inline; an
+// integration that declares nothing may not.
+func Inline(in Integration) bool {
+	i, ok := in.(Inliner)
+	return ok && i.Inline()
+}
+
 // Func adapts a function to Integration.
 type Func func(ctx context.Context, req *Request) (*Response, error)
 

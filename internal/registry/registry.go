@@ -15,8 +15,7 @@ import (
 var ErrNotFound = errors.New("registry: connection not found")
 
 // Record describes one connection. It is written once at connect; what
-// changes afterwards (last activity, topics) is asked of the owning node or
-// of the subscription methods.
+// changes afterwards (last activity, topics) is asked of the owning node.
 type Record struct {
 	ConnID      string
 	Node        string // the gateway node holding the socket
@@ -31,33 +30,6 @@ type Page struct {
 	Records []Record
 	// Next is the cursor for the following page; empty on the last page.
 	Next string
-}
-
-// Registry stores connection records and topic subscriptions. Every method
-// may cross the network, so each takes a context and can fail. Methods are
-// safe for concurrent use.
-type Registry interface {
-	// Add stores a new connection record, replacing one with the same ID.
-	Add(ctx context.Context, rec Record) error
-	// Remove deletes the record and every subscription of the connection.
-	// Removing an unknown ID is not an error.
-	Remove(ctx context.Context, connID string) error
-	// Lookup returns the record, or ErrNotFound.
-	Lookup(ctx context.Context, connID string) (Record, error)
-	// List returns up to limit records in a stable order, starting after cursor.
-	List(ctx context.Context, cursor string, limit int) (Page, error)
-	// Count returns the number of connections.
-	Count(ctx context.Context) (int, error)
-
-	// Subscribe adds connID to topic; it returns ErrNotFound for an unknown
-	// connection. Subscribing twice is not an error.
-	Subscribe(ctx context.Context, connID, topic string) error
-	// Unsubscribe removes connID from topic; unknown pairs are not an error.
-	Unsubscribe(ctx context.Context, connID, topic string) error
-	// Subscribers returns the IDs subscribed to topic, in no order.
-	Subscribers(ctx context.Context, topic string) ([]string, error)
-	// Topics returns the topics connID is subscribed to, sorted.
-	Topics(ctx context.Context, connID string) ([]string, error)
 }
 
 // Directory records which node holds which connection, for the whole

@@ -81,10 +81,13 @@ func (b *builder) integration(ic config.Integration) (in integration.Integration
 		b.closers = append(b.closers, iv)
 		return iv, 0, false, nil
 	}
-	// The built-ins act on this node's hub and the in-memory registry: they
-	// never wait. A registry on a network would end that.
+	// Whether a built-in may run inline is its own declaration: it never
+	// waits on a hub whose node is alone.
 	in, err = builtin.New(ic.Type, b.hub, builtin.Options{MockResponse: ic.Response})
-	return in, 0, true, err
+	if err != nil {
+		return nil, 0, false, err
+	}
+	return in, 0, integration.Inline(in), nil
 }
 
 // function returns the process pool of a configured function, creating it once.

@@ -44,8 +44,37 @@ type Options struct {
 	MockResponse string
 }
 
-// New returns the built-in integration of the given kind.
+// Nonblocking is implemented by hubs that can tell whether their methods
+// never wait (no call crosses a network): the built-ins acting on such a
+// hub declare that they may run inline (integration.Inliner). Those on
+// other hubs do not.
+type Nonblocking interface {
+	Nonblocking() bool
+}
+
+// New returns the built-in integration of the given kind. It implements
+// integration.Inliner: echo and mock run inline, the others when hub is
+// Nonblocking.
 func New(kind string, hub Hub, opts Options) (integration.Integration, error) {
+	f, err := newFunc(kind, hub, opts)
+	if err != nil {
+		return nil, err
+	}
+	nb, _ := hub.(Nonblocking)
+	inline := kind == KindEcho || kind == KindMock || (nb != nil && nb.Nonblocking())
+	return declared{Func: f, inline: inline}, nil
+}
+
+// declared is a built-in integration with what it declares of itself.
+type declared struct {
+	integration.Func
+	inline bool
+}
+
+// Inline implements integration.Inliner.
+func (d declared) Inline() bool { return d.inline }
+
+func newFunc(kind string, hub Hub, opts Options) (integration.Func, error) {
 	switch kind {
 	case KindBroadcast:
 		return integration.Func(func(ctx context.Context, req *integration.Request) (*integration.Response, error) {

@@ -47,3 +47,39 @@ func TestBadRequestWrapsErrBadRequest(t *testing.T) {
 		})
 	}
 }
+
+// waitsHub declares whether its methods wait.
+type waitsHub struct {
+	nopHub
+	nonblocking bool
+}
+
+func (h waitsHub) Nonblocking() bool { return h.nonblocking }
+
+// A built-in declares that it may run inline only when it never waits:
+// echo and mock always, the hub's kinds only on a hub that says it never waits.
+func TestInlineIsDeclared(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		kind string
+		hub  builtin.Hub
+		want bool
+	}{
+		{builtin.KindEcho, waitsHub{}, true},
+		{builtin.KindMock, waitsHub{}, true},
+		{builtin.KindBroadcast, waitsHub{nonblocking: true}, true},
+		{builtin.KindPublish, waitsHub{nonblocking: true}, true},
+		{builtin.KindSubscribe, waitsHub{nonblocking: true}, true},
+		{builtin.KindBroadcast, waitsHub{nonblocking: false}, false},
+		{builtin.KindSubscribe, waitsHub{nonblocking: false}, false},
+		{builtin.KindPublish, nopHub{}, false}, // declares nothing: may wait
+	} {
+		in, err := builtin.New(tc.kind, tc.hub, builtin.Options{})
+		if err != nil {
+			t.Fatalf("New(%s): %v", tc.kind, err)
+		}
+		if got := integration.Inline(in); got != tc.want {
+			t.Errorf("Inline(%s on %T %+v) = %v, want %v", tc.kind, tc.hub, tc.hub, got, tc.want)
+		}
+	}
+}

@@ -1,6 +1,5 @@
-// Package memreg is the embedded, in-process registry: the directory of a
-// single gateway node (or of several nodes in one process), with leases,
-// and the subscription index of the single-node registry.Registry.
+// Package memreg is the embedded, in-process registry.Directory of a single
+// gateway node, or of several nodes in one process, with leases.
 package memreg
 
 import (
@@ -15,12 +14,11 @@ import (
 )
 
 var (
-	_ registry.Registry  = (*Registry)(nil)
 	_ registry.Directory = (*Registry)(nil)
 	_ registry.Leaser    = (*Registry)(nil)
 )
 
-// Registry keeps records and subscriptions in maps under one RWMutex. The zero
+// Registry keeps records and leases in maps under one RWMutex. The zero
 // value is not usable; call New.
 //
 // Records of a node that never took a lease are always live (a single node
@@ -29,8 +27,7 @@ var (
 type Registry struct {
 	mu     sync.RWMutex
 	conns  map[string]*entry
-	topics map[string]map[string]struct{} // topic -> conn IDs
-	leases map[string]lease               // node ID -> its lease
+	leases map[string]lease // node ID -> its lease
 	now    func() time.Time
 }
 
@@ -40,15 +37,13 @@ type lease struct {
 }
 
 type entry struct {
-	rec    registry.Record
-	topics map[string]struct{}
+	rec registry.Record
 }
 
 // New returns an empty registry.
 func New() *Registry {
 	return &Registry{
 		conns:  make(map[string]*entry),
-		topics: make(map[string]map[string]struct{}),
 		leases: make(map[string]lease),
 		now:    time.Now,
 	}
@@ -111,7 +106,7 @@ func (r *Registry) dropNodeLocked(node string) {
 	}
 }
 
-// Add implements registry.Registry.
+// Add implements registry.Directory.
 func (r *Registry) Add(_ context.Context, rec registry.Record) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -120,7 +115,7 @@ func (r *Registry) Add(_ context.Context, rec registry.Record) error {
 	return nil
 }
 
-// Remove implements registry.Registry.
+// Remove implements registry.Directory.
 func (r *Registry) Remove(_ context.Context, connID string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -129,25 +124,10 @@ func (r *Registry) Remove(_ context.Context, connID string) error {
 }
 
 func (r *Registry) removeLocked(connID string) {
-	e, ok := r.conns[connID]
-	if !ok {
-		return
-	}
-	for t := range e.topics {
-		r.dropSubscriber(t, connID)
-	}
 	delete(r.conns, connID)
 }
 
-func (r *Registry) dropSubscriber(topic, connID string) {
-	subs := r.topics[topic]
-	delete(subs, connID)
-	if len(subs) == 0 {
-		delete(r.topics, topic)
-	}
-}
-
-// Lookup implements registry.Registry.
+// Lookup implements registry.Directory.
 func (r *Registry) Lookup(_ context.Context, connID string) (registry.Record, error) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
@@ -158,7 +138,7 @@ func (r *Registry) Lookup(_ context.Context, connID string) (registry.Record, er
 	return e.rec, nil
 }
 
-// List implements registry.Registry. Records are ordered by connection ID;
+// List implements registry.Directory. Records are ordered by connection ID;
 // the cursor is the last ID of the previous page. Listing sorts every ID, which
 // is fine for an admin call on one node.
 func (r *Registry) List(_ context.Context, cursor string, limit int) (registry.Page, error) {
@@ -184,7 +164,7 @@ func (r *Registry) List(_ context.Context, cursor string, limit int) (registry.P
 	return p, nil
 }
 
-// Count implements registry.Registry.
+// Count implements registry.Directory.
 func (r *Registry) Count(context.Context) (int, error) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
@@ -199,64 +179,4 @@ func (r *Registry) Count(context.Context) (int, error) {
 		}
 	}
 	return n, nil
-}
-
-// Subscribe implements registry.Registry.
-func (r *Registry) Subscribe(_ context.Context, connID, topic string) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	e, ok := r.conns[connID]
-	if !ok {
-		return registry.ErrNotFound
-	}
-	if e.topics == nil {
-		e.topics = make(map[string]struct{})
-	}
-	e.topics[topic] = struct{}{}
-	subs := r.topics[topic]
-	if subs == nil {
-		subs = make(map[string]struct{})
-		r.topics[topic] = subs
-	}
-	subs[connID] = struct{}{}
-	return nil
-}
-
-// Unsubscribe implements registry.Registry.
-func (r *Registry) Unsubscribe(_ context.Context, connID, topic string) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if e, ok := r.conns[connID]; ok {
-		delete(e.topics, topic)
-	}
-	r.dropSubscriber(topic, connID)
-	return nil
-}
-
-// Subscribers implements registry.Registry.
-func (r *Registry) Subscribers(_ context.Context, topic string) ([]string, error) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	subs := r.topics[topic]
-	ids := make([]string, 0, len(subs))
-	for id := range subs {
-		ids = append(ids, id)
-	}
-	return ids, nil
-}
-
-// Topics implements registry.Registry.
-func (r *Registry) Topics(_ context.Context, connID string) ([]string, error) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	e, ok := r.conns[connID]
-	if !ok {
-		return nil, registry.ErrNotFound
-	}
-	topics := make([]string, 0, len(e.topics))
-	for t := range e.topics {
-		topics = append(topics, t)
-	}
-	slices.Sort(topics)
-	return topics, nil
 }

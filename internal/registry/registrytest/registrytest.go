@@ -1,6 +1,5 @@
-// Package registrytest checks that a registry.Directory (RunDirectory), a
-// directory with leases (RunLeaser) and the single-node registry.Registry
-// (Run) behave as the gateway expects.
+// Package registrytest checks that a registry.Directory (RunDirectory) and
+// a directory with leases (RunLeaser) behave as the gateway expects.
 package registrytest
 
 import (
@@ -15,14 +14,6 @@ import (
 
 	"github.com/switchboard-gateway/switchboard/internal/registry"
 )
-
-// Run runs the conformance suite of a registry.Registry: RunDirectory's
-// checks and the subscription index's. newRegistry must return an empty
-// registry that no other test uses; it may register cleanups on t.
-func Run(t *testing.T, newRegistry func(t *testing.T) registry.Registry) {
-	RunDirectory(t, func(t *testing.T) registry.Directory { return newRegistry(t) })
-	runSubscriptions(t, newRegistry)
-}
 
 // RunDirectory runs the conformance suite of a registry.Directory.
 // newRegistry must return an empty directory that no other test uses; it
@@ -233,178 +224,6 @@ func RunDirectory(t *testing.T, newRegistry func(t *testing.T) registry.Director
 	})
 }
 
-// runSubscriptions checks the subscription index of a registry.Registry.
-func runSubscriptions(t *testing.T, newRegistry func(t *testing.T) registry.Registry) {
-	t.Run("RemoveDropsSubscriptions", func(t *testing.T) {
-		t.Parallel()
-		ctx := t.Context()
-		r := newRegistry(t)
-		mustAdd(ctx, t, r, record("c1"))
-		mustAdd(ctx, t, r, record("c2"))
-		for _, topic := range []string{"a", "b"} {
-			mustSubscribe(ctx, t, r, "c1", topic)
-		}
-		mustSubscribe(ctx, t, r, "c2", "a")
-		if err := r.Remove(ctx, "c1"); err != nil {
-			t.Fatalf("Remove(%q) = %v", "c1", err)
-		}
-		checkSubscribers(ctx, t, r, "a", "c2")
-		checkSubscribers(ctx, t, r, "b")
-		if topics, err := r.Topics(ctx, "c1"); !errors.Is(err, registry.ErrNotFound) {
-			t.Errorf("Topics(removed) = %q, %v; want ErrNotFound", topics, err)
-		}
-		// A new connection reusing the ID starts with no subscriptions.
-		mustAdd(ctx, t, r, record("c1"))
-		checkSubscribers(ctx, t, r, "b")
-		checkTopics(ctx, t, r, "c1")
-	})
-
-	t.Run("SubscribeUnknownConn", func(t *testing.T) {
-		t.Parallel()
-		ctx := t.Context()
-		r := newRegistry(t)
-		if err := r.Subscribe(ctx, "nope", "a"); !errors.Is(err, registry.ErrNotFound) {
-			t.Errorf("Subscribe(unknown) = %v, want ErrNotFound", err)
-		}
-		checkSubscribers(ctx, t, r, "a")
-	})
-
-	t.Run("SubscribeTwiceIsOnce", func(t *testing.T) {
-		t.Parallel()
-		ctx := t.Context()
-		r := newRegistry(t)
-		mustAdd(ctx, t, r, record("c1"))
-		mustSubscribe(ctx, t, r, "c1", "a")
-		mustSubscribe(ctx, t, r, "c1", "a")
-		checkSubscribers(ctx, t, r, "a", "c1")
-		checkTopics(ctx, t, r, "c1", "a")
-		// One Unsubscribe undoes both.
-		if err := r.Unsubscribe(ctx, "c1", "a"); err != nil {
-			t.Fatalf("Unsubscribe = %v", err)
-		}
-		checkSubscribers(ctx, t, r, "a")
-		checkTopics(ctx, t, r, "c1")
-	})
-
-	t.Run("UnsubscribeUnknownIsNotError", func(t *testing.T) {
-		t.Parallel()
-		ctx := t.Context()
-		r := newRegistry(t)
-		mustAdd(ctx, t, r, record("c1"))
-		mustAdd(ctx, t, r, record("c2"))
-		mustSubscribe(ctx, t, r, "c2", "a")
-		for _, tc := range []struct{ conn, topic string }{
-			{"nope", "a"},  // unknown connection, known topic
-			{"nope", "z"},  // unknown both
-			{"c1", "a"},    // known connection not subscribed to a known topic
-			{"c1", "none"}, // known connection, unknown topic
-		} {
-			if err := r.Unsubscribe(ctx, tc.conn, tc.topic); err != nil {
-				t.Errorf("Unsubscribe(%q, %q) = %v, want nil", tc.conn, tc.topic, err)
-			}
-		}
-		checkSubscribers(ctx, t, r, "a", "c2")
-		checkTopics(ctx, t, r, "c2", "a")
-	})
-
-	t.Run("TopicsSorted", func(t *testing.T) {
-		t.Parallel()
-		ctx := t.Context()
-		r := newRegistry(t)
-		mustAdd(ctx, t, r, record("c1"))
-		checkTopics(ctx, t, r, "c1")
-		for _, topic := range []string{"orders", "Zeta", "alpha", "orders.eu", "beta", "10", "9"} {
-			mustSubscribe(ctx, t, r, "c1", topic)
-		}
-		got, err := r.Topics(ctx, "c1")
-		if err != nil {
-			t.Fatalf("Topics(%q): %v", "c1", err)
-		}
-		want := []string{"10", "9", "Zeta", "alpha", "beta", "orders", "orders.eu"}
-		if !slices.Equal(got, want) {
-			t.Errorf("Topics(%q) = %q, want %q", "c1", got, want)
-		}
-		if _, err := r.Topics(ctx, "nope"); !errors.Is(err, registry.ErrNotFound) {
-			t.Errorf("Topics(unknown): err = %v, want ErrNotFound", err)
-		}
-	})
-
-	t.Run("SubscribersIsolation", func(t *testing.T) {
-		t.Parallel()
-		ctx := t.Context()
-		r := newRegistry(t)
-		for _, id := range []string{"c1", "c2", "c3"} {
-			mustAdd(ctx, t, r, record(id))
-		}
-		mustSubscribe(ctx, t, r, "c1", "a")
-		mustSubscribe(ctx, t, r, "c2", "a")
-		mustSubscribe(ctx, t, r, "c2", "b")
-		mustSubscribe(ctx, t, r, "c3", "b")
-		checkSubscribers(ctx, t, r, "a", "c1", "c2")
-		checkSubscribers(ctx, t, r, "b", "c2", "c3")
-		checkSubscribers(ctx, t, r, "c")
-		if err := r.Unsubscribe(ctx, "c2", "a"); err != nil {
-			t.Fatalf("Unsubscribe = %v", err)
-		}
-		checkSubscribers(ctx, t, r, "a", "c1")
-		checkSubscribers(ctx, t, r, "b", "c2", "c3")
-		checkTopics(ctx, t, r, "c2", "b")
-	})
-
-	t.Run("ConcurrentSubscribe", func(t *testing.T) {
-		t.Parallel()
-		ctx := t.Context()
-		r := newRegistry(t)
-		const workers, perWorker = 8, 50
-		var wg sync.WaitGroup
-		errc := make(chan error, workers)
-		for w := range workers {
-			wg.Go(func() {
-				for i := range perWorker {
-					id := fmt.Sprintf("w%d-%03d", w, i)
-					if err := r.Add(ctx, record(id)); err != nil {
-						errc <- fmt.Errorf("Add(%q): %w", id, err)
-						return
-					}
-					if err := r.Subscribe(ctx, id, "shared"); err != nil {
-						errc <- fmt.Errorf("Subscribe(%q): %w", id, err)
-						return
-					}
-					if _, err := r.Subscribers(ctx, "shared"); err != nil {
-						errc <- fmt.Errorf("Subscribers: %w", err)
-						return
-					}
-					if i%2 == 1 { // remove every odd connection
-						if err := r.Remove(ctx, id); err != nil {
-							errc <- fmt.Errorf("Remove(%q): %w", id, err)
-							return
-						}
-					}
-					if _, err := r.Count(ctx); err != nil {
-						errc <- fmt.Errorf("Count: %w", err)
-						return
-					}
-				}
-			})
-		}
-		wg.Wait()
-		close(errc)
-		for err := range errc {
-			t.Error(err)
-		}
-		var want []string
-		for w := range workers {
-			for i := 0; i < perWorker; i += 2 {
-				want = append(want, fmt.Sprintf("w%d-%03d", w, i))
-			}
-		}
-		if n := mustCount(ctx, t, r); n != len(want) {
-			t.Errorf("Count() = %d, want %d", n, len(want))
-		}
-		checkSubscribers(ctx, t, r, "shared", want...)
-	})
-}
-
 // listAll pages through r with limit, following Next until it is empty, and
 // returns the IDs in the order listed. n is how many records r holds.
 func listAll(ctx context.Context, t *testing.T, r registry.Directory, limit, n int) []string {
@@ -455,13 +274,6 @@ func mustAdd(ctx context.Context, t *testing.T, r registry.Directory, rec regist
 	}
 }
 
-func mustSubscribe(ctx context.Context, t *testing.T, r registry.Registry, connID, topic string) {
-	t.Helper()
-	if err := r.Subscribe(ctx, connID, topic); err != nil {
-		t.Fatalf("Subscribe(%q, %q) = %v", connID, topic, err)
-	}
-}
-
 func mustCount(ctx context.Context, t *testing.T, r registry.Directory) int {
 	t.Helper()
 	n, err := r.Count(ctx)
@@ -479,31 +291,5 @@ func checkRecord(t *testing.T, got, want registry.Record) {
 	got.ConnectedAt, want.ConnectedAt = time.Time{}, time.Time{}
 	if got != want {
 		t.Errorf("Lookup(%q) = %+v, want %+v", want.ConnID, got, want)
-	}
-}
-
-// checkSubscribers asserts that exactly want are subscribed to topic, in any order.
-func checkSubscribers(ctx context.Context, t *testing.T, r registry.Registry, topic string, want ...string) {
-	t.Helper()
-	got, err := r.Subscribers(ctx, topic)
-	if err != nil {
-		t.Fatalf("Subscribers(%q) = %v", topic, err)
-	}
-	got = slices.Sorted(slices.Values(got))
-	want = slices.Sorted(slices.Values(want))
-	if !slices.Equal(got, want) {
-		t.Errorf("Subscribers(%q) = %q, want %q", topic, got, want)
-	}
-}
-
-// checkTopics asserts that connID is subscribed to exactly want, sorted.
-func checkTopics(ctx context.Context, t *testing.T, r registry.Registry, connID string, want ...string) {
-	t.Helper()
-	got, err := r.Topics(ctx, connID)
-	if err != nil {
-		t.Fatalf("Topics(%q) = %v", connID, err)
-	}
-	if !slices.Equal(got, want) {
-		t.Errorf("Topics(%q) = %q, want %q", connID, got, want)
 	}
 }
