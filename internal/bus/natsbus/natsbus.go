@@ -477,6 +477,27 @@ func (b *Bus) Broadcast(ctx context.Context, data []byte) error {
 // the connection was down; each was also an error to its caller.
 func (b *Bus) Dropped() uint64 { return b.dropped.Load() }
 
+// Missed reports how many publishes and broadcasts reached this node but
+// were dropped because Options.QueueLen of them already waited for the
+// handler (nats.go also reports each as a slow consumer on the
+// connection's error handler). It counts the subscriptions this node holds
+// now, so a withdrawn topic's drops leave the sum.
+func (b *Bus) Missed() uint64 {
+	b.mu.Lock()
+	subs := append([]*nats.Subscription(nil), b.subs...)
+	for _, s := range b.topics {
+		subs = append(subs, s)
+	}
+	b.mu.Unlock()
+	var n uint64
+	for _, s := range subs {
+		if d, err := s.Dropped(); err == nil && d > 0 {
+			n += uint64(d)
+		}
+	}
+	return n
+}
+
 // Health is nil while the connection is up and a request to this node's
 // own subject comes back through the server: that proves the server still
 // delivers to this node's subscriptions, not just that a socket is open.

@@ -420,3 +420,37 @@ func TestClosedNodeIsGone(t *testing.T) {
 		t.Errorf("Send to a closed node = %v, want conn.ErrGone", err)
 	}
 }
+
+// blocker is a handler whose broadcasts wait until release is closed.
+type blocker struct {
+	*handler
+	release chan struct{}
+}
+
+func (b blocker) HandleBroadcast(data []byte) {
+	<-b.release
+	b.handler.HandleBroadcast(data)
+}
+
+// TestQueueOverflowIsCounted: a node whose handler falls behind by more
+// than QueueLen drops what does not fit and says how many.
+func TestQueueOverflowIsCounted(t *testing.T) {
+	t.Parallel()
+	url := engines["embedded"](t)
+	a := join(t, url, "a", newHandler(nil), natsbus.Options{})
+	h := blocker{newHandler(nil), make(chan struct{})}
+	b := join(t, url, "b", h, natsbus.Options{QueueLen: 4})
+	ctx := ctx5(t)
+	const sent = 50
+	for i := range sent {
+		if err := a.Broadcast(ctx, []byte(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.Eventually(t, 5*time.Second, func() bool { return b.Missed() > 0 }, "no drops counted")
+	close(h.release)
+	testutil.Eventually(t, 5*time.Second, func() bool { return uint64(len(h.bcasts()))+b.Missed() == sent }, "delivered + missed != %d", sent)
+	if a.Missed() != 0 {
+		t.Errorf("sender Missed = %d, want 0", a.Missed())
+	}
+}
