@@ -6,6 +6,7 @@
 package redisurl
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/url"
@@ -58,4 +59,31 @@ func redact(raw string) string {
 		return raw[:i+3] + "…"
 	}
 	return "…"
+}
+
+// CheckServer asks the server behind rdb which mode it runs in and refuses
+// a Redis Cluster node or a Sentinel with an error wrapping ErrUnsupported,
+// since a URL cannot tell them from a standalone server. Run it once at
+// start, before the bus and directory use rdb.
+func CheckServer(ctx context.Context, rdb redis.UniversalClient) error {
+	info, err := rdb.Info(ctx, "server").Result()
+	if err != nil {
+		return fmt.Errorf("redisurl: check server: %w", err)
+	}
+	for line := range strings.SplitSeq(info, "\n") {
+		mode, ok := strings.CutPrefix(strings.TrimSpace(line), "redis_mode:")
+		if !ok {
+			continue
+		}
+		switch mode {
+		case "standalone":
+			return nil
+		case "cluster":
+			return fmt.Errorf("%w: the server runs in Redis Cluster mode; use a standalone server (cluster-enabled no)", ErrUnsupported)
+		case "sentinel":
+			return fmt.Errorf("%w: the server is a Sentinel; point the cluster URL at the current primary", ErrUnsupported)
+		}
+		return fmt.Errorf("%w: the server runs in mode %q, want standalone", ErrUnsupported, mode)
+	}
+	return errors.New("redisurl: check server: INFO has no redis_mode")
 }

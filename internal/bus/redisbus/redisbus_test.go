@@ -134,6 +134,10 @@ func TestRestart(t *testing.T) {
 	if err := a.Health(ctx(t)); !errors.Is(err, bus.ErrUnavailable) {
 		t.Errorf("Health with Redis down = %v, want ErrUnavailable", err)
 	}
+	// Interest declared during the outage fails now and holds afterwards.
+	if err := b.Subscribe(ctx(t), "late"); !errors.Is(err, bus.ErrUnavailable) {
+		t.Errorf("Subscribe with Redis down = %v, want ErrUnavailable", err)
+	}
 
 	srv.Start()
 	for _, x := range []*redisbus.Bus{a, b} {
@@ -147,6 +151,9 @@ func TestRestart(t *testing.T) {
 		}
 		return hb.has(want)
 	}, "publication after the restart")
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		return a.Publish(ctx(t), "late", []byte("x")) == nil && hb.has("late=x")
+	}, "publication to a topic subscribed during the outage")
 	// Addressed calls work again: b answers that it does not hold c1.
 	if err := a.Send(ctx(t), "b", "c1", []byte("x")); !errors.Is(err, conn.ErrGone) {
 		t.Errorf("Send after the restart = %v, want b's answer ErrGone", err)
