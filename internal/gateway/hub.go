@@ -11,19 +11,22 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/switchboard-gateway/switchboard/internal/bus"
+	"github.com/switchboard-gateway/switchboard/internal/conn"
 	"github.com/switchboard-gateway/switchboard/internal/integration/builtin"
 	"github.com/switchboard-gateway/switchboard/internal/metrics"
 	"github.com/switchboard-gateway/switchboard/internal/registry"
 	"github.com/switchboard-gateway/switchboard/internal/wsconn"
 )
 
-// Errors of the delivery methods.
+// Errors of the delivery methods: conn's, so that a holder on another node
+// answers with the same ones.
 var (
 	// ErrGone is returned for a connection that does not exist or is closed.
-	ErrGone = errors.New("gateway: connection gone")
+	ErrGone = conn.ErrGone
 	// ErrSlowConsumer is returned when a send overflowed the connection's
 	// queue; the connection is then closed with 1008.
-	ErrSlowConsumer = errors.New("gateway: connection too slow, closed")
+	ErrSlowConsumer = conn.ErrSlowConsumer
 )
 
 // ReasonDeleted is the close reason of DeleteConnection, as API Gateway reports it.
@@ -40,29 +43,113 @@ type ConnInfo struct {
 	Topics       []string
 }
 
-var _ builtin.Hub = (*Hub)(nil)
+var (
+	_ builtin.Hub = (*Hub)(nil)
+	_ bus.Handler = (*Hub)(nil)
+)
 
-// Hub holds this node's open connections and delivers to them: to one
-// connection, to every connection, or to a topic's subscribers. The registry
-// is the directory of connections and subscriptions; the hub is the part that
-// owns sockets. It is safe for concurrent use.
+// Hub fronts the connections of the whole cluster and owns this node's: it
+// delivers to one connection, to every connection, or to a topic's
+// subscribers. It is three parts:
+//
+//   - the node-local index (sockets, topic -> local subscribers), read and
+//     written without I/O, so a single node's deliveries never wait;
+//   - the registry.Directory, which says which node holds which connection;
+//   - the bus.Bus (nil for a node alone), which carries calls to the holder
+//     of another node's connection and publish/broadcast to the other nodes.
+//
+// A delivery to a connection of this node never leaves the process. It is
+// safe for concurrent use. Lock order: interestMu before mu.
 type Hub struct {
-	reg  registry.Registry
-	node string
+	dir         registry.Directory
+	bus         bus.Bus
+	node        string
+	callTimeout time.Duration
 
-	mu    sync.RWMutex
-	conns map[string]*client
+	mu     sync.RWMutex
+	conns  map[string]*client
+	topics map[string]map[*client]struct{} // topic -> local subscribers
+	subs   map[*client]map[string]struct{} // local subscriber -> its topics
+
+	interestMu sync.Mutex          // serializes declarations of interest on the bus
+	declared   map[string]struct{} // topics this node declared on the bus
 
 	metrics *metrics.Metrics
 }
 
-// NewHub returns a hub for this node, recording connections in reg and
+// HubOptions configures a hub. Directory is required; the zero value of
+// every other field works.
+type HubOptions struct {
+	// Directory records which node holds which connection.
+	Directory registry.Directory
+	// Bus connects this node to the others; nil for a node alone, whose
+	// deliveries then never leave the process.
+	Bus bus.Bus
+	// Node names this node on the bus and in the directory's records.
+	Node string
+	// Metrics counts deliveries; nil counts nowhere.
+	Metrics *metrics.Metrics
+	// CallTimeout bounds each directory and bus call. Default 5s.
+	CallTimeout time.Duration
+}
+
+// DefaultCallTimeout is HubOptions.CallTimeout's default.
+const DefaultCallTimeout = 5 * time.Second
+
+// NewHub returns the hub of a node alone, recording connections in dir and
 // counting deliveries in m (nil counts nowhere).
-func NewHub(reg registry.Registry, node string, m *metrics.Metrics) *Hub {
-	if m == nil {
-		m = metrics.New(nil)
+func NewHub(dir registry.Directory, node string, m *metrics.Metrics) *Hub {
+	return newHub(HubOptions{Directory: dir, Node: node, Metrics: m})
+}
+
+// StartHub returns a hub for o and, when o.Bus is set, joins the bus as
+// o.Node with the hub as its handler (bounded by ctx).
+func StartHub(ctx context.Context, o HubOptions) (*Hub, error) {
+	if o.Directory == nil {
+		return nil, errors.New("gateway: hub needs a directory")
 	}
-	return &Hub{reg: reg, node: node, conns: make(map[string]*client), metrics: m}
+	if o.Bus != nil && o.Node == "" {
+		return nil, errors.New("gateway: a hub on a bus needs a node name")
+	}
+	h := newHub(o)
+	if o.Bus != nil {
+		if err := o.Bus.Run(ctx, o.Node, h); err != nil {
+			return nil, fmt.Errorf("join the bus as %s: %w", o.Node, err)
+		}
+	}
+	return h, nil
+}
+
+func newHub(o HubOptions) *Hub {
+	if o.Metrics == nil {
+		o.Metrics = metrics.New(nil)
+	}
+	if o.CallTimeout <= 0 {
+		o.CallTimeout = DefaultCallTimeout
+	}
+	return &Hub{
+		dir:         o.Directory,
+		bus:         o.Bus,
+		node:        o.Node,
+		callTimeout: o.CallTimeout,
+		conns:       make(map[string]*client),
+		topics:      make(map[string]map[*client]struct{}),
+		subs:        make(map[*client]map[string]struct{}),
+		declared:    make(map[string]struct{}),
+		metrics:     o.Metrics,
+	}
+}
+
+// bounded bounds one directory or bus call made for a caller.
+func (h *Hub) bounded(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, h.callTimeout)
+}
+
+// detached bounds one directory or bus call that must be made even when the
+// caller gave up (a disconnect, a drain): it keeps ctx's values, not its
+// cancellation.
+func (h *Hub) detached(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), h.callTimeout)
 }
 
 // sourceKey carries, in a delivery's context, the route whose integration
@@ -117,7 +204,9 @@ func (h *Hub) add(ctx context.Context, c *client) error {
 		UserAgent:   c.info.UserAgent,
 		Principal:   c.info.Principal,
 	}
-	if err := h.reg.Add(ctx, rec); err != nil {
+	ctx, cancel := h.bounded(ctx)
+	defer cancel()
+	if err := h.dir.Add(ctx, rec); err != nil {
 		return fmt.Errorf("register %s: %w", c.info.ID, err)
 	}
 	h.mu.Lock()
@@ -126,13 +215,77 @@ func (h *Hub) add(ctx context.Context, c *client) error {
 	return nil
 }
 
+// remove forgets a connection of this node: its subscriptions, the
+// interest they declared on the bus, and its record.
 func (h *Hub) remove(ctx context.Context, id string) error {
 	h.mu.Lock()
+	c := h.conns[id]
 	delete(h.conns, id)
-	h.mu.Unlock()
-	if err := h.reg.Remove(ctx, id); err != nil {
-		return fmt.Errorf("unregister %s: %w", id, err)
+	var emptied []string
+	for topic := range h.subs[c] {
+		if h.dropLocked(c, topic) {
+			emptied = append(emptied, topic)
+		}
 	}
+	h.mu.Unlock()
+	ctx, cancel := h.detached(ctx)
+	defer cancel()
+	var errs []error
+	for _, topic := range emptied {
+		errs = append(errs, h.syncInterest(ctx, topic))
+	}
+	if err := h.dir.Remove(ctx, id); err != nil {
+		errs = append(errs, fmt.Errorf("unregister %s: %w", id, err))
+	}
+	return errors.Join(errs...)
+}
+
+// dropLocked removes c from topic's subscribers and reports whether topic
+// has no local subscriber left.
+func (h *Hub) dropLocked(c *client, topic string) bool {
+	if ts := h.subs[c]; ts != nil {
+		delete(ts, topic)
+		if len(ts) == 0 {
+			delete(h.subs, c)
+		}
+	}
+	subs, ok := h.topics[topic]
+	if !ok {
+		return false
+	}
+	delete(subs, c)
+	if len(subs) > 0 {
+		return false
+	}
+	delete(h.topics, topic)
+	return true
+}
+
+// syncInterest makes this node's interest in topic on the bus match its
+// local subscribers: declared while it has some, withdrawn when none.
+func (h *Hub) syncInterest(ctx context.Context, topic string) error {
+	if h.bus == nil {
+		return nil
+	}
+	h.interestMu.Lock()
+	defer h.interestMu.Unlock()
+	h.mu.RLock()
+	want := len(h.topics[topic]) > 0
+	h.mu.RUnlock()
+	if _, has := h.declared[topic]; has == want {
+		return nil
+	}
+	if want {
+		if err := h.bus.Subscribe(ctx, topic); err != nil {
+			return fmt.Errorf("declare interest in %q: %w", topic, err)
+		}
+		h.declared[topic] = struct{}{}
+		return nil
+	}
+	if err := h.bus.Unsubscribe(ctx, topic); err != nil {
+		return fmt.Errorf("withdraw interest in %q: %w", topic, err)
+	}
+	delete(h.declared, topic)
 	return nil
 }
 
@@ -146,6 +299,26 @@ func (h *Hub) local(id string) (*client, bool) {
 		return nil, false
 	}
 	return c, ok
+}
+
+// holder returns the node holding a connection this node does not hold
+// open, or conn.ErrGone. A node alone asks no one.
+func (h *Hub) holder(ctx context.Context, id string) (registry.Record, error) {
+	if h.bus == nil {
+		return registry.Record{}, conn.ErrGone
+	}
+	ctx, cancel := h.bounded(ctx)
+	defer cancel()
+	rec, err := h.dir.Lookup(ctx, id)
+	switch {
+	case errors.Is(err, registry.ErrNotFound):
+		return registry.Record{}, conn.ErrGone
+	case err != nil:
+		return registry.Record{}, fmt.Errorf("look up %s: %w", id, err)
+	case rec.Node == h.node: // ours, and closing or closed
+		return registry.Record{}, conn.ErrGone
+	}
+	return rec, nil
 }
 
 // Count returns how many connections this node holds.
@@ -163,14 +336,20 @@ func messageType(data []byte) wsconn.MessageType {
 	return wsconn.Binary
 }
 
-// Send delivers data to one connection. It returns ErrGone for an unknown or
-// closed connection and ErrSlowConsumer when the connection's queue overflowed.
+// Send delivers data to one connection of the cluster. It returns ErrGone
+// for an unknown or closed connection and ErrSlowConsumer when the
+// connection's queue overflowed.
 func (h *Hub) Send(ctx context.Context, id string, data []byte) error {
-	c, ok := h.local(id)
-	if !ok {
-		return ErrGone
+	if c, ok := h.local(id); ok {
+		return sendErr(h.send(c, messageType(data), data, h.out(sourceOf(ctx))))
 	}
-	return sendErr(h.send(c, messageType(data), data, h.out(sourceOf(ctx))))
+	rec, err := h.holder(ctx, id)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := h.bounded(ctx)
+	defer cancel()
+	return h.bus.Send(ctx, rec.Node, id, data)
 }
 
 func sendErr(err error) error {
@@ -185,9 +364,24 @@ func sendErr(err error) error {
 }
 
 // Broadcast implements builtin.Hub: data goes to every open connection of
-// this node, encoded once, the same frame shared by all.
+// this node, encoded once, the same frame shared by all, then to the other
+// nodes. It returns how many connections of this node it reached, and an
+// error when the bus did not take it for the others.
 func (h *Hub) Broadcast(ctx context.Context, data []byte) (int, error) {
-	f, out := wsconn.NewFrame(messageType(data), data), h.out(sourceOf(ctx))
+	n := h.broadcastLocal(data, h.out(sourceOf(ctx)))
+	if h.bus == nil {
+		return n, nil
+	}
+	ctx, cancel := h.bounded(ctx)
+	defer cancel()
+	if err := h.bus.Broadcast(ctx, data); err != nil {
+		return n, fmt.Errorf("broadcast to the other nodes: %w", err)
+	}
+	return n, nil
+}
+
+func (h *Hub) broadcastLocal(data []byte, out prometheus.Counter) int {
+	f := wsconn.NewFrame(messageType(data), data)
 	n := 0
 	h.mu.RLock()
 	for _, c := range h.conns {
@@ -197,88 +391,201 @@ func (h *Hub) Broadcast(ctx context.Context, data []byte) (int, error) {
 	}
 	h.mu.RUnlock()
 	out.Add(float64(n))
+	return n
+}
+
+// Publish implements builtin.Hub: data goes to this node's subscribers of
+// topic, encoded once, then to the other nodes that have subscribers. It
+// returns how many connections of this node it reached, and an error when
+// the bus did not take it for the others.
+func (h *Hub) Publish(ctx context.Context, topic string, data []byte) (int, error) {
+	n := h.publishLocal(topic, data, h.out(sourceOf(ctx)))
+	if h.bus == nil {
+		return n, nil
+	}
+	ctx, cancel := h.bounded(ctx)
+	defer cancel()
+	if err := h.bus.Publish(ctx, topic, data); err != nil {
+		return n, fmt.Errorf("publish %q to the other nodes: %w", topic, err)
+	}
 	return n, nil
 }
 
-// Publish implements builtin.Hub.
-func (h *Hub) Publish(ctx context.Context, topic string, data []byte) (int, error) {
-	ids, err := h.reg.Subscribers(ctx, topic)
-	if err != nil {
-		return 0, fmt.Errorf("subscribers of %q: %w", topic, err)
-	}
-	f, out := wsconn.NewFrame(messageType(data), data), h.out(sourceOf(ctx))
+func (h *Hub) publishLocal(topic string, data []byte, out prometheus.Counter) int {
 	n := 0
 	h.mu.RLock()
-	for _, id := range ids {
-		if c, ok := h.conns[id]; ok && h.queue(c, f) == nil {
-			n++
+	if subs := h.topics[topic]; len(subs) > 0 {
+		f := wsconn.NewFrame(messageType(data), data)
+		for c := range subs {
+			if h.queue(c, f) == nil {
+				n++
+			}
 		}
 	}
 	h.mu.RUnlock()
 	out.Add(float64(n))
-	return n, nil
+	return n
 }
 
-// Subscribe implements builtin.Hub.
+// Subscribe implements builtin.Hub for a connection of this node; the
+// topic's first local subscriber declares the node's interest on the bus.
 func (h *Hub) Subscribe(ctx context.Context, connID, topic string) error {
-	if err := h.reg.Subscribe(ctx, connID, topic); err != nil {
+	h.mu.Lock()
+	c, ok := h.conns[connID]
+	if !ok {
+		h.mu.Unlock()
+		return fmt.Errorf("subscribe %s to %q: %w", connID, topic, registry.ErrNotFound)
+	}
+	ts := h.subs[c]
+	if ts == nil {
+		ts = make(map[string]struct{})
+		h.subs[c] = ts
+	}
+	ts[topic] = struct{}{}
+	subs := h.topics[topic]
+	if subs == nil {
+		subs = make(map[*client]struct{})
+		h.topics[topic] = subs
+	}
+	subs[c] = struct{}{}
+	first := len(subs) == 1
+	h.mu.Unlock()
+	if !first || h.bus == nil {
+		return nil
+	}
+	bctx, cancel := h.bounded(ctx)
+	defer cancel()
+	if err := h.syncInterest(bctx, topic); err != nil {
+		// Without the node's interest, other nodes' publications would be
+		// lost to this subscriber: refuse the subscription.
+		_ = h.Unsubscribe(ctx, connID, topic)
 		return fmt.Errorf("subscribe %s to %q: %w", connID, topic, err)
 	}
 	return nil
 }
 
-// Unsubscribe implements builtin.Hub.
+// Unsubscribe implements builtin.Hub; the topic's last local subscriber
+// withdraws the node's interest on the bus.
 func (h *Hub) Unsubscribe(ctx context.Context, connID, topic string) error {
-	if err := h.reg.Unsubscribe(ctx, connID, topic); err != nil {
+	h.mu.Lock()
+	c, ok := h.conns[connID]
+	emptied := ok && h.dropLocked(c, topic)
+	h.mu.Unlock()
+	if !emptied || h.bus == nil {
+		return nil
+	}
+	ctx, cancel := h.detached(ctx)
+	defer cancel()
+	if err := h.syncInterest(ctx, topic); err != nil {
 		return fmt.Errorf("unsubscribe %s from %q: %w", connID, topic, err)
 	}
 	return nil
 }
 
-// Conn describes a live connection, or returns ErrGone.
+// Conn describes a live connection of the cluster, or returns ErrGone.
 func (h *Hub) Conn(ctx context.Context, id string) (ConnInfo, error) {
-	c, ok := h.local(id)
-	if !ok {
-		return ConnInfo{}, ErrGone
+	if c, ok := h.local(id); ok {
+		return c.describe(h.topicsOf(c)), nil
 	}
-	topics, err := h.reg.Topics(ctx, id)
-	if errors.Is(err, registry.ErrNotFound) {
-		return ConnInfo{}, ErrGone
-	}
+	rec, err := h.holder(ctx, id)
 	if err != nil {
-		return ConnInfo{}, fmt.Errorf("topics of %s: %w", id, err)
+		return ConnInfo{}, err
 	}
-	return c.describe(topics), nil
+	return h.describeRemote(ctx, rec)
 }
 
-// List returns a page of live connections in connection ID order.
+func (h *Hub) describeRemote(ctx context.Context, rec registry.Record) (ConnInfo, error) {
+	ctx, cancel := h.bounded(ctx)
+	defer cancel()
+	st, err := h.bus.Describe(ctx, rec.Node, rec.ConnID)
+	if err != nil {
+		return ConnInfo{}, err
+	}
+	return ConnInfo{
+		ConnID:       rec.ConnID,
+		ConnectedAt:  rec.ConnectedAt,
+		LastActiveAt: st.LastActiveAt,
+		SourceIP:     rec.SourceIP,
+		UserAgent:    rec.UserAgent,
+		Principal:    rec.Principal,
+		Topics:       st.Topics,
+	}, nil
+}
+
+// topicsOf returns c's topics, sorted.
+func (h *Hub) topicsOf(c *client) []string {
+	h.mu.RLock()
+	topics := make([]string, 0, len(h.subs[c]))
+	for t := range h.subs[c] {
+		topics = append(topics, t)
+	}
+	h.mu.RUnlock()
+	slices.Sort(topics)
+	return topics
+}
+
+// List returns a page of the cluster's live connections in connection ID
+// order. A page is short only when it is the last: connections that closed
+// since the directory listed them are skipped and the page filled from the
+// next records.
 func (h *Hub) List(ctx context.Context, cursor string, limit int) ([]ConnInfo, string, error) {
-	page, err := h.reg.List(ctx, cursor, limit)
-	if err != nil {
-		return nil, "", fmt.Errorf("list: %w", err)
-	}
-	out := make([]ConnInfo, 0, len(page.Records))
-	for _, rec := range page.Records {
-		info, err := h.Conn(ctx, rec.ConnID)
-		if errors.Is(err, ErrGone) {
-			continue // closed since the listing
+	var out []ConnInfo
+	for {
+		want := 0
+		if limit > 0 {
+			want = limit - len(out)
 		}
+		lctx, cancel := h.bounded(ctx)
+		page, err := h.dir.List(lctx, cursor, want)
+		cancel()
 		if err != nil {
-			return nil, "", err
+			return nil, "", fmt.Errorf("list: %w", err)
 		}
-		out = append(out, info)
+		for _, rec := range page.Records {
+			info, err := h.describeRecord(ctx, rec)
+			if errors.Is(err, ErrGone) {
+				continue // closed since the listing
+			}
+			if err != nil {
+				return nil, "", err
+			}
+			out = append(out, info)
+		}
+		if page.Next == "" || (limit > 0 && len(out) >= limit) {
+			if out == nil {
+				out = []ConnInfo{}
+			}
+			return out, page.Next, nil
+		}
+		cursor = page.Next
 	}
-	return out, page.Next, nil
 }
 
-// Disconnect closes a connection normally (1000); $disconnect runs once it is closed.
-func (h *Hub) Disconnect(_ context.Context, id string) error {
-	c, ok := h.local(id)
-	if !ok {
-		return ErrGone
+func (h *Hub) describeRecord(ctx context.Context, rec registry.Record) (ConnInfo, error) {
+	if rec.Node == h.node || h.bus == nil {
+		c, ok := h.local(rec.ConnID)
+		if !ok {
+			return ConnInfo{}, ErrGone
+		}
+		return c.describe(h.topicsOf(c)), nil
 	}
-	c.ws.Close(wsconn.StatusNormal, ReasonDeleted)
-	return nil
+	return h.describeRemote(ctx, rec)
+}
+
+// Disconnect closes a connection of the cluster normally (1000); $disconnect
+// runs on its node once it is closed.
+func (h *Hub) Disconnect(ctx context.Context, id string) error {
+	if c, ok := h.local(id); ok {
+		c.ws.Close(wsconn.StatusNormal, ReasonDeleted)
+		return nil
+	}
+	rec, err := h.holder(ctx, id)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := h.bounded(ctx)
+	defer cancel()
+	return h.bus.Disconnect(ctx, rec.Node, id)
 }
 
 // closeAll starts a close of every connection with code and reason.
@@ -300,4 +607,46 @@ func (c *client) describe(topics []string) ConnInfo {
 		Principal:    c.info.Principal,
 		Topics:       slices.Clip(topics),
 	}
+}
+
+// remoteSource labels deliveries other nodes asked for in the
+// messages-out metric.
+const remoteSource = "(cluster)"
+
+// HandleSend implements bus.Handler.
+func (h *Hub) HandleSend(connID string, data []byte) error {
+	c, ok := h.local(connID)
+	if !ok {
+		return conn.ErrGone
+	}
+	return sendErr(h.send(c, messageType(data), data, h.out(remoteSource)))
+}
+
+// HandleDisconnect implements bus.Handler.
+func (h *Hub) HandleDisconnect(connID string) error {
+	c, ok := h.local(connID)
+	if !ok {
+		return conn.ErrGone
+	}
+	c.ws.Close(wsconn.StatusNormal, ReasonDeleted)
+	return nil
+}
+
+// HandleDescribe implements bus.Handler.
+func (h *Hub) HandleDescribe(connID string) (conn.State, error) {
+	c, ok := h.local(connID)
+	if !ok {
+		return conn.State{}, conn.ErrGone
+	}
+	return conn.State{LastActiveAt: c.ws.LastActive(), Topics: h.topicsOf(c)}, nil
+}
+
+// HandlePublish implements bus.Handler.
+func (h *Hub) HandlePublish(topic string, data []byte) {
+	h.publishLocal(topic, data, h.out(remoteSource))
+}
+
+// HandleBroadcast implements bus.Handler.
+func (h *Hub) HandleBroadcast(data []byte) {
+	h.broadcastLocal(data, h.out(remoteSource))
 }

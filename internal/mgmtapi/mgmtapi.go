@@ -18,6 +18,7 @@ import (
 	"strings"
 
 	"github.com/switchboard-gateway/switchboard/internal/apigw"
+	"github.com/switchboard-gateway/switchboard/internal/conn"
 	"github.com/switchboard-gateway/switchboard/internal/gateway"
 	"github.com/switchboard-gateway/switchboard/internal/metrics"
 )
@@ -174,9 +175,9 @@ func connID(r *http.Request) (string, error) {
 
 func (a *API) hubErr(err error) error {
 	switch {
-	case errors.Is(err, gateway.ErrGone):
+	case errors.Is(err, conn.ErrGone):
 		return errGone
-	case errors.Is(err, gateway.ErrSlowConsumer):
+	case errors.Is(err, conn.ErrSlowConsumer):
 		return errSlow
 	}
 	return err

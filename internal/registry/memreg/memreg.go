@@ -1,24 +1,42 @@
-// Package memreg is the embedded, in-process registry.Registry used by a
-// single gateway node.
+// Package memreg is the embedded, in-process registry: the directory of a
+// single gateway node (or of several nodes in one process), with leases,
+// and the subscription index of the single-node registry.Registry.
 package memreg
 
 import (
 	"context"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/switchboard-gateway/switchboard/internal/registry"
 )
 
-var _ registry.Registry = (*Registry)(nil)
+var (
+	_ registry.Registry  = (*Registry)(nil)
+	_ registry.Directory = (*Registry)(nil)
+	_ registry.Leaser    = (*Registry)(nil)
+)
 
 // Registry keeps records and subscriptions in maps under one RWMutex. The zero
 // value is not usable; call New.
+//
+// Records of a node that never took a lease are always live (a single node
+// needs none); those of a node whose lease lapsed are skipped, and removed
+// on the next KeepAlive or Nodes.
 type Registry struct {
 	mu     sync.RWMutex
 	conns  map[string]*entry
 	topics map[string]map[string]struct{} // topic -> conn IDs
+	leases map[string]lease               // node ID -> its lease
+	now    func() time.Time
+}
+
+type lease struct {
+	node    registry.Node
+	expires time.Time
 }
 
 type entry struct {
@@ -28,7 +46,69 @@ type entry struct {
 
 // New returns an empty registry.
 func New() *Registry {
-	return &Registry{conns: make(map[string]*entry), topics: make(map[string]map[string]struct{})}
+	return &Registry{
+		conns:  make(map[string]*entry),
+		topics: make(map[string]map[string]struct{}),
+		leases: make(map[string]lease),
+		now:    time.Now,
+	}
+}
+
+// liveLocked reports whether rec's holder is alive: no lease taken, or a
+// current one.
+func (r *Registry) liveLocked(rec *registry.Record, now time.Time) bool {
+	l, ok := r.leases[rec.Node]
+	return !ok || now.Before(l.expires)
+}
+
+// KeepAlive implements registry.Leaser.
+func (r *Registry) KeepAlive(_ context.Context, node registry.Node, ttl time.Duration) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.now()
+	r.expireLocked(now)
+	node.LastSeen = now
+	r.leases[node.ID] = lease{node: node, expires: now.Add(ttl)}
+	return nil
+}
+
+// Nodes implements registry.Leaser.
+func (r *Registry) Nodes(context.Context) ([]registry.Node, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.expireLocked(r.now())
+	nodes := make([]registry.Node, 0, len(r.leases))
+	for _, l := range r.leases {
+		nodes = append(nodes, l.node)
+	}
+	slices.SortFunc(nodes, func(a, b registry.Node) int { return strings.Compare(a.ID, b.ID) })
+	return nodes, nil
+}
+
+// Leave implements registry.Leaser.
+func (r *Registry) Leave(_ context.Context, node string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.dropNodeLocked(node)
+	return nil
+}
+
+// expireLocked drops the lapsed leases and their records.
+func (r *Registry) expireLocked(now time.Time) {
+	for id, l := range r.leases {
+		if !now.Before(l.expires) {
+			r.dropNodeLocked(id)
+		}
+	}
+}
+
+func (r *Registry) dropNodeLocked(node string) {
+	delete(r.leases, node)
+	for id, e := range r.conns {
+		if e.rec.Node == node {
+			r.removeLocked(id)
+		}
+	}
 }
 
 // Add implements registry.Registry.
@@ -72,7 +152,7 @@ func (r *Registry) Lookup(_ context.Context, connID string) (registry.Record, er
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	e, ok := r.conns[connID]
-	if !ok {
+	if !ok || !r.liveLocked(&e.rec, r.now()) {
 		return registry.Record{}, registry.ErrNotFound
 	}
 	return e.rec, nil
@@ -83,25 +163,23 @@ func (r *Registry) Lookup(_ context.Context, connID string) (registry.Record, er
 // is fine for an admin call on one node.
 func (r *Registry) List(_ context.Context, cursor string, limit int) (registry.Page, error) {
 	r.mu.RLock()
+	defer r.mu.RUnlock()
+	now := r.now()
 	ids := make([]string, 0, len(r.conns))
-	for id := range r.conns {
-		if id > cursor {
+	for id, e := range r.conns {
+		if id > cursor && r.liveLocked(&e.rec, now) {
 			ids = append(ids, id)
 		}
 	}
-	r.mu.RUnlock()
 	sort.Strings(ids)
 	var p registry.Page
 	if limit > 0 && len(ids) > limit {
 		ids = ids[:limit]
 		p.Next = ids[limit-1]
 	}
-	r.mu.RLock()
-	defer r.mu.RUnlock()
+	p.Records = make([]registry.Record, 0, len(ids))
 	for _, id := range ids {
-		if e, ok := r.conns[id]; ok {
-			p.Records = append(p.Records, e.rec)
-		}
+		p.Records = append(p.Records, r.conns[id].rec)
 	}
 	return p, nil
 }
@@ -110,7 +188,17 @@ func (r *Registry) List(_ context.Context, cursor string, limit int) (registry.P
 func (r *Registry) Count(context.Context) (int, error) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	return len(r.conns), nil
+	if len(r.leases) == 0 {
+		return len(r.conns), nil
+	}
+	now := r.now()
+	n := 0
+	for _, e := range r.conns {
+		if r.liveLocked(&e.rec, now) {
+			n++
+		}
+	}
+	return n, nil
 }
 
 // Subscribe implements registry.Registry.

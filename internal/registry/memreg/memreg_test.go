@@ -58,3 +58,16 @@ func BenchmarkAddRemove(b *testing.B) {
 		}
 	}
 }
+
+func TestDirectoryConformance(t *testing.T) {
+	t.Parallel()
+	registrytest.RunDirectory(t, func(*testing.T) registry.Directory { return memreg.New() })
+}
+
+func TestLeaserConformance(t *testing.T) {
+	t.Parallel()
+	registrytest.RunLeaser(t, func(*testing.T) func() registrytest.Leased {
+		r := memreg.New()
+		return func() registrytest.Leased { return r }
+	})
+}

@@ -1,4 +1,6 @@
-// Package registrytest checks that a registry.Registry behaves as the gateway expects.
+// Package registrytest checks that a registry.Directory (RunDirectory), a
+// directory with leases (RunLeaser) and the single-node registry.Registry
+// (Run) behave as the gateway expects.
 package registrytest
 
 import (
@@ -14,9 +16,18 @@ import (
 	"github.com/switchboard-gateway/switchboard/internal/registry"
 )
 
-// Run runs the conformance suite. newRegistry must return an empty registry
-// that no other test uses; it may register cleanups on t.
+// Run runs the conformance suite of a registry.Registry: RunDirectory's
+// checks and the subscription index's. newRegistry must return an empty
+// registry that no other test uses; it may register cleanups on t.
 func Run(t *testing.T, newRegistry func(t *testing.T) registry.Registry) {
+	RunDirectory(t, func(t *testing.T) registry.Directory { return newRegistry(t) })
+	runSubscriptions(t, newRegistry)
+}
+
+// RunDirectory runs the conformance suite of a registry.Directory.
+// newRegistry must return an empty directory that no other test uses; it
+// may register cleanups on t.
+func RunDirectory(t *testing.T, newRegistry func(t *testing.T) registry.Directory) {
 	t.Run("LookupMissing", func(t *testing.T) {
 		t.Parallel()
 		_, err := newRegistry(t).Lookup(t.Context(), "nope")
@@ -89,6 +100,141 @@ func Run(t *testing.T, newRegistry func(t *testing.T) registry.Registry) {
 		}
 	})
 
+	t.Run("ListPaging", func(t *testing.T) {
+		t.Parallel()
+		ctx := t.Context()
+		r := newRegistry(t)
+		const n = 25
+		var want []string
+		for i := range n {
+			want = append(want, fmt.Sprintf("conn-%02d", i))
+		}
+		for _, i := range rand.Perm(n) { // insertion order must not matter
+			mustAdd(ctx, t, r, record(want[i]))
+		}
+		// 10 leaves a short last page; 5 and 25 divide n exactly, so the
+		// last page is full and must still end the listing.
+		for _, limit := range []int{10, 5, 25, 100} {
+			got := listAll(ctx, t, r, limit, n)
+			if !slices.Equal(got, want) {
+				t.Errorf("paging by %d collected %q, want %q (each once, ascending)", limit, got, want)
+			}
+		}
+	})
+
+	t.Run("ListEmpty", func(t *testing.T) {
+		t.Parallel()
+		p, err := newRegistry(t).List(t.Context(), "", 10)
+		if err != nil {
+			t.Fatalf("List on an empty registry: %v", err)
+		}
+		if len(p.Records) != 0 || p.Next != "" {
+			t.Errorf("List on an empty registry = %d records, Next %q; want none", len(p.Records), p.Next)
+		}
+	})
+
+	t.Run("Count", func(t *testing.T) {
+		t.Parallel()
+		ctx := t.Context()
+		r := newRegistry(t)
+		if n := mustCount(ctx, t, r); n != 0 {
+			t.Errorf("Count() on an empty registry = %d, want 0", n)
+		}
+		for i := range 5 {
+			mustAdd(ctx, t, r, record(fmt.Sprintf("c%d", i)))
+		}
+		if n := mustCount(ctx, t, r); n != 5 {
+			t.Errorf("Count() after 5 adds = %d, want 5", n)
+		}
+		for _, id := range []string{"c0", "c3", "nope"} {
+			if err := r.Remove(ctx, id); err != nil {
+				t.Fatalf("Remove(%q) = %v", id, err)
+			}
+		}
+		if n := mustCount(ctx, t, r); n != 3 {
+			t.Errorf("Count() after removing 2 = %d, want 3", n)
+		}
+	})
+
+	t.Run("ConcurrentAddRemove", func(t *testing.T) {
+		t.Parallel()
+		ctx := t.Context()
+		r := newRegistry(t)
+		const workers, perWorker = 8, 50
+		var wg sync.WaitGroup
+		errc := make(chan error, workers)
+		for w := range workers {
+			wg.Go(func() {
+				for i := range perWorker {
+					id := fmt.Sprintf("w%d-%03d", w, i)
+					if err := r.Add(ctx, record(id)); err != nil {
+						errc <- fmt.Errorf("Add(%q): %w", id, err)
+						return
+					}
+					if _, err := r.Lookup(ctx, id); err != nil {
+						errc <- fmt.Errorf("Lookup(%q): %w", id, err)
+						return
+					}
+					if i%2 == 1 { // remove every odd connection
+						if err := r.Remove(ctx, id); err != nil {
+							errc <- fmt.Errorf("Remove(%q): %w", id, err)
+							return
+						}
+					}
+					if _, err := r.Count(ctx); err != nil {
+						errc <- fmt.Errorf("Count: %w", err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		close(errc)
+		for err := range errc {
+			t.Error(err)
+		}
+		var want []string
+		for w := range workers {
+			for i := 0; i < perWorker; i += 2 {
+				want = append(want, fmt.Sprintf("w%d-%03d", w, i))
+			}
+		}
+		if n := mustCount(ctx, t, r); n != len(want) {
+			t.Errorf("Count() = %d, want %d", n, len(want))
+		}
+		if got := listAll(ctx, t, r, 64, len(want)); !slices.Equal(got, want) {
+			t.Errorf("List after concurrent adds and removes = %q, want %q", got, want)
+		}
+	})
+
+	t.Run("RecordsOfSeveralNodes", func(t *testing.T) {
+		t.Parallel()
+		ctx := t.Context()
+		r := newRegistry(t)
+		var want []string
+		for i := range 6 {
+			rec := record(fmt.Sprintf("c%d", i))
+			rec.Node = fmt.Sprintf("node-%d", i%3)
+			mustAdd(ctx, t, r, rec)
+			want = append(want, rec.ConnID)
+		}
+		if got := listAll(ctx, t, r, 4, len(want)); !slices.Equal(got, want) {
+			t.Errorf("List = %q, want every node's records %q", got, want)
+		}
+		for i, id := range want {
+			got, err := r.Lookup(ctx, id)
+			if err != nil {
+				t.Fatalf("Lookup(%q): %v", id, err)
+			}
+			if wantNode := fmt.Sprintf("node-%d", i%3); got.Node != wantNode {
+				t.Errorf("Lookup(%q).Node = %q, want %q", id, got.Node, wantNode)
+			}
+		}
+	})
+}
+
+// runSubscriptions checks the subscription index of a registry.Registry.
+func runSubscriptions(t *testing.T, newRegistry func(t *testing.T) registry.Registry) {
 	t.Run("RemoveDropsSubscriptions", func(t *testing.T) {
 		t.Parallel()
 		ctx := t.Context()
@@ -205,63 +351,7 @@ func Run(t *testing.T, newRegistry func(t *testing.T) registry.Registry) {
 		checkTopics(ctx, t, r, "c2", "b")
 	})
 
-	t.Run("ListPaging", func(t *testing.T) {
-		t.Parallel()
-		ctx := t.Context()
-		r := newRegistry(t)
-		const n = 25
-		var want []string
-		for i := range n {
-			want = append(want, fmt.Sprintf("conn-%02d", i))
-		}
-		for _, i := range rand.Perm(n) { // insertion order must not matter
-			mustAdd(ctx, t, r, record(want[i]))
-		}
-		// 10 leaves a short last page; 5 and 25 divide n exactly, so the
-		// last page is full and must still end the listing.
-		for _, limit := range []int{10, 5, 25, 100} {
-			got := listAll(ctx, t, r, limit, n)
-			if !slices.Equal(got, want) {
-				t.Errorf("paging by %d collected %q, want %q (each once, ascending)", limit, got, want)
-			}
-		}
-	})
-
-	t.Run("ListEmpty", func(t *testing.T) {
-		t.Parallel()
-		p, err := newRegistry(t).List(t.Context(), "", 10)
-		if err != nil {
-			t.Fatalf("List on an empty registry: %v", err)
-		}
-		if len(p.Records) != 0 || p.Next != "" {
-			t.Errorf("List on an empty registry = %d records, Next %q; want none", len(p.Records), p.Next)
-		}
-	})
-
-	t.Run("Count", func(t *testing.T) {
-		t.Parallel()
-		ctx := t.Context()
-		r := newRegistry(t)
-		if n := mustCount(ctx, t, r); n != 0 {
-			t.Errorf("Count() on an empty registry = %d, want 0", n)
-		}
-		for i := range 5 {
-			mustAdd(ctx, t, r, record(fmt.Sprintf("c%d", i)))
-		}
-		if n := mustCount(ctx, t, r); n != 5 {
-			t.Errorf("Count() after 5 adds = %d, want 5", n)
-		}
-		for _, id := range []string{"c0", "c3", "nope"} {
-			if err := r.Remove(ctx, id); err != nil {
-				t.Fatalf("Remove(%q) = %v", id, err)
-			}
-		}
-		if n := mustCount(ctx, t, r); n != 3 {
-			t.Errorf("Count() after removing 2 = %d, want 3", n)
-		}
-	})
-
-	t.Run("ConcurrentAddRemove", func(t *testing.T) {
+	t.Run("ConcurrentSubscribe", func(t *testing.T) {
 		t.Parallel()
 		ctx := t.Context()
 		r := newRegistry(t)
@@ -317,7 +407,7 @@ func Run(t *testing.T, newRegistry func(t *testing.T) registry.Registry) {
 
 // listAll pages through r with limit, following Next until it is empty, and
 // returns the IDs in the order listed. n is how many records r holds.
-func listAll(ctx context.Context, t *testing.T, r registry.Registry, limit, n int) []string {
+func listAll(ctx context.Context, t *testing.T, r registry.Directory, limit, n int) []string {
 	t.Helper()
 	var got []string
 	cursor := ""
@@ -358,7 +448,7 @@ func record(id string) registry.Record {
 	}
 }
 
-func mustAdd(ctx context.Context, t *testing.T, r registry.Registry, rec registry.Record) {
+func mustAdd(ctx context.Context, t *testing.T, r registry.Directory, rec registry.Record) {
 	t.Helper()
 	if err := r.Add(ctx, rec); err != nil {
 		t.Fatalf("Add(%q) = %v", rec.ConnID, err)
@@ -372,7 +462,7 @@ func mustSubscribe(ctx context.Context, t *testing.T, r registry.Registry, connI
 	}
 }
 
-func mustCount(ctx context.Context, t *testing.T, r registry.Registry) int {
+func mustCount(ctx context.Context, t *testing.T, r registry.Directory) int {
 	t.Helper()
 	n, err := r.Count(ctx)
 	if err != nil {
