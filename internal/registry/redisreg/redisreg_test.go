@@ -29,10 +29,16 @@ func newDir(t *testing.T, srv *testutil.RedisServer) (*redisreg.Directory, *redi
 
 func newDirPrefix(t *testing.T, srv *testutil.RedisServer) (*redisreg.Directory, *redis.Client, string) {
 	t.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
-	t.Cleanup(func() { _ = rdb.Close() })
+	rdb := clientFor(t, srv)
 	prefix := fmt.Sprintf("t%d:", prefixSeq.Add(1))
 	return redisreg.New(rdb, redisreg.Options{Prefix: prefix}), rdb, prefix
+}
+
+// clientFor opens a client of srv, closed at the end of the test.
+func clientFor(t *testing.T, srv *testutil.RedisServer) *redis.Client {
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { _ = rdb.Close() })
+	return rdb
 }
 
 func ctx(t *testing.T) context.Context {
