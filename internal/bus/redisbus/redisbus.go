@@ -114,8 +114,9 @@ type Bus struct {
 	stop    context.CancelFunc
 	closed  bool
 
-	wg  sync.WaitGroup // the loops and request handlers
-	sem chan struct{}
+	wg   sync.WaitGroup // the loops and request handlers
+	sem  chan struct{}
+	done chan struct{} // closed by Close: calls waiting for an answer give up
 }
 
 var (
@@ -132,6 +133,7 @@ func New(rdb redis.UniversalClient, opts Options) *Bus {
 		topics:  map[string]struct{}{},
 		pending: map[uint64]chan envelope{},
 		sem:     make(chan struct{}, o.MaxInflight),
+		done:    make(chan struct{}),
 	}
 }
 
@@ -256,15 +258,16 @@ func (b *Bus) dispatch(ctx context.Context, m *redis.Message) {
 		go func() {
 			defer b.wg.Done()
 			defer func() { <-b.sem }()
-			b.serve(ctx, h, e)
+			b.serve(h, e)
 		}()
 	default:
 		b.malformed.Add(1)
 	}
 }
 
-// serve runs one request against h and answers on the caller's reply channel.
-func (b *Bus) serve(ctx context.Context, h bus.Handler, e envelope) {
+// serve runs one request against h and answers on the caller's reply
+// channel. The answer goes out even while the bus closes: Close waits for it.
+func (b *Bus) serve(h bus.Handler, e envelope) {
 	var err error
 	var state []byte
 	switch e.op {
@@ -284,7 +287,7 @@ func (b *Bus) serve(ctx context.Context, h bus.Handler, e envelope) {
 	me := b.node
 	b.mu.Unlock()
 	r := envelope{kind: kindReply, id: e.id, sender: me, a: errName(err), b: state}
-	ctx, cancel := context.WithTimeout(ctx, b.opts.CallTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), b.opts.CallTimeout)
 	defer cancel()
 	if err := b.rdb.Publish(ctx, b.replyChan(e.sender), r.encode()).Err(); err != nil {
 		b.failed.Add(1) // the caller times out with ErrUnavailable
@@ -435,6 +438,8 @@ func (b *Bus) call(ctx context.Context, node string, o op, connID string, data [
 		return r, errFromName(node, r.a)
 	case <-ctx.Done():
 		return envelope{}, fmt.Errorf("redisbus: %s %s on node %s: no answer: %w (%v)", o, connID, node, bus.ErrUnavailable, ctx.Err())
+	case <-b.done:
+		return envelope{}, fmt.Errorf("redisbus: %s %s on node %s: %w (bus closed)", o, connID, node, bus.ErrUnavailable)
 	}
 }
 
@@ -544,6 +549,7 @@ func (b *Bus) Close() error {
 	b.closed = true
 	ps, stop := b.ps, b.stop
 	b.mu.Unlock()
+	close(b.done)
 	if stop != nil {
 		stop()
 	}
