@@ -136,9 +136,12 @@ return v
 `)
 
 // purgeScript removes up to ARGV[3] records of a node (those whose record
-// still names it) and returns how many IDs it took from the node's set.
-// KEYS: nodeconns:<node>, conns. ARGV: node, prefix, count.
+// still names it) and returns how many IDs it took from the node's set, or
+// -1 without touching anything when the node holds a lease again (it came
+// back, e.g. after a partition, and its records are live).
+// KEYS: nodeconns:<node>, conns, lease:<node>. ARGV: node, prefix, count.
 var purgeScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[3]) == 1 then return -1 end
 local ids = redis.call('SPOP', KEYS[1], tonumber(ARGV[3]))
 for _, id in ipairs(ids) do
   local k = ARGV[2] .. 'conn:' .. id
@@ -388,20 +391,21 @@ func (d *Directory) Leave(ctx context.Context, node string) error {
 	return nil
 }
 
-// purge removes node's records batch by batch, then forgets the node
-// unless it took a lease again meanwhile. It returns how many IDs it took.
+// purge removes node's records batch by batch, stopping as soon as the
+// node holds a lease again, then forgets the node unless it does. It
+// returns how many IDs it took.
 func (d *Directory) purge(ctx context.Context, node string) (int, error) {
-	keys := []string{d.key("nodeconns:", node), d.key("conns")}
+	keys := []string{d.key("nodeconns:", node), d.key("conns"), d.key("lease:", node)}
 	total := 0
 	for {
 		n, err := purgeScript.Run(ctx, d.rdb, keys, node, d.opts.Prefix, d.opts.SweepBatch).Int()
 		if err != nil {
 			return total, err
 		}
-		total += n
-		if n == 0 {
+		if n <= 0 {
 			break
 		}
+		total += n
 	}
 	// Forget the node only while it has no lease (it may have come back).
 	if err := forgetScript.Run(ctx, d.rdb, []string{d.key("lease:", node), d.key("nodes")}, node).Err(); err != nil {

@@ -337,3 +337,26 @@ func TestAuth(t *testing.T) {
 		})
 	}
 }
+
+// TestSweepSparesReturningNode: a node whose lease lapsed and that renews
+// it before the sweep keeps its records.
+func TestSweepSparesReturningNode(t *testing.T) {
+	srv := testutil.StartRedis(t)
+	d, _ := newDir(t, srv)
+	keepAlive(t, d, "n1", 100*time.Millisecond)
+	mustAdd(t, d, rec("c1", "n1"))
+	testutil.Eventually(t, 5*time.Second, func() bool {
+		_, err := d.Lookup(ctx(t), "c1")
+		return errors.Is(err, registry.ErrNotFound)
+	}, "c1 still found after the lease lapsed")
+	keepAlive(t, d, "n1", time.Minute) // back, e.g. after a partition
+	if n, err := d.Sweep(ctx(t)); err != nil || n != 0 {
+		t.Errorf("Sweep = %d, %v; want nothing removed", n, err)
+	}
+	if _, err := d.Lookup(ctx(t), "c1"); err != nil {
+		t.Errorf("Lookup(c1) after its node came back: %v", err)
+	}
+	if c, err := d.Count(ctx(t)); err != nil || c != 1 {
+		t.Errorf("Count = %d, %v; want 1", c, err)
+	}
+}
