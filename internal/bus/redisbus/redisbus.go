@@ -168,12 +168,16 @@ func (b *Bus) Run(ctx context.Context, node string, h bus.Handler) error {
 		chans = append(chans, b.topicChan(t))
 	}
 	b.node, b.h = node, h
-	// The PubSub subscribes on its first read and again after every reconnect.
-	b.ps = b.rdb.Subscribe(context.WithoutCancel(ctx), chans...)
+	// No channels yet, so no I/O under the lock; from here on Subscribe
+	// adds its topic to ps itself.
+	b.ps = b.rdb.Subscribe(context.Background())
 	ps := b.ps
 	runCtx, stop := context.WithCancel(context.Background())
 	b.stop = stop
 	b.mu.Unlock()
+	// The PubSub remembers the channels even when this fails, subscribes on
+	// its next read, and again after every reconnect.
+	_ = ps.Subscribe(ctx, chans...)
 
 	b.wg.Add(2)
 	go func() { defer b.wg.Done(); b.readLoop(runCtx, ps) }()

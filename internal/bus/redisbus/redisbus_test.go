@@ -244,3 +244,22 @@ func TestNotRunning(t *testing.T) {
 		t.Errorf("Run with no server = %v, want ErrUnavailable", err)
 	}
 }
+
+// TestSubscribeBeforeRun: interest declared before joining holds once joined.
+func TestSubscribeBeforeRun(t *testing.T) {
+	srv := testutil.StartRedis(t)
+	a, _ := join(t, srv.Addr, "p:", "a", redisbus.Options{})
+	b := redisbus.New(client(t, srv.Addr), redisbus.Options{Prefix: "p:"})
+	t.Cleanup(func() { _ = b.Close() })
+	if err := b.Subscribe(ctx(t), "early"); err != nil {
+		t.Fatalf("Subscribe before Run: %v", err)
+	}
+	hb := &recorder{}
+	if err := b.Run(ctx(t), "b", hb); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Publish(ctx(t), "early", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 5*time.Second, func() bool { return hb.has("early=x") }, "publication to a topic subscribed before Run")
+}
