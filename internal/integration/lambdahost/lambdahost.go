@@ -8,7 +8,11 @@
 // listener on the loopback interface, so the host always knows which process
 // holds which invocation, and a process serves one invocation at a time.
 // Processes start on demand, stay warm between invocations, and are replaced
-// on demand after they crash or time out. Close kills them all.
+// on demand after they crash or time out. Close kills them all. Between
+// invocations a process waiting for work is frozen (SIGSTOP on Unix, with
+// what it started) and thawed when the next event is handed to it, as AWS
+// freezes an execution environment: work a handler left pending resumes in
+// the next invocation.
 package lambdahost
 
 import (
