@@ -141,6 +141,12 @@ func (s *Server) build(cfg *config.Config, hub *gateway.Hub, prev *builder) (*bu
 		_ = b.discard()
 		return nil, gateway.Options{}, err
 	}
+	if cfg.Warm {
+		if err := b.warm(opts.Logger); err != nil {
+			_ = b.discard()
+			return nil, gateway.Options{}, err
+		}
+	}
 	l := cfg.Limits
 	return b, gateway.Options{
 		Tail:      s.tail,
