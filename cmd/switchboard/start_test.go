@@ -57,8 +57,7 @@ func TestServeWarm(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			dir := pidProject(t, tt.key)
-			args := append([]string{"--config", filepath.Join(dir, "switchboard.yaml"), "--listen", "127.0.0.1:0"}, tt.flags...)
-			wsURL, _, _ := serveForTest(t, args, nil)
+			gw := startProcess(t, append([]string{"--config", filepath.Join(dir, "switchboard.yaml")}, tt.flags...)...)
 			b, err := os.ReadFile(filepath.Join(dir, "fn.pid"))
 			if !tt.warm {
 				if err == nil {
@@ -66,11 +65,14 @@ func TestServeWarm(t *testing.T) {
 				}
 				return
 			}
+			if !strings.Contains(gw.stderr.String(), "function pid warm") {
+				t.Errorf("no progress line for the function; stderr:\n%s", gw.stderr)
+			}
 			pid, _ := strconv.Atoi(string(b))
 			if err != nil || pid == 0 || !running(pid) {
 				t.Fatalf("at the banner: fn.pid %q, %v: want the function's process running", b, err)
 			}
-			c := testutil.Dial(t, wsURL, nil)
+			c := testutil.Dial(t, gw.ws, nil)
 			if got := testutil.ReadTextAfter(t, c, "hi"); got != strconv.Itoa(pid) {
 				t.Errorf("first message served by process %s, want the warm %d", got, pid)
 			}
@@ -113,6 +115,21 @@ functions:
 `},
 			args: []string{"--serverless", "serverless.yml"},
 			want: `tried src/handler.js, src/handler.mjs, src/handler.cjs in `,
+		},
+		{
+			name: "warm function fails to start",
+			files: map[string]string{
+				"switchboard.yaml": `
+warm: true
+functions:
+  hello: {runtime: nodejs20.x, handler: handler.hello}
+routes:
+  $default: {integration: {type: lambda, function: hello}}
+`,
+				"handler.js": "throw new Error('broken at load');\n",
+			},
+			args: []string{"--config", "switchboard.yaml"},
+			want: `broken at load`,
 		},
 		{
 			name: "unsupported runtime",
