@@ -193,3 +193,22 @@ functions:
 		})
 	}
 }
+
+// --warm works with a Serverless Framework project too: the example's
+// functions are all warm before the banner.
+func TestServeWarmServerlessExample(t *testing.T) {
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Skip("node is not installed")
+	}
+	t.Parallel()
+	gw := startProcess(t, "--serverless", filepath.Join("..", "..", "examples", "callback-node", "serverless.yml"), "--warm")
+	for _, name := range []string{"connect", "echo", "ping"} {
+		if !strings.Contains(gw.stderr.String(), "function "+name+" warm") {
+			t.Errorf("no warm line for %s; stderr:\n%s", name, gw.stderr)
+		}
+	}
+	c := testutil.Dial(t, gw.ws, nil)
+	if got := testutil.ReadTextAfter(t, c, `{"action":"echo","data":"warm"}`); got != "echo: warm" {
+		t.Errorf("echo answered %q", got)
+	}
+}
