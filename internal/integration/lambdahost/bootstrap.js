@@ -54,31 +54,37 @@ function errorBody(err) {
   return { errorType: typeof err, errorMessage: String(message), stackTrace: [] };
 }
 
-// next long-polls for the next invocation. It uses node:http rather than
-// fetch, whose default 300 s headers timeout would end a wait for work that
-// lasts longer, and would fire at once when a process frozen for longer is
-// thawed.
-function next() {
+// request makes one call to the Runtime API with node:http, which is loaded
+// already, rather than fetch, whose first use loads a client that would add
+// to the first invocation's time, and whose default 300 s headers timeout
+// would end a wait for work that lasts longer (or fire at once when a
+// process frozen for longer is thawed).
+function request(method, route, headers, body) {
   return new Promise((resolve, reject) => {
-    const req = http.get(`${api}/invocation/next`, (res) => {
+    const req = http.request(api + route, { method, headers }, (res) => {
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
       res.on('error', reject);
       res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
     });
     req.on('error', reject);
+    req.end(body);
   });
 }
 
+// next long-polls for the next invocation.
+function next() {
+  return request('GET', '/invocation/next', {});
+}
+
 async function post(route, body, errorType) {
-  const headers = { 'Content-Type': 'application/json' };
+  const headers = { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) };
   if (errorType) {
     headers['Lambda-Runtime-Function-Error-Type'] = errorType;
   }
-  const res = await fetch(api + route, { method: 'POST', headers, body });
-  const text = await res.text();
+  const res = await request('POST', route, headers, body);
   if (res.status !== 202) {
-    throw new Error(`POST ${route}: ${res.status} ${text}`);
+    throw new Error(`POST ${route}: ${res.status} ${res.body}`);
   }
 }
 
