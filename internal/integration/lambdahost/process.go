@@ -157,10 +157,10 @@ func (p *process) markReady() {
 	if p.ready.Swap(true) {
 		return
 	}
-	close(p.readyc)
 	p.limit.Stop()
 	p.f.log.Info("function "+p.f.opts.Name+" ready", "function", p.f.opts.Name, "process", p.id,
 		"pid", p.pid(), "startup", time.Since(p.started).Round(time.Millisecond))
+	close(p.readyc) // after the line: Warm's callers see it logged
 }
 
 // kill ends p (and anything it started) without waiting; reap does the rest.
