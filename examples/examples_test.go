@@ -213,6 +213,30 @@ func TestChatNodeServerlessProject(t *testing.T) {
 	}
 }
 
+// Callback-style handlers, one of them returning {} without calling back,
+// run as on AWS.
+func TestCallbackNodeServerlessProject(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Skip("node is not installed")
+	}
+	cfg, err := config.LoadServerless(filepath.Join("callback-node", "serverless.yml"), func(string) string { return "" }, config.Overrides{})
+	if err != nil {
+		t.Fatalf("LoadServerless: %v", err)
+	}
+	srv := servertest.Start(t, cfg)
+	// $connect's null answer opens the connection.
+	c := testutil.Dial(t, srv.WS, nil)
+	for range 2 { // the second in the warm process
+		if got := testutil.ReadTextAfter(t, c, `{"action":"ping"}`); got != "pong" {
+			t.Errorf("ping pushed %q, want pong", got)
+		}
+	}
+	if got := testutil.ReadTextAfter(t, c, `{"action":"echo","data":"hi"}`); got != "echo: hi" {
+		t.Errorf("echo answered %q, want \"echo: hi\"", got)
+	}
+}
+
 func TestFaultyHandlersKeepTheConnectionOpen(t *testing.T) {
 	t.Parallel()
 	nodeProject(t)

@@ -100,6 +100,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	insecureMgmt := fs.Bool("insecure-management", false, "serve the management API and dashboard without credentials on a non-loopback address (dangerous)")
 	logFormat := fs.String("log-format", getenv("SWITCHBOARD_LOG_FORMAT"), "text, json or auto: text on a terminal, JSON otherwise (env SWITCHBOARD_LOG_FORMAT)")
 	pprofFlag := fs.Bool("pprof", false, "serve /debug/pprof/ beside the management API")
+	warm := fs.Bool("warm", false, "start every function before serving, so that the first message pays no cold start (config warm)")
 	logLevel := fs.String("log-level", getenv("SWITCHBOARD_LOG_LEVEL"), "debug, info, warn or error (env SWITCHBOARD_LOG_LEVEL; default info)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -146,6 +147,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 		if *pprofFlag {
 			cfg.Pprof = true
+		}
+		if *warm {
+			cfg.Warm = true
 		}
 		return cfg, nil
 	}

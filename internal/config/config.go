@@ -87,6 +87,11 @@ type Config struct {
 	// API's URL (http://host:port/stage). AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI
 	// is set too, so SDK clients that honour it need no code change.
 	EndpointEnv string `yaml:"endpointEnv"`
+	// Warm starts one process of every function before serving (and of
+	// every function a reload adds), so that the first message pays no cold
+	// start; a function that fails to start fails the start-up. Also the
+	// --warm flag. Off by default: processes start on first use.
+	Warm bool `yaml:"warm"`
 
 	// Warnings are settings that were read but are not supported.
 	Warnings []string `yaml:"-"`
@@ -597,7 +602,7 @@ func (c *Config) Validate() error {
 			bad("function %q: set exactly one of command or runtime", name)
 		}
 		if f.Runtime != "" && !strings.HasPrefix(f.Runtime, "nodejs") {
-			bad("function %q: runtime %q: only nodejs* runs a handler file; use command for other runtimes", name, f.Runtime)
+			bad("function %q: runtime %q is not supported: runtime supports nodejs* (nodejs18.x, nodejs20.x, nodejs22.x...); run other runtimes with command", name, f.Runtime)
 		}
 		if f.Runtime != "" && !strings.Contains(f.Handler, ".") {
 			bad("function %q: handler %q: want file.exportName", name, f.Handler)

@@ -35,6 +35,7 @@ type builder struct {
 	endpoint  string   // the management API URL functions are told
 	functions map[string]*lambdahost.Function
 	fnOpts    map[string]lambdahost.Options // what each function was made with
+	fresh     []string                      // functions made here, not taken over from prev
 	closers   []io.Closer
 }
 
@@ -152,8 +153,33 @@ func (b *builder) function(name string) (*lambdahost.Function, error) {
 		return nil, fmt.Errorf("function %q: %w", name, err)
 	}
 	b.functions[name], b.fnOpts[name] = f, opts
+	b.fresh = append(b.fresh, name)
 	b.closers = append(b.closers, f)
 	return f, nil
+}
+
+// warm starts a process of each function b made (those taken over from the
+// previous configuration are warm already), all at once, logging a line as
+// each is ready. Each start is bounded by its function's start-up limit.
+func (b *builder) warm(log *slog.Logger) error {
+	names := slices.Sorted(slices.Values(b.fresh))
+	errs := make([]error, len(names))
+	var wg sync.WaitGroup
+	for i, name := range names {
+		f := b.functions[name]
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), f.InitTimeout()+time.Second)
+			defer cancel()
+			start := time.Now()
+			if err := f.Warm(ctx); err != nil {
+				errs[i] = fmt.Errorf("function %q: %w", name, err)
+				return
+			}
+			log.Info("function "+name+" warm", "function", name, "startup", time.Since(start).Round(time.Millisecond))
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // close releases everything b holds, the functions it took over from the

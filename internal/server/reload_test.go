@@ -213,3 +213,46 @@ routes:
 		t.Errorf("a 2 KiB message on the connection opened before the reload (1 KiB limit): close %d, want 1009", code)
 	}
 }
+
+// With warm: true, the functions of the first configuration and those a
+// reload adds or changes have a process running before any message.
+func TestReloadWarmsNewFunctions(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Skip("node is not installed")
+	}
+	dir := t.TempDir()
+	handler := "require('fs').writeFileSync(process.env.TAG + '.pid', String(process.pid));\n" +
+		"exports.pid = async () => ({ statusCode: 200, body: String(process.pid) });\n"
+	if err := os.WriteFile(filepath.Join(dir, "handler.js"), []byte(handler), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	yamlWith := func(tag string) string {
+		return `
+warm: true
+functions:
+  f: {runtime: nodejs20.x, handler: handler.pid, codeDir: ., environment: {TAG: ` + tag + `}}
+routes:
+  $default: {integration: {type: lambda, function: f}, routeResponse: true}
+`
+	}
+	started := func(tag string) int {
+		t.Helper()
+		b, err := os.ReadFile(filepath.Join(dir, tag+".pid"))
+		pid, _ := strconv.Atoi(string(b))
+		if err != nil || pid == 0 {
+			t.Fatalf("function with TAG %s: no process started (%v)", tag, err)
+		}
+		return pid
+	}
+	srv := servertest.Start(t, loadYAML(t, dir, yamlWith("a")))
+	started("a")
+	if err := srv.Reload(loadYAML(t, dir, yamlWith("b"))); err != nil {
+		t.Fatalf("Reload(changed function): %v", err)
+	}
+	pid := started("b")
+	c := testutil.Dial(t, srv.WS, nil)
+	if got := testutil.ReadTextAfter(t, c, "which"); got != strconv.Itoa(pid) {
+		t.Errorf("first message after the reload ran in process %s, want the warm %d", got, pid)
+	}
+}

@@ -141,6 +141,12 @@ func (s *Server) build(cfg *config.Config, hub *gateway.Hub, prev *builder) (*bu
 		_ = b.discard()
 		return nil, gateway.Options{}, err
 	}
+	if cfg.Warm {
+		if err := b.warm(opts.Logger); err != nil {
+			_ = b.discard()
+			return nil, gateway.Options{}, err
+		}
+	}
 	// Limits go to the components as they are: absent ones are zero, which
 	// each component reads as its default, and Unlimited is negative, which
 	// each reads as disabled.

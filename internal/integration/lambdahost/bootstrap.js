@@ -7,12 +7,20 @@
 // its result or its error. A handler that cannot be loaded is reported on
 // /runtime/init/error, and the process exits.
 //
-// Handlers may be async (return a promise) or take a callback as their third
-// argument. context.callbackWaitsForEmptyEventLoop is accepted but not
-// honoured: the result is posted as soon as it is known.
+// Handlers complete as under AWS's Node.js runtime interface client:
+//   - a returned promise settles the invocation with its value or reason;
+//   - callback(err) and context.done/succeed/fail answer at once;
+//   - callback(null, result) answers when the event loop empties, or at
+//     once when context.callbackWaitsForEmptyEventLoop is false (the host
+//     then freezes the process until the next invocation, pending timers
+//     and all);
+//   - a handler that returns anything but a promise without answering
+//     succeeds with null when the event loop empties.
+// The first answer counts; later ones are reported and ignored.
 'use strict';
 
 const fs = require('node:fs');
+const http = require('node:http');
 const path = require('node:path');
 const { pathToFileURL } = require('node:url');
 
@@ -46,15 +54,37 @@ function errorBody(err) {
   return { errorType: typeof err, errorMessage: String(message), stackTrace: [] };
 }
 
+// request makes one call to the Runtime API with node:http, which is loaded
+// already, rather than fetch, whose first use loads a client that would add
+// to the first invocation's time, and whose default 300 s headers timeout
+// would end a wait for work that lasts longer (or fire at once when a
+// process frozen for longer is thawed).
+function request(method, route, headers, body) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(api + route, { method, headers }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('error', reject);
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+// next long-polls for the next invocation.
+function next() {
+  return request('GET', '/invocation/next', {});
+}
+
 async function post(route, body, errorType) {
-  const headers = { 'Content-Type': 'application/json' };
+  const headers = { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) };
   if (errorType) {
     headers['Lambda-Runtime-Function-Error-Type'] = errorType;
   }
-  const res = await fetch(api + route, { method: 'POST', headers, body });
-  const text = await res.text();
+  const res = await request('POST', route, headers, body);
   if (res.status !== 202) {
-    throw new Error(`POST ${route}: ${res.status} ${text}`);
+    throw new Error(`POST ${route}: ${res.status} ${res.body}`);
   }
 }
 
@@ -123,72 +153,103 @@ function lookup(obj, names) {
   return v;
 }
 
-function makeContext(id, deadline, headers) {
-  return {
-    callbackWaitsForEmptyEventLoop: true,
-    functionName: env.AWS_LAMBDA_FUNCTION_NAME,
-    functionVersion: env.AWS_LAMBDA_FUNCTION_VERSION,
-    invokedFunctionArn: headers.get('lambda-runtime-invoked-function-arn'),
-    memoryLimitInMB: env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE,
-    awsRequestId: id,
-    logGroupName: env.AWS_LAMBDA_LOG_GROUP_NAME,
-    logStreamName: env.AWS_LAMBDA_LOG_STREAM_NAME,
-    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
-  };
-}
+// onEmpty, when set, answers the invocation in progress once the event loop
+// has nothing left to do ('beforeExit'): the runtime's own work is idle
+// while a handler runs, so only the handler's pending work keeps it busy.
+let onEmpty = null;
 
-// call runs the handler in either style and settles with the first answer:
-// the callback, the returned promise, or (for a handler that takes no
-// callback) the value it returned.
-function call(handler, event, context) {
-  return new Promise((resolve, reject) => {
-    let settled = false;
-    const fail = (err) => {
-      if (!settled) {
-        settled = true;
-        reject(err === undefined || err === null ? new Error('handler failed without a reason') : err);
+process.on('beforeExit', () => {
+  const f = onEmpty;
+  onEmpty = null;
+  if (f !== null) {
+    f();
+  }
+});
+
+// invoke runs the handler and settles with {ok, value} when the invocation
+// is to be answered, following the completion rules above.
+function invoke(handler, event, id, deadline, headers) {
+  return new Promise((resolve) => {
+    let answered = false;
+    const answer = (ok, value) => {
+      if (answered) {
+        console.error(`WARN\t${id}\tthe invocation has already been answered; this answer is ignored`);
+        return;
+      }
+      answered = true;
+      onEmpty = null;
+      resolve({ ok, value });
+    };
+    const done = (err, result) => {
+      if (err === undefined || err === null) {
+        answer(true, result);
+      } else {
+        answer(false, err);
       }
     };
-    const succeed = (result) => {
-      if (!settled) {
-        settled = true;
-        resolve(result);
+    let waits = true;
+    const callback = (err, result) => {
+      if (answered) {
+        answer(true, result); // reports the duplicate
+      } else if ((err === undefined || err === null) && waits) {
+        onEmpty = () => answer(true, result);
+      } else {
+        done(err, result);
       }
     };
-    const callback = (err, result) => (err === undefined || err === null ? succeed(result) : fail(err));
-    context.done = callback;
-    context.succeed = succeed;
-    context.fail = fail;
+    const context = {
+      get callbackWaitsForEmptyEventLoop() {
+        return waits;
+      },
+      set callbackWaitsForEmptyEventLoop(v) {
+        waits = Boolean(v);
+      },
+      functionName: env.AWS_LAMBDA_FUNCTION_NAME,
+      functionVersion: env.AWS_LAMBDA_FUNCTION_VERSION,
+      invokedFunctionArn: headers['lambda-runtime-invoked-function-arn'],
+      memoryLimitInMB: env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE,
+      awsRequestId: id,
+      logGroupName: env.AWS_LAMBDA_LOG_GROUP_NAME,
+      logStreamName: env.AWS_LAMBDA_LOG_STREAM_NAME,
+      getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
+      done,
+      succeed: (result) => done(null, result),
+      fail: (err) => done(err === undefined || err === null ? 'handled' : err),
+    };
+    // Unless the handler answers first, it succeeds with null once its work
+    // is done.
+    onEmpty = () => answer(true, null);
     let ret;
     try {
       ret = handler(event, context, callback);
     } catch (err) {
-      fail(err);
+      done(err);
       return;
     }
     if (ret !== null && typeof ret === 'object' && typeof ret.then === 'function') {
-      ret.then(succeed, fail);
-    } else if (handler.length < 3) {
-      succeed(ret);
+      ret.then(
+        (v) => done(null, v),
+        (err) => done(err === undefined || err === null ? new Error('handler rejected without a reason') : err),
+      );
     }
   });
 }
 
 async function serve(handler) {
   for (;;) {
-    const res = await fetch(`${api}/invocation/next`);
+    const res = await next();
     if (res.status !== 200) {
-      throw new Error(`GET /invocation/next: ${res.status} ${await res.text()}`);
+      throw new Error(`GET /invocation/next: ${res.status} ${res.body}`);
     }
-    const id = res.headers.get('lambda-runtime-aws-request-id');
-    const deadline = Number(res.headers.get('lambda-runtime-deadline-ms'));
-    const trace = res.headers.get('lambda-runtime-trace-id');
+    const id = res.headers['lambda-runtime-aws-request-id'];
+    const deadline = Number(res.headers['lambda-runtime-deadline-ms']);
+    const trace = res.headers['lambda-runtime-trace-id'];
     if (trace) {
       env._X_AMZN_TRACE_ID = trace;
     } else {
       delete env._X_AMZN_TRACE_ID;
     }
-    const payload = await res.text();
+    const payload = res.body;
     current = id;
     let ok = true;
     let result;
@@ -199,9 +260,12 @@ async function serve(handler) {
       } catch (err) {
         throw new RuntimeError('Runtime.UnmarshalError', `cannot parse the event: ${err.message}`, err);
       }
-      const value = await call(handler, event, makeContext(id, deadline, res.headers));
+      const answer = await invoke(handler, event, id, deadline, res.headers);
+      if (!answer.ok) {
+        throw answer.value;
+      }
       try {
-        result = JSON.stringify(value) ?? 'null';
+        result = JSON.stringify(answer.value) ?? 'null';
       } catch (err) {
         throw new RuntimeError('Runtime.MarshalError', `cannot serialise the result: ${err.message}`, err);
       }

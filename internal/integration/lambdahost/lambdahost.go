@@ -8,7 +8,11 @@
 // listener on the loopback interface, so the host always knows which process
 // holds which invocation, and a process serves one invocation at a time.
 // Processes start on demand, stay warm between invocations, and are replaced
-// on demand after they crash or time out. Close kills them all.
+// on demand after they crash or time out. Close kills them all. Between
+// invocations a process waiting for work is frozen (SIGSTOP on Unix, with
+// what it started) and thawed when the next event is handed to it, as AWS
+// freezes an execution environment: work a handler left pending resumes in
+// the next invocation.
 package lambdahost
 
 import (
@@ -48,6 +52,14 @@ var (
 
 	// ErrClosed is returned by invocations made or cut short by Close.
 	ErrClosed = errors.New("lambdahost: function closed")
+
+	// ErrHandlerNotFound is returned by New when no file for a nodejs
+	// Handler exists; the message names the files tried.
+	ErrHandlerNotFound = errors.New("lambdahost: handler file not found")
+
+	// ErrUnsupportedRuntime is returned by New for a Runtime it cannot run;
+	// the message names the supported ones.
+	ErrUnsupportedRuntime = errors.New("lambdahost: unsupported runtime")
 )
 
 // FunctionError is a failure the function itself reported on
@@ -212,7 +224,7 @@ func New(opts Options) (*Function, error) {
 	case len(o.Command) == 0 && o.Runtime == "":
 		return nil, fmt.Errorf("lambdahost: function %s: Command or Runtime is required", o.Name)
 	case o.Runtime != "" && !isNode(o.Runtime):
-		return nil, fmt.Errorf("lambdahost: function %s: unsupported runtime %q (want nodejs)", o.Name, o.Runtime)
+		return nil, fmt.Errorf("%w %q for function %s: supported are %s; run other runtimes with Command", ErrUnsupportedRuntime, o.Runtime, o.Name, SupportedRuntimes)
 	case isNode(o.Runtime) && o.Handler == "":
 		return nil, fmt.Errorf("lambdahost: function %s: Handler is required for runtime %s", o.Name, o.Runtime)
 	case o.MaxProcs < 0:
@@ -228,6 +240,12 @@ func New(opts Options) (*Function, error) {
 		return nil, fmt.Errorf("lambdahost: function %s: code dir: %w", o.Name, err)
 	} else if !fi.IsDir() {
 		return nil, fmt.Errorf("lambdahost: function %s: code dir %s is not a directory", o.Name, root)
+	}
+
+	if isNode(o.Runtime) {
+		if err := findHandler(root, o.Handler); err != nil {
+			return nil, fmt.Errorf("function %s: %w", o.Name, err)
+		}
 	}
 
 	staleOnce.Do(func() {
@@ -283,7 +301,34 @@ func New(opts Options) (*Function, error) {
 // staleOnce runs removeStale once per process, at the first New.
 var staleOnce sync.Once
 
+// SupportedRuntimes describes the Runtime values New accepts.
+const SupportedRuntimes = "nodejs* (nodejs18.x, nodejs20.x, nodejs22.x...)"
+
 func isNode(runtime string) bool { return strings.HasPrefix(runtime, "nodejs") }
+
+// handlerExts are the extensions the Node.js bootstrap tries, in its order.
+var handlerExts = []string{".js", ".mjs", ".cjs"}
+
+// findHandler checks that a file for the Node.js handler spec
+// ("dir/file.export") exists in root, as the bootstrap will look for it;
+// the error names the files tried. A malformed spec is left for the
+// bootstrap to report as AWS does (Runtime.MalformedHandlerName).
+func findHandler(root, spec string) error {
+	slash := strings.LastIndexByte(spec, '/')
+	dot := strings.IndexByte(spec[slash+1:], '.') + slash + 1
+	if dot <= slash+1 || dot == len(spec)-1 {
+		return nil
+	}
+	base := spec[:dot]
+	tried := make([]string, 0, len(handlerExts))
+	for _, ext := range handlerExts {
+		if fi, err := os.Stat(filepath.Join(root, base+ext)); err == nil && !fi.IsDir() {
+			return nil
+		}
+		tried = append(tried, base+ext)
+	}
+	return fmt.Errorf("%w: handler %q: tried %s in %s", ErrHandlerNotFound, spec, strings.Join(tried, ", "), root)
+}
 
 // InvokeRaw runs one invocation with event as its payload and returns the
 // function's response bytes. Errors: ErrTimeout, *FunctionError (via
@@ -317,6 +362,34 @@ func (f *Function) InvokeRaw(ctx context.Context, event []byte) ([]byte, error) 
 			return nil, fmt.Errorf("invoke %s: %w", f.opts.Name, err)
 		}
 		return out, nil
+	}
+}
+
+// Warm makes sure the function has a process ready for work, starting one
+// if none is idle, so that the next invocation pays no cold start. It
+// returns once that process has asked for work, with ErrInit (wrapping the
+// function's *FunctionError when it reported one) if it failed to start,
+// or ErrTimeout when ctx ends first (the process is then killed).
+func (f *Function) Warm(ctx context.Context) error {
+	p, err := f.acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("warm %s: %w", f.opts.Name, err)
+	}
+	select {
+	case <-p.readyc:
+		f.release(p)
+		return nil
+	case <-p.exited:
+		if err := p.initError(); err != nil {
+			return fmt.Errorf("warm %s: %w", f.opts.Name, err)
+		}
+		if f.isClosed() {
+			return fmt.Errorf("warm %s: %w", f.opts.Name, ErrClosed)
+		}
+		return fmt.Errorf("warm %s: %w: exited before asking for work (%s)", f.opts.Name, ErrInit, p.exitStatus())
+	case <-ctx.Done():
+		p.kill()
+		return fmt.Errorf("warm %s: %w", f.opts.Name, ctxError(ctx))
 	}
 }
 

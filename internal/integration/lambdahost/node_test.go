@@ -139,7 +139,6 @@ func TestNodeInitErrors(t *testing.T) {
 	}{
 		{"module throws", "broken.handler", "Error", "broken at load"},
 		{"missing export", "handler.missing", "Runtime.HandlerNotFound", "handler.missing is undefined or not exported"},
-		{"missing file", "nosuchfile.handler", "Runtime.ImportModuleError", "cannot find module"},
 		{"malformed name", "handler", "Runtime.MalformedHandlerName", "bad handler"},
 	}
 	for _, tt := range tests {

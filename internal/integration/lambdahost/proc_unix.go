@@ -28,3 +28,18 @@ func processAlive(pid int) bool {
 	err := syscall.Kill(pid, 0)
 	return err == nil || errors.Is(err, syscall.EPERM)
 }
+
+// freezeProcess stops p's process group, as AWS freezes an execution
+// environment between invocations; thawProcess resumes it. Errors are
+// ignored: a process that is gone has nothing to freeze.
+func freezeProcess(p *os.Process) {
+	if err := syscall.Kill(-p.Pid, syscall.SIGSTOP); err != nil {
+		_ = p.Signal(syscall.SIGSTOP)
+	}
+}
+
+func thawProcess(p *os.Process) {
+	if err := syscall.Kill(-p.Pid, syscall.SIGCONT); err != nil {
+		_ = p.Signal(syscall.SIGCONT)
+	}
+}

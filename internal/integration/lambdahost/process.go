@@ -35,8 +35,9 @@ type process struct {
 	next   chan *invocation // capacity 1: the invocation waiting for GET /next
 	exited chan struct{}    // closed once the process has exited and been reaped
 
-	ready  atomic.Bool // it has asked for work at least once
-	doomed atomic.Bool // killed by the host or failed its init: never reused
+	ready  atomic.Bool   // it has asked for work at least once
+	readyc chan struct{} // closed when ready is first set
+	doomed atomic.Bool   // killed by the host or failed its init: never reused
 
 	mu       sync.Mutex
 	inflight map[string]*invocation // handed out by /next, not yet answered
@@ -55,6 +56,7 @@ func (f *Function) start() (*process, error) {
 		f:        f,
 		next:     make(chan *invocation, 1),
 		exited:   make(chan struct{}),
+		readyc:   make(chan struct{}),
 		inflight: make(map[string]*invocation),
 		stdout:   &lineWriter{w: f.opts.Output, prefix: prefix},
 		stderr:   &lineWriter{w: f.opts.Output, prefix: prefix},
@@ -158,6 +160,7 @@ func (p *process) markReady() {
 	p.limit.Stop()
 	p.f.log.Info("function "+p.f.opts.Name+" ready", "function", p.f.opts.Name, "process", p.id,
 		"pid", p.pid(), "startup", time.Since(p.started).Round(time.Millisecond))
+	close(p.readyc) // after the line: Warm's callers see it logged
 }
 
 // kill ends p (and anything it started) without waiting; reap does the rest.

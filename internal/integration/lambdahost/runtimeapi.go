@@ -86,10 +86,21 @@ func (p *process) serveNext(w http.ResponseWriter, r *http.Request) {
 		var inv *invocation
 		select {
 		case inv = <-p.next:
-		case <-r.Context().Done():
-			return
-		case <-p.exited:
-			return
+		default:
+			// Nothing to do: the process is frozen until there is, so that
+			// work a handler left pending (timers, sockets) waits for the
+			// next invocation, as on AWS.
+			freezeProcess(p.cmd.Process)
+			select {
+			case inv = <-p.next:
+			case <-r.Context().Done():
+			case <-p.exited:
+				return // reaped: its PID may belong to another process now
+			}
+			thawProcess(p.cmd.Process)
+			if inv == nil {
+				return
+			}
 		}
 		if !inv.deliver() {
 			continue // its caller gave up
