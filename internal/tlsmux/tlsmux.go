@@ -41,7 +41,7 @@ type Listener struct {
 	done  chan struct{}
 	wg    sync.WaitGroup
 
-	mu     sync.Mutex
+	mu       sync.Mutex
 	err      error // the inner Accept's error, returned by Accept once done is closed
 	closed   bool
 	sniffing map[net.Conn]struct{} // connections whose first byte is awaited
