@@ -8,11 +8,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/switchboard-gateway/switchboard/internal/localca"
+	"github.com/switchboard-gateway/switchboard/internal/netpoll"
 	"github.com/switchboard-gateway/switchboard/internal/testutil"
 	"go.uber.org/goleak"
 )
@@ -187,5 +189,47 @@ func TestCloseWhileSniffing(t *testing.T) {
 	// Close does not wait for the sniff timeout: it closes the silent client.
 	if n, err := silent.Read(make([]byte, 1)); err != io.EOF {
 		t.Errorf("silent client read %d, %v after Close; want EOF", n, err)
+	}
+}
+
+// A plain connection reaches the event loop as a socket: netpoll takes its
+// descriptor over, and the bytes after the sniffed one are read there.
+func TestPlainConnIsTakenOverByTheEventLoop(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("netpoll is Linux's")
+	}
+	t.Parallel()
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := New(inner, &tls.Config{}, Options{})
+	defer ln.Close()
+	d, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	io.WriteString(d, "GET")
+	c, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := make([]byte, 1)
+	if _, err := c.Read(first); err != nil || first[0] != 'G' {
+		t.Fatalf("first Read = %q, %v", first, err)
+	}
+	w, err := netpoll.Watch(c, func() {}, func() {})
+	if err != nil {
+		t.Fatalf("netpoll.Watch(plain conn) = %v, want the descriptor taken over", err)
+	}
+	defer w.Close()
+	rest := make([]byte, 2)
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		n, _ := w.Read(rest)
+		return n == 2
+	}, "the bytes after the sniffed one read through the watcher")
+	if string(rest) != "ET" {
+		t.Errorf("read %q through the watcher, want %q", rest, "ET")
 	}
 }
