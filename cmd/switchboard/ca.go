@@ -21,13 +21,7 @@ func localTLS(ln net.Listener, dir string) (net.Listener, *localca.CA, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	hosts := []string{"localhost", "127.0.0.1", "::1"}
-	if h, _, err := net.SplitHostPort(ln.Addr().String()); err == nil {
-		if ip := net.ParseIP(h); ip != nil && !ip.IsUnspecified() && !ip.IsLoopback() && ca.Permits(h) {
-			hosts = append(hosts, h)
-		}
-	}
-	is, err := ca.NewIssuer(hosts...)
+	is, err := ca.NewIssuer(leafHosts(ca, ln.Addr())...)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -38,6 +32,31 @@ func localTLS(ln net.Listener, dir string) (net.Listener, *localca.CA, error) {
 		NextProtos: []string{"http/1.1"},
 	}
 	return tlsmux.New(ln, cfg, tlsmux.Options{}), ca, nil
+}
+
+// leafHosts are the names the listener's leaf certificate is for: localhost
+// and the loopback addresses, the listen address, or, listening on every
+// interface, their addresses; the CA's constraints leave public ones out.
+func leafHosts(ca *localca.CA, addr net.Addr) []string {
+	hosts := []string{"localhost", "127.0.0.1", "::1"}
+	var ips []net.IP
+	if ta, ok := addr.(*net.TCPAddr); ok && ta.IP.IsUnspecified() {
+		if addrs, err := net.InterfaceAddrs(); err == nil {
+			for _, a := range addrs {
+				if n, ok := a.(*net.IPNet); ok {
+					ips = append(ips, n.IP)
+				}
+			}
+		}
+	} else if ok {
+		ips = append(ips, ta.IP)
+	}
+	for _, ip := range ips {
+		if !ip.IsLoopback() && !ip.IsLinkLocalUnicast() && ca.Permits(ip.String()) {
+			hosts = append(hosts, ip.String())
+		}
+	}
+	return hosts
 }
 
 // caCommand prints where the local CA is and how to trust it, or its PEM.

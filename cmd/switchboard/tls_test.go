@@ -17,6 +17,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/switchboard-gateway/switchboard/internal/localca"
 	"github.com/switchboard-gateway/switchboard/internal/testutil"
 )
 
@@ -215,4 +216,35 @@ func nodeModules(t *testing.T) string {
 		}
 	}
 	return filepath.Join(dir, "node_modules")
+}
+
+func TestLeafHosts(t *testing.T) {
+	t.Parallel()
+	ca, err := localca.LoadOrCreate(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "localhost 127.0.0.1 ::1"
+	for _, tc := range []struct {
+		listen string
+		want   string
+	}{
+		{"127.0.0.1", base},
+		{"192.168.1.5", base + " 192.168.1.5"},
+		{"10.1.2.3", base + " 10.1.2.3"},
+		{"203.0.113.7", base}, // public: outside the CA's constraints
+	} {
+		got := strings.Join(leafHosts(ca, &net.TCPAddr{IP: net.ParseIP(tc.listen), Port: 3001}), " ")
+		if got != tc.want {
+			t.Errorf("leafHosts(%s) = %q, want %q", tc.listen, got, tc.want)
+		}
+	}
+	// On every interface: each private interface address, and only those.
+	all := leafHosts(ca, &net.TCPAddr{IP: net.IPv4zero, Port: 3001})
+	if _, err := ca.Issue(all...); err != nil {
+		t.Errorf("leafHosts(0.0.0.0) = %v: %v", all, err)
+	}
+	if strings.Join(all[:3], " ") != base {
+		t.Errorf("leafHosts(0.0.0.0) = %v, want %s first", all, base)
+	}
 }
