@@ -49,6 +49,7 @@ Commands:
   broadcast DATA           send DATA to every connection
   list [--all]             list connections
   bench conns|echo|fanout|mgmt   load-test a gateway (loopback unless --allow-remote)
+  ca [--pem]               the local CA behind wss:// and https://: its file and how to trust it
   version                  print the version
 
 Run 'switchboard <command> -h' for a command's flags.
@@ -69,6 +70,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return cli.Manage(ctx, args[0], args[1:], getenv, stdout, stderr)
 	case "bench":
 		return loadgen.Main(ctx, args[1:], getenv, stdout, stderr)
+	case "ca":
+		return caCommand(args[1:], getenv, stdout, stderr)
 	case "version", "-v", "--version":
 		fmt.Fprintln(stdout, "switchboard", versionString())
 		return nil
@@ -161,6 +164,17 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
+	var caFile, caBundle string
+	if cfg.TLS.CertFile == "" && !cfg.TLS.Disable && cfg.TLS.DataDir == "" {
+		log.Warn("no data directory for the local CA (set SWITCHBOARD_DATA_DIR or HOME): serving plain ws:// and http:// only")
+	} else if cfg.TLS.CertFile == "" && !cfg.TLS.Disable {
+		mux, ca, err := localTLS(ln, cfg.TLS.DataDir)
+		if err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("serve: %w (set tls.disable to serve plain ws:// only)", err)
+		}
+		ln, caFile, caBundle = mux, ca.CertFile(), ca.BundleFile()
+	}
 	var lns []net.Listener
 	lns = append(lns, ln)
 	defer func() {
@@ -177,7 +191,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		lns = append(lns, mln)
 		mgmtAddr = mln.Addr().String()
 	}
-	srv, err := server.New(cfg, server.Options{Logger: log, Addr: mgmtAddr, FunctionOutput: stderr})
+	srv, err := server.New(cfg, server.Options{Logger: log, Addr: mgmtAddr, FunctionOutput: stderr, CAFile: caFile, CABundle: caBundle})
 	if err != nil {
 		return err
 	}

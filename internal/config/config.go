@@ -66,7 +66,10 @@ type Config struct {
 	Authorizers map[string]Authorizer `yaml:"authorizers"`
 	// Management protects the management API and the dashboard.
 	Management Management `yaml:"management"`
-	// TLS serves wss:// and https:// when CertFile and KeyFile are set.
+	// TLS configures wss:// and https:// on the main listener: with the
+	// certificate in CertFile and KeyFile when set (TLS only), else beside
+	// plain ws:// and http:// on the same port with a leaf certificate from a
+	// local CA kept in DataDir, unless Disable.
 	TLS TLS `yaml:"tls"`
 	// Origins, when not empty, are the only Origin header values accepted on
 	// upgrades (patterns as path.Match, e.g. https://*.example.com); a
@@ -243,10 +246,40 @@ type Management struct {
 // Protected reports whether the management API requires credentials.
 func (m Management) Protected() bool { return len(m.AccessKeys) > 0 || len(m.Tokens) > 0 }
 
-// TLS holds the certificate and key files.
+// TLS holds the certificate and key files, or where the local CA lives.
 type TLS struct {
 	CertFile string `yaml:"certFile"`
 	KeyFile  string `yaml:"keyFile"`
+	// Disable serves only plain ws:// and http:// when no certificate is set.
+	Disable bool `yaml:"disable"`
+	// DataDir keeps the local CA (env SWITCHBOARD_DATA_DIR, which wins).
+	// Empty means DefaultDataDir.
+	DataDir string `yaml:"dataDir"`
+}
+
+// DefaultDataDir is where Switchboard keeps its local CA:
+// $XDG_DATA_HOME/switchboard, else ~/.local/share/switchboard; empty when
+// neither XDG_DATA_HOME nor HOME is set.
+func DefaultDataDir(getenv func(string) string) string {
+	if d := getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "switchboard")
+	}
+	if h := getenv("HOME"); h != "" {
+		return filepath.Join(h, ".local", "share", "switchboard")
+	}
+	return ""
+}
+
+// DataDir resolves the local CA's directory: env SWITCHBOARD_DATA_DIR, else
+// the file's tls.dataDir (fileValue), else DefaultDataDir.
+func DataDir(getenv func(string) string, fileValue string) string {
+	if d := getenv("SWITCHBOARD_DATA_DIR"); d != "" {
+		return d
+	}
+	if fileValue != "" {
+		return fileValue
+	}
+	return DefaultDataDir(getenv)
 }
 
 // Limits are the gateway's limits. Sizes accept a number of bytes or a
@@ -494,6 +527,7 @@ func Load(path string, getenv func(string) string, flags Overrides) (*Config, er
 // applyEnv adds management credentials from the environment, so that
 // secrets need not be written in the file.
 func (c *Config) applyEnv(getenv func(string) string) error {
+	c.TLS.DataDir = DataDir(getenv, c.TLS.DataDir)
 	if keys := getenv("SWITCHBOARD_MANAGEMENT_KEYS"); keys != "" {
 		if c.Management.AccessKeys == nil {
 			c.Management.AccessKeys = map[string]string{}

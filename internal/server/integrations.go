@@ -117,6 +117,11 @@ func (b *builder) function(name string) (*lambdahost.Function, error) {
 	maps.Copy(env, fc.Environment)
 	env[b.cfg.EndpointEnv] = b.endpoint
 	env["AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI"] = b.endpoint
+	for k, v := range map[string]string{"NODE_EXTRA_CA_CERTS": b.opts.CAFile, "AWS_CA_BUNDLE": b.opts.CABundle, "SSL_CERT_FILE": b.opts.CABundle} {
+		if _, set := env[k]; !set && v != "" {
+			env[k] = v
+		}
+	}
 	// Hosted functions are part of the deployment: when the management API
 	// requires SigV4, they sign with its first access key unless their
 	// environment names credentials of its own.

@@ -64,6 +64,13 @@ type Options struct {
 	// FunctionOutput receives hosted functions' output, each line prefixed
 	// with the function's name. Nil means os.Stderr.
 	FunctionOutput io.Writer
+	// CAFile and CABundle, when set, are the local CA certificate that
+	// signs the listener's TLS leaf, and a bundle of the system roots and
+	// that CA: hosted functions trust it through NODE_EXTRA_CA_CERTS (the
+	// CA), AWS_CA_BUNDLE and SSL_CERT_FILE (the bundle, as both replace the
+	// roots of clients that read them), unless their environment sets them.
+	// The banner then shows the wss:// and https:// URLs too.
+	CAFile, CABundle string
 }
 
 // New builds a server from a validated config. Close releases what its
@@ -266,6 +273,9 @@ func (s *Server) Banner(addr, mgmtAddr string, secure bool) string {
 	fmt.Fprintf(&b, "  Management API: %s://%s/@connections  (also %s://%s/%s/@connections)\n", web, mgmtAddr, web, mgmtAddr, s.cfg.Stage)
 	fmt.Fprintf(&b, "  Dashboard:      %s://%s/_/  (demo chat: %s://%s/_/chat)\n", web, mgmtAddr, web, mgmtAddr)
 	fmt.Fprintf(&b, "  Health:         %s://%s/healthz   Metrics: %s://%s/metrics\n", web, addr, web, mgmtAddr)
+	if !secure && s.opts.CAFile != "" {
+		fmt.Fprintf(&b, "  Secure, same port: wss://%s  https://%s  (local CA %s; see 'switchboard ca')\n", addr, addr, s.opts.CAFile)
+	}
 	if s.cfg.Pprof {
 		fmt.Fprintf(&b, "  Profiling:      %s://%s/debug/pprof/\n", web, mgmtAddr)
 	}

@@ -1,0 +1,204 @@
+// Package tlsmux serves TLS and plain connections on one listener, told
+// apart by the first byte each client sends (0x16 opens a TLS handshake), so
+// that ws://, wss://, http:// and https:// share a port. The byte is read
+// once, on a goroutine that ends with it; a plain connection is then handed
+// on as the socket it is (its descriptor still reachable through
+// syscall.Conn), so that an event loop can take it over.
+package tlsmux
+
+import (
+	"crypto/tls"
+	"errors"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// recordHandshake is the first byte of a TLS ClientHello record.
+const recordHandshake = 0x16
+
+// DefaultSniffTimeout bounds the wait for a connection's first byte.
+const DefaultSniffTimeout = 10 * time.Second
+
+// Options configure a Listener. The zero value works.
+type Options struct {
+	// SniffTimeout bounds the wait for a client's first byte; a client
+	// silent that long is closed. 0 means DefaultSniffTimeout.
+	SniffTimeout time.Duration
+}
+
+// Listener accepts from an inner listener and returns, for each connection,
+// a *tls.Conn (not yet handshaken: http.Server does it) or a plain
+// connection. Close closes the inner listener and the connections not yet
+// returned by Accept.
+type Listener struct {
+	inner   net.Listener
+	tls     *tls.Config
+	timeout time.Duration
+
+	conns chan net.Conn
+	done  chan struct{}
+	wg    sync.WaitGroup
+
+	mu       sync.Mutex
+	err      error // the inner Accept's error, returned by Accept once done is closed
+	closed   bool
+	sniffing map[net.Conn]struct{} // connections whose first byte is awaited
+}
+
+// New returns a Listener serving both on inner, with cfg for TLS
+// connections. It takes inner over: Close closes it.
+func New(inner net.Listener, cfg *tls.Config, opts Options) *Listener {
+	if opts.SniffTimeout <= 0 {
+		opts.SniffTimeout = DefaultSniffTimeout
+	}
+	l := &Listener{inner: inner, tls: cfg, timeout: opts.SniffTimeout, conns: make(chan net.Conn), done: make(chan struct{}), sniffing: map[net.Conn]struct{}{}}
+	l.wg.Add(1)
+	go l.acceptLoop()
+	return l
+}
+
+func (l *Listener) acceptLoop() {
+	defer l.wg.Done()
+	for {
+		c, err := l.inner.Accept()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			l.mu.Lock()
+			if l.err == nil {
+				l.err = err
+			}
+			l.mu.Unlock()
+			l.shut()
+			return
+		}
+		l.mu.Lock()
+		if l.closed {
+			l.mu.Unlock()
+			_ = c.Close()
+			continue
+		}
+		l.sniffing[c] = struct{}{}
+		l.wg.Add(1)
+		l.mu.Unlock()
+		go l.sniff(c)
+	}
+}
+
+// sniff reads c's first byte and hands c to Accept as TLS or plain.
+func (l *Listener) sniff(c net.Conn) {
+	defer l.wg.Done()
+	var b [1]byte
+	_ = c.SetReadDeadline(time.Now().Add(l.timeout))
+	_, err := c.Read(b[:])
+	_ = c.SetReadDeadline(time.Time{})
+	l.mu.Lock()
+	delete(l.sniffing, c)
+	l.mu.Unlock()
+	if err != nil {
+		_ = c.Close()
+		return
+	}
+	var out net.Conn = &Conn{Conn: c, first: b[0], pending: true}
+	if b[0] == recordHandshake {
+		out = tls.Server(out, l.tls)
+	}
+	select {
+	case l.conns <- out:
+	case <-l.done:
+		_ = c.Close()
+	}
+}
+
+// Accept returns the next connection, TLS or plain.
+func (l *Listener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.err == nil || l.closed {
+			return nil, net.ErrClosed
+		}
+		return nil, l.err
+	}
+}
+
+func (l *Listener) shut() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	select {
+	case <-l.done:
+	default:
+		close(l.done)
+	}
+}
+
+// Close closes the inner listener and waits for the connections being
+// sniffed, which it closes.
+func (l *Listener) Close() error {
+	l.mu.Lock()
+	l.closed = true
+	for c := range l.sniffing {
+		_ = c.Close()
+	}
+	l.mu.Unlock()
+	err := l.inner.Close()
+	l.shut()
+	l.wg.Wait()
+	return err
+}
+
+// Addr returns the inner listener's address.
+func (l *Listener) Addr() net.Addr { return l.inner.Addr() }
+
+// Conn is an accepted connection whose first byte the Listener read; its
+// first Read returns that byte. Once it has, SyscallConn reaches the
+// socket, so an event loop can take the descriptor over.
+type Conn struct {
+	net.Conn
+	mu      sync.Mutex
+	first   byte
+	pending bool
+}
+
+// Read returns the sniffed byte first, then reads the connection.
+func (c *Conn) Read(p []byte) (int, error) {
+	c.mu.Lock()
+	if c.pending && len(p) > 0 {
+		p[0] = c.first
+		c.pending = false
+		c.mu.Unlock()
+		return 1, nil
+	}
+	c.mu.Unlock()
+	return c.Conn.Read(p)
+}
+
+// ErrPending is returned by SyscallConn while the sniffed byte has not been
+// read: the descriptor alone would lose it.
+var ErrPending = errors.New("tlsmux: the first byte has not been read yet")
+
+// SyscallConn returns the socket's raw connection once the sniffed byte has
+// been read.
+func (c *Conn) SyscallConn() (syscall.RawConn, error) {
+	c.mu.Lock()
+	pending := c.pending
+	c.mu.Unlock()
+	if pending {
+		return nil, ErrPending
+	}
+	sc, ok := c.Conn.(syscall.Conn)
+	if !ok {
+		return nil, errors.ErrUnsupported
+	}
+	return sc.SyscallConn()
+}
+
+// NetConn returns the underlying connection.
+func (c *Conn) NetConn() net.Conn { return c.Conn }

@@ -1,0 +1,235 @@
+package tlsmux
+
+import (
+	"bufio"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchboard-gateway/switchboard/internal/localca"
+	"github.com/switchboard-gateway/switchboard/internal/netpoll"
+	"github.com/switchboard-gateway/switchboard/internal/testutil"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// serve runs an http.Server on a Listener and returns its address and the
+// roots that trust it.
+func serve(t *testing.T, opts Options) (string, *x509.CertPool) {
+	t.Helper()
+	ca, err := localca.LoadOrCreate(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	is, err := ca.NewIssuer("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := New(inner, &tls.Config{GetCertificate: is.GetCertificate, NextProtos: []string{"http/1.1"}}, opts)
+	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		scheme := "http"
+		if r.TLS != nil {
+			scheme = "https"
+		}
+		io.WriteString(w, scheme+" "+r.Host)
+	})}
+	done := make(chan error, 1)
+	go func() { done <- hs.Serve(ln) }()
+	t.Cleanup(func() {
+		hs.Close()
+		if err := <-done; !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("Serve = %v", err)
+		}
+	})
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Certificate())
+	return ln.Addr().String(), roots
+}
+
+func get(t *testing.T, c *http.Client, url string) string {
+	t.Helper()
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+func TestHTTPAndHTTPSOnOnePort(t *testing.T) {
+	t.Parallel()
+	addr, roots := serve(t, Options{})
+	plain := &http.Client{Timeout: 10 * time.Second}
+	secure := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	defer plain.CloseIdleConnections()
+	defer secure.Transport.(*http.Transport).CloseIdleConnections()
+	for range 3 {
+		if got, want := get(t, plain, "http://"+addr+"/"), "http "+addr; got != want {
+			t.Errorf("http:// answered %q, want %q", got, want)
+		}
+		if got, want := get(t, secure, "https://"+addr+"/"), "https "+addr; got != want {
+			t.Errorf("https:// answered %q, want %q", got, want)
+		}
+	}
+	// A client that does not trust the CA is refused by the handshake.
+	untrusting := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{}}
+	defer untrusting.Transport.(*http.Transport).CloseIdleConnections()
+	var uerr x509.UnknownAuthorityError
+	if _, err := untrusting.Get("https://" + addr + "/"); !errors.As(err, &uerr) {
+		t.Errorf("GET without the CA = %v, want x509.UnknownAuthorityError", err)
+	}
+}
+
+func TestGarbageFirstByteGetsBadRequest(t *testing.T) {
+	t.Parallel()
+	addr, _ := serve(t, Options{})
+	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "\x00\xff\x01garbage\r\n\r\n")
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "HTTP/1.1 400") {
+		t.Errorf("garbage answered %q, %v; want a 400", line, err)
+	}
+}
+
+func TestSilentClientClosed(t *testing.T) {
+	t.Parallel()
+	addr, _ := serve(t, Options{SniffTimeout: 50 * time.Millisecond})
+	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := c.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("a silent client read %d, %v; want EOF once the sniff timeout closes it", n, err)
+	}
+}
+
+func TestConnHandsOverTheSocketOnlyAfterTheFirstByte(t *testing.T) {
+	t.Parallel()
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	c := &Conn{Conn: a, first: 'G', pending: true}
+	if _, err := c.SyscallConn(); !errors.Is(err, ErrPending) {
+		t.Errorf("SyscallConn before the first Read = %v, want ErrPending", err)
+	}
+	p := make([]byte, 8)
+	if n, err := c.Read(p); n != 1 || err != nil || p[0] != 'G' {
+		t.Errorf("first Read = %d %q, %v; want the sniffed byte", n, p[:n], err)
+	}
+	if _, err := c.SyscallConn(); !errors.Is(err, errors.ErrUnsupported) {
+		t.Errorf("SyscallConn of a pipe = %v, want ErrUnsupported", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	d, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	tc := &Conn{Conn: d}
+	if _, err := tc.SyscallConn(); err != nil {
+		t.Errorf("SyscallConn of a TCP socket, byte read = %v, want the raw conn", err)
+	}
+}
+
+func TestCloseWhileSniffing(t *testing.T) {
+	t.Parallel()
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A sniff timeout longer than any test: Close must not wait for it.
+	ln := New(inner, &tls.Config{}, Options{SniffTimeout: time.Hour})
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "G") // sniffed, then waits for an Accept that never comes
+	silent, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	silent.SetReadDeadline(time.Now().Add(time.Minute))
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		ln.mu.Lock()
+		defer ln.mu.Unlock()
+		return len(ln.sniffing) == 1
+	}, "the silent client is being sniffed")
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ln.Accept(); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Accept after Close = %v, want net.ErrClosed", err)
+	}
+	// Close does not wait for the sniff timeout: it closes the silent client.
+	if n, err := silent.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("silent client read %d, %v after Close; want EOF", n, err)
+	}
+}
+
+// A plain connection reaches the event loop as a socket: netpoll takes its
+// descriptor over, and the bytes after the sniffed one are read there.
+func TestPlainConnIsTakenOverByTheEventLoop(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("netpoll is Linux's")
+	}
+	t.Parallel()
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := New(inner, &tls.Config{}, Options{})
+	defer ln.Close()
+	d, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	io.WriteString(d, "GET")
+	c, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := make([]byte, 1)
+	if _, err := c.Read(first); err != nil || first[0] != 'G' {
+		t.Fatalf("first Read = %q, %v", first, err)
+	}
+	w, err := netpoll.Watch(c, func() {}, func() {})
+	if err != nil {
+		t.Fatalf("netpoll.Watch(plain conn) = %v, want the descriptor taken over", err)
+	}
+	defer w.Close()
+	rest := make([]byte, 2)
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		n, _ := w.Read(rest)
+		return n == 2
+	}, "the bytes after the sniffed one read through the watcher")
+	if string(rest) != "ET" {
+		t.Errorf("read %q through the watcher, want %q", rest, "ET")
+	}
+}
