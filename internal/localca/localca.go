@@ -31,6 +31,7 @@ const (
 	CertName   = "ca.pem"     // the CA certificate, to trust
 	KeyName    = "ca-key.pem" // the CA private key, mode 0600
 	BundleName = "bundle.pem" // system roots followed by the CA certificate
+	lockName   = ".lock"      // held while the CA is created
 )
 
 const (
@@ -105,7 +106,7 @@ func Load(dir string) (*CA, error) {
 func LoadOrCreate(dir string) (*CA, error) {
 	ca, err := Load(dir)
 	if errors.Is(err, os.ErrNotExist) {
-		ca, err = create(dir)
+		ca, err = loadOrCreateLocked(dir)
 	}
 	if err != nil {
 		return nil, err
@@ -116,10 +117,25 @@ func LoadOrCreate(dir string) (*CA, error) {
 	return ca, nil
 }
 
-func create(dir string) (*CA, error) {
+// loadOrCreateLocked creates the CA under dir's lock, unless another
+// process created it while this one waited for the lock.
+func loadOrCreateLocked(dir string) (*CA, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("localca: %w", err)
 	}
+	unlock, err := lock(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	ca, err := Load(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return create(dir)
+	}
+	return ca, err
+}
+
+func create(dir string) (*CA, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("localca: %w", err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 )
@@ -127,5 +128,32 @@ func TestIssuerRenews(t *testing.T) {
 	}
 	if next == first || !next.Leaf.NotAfter.After(first.Leaf.NotAfter) {
 		t.Error("a leaf a day from expiry was not renewed")
+	}
+}
+
+// Gateways started together in one empty data directory end up with one CA:
+// before the lock, two of them could write a key and a certificate of two
+// different CAs, and every start after that failed.
+func TestLoadOrCreateConcurrently(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "data")
+	const n = 8
+	cas := make([]*CA, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { cas[i], errs[i] = LoadOrCreate(dir) })
+	}
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("LoadOrCreate #%d: %v", i, errs[i])
+		}
+		if !cas[i].Certificate().Equal(cas[0].Certificate()) {
+			t.Errorf("LoadOrCreate #%d made a CA of its own", i)
+		}
+	}
+	if _, err := Load(dir); err != nil {
+		t.Errorf("Load after concurrent starts: %v", err)
 	}
 }
