@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -309,5 +310,26 @@ func TestCLICommandsAgainstALiveServer(t *testing.T) {
 	}
 	if got := testutil.ReadText(t, c); got != "via connect" {
 		t.Errorf("the broadcast reached the other client as %q", got)
+	}
+}
+
+// The banner README.md shows is the one `switchboard serve` prints with no
+// configuration, but for the port and the local CA's path.
+func TestREADMEBanner(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, ok := strings.Cut(string(readme), "prints the URLs and the route table:\n\n```\n")
+	block, _, ok2 := strings.Cut(block, "```")
+	if !ok || !ok2 {
+		t.Fatal("README.md has no banner block after 'prints the URLs and the route table:'")
+	}
+	dataDir := t.TempDir()
+	wsURL, stdout, _ := serveForTest(t, []string{"--listen", "127.0.0.1:0"}, map[string]string{"SWITCHBOARD_DATA_DIR": dataDir})
+	got := strings.ReplaceAll(stdout.String(), strings.TrimPrefix(wsURL, "ws://"), "127.0.0.1:3001")
+	got = strings.ReplaceAll(got, filepath.Join(dataDir, "ca.pem"), "~/.local/share/switchboard/ca.pem")
+	if !strings.HasPrefix(got, block) {
+		t.Errorf("README.md's banner:\n%s\nwhat serve prints:\n%s", block, got)
 	}
 }
