@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"math"
 	"sync"
 	"syscall"
 	"time"
@@ -98,9 +99,10 @@ func (c *Conn) readAvailable() error {
 				return nil
 			}
 			kept := b
-			if cap(b) == readBufferSize && &b[:1][0] == &pooled[0] {
-				// The pooled buffer goes back: the start is kept in an
-				// array of its own length.
+			if &b[:1][0] == &pooled[0] || cap(b) > max(need, readBufferSize) {
+				// The pooled buffer goes back, and a large one is not held
+				// for a small remainder: the start is kept in an array of
+				// its own length.
 				kept = bytes.Clone(b)
 			}
 			c.in = &input{b: kept, need: need}
@@ -150,11 +152,13 @@ func (c *Conn) parse(b []byte) (off, need int, err error) {
 		}
 		// The header's own length, as read: a length written in more
 		// bytes than it needs (legal to gobwas/ws, as in the stream
-		// reader) makes it longer than ws.HeaderSize says.
-		size := len(b) - off - r.Len() + int(h.Length)
-		if len(b)-off < size {
-			return off, size, nil
+		// reader) makes it longer than ws.HeaderSize says. Compared before
+		// adding, so that a length near 2^63 (no ReadLimit) cannot wrap.
+		hdr := len(b) - off - r.Len()
+		if h.Length > int64(r.Len()) {
+			return off, int(min(int64(hdr)+h.Length, math.MaxInt)), nil
 		}
+		size := hdr + int(h.Length)
 		payload := bytes.Clone(b[off+size-int(h.Length) : off+size]) // OnMessage keeps it
 		off += size
 		c.frameDone()

@@ -343,7 +343,10 @@ func (h *hijackHook) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if h.beforeOpen == nil {
 		return conn, rw, nil
 	}
-	return conn, bufio.NewReadWriter(rw.Reader, bufio.NewWriter(&openWriter{h: h, w: conn})), nil
+	// net/http's hijack gave a fresh, empty writer: it writes through the
+	// hook instead of another buffer.
+	rw.Writer.Reset(&openWriter{h: h, w: conn})
+	return conn, rw, nil
 }
 
 // openWriter runs the hook's beforeOpen before it writes a 101 response

@@ -586,3 +586,32 @@ func heapInUse() int64 {
 	runtime.ReadMemStats(&ms)
 	return int64(ms.HeapAlloc)
 }
+
+// With no ReadLimit, a header claiming the largest length a frame can
+// have (2^63-1) is a frame on its way, not a crash: the connection keeps
+// answering pings until its frame timeout.
+func TestHugeLengthWithoutReadLimit(t *testing.T) {
+	t.Parallel()
+	for _, tls := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tls=%v", tls), func(t *testing.T) {
+			t.Parallel()
+			s := startServer(t, wsconn.Options{ReadLimit: -1, PingInterval: -1}, tls)
+			c := dial(t, s.URL)
+			var attack bytes.Buffer
+			if err := ws.WriteHeader(&attack, ws.Header{Fin: true, OpCode: ws.OpBinary, Masked: true, Length: 1<<63 - 1, Mask: [4]byte{1, 2, 3, 4}}); err != nil {
+				t.Fatal(err)
+			}
+			attack.WriteString("some of it")
+			if _, err := c.conn.Write(attack.Bytes()); err != nil {
+				t.Fatal(err)
+			}
+			// Before the fix, the read of this header panicked the process.
+			// Now the frame waits for its payload: the client's own close is
+			// what ends the connection.
+			_ = c.conn.Close()
+			if ci := closed(t, s); !ci.ByPeer {
+				t.Errorf("close = %+v, want the client's", ci)
+			}
+		})
+	}
+}
