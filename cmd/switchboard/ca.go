@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"time"
 
 	"github.com/switchboard-gateway/switchboard/internal/config"
 	"github.com/switchboard-gateway/switchboard/internal/localca"
@@ -16,7 +17,7 @@ import (
 
 // localTLS loads (or creates) the local CA in dir and returns ln serving TLS
 // with its leaf beside plain connections.
-func localTLS(ln net.Listener, dir string) (net.Listener, *localca.CA, error) {
+func localTLS(ln net.Listener, dir string, sniff time.Duration) (net.Listener, *localca.CA, error) {
 	ca, err := localca.LoadOrCreate(dir)
 	if err != nil {
 		return nil, nil, err
@@ -31,7 +32,7 @@ func localTLS(ln net.Listener, dir string) (net.Listener, *localca.CA, error) {
 		// WebSocket upgrades need HTTP/1.1.
 		NextProtos: []string{"http/1.1"},
 	}
-	return tlsmux.New(ln, cfg, tlsmux.Options{}), ca, nil
+	return tlsmux.New(ln, cfg, tlsmux.Options{SniffTimeout: sniff}), ca, nil
 }
 
 // leafHosts are the names the listener's leaf certificate is for: localhost

@@ -168,7 +168,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if cfg.TLS.CertFile == "" && !cfg.TLS.Disable && cfg.TLS.DataDir == "" {
 		log.Warn("no data directory for the local CA (set SWITCHBOARD_DATA_DIR or HOME): serving plain ws:// and http:// only")
 	} else if cfg.TLS.CertFile == "" && !cfg.TLS.Disable {
-		mux, ca, err := localTLS(ln, cfg.TLS.DataDir)
+		// The wait for a connection's first byte is part of its handshake.
+		mux, ca, err := localTLS(ln, cfg.TLS.DataDir, server.HandshakeTimeout(cfg.Limits))
 		if err != nil {
 			_ = ln.Close()
 			return fmt.Errorf("serve: %w (set tls.disable to serve plain ws:// only)", err)
@@ -205,12 +206,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		servers = append(servers, &http.Server{Handler: srv.ManagementHandler()})
 	}
 	errc := make(chan error, len(servers))
+	certFile, keyFile := cfg.TLS.CertFile, cfg.TLS.KeyFile // cfg changes on SIGHUP; TLS needs a restart
 	for i, hs := range servers {
 		srv.ConfigureHTTP(hs)
 		hs.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelDebug)
 		go func() {
-			if cfg.TLS.CertFile != "" {
-				errc <- hs.ServeTLS(lns[i], cfg.TLS.CertFile, cfg.TLS.KeyFile)
+			if certFile != "" {
+				errc <- hs.ServeTLS(lns[i], certFile, keyFile)
 			} else {
 				errc <- hs.Serve(lns[i])
 			}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -185,7 +186,7 @@ func (s *Server) protect(next http.Handler, m *metrics.Metrics) (http.Handler, e
 	g := &guard{
 		next:        next,
 		hosts:       make(map[string]bool, len(mc.AllowedHosts)),
-		bodyTimeout: time.Duration(s.cfg.Limits.HandshakeTimeout),
+		bodyTimeout: HandshakeTimeout(s.cfg.Limits),
 		metrics:     m,
 		log:         newRefusalLog(s.log),
 	}
@@ -224,9 +225,11 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.next.ServeHTTP(w, r)
 		return
 	}
-	if tok := r.URL.Query().Get("access_token"); tok != "" && r.Header.Get("Authorization") == "" && strings.HasPrefix(r.URL.Path, "/_/") {
-		r = r.Clone(r.Context())
-		r.Header.Set("Authorization", "Bearer "+tok)
+	if strings.HasPrefix(r.URL.Path, "/_/") && r.Header.Get("Authorization") == "" {
+		if tok := r.URL.Query().Get("access_token"); tok != "" {
+			r = r.Clone(r.Context())
+			r.Header.Set("Authorization", "Bearer "+tok)
+		}
 	}
 	if err := g.verifier.Verify(r); err != nil {
 		g.refuse(w, r, refusalReason(err), err)
@@ -426,14 +429,18 @@ const (
 // reaches.
 const noHeaderCap = 1 << 30
 
+// HandshakeTimeout is limits.handshakeTimeout in force: the bound on an
+// upgrade request's headers, a management request's body and a
+// connection's first byte. Negative: none.
+func HandshakeTimeout(l config.Limits) time.Duration {
+	return cmp.Or(time.Duration(l.HandshakeTimeout), DefaultHandshakeTimeout)
+}
+
 // ConfigureHTTP applies the handshake limits to an http.Server that serves
 // this server's handlers.
 func (s *Server) ConfigureHTTP(hs *http.Server) {
 	l := s.cfg.Limits
-	hs.ReadHeaderTimeout = time.Duration(l.HandshakeTimeout) // negative: net/http sets no timeout
-	if l.HandshakeTimeout == 0 {
-		hs.ReadHeaderTimeout = DefaultHandshakeTimeout
-	}
+	hs.ReadHeaderTimeout = HandshakeTimeout(l) // negative: net/http sets no timeout
 	switch {
 	case l.MaxHeaderBytes == 0:
 		hs.MaxHeaderBytes = DefaultMaxHeaderBytes

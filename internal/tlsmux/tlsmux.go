@@ -24,7 +24,8 @@ const DefaultSniffTimeout = 10 * time.Second
 // Options configure a Listener. The zero value works.
 type Options struct {
 	// SniffTimeout bounds the wait for a client's first byte; a client
-	// silent that long is closed. 0 means DefaultSniffTimeout.
+	// silent that long is closed. 0 means DefaultSniffTimeout; negative
+	// sets no bound.
 	SniffTimeout time.Duration
 }
 
@@ -50,7 +51,7 @@ type Listener struct {
 // New returns a Listener serving both on inner, with cfg for TLS
 // connections. It takes inner over: Close closes it.
 func New(inner net.Listener, cfg *tls.Config, opts Options) *Listener {
-	if opts.SniffTimeout <= 0 {
+	if opts.SniffTimeout == 0 {
 		opts.SniffTimeout = DefaultSniffTimeout
 	}
 	l := &Listener{inner: inner, tls: cfg, timeout: opts.SniffTimeout, conns: make(chan net.Conn), done: make(chan struct{}), sniffing: map[net.Conn]struct{}{}}
@@ -59,15 +60,26 @@ func New(inner net.Listener, cfg *tls.Config, opts Options) *Listener {
 	return l
 }
 
+// acceptLoop accepts until the inner listener is closed. Any other error
+// (out of descriptors, a connection aborted before it was accepted) passes:
+// it waits, from 5 ms doubling to 1 s as net/http does, and accepts again,
+// so that the port is never left bound and deaf.
 func (l *Listener) acceptLoop() {
 	defer l.wg.Done()
+	var delay time.Duration
 	for {
 		c, err := l.inner.Accept()
-		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+		if err != nil && !errors.Is(err, net.ErrClosed) {
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			select {
+			case <-time.After(delay):
 				continue
+			case <-l.done:
+				return
 			}
+		}
+		delay = 0
+		if err != nil {
 			l.mu.Lock()
 			if l.err == nil {
 				l.err = err
@@ -93,7 +105,9 @@ func (l *Listener) acceptLoop() {
 func (l *Listener) sniff(c net.Conn) {
 	defer l.wg.Done()
 	var b [1]byte
-	_ = c.SetReadDeadline(time.Now().Add(l.timeout))
+	if l.timeout > 0 {
+		_ = c.SetReadDeadline(time.Now().Add(l.timeout))
+	}
 	_, err := c.Read(b[:])
 	_ = c.SetReadDeadline(time.Time{})
 	l.mu.Lock()

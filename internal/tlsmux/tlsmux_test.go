@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -232,4 +233,43 @@ func TestPlainConnIsTakenOverByTheEventLoop(t *testing.T) {
 	if string(rest) != "ET" {
 		t.Errorf("read %q through the watcher, want %q", rest, "ET")
 	}
+}
+
+// failingOnce is a listener whose first Accept fails as when the process is
+// out of descriptors.
+type failingOnce struct {
+	net.Listener
+	failed bool
+}
+
+func (f *failingOnce) Accept() (net.Conn, error) {
+	if !f.failed {
+		f.failed = true
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: syscall.EMFILE}
+	}
+	return f.Listener.Accept()
+}
+
+// An accept that fails for want of descriptors passes: the listener
+// accepts again afterwards instead of leaving the port bound and deaf.
+func TestAcceptErrorIsNotTheEnd(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := New(&failingOnce{Listener: inner}, &tls.Config{}, Options{})
+	defer l.Close()
+	client, err := net.Dial("tcp", inner.Addr().String()) // the kernel completes it before any Accept
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	if _, err := client.Write([]byte("G")); err != nil { // the first byte: plain
+		t.Fatal(err)
+	}
+	c, err := l.Accept()
+	if err != nil {
+		t.Fatalf("Accept after a failed accept: %v, want the next connection", err)
+	}
+	_ = c.Close()
 }
