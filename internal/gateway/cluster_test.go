@@ -314,16 +314,7 @@ func TestHubBoundsEveryClusterCall(t *testing.T) {
 // Two nodes that share a tag cost lookups, never a lost delivery.
 func TestNodeTagSkipsTheDirectory(t *testing.T) {
 	t.Parallel()
-	// Two node names with one tag.
-	byTag := map[uint16]string{}
-	var x, y string
-	for i := 0; x == ""; i++ {
-		name := fmt.Sprintf("node-%d", i)
-		if other, ok := byTag[apigw.NodeTag(name)]; ok {
-			x, y = other, name
-		}
-		byTag[apigw.NodeTag(name)] = name
-	}
+	x, y := twoNamesOneTag()
 	engine, d := new(membus.Engine), new(deadlines)
 	dir := checkedDir{memreg.New(), d}
 	hubA, _ := startNode(t, engine, dir, "node-sender")
@@ -357,6 +348,66 @@ func TestNodeTagSkipsTheDirectory(t *testing.T) {
 	}
 	if n := send(xID, cx, "again"); n != 1 {
 		t.Errorf("send after the tag proved ambiguous made %d lookups, want 1", n)
+	}
+}
+
+// twoNamesOneTag returns two node names whose connection IDs carry one tag.
+func twoNamesOneTag() (x, y string) {
+	byTag := map[uint16]string{}
+	for i := 0; x == ""; i++ {
+		name := fmt.Sprintf("node-%d", i)
+		if other, ok := byTag[apigw.NodeTag(name)]; ok {
+			x, y = other, name
+		}
+		byTag[apigw.NodeTag(name)] = name
+	}
+	return x, y
+}
+
+// stuckTo is a bus on which, once stuck is set, every addressed call to
+// one node fails as to a node that does not answer.
+type stuckTo struct {
+	bus.Bus
+	node  string
+	stuck atomic.Bool
+}
+
+func (b *stuckTo) Send(ctx context.Context, node, id string, data []byte) error {
+	if b.stuck.Load() && node == b.node {
+		return fmt.Errorf("%w: %s does not answer", bus.ErrUnavailable, node)
+	}
+	return b.Bus.Send(ctx, node, id, data)
+}
+
+// A node that the tag names but that does not answer costs a directory
+// lookup, never the delivery to the real holder: a tag two nodes share must
+// not let a stuck node stand for the other.
+func TestStuckGuessedHolderFallsBackToTheDirectory(t *testing.T) {
+	t.Parallel()
+	x, y := twoNamesOneTag()
+	engine, dir := new(membus.Engine), memreg.New()
+	sender := &stuckTo{Bus: engine.NewBus(), node: x}
+	hubA, _, _ := startNodeOn(t, sender, dir, "node-sender")
+	_, urlX := startNode(t, engine, dir, x)
+	_, urlY := startNode(t, engine, dir, y)
+	cx, xID := dialAs(t, urlX, "hello")
+	cy, yID := dialAs(t, urlY, "hello")
+	ctx := t.Context()
+	if err := hubA.Send(ctx, xID, []byte("learn")); err != nil { // the sender learns x's tag
+		t.Fatalf("Send to %s's connection: %v", x, err)
+	}
+	if got := testutil.ReadText(t, cx); got != "learn" {
+		t.Fatalf("received %q", got)
+	}
+	sender.stuck.Store(true)
+	if err := hubA.Send(ctx, yID, []byte("to-y")); err != nil {
+		t.Fatalf("Send to %s's connection while %s, which its tag names too, is stuck: %v", y, x, err)
+	}
+	if got := testutil.ReadText(t, cy); got != "to-y" {
+		t.Errorf("received %q, want to-y", got)
+	}
+	if err := hubA.Send(ctx, xID, []byte("to-x")); !errors.Is(err, bus.ErrUnavailable) {
+		t.Errorf("Send to the stuck node's own connection: err = %v, want ErrUnavailable", err)
 	}
 }
 

@@ -74,7 +74,7 @@ type Options struct {
 	TrustedProxies []netip.Prefix
 	// InboxSize is how many received messages of one connection may wait for
 	// their route; when full, the connection is not read until one finishes.
-	// Zero means 32.
+	// Zero or negative means 32: the inbox cannot be disabled.
 	InboxSize int
 	// IntegrationTimeout bounds one route invocation. Zero means 29s.
 	IntegrationTimeout time.Duration
@@ -139,7 +139,7 @@ func (o Options) withDefaults() Options {
 	if o.Selection == nil {
 		o.Selection, _ = route.Parse(route.DefaultExpression) // a constant that parses
 	}
-	if o.InboxSize == 0 {
+	if o.InboxSize <= 0 { // the inbox cannot be disabled
 		o.InboxSize = 32
 	}
 	if o.IntegrationTimeout == 0 {
@@ -151,9 +151,9 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// Options returns the options the gateway runs with, defaults applied, its
-// connections' included.
-func (g *Gateway) Options() Options {
+// OptionsForTest returns the options the gateway runs with, defaults
+// applied, its connections' included.
+func (g *Gateway) OptionsForTest() Options {
 	s := g.cur.Load()
 	o := s.opts
 	o.Conn = s.ws.Options()
@@ -221,9 +221,10 @@ func New(hub *Hub, opts Options) *Gateway {
 // every message that starts after Reload returns uses opts, messages still
 // waiting in a connection's inbox included; those already running finish
 // with the options they started with. Open connections keep
-// their ID, their socket and the connection limits (Conn, MessageRate) they
-// were accepted with; routes, authorizer, origins, caps, rates, timeouts and
-// the access log apply to them from their next message. Options.Logger is
+// their ID, their socket and the connection limits (Conn) they were
+// accepted with, and the MessageRate in force at their first message;
+// routes, authorizer, origins, caps, timeouts and the access log apply to
+// them from their next message. Options.Logger is
 // fixed by New. Reload is safe to call concurrently with everything else;
 // the caller stops what the previous routes' integrations hold once their
 // invocations are done.
@@ -248,7 +249,7 @@ type client struct {
 	ws       *wsconn.Conn
 	sourceIP string // its connection slot, released at the end
 
-	limiter *rate.Limiter  // messages per second; nil when unlimited
+	limiter *rate.Limiter  // messages per second; made on the first message, nil when unlimited
 	slots   chan struct{}  // one token per message waiting or running; made by the first message
 	pending sync.WaitGroup // messages not yet handled
 
@@ -261,12 +262,12 @@ type client struct {
 // admission checks, the authorizer and $connect, then messages, then
 // $disconnect.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	sourceIP, ok := g.admit(w, r)
+	snap, sourceIP, ok := g.admit(w, r)
 	if !ok {
 		return
 	}
 	g.conns.Add(1)
-	c := g.handshake(w, r, sourceIP)
+	c := g.handshake(w, r, snap, sourceIP)
 	if c == nil {
 		g.release(sourceIP)
 		g.conns.Done()
@@ -281,12 +282,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // admit applies every check that needs no integration: the upgrade itself,
 // draining, the origin allowlist, the connect rate and the connection caps.
 // It answers refused requests, and reserves a connection slot for the others
-// (release it).
-func (g *Gateway) admit(w http.ResponseWriter, r *http.Request) (sourceIP string, ok bool) {
+// (release it). The configuration it read is the one the whole handshake
+// uses.
+func (g *Gateway) admit(w http.ResponseWriter, r *http.Request) (s *snapshot, sourceIP string, ok bool) {
 	if !isUpgrade(r) {
 		w.Header().Set("Upgrade", "websocket")
 		http.Error(w, "Upgrade Required: this is a WebSocket endpoint", http.StatusUpgradeRequired)
-		return "", false
+		return nil, "", false
 	}
 	// A handshake the upgrade would refuse must not cost an authorizer or
 	// $connect call, nor leave a $connect without its $disconnect.
@@ -295,37 +297,38 @@ func (g *Gateway) admit(w http.ResponseWriter, r *http.Request) (sourceIP string
 			w.Header().Set("Sec-WebSocket-Version", "13")
 		}
 		writeMessage(w, status, msg)
-		return "", false
+		return nil, "", false
 	}
-	m, s := g.hub.metrics, g.cur.Load()
+	m := g.hub.metrics
+	s = g.cur.Load()
 	if g.draining.Load() {
 		m.Connects.WithLabelValues(metrics.ConnectDraining).Inc()
 		http.Error(w, "Service Unavailable: shutting down", http.StatusServiceUnavailable)
-		return "", false
+		return nil, "", false
 	}
 	if !s.originAllowed(r) {
 		m.Connects.WithLabelValues(metrics.ConnectForbidden).Inc()
 		writeMessage(w, http.StatusForbidden, "Forbidden: origin not allowed")
-		return "", false
+		return nil, "", false
 	}
 	if s.connectLimiter != nil && !s.connectLimiter.Allow() {
 		m.Connects.WithLabelValues(metrics.ConnectLimited).Inc()
 		writeMessage(w, http.StatusTooManyRequests, "Too Many Requests")
-		return "", false
+		return nil, "", false
 	}
 	sourceIP = s.sourceIP(r)
 	if status, msg := g.reserve(s, sourceIP); status != 0 {
 		m.Connects.WithLabelValues(metrics.ConnectLimited).Inc()
 		writeMessage(w, status, msg)
-		return "", false
+		return nil, "", false
 	}
-	return sourceIP, true
+	return s, sourceIP, true
 }
 
 // handshake runs the authorizer and $connect and upgrades the connection;
 // it returns nil when the handshake was refused (and answered).
-func (g *Gateway) handshake(w http.ResponseWriter, r *http.Request, sourceIP string) *client {
-	m, s := g.hub.metrics, g.cur.Load()
+func (g *Gateway) handshake(w http.ResponseWriter, r *http.Request, s *snapshot, sourceIP string) *client {
+	m := g.hub.metrics
 	now := time.Now()
 	info := &integration.Conn{
 		ID:          g.hub.newConnID(),
@@ -391,9 +394,6 @@ func (g *Gateway) handshake(w http.ResponseWriter, r *http.Request, sourceIP str
 		info = &kept
 	}
 	c := &client{g: g, info: info, sourceIP: sourceIP}
-	if s.opts.MessageRate > 0 {
-		c.limiter = rate.NewLimiter(rate.Limit(s.opts.MessageRate), burst(s.opts.MessageRate, s.opts.MessageBurst))
-	}
 	// Registered before the 101 is written, so that the management API knows
 	// the connection as soon as the client has its 101; a registry that
 	// fails answers 500 instead.
@@ -409,10 +409,15 @@ func (g *Gateway) handshake(w http.ResponseWriter, r *http.Request, sourceIP str
 	}})
 	if err != nil {
 		g.log.Debug("upgrade failed", "err", err)
+		code, reason := wsconn.StatusInternalError, "Internal server error"
 		if registered { // the 101 could not be written
+			code, reason = wsconn.StatusAbnormal, ""
 			if err := g.hub.remove(g.base, info.ID); err != nil {
 				g.log.Error("connection not unregistered", "connectionId", info.ID, "err", err)
 			}
+		}
+		if hasConnect { // a $connect that succeeded gets its $disconnect
+			g.runDisconnect(s, info, code, reason)
 		}
 		return nil
 	}
@@ -452,19 +457,26 @@ func (g *Gateway) disconnected(c *client, closed wsconn.CloseInfo) {
 	m.ConnectionsOpen.Dec()
 	m.Disconnects.WithLabelValues(disconnectReason(closed)).Inc()
 	g.log.Debug("disconnected", "connectionId", info.ID, "code", closed.Code, "reason", closed.Reason)
-	s := g.cur.Load()
-	if rt, ok := s.routes.Get(route.Disconnect); ok {
-		if _, err := g.invoke(s, rt, &integration.Request{
-			RouteKey:             route.Disconnect,
-			EventType:            apigw.EventDisconnect,
-			RequestID:            apigw.NewID(),
-			Time:                 time.Now(),
-			Conn:                 info,
-			DisconnectStatusCode: int(closed.Code),
-			DisconnectReason:     closed.Reason,
-		}); err != nil {
-			g.log.Warn("$disconnect integration failed", "connectionId", info.ID, "err", err)
-		}
+	g.runDisconnect(g.cur.Load(), info, closed.Code, closed.Reason)
+}
+
+// runDisconnect invokes the $disconnect route, if there is one, for a
+// connection that ended with code and reason.
+func (g *Gateway) runDisconnect(s *snapshot, info *integration.Conn, code wsconn.StatusCode, reason string) {
+	rt, ok := s.routes.Get(route.Disconnect)
+	if !ok {
+		return
+	}
+	if _, err := g.invoke(s, rt, &integration.Request{
+		RouteKey:             route.Disconnect,
+		EventType:            apigw.EventDisconnect,
+		RequestID:            apigw.NewID(),
+		Time:                 time.Now(),
+		Conn:                 info,
+		DisconnectStatusCode: int(code),
+		DisconnectReason:     reason,
+	}); err != nil {
+		g.log.Warn("$disconnect integration failed", "connectionId", info.ID, "err", err)
 	}
 }
 
@@ -675,12 +687,16 @@ func (s *snapshot) trusted(a netip.Addr) bool {
 // When InboxSize messages wait, the reader blocks here, which stops reading
 // that client.
 func (g *Gateway) receive(c *client, m wsconn.Message) {
+	snap := g.cur.Load()
+	if c.limiter == nil && snap.opts.MessageRate > 0 { // the reader's own field: an idle connection has none
+		c.limiter = rate.NewLimiter(rate.Limit(snap.opts.MessageRate), burst(snap.opts.MessageRate, snap.opts.MessageBurst))
+	}
 	if c.limiter != nil && !c.limiter.Allow() {
 		g.hub.metrics.Dropped.WithLabelValues(metrics.DropRateLimited).Inc()
 		_ = g.hub.send(c, wsconn.Text, apigw.ErrorFrame(apigw.MsgTooManyRequests, c.info.ID, apigw.NewID()), g.hub.out(noRoute))
 		return
 	}
-	r := g.route(g.cur.Load(), m)
+	r := g.route(snap, m)
 	c.mu.Lock()
 	if r.found && r.route.Inline && !c.running {
 		// Nothing of this connection waits: no one to overtake.

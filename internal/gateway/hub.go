@@ -67,6 +67,7 @@ type Hub struct {
 	bus         bus.Bus
 	node        string
 	callTimeout time.Duration
+	neverWaits  bool // no bus, and a directory that never waits: no call needs a bound
 
 	mu     sync.RWMutex
 	conns  map[string]*client
@@ -147,6 +148,7 @@ func newHub(o HubOptions) *Hub {
 		metrics:     o.Metrics,
 		tag:         apigw.NodeTag(o.Node),
 		peers:       make(map[uint16]string),
+		neverWaits:  o.Bus == nil && registry.NeverWaits(o.Directory),
 	}
 }
 
@@ -196,31 +198,40 @@ func (h *Hub) guess(id string) (string, bool) {
 
 // remote makes an addressed call to the holder of a connection this node
 // does not hold open: first to the node its ID's tag names, when known;
-// when that node does not hold it (a tag two nodes share, one not yet
-// seen), to the holder the directory names.
+// when that node does not answer for it (a tag two nodes share, one not yet
+// seen, a node that is stuck), to the holder the directory names.
 func (h *Hub) remote(ctx context.Context, id string, call func(ctx context.Context, node string) error) error {
 	if h.bus == nil {
 		return conn.ErrGone
 	}
-	if node, ok := h.guess(id); ok {
+	guessed, ok := h.guess(id)
+	var guessErr error
+	if ok {
 		cctx, cancel := h.bounded(ctx)
-		err := call(cctx, node)
+		guessErr = call(cctx, guessed)
 		cancel()
-		if !errors.Is(err, conn.ErrGone) {
-			return err
+		if guessErr == nil || errors.Is(guessErr, conn.ErrSlowConsumer) {
+			return guessErr // the holder answered
 		}
 	}
 	rec, err := h.holder(ctx, id)
 	if err != nil {
 		return err
 	}
+	if ok && rec.Node == guessed {
+		return guessErr // the directory names the node that just failed
+	}
 	cctx, cancel := h.bounded(ctx)
 	defer cancel()
 	return call(cctx, rec.Node)
 }
 
-// bounded bounds one directory or bus call made for a caller.
+// bounded bounds one directory or bus call made for a caller. A node alone
+// whose directory never waits needs no bound, and pays for no timer.
 func (h *Hub) bounded(ctx context.Context) (context.Context, context.CancelFunc) {
+	if h.neverWaits {
+		return ctx, func() {}
+	}
 	return context.WithTimeout(ctx, h.callTimeout)
 }
 
@@ -228,6 +239,9 @@ func (h *Hub) bounded(ctx context.Context) (context.Context, context.CancelFunc)
 // caller gave up (a disconnect, a drain): it keeps ctx's values, not its
 // cancellation.
 func (h *Hub) detached(ctx context.Context) (context.Context, context.CancelFunc) {
+	if h.neverWaits {
+		return ctx, func() {}
+	}
 	return context.WithTimeout(context.WithoutCancel(ctx), h.callTimeout)
 }
 
@@ -307,14 +321,18 @@ func (h *Hub) remove(ctx context.Context, id string) error {
 		}
 	}
 	h.mu.Unlock()
-	ctx, cancel := h.detached(ctx)
-	defer cancel()
 	var errs []error
-	for _, topic := range emptied {
-		errs = append(errs, h.syncInterest(ctx, topic))
-	}
-	if err := h.dir.Remove(ctx, id); err != nil {
+	// The record first: other nodes must stop sending here at once, however
+	// long withdrawing interest takes. Each call has a bound of its own.
+	dctx, cancel := h.detached(ctx)
+	if err := h.dir.Remove(dctx, id); err != nil {
 		errs = append(errs, fmt.Errorf("unregister %s: %w", id, err))
+	}
+	cancel()
+	for _, topic := range emptied {
+		tctx, cancel := h.detached(ctx)
+		errs = append(errs, h.syncInterest(tctx, topic))
+		cancel()
 	}
 	return errors.Join(errs...)
 }

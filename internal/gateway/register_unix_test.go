@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/switchboard-gateway/switchboard/internal/gateway"
+	"github.com/switchboard-gateway/switchboard/internal/integration"
 	"github.com/switchboard-gateway/switchboard/internal/registry"
 	"github.com/switchboard-gateway/switchboard/internal/registry/memreg"
 )
@@ -64,16 +65,27 @@ func arrived(t *testing.T, nc net.Conn) bool {
 
 // A connection is registered before its 101 is written: a client that has
 // its 101 is already known to the management API, and a registry that
-// fails answers 500, not a 101 followed by a close.
+// fails answers 500, not a 101 followed by a close; the $connect that
+// succeeded then gets its $disconnect.
 func TestConnectionIsRegisteredBeforeThe101(t *testing.T) {
 	t.Parallel()
 	for _, fail := range []error{nil, errors.New("registry down")} {
 		t.Run(fmt.Sprintf("fail=%v", fail), func(t *testing.T) {
 			t.Parallel()
 			reg := &gatedRegistry{Directory: memreg.New(), entered: make(chan struct{}), release: make(chan struct{}), fail: fail}
+			disconnects := make(chan int, 1)
 			gw := gateway.New(gateway.NewHub(reg, "test", nil), gateway.Options{
 				Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-				Routes: map[string]gateway.Route{"$default": {Integration: echo, RouteResponse: true}},
+				Routes: map[string]gateway.Route{
+					"$default": {Integration: echo, RouteResponse: true},
+					"$connect": {Integration: integration.Func(func(context.Context, *integration.Request) (*integration.Response, error) {
+						return &integration.Response{StatusCode: http.StatusOK}, nil
+					})},
+					"$disconnect": {Integration: integration.Func(func(_ context.Context, req *integration.Request) (*integration.Response, error) {
+						disconnects <- req.DisconnectStatusCode
+						return &integration.Response{StatusCode: http.StatusOK}, nil
+					})},
+				},
 			})
 			hs := httptest.NewServer(gw)
 			t.Cleanup(func() {
@@ -111,6 +123,17 @@ func TestConnectionIsRegisteredBeforeThe101(t *testing.T) {
 			}
 			if resp.StatusCode != want {
 				t.Errorf("handshake answered %s, want %d", resp.Status, want)
+			}
+			if fail == nil {
+				return
+			}
+			select {
+			case code := <-disconnects:
+				if code != 1011 {
+					t.Errorf("$disconnect after a failed registration reported %d, want 1011", code)
+				}
+			case <-time.After(10 * time.Second):
+				t.Error("a $connect that succeeded got no $disconnect when its connection could not be registered")
 			}
 		})
 	}

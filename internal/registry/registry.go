@@ -75,3 +75,10 @@ type Leaser interface {
 	// Leave ends node's lease and removes its records at once (a drain).
 	Leave(ctx context.Context, node string) error
 }
+
+// NeverWaits reports whether d declares that its calls never wait (an
+// in-memory directory), so that callers may skip bounding them.
+func NeverWaits(d Directory) bool {
+	nw, ok := d.(interface{ NeverWaits() bool })
+	return ok && nw.NeverWaits()
+}

@@ -29,13 +29,13 @@ type limitCheck struct {
 
 func connOpt(f func(o reflect.Value) float64) func(*servertest.Running, *http.Server) float64 {
 	return func(r *servertest.Running, _ *http.Server) float64 {
-		return f(reflect.ValueOf(r.Gateway().Options().Conn))
+		return f(reflect.ValueOf(r.Gateway().OptionsForTest().Conn))
 	}
 }
 
 func gwOpt(f func(o reflect.Value) float64) func(*servertest.Running, *http.Server) float64 {
 	return func(r *servertest.Running, _ *http.Server) float64 {
-		return f(reflect.ValueOf(r.Gateway().Options()))
+		return f(reflect.ValueOf(r.Gateway().OptionsForTest()))
 	}
 }
 

@@ -51,6 +51,10 @@ func New() *Registry {
 
 // liveLocked reports whether rec's holder is alive: no lease taken, or a
 // current one.
+// NeverWaits reports that every call returns at once: the directory is in
+// memory (see registry.NeverWaits).
+func (r *Registry) NeverWaits() bool { return true }
+
 func (r *Registry) liveLocked(rec *registry.Record, now time.Time) bool {
 	l, ok := r.leases[rec.Node]
 	return !ok || now.Before(l.expires)
