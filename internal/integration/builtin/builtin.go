@@ -223,16 +223,17 @@ func topicOf(body []byte, maxBytes int) (string, error) {
 			continue
 		}
 		var s string
-		if json.Unmarshal(raw, &s) == nil && s != "" {
-			if maxBytes >= 0 && len(s) > maxBytes {
-				return "", badRequest("%q is longer than %d bytes", name, maxBytes)
+		if json.Unmarshal(raw, &s) != nil || s == "" {
+			n, err := strconv.ParseFloat(string(raw), 64)
+			if err != nil {
+				return "", badRequest("%q must be a non-empty string or a number", name)
 			}
-			return s, nil
+			s = strconv.FormatFloat(n, 'f', -1, 64) // 1e308 is 309 bytes
 		}
-		if n, err := strconv.ParseFloat(string(raw), 64); err == nil {
-			return strconv.FormatFloat(n, 'f', -1, 64), nil
+		if maxBytes >= 0 && len(s) > maxBytes {
+			return "", badRequest("%q is longer than %d bytes", name, maxBytes)
 		}
-		return "", badRequest("%q must be a non-empty string or a number", name)
+		return s, nil
 	}
 	return "", badRequest(`"entityId" or "topic" is required`)
 }

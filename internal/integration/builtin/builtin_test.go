@@ -72,6 +72,26 @@ func TestSubscribeCaps(t *testing.T) {
 	}
 }
 
+// A topic given as a number is held to MaxTopicBytes in its text form too:
+// 1e308 is a topic of 309 bytes.
+func TestNumericTopicCapped(t *testing.T) {
+	t.Parallel()
+	hub := &topics{}
+	in, err := builtin.New(builtin.KindSubscribe, hub, builtin.Options{MaxTopicBytes: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, raw := range []string{"123", "12345", "1e308"} {
+		_, _ = in.Invoke(context.Background(), &integration.Request{
+			Conn: &integration.Conn{ID: "c"},
+			Body: []byte(`{"action":"subscribe","topic":` + raw + `}`),
+		})
+	}
+	if !slices.Equal(hub.held, []string{"123"}) {
+		t.Errorf("hub holds %.40q, want only 123", hub.held)
+	}
+}
+
 // waitsHub declares whether its methods wait.
 type waitsHub struct {
 	nopHub
