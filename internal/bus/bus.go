@@ -1,7 +1,8 @@
 // Package bus defines delivery between the nodes of a cluster: addressed
 // calls to the node that holds a connection, and publish/broadcast to the
-// nodes that want them. Implementations live in subpackages (membus for the
-// single-node default, natsbus, redisbus); bustest checks any of them.
+// nodes that want them. Implementations live in subpackages (membus in one
+// process, natsbus, redisbus; a node alone uses none); bustest checks any of
+// them.
 package bus
 
 import (

@@ -1,8 +1,8 @@
 // Package membus is the in-process bus.Bus: the nodes of one Engine are
 // buses in the same process, and calls between them are function calls.
-// A gateway alone on its engine never calls it on its paths (its own
-// connections are delivered locally), so it is the zero-config default;
-// several nodes on one Engine let tests run a cluster in one process.
+// A node alone needs no bus at all (the gateway's hub takes nil); several
+// nodes on one Engine run a cluster in one process, for tests and for
+// programs that embed several gateways.
 //
 // Handlers receive the publisher's bytes, not a copy: they must not modify
 // them, as with every bus.
@@ -88,19 +88,34 @@ func (b *Bus) Run(ctx context.Context, node string, h bus.Handler) error {
 		b.mu.Unlock()
 		return fmt.Errorf("membus: already running as %q", b.name)
 	}
-	b.name, b.h = node, h
 	b.mu.Unlock()
 
 	e := b.engine
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	if _, taken := e.nodes[node]; taken {
+		e.mu.Unlock()
 		return fmt.Errorf("membus: node %q already joined", node)
 	}
 	if e.nodes == nil {
 		e.nodes = make(map[string]*Bus)
 	}
 	e.nodes[node] = b
+	e.mu.Unlock()
+
+	// Joined: only now does the bus take the handler, so that a refused
+	// Run leaves nothing behind; a Close meanwhile undoes the join.
+	b.mu.Lock()
+	closed := b.closed
+	if !closed {
+		b.name, b.h = node, h
+	}
+	b.mu.Unlock()
+	if closed {
+		e.mu.Lock()
+		delete(e.nodes, node)
+		e.mu.Unlock()
+		return ErrClosed
+	}
 	return nil
 }
 

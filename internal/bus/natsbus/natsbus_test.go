@@ -175,10 +175,6 @@ func TestAddressedCalls(t *testing.T) {
 	}
 }
 
-func contains(s, sub string) bool {
-	return len(sub) == 0 || (len(s) >= len(sub) && (s[:len(sub)] == sub || contains(s[1:], sub)))
-}
-
 // TestPublishReachesInterestedNodesOnce publishes to topics whose names
 // would be wildcards or several tokens if put into a subject as they are.
 func TestPublishReachesInterestedNodesOnce(t *testing.T) {

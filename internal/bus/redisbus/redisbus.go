@@ -184,8 +184,12 @@ func (b *Bus) Run(ctx context.Context, node string, h bus.Handler) error {
 	go func() { defer b.wg.Done(); b.healthLoop(runCtx) }()
 
 	// Joined once a ping through the node's own channel comes back.
+	// Each try has a bound of its own: a ping published before the
+	// subscription took effect reaches no one and never comes back.
 	for {
-		err := b.ping(ctx)
+		pctx, cancel := context.WithTimeout(ctx, b.opts.HealthInterval)
+		err := b.ping(pctx)
+		cancel()
 		if err == nil {
 			return nil
 		}
@@ -351,8 +355,12 @@ func (b *Bus) ping(ctx context.Context) error {
 	b.mu.Unlock()
 	id, ch := b.register()
 	defer b.unregister(id)
-	if err := b.rdb.Publish(ctx, b.nodeChan(me), envelope{kind: kindPing, id: id, sender: me}.encode()).Err(); err != nil {
+	n, err := b.rdb.Publish(ctx, b.nodeChan(me), envelope{kind: kindPing, id: id, sender: me}.encode()).Result()
+	if err != nil {
 		return fmt.Errorf("ping: %w", err)
+	}
+	if n == 0 {
+		return errors.New("ping: the node's own channel has no subscriber yet")
 	}
 	select {
 	case <-ch:

@@ -254,8 +254,8 @@ func TestLeases(t *testing.T) {
 			if err := other.Close(); err != nil {
 				t.Fatal(err)
 			}
-			// A record of a lapsed node written again after the sweep read
-			// it is not deleted: Sweep deletes only the revision it read.
+			// A record of a node without a lease, added after the last
+			// sweep, is removed by the next one and counted.
 			if err := d.Add(ctx, rec("late", "gone-node")); err != nil {
 				t.Fatal(err)
 			}
