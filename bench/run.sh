@@ -61,7 +61,9 @@ fi
 # sending as fast as they can); no idle or lifetime limits; no pings (the ceiling sends none, and
 # a client whose own messages wait for their route cannot answer a ping in
 # time: its pong is behind them); no access log (one line per message is not
-# what is measured).
+# what is measured). The gateway serves its default listener, plain and TLS
+# told apart by the first byte, as `switchboard serve` does; its local CA is
+# kept in $OUT/data, not in the runner's home.
 cat >"$OUT/gateway.yaml" <<'EOF'
 routes:
   $default:    {integration: {type: echo}}
@@ -91,7 +93,7 @@ start_server() {
     "${pin[@]}" "$OUT/bin/ceiling" --listen 127.0.0.1:0 >"$out" 2>&1 &
     ;;
   gateway)
-    "${pin[@]}" "$OUT/bin/switchboard" serve --config "$OUT/gateway.yaml" --listen 127.0.0.1:0 --pprof \
+    SWITCHBOARD_DATA_DIR="$OUT/data" "${pin[@]}" "$OUT/bin/switchboard" serve --config "$OUT/gateway.yaml" --listen 127.0.0.1:0 --pprof \
       --log-level warn --log-format text >"$out" 2>&1 &
     ;;
   esac

@@ -1261,9 +1261,9 @@ func TestHostileListingBounded(t *testing.T) {
 // clients that read at a normal pace. A burst sent over a fast link arrives
 // in milliseconds, while a reader behind an ordinary connection (a few MB/s)
 // takes seconds to read it: for the burst's length it is as if it did not
-// read. So the readers here have a small socket buffer and start reading
-// once the sender has its own copies of all of its messages; then each must
-// get every byte, and stay connected.
+// read. So the readers here have a small socket buffer and read at a
+// steady, slow pace from the start; each must get every byte, and stay
+// connected.
 func TestHostileBurstDoesNotCutReaders(t *testing.T) {
 	t.Parallel()
 	const readers, burst, size = 20, 100, 127 << 10
