@@ -65,9 +65,9 @@ func TestServeWarm(t *testing.T) {
 				}
 				return
 			}
-			if !strings.Contains(gw.stderr.String(), "function pid warm") {
-				t.Errorf("no progress line for the function; stderr:\n%s", gw.stderr)
-			}
+			// Logged before the banner; stderr's pipe may trail stdout's.
+			testutil.Eventually(t, 10*time.Second, func() bool { return strings.Contains(gw.stderr.String(), "function pid warm") },
+				"no progress line for the function; stderr:\n%s", gw.stderr)
 			pid, _ := strconv.Atoi(string(b))
 			if err != nil || pid == 0 || !running(pid) {
 				t.Fatalf("at the banner: fn.pid %q, %v: want the function's process running", b, err)
@@ -202,10 +202,11 @@ func TestServeWarmServerlessExample(t *testing.T) {
 	}
 	t.Parallel()
 	gw := startProcess(t, "--serverless", filepath.Join("..", "..", "examples", "callback-node", "serverless.yml"), "--warm")
+	// The process logs each line before its banner, but its stderr reaches
+	// this test through a pipe of its own, which may trail stdout's.
 	for _, name := range []string{"connect", "echo", "ping"} {
-		if !strings.Contains(gw.stderr.String(), "function "+name+" warm") {
-			t.Errorf("no warm line for %s; stderr:\n%s", name, gw.stderr)
-		}
+		testutil.Eventually(t, 10*time.Second, func() bool { return strings.Contains(gw.stderr.String(), "function "+name+" warm") },
+			"no warm line for %s; stderr:\n%s", name, gw.stderr)
 	}
 	c := testutil.Dial(t, gw.ws, nil)
 	if got := testutil.ReadTextAfter(t, c, `{"action":"echo","data":"warm"}`); got != "echo: warm" {
