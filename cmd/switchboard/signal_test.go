@@ -36,6 +36,7 @@ type gatewayProcess struct {
 	cmd    *exec.Cmd
 	ws     string // ws://127.0.0.1:PORT
 	http   string // http://127.0.0.1:PORT
+	stdout *testutil.Buffer
 	stderr *testutil.Buffer
 	exited chan error // receives cmd.Wait's result
 }
@@ -50,15 +51,24 @@ func startProcess(t *testing.T, args ...string) *gatewayProcess {
 // startProcessEnv is startProcess with env added to the child's environment.
 func startProcessEnv(t *testing.T, env []string, args ...string) *gatewayProcess {
 	t.Helper()
+	p := launchProcess(t, env, args...)
+	p.awaitBanner(t)
+	return p
+}
+
+// launchProcess starts `switchboard serve args...` as startProcessEnv does
+// but returns without waiting for its banner (see awaitBanner), so that
+// gateways that wait for each other can start together.
+func launchProcess(t *testing.T, env []string, args ...string) *gatewayProcess {
+	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &gatewayProcess{stderr: &testutil.Buffer{}, exited: make(chan error, 1)}
-	stdout := &testutil.Buffer{}
+	p := &gatewayProcess{stdout: &testutil.Buffer{}, stderr: &testutil.Buffer{}, exited: make(chan error, 1)}
 	p.cmd = exec.Command(exe, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
 	p.cmd.Env = append(append(os.Environ(), runMainEnv+"=1"), env...)
-	p.cmd.Stdout, p.cmd.Stderr = stdout, p.stderr
+	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -70,12 +80,17 @@ func startProcessEnv(t *testing.T, env []string, args ...string) *gatewayProcess
 			t.Logf("gateway stderr:\n%s", p.stderr)
 		}
 	})
-	// A cap for a loaded machine, not a pace: the banner ends the wait.
-	testutil.Eventually(t, 60*time.Second, func() bool { return wsURLRE.MatchString(stdout.String()) },
-		"banner printed; stdout %q stderr %q", stdout, p.stderr)
-	p.ws = wsURLRE.FindStringSubmatch(stdout.String())[1]
-	p.http = "http" + strings.TrimPrefix(p.ws, "ws")
 	return p
+}
+
+// awaitBanner waits for the banner and reads the gateway's URLs from it.
+func (p *gatewayProcess) awaitBanner(t *testing.T) {
+	t.Helper()
+	// A cap for a loaded machine, not a pace: the banner ends the wait.
+	testutil.Eventually(t, 60*time.Second, func() bool { return wsURLRE.MatchString(p.stdout.String()) },
+		"banner printed; stdout %q stderr %q", p.stdout, p.stderr)
+	p.ws = wsURLRE.FindStringSubmatch(p.stdout.String())[1]
+	p.http = "http" + strings.TrimPrefix(p.ws, "ws")
 }
 
 func (p *gatewayProcess) signal(t *testing.T, sig os.Signal) {
