@@ -124,7 +124,9 @@ routes:
   $disconnect: {integration: {type: http, url: "%s/disconnect/%s"}}
 `, clusterTTL, clusterGrace, hs.URL, name))
 		args := append([]string{"--config", cfg, "--node", name, "--log-format", "json"}, flags(i)...)
-		cl.nodes = append(cl.nodes, &node{gatewayProcess: launchProcess(t, nil, args...), name: name})
+		// A data directory per node: an embedded server keeps its store there.
+		env := []string{"SWITCHBOARD_DATA_DIR=" + filepath.Join(dir, name)}
+		cl.nodes = append(cl.nodes, &node{gatewayProcess: launchProcess(t, env, args...), name: name})
 	}
 	for _, n := range cl.nodes {
 		n.awaitBanner(t)
@@ -351,17 +353,23 @@ func settle(t *testing.T, via *node, clients ...*client) {
 	}
 }
 
-// describeMissing is evaluated when Eventually fails.
-type describeMissing []*client
+// lazy is a message argument evaluated when it is printed, so that a
+// failed Eventually says what was true at the end.
+type lazy func() string
 
-func (d describeMissing) String() string {
-	var b strings.Builder
-	for _, c := range d {
-		if miss := c.missing(); len(miss) > 0 {
-			fmt.Fprintf(&b, "%s (on %s): %q; ", c.name, c.node.name, miss)
+func (l lazy) String() string { return l() }
+
+// describeMissing lists what clients have not received yet.
+func describeMissing(clients []*client) lazy {
+	return func() string {
+		var b strings.Builder
+		for _, c := range clients {
+			if miss := c.missing(); len(miss) > 0 {
+				fmt.Fprintf(&b, "%s (on %s): %q; ", c.name, c.node.name, miss)
+			}
 		}
+		return b.String()
 	}
-	return b.String()
 }
 
 // mgmtClient is for management calls: every call is bounded.
@@ -403,28 +411,40 @@ type listed struct {
 }
 
 // listAll pages through GET /@connections on n, limit at a time, and
-// checks the pages: full but for the last, the same page for the same
-// cursor, no connection twice.
+// checks the pages (see listPages).
 func listAll(t *testing.T, n *node, limit int) []listed {
 	t.Helper()
-	page := func(cursor string) ([]listed, string) {
-		t.Helper()
+	all, err := listPages(n, limit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return all
+}
+
+// listPages pages through GET /@connections on n, limit at a time, and
+// checks the pages: full but for the last, the same page for the same
+// cursor, no connection twice.
+func listPages(n *node, limit int) ([]listed, error) {
+	page := func(cursor string) ([]listed, string, error) {
 		u := n.http + "/@connections?limit=" + strconv.Itoa(limit)
 		if cursor != "" {
 			u += "&cursor=" + url.QueryEscape(cursor)
 		}
-		status, body := mgmt(t, http.MethodGet, u, "")
+		status, _, body, err := mgmtCall(http.MethodGet, u, "")
+		if err != nil {
+			return nil, "", err
+		}
 		if status != http.StatusOK {
-			t.Fatalf("GET %s /@connections (cursor %q) = %d %s", n.name, cursor, status, body)
+			return nil, "", fmt.Errorf("GET %s /@connections (cursor %q) = %d %s", n.name, cursor, status, body)
 		}
 		var p struct {
 			Items      []listed `json:"items"`
 			NextCursor string   `json:"nextCursor"`
 		}
 		if err := json.Unmarshal([]byte(body), &p); err != nil {
-			t.Fatalf("GET %s /@connections: %v in %q", n.name, err, body)
+			return nil, "", fmt.Errorf("GET %s /@connections: %v in %q", n.name, err, body)
 		}
-		return p.Items, p.NextCursor
+		return p.Items, p.NextCursor, nil
 	}
 	ids := func(items []listed) []string {
 		var s []string
@@ -437,28 +457,34 @@ func listAll(t *testing.T, n *node, limit int) []listed {
 	seen := map[string]bool{}
 	cursor := ""
 	for range 1000 {
-		items, next := page(cursor)
+		items, next, err := page(cursor)
+		if err != nil {
+			return nil, err
+		}
 		if next != "" && len(items) != limit {
-			t.Errorf("listing through %s: a page of %d before the last, want %d", n.name, len(items), limit)
+			return nil, fmt.Errorf("listing through %s: a page of %d before the last, want %d", n.name, len(items), limit)
 		}
 		if cursor != "" {
-			if again, _ := page(cursor); !slices.Equal(ids(again), ids(items)) {
-				t.Errorf("listing through %s: cursor %q gave %q, then %q", n.name, cursor, ids(items), ids(again))
+			again, _, err := page(cursor)
+			if err != nil {
+				return nil, err
+			}
+			if !slices.Equal(ids(again), ids(items)) {
+				return nil, fmt.Errorf("listing through %s: cursor %q gave %q, then %q", n.name, cursor, ids(items), ids(again))
 			}
 		}
 		for _, it := range items {
 			if seen[it.ConnectionID] {
-				t.Errorf("listing through %s: %s listed twice", n.name, it.ConnectionID)
+				return nil, fmt.Errorf("listing through %s: %s listed twice", n.name, it.ConnectionID)
 			}
 			seen[it.ConnectionID] = true
 		}
 		all = append(all, items...)
 		if cursor = next; cursor == "" {
-			return all
+			return all, nil
 		}
 	}
-	t.Fatalf("listing through %s did not end after 1000 pages", n.name)
-	return nil
+	return nil, fmt.Errorf("listing through %s did not end after 1000 pages", n.name)
 }
 
 // identify finds each client's connection ID by its User-Agent in a
@@ -724,14 +750,22 @@ func killNode(t *testing.T, cl *cluster) {
 	if !errors.As(err, &gone) {
 		t.Errorf("PostToConnection through node-a to k-c1 of the killed node: err = %v, want *types.GoneException", err)
 	}
+	var lastErr error
 	testutil.Eventually(t, bound, func() bool {
-		for _, it := range listAll(t, b, 2) {
+		// An engine that elects a new leader for the directory may fail a
+		// listing meanwhile; it must answer again within the bound.
+		all, err := listPages(b, 2)
+		if lastErr = err; err != nil {
+			return false
+		}
+		for _, it := range all {
 			if c.held(it.Identity.UserAgent) {
 				return false
 			}
 		}
 		return true
-	}, "the listing through node-b drops node-c's connections")
+	}, "the listing through node-b drops node-c's connections; last error: %v", lazy(func() string { return fmt.Sprint(lastErr) }))
+	t.Logf("node-c SIGKILLed: the listing through node-b dropped its connections after %v", time.Since(killed).Round(10*time.Millisecond))
 
 	// The others keep serving each other.
 	expect("after-kill", ka, kb)
@@ -743,7 +777,7 @@ func killNode(t *testing.T, cl *cluster) {
 		t.Errorf("POST node-b /@connections/k-a after the kill = %d %s", status, body)
 	}
 	testutil.Eventually(t, 20*time.Second, func() bool { return len(ka.missing())+len(kb.missing()) == 0 },
-		"node-a and node-b deliver to each other after node-c's death; missing %s", describeMissing{ka, kb})
+		"node-a and node-b deliver to each other after node-c's death; missing %s", describeMissing([]*client{ka, kb}))
 	for _, n := range []*node{a, b} {
 		if status, h := healthz(t, n); status != http.StatusOK || h.Cluster.State != "ok" {
 			t.Errorf("%s /healthz after node-c's death = %d %+v, want 200 and state ok", n.name, status, h)
@@ -933,8 +967,15 @@ func engineRestart(t *testing.T, cl *cluster) {
 	expect("chat-down", ra1, ra2)
 	ra2.allowErrorFrames() // the sender may be told that its broadcast did not cross
 	settle(t, a, all...)
-	if failed := failedCalls(t, c, "Broadcast"); failed < tr.reported {
-		t.Errorf("node-c's /metrics counts %v failed Broadcast calls, though %d were answered with an error", failed, tr.reported)
+	m := metricsOf(t, c)
+	if failed := failedCalls(t, m, "Broadcast"); failed < tr.reported {
+		t.Errorf("node-c's /metrics counts %d failed Broadcast calls, though %d were answered with an error", failed, tr.reported)
+	}
+	if n := counter(t, m, `switchboard_cluster_undelivered_total{op="broadcast"}`); n < tr.reported {
+		t.Errorf("node-c's /metrics counts %d undelivered broadcasts, though %d were answered with an error", n, tr.reported)
+	}
+	if n := counter(t, metricsOf(t, a), "switchboard_cluster_call_failures_total"); n == 0 {
+		t.Errorf("node-a's /metrics counts no failed cluster call, though a post to another node's connection failed")
 	}
 }
 
@@ -1057,26 +1098,56 @@ func (tr *traffic) account(t *testing.T, clients []*client) {
 	t.Logf("traffic through %s: broadcast answers by phase (0 engine up, 1 down, 2 stopping or restarting): %v", tr.via.name, counts)
 }
 
-// failedCalls returns how many management calls of operation n's
-// /metrics counts with a status other than 200.
-func failedCalls(t *testing.T, n *node, operation string) int {
+// metricsOf returns n's /metrics.
+func metricsOf(t *testing.T, n *node) string {
 	t.Helper()
 	status, body := mgmt(t, http.MethodGet, n.http+"/metrics", "")
 	if status != http.StatusOK {
 		t.Fatalf("GET %s /metrics = %d", n.name, status)
 	}
-	total := 0
-	for line := range strings.Lines(body) {
-		labels, value, ok := strings.Cut(strings.TrimSpace(line), "} ")
-		if !ok || !strings.HasPrefix(labels, "switchboard_management_requests_total{") ||
-			!strings.Contains(labels, `operation="`+operation+`"`) || strings.Contains(labels, `="200"`) {
+	return body
+}
+
+// samples calls f with each sample of metrics: its name and labels as
+// written, and its value.
+func samples(t *testing.T, metrics string, f func(series string, v float64)) {
+	t.Helper()
+	for line := range strings.Lines(metrics) {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		v, err := strconv.ParseFloat(value, 64)
-		if err != nil {
-			t.Fatalf("%s /metrics: %q: %v", n.name, line, err)
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if i < 0 || err != nil {
+			t.Fatalf("/metrics: cannot read %q", line)
 		}
-		total += int(v)
+		f(line[:i], v)
 	}
-	return total
+}
+
+// counter sums the samples whose series starts with prefix.
+func counter(t *testing.T, metrics, prefix string) int {
+	t.Helper()
+	total := 0.0
+	samples(t, metrics, func(series string, v float64) {
+		if strings.HasPrefix(series, prefix) {
+			total += v
+		}
+	})
+	return int(total)
+}
+
+// failedCalls returns how many management calls of operation metrics
+// counts with a status other than 200.
+func failedCalls(t *testing.T, metrics, operation string) int {
+	t.Helper()
+	total := 0.0
+	samples(t, metrics, func(series string, v float64) {
+		if strings.HasPrefix(series, "switchboard_management_requests_total{") &&
+			strings.Contains(series, `operation="`+operation+`"`) && !strings.Contains(series, `="200"`) {
+			total += v
+		}
+	})
+	return int(total)
 }
