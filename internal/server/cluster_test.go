@@ -242,3 +242,79 @@ func TestClusterDrainLeaves(t *testing.T) {
 		t.Fatalf("listing through b after a drained = %d %s, want 200 without %s", code, body, id)
 	}
 }
+
+// TestClusterCutOff: with the engine down, local traffic keeps working, a
+// broadcast is 503 with the recipients it reached and counted, /healthz
+// turns 503 after cluster.grace, and all comes back with the engine,
+// including the node's records on an engine that restarted empty.
+func TestClusterCutOff(t *testing.T) {
+	type engine struct {
+		url        string
+		stop, back func()
+	}
+	for name, start := range map[string]func(t *testing.T) engine{
+		"nats": func(t *testing.T) engine {
+			p := testutil.StartNATS(t)
+			return engine{p.URL, p.Stop, p.Start}
+		},
+		"redis": func(t *testing.T) engine { // no persistence: it comes back empty
+			r := testutil.StartRedis(t)
+			return engine{"redis://" + r.Addr, r.Kill, r.Start}
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := start(t)
+			nodes := startCluster(t,
+				nodeYAML(e.url, "a", "  ttl: 3s", "  grace: 1s", "  callTimeout: 1s"),
+				nodeYAML(e.url, "b", "  ttl: 3s", "  grace: 1s", "  callTimeout: 1s"))
+			a, b := nodes[0], nodes[1]
+			ca, id := connect(t, a)
+			if code, h := health(t, a); code != http.StatusOK || h["status"] != "ok" {
+				t.Fatalf("healthz before = %d %v, want 200 ok", code, h)
+			}
+
+			e.stop()
+			testutil.Eventually(t, 15*time.Second, func() bool {
+				code, h := health(t, a)
+				cl, _ := h["cluster"].(map[string]any)
+				return code == http.StatusServiceUnavailable && h["status"] == "cut off" && cl["state"] == "degraded"
+			}, "healthz 503 cut off once the engine is gone longer than grace")
+			// Local traffic goes on.
+			if code, body := call(t, "POST", a.HTTP+"/@connections/"+id, "local"); code != http.StatusOK {
+				t.Fatalf("local PostToConnection while cut off = %d %s, want 200", code, body)
+			}
+			if got := testutil.ReadText(t, ca); got != "local" {
+				t.Fatalf("client got %q, want %q", got, "local")
+			}
+			code, body := call(t, "POST", a.HTTP+"/@broadcast", "partial")
+			if code != http.StatusServiceUnavailable || !strings.Contains(body, `"recipients":1`) || !strings.Contains(body, "could not be reached") {
+				t.Fatalf("broadcast while cut off = %d %s, want 503 with recipients 1", code, body)
+			}
+			if got := testutil.ReadText(t, ca); got != "partial" {
+				t.Fatalf("client got %q, want %q", got, "partial")
+			}
+			_, m := testutil.Get(t, a.HTTP+"/metrics")
+			for _, want := range []string{`switchboard_cluster_undelivered_total{op="broadcast"} 1`, "switchboard_cluster_engine_up 0"} {
+				if !strings.Contains(m, want) {
+					t.Errorf("metrics lack %q", want)
+				}
+			}
+			testutil.Eventually(t, 5*time.Second, func() bool {
+				return strings.Contains(a.log.String(), "not delivered to the other nodes")
+			}, "the undelivered broadcast is logged")
+
+			e.back()
+			testutil.Eventually(t, 20*time.Second, func() bool {
+				code, h := health(t, a)
+				return code == http.StatusOK && h["status"] == "ok"
+			}, "healthz 200 once the engine is back")
+			testutil.Eventually(t, 20*time.Second, func() bool {
+				code, _ := call(t, "POST", b.HTTP+"/@connections/"+id, "again")
+				return code == http.StatusOK
+			}, "b reaches a's connection again")
+			if got := testutil.ReadTextAfter(t, ca, "again"); got != "again" {
+				t.Fatalf("client got %q, want %q", got, "again")
+			}
+		})
+	}
+}
