@@ -318,3 +318,20 @@ func TestClusterCutOff(t *testing.T) {
 		})
 	}
 }
+
+// TestClusterReloadNeedsRestart: a reload keeps the node's engine and name
+// and logs that a restart is needed for the cluster settings.
+func TestClusterReloadNeedsRestart(t *testing.T) {
+	r := testutil.StartRedis(t)
+	n := startCluster(t, nodeYAML("redis://"+r.Addr, "a"))[0]
+	next := loadYAML(t, t.TempDir(), nodeYAML("nats://127.0.0.1:1", "other"))
+	if err := n.srv.Reload(next); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	if !strings.Contains(n.log.String(), "changes only with a restart") || !strings.Contains(n.log.String(), "setting=cluster") {
+		t.Errorf("log lacks the restart warning for cluster:\n%s", n.log)
+	}
+	if code, h := health(t, n); code != http.StatusOK || h["cluster"].(map[string]any)["node"] != "a" {
+		t.Errorf("healthz after reload = %d %v, want node a", code, h)
+	}
+}
