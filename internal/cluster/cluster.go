@@ -467,7 +467,7 @@ func (c *Cluster) Run(h Holder) {
 // renewRound reads the live nodes, then renews this node's lease; it reports
 // whether the lease had lapsed (this node was not among the live ones).
 func (c *Cluster) renewRound(ctx context.Context) (lapsed bool, err error) {
-	nctx, cancel := context.WithTimeout(ctx, c.opts.CallTimeout)
+	nctx, cancel := context.WithTimeout(ctx, c.leaseCallTimeout())
 	nodes, err := c.leaser.Nodes(nctx)
 	cancel()
 	if err != nil {
@@ -491,9 +491,16 @@ func (c *Cluster) renewRound(ctx context.Context) (lapsed bool, err error) {
 	return !found, nil
 }
 
-// renew takes or renews the lease, under CallTimeout.
+// leaseCallTimeout bounds each call of a renewal: CallTimeout, but no
+// more than a renewal period, so that a call lost with the engine's
+// connection fails in time for the node to know its lease may lapse.
+func (c *Cluster) leaseCallTimeout() time.Duration {
+	return min(c.opts.CallTimeout, c.opts.TTL/3)
+}
+
+// renew takes or renews the lease, under leaseCallTimeout.
 func (c *Cluster) renew(ctx context.Context) error {
-	rctx, cancel := context.WithTimeout(ctx, c.opts.CallTimeout)
+	rctx, cancel := context.WithTimeout(ctx, c.leaseCallTimeout())
 	defer cancel()
 	node := registry.Node{ID: c.opts.Node, Name: c.opts.Node, StartedAt: c.started, LastSeen: time.Now()}
 	return c.leaser.KeepAlive(rctx, node, c.opts.TTL)
@@ -503,6 +510,11 @@ func (c *Cluster) leaseLoop(ctx context.Context, h Holder) {
 	t := time.NewTicker(c.opts.TTL / 3)
 	defer t.Stop()
 	failed := false
+	// renewed is when the last successful round began (Start's, at first):
+	// its put came later, so a round ending TTL or more after it may have
+	// left the lease lapsed for a moment, long enough for another node's
+	// sweep to delete this node's records, though it saw itself live.
+	renewed := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
@@ -515,6 +527,7 @@ func (c *Cluster) leaseLoop(ctx context.Context, h Holder) {
 		if left {
 			return
 		}
+		began := time.Now()
 		lapsed, err := c.renewRound(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -529,6 +542,8 @@ func (c *Cluster) leaseLoop(ctx context.Context, h Holder) {
 			continue
 		}
 		c.setLease(true, nil)
+		lapsed = lapsed || time.Since(renewed) >= c.opts.TTL
+		renewed = began
 		if lapsed || failed {
 			n, err := c.readd(ctx, h)
 			if err != nil {
