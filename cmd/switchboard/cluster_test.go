@@ -787,7 +787,9 @@ func killNode(t *testing.T, cl *cluster) {
 
 // TestClusterDrain: a node drained with SIGTERM closes its clients with
 // 1001 and runs their $disconnect; its records go at once, so the others
-// answer 410 for them right away, and keep serving.
+// answer 410 for them right away, and keep serving. Then, on an engine of
+// its own, a node frozen with SIGSTOP: its connections answer 410 from the
+// others once its lease lapses.
 func TestClusterDrain(t *testing.T) {
 	t.Parallel()
 	for _, f := range flavours {
@@ -850,6 +852,20 @@ func TestClusterDrain(t *testing.T) {
 					t.Errorf("%s /healthz after node-b's drain = %d %+v, want 200 and state ok", n.name, status, h)
 				}
 			}
+			if cl.engine == nil {
+				return // node-a alone is no quorum for the embedded servers' directory
+			}
+
+			// A frozen node still holds its subscriptions, so nothing tells
+			// the others it is gone but its lease: they answer 410 once it lapses.
+			c.signal(t, syscall.SIGSTOP)
+			defer c.signal(t, syscall.SIGCONT)
+			frozen := time.Now()
+			testutil.Eventually(t, 5*clusterTTL+20*time.Second, func() bool { return answers(t, a, c1.id, http.StatusGone) },
+				"node-a answers 410 for c1 of the frozen node-c")
+			t.Logf("node-c frozen: node-a answered 410 for its connection after %v (cluster.ttl %v)",
+				time.Since(frozen).Round(10*time.Millisecond), clusterTTL)
+			goneEverywhere(t, c1.id, a)
 		})
 	}
 }
