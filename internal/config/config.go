@@ -487,6 +487,8 @@ func DefaultRoutes() map[string]Route {
 type Overrides struct {
 	Listen string
 	Stage  string
+	// Parameters override a template's Parameters (--parameter-overrides).
+	Parameters map[string]string
 }
 
 // Load reads the YAML file at path (none when empty), applies env and
