@@ -250,6 +250,8 @@ Resources:
     Properties: {ApiId: !Ref Ws}
   Perm:
     Type: AWS::Lambda::Permission
+  Role:
+    Type: AWS::IAM::Role
   Queue:
     Type: AWS::SQS::Queue
 Outputs:
@@ -316,7 +318,7 @@ func TestTemplateResources(t *testing.T) {
 		"property MemorySize is not applied locally: AuthFn, ConnectFn, PyFn",
 		"property StageVariables is not applied locally: Stage",
 		"property TimeoutInMillis is not applied locally: ConnectInteg",
-		"resources with no local effect: Deployment (AWS::ApiGatewayV2::Deployment), Perm (AWS::Lambda::Permission)",
+		"resources with no local effect: Deployment (AWS::ApiGatewayV2::Deployment), Perm (AWS::Lambda::Permission), Role (AWS::IAM::Role)",
 		"resources not run locally: Queue (AWS::SQS::Queue)",
 	} {
 		if n := countPrefixed(cfg.Warnings, want); n != 1 {
