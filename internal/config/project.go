@@ -65,7 +65,11 @@ func FindProject(dir string) (string, error) {
 	case 1:
 		return found[0], nil
 	}
-	return "", fmt.Errorf("%w in %s: %s; name one with --project", ErrAmbiguous, dir, strings.Join(found, " and "))
+	where := "in " + dir
+	if dir == "." {
+		where = "in this folder"
+	}
+	return "", fmt.Errorf("%w %s: %s; name one with --project", ErrAmbiguous, where, strings.Join(found, " and "))
 }
 
 // DetectKind tells what the file at path holds: serverless.* files are

@@ -678,6 +678,9 @@ func (t *samTemplate) build(top map[string]any) error {
 		t.cfg.Routes[key] = r
 	}
 
+	if len(t.cfg.Routes) == 0 {
+		t.warn(fmt.Sprintf("the WebSocket API %s has no route that can be served: every message is refused", api))
+	}
 	stage := ""
 	for _, id := range byType["AWS::ApiGatewayV2::Stage"] {
 		p, err := t.props(id, e.resources[id], nil)

@@ -438,6 +438,18 @@ func TestTemplateErrors(t *testing.T) {
 	}
 }
 
+func TestTemplateWithoutRoutesSaysSo(t *testing.T) {
+	t.Parallel()
+	cfg, err := loadTemplate(t, "Resources:\n  Api: {Type: AWS::ApiGatewayV2::Api, Properties: {ProtocolType: WEBSOCKET}}\n", nil, config.Overrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "the WebSocket API Api has no route that can be served: every message is refused"
+	if len(cfg.Routes) != 0 || !slices.Contains(cfg.Warnings, want) {
+		t.Errorf("routes %v, warnings %q; want no route and %q", cfg.Routes, cfg.Warnings, want)
+	}
+}
+
 func TestTemplateMissingFile(t *testing.T) {
 	t.Parallel()
 	_, err := config.LoadTemplate(filepath.Join(t.TempDir(), "template.yaml"), func(string) string { return "" }, config.Overrides{})
