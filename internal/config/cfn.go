@@ -197,6 +197,10 @@ func (e *cfnEval) intrinsic(fn string, arg any, where string) (any, error) {
 		}
 		return e.ref(name, where)
 	case "Fn::GetAtt":
+		if s, ok := arg.(string); ok { // the long form takes "Resource.Attribute" too
+			res, attr, _ := strings.Cut(s, ".")
+			arg = []any{res, attr}
+		}
 		parts, err := e.stringList(arg, where, fn)
 		if err != nil {
 			return nil, err

@@ -99,6 +99,7 @@ func TestTemplateIntrinsics(t *testing.T) {
 		{"AWS::Partition", "!Ref AWS::Partition", nil, nil, "aws"},
 		{"GetAtt short", "!GetAtt F.Arn", nil, nil, "arn:aws:lambda:us-east-1:123456789012:function:F"},
 		{"GetAtt long", `{"Fn::GetAtt": [Named, Arn]}`, nil, nil, "arn:aws:lambda:us-east-1:123456789012:function:my-named-fn"},
+		{"GetAtt long with a dot", `{"Fn::GetAtt": "F.Arn"}`, nil, nil, "arn:aws:lambda:us-east-1:123456789012:function:F"},
 		{"GetAtt short list", "!GetAtt [Api, ApiEndpoint]", nil, nil, "wss://Api.execute-api.us-east-1.amazonaws.com"},
 		{"GetAtt other Arn", "!GetAtt Table.Arn", nil, nil, "arn:aws:dynamodb:us-east-1:123456789012:Table"},
 		{"Sub", "!Sub '${AWS::Region}/${Env}/${Api}'", nil, nil, "us-east-1/dev/Api"},
