@@ -339,6 +339,9 @@ func (e *cfnEval) ref(name, where string) (any, error) {
 }
 
 func (e *cfnEval) getAtt(res, attr, where string) (any, error) {
+	if res == "" || attr == "" {
+		return nil, fmt.Errorf("%s: Fn::GetAtt %q: want Resource.Attribute", where, res+"."+attr)
+	}
 	r, ok := e.resources[res]
 	if !ok {
 		return nil, fmt.Errorf("%s: Fn::GetAtt %s.%s: no such resource", where, res, attr)

@@ -395,6 +395,7 @@ func TestTemplateErrors(t *testing.T) {
 		{"unknown tag", tmplWith("", "!Frobnicate x"), nil, "unknown tag !Frobnicate"},
 		{"unknown function", tmplWith("", `{"Fn::Frobnicate": x}`), nil, "Fn::Frobnicate: unknown intrinsic function"},
 		{"GetAtt without a dot", tmplWith("", "!GetAtt F"), nil, "want Resource.Attribute"},
+		{"GetAtt long without a dot", tmplWith("", `{"Fn::GetAtt": "F"}`), nil, "want Resource.Attribute"},
 		{"GetAtt of nothing", tmplWith("", "!GetAtt Nope.Arn"), nil, "Fn::GetAtt Nope.Arn: no such resource"},
 		{"Sub unclosed", tmplWith("", "!Sub 'a${AWS::Region'"), nil, "unclosed ${"},
 		{"Sub of a list", tmplWith(tmplSections, "!Sub '${Names}'"), nil, "want a string, have a list"},
