@@ -326,6 +326,9 @@ type Limits struct {
 	// FrameTimeout bounds how long a client frame may take to arrive whole
 	// once it has begun (1008 beyond).
 	FrameTimeout Duration `yaml:"frameTimeout"`
+	// MaxFragments caps the frames one client message may arrive in (1009
+	// beyond).
+	MaxFragments Count `yaml:"maxFragments"`
 	// HandshakeTimeout bounds reading the upgrade request's headers.
 	HandshakeTimeout Duration `yaml:"handshakeTimeout"`
 	// MaxHeaderBytes caps the upgrade request's headers (431 beyond).

@@ -60,6 +60,7 @@ var limitChecks = map[string]limitCheck{
 	"sendQueueBytes":      {value: connOpt(field("SendQueueBytes")), def: 16 << 20},
 	"pingRate":            {value: connOpt(field("PingRate")), def: 10},
 	"frameTimeout":        {value: connOpt(field("FrameTimeout")), def: float64(30 * time.Second)},
+	"maxFragments":        {value: connOpt(field("MaxFragments")), def: 1024},
 	"maxConnections":      {value: gwOpt(field("MaxConnections")), def: 0},
 	"maxConnectionsPerIp": {value: gwOpt(field("MaxConnectionsPerIP")), def: 0},
 	"connectRate":         {value: gwOpt(field("ConnectRate")), def: 0},

@@ -174,6 +174,7 @@ func (s *Server) build(cfg *config.Config, hub *gateway.Hub, prev *builder) (*bu
 			MaxLifetime:       time.Duration(l.MaxLifetime),
 			PingRate:          float64(l.PingRate),
 			FrameTimeout:      time.Duration(l.FrameTimeout),
+			MaxFragments:      int(l.MaxFragments),
 		},
 		Subprotocols:        cfg.Subprotocols,
 		Authorizer:          authz,
