@@ -305,6 +305,9 @@ type Limits struct {
 	SendQueueBytes    Size  `yaml:"sendQueueBytes"`
 	// MaxPostBytes is the largest management API payload (413 beyond).
 	MaxPostBytes Size `yaml:"maxPostBytes"`
+	// MaxRecipients caps the connection IDs of one POST /@connections
+	// (400 beyond).
+	MaxRecipients Count `yaml:"maxRecipients"`
 
 	// MaxConnections caps open connections (503 beyond).
 	MaxConnections Count `yaml:"maxConnections"`

@@ -198,7 +198,8 @@ func (s *Server) build(cfg *config.Config, hub *gateway.Hub, prev *builder) (*bu
 // listener and management.listen, that Reload replaces whole.
 func (s *Server) management(b *builder) (http.Handler, error) {
 	cfg := s.cfg
-	api := mgmtapi.New(s.gw.Hub(), mgmtapi.Options{Stage: cfg.Stage, MaxPostBytes: int64(cfg.Limits.MaxPostBytes), Logger: s.log, Metrics: s.metrics})
+	api := mgmtapi.New(s.gw.Hub(), mgmtapi.Options{Stage: cfg.Stage, MaxPostBytes: int64(cfg.Limits.MaxPostBytes),
+		MaxRecipients: int(cfg.Limits.MaxRecipients), Logger: s.log, Metrics: s.metrics})
 	mgmt := http.NewServeMux()
 	api.Register(mgmt)
 	mgmt.Handle("GET /metrics", promhttp.HandlerFor(s.metricsReg, promhttp.HandlerOpts{}))
