@@ -97,9 +97,16 @@ func New(hub Hub, opts Options) *API {
 	return &API{hub: hub, opts: opts.withDefaults()}
 }
 
+// Mux is where Register adds the API's routes: an *http.ServeMux, or a
+// server's own table of them.
+type Mux interface {
+	Handle(pattern string, handler http.Handler)
+}
+
 // Register adds the API's routes to mux, so that a server mounting it
 // matches a request's path once, not once to find the API and again inside.
-func (a *API) Register(mux *http.ServeMux) {
+// The patterns, and their order, depend on Options.Stage alone.
+func (a *API) Register(mux Mux) {
 	for _, prefix := range []string{"", "/" + a.opts.Stage} {
 		mux.Handle("POST "+prefix+"/@connections/{id}", a.wrap("PostToConnection", a.post))
 		mux.Handle("GET "+prefix+"/@connections/{id}", a.wrap("GetConnection", a.get))

@@ -181,7 +181,7 @@ type guard struct {
 // protect wraps the management API and the dashboard in their guard. The
 // dashboard's live tail is an EventSource, which cannot set headers, so an
 // access_token query parameter stands for a bearer token on /_/ paths only.
-func (s *Server) protect(next http.Handler, m *metrics.Metrics) (http.Handler, error) {
+func (s *Server) protect(next http.Handler, m *metrics.Metrics) (*guard, error) {
 	mc := s.cfg.Management
 	g := &guard{
 		next:        next,
@@ -203,7 +203,10 @@ func (s *Server) protect(next http.Handler, m *metrics.Metrics) (http.Handler, e
 	return g, nil
 }
 
-func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.serve(w, r, g.next) }
+
+// serve lets r through to next, or refuses it.
+func (g *guard) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
 	if g.bodyTimeout > 0 && r.Body != nil && r.Body != http.NoBody {
 		// Only a request with a body gets a read deadline: a long-lived
 		// response without one (the tail) must not see its connection's
@@ -223,7 +226,7 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			g.refuse(w, r, reason, err)
 			return
 		}
-		g.next.ServeHTTP(w, r)
+		next.ServeHTTP(w, r)
 		return
 	}
 	if strings.HasPrefix(r.URL.Path, "/_/") && r.Header.Get("Authorization") == "" {
@@ -236,7 +239,7 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.refuse(w, r, refusalReason(err), err)
 		return
 	}
-	g.next.ServeHTTP(w, r)
+	next.ServeHTTP(w, r)
 }
 
 // refuse counts, logs and answers a refused request: 408 when its body did
