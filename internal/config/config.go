@@ -305,6 +305,9 @@ type Limits struct {
 	SendQueueBytes    Size  `yaml:"sendQueueBytes"`
 	// MaxPostBytes is the largest management API payload (413 beyond).
 	MaxPostBytes Size `yaml:"maxPostBytes"`
+	// MaxRecipients caps the connection IDs of one POST /@connections
+	// (400 beyond).
+	MaxRecipients Count `yaml:"maxRecipients"`
 
 	// MaxConnections caps open connections (503 beyond).
 	MaxConnections Count `yaml:"maxConnections"`
@@ -326,6 +329,9 @@ type Limits struct {
 	// FrameTimeout bounds how long a client frame may take to arrive whole
 	// once it has begun (1008 beyond).
 	FrameTimeout Duration `yaml:"frameTimeout"`
+	// MaxFragments caps the frames one client message may arrive in (1009
+	// beyond).
+	MaxFragments Count `yaml:"maxFragments"`
 	// HandshakeTimeout bounds reading the upgrade request's headers.
 	HandshakeTimeout Duration `yaml:"handshakeTimeout"`
 	// MaxHeaderBytes caps the upgrade request's headers (431 beyond).
