@@ -28,6 +28,10 @@ var (
 	buildOnce sync.Once
 	goFnPath  string
 	buildErr  error
+
+	gatewayOnce sync.Once
+	gatewayPath string
+	gatewayErr  error
 )
 
 // goFunction builds examples/chat-go/fn once per test binary.
@@ -55,6 +59,9 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	if goFnPath != "" {
 		_ = os.RemoveAll(filepath.Dir(goFnPath))
+	}
+	if gatewayPath != "" {
+		_ = os.RemoveAll(filepath.Dir(gatewayPath))
 	}
 	os.Exit(code)
 }
@@ -158,10 +165,16 @@ func TestChatGoFunctionsBroadcast(t *testing.T) {
 // nodeProject makes sure the Node example's dependencies are installed.
 func nodeProject(t testing.TB) string {
 	t.Helper()
+	return npmProject(t, "chat-node")
+}
+
+// npmProject makes sure the dependencies of the Node example in folder are installed.
+func npmProject(t testing.TB, folder string) string {
+	t.Helper()
 	if _, err := exec.LookPath("node"); err != nil {
 		t.Skip("node is not installed")
 	}
-	dir, err := filepath.Abs("chat-node")
+	dir, err := filepath.Abs(folder)
 	if err != nil {
 		t.Fatal(err)
 	}
