@@ -492,10 +492,11 @@ func (c *Cluster) renewRound(ctx context.Context) (lapsed bool, err error) {
 }
 
 // leaseCallTimeout bounds each call of a renewal: CallTimeout, but no
-// more than a renewal period, so that a call lost with the engine's
-// connection fails in time for the node to know its lease may lapse.
+// more than half the TTL, so that a call lost with the engine's connection
+// fails (a renewal period and this bound after the last good one) before
+// the lease lapses, and the node knows it may have.
 func (c *Cluster) leaseCallTimeout() time.Duration {
-	return min(c.opts.CallTimeout, c.opts.TTL/3)
+	return min(c.opts.CallTimeout, c.opts.TTL/2)
 }
 
 // renew takes or renews the lease, under leaseCallTimeout.
