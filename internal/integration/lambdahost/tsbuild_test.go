@@ -35,7 +35,7 @@ export const main: APIGatewayProxyWebsocketHandlerV2 = async (event: any) => {
   return { body: pad(greeting(event.name as string)), dir: __dirname === undefined ? '' : 'set' };
 };
 `,
-		"src/lib/greet.ts": "export const greeting = (name: string): string => `hello ${name} v1`;\n",
+		"src/lib/greet.ts":                         "export const greeting = (name: string): string => `hello ${name} v1`;\n",
 		"node_modules/left-pad-local/package.json": `{"name": "left-pad-local", "main": "index.js"}`,
 		"node_modules/left-pad-local/index.js":     "module.exports = (s) => '>' + s;\n",
 	}
