@@ -22,8 +22,8 @@ import (
 var ErrNodeMissing = errors.New("config: node is not in PATH; it is needed to evaluate a serverless.ts or serverless.js project")
 
 // serverlessEvalTimeout bounds the evaluation of a serverless.ts or
-// serverless.js file, promise included.
-const serverlessEvalTimeout = 30 * time.Second
+// serverless.js file, promise included. A variable for tests.
+var serverlessEvalTimeout = 30 * time.Second
 
 // scriptExts are the project file extensions that are evaluated by Node.js
 // rather than read as YAML or JSON.
@@ -196,6 +196,13 @@ const serverlessRunner = `'use strict';
 const fs = require('node:fs');
 const [bundle, out] = process.argv.slice(2);
 const unwrap = (v) => (v !== null && typeof v === 'object' && v.__esModule && 'default' in v ? v.default : v);
+let written = false;
+process.on('exit', (code) => {
+  if (code === 0 && !written) {
+    console.error('the exported Promise never settled');
+    process.exitCode = 1;
+  }
+});
 (async () => {
   let v = unwrap(require(bundle));
   if (typeof v === 'function') {
@@ -206,6 +213,7 @@ const unwrap = (v) => (v !== null && typeof v === 'object' && v.__esModule && 'd
     throw new Error('the file exports ' + (Array.isArray(v) ? 'an array' : String(v)) + ', not a configuration object');
   }
   fs.writeFileSync(out, JSON.stringify(v));
+  written = true;
 })().catch((err) => {
   console.error(err && err.stack ? err.stack : String(err));
   process.exit(1);

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchboard-gateway/switchboard/internal/config"
 )
@@ -183,5 +184,22 @@ func TestLoadServerlessTSWithoutNode(t *testing.T) {
 	_, err := config.LoadServerless(filepath.Join(dir, "serverless.ts"), func(string) string { return "" }, config.Overrides{})
 	if !errors.Is(err, config.ErrNodeMissing) {
 		t.Errorf("LoadServerless without node: %v, want ErrNodeMissing", err)
+	}
+}
+
+// Not parallel: it shortens the evaluation bound for the whole package.
+func TestLoadServerlessTSPromiseNeverSettles(t *testing.T) {
+	needNode(t)
+	defer config.SetServerlessEvalTimeoutForTest(2 * time.Second)()
+	tests := []struct{ name, src, want string }{
+		{"nothing keeps Node running", "export default new Promise(() => {});\n", "the exported Promise never settled"},
+		{"a timer keeps Node running", "setInterval(() => {}, 1000);\nexport default new Promise(() => {});\n", "did not finish within 2s"},
+	}
+	for _, tt := range tests {
+		dir := writeProject(t, map[string]string{"serverless.ts": tt.src})
+		_, err := config.LoadServerless(filepath.Join(dir, "serverless.ts"), func(string) string { return "" }, config.Overrides{})
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: LoadServerless = %v, want an error containing %q", tt.name, err, tt.want)
+		}
 	}
 }
