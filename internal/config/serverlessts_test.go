@@ -37,7 +37,8 @@ func needNode(t *testing.T) {
 }
 
 // The aws-nodejs-typescript template's shape: @functions/* paths, a type
-// import of a package that is not installed, handlerPath(__dirname).
+// import of a package that is not installed, handlerPath(__dirname); and a
+// package from node_modules.
 var tsTemplate = map[string]string{
 	"tsconfig.json": `{
   "compilerOptions": {
@@ -45,7 +46,10 @@ var tsTemplate = map[string]string{
     "paths": {"@functions/*": ["src/functions/*"], "@libs/*": ["src/libs/*"]}
   }
 }`,
+	"node_modules/sls-region/package.json": `{"name": "sls-region", "main": "index.js"}`,
+	"node_modules/sls-region/index.js":     "exports.region = 'eu-north-1';\n",
 	"serverless.ts": `import type { AWS } from '@serverless/typescript';
+import { region } from 'sls-region';
 
 import hello from '@functions/hello';
 import chat from '@functions/chat';
@@ -55,6 +59,7 @@ const serverlessConfiguration: AWS = {
   provider: {
     name: 'aws',
     runtime: 'nodejs20.x',
+    region,
     environment: { CONFIG_FILE: __filename },
   },
   functions: { hello, chat },
@@ -108,6 +113,9 @@ func TestLoadServerlessTS(t *testing.T) {
 		if got := cfg.Routes[route].Integration.Function; got != fn {
 			t.Errorf("route %s runs %q, want %q", route, got, fn)
 		}
+	}
+	if got := cfg.Environment["AWS_REGION"]; got != "eu-north-1" {
+		t.Errorf("region from a package in node_modules = %q, want eu-north-1", got)
 	}
 	if got, want := cfg.Environment["CONFIG_FILE"], filepath.Join(real, "serverless.ts"); got != want {
 		t.Errorf("__filename in serverless.ts = %q, want %q", got, want)

@@ -15,7 +15,8 @@ import (
 )
 
 // tsProject writes a TypeScript function's folder: a handler importing
-// another .ts file and a package from node_modules, and a type-only import
+// another .ts file through tsconfig.json paths and a package from
+// node_modules, and a type-only import
 // of a package that is not installed.
 func tsProject(t *testing.T, files map[string]string) string {
 	t.Helper()
@@ -25,7 +26,7 @@ func tsProject(t *testing.T, files map[string]string) string {
 	dir := t.TempDir()
 	all := map[string]string{
 		"src/handler.ts": `import type { APIGatewayProxyWebsocketHandlerV2 } from 'aws-lambda';
-import { greeting } from './lib/greet';
+import { greeting } from '@lib/greet';
 import pad from 'left-pad-local';
 
 export const main: APIGatewayProxyWebsocketHandlerV2 = async (event: any) => {
@@ -35,7 +36,8 @@ export const main: APIGatewayProxyWebsocketHandlerV2 = async (event: any) => {
   return { body: pad(greeting(event.name as string)), dir: __dirname === undefined ? '' : 'set' };
 };
 `,
-		"src/lib/greet.ts":                         "export const greeting = (name: string): string => `hello ${name} v1`;\n",
+		"tsconfig.json":    `{"compilerOptions": {"baseUrl": ".", "paths": {"@lib/*": ["src/lib/*"]}}}`,
+		"src/lib/greet.ts": "export const greeting = (name: string): string => `hello ${name} v1`;\n",
 		"node_modules/left-pad-local/package.json": `{"name": "left-pad-local", "main": "index.js"}`,
 		"node_modules/left-pad-local/index.js":     "module.exports = (s) => '>' + s;\n",
 	}
@@ -90,12 +92,16 @@ func TestTypeScriptHandlerRebuildsOnChange(t *testing.T) {
 	if got := h.mustInvoke(t, `{"name":"a"}`); !strings.Contains(got, "hello a v1") {
 		t.Fatalf("first build answered %s", got)
 	}
+	coldStarts := strings.Count(h.log.String(), "cold start")
 	greet := filepath.Join(dir, "src", "lib", "greet.ts")
 	writeFile(t, greet, "export const greeting = (name: string): string => `hello ${name} v2`;\n")
 	testutil.Eventually(t, 20*time.Second, func() bool { return strings.Contains(h.mustInvoke(t, `{"name":"a"}`), "v2") },
 		"the change to greet.ts is never served; log:\n%s", h.log)
 	if !strings.Contains(h.log.String(), "handler rebuilt") {
 		t.Errorf("no rebuild logged; log:\n%s", h.log)
+	}
+	if n := strings.Count(h.log.String(), "cold start"); n <= coldStarts {
+		t.Errorf("the new build ran in the old process: %d cold starts before the change, %d after", coldStarts, n)
 	}
 
 	writeFile(t, greet, "export const greeting = (name: string): string => {\n  return ;;; }}\n")
