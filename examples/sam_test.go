@@ -1,12 +1,9 @@
 package examples_test
 
 import (
-	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -16,35 +13,12 @@ import (
 	"github.com/switchboard-gateway/switchboard/internal/testutil"
 )
 
-// gatewayBinary builds cmd/switchboard once per test binary.
-func gatewayBinary(t testing.TB) string {
-	t.Helper()
-	gatewayOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "switchboard-examples-")
-		if err != nil {
-			gatewayErr = err
-			return
-		}
-		gatewayPath = filepath.Join(dir, "switchboard")
-		out, err := exec.Command("go", "build", "-o", gatewayPath, "../cmd/switchboard").CombinedOutput()
-		if err != nil {
-			gatewayErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if gatewayErr != nil {
-		t.Fatal(gatewayErr)
-	}
-	return gatewayPath
-}
-
-var bannerWSRE = regexp.MustCompile(`WebSocket:\s+(ws://\S+)`)
-
 // serveIn runs `switchboard serve` with no flags in dir, with env added,
 // and returns its WebSocket URL and its output once the banner is printed.
 func serveIn(t *testing.T, dir string, env ...string) (ws string, stdout, stderr *testutil.Buffer) {
 	t.Helper()
 	stdout, stderr = &testutil.Buffer{}, &testutil.Buffer{}
-	cmd := exec.Command(gatewayBinary(t), "serve")
+	cmd := exec.Command(switchboardBinary(t), "serve")
 	cmd.Dir = dir
 	cmd.Env = append(append(os.Environ(), "SWITCHBOARD_LISTEN=127.0.0.1:0", "SWITCHBOARD_DATA_DIR="+t.TempDir()), env...)
 	cmd.Stdout, cmd.Stderr = stdout, stderr
