@@ -459,6 +459,9 @@ func TestMissedNeverDecreases(t *testing.T) {
 	a := join(t, url, "a", newHandler(nil), natsbus.Options{})
 	h := blocker{newHandler(nil), make(chan struct{})}
 	b := join(t, url, "b", h, natsbus.Options{QueueLen: 4})
+	var once sync.Once
+	release := func() { once.Do(func() { close(h.release) }) }
+	t.Cleanup(release) // before b's Close, which waits for the handler
 	ctx := ctx5(t)
 	if err := b.Subscribe(ctx, "t"); err != nil {
 		t.Fatal(err)
@@ -486,7 +489,7 @@ func TestMissedNeverDecreases(t *testing.T) {
 	if got := b.Missed(); got < before {
 		t.Fatalf("Missed after Unsubscribe = %d, want at least %d", got, before)
 	}
-	close(h.release)
+	release()
 	_ = b.Close()
 	if got := b.Missed(); got < before {
 		t.Fatalf("Missed after Close = %d, want at least %d", got, before)
