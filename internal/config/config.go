@@ -422,6 +422,9 @@ type Limits struct {
 	SendQueueBytes    Size  `yaml:"sendQueueBytes"`
 	// MaxPostBytes is the largest management API payload (413 beyond).
 	MaxPostBytes Size `yaml:"maxPostBytes"`
+	// MaxRecipients caps the connection IDs of one POST /@connections
+	// (400 beyond).
+	MaxRecipients Count `yaml:"maxRecipients"`
 
 	// MaxConnections caps open connections (503 beyond).
 	MaxConnections Count `yaml:"maxConnections"`
@@ -443,6 +446,9 @@ type Limits struct {
 	// FrameTimeout bounds how long a client frame may take to arrive whole
 	// once it has begun (1008 beyond).
 	FrameTimeout Duration `yaml:"frameTimeout"`
+	// MaxFragments caps the frames one client message may arrive in (1009
+	// beyond).
+	MaxFragments Count `yaml:"maxFragments"`
 	// HandshakeTimeout bounds reading the upgrade request's headers.
 	HandshakeTimeout Duration `yaml:"handshakeTimeout"`
 	// MaxHeaderBytes caps the upgrade request's headers (431 beyond).
@@ -611,6 +617,8 @@ type Overrides struct {
 	Node          string
 	ClusterListen string
 	ClusterPeers  string
+	// Parameters override a template's Parameters (--parameter-overrides).
+	Parameters map[string]string
 }
 
 // EnvOverrides reads the overrides of the environment.

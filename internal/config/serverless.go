@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -44,16 +43,17 @@ var slsProviderKeys = map[string]bool{
 
 var slsVarRE = regexp.MustCompile(`\$\{(\w+):([^,}\s]+)\s*(?:,\s*['"]?([^'"}]*)['"]?)?\}`)
 
-// LoadServerless reads a Serverless Framework project (serverless.yml) into a
-// Config whose routes run the project's functions: nodejs* handlers through
+// LoadServerless reads a Serverless Framework project (serverless.yml,
+// .yaml or .json, or serverless.ts or .js evaluated by Node.js as the
+// framework does: see readServerless) into a Config whose routes run the project's functions: nodejs* handlers through
 // the Node bootstrap, provided* and go1.x handlers as executables. Settings it
 // does not support are listed in Config.Warnings, never silently dropped.
 // ${env:NAME, 'default'} and ${opt:stage, 'dev'} are resolved; other
 // variables are kept verbatim with a warning.
 func LoadServerless(path string, getenv func(string) string, flags Overrides) (*Config, error) {
-	raw, err := os.ReadFile(path)
+	raw, err := readServerless(path)
 	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+		return nil, err
 	}
 	var warnings []string
 	text := slsVarRE.ReplaceAllStringFunc(string(raw), func(m string) string {
