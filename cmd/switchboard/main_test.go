@@ -107,8 +107,9 @@ func TestServeFlagsEnvAndConfigFile(t *testing.T) {
 // TestServeCluster: --cluster embedded runs a node of its own NATS; the
 // banner and /healthz say so.
 func TestServeCluster(t *testing.T) {
+	data := t.TempDir()
 	wsURL, stdout, stop := serveForTest(t, []string{"--listen", "127.0.0.1:0", "--cluster", "embedded"},
-		map[string]string{"SWITCHBOARD_NODE": "n1"})
+		map[string]string{"SWITCHBOARD_NODE": "n1", "SWITCHBOARD_DATA_DIR": data})
 	if want := "  Cluster:        embedded as node n1 (ttl 15s)\n"; !strings.Contains(stdout.String(), want) {
 		t.Errorf("banner lacks %q:\n%s", want, stdout)
 	}
@@ -116,6 +117,17 @@ func TestServeCluster(t *testing.T) {
 	status, body := testutil.Get(t, base+"/healthz")
 	if want := `"cluster":{"node":"n1","engine":"embedded","state":"ok","nodes":1}`; status != http.StatusOK || !strings.Contains(body, want) {
 		t.Errorf("healthz = %d %s, want 200 with %s", status, body, want)
+	}
+	_, m := testutil.Get(t, base+"/metrics")
+	for _, name := range []string{"switchboard_cluster_engine_up 1", "switchboard_cluster_nodes 1",
+		"switchboard_cluster_lease_renewals_failed_total", "switchboard_cluster_missed_total"} {
+		if !strings.Contains(m, name) {
+			t.Errorf("metrics lack %q", name)
+		}
+	}
+	// A named node keeps its JetStream store in the data directory.
+	if _, err := os.Stat(filepath.Join(data, "nats", "n1")); err != nil {
+		t.Errorf("store of node n1: %v", err)
 	}
 	if err := stop(); err != nil {
 		t.Fatalf("serve returned %v, want nil", err)

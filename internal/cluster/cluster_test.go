@@ -148,3 +148,16 @@ func TestLeaseLapse(t *testing.T) {
 		})
 	}
 }
+
+// TestDefaults: the defaults the README lists, and a grace shorter than the
+// lease, so that a node cut off turns unhealthy before the others drop its
+// connections.
+func TestDefaults(t *testing.T) {
+	t.Parallel()
+	if cluster.DefaultTTL != 15*time.Second || cluster.DefaultGrace != 10*time.Second || cluster.DefaultCallTimeout != 5*time.Second {
+		t.Errorf("defaults ttl %v grace %v callTimeout %v, want 15s 10s 5s", cluster.DefaultTTL, cluster.DefaultGrace, cluster.DefaultCallTimeout)
+	}
+	if cluster.DefaultGrace >= cluster.DefaultTTL || cluster.DefaultGrace < 2*cluster.DefaultTTL/3 {
+		t.Errorf("grace %v: want shorter than ttl %v and at least two renewal periods", cluster.DefaultGrace, cluster.DefaultTTL)
+	}
+}

@@ -208,14 +208,7 @@ func parseTemplate(raw []byte, path string, getenv func(string) string, flags Ov
 	}
 	cfg := t.cfg
 	cfg.Environment["AWS_REGION"] = region
-	for _, o := range []Overrides{{Listen: getenv("SWITCHBOARD_LISTEN"), Stage: getenv("SWITCHBOARD_STAGE")}, flags} {
-		if o.Listen != "" {
-			cfg.Listen = o.Listen
-		}
-		if o.Stage != "" {
-			cfg.Stage = o.Stage
-		}
-	}
+	cfg.override(getenv, flags)
 	for _, what := range sortedKeys(t.ignored) {
 		t.warn(fmt.Sprintf("%s: %s", what, strings.Join(t.ignored[what], ", ")))
 	}

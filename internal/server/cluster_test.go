@@ -294,7 +294,7 @@ func TestClusterCutOff(t *testing.T) {
 				t.Fatalf("client got %q, want %q", got, "partial")
 			}
 			_, m := testutil.Get(t, a.HTTP+"/metrics")
-			for _, want := range []string{`switchboard_cluster_undelivered_total{op="broadcast"} 1`, "switchboard_cluster_engine_up 0"} {
+			for _, want := range []string{`switchboard_cluster_undelivered_total{op="broadcast"} 1`, `switchboard_cluster_call_failures_total{op="bus_broadcast"} 1`, "switchboard_cluster_engine_up 0"} {
 				if !strings.Contains(m, want) {
 					t.Errorf("metrics lack %q", want)
 				}

@@ -93,6 +93,7 @@ type Bus struct {
 	opts Options
 
 	dropped atomic.Uint64 // publishes and broadcasts refused while disconnected
+	missed  atomic.Uint64 // Missed of the subscriptions already withdrawn
 
 	mu         sync.Mutex
 	node       string
@@ -438,6 +439,9 @@ func (b *Bus) Unsubscribe(ctx context.Context, topic string) error {
 	b.mu.Lock()
 	sub, ok := b.topics[topic]
 	delete(b.topics, topic)
+	if ok {
+		b.missed.Add(dropped(sub)) // under mu, so Missed never sees it twice or not at all
+	}
 	b.mu.Unlock()
 	if !ok {
 		return nil
@@ -487,8 +491,8 @@ func (b *Bus) Dropped() uint64 { return b.dropped.Load() }
 // Missed reports how many publishes and broadcasts reached this node but
 // were dropped because Options.QueueLen of them already waited for the
 // handler (nats.go also reports each as a slow consumer on the
-// connection's error handler). It counts the subscriptions this node holds
-// now, so a withdrawn topic's drops leave the sum.
+// connection's error handler). A withdrawn topic's drops stay in the sum,
+// so it never decreases.
 func (b *Bus) Missed() uint64 {
 	b.mu.Lock()
 	subs := append([]*nats.Subscription(nil), b.subs...)
@@ -496,13 +500,19 @@ func (b *Bus) Missed() uint64 {
 		subs = append(subs, s)
 	}
 	b.mu.Unlock()
-	var n uint64
+	n := b.missed.Load()
 	for _, s := range subs {
-		if d, err := s.Dropped(); err == nil && d > 0 {
-			n += uint64(d)
-		}
+		n += dropped(s)
 	}
 	return n
+}
+
+// dropped is what nats.go dropped of s, 0 once it cannot tell.
+func dropped(s *nats.Subscription) uint64 {
+	if d, err := s.Dropped(); err == nil && d > 0 {
+		return uint64(d)
+	}
+	return 0
 }
 
 // Health is nil while the connection is up and a request to this node's
@@ -539,6 +549,9 @@ func (b *Bus) Close() error {
 	subs := b.subs
 	for _, s := range b.topics {
 		subs = append(subs, s)
+	}
+	for _, s := range subs {
+		b.missed.Add(dropped(s))
 	}
 	b.subs, b.topics = nil, map[string]*nats.Subscription{}
 	delivering := b.delivering

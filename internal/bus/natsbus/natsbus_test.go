@@ -450,3 +450,48 @@ func TestQueueOverflowIsCounted(t *testing.T) {
 		t.Errorf("sender Missed = %d, want 0", a.Missed())
 	}
 }
+
+// TestMissedNeverDecreases: drops counted on a topic stay counted once the
+// topic is withdrawn and once the bus is closed.
+func TestMissedNeverDecreases(t *testing.T) {
+	t.Parallel()
+	url := engines["embedded"](t)
+	a := join(t, url, "a", newHandler(nil), natsbus.Options{})
+	h := blocker{newHandler(nil), make(chan struct{})}
+	b := join(t, url, "b", h, natsbus.Options{QueueLen: 4})
+	var once sync.Once
+	release := func() { once.Do(func() { close(h.release) }) }
+	t.Cleanup(release) // before b's Close, which waits for the handler
+	ctx := ctx5(t)
+	if err := b.Subscribe(ctx, "t"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Broadcast(ctx, []byte("holds the handler")); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 50 {
+		if err := a.Publish(ctx, "t", []byte(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.Eventually(t, 5*time.Second, func() bool { return b.Missed() > 0 }, "no drops counted")
+	// Let the last drops land: the count is stable once it stays put.
+	var before uint64
+	testutil.Eventually(t, 5*time.Second, func() bool {
+		n := b.Missed()
+		stable := n == before
+		before = n
+		return stable
+	}, "drops still counting")
+	if err := b.Unsubscribe(ctx, "t"); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.Missed(); got < before {
+		t.Fatalf("Missed after Unsubscribe = %d, want at least %d", got, before)
+	}
+	release()
+	_ = b.Close()
+	if got := b.Missed(); got < before {
+		t.Fatalf("Missed after Close = %d, want at least %d", got, before)
+	}
+}
