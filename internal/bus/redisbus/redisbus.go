@@ -95,7 +95,7 @@ type Stats struct {
 // Bus is a bus.Bus over one Redis server. It does not own the client: the
 // caller closes it after Close. Safe for concurrent use.
 type Bus struct {
-	rdb  redis.UniversalClient
+	rdb  *redis.Client
 	opts Options
 
 	seq       atomic.Uint64
@@ -124,8 +124,9 @@ var (
 	_ bus.Healther = (*Bus)(nil)
 )
 
-// New returns a Bus over rdb; Run joins it to the cluster.
-func New(rdb redis.UniversalClient, opts Options) *Bus {
+// New returns a Bus over rdb, one standalone server (Redis Cluster and
+// Sentinel are refused, see redisurl); Run joins it to the cluster.
+func New(rdb *redis.Client, opts Options) *Bus {
 	o := opts.withDefaults()
 	return &Bus{
 		rdb:     rdb,

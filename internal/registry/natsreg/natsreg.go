@@ -349,7 +349,8 @@ func (d *Directory) Nodes(ctx context.Context) ([]registry.Node, error) {
 	return out, nil
 }
 
-// Leave ends node's lease and deletes its records at once.
+// Leave ends node's lease and deletes its records at once, each only at
+// the revision it read, as Sweep does.
 func (d *Directory) Leave(ctx context.Context, node string) error {
 	if err := d.nodes.Delete(ctx, key(node)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return fmt.Errorf("natsreg: leave %s: %w", node, err)
@@ -363,7 +364,9 @@ func (d *Directory) Leave(ctx context.Context, node string) error {
 		if json.Unmarshal(e.Value(), &rec) != nil || rec.Node != node {
 			continue
 		}
-		if err := d.Remove(ctx, rec.ConnID); err != nil {
+		// Only the revision read: a record another node wrote for the same
+		// ID since (a connection that moved) is not this node's to delete.
+		if err := d.conns.Delete(ctx, e.Key(), jetstream.LastRevision(e.Revision())); err != nil && !changed(err) {
 			return fmt.Errorf("natsreg: leave %s: %w", node, err)
 		}
 	}

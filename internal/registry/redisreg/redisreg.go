@@ -58,7 +58,7 @@ func (o Options) withDefaults() Options {
 // Directory is a registry.Directory and registry.Leaser over Redis. It does
 // not own the client: the caller closes it. Safe for concurrent use.
 type Directory struct {
-	rdb  redis.UniversalClient
+	rdb  *redis.Client
 	opts Options
 }
 
@@ -67,8 +67,9 @@ var (
 	_ registry.Leaser    = (*Directory)(nil)
 )
 
-// New returns a Directory over rdb.
-func New(rdb redis.UniversalClient, opts Options) *Directory {
+// New returns a Directory over rdb, one standalone server (Redis Cluster
+// and Sentinel are refused, see redisurl).
+func New(rdb *redis.Client, opts Options) *Directory {
 	return &Directory{rdb: rdb, opts: opts.withDefaults()}
 }
 
