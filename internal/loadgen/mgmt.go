@@ -26,8 +26,14 @@ connections (lost: not there --settle after the last one arrived); given
 --pid (the server, on this machine), its CPU time (/proc/PID/stat, Linux) per
 request over the requests.
 
-Example:
+Against a cluster, --url is the node the connections are opened on and
+--mgmt-url the node the requests are sent to: another node, to measure a
+delivery across nodes; --pid lists the nodes' processes, whose CPU times are
+summed.
+
+Examples:
   switchboard bench mgmt --mgmt-url http://127.0.0.1:3001 -c 32 -n 100000
+  switchboard bench mgmt --url ws://127.0.0.1:3001 --mgmt-url http://127.0.0.1:3002 --pid 101,102,103
 `
 
 const (
@@ -40,11 +46,12 @@ const (
 
 type mgmtResult struct {
 	report
-	Requests    int `json:"n"`
-	Workers     int `json:"c"`
-	Connections int `json:"connections"`
-	Size        int `json:"size"`
-	PID         int `json:"pid,omitempty"`
+	Requests    int   `json:"n"`
+	Workers     int   `json:"c"`
+	Connections int   `json:"connections"`
+	Size        int   `json:"size"`
+	PID         int   `json:"pid,omitempty"`
+	PIDs        []int `json:"pids,omitempty"` // with more than one: their CPU time is summed
 
 	Completed      int64            `json:"requests"` // answered, whatever the status
 	OK             int64            `json:"ok"`
@@ -68,7 +75,8 @@ func mgmt(ctx context.Context, args []string, getenv func(string) string, stdout
 	nconns := fs.Int("connections", 4, fmt.Sprintf("WebSocket connections the requests are spread over (at most %d)", maxMgmtConnections))
 	size := fs.Int("s", 100, fmt.Sprintf("request body bytes (at most %d)", maxSize))
 	settle := fs.Duration("settle", defaultSettle, "how long to wait for missing deliveries after the last one arrived")
-	pid := fs.Int("pid", 0, "process ID of the server, on this machine: report its CPU time per request")
+	var pids pidList
+	fs.Var(&pids, "pid", "process ID of the server, on this machine: report its CPU time per request; several, comma separated (the nodes of a cluster): their CPU time summed")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -88,8 +96,8 @@ func mgmt(ctx context.Context, args []string, getenv func(string) string, stdout
 	}
 
 	r := newRun("mgmt", &t, stderr)
-	res := mgmtResult{Requests: *n, Workers: *workers, Connections: *nconns, Size: *size, PID: *pid}
-	cpu := cpuMeter{run: r, pid: *pid}
+	res := mgmtResult{Requests: *n, Workers: *workers, Connections: *nconns, Size: *size, PID: pids.first(), PIDs: pids.many()}
+	cpu := cpuMeter{run: r, pids: pids}
 	tag := newTag()
 	var completed, okCount, delivered, closedEarly atomic.Int64
 	var closing atomic.Bool
