@@ -104,6 +104,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	logFormat := fs.String("log-format", getenv("SWITCHBOARD_LOG_FORMAT"), "text, json or auto: text on a terminal, JSON otherwise (env SWITCHBOARD_LOG_FORMAT)")
 	pprofFlag := fs.Bool("pprof", false, "serve /debug/pprof/ beside the management API")
 	warm := fs.Bool("warm", false, "start every function before serving, so that the first message pays no cold start (config warm)")
+	cluster := fs.String("cluster", "", "join a cluster: nats://host:port[,host:port], redis://host:port, or embedded (env SWITCHBOARD_CLUSTER; config cluster.url)")
+	node := fs.String("node", "", "this node's name in the cluster (env SWITCHBOARD_NODE; default: host name and a random suffix)")
+	clusterListen := fs.String("cluster-listen", "", "with --cluster embedded: the route address host:port peers connect to (env SWITCHBOARD_CLUSTER_LISTEN)")
+	clusterPeers := fs.String("cluster-peers", "", "with --cluster embedded: every node's route address, host:port,host:port (env SWITCHBOARD_CLUSTER_PEERS)")
 	logLevel := fs.String("log-level", getenv("SWITCHBOARD_LOG_LEVEL"), "debug, info, warn or error (env SWITCHBOARD_LOG_LEVEL; default info)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -133,7 +137,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	// load reads the configuration from the same file, environment and
 	// flags at start-up and on every SIGHUP.
-	flags := config.Overrides{Listen: *listen, Stage: *stage}
+	flags := config.Overrides{Listen: *listen, Stage: *stage, Cluster: *cluster, Node: *node,
+		ClusterListen: *clusterListen, ClusterPeers: *clusterPeers}
 	load := func() (*config.Config, error) {
 		var cfg *config.Config
 		var err error

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -95,6 +96,10 @@ type Config struct {
 	// start; a function that fails to start fails the start-up. Also the
 	// --warm flag. Off by default: processes start on first use.
 	Warm bool `yaml:"warm"`
+
+	// Cluster joins this gateway to others over NATS or Redis; absent, the
+	// gateway is a node alone.
+	Cluster Cluster `yaml:"cluster"`
 
 	// Warnings are settings that were read but are not supported.
 	Warnings []string `yaml:"-"`
@@ -256,6 +261,118 @@ type TLS struct {
 	// Empty means DefaultDataDir.
 	DataDir string `yaml:"dataDir"`
 }
+
+// Cluster says how a gateway joins the others of its cluster. Every field
+// left zero takes the default of the component it configures (the cluster
+// package's, and the gateway's for CallTimeout), as limits do.
+type Cluster struct {
+	// URL is the engine: "" for a node alone; nats://host:port[,host:port]
+	// (tls:// for TLS); redis://[user:password@]host:port[/db] (rediss://
+	// for TLS); or "embedded" for a NATS server inside the gateway (see
+	// Embedded). Env SWITCHBOARD_CLUSTER, flag --cluster.
+	URL string `yaml:"url"`
+	// Node names this gateway in the cluster, unique per process. Empty
+	// means the host name and a random suffix. Env SWITCHBOARD_NODE, flag --node.
+	Node string `yaml:"node"`
+	// TTL is how long a dead node's connections stay known: its lease.
+	TTL Duration `yaml:"ttl"`
+	// Grace is how long the node may be cut off from the engine before
+	// /healthz answers 503; "off" never does.
+	Grace Duration `yaml:"grace"`
+	// CallTimeout bounds each directory and bus call.
+	CallTimeout Duration `yaml:"callTimeout"`
+	// Credentials for the engine where the URL does not carry them: NATS
+	// takes User and Password, Token or CredsFile (one kind); Redis takes
+	// User and Password (an ACL user) when the URL has none.
+	User      string `yaml:"user"`
+	Password  string `yaml:"password"`
+	Token     string `yaml:"token"`
+	CredsFile string `yaml:"credsFile"`
+	// TLS to the engine: CAFile trusts the engine's certificate, CertFile
+	// and KeyFile are this node's client certificate.
+	TLS ClusterTLS `yaml:"tls"`
+	// Embedded configures the NATS server inside the gateway when URL is "embedded".
+	Embedded Embedded `yaml:"embedded"`
+}
+
+// ClusterTLS holds the files of a TLS connection to the engine.
+type ClusterTLS struct {
+	CAFile   string `yaml:"caFile"`
+	CertFile string `yaml:"certFile"`
+	KeyFile  string `yaml:"keyFile"`
+}
+
+// Embedded configures the NATS server a gateway runs inside itself.
+type Embedded struct {
+	// Listen is the NATS client address, host:port; empty means
+	// 127.0.0.1:0 (a random loopback port).
+	Listen string `yaml:"listen"`
+	// Cluster is the route address, host:port, the peers' servers connect
+	// to; empty runs the server alone. Flag --cluster-listen, env
+	// SWITCHBOARD_CLUSTER_LISTEN.
+	Cluster string `yaml:"cluster"`
+	// Peers are the route addresses (host:port) of every node, the same
+	// list everywhere (a node skips its own). Flag --cluster-peers, env
+	// SWITCHBOARD_CLUSTER_PEERS, both comma-separated.
+	Peers []string `yaml:"peers"`
+	// StoreDir keeps JetStream's data. Empty means <data dir>/nats/<node>
+	// when cluster.node is set and there is a data directory, else a
+	// temporary directory removed at exit.
+	StoreDir string `yaml:"storeDir"`
+}
+
+// Cluster engines, as Cluster.Engine names them.
+const (
+	EngineNone     = ""
+	EngineNATS     = "nats"
+	EngineRedis    = "redis"
+	EngineEmbedded = "embedded"
+)
+
+// Engine names the engine URL chooses, or an error for a URL it cannot
+// read. A redis URL is only recognised here: the cluster package parses it
+// and refuses Redis Cluster and Sentinel with its own message.
+func (c Cluster) Engine() (string, error) {
+	u := strings.TrimSpace(c.URL)
+	if u == "" {
+		return EngineNone, nil
+	}
+	if u == EngineEmbedded {
+		return EngineEmbedded, nil
+	}
+	scheme, _, ok := strings.Cut(u, "://")
+	if !ok {
+		return "", fmt.Errorf("%w: cluster.url %q: want nats://host:port, redis://host:port or embedded", ErrInvalid, redactURL(u))
+	}
+	switch s := strings.ToLower(scheme); {
+	case s == "nats" || s == "tls":
+		return EngineNATS, nil
+	case strings.HasPrefix(s, "redis") || strings.Contains(s, "sentinel") || s == "unix":
+		return EngineRedis, nil
+	}
+	return "", fmt.Errorf("%w: cluster.url %s: scheme %q not supported: want nats://, tls://, redis://, rediss:// or embedded", ErrInvalid, redactURL(u), scheme)
+}
+
+// redactURL hides a URL's password, for messages.
+func redactURL(s string) string {
+	scheme, rest, ok := strings.Cut(s, "://")
+	if !ok {
+		if strings.Contains(s, "@") {
+			return "…"
+		}
+		return s
+	}
+	if at := strings.LastIndex(rest, "@"); at >= 0 {
+		userinfo := rest[:at]
+		if user, _, hasPass := strings.Cut(userinfo, ":"); hasPass {
+			rest = user + ":xxxxx" + rest[at:]
+		}
+	}
+	return scheme + "://" + rest
+}
+
+// RedactedURL is URL with its password hidden, for logs and the banner.
+func (c Cluster) RedactedURL() string { return redactURL(c.URL) }
 
 // DefaultDataDir is where Switchboard keeps its local CA:
 // $XDG_DATA_HOME/switchboard, else ~/.local/share/switchboard; empty when
@@ -487,6 +604,60 @@ func DefaultRoutes() map[string]Route {
 type Overrides struct {
 	Listen string
 	Stage  string
+	// Cluster is cluster.url, Node cluster.node; ClusterListen is
+	// cluster.embedded.cluster and ClusterPeers cluster.embedded.peers,
+	// comma-separated.
+	Cluster       string
+	Node          string
+	ClusterListen string
+	ClusterPeers  string
+}
+
+// EnvOverrides reads the overrides of the environment.
+func EnvOverrides(getenv func(string) string) Overrides {
+	return Overrides{
+		Listen:        getenv("SWITCHBOARD_LISTEN"),
+		Stage:         getenv("SWITCHBOARD_STAGE"),
+		Cluster:       getenv("SWITCHBOARD_CLUSTER"),
+		Node:          getenv("SWITCHBOARD_NODE"),
+		ClusterListen: getenv("SWITCHBOARD_CLUSTER_LISTEN"),
+		ClusterPeers:  getenv("SWITCHBOARD_CLUSTER_PEERS"),
+	}
+}
+
+// override applies the environment's overrides, then the flags', over the file.
+func (c *Config) override(getenv func(string) string, flags Overrides) {
+	for _, o := range []Overrides{EnvOverrides(getenv), flags} {
+		if o.Listen != "" {
+			c.Listen = o.Listen
+		}
+		if o.Stage != "" {
+			c.Stage = o.Stage
+		}
+		if o.Cluster != "" {
+			c.Cluster.URL = o.Cluster
+		}
+		if o.Node != "" {
+			c.Cluster.Node = o.Node
+		}
+		if o.ClusterListen != "" {
+			c.Cluster.Embedded.Cluster = o.ClusterListen
+		}
+		if o.ClusterPeers != "" {
+			c.Cluster.Embedded.Peers = splitList(o.ClusterPeers)
+		}
+	}
+}
+
+// splitList splits a comma-separated list, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // Load reads the YAML file at path (none when empty), applies env and
@@ -506,14 +677,7 @@ func Load(path string, getenv func(string) string, flags Overrides) (*Config, er
 		cfg.Source = path
 		cfg.Dir = filepath.Dir(path)
 	}
-	for _, o := range []Overrides{{Listen: getenv("SWITCHBOARD_LISTEN"), Stage: getenv("SWITCHBOARD_STAGE")}, flags} {
-		if o.Listen != "" {
-			cfg.Listen = o.Listen
-		}
-		if o.Stage != "" {
-			cfg.Stage = o.Stage
-		}
-	}
+	cfg.override(getenv, flags)
 	if err := cfg.applyEnv(getenv); err != nil {
 		return nil, err
 	}
@@ -691,7 +855,65 @@ func (c *Config) Validate() error {
 	if c.IntegrationTimeout < 0 {
 		bad("integrationTimeout must be a duration")
 	}
+	errs = append(errs, c.Cluster.validate()...)
 	return errors.Join(errs...)
+}
+
+// validate checks the cluster settings that need no engine to check.
+func (c Cluster) validate() []error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...))
+	}
+	engine, err := c.Engine()
+	if err != nil {
+		return []error{err}
+	}
+	if engine == EngineNone {
+		if c.Node != "" || c.Embedded.Cluster != "" || len(c.Embedded.Peers) > 0 || c.Embedded.Listen != "" || c.Embedded.StoreDir != "" {
+			bad("cluster: node, embedded, --cluster-listen and --cluster-peers need cluster.url (--cluster)")
+		}
+		return errs
+	}
+	if c.TTL == Unlimited {
+		bad("cluster.ttl: a lease must end: want a duration such as 15s")
+	}
+	if c.CallTimeout == Unlimited {
+		bad("cluster.callTimeout: every call needs a bound: want a duration such as 5s")
+	}
+	if engine != EngineEmbedded && (c.Embedded.Cluster != "" || len(c.Embedded.Peers) > 0 || c.Embedded.Listen != "" || c.Embedded.StoreDir != "") {
+		bad("cluster.embedded (--cluster-listen, --cluster-peers) needs cluster.url embedded")
+	}
+	if engine == EngineEmbedded && c.Embedded.Cluster != "" && len(c.Embedded.Peers) == 0 {
+		bad("cluster.embedded.cluster (--cluster-listen) needs peers (--cluster-peers): the route address of every node, this one included")
+	}
+	for _, hp := range append([]string{c.Embedded.Listen, c.Embedded.Cluster}, c.Embedded.Peers...) {
+		if hp == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(hp); err != nil {
+			bad("cluster.embedded: %q: want host:port", hp)
+		}
+	}
+	kinds := 0
+	for _, set := range []bool{c.User != "" || c.Password != "", c.Token != "", c.CredsFile != ""} {
+		if set {
+			kinds++
+		}
+	}
+	if kinds > 1 {
+		bad("cluster: set one of user/password, token or credsFile")
+	}
+	if engine == EngineRedis && (c.Token != "" || c.CredsFile != "") {
+		bad("cluster: token and credsFile are NATS credentials; Redis takes user and password (or the URL's)")
+	}
+	if engine == EngineEmbedded && c.CredsFile != "" {
+		bad("cluster: credsFile needs an external NATS server; the embedded one takes user/password or token")
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		bad("cluster.tls: set both certFile and keyFile")
+	}
+	return errs
 }
 
 // ParsePrefix reads an address ("10.0.0.1") or a CIDR prefix ("10.0.0.0/8").

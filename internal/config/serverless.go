@@ -160,15 +160,7 @@ func LoadServerless(path string, getenv func(string) string, flags Overrides) (*
 		}
 		cfg.Functions[name] = fn
 	}
-	for _, o := range []Overrides{{Listen: getenv("SWITCHBOARD_LISTEN"), Stage: getenv("SWITCHBOARD_STAGE")}, flags} {
-		if o.Listen != "" {
-			cfg.Listen = o.Listen
-		}
-		if o.Stage != "" {
-			cfg.Stage = o.Stage
-		}
-	}
-	cfg.Warnings = warnings
+	cfg.override(getenv, flags)
 	if err := cfg.applyEnv(getenv); err != nil {
 		return nil, err
 	}

@@ -42,6 +42,8 @@ type ConnInfo struct {
 	UserAgent    string
 	Principal    string
 	Topics       []string
+	// Node is the node holding the connection; empty on a node alone.
+	Node string
 }
 
 var (
@@ -288,8 +290,9 @@ func (h *Hub) queue(c *client, f wsconn.Frame) error {
 	return err
 }
 
-func (h *Hub) add(ctx context.Context, c *client) error {
-	rec := registry.Record{
+// record is c's directory record.
+func (h *Hub) record(c *client) registry.Record {
+	return registry.Record{
 		ConnID:      c.info.ID,
 		Node:        h.node,
 		ConnectedAt: c.info.ConnectedAt,
@@ -297,6 +300,31 @@ func (h *Hub) add(ctx context.Context, c *client) error {
 		UserAgent:   c.info.UserAgent,
 		Principal:   c.info.Principal,
 	}
+}
+
+// LocalRecords returns the directory records of the connections this node
+// holds, so that they can be added again when the directory lost them (a
+// lease that lapsed, an engine that restarted empty).
+func (h *Hub) LocalRecords() []registry.Record {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	recs := make([]registry.Record, 0, len(h.conns))
+	for _, c := range h.conns {
+		recs = append(recs, h.record(c))
+	}
+	return recs
+}
+
+// Holds reports whether this node holds connID (open or closing).
+func (h *Hub) Holds(connID string) bool {
+	h.mu.RLock()
+	_, ok := h.conns[connID]
+	h.mu.RUnlock()
+	return ok
+}
+
+func (h *Hub) add(ctx context.Context, c *client) error {
+	rec := h.record(c)
 	ctx, cancel := h.bounded(ctx)
 	defer cancel()
 	if err := h.dir.Add(ctx, rec); err != nil {
@@ -594,7 +622,7 @@ func (h *Hub) Unsubscribe(ctx context.Context, connID, topic string) error {
 // Conn describes a live connection of the cluster, or returns ErrGone.
 func (h *Hub) Conn(ctx context.Context, id string) (ConnInfo, error) {
 	if c, ok := h.local(id); ok {
-		return c.describe(h.topicsOf(c)), nil
+		return h.describe(c), nil
 	}
 	rec, err := h.holder(ctx, id)
 	if err != nil {
@@ -618,6 +646,7 @@ func (h *Hub) describeRemote(ctx context.Context, rec registry.Record) (ConnInfo
 		UserAgent:    rec.UserAgent,
 		Principal:    rec.Principal,
 		Topics:       st.Topics,
+		Node:         rec.Node,
 	}, nil
 }
 
@@ -677,7 +706,7 @@ func (h *Hub) describeRecord(ctx context.Context, rec registry.Record) (ConnInfo
 		if !ok {
 			return ConnInfo{}, ErrGone
 		}
-		return c.describe(h.topicsOf(c)), nil
+		return h.describe(c), nil
 	}
 	return h.describeRemote(ctx, rec)
 }
@@ -701,6 +730,16 @@ func (h *Hub) closeAll(code wsconn.StatusCode, reason string) {
 	for _, c := range h.conns {
 		c.ws.Close(code, reason)
 	}
+}
+
+// describe describes a connection of this node, naming this node as its
+// holder when it is on a bus.
+func (h *Hub) describe(c *client) ConnInfo {
+	info := c.describe(h.topicsOf(c))
+	if h.bus != nil {
+		info.Node = h.node
+	}
+	return info
 }
 
 func (c *client) describe(topics []string) ConnInfo {

@@ -150,3 +150,60 @@ func hasLabelValues(m *dto.Metric, want []string) bool {
 	}
 	return true
 }
+
+// Cluster holds the collectors of a node on a cluster; a node alone
+// registers none of them.
+type Cluster struct {
+	EngineUp      prometheus.Gauge       // 1 while the engine is reachable and delivering
+	CallFailures  *prometheus.CounterVec // op: directory and bus calls that failed to reach the engine or the holder
+	Undelivered   *prometheus.CounterVec // op: publish or broadcast the bus did not take for the other nodes
+	LeaseFailures prometheus.Counter     // lease renewals that failed
+	Nodes         prometheus.Gauge       // nodes with a live lease, as last read
+
+	reg prometheus.Registerer
+}
+
+// Label values of Cluster.Undelivered.
+const (
+	UndeliveredPublish   = "publish"
+	UndeliveredBroadcast = "broadcast"
+)
+
+// NewCluster creates the cluster collectors and registers them on reg (nil
+// registers nothing).
+func NewCluster(reg prometheus.Registerer) *Cluster {
+	c := &Cluster{
+		EngineUp: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "switchboard_cluster_engine_up", Help: "1 while the cluster engine is reachable and delivers to this node, else 0.",
+		}),
+		CallFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_cluster_call_failures_total", Help: "Directory and bus calls that failed to reach the engine or the holding node, by operation.",
+		}, []string{"op"}),
+		Undelivered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_cluster_undelivered_total", Help: "Publishes and broadcasts the bus did not take for the other nodes (each also an error to its caller), by operation.",
+		}, []string{"op"}),
+		LeaseFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchboard_cluster_lease_renewals_failed_total", Help: "Renewals of this node's lease that failed.",
+		}),
+		Nodes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "switchboard_cluster_nodes", Help: "Nodes of the cluster with a live lease, as last read.",
+		}),
+		reg: reg,
+	}
+	if reg != nil {
+		reg.MustRegister(c.EngineUp, c.CallFailures, c.Undelivered, c.LeaseFailures, c.Nodes)
+	}
+	return c
+}
+
+// RegisterMissed registers switchboard_cluster_missed_total, read from
+// missed: deliveries from other nodes that reached this node's bus but were
+// dropped (an engine whose bus counts them).
+func (c *Cluster) RegisterMissed(missed func() uint64) {
+	if c.reg == nil {
+		return
+	}
+	c.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "switchboard_cluster_missed_total", Help: "Publishes and broadcasts from other nodes this node's bus dropped before delivering them.",
+	}, func() float64 { return float64(missed()) }))
+}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"reflect"
 
 	"github.com/switchboard-gateway/switchboard/internal/config"
 )
@@ -20,7 +21,8 @@ import (
 //
 // What the listeners were built with keeps its running value, and each such
 // setting that differs is logged: listen, stage, tls, management.listen,
-// limits.handshakeTimeout and limits.maxHeaderBytes.
+// limits.handshakeTimeout, limits.maxHeaderBytes, and cluster (the node
+// keeps its engine, name and lease until restarted).
 //
 // When cfg cannot be built (a function that cannot be prepared, an
 // authorizer whose keys cannot be read, a management API it would expose),
@@ -77,6 +79,8 @@ func restartOnly(running, next *config.Config) []string {
 	keep("management.listen", running.Management.Listen != next.Management.Listen)
 	keep("limits.handshakeTimeout", running.Limits.HandshakeTimeout != next.Limits.HandshakeTimeout)
 	keep("limits.maxHeaderBytes", running.Limits.MaxHeaderBytes != next.Limits.MaxHeaderBytes)
+	keep("cluster", !reflect.DeepEqual(running.Cluster, next.Cluster))
+	next.Cluster = running.Cluster
 	next.Listen, next.Stage, next.TLS = running.Listen, running.Stage, running.TLS
 	next.Management.Listen = running.Management.Listen
 	next.Limits.HandshakeTimeout, next.Limits.MaxHeaderBytes = running.Limits.HandshakeTimeout, running.Limits.MaxHeaderBytes

@@ -5,7 +5,9 @@
 package server
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +16,7 @@ import (
 	"net/http/pprof"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -23,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/switchboard-gateway/switchboard/internal/cluster"
 	"github.com/switchboard-gateway/switchboard/internal/config"
 	"github.com/switchboard-gateway/switchboard/internal/dashboard"
 	"github.com/switchboard-gateway/switchboard/internal/gateway"
@@ -51,7 +55,8 @@ type Server struct {
 	retiring   sync.WaitGroup               // functions a Reload replaced, finishing their invocations
 	metrics    *metrics.Metrics
 	metricsReg *prometheus.Registry
-	tail       *tail.Hub // recent route invocations, for the dashboard
+	tail       *tail.Hub        // recent route invocations, for the dashboard
+	cluster    *cluster.Cluster // nil for a node alone
 }
 
 // Options are what New needs besides the config.
@@ -87,9 +92,16 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.metricsReg = prometheus.NewRegistry()
 	s.metrics = metrics.New(s.metricsReg)
 	hub := gateway.NewHub(memreg.New(), host, s.metrics)
+	if cfg.Cluster.URL != "" {
+		var err error
+		if hub, err = s.joinCluster(cfg); err != nil {
+			return nil, err
+		}
+	}
 	s.tail = tail.New(200, 64)
 	b, gopts, err := s.build(cfg, hub, nil)
 	if err != nil {
+		s.closeCluster()
 		return nil, err
 	}
 	s.built = b
@@ -112,6 +124,62 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.mux.Handle("/"+cfg.Stage, s.gw)
 	s.mux.Handle("/"+cfg.Stage+"/{$}", s.gw)
 	return s, nil
+}
+
+// joinCluster connects the engine of cfg.Cluster and returns a hub on its
+// directory and bus; the cluster's background work runs from then on.
+func (s *Server) joinCluster(cfg *config.Config) (*gateway.Hub, error) {
+	cc := cfg.Cluster
+	o := cluster.Options{
+		URL:         cc.URL,
+		Node:        cc.Node,
+		TTL:         componentDuration(cc.TTL),
+		Grace:       componentDuration(cc.Grace),
+		CallTimeout: componentDuration(cc.CallTimeout),
+		User:        cc.User, Password: cc.Password, Token: cc.Token, CredsFile: cc.CredsFile,
+		CAFile: cc.TLS.CAFile, CertFile: cc.TLS.CertFile, KeyFile: cc.TLS.KeyFile,
+		Embedded: cluster.Embedded{Listen: cc.Embedded.Listen, Cluster: cc.Embedded.Cluster,
+			Peers: cc.Embedded.Peers, StoreDir: cc.Embedded.StoreDir},
+		Logger:  s.log,
+		Metrics: metrics.NewCluster(s.metricsReg),
+	}
+	// A named node keeps its JetStream store in the data directory across
+	// restarts; an unnamed one gets a new name, and a temporary store, each time.
+	if o.Embedded.StoreDir == "" && cc.Node != "" && cfg.TLS.DataDir != "" {
+		o.Embedded.StoreDir = filepath.Join(cfg.TLS.DataDir, "nats", cc.Node)
+	}
+	for _, f := range []*string{&o.CredsFile, &o.CAFile, &o.CertFile, &o.KeyFile, &o.Embedded.StoreDir} {
+		if *f != "" && !filepath.IsAbs(*f) && cfg.Dir != "" {
+			*f = filepath.Join(cfg.Dir, *f)
+		}
+	}
+	c, err := cluster.Start(context.Background(), o)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cmp.Or(o.CallTimeout, gateway.DefaultCallTimeout))
+	defer cancel()
+	hub, err := gateway.StartHub(ctx, gateway.HubOptions{Directory: c.Directory(), Bus: c.Bus(), Node: c.Node(),
+		Metrics: s.metrics, CallTimeout: o.CallTimeout})
+	if err != nil {
+		_ = c.Close()
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	c.Run(hub)
+	s.cluster = c
+	return hub, nil
+}
+
+// componentDuration passes a config duration to a component: absent stays
+// zero (the component's default), "off" stays negative.
+func componentDuration(d config.Duration) time.Duration { return time.Duration(d) }
+
+// closeCluster leaves the bus and closes the engine, if any.
+func (s *Server) closeCluster() error {
+	if s.cluster == nil {
+		return nil
+	}
+	return s.cluster.Close()
 }
 
 // build makes the routes, functions, integrations and authorizer cfg names,
@@ -227,6 +295,7 @@ func (s *Server) Close() error {
 	errs = append(errs, s.built.close())
 	s.reloadMu.Unlock()
 	s.retiring.Wait()
+	errs = append(errs, s.closeCluster())
 	return errors.Join(errs...)
 }
 
@@ -244,19 +313,44 @@ func (s *Server) Gateway() *gateway.Gateway { return s.gw }
 // SetReady marks the server ready (or not) for /healthz.
 func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
 
+// health is the /healthz body.
+type health struct {
+	Status      string          `json:"status"`
+	Connections int             `json:"connections"`
+	Cluster     *cluster.Status `json:"cluster,omitempty"`
+}
+
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 	if !s.ready.Load() || s.gw.Draining() {
 		http.Error(w, "not ready", http.StatusServiceUnavailable)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	fmt.Fprintf(w, "{\"status\":\"ok\",\"connections\":%d}\n", s.gw.Hub().Count())
+	if s.cluster == nil {
+		fmt.Fprintf(w, "{\"status\":\"ok\",\"connections\":%d}\n", s.gw.Hub().Count())
+		return
+	}
+	st := s.cluster.Status()
+	h := health{Status: "ok", Connections: s.gw.Hub().Count(), Cluster: &st}
+	if !s.cluster.Healthy() {
+		// Cut off from the others longer than cluster.grace: local
+		// traffic still works, but a load balancer should send new
+		// clients elsewhere.
+		h.Status = "cut off"
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	_ = json.NewEncoder(w).Encode(h)
 }
 
-// Drain closes every connection with 1001 and waits for their $disconnect.
+// Drain closes every connection with 1001 and waits for their $disconnect;
+// on a cluster, the node then leaves: its records go at once.
 func (s *Server) Drain(ctx context.Context) error {
 	s.ready.Store(false)
-	return s.gw.Drain(ctx)
+	err := s.gw.Drain(ctx)
+	if s.cluster != nil {
+		err = errors.Join(err, s.cluster.Leave(ctx))
+	}
+	return err
 }
 
 // Banner describes the running server for the start-up output: addr is the
@@ -273,6 +367,9 @@ func (s *Server) Banner(addr, mgmtAddr string, secure bool) string {
 	fmt.Fprintf(&b, "  Management API: %s://%s/@connections  (also %s://%s/%s/@connections)\n", web, mgmtAddr, web, mgmtAddr, s.cfg.Stage)
 	fmt.Fprintf(&b, "  Dashboard:      %s://%s/_/  (demo chat: %s://%s/_/chat)\n", web, mgmtAddr, web, mgmtAddr)
 	fmt.Fprintf(&b, "  Health:         %s://%s/healthz   Metrics: %s://%s/metrics\n", web, addr, web, mgmtAddr)
+	if s.cluster != nil {
+		fmt.Fprintf(&b, "  Cluster:        %s as node %s (ttl %v)\n", s.cluster.Redacted(), s.cluster.Node(), s.cluster.TTL())
+	}
 	if !secure && s.opts.CAFile != "" {
 		fmt.Fprintf(&b, "  Secure, same port: wss://%s  https://%s  (local CA %s; see 'switchboard ca')\n", addr, addr, s.opts.CAFile)
 	}

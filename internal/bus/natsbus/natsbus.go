@@ -19,6 +19,7 @@ package natsbus
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -131,6 +132,9 @@ type ConnectOptions struct {
 	User, Password, Token, CredsFile string
 	// ConnectTimeout bounds the first connection. Default 5s.
 	ConnectTimeout time.Duration
+	// TLS, when set, is used for the connection (a tls:// URL needs no
+	// more than the system roots).
+	TLS *tls.Config
 }
 
 // Connect connects to the NATS servers in url (comma separated) for a bus
@@ -167,6 +171,9 @@ func Connect(url string, co ConnectOptions) (*nats.Conn, error) {
 		no = append(no, nats.Token(co.Token))
 	case co.CredsFile != "":
 		no = append(no, nats.UserCredentials(co.CredsFile))
+	}
+	if co.TLS != nil {
+		no = append(no, nats.Secure(co.TLS))
 	}
 	nc, err := nats.Connect(url, no...)
 	if err != nil {
