@@ -15,6 +15,8 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/switchboard-gateway/switchboard/internal/dashboard"
+	"github.com/switchboard-gateway/switchboard/internal/server/servertest"
+	"github.com/switchboard-gateway/switchboard/internal/testutil"
 )
 
 var (
@@ -170,4 +172,42 @@ func (tb *tab) count(sel string) int {
 		tb.t.Fatalf("tab %s: count %s: %v", tb.name, sel, err)
 	}
 	return n
+}
+
+// A gateway on a cluster (here one node on its embedded NATS) serves its
+// nodes to the dashboard, and its listing names each connection's node.
+func TestClusterMountedInServer(t *testing.T) {
+	t.Parallel()
+	srv := servertest.StartYAML(t, "cluster: {url: embedded, node: gw-one}")
+	testutil.Dial(t, srv.WS, nil)
+	var c dashboard.Cluster
+	testutil.Eventually(t, waitTimeout, func() bool {
+		status, body := testutil.Get(t, srv.HTTP+"/_/api/cluster")
+		if status != http.StatusOK {
+			t.Fatalf("GET /_/api/cluster: %d %s", status, body)
+		}
+		if err := json.Unmarshal([]byte(body), &c); err != nil {
+			t.Fatalf("GET /_/api/cluster: %q: %v", body, err)
+		}
+		return len(c.Nodes) == 1
+	}, "the cluster's one node is not listed")
+	if c.Engine != "embedded" || c.Node != "gw-one" || c.EngineError != "" || c.NodesError != "" {
+		t.Errorf("cluster = %+v, want embedded, node gw-one, no errors", c)
+	}
+	if n := c.Nodes[0]; n.ID != "gw-one" || !n.Self || n.StartedAt.IsZero() || n.LastSeen.IsZero() {
+		t.Errorf("node = %+v, want gw-one, self, with its start and its last renewal", n)
+	}
+	testutil.Eventually(t, waitTimeout, func() bool {
+		status, body := testutil.Get(t, srv.HTTP+"/@connections")
+		return status == http.StatusOK && strings.Contains(body, `"node":"gw-one"`)
+	}, `the listing does not name the connection's node`)
+
+	alone := servertest.StartYAML(t, "")
+	testutil.Dial(t, alone.WS, nil)
+	if status, body := testutil.Get(t, alone.HTTP+"/_/api/cluster"); status != http.StatusOK || !strings.Contains(body, `"engine":""`) {
+		t.Errorf("GET /_/api/cluster on a node alone: %d %s, want engine \"\"", status, body)
+	}
+	if _, body := testutil.Get(t, alone.HTTP+"/@connections"); strings.Contains(body, `"node"`) {
+		t.Errorf("the listing of a node alone names a node: %s", body)
+	}
 }

@@ -276,8 +276,32 @@ func (s *Server) management(b *builder) (http.Handler, error) {
 		mgmt.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mgmt.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	mgmt.Handle("/_/", dashboard.New(dashboard.Options{Stage: cfg.Stage, Routes: b.routeInfos(), Stats: s.gw.Stats, Tail: s.tail}))
+	dopts := dashboard.Options{Stage: cfg.Stage, Routes: b.routeInfos(), Stats: s.gw.Stats, Tail: s.tail}
+	if s.cluster != nil {
+		dopts.Cluster = s.clusterView
+	}
+	mgmt.Handle("/_/", dashboard.New(dopts))
 	return s.protect(mgmt, s.metrics)
+}
+
+// clusterView is the cluster as the dashboard shows it: the nodes whose
+// lease is current, read within ctx, and this node's engine state.
+func (s *Server) clusterView(ctx context.Context) dashboard.Cluster {
+	c := s.cluster
+	v := dashboard.Cluster{Engine: c.Engine(), Node: c.Node()}
+	if err := c.Problem(); err != nil {
+		v.EngineError = err.Error()
+	} else if st := c.Status(); st.State != cluster.StateOK {
+		v.EngineError = st.State
+	}
+	nodes, err := c.Nodes(ctx)
+	if err != nil {
+		v.NodesError = err.Error()
+	}
+	for _, n := range nodes {
+		v.Nodes = append(v.Nodes, dashboard.Node{ID: n.ID, Name: n.Name, StartedAt: n.StartedAt, LastSeen: n.LastSeen, Self: n.ID == c.Node()})
+	}
+	return v
 }
 
 // serveManagement serves a request with the management handler in force.
