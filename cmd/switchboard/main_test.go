@@ -104,6 +104,24 @@ func TestServeFlagsEnvAndConfigFile(t *testing.T) {
 	}
 }
 
+// TestServeCluster: --cluster embedded runs a node of its own NATS; the
+// banner and /healthz say so.
+func TestServeCluster(t *testing.T) {
+	wsURL, stdout, stop := serveForTest(t, []string{"--listen", "127.0.0.1:0", "--cluster", "embedded"},
+		map[string]string{"SWITCHBOARD_NODE": "n1"})
+	if want := "  Cluster:        embedded as node n1 (ttl 15s)\n"; !strings.Contains(stdout.String(), want) {
+		t.Errorf("banner lacks %q:\n%s", want, stdout)
+	}
+	base := "http" + strings.TrimPrefix(wsURL, "ws")
+	status, body := testutil.Get(t, base+"/healthz")
+	if want := `"cluster":{"node":"n1","engine":"embedded","state":"ok","nodes":1}`; status != http.StatusOK || !strings.Contains(body, want) {
+		t.Errorf("healthz = %d %s, want 200 with %s", status, body, want)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("serve returned %v, want nil", err)
+	}
+}
+
 func TestCommandErrors(t *testing.T) {
 	tests := []struct {
 		name string
@@ -117,6 +135,11 @@ func TestCommandErrors(t *testing.T) {
 		{"bad stage", []string{"serve", "--stage", "a/b", "--listen", "127.0.0.1:0"}, nil, "stage"},
 		{"bad log level", []string{"serve", "--log-level", "loud"}, nil, "log-level"},
 		{"port in use", []string{"serve"}, map[string]string{"SWITCHBOARD_LISTEN": "256.0.0.1:1"}, "listen"},
+		{"unknown cluster scheme", []string{"serve", "--listen", "127.0.0.1:0", "--cluster", "amqp://127.0.0.1:1"}, nil, `scheme "amqp" not supported`},
+		{"redis cluster refused", []string{"serve", "--listen", "127.0.0.1:0", "--cluster", "redis://127.0.0.1:1,127.0.0.1:2"}, nil, "Redis Cluster"},
+		{"sentinel from env refused", []string{"serve", "--listen", "127.0.0.1:0"},
+			map[string]string{"SWITCHBOARD_CLUSTER": "redis+sentinel://127.0.0.1:1"}, "Sentinel is not supported"},
+		{"peers without cluster", []string{"serve", "--listen", "127.0.0.1:0", "--cluster-peers", "127.0.0.1:1"}, nil, "need cluster.url"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -161,6 +161,7 @@ func LoadServerless(path string, getenv func(string) string, flags Overrides) (*
 		cfg.Functions[name] = fn
 	}
 	cfg.override(getenv, flags)
+	cfg.Warnings = warnings
 	if err := cfg.applyEnv(getenv); err != nil {
 		return nil, err
 	}

@@ -107,6 +107,9 @@ type apiError struct {
 	Status  int
 	Type    string // x-amzn-ErrorType
 	Message string // omitted from the body when empty, as for GoneException
+	// Recipients, when set, is how many connections did get the message
+	// (a publish or broadcast that reached this node's but not the others').
+	Recipients *int
 }
 
 func (e *apiError) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Type, e.Message) }
@@ -164,9 +167,15 @@ func (a *API) wrap(operation string, h func(http.ResponseWriter, *http.Request) 
 		w.Header().Set("x-amzn-ErrorType", ae.Type)
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(ae.Status)
-		if ae.Message != "" {
+		switch {
+		case ae.Recipients != nil:
+			_ = json.NewEncoder(w).Encode(struct {
+				Message    string `json:"message"`
+				Recipients int    `json:"recipients"`
+			}{ae.Message, *ae.Recipients})
+		case ae.Message != "":
 			_ = json.NewEncoder(w).Encode(map[string]string{"message": ae.Message})
-		} else {
+		default:
 			_, _ = io.WriteString(w, "{}")
 		}
 	})
@@ -325,7 +334,7 @@ func (a *API) publish(w http.ResponseWriter, r *http.Request) error {
 	}
 	n, err := a.hub.Publish(r.Context(), topic, data)
 	if err != nil {
-		return err
+		return undelivered(n, err)
 	}
 	return writeJSON(w, http.StatusOK, deliveryResponse{Recipients: n})
 }
@@ -338,10 +347,25 @@ func (a *API) broadcast(w http.ResponseWriter, r *http.Request) error {
 	}
 	n, err := a.hub.Broadcast(r.Context(), data)
 	if err != nil {
-		return err
+		return undelivered(n, err)
 	}
 	return writeJSON(w, http.StatusOK, deliveryResponse{Recipients: n})
 }
+
+// undelivered answers a publish or broadcast that reached this node's n
+// recipients but that the bus did not take for the other nodes: 503
+// ServiceUnavailableException, with the recipients it did reach, so the
+// caller knows it may retry (a retry reaches this node's recipients again).
+// The hub returns an error only for the other nodes (a node alone never
+// fails here); the bus counted and logged it.
+func undelivered(n int, _ error) error {
+	return &apiError{Status: http.StatusServiceUnavailable, Type: ErrTypeServiceUnavailable, Recipients: &n,
+		Message: fmt.Sprintf("Delivered to %d connections of this node; the other nodes of the cluster could not be reached", n)}
+}
+
+// ErrTypeServiceUnavailable is the x-amzn-ErrorType of a publish or
+// broadcast the other nodes did not get.
+const ErrTypeServiceUnavailable = "ServiceUnavailableException"
 
 func writeJSON(w http.ResponseWriter, status int, v any) error {
 	w.Header().Set("Content-Type", "application/json")
