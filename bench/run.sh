@@ -411,6 +411,10 @@ fi
     echo "${prefix}switchboard bench $(case_args "$c" | sed -e "s/{\"action\":\"echo\",\"data\":\"%s\"}/'&'/" -e 's/[^ ]*?gc=1/"&"/')"
   done
   echo '```'
+  if [ -f "$repo/bench/NOTES.md" ]; then
+    echo
+    cat "$repo/bench/NOTES.md"
+  fi
   if [ -n "$cluster_tables" ]; then
     echo
     echo "## Across nodes"
@@ -448,10 +452,6 @@ fi
       esac
     done
     echo '```'
-  fi
-  if [ -f "$repo/bench/NOTES.md" ]; then
-    echo
-    cat "$repo/bench/NOTES.md"
   fi
 } >"$repo/bench/RESULTS.md"
 echo >&2

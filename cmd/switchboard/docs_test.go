@@ -273,3 +273,39 @@ func TestDocsEmbeddedClusterRuns(t *testing.T) {
 		}
 	}
 }
+
+// The sizing figures of docs/cluster.md are rows of bench/RESULTS.md, as
+// bench/run.sh wrote them.
+func TestDocsSizingFromResults(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/cluster.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	results, err := os.ReadFile("../../bench/RESULTS.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sizing, ok := strings.Cut(string(doc), "\n## Sizing\n")
+	if !ok {
+		t.Fatal("docs/cluster.md has no Sizing section")
+	}
+	rows := 0
+	for line := range strings.Lines(sizing) {
+		line = strings.TrimRight(line, "\n")
+		if !strings.HasPrefix(line, "|") || strings.HasPrefix(line, "|---") {
+			continue
+		}
+		rows++
+		if !strings.Contains(string(results), "\n"+line+"\n") {
+			t.Errorf("docs/cluster.md's row %q is not in bench/RESULTS.md", line)
+		}
+	}
+	if rows < 8 {
+		t.Errorf("docs/cluster.md's Sizing has %d figure rows, want the two tables of bench/RESULTS.md", rows)
+	}
+	for _, figure := range []string{"0.98×", "0.85×", "3.01×", "118 (113–130)", "39.0 (39.0–40.5)"} {
+		if !strings.Contains(sizing, figure) {
+			t.Errorf("docs/cluster.md's Sizing lacks the figure %s its text speaks of", figure)
+		}
+	}
+}
