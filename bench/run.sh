@@ -16,7 +16,7 @@
 # connections against through the one that does. Their server CPU is the
 # sum over the nodes' processes.
 #
-#   bench/run.sh                 # about 10 minutes on 2 cores
+#   bench/run.sh                 # about 8 minutes on 2 cores
 #   RUNS=1 bench/run.sh          # one run of each, quicker
 #   CASES="echo mgmt" bench/run.sh
 #   CASES="cluster-fanout cluster-mgmt" bench/run.sh   # only the cluster cases
