@@ -211,3 +211,35 @@ func TestClusterMountedInServer(t *testing.T) {
 		t.Errorf("the listing of a node alone names a node: %s", body)
 	}
 }
+
+// clusterOf reads GET /_/api/cluster.
+func clusterOf(t *testing.T, base string) dashboard.Cluster {
+	t.Helper()
+	status, body := testutil.Get(t, base+"/_/api/cluster")
+	var c dashboard.Cluster
+	if err := json.Unmarshal([]byte(body), &c); status != http.StatusOK || err != nil {
+		t.Fatalf("GET /_/api/cluster: %d %q: %v", status, body, err)
+	}
+	return c
+}
+
+// With its NATS server gone, a node's dashboard says why: the engine's
+// state and the nodes that could not be read; both clear once NATS is back.
+func TestClusterEngineDown(t *testing.T) {
+	t.Parallel()
+	nats := testutil.StartNATS(t)
+	srv := servertest.StartYAML(t, fmt.Sprintf("tls: {disable: true}\ncluster: {url: %q, node: gw-a, grace: 1s, callTimeout: 1s}\n", nats.URL))
+	if c := clusterOf(t, srv.HTTP); c.Engine != "nats" || c.EngineError != "" || len(c.Nodes) != 1 {
+		t.Fatalf("cluster before = %+v, want nats, no error, one node", c)
+	}
+	nats.Stop()
+	testutil.Eventually(t, 20*time.Second, func() bool {
+		c := clusterOf(t, srv.HTTP)
+		return c.EngineError != "" && c.NodesError != "" && len(c.Nodes) == 0
+	}, "the engine's failure and the unreadable nodes shown")
+	nats.Start()
+	testutil.Eventually(t, 30*time.Second, func() bool {
+		c := clusterOf(t, srv.HTTP)
+		return c.EngineError == "" && c.NodesError == "" && len(c.Nodes) == 1 && c.Nodes[0].ID == "gw-a"
+	}, "the engine's state clear and the node listed once NATS is back")
+}
