@@ -8,9 +8,18 @@
 # showed, written by hand). Every process it starts is stopped on exit,
 # Ctrl-C included.
 #
-#   bench/run.sh                 # about 6 minutes on 2 cores
+# The cluster cases run the same load against three gateway processes joined
+# over their embedded NATS servers (--cluster embedded, routes on free
+# loopback ports) and compare, in the same run, with one node: a fan-out
+# whose subscribers are spread over the three nodes against the same on one
+# node, and PostToConnection through a node that does not hold the
+# connections against through the one that does. Their server CPU is the
+# sum over the nodes' processes.
+#
+#   bench/run.sh                 # about 8 minutes on 2 cores
 #   RUNS=1 bench/run.sh          # one run of each, quicker
 #   CASES="echo mgmt" bench/run.sh
+#   CASES="cluster-fanout cluster-mgmt" bench/run.sh   # only the cluster cases
 #   PROFILE=1 bench/run.sh       # also saves a 10s CPU profile of the gateway per case (first run;
 #                                # profiling adds to that run's server CPU figure)
 #   LOADGEN="/path/to/switchboard bench" bench/run.sh   # another load generator build
@@ -22,12 +31,13 @@ cd "$(dirname "$0")/.."
 repo=$(pwd)
 
 RUNS=${RUNS:-3}
-CASES=${CASES:-"conns echo fanout-1k fanout-10k fanout-mgmt mgmt mgmt-1cpu mgmt-100 mgmt-batch"}
+CASES=${CASES:-"conns echo fanout-1k fanout-10k fanout-mgmt mgmt mgmt-1cpu mgmt-100 mgmt-batch cluster-fanout cluster-mgmt"}
 OUT=${OUT:-$(mktemp -d -t switchboard-bench.XXXXXX)}
 PROFILE=${PROFILE:-}
 mkdir -p "$OUT/bin" "$OUT/logs"
 results=$OUT/results.jsonl
 : >"$results"
+rm -f "$OUT"/cluster-*.jsonl
 echo "== results and logs in $OUT" >&2
 
 # Processes started by this script, by PID; stopped on any exit.
@@ -82,6 +92,24 @@ logging:
   accessLog: false
 EOF
 
+# wait_banner WHAT PID OUT: waits up to TRIES × 0.1 s for the WebSocket URL
+# in a server's output and prints it; fails the run when it never comes.
+wait_banner() {
+  local what=$1 pid=$2 out=$3 url=""
+  for _ in $(seq "${TRIES:-100}"); do
+    url=$(grep -m1 -o 'ws://127\.0\.0\.1:[0-9]*' "$out" 2>/dev/null | head -n1 || true)
+    [ -n "$url" ] && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [ -z "$url" ]; then
+    echo "run.sh: the $what did not start:" >&2
+    cat "$out" >&2
+    return 1
+  fi
+  echo "$url"
+}
+
 # start_server KIND NAME: starts the ceiling or the gateway on a free
 # loopback port and sets server_pid, ws_url, web_url and metrics_url.
 start_server() {
@@ -99,18 +127,8 @@ start_server() {
   esac
   server_pid=$!
   pids+=("$server_pid")
-  ws_url=""
-  for _ in $(seq 100); do
-    ws_url=$(grep -m1 -o 'ws://127\.0\.0\.1:[0-9]*' "$out" 2>/dev/null | head -n1 || true)
-    [ -n "$ws_url" ] && break
-    kill -0 "$server_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if [ -z "$ws_url" ]; then
-    echo "run.sh: the $kind did not start:" >&2
-    cat "$out" >&2
-    exit 1
-  fi
+  running=("$server_pid")
+  ws_url=$(wait_banner "$kind" "$server_pid" "$out") || exit 1
   web_url=http${ws_url#ws}
   if [ "$kind" = gateway ]; then
     metrics_url=$web_url/metrics
@@ -119,14 +137,99 @@ start_server() {
   fi
 }
 
+# free_port prints a loopback TCP port nothing listens on, picked at random
+# above 20000 (bash alone cannot ask the kernel for one without keeping it).
+free_port() {
+  local p
+  for _ in $(seq 100); do
+    p=$((20000 + RANDOM % 30000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+      echo "$p"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# start_cluster NAME N: starts N gateways, nodes node1…nodeN, each with the
+# suite's configuration and an embedded NATS server routed to the others'
+# (--cluster embedded), every port a free loopback one, and a data
+# directory (local CA, JetStream store) of their own for this start. Sets
+# node_ws and node_web (one URL per node), server_pid (the PIDs, comma
+# separated) and metrics_url (node 1's).
+start_cluster() {
+  local name=$1 n=$2 i port routes=() list out
+  for i in $(seq "$n"); do
+    port=$(free_port) || { echo "run.sh: no free loopback port for a route" >&2; exit 1; }
+    routes+=("127.0.0.1:$port")
+  done
+  list=$(IFS=,; echo "${routes[*]}")
+  running=()
+  for i in $(seq "$n"); do
+    SWITCHBOARD_DATA_DIR="$OUT/data/$name" "$OUT/bin/switchboard" serve --config "$OUT/gateway.yaml" --listen 127.0.0.1:0 --pprof \
+      --log-level warn --log-format text --cluster embedded --node "node$i" \
+      --cluster-listen "${routes[i - 1]}" --cluster-peers "$list" >"$OUT/logs/$name-node$i.out" 2>&1 &
+    pids+=("$!")
+    running+=("$!")
+  done
+  node_ws=() node_web=()
+  for i in $(seq "$n"); do
+    # The nodes elect the JetStream meta leader before they serve: allow a minute.
+    out=$(TRIES=600 wait_banner "cluster node $i" "${running[i - 1]}" "$OUT/logs/$name-node$i.out") || exit 1
+    node_ws+=("$out")
+    node_web+=("http${out#ws}")
+  done
+  server_pid=$(IFS=,; echo "${running[*]}")
+  metrics_url=${node_web[0]}/metrics
+}
+
+# stop_server stops the processes of the last start_server or start_cluster.
 stop_server() {
-  kill -TERM "$server_pid" 2>/dev/null || true
-  wait "$server_pid" 2>/dev/null || true
-  local keep=() p
+  local p keep=()
+  for p in "${running[@]}"; do
+    kill -TERM "$p" 2>/dev/null || true
+  done
+  for p in "${running[@]}"; do
+    wait "$p" 2>/dev/null || true
+  done
   for p in "${pids[@]}"; do
-    [ "$p" != "$server_pid" ] && keep+=("$p")
+    [[ " ${running[*]} " == *" $p "* ]] || keep+=("$p")
   done
   pids=("${keep[@]}")
+  running=()
+}
+
+# sides CASE: the two servers a case compares, the baseline first. Each name
+# is a column of its table; start_side starts one.
+sides() {
+  case $1 in
+  cluster-fanout) echo "one-node three-nodes" ;;
+  cluster-mgmt) echo "via-holder via-other-node" ;;
+  *) echo "ceiling gateway" ;;
+  esac
+}
+
+# start_side SIDE NAME CPU: starts what SIDE names and sets ws_url, web_url,
+# server_pid and metrics_url for case_args.
+start_side() {
+  local side=$1 name=$2 cpu=$3
+  case $side in
+  ceiling | gateway) start_server "$side" "$name" "$cpu" ;;
+  one-node) start_server gateway "$name" ;;
+  three-nodes)
+    start_cluster "$name" 3
+    ws_url=$(IFS=,; echo "${node_ws[*]}") # subscribers spread over the nodes; sent through node 1
+    web_url=${node_web[0]}
+    ;;
+  via-holder | via-other-node)
+    start_cluster "$name" 3
+    ws_url=${node_ws[0]} # the connections are node 1's
+    web_url=${node_web[0]}
+    if [ "$side" = via-other-node ]; then
+      web_url=${node_web[1]}
+    fi
+    ;;
+  esac
 }
 
 # The workloads. Each prints the arguments of `switchboard bench` for the
@@ -142,6 +245,8 @@ case_title() {
   mgmt-1cpu) echo "mgmt 32 × 50000, server on CPU 0, load generator on CPU 1" ;;
   mgmt-100) echo "mgmt 50000 pushes to 100 connections, one PostToConnection each" ;;
   mgmt-batch) echo "mgmt 50000 pushes to 100 connections, POST /@connections of 100 IDs" ;;
+  cluster-fanout) echo "fanout 1000 × 200 × 100 B, broadcast via ws: subscribers spread over 3 nodes ÷ all on 1 node" ;;
+  cluster-mgmt) echo "mgmt 32 × 20000 to connections of node 1: through node 2 ÷ through node 1 (3 nodes)" ;;
   esac
 }
 
@@ -168,7 +273,7 @@ case_args() {
   echo)
     echo echo --url "$ws_url" -c 50 -m 2000 -s 100 --route '{"action":"echo","data":"%s"}' --pid "$server_pid"
     ;;
-  fanout-1k)
+  fanout-1k | cluster-fanout)
     echo fanout --url "$ws_url" --subscribers 1000 --messages 200 --size 100 --pid "$server_pid"
     ;;
   fanout-10k)
@@ -186,18 +291,35 @@ case_args() {
   mgmt-batch)
     echo mgmt --mgmt-url "$web_url" -c 4 -n 50000 --connections 100 --batch 100 --pid "$server_pid"
     ;;
+  cluster-mgmt)
+    echo mgmt --url "$ws_url" --mgmt-url "$web_url" -c 32 -n 20000 --pid "$server_pid"
+    ;;
+  esac
+}
+
+# results_of CASE: the file of raw results the case's table is made from:
+# the suite's cases share one (ceiling and gateway); each cluster case has
+# its own, as it compares other servers.
+results_of() {
+  case $1 in
+  cluster-*) echo "$1.jsonl" ;;
+  *) echo results.jsonl ;;
   esac
 }
 
 load=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
 started=$(date +%s)
+cluster_load=""
 for c in $CASES; do
+  if [ -z "$cluster_load" ] && [ "$(results_of "$c")" != results.jsonl ]; then
+    cluster_load=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
+  fi
   title=$(case_title "$c")
   [ -n "$title" ] || { echo "run.sh: unknown case $c" >&2; exit 1; }
   for run in $(seq "$RUNS"); do
-    for kind in ceiling gateway; do
+    for kind in $(sides "$c"); do
       cpu=$(pinned "$c")
-      start_server "$kind" "$c-$kind-$run" "$cpu"
+      start_side "$kind" "$c-$kind-$run" "$cpu"
       lg=("${loadgen[@]}")
       [ -n "$cpu" ] && lg=(taskset -c 1 "${loadgen[@]}")
       # Word splitting of case_args is intended; the route template has no spaces.
@@ -218,7 +340,7 @@ for c in $CASES; do
       fi
       [ -n "$line" ] || line=null
       printf '{"case":"%s","title":"%s","server":"%s","run":%d,"exit":%d,"result":%s}\n' \
-        "$c" "$title" "$kind" "$run" "$status" "$line" >>"$results"
+        "$c" "$title" "$kind" "$run" "$status" "$line" >>"$OUT/$(results_of "$c")"
       echo "   exit $status: $line" >&2
       stop_server
     done
@@ -226,9 +348,23 @@ for c in $CASES; do
 done
 elapsed=$(($(date +%s) - started))
 
-table=$("$OUT/bin/report" <"$results")
-echo
-echo "$table"
+table=""
+if [ -s "$results" ]; then
+  table=$("$OUT/bin/report" <"$results")
+  echo
+  echo "$table"
+fi
+cluster_tables=""
+for c in $CASES; do
+  f=$OUT/$(results_of "$c")
+  [ "$f" != "$results" ] && [ -s "$f" ] || continue
+  read -r base other <<<"$(sides "$c")"
+  cluster_tables+=$("$OUT/bin/report" -base "$base" -other "$other" <"$f")$'\n\n'
+done
+if [ -n "$cluster_tables" ]; then
+  echo
+  echo "$cluster_tables"
+fi
 
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || echo unknown)
 mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo 2>/dev/null || echo unknown)
@@ -276,6 +412,7 @@ fi
   echo
   echo '```sh'
   for c in $CASES; do
+    [ "$(results_of "$c")" = results.jsonl ] || continue
     ws_url='$WS' web_url='$WEB' server_pid='$PID' metrics_url='$WEB/metrics'
     prefix=""
     [ -n "$(pinned "$c" 2>/dev/null)" ] && prefix="taskset -c 1 "
@@ -285,6 +422,44 @@ fi
   if [ -f "$repo/bench/NOTES.md" ]; then
     echo
     cat "$repo/bench/NOTES.md"
+  fi
+  if [ -n "$cluster_tables" ]; then
+    echo
+    echo "## Across nodes"
+    echo
+    echo "Three gateway processes with the configuration above, each joined to the"
+    echo "others over its embedded NATS server (\`--cluster embedded\`), against one"
+    echo "gateway, in the same run; the load generator shares the machine with all"
+    echo "of them. Server CPU is the sum over the processes measured (all three"
+    echo "nodes on the cluster's side), per unit of work. Load average before the"
+    echo "first cluster case (1, 5, 15 min): $cluster_load."
+    echo
+    echo "$cluster_tables"
+    echo "The cluster and the commands, for nodes at \$WS1…\$WS3 (ws://127.0.0.1:PORT)"
+    echo "and \$WEB1, \$WEB2 (http://127.0.0.1:PORT), and their PIDs:"
+    echo
+    echo '```sh'
+    echo "switchboard serve --config gateway.yaml --cluster embedded --node node1 \\"
+    echo "  --cluster-listen 127.0.0.1:R1 --cluster-peers 127.0.0.1:R1,127.0.0.1:R2,127.0.0.1:R3   # node2, node3 alike"
+    for c in $CASES; do
+      [ "$(results_of "$c")" = results.jsonl ] && continue
+      server_pid='$PID1,$PID2,$PID3'
+      case $c in
+      cluster-fanout)
+        ws_url='$WS1,$WS2,$WS3'
+        echo "switchboard bench $(case_args "$c")"
+        ws_url='$WS' server_pid='$PID'
+        echo "switchboard bench $(case_args "$c")   # against one node"
+        ;;
+      cluster-mgmt)
+        ws_url='$WS1' web_url='$WEB2'
+        echo "switchboard bench $(case_args "$c")"
+        web_url='$WEB1'
+        echo "switchboard bench $(case_args "$c")   # through the holder"
+        ;;
+      esac
+    done
+    echo '```'
   fi
 } >"$repo/bench/RESULTS.md"
 echo >&2

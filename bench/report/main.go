@@ -7,7 +7,10 @@
 //
 //	{"case":"echo","title":"echo 50×2000×100 B","server":"gateway","run":1,"exit":0,"result":{…the bench line…}}
 //
-// Cases appear in the table in the order of their first line.
+// Cases appear in the table in the order of their first line. -base and
+// -other name the two servers compared (default ceiling and gateway): the
+// cluster cases compare one node with three, and a delivery through the
+// node holding a connection with one through another node.
 package main
 
 import (
@@ -27,7 +30,7 @@ import (
 type line struct {
 	Case   string         `json:"case"`
 	Title  string         `json:"title"`
-	Server string         `json:"server"` // "ceiling" or "gateway"
+	Server string         `json:"server"` // "ceiling" or "gateway", or -base and -other
 	Run    int            `json:"run"`
 	Exit   int            `json:"exit"`
 	Result map[string]any `json:"result"`
@@ -85,8 +88,13 @@ func main() {
 
 func run(args []string, in io.Reader, out io.Writer) error {
 	fs := flag.NewFlagSet("report", flag.ContinueOnError)
+	base := fs.String("base", "ceiling", "the server the ratios are relative to")
+	other := fs.String("other", "gateway", "the server compared with -base")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *base == "" || *other == "" || *base == *other {
+		return fmt.Errorf("-base %q and -other %q: want two different server names", *base, *other)
 	}
 	var (
 		order  []string
@@ -114,7 +122,8 @@ func run(args []string, in io.Reader, out io.Writer) error {
 		return err
 	}
 
-	fmt.Fprintln(out, "| workload | figure | ceiling: median (min–max) | gateway: median (min–max) | gateway ÷ ceiling |")
+	b, o := label(*base), label(*other)
+	fmt.Fprintf(out, "| workload | figure | %s: median (min–max) | %s: median (min–max) | %s ÷ %s |\n", b, o, o, b)
 	fmt.Fprintln(out, "|---|---|---:|---:|---:|")
 	var notes []string
 	for _, c := range order {
@@ -126,7 +135,7 @@ func run(args []string, in io.Reader, out io.Writer) error {
 				}
 			}
 		}
-		for _, srv := range []string{"ceiling", "gateway"} {
+		for _, srv := range []string{*base, *other} {
 			for _, l := range runs[c][srv] {
 				if l.Exit != 0 || l.Result == nil || l.Result["truncated"] == true {
 					why := fmt.Sprintf("exit %d", l.Exit)
@@ -136,7 +145,7 @@ func run(args []string, in io.Reader, out io.Writer) error {
 							why += ": " + fe
 						}
 					}
-					notes = append(notes, fmt.Sprintf("%s on the %s, run %d: %s", titles[c], srv, l.Run, why))
+					notes = append(notes, fmt.Sprintf("%s on the %s, run %d: %s", titles[c], label(srv), l.Run, why))
 				}
 			}
 		}
@@ -145,7 +154,7 @@ func run(args []string, in io.Reader, out io.Writer) error {
 			if i == 0 {
 				title = titles[c]
 			}
-			ceil, gw := stats(runs[c]["ceiling"], f), stats(runs[c]["gateway"], f)
+			ceil, gw := stats(runs[c][*base], f), stats(runs[c][*other], f)
 			ratio := "–"
 			if ceil.ok && gw.ok && ceil.median != 0 {
 				ratio = fmt.Sprintf("%.2f×", gw.median/ceil.median)
@@ -169,6 +178,9 @@ func run(args []string, in io.Reader, out io.Writer) error {
 	}
 	return nil
 }
+
+// label is a server's name for people: "via-holder" reads "via holder".
+func label(server string) string { return strings.ReplaceAll(server, "-", " ") }
 
 // summary is a figure over the runs.
 type summary struct {

@@ -100,3 +100,32 @@ func TestZeroGoroutines(t *testing.T) {
 		t.Errorf("goroutine rows:\n%s\nwant:\n%s\ntable:\n%s", strings.Join(rows, "\n"), strings.Join(want, "\n"), got)
 	}
 }
+
+// -base and -other compare two other servers, named in the header, the
+// ratios and the notes; lines of other servers are left out.
+func TestOtherServers(t *testing.T) {
+	t.Parallel()
+	in := `{"case":"cluster-fanout","title":"fan","server":"one-node","run":1,"exit":0,"result":{"workload":"fanout","deliveries_per_s":800,"server_cpu_us_per_delivery":1}}
+{"case":"cluster-fanout","title":"fan","server":"three-nodes","run":1,"exit":0,"result":{"workload":"fanout","deliveries_per_s":400,"server_cpu_us_per_delivery":3}}
+{"case":"cluster-fanout","title":"fan","server":"three-nodes","run":2,"exit":1,"result":{"workload":"fanout","deliveries_per_s":200,"server_cpu_us_per_delivery":5,"errors":2,"first_error":"lost"}}
+{"case":"cluster-fanout","title":"fan","server":"gateway","run":1,"exit":0,"result":{"workload":"fanout","deliveries_per_s":1}}
+`
+	var out bytes.Buffer
+	if err := run([]string{"-base", "one-node", "-other", "three-nodes"}, strings.NewReader(in), &out); err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	for _, want := range []string{
+		"| workload | figure | one node: median (min–max) | three nodes: median (min–max) | three nodes ÷ one node |",
+		"| fan | deliveries/s | 800 | 300 (200–400) | 0.38× |",
+		"|  | server CPU per delivery (µs) | 1.00 | 4.00 (3.00–5.00) | 4.00× |",
+		"* fan on the three nodes, run 2: exit 1, truncated <nil>, errors 2: lost",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("table lacks %q; it is:\n%s", want, got)
+		}
+	}
+	if err := run([]string{"-base", "x", "-other", "x"}, strings.NewReader(in), &out); err == nil {
+		t.Error("run(-base x -other x) = nil, want an error")
+	}
+}

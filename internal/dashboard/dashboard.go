@@ -1,11 +1,13 @@
 // Package dashboard serves the operator dashboard and the demo chat page at
 // /_/, from assets embedded in the binary. The pages use the management API
 // over HTTP like any client; this package adds only read-only views the
-// management API does not have: routes, totals and the live invocation tail.
+// management API does not have: routes, totals, the cluster's nodes and the
+// live invocation tail.
 package dashboard
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
@@ -28,7 +30,36 @@ type RouteInfo struct {
 	TwoWay      bool   `json:"twoWay"`
 }
 
-// Options configures the dashboard. Stats and Tail may be nil.
+// Node is one gateway of a cluster as the dashboard shows it.
+type Node struct {
+	// ID names the node in the directory's records, and so in the
+	// connection listing's "node"; Name is for people (a hostname).
+	ID   string `json:"id"`
+	Name string `json:"name,omitempty"`
+	// StartedAt is when the node joined; LastSeen when it last renewed its lease.
+	StartedAt time.Time `json:"startedAt"`
+	LastSeen  time.Time `json:"lastSeen"`
+	// Self marks the node that serves this dashboard.
+	Self bool `json:"self,omitempty"`
+}
+
+// Cluster is the cluster as the node serving the dashboard sees it.
+type Cluster struct {
+	// Engine names what connects the nodes ("nats", "redis", "embedded
+	// NATS"…); empty for a node alone, which the page shows no cluster for.
+	Engine string `json:"engine"`
+	// Node is this node's ID.
+	Node string `json:"node,omitempty"`
+	// EngineError is empty while this node reaches the engine and the
+	// engine delivers to it; otherwise what is wrong.
+	EngineError string `json:"engineError,omitempty"`
+	// Nodes are the nodes whose lease is current, sorted by ID.
+	Nodes []Node `json:"nodes"`
+	// NodesError says why Nodes could not be read (the engine is down, say).
+	NodesError string `json:"nodesError,omitempty"`
+}
+
+// Options configures the dashboard. Stats, Cluster and Tail may be nil.
 type Options struct {
 	// Stage is shown on the dashboard, which also lists the /{stage} URLs.
 	Stage  string
@@ -36,6 +67,11 @@ type Options struct {
 	// Stats returns the gateway's running totals, from which the page
 	// computes message rates. Nil serves zeros.
 	Stats func() gateway.Stats
+	// Cluster reports the cluster's nodes and this node's engine state,
+	// within ctx (bounded by ClusterTimeout). Nil: a node alone.
+	Cluster func(ctx context.Context) Cluster
+	// ClusterTimeout bounds each call of Cluster. Zero or less means 5s.
+	ClusterTimeout time.Duration
 	// Tail streams route invocations to the page. Nil serves a stream
 	// that carries only heartbeats.
 	Tail *tail.Hub
@@ -53,6 +89,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = 10 * time.Second
+	}
+	if o.ClusterTimeout <= 0 {
+		o.ClusterTimeout = 5 * time.Second
 	}
 	return o
 }
@@ -116,6 +155,7 @@ func (a asset) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 //	GET /_/chat         the demo chat page
 //	GET /_/api/routes   {"stage": ..., "routes": [RouteInfo...]}
 //	GET /_/api/stats    gateway.Stats
+//	GET /_/api/cluster  Cluster (engine "" and no nodes for a node alone)
 //	GET /_/api/tail     text/event-stream of tail.Record, recent ones first
 //
 // Anything else under /_/ is 404. The handler is safe for concurrent use;
@@ -130,6 +170,7 @@ func New(opts Options) http.Handler {
 	}
 	mux.HandleFunc("GET /_/api/routes", d.routes)
 	mux.HandleFunc("GET /_/api/stats", d.stats)
+	mux.HandleFunc("GET /_/api/cluster", d.cluster)
 	mux.HandleFunc("GET /_/api/tail", d.tail)
 	mux.HandleFunc("GET /_", func(w http.ResponseWriter, r *http.Request) {
 		target := "/_/"
@@ -165,6 +206,19 @@ func (d *dashboard) stats(w http.ResponseWriter, _ *http.Request) {
 		s = d.opts.Stats()
 	}
 	writeJSON(w, s)
+}
+
+func (d *dashboard) cluster(w http.ResponseWriter, r *http.Request) {
+	c := Cluster{}
+	if d.opts.Cluster != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), d.opts.ClusterTimeout)
+		c = d.opts.Cluster(ctx)
+		cancel()
+	}
+	if c.Nodes == nil {
+		c.Nodes = []Node{}
+	}
+	writeJSON(w, c)
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

@@ -111,7 +111,7 @@ func conns(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 	}
 	measure(&res.RSSBefore, &res.GoroutinesBefore)
-	cpu := cpuMeter{run: r, pid: *pid}
+	cpu := cpuMeter{run: r, pids: onePID(*pid)}
 
 	runCtx, cancel := context.WithTimeout(ctx, t.duration)
 	defer cancel()

@@ -95,7 +95,7 @@ func echo(ctx context.Context, args []string, getenv func(string) string, stdout
 	e := &echoRun{run: r, prefix: prefix, suffix: suffix, size: *size, msgs: *msgs, window: *window, tag: newTag()}
 	res := echoResult{Connections: *conns, Messages: *msgs, Size: *size, Route: *tmpl, Window: *window,
 		Concurrency: t.concurrency, Sources: t.sources, PID: *pid}
-	cpu := cpuMeter{run: r, pid: *pid}
+	cpu := cpuMeter{run: r, pids: onePID(*pid)}
 
 	runCtx, cancel := context.WithTimeout(ctx, t.duration)
 	defer cancel()

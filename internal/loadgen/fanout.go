@@ -33,9 +33,15 @@ arrived) or duplicated; given --pid (the server, on this machine), its CPU
 time (/proc/PID/stat, Linux) per delivery, from the first send to the end of
 the wait for deliveries.
 
+Against a cluster, --url lists the nodes (comma separated): subscriber i
+connects to the i-th modulo their number, and the messages are sent through
+the first (over WebSocket, or its management API); --pid lists the nodes'
+processes, whose CPU times are summed.
+
 Examples:
   switchboard bench fanout --url ws://127.0.0.1:3001 --subscribers 1000 --messages 200 --size 100
   switchboard bench fanout --url ws://127.0.0.1:3001 --subscribers 1000 --messages 200 --via mgmt --topic t
+  switchboard bench fanout --url ws://127.0.0.1:3001,ws://127.0.0.1:3002,ws://127.0.0.1:3003 --pid 101,102,103
 `
 
 const (
@@ -57,6 +63,7 @@ type fanoutResult struct {
 	Concurrency int     `json:"concurrency"`
 	Sources     int     `json:"sources"`
 	PID         int     `json:"pid,omitempty"`
+	PIDs        []int   `json:"pids,omitempty"` // with more than one: their CPU time is summed
 
 	Subscribed       int64   `json:"subscribed"` // connections ready to receive
 	Setup            float64 `json:"setup_s"`    // dials and subscriptions
@@ -81,7 +88,7 @@ type fanoutResult struct {
 func fanout(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("fanout", fanoutUsage, stderr)
 	var t target
-	t.register(fs, getenv, flagWS|flagMgmt|flagDial)
+	t.register(fs, getenv, flagWS|flagMgmt|flagDial|flagURLs)
 	subs := fs.Int("subscribers", 100, fmt.Sprintf("receiving connections (at most %d)", maxSubscribers))
 	msgs := fs.Int("messages", 100, fmt.Sprintf("messages sent (at most %d; subscribers×messages at most %d)", maxFanoutMessages, maxFanoutDelivered))
 	size := fs.Int("size", 100, fmt.Sprintf("payload bytes (at most %d)", maxSize))
@@ -89,11 +96,12 @@ func fanout(ctx context.Context, args []string, getenv func(string) string, stdo
 	topic := fs.String("topic", "", "publish to this topic; empty: broadcast to every connection")
 	rate := fs.Float64("rate", 0, "messages sent per second; 0: as fast as the server takes them")
 	settle := fs.Duration("settle", defaultSettle, "how long to wait for missing deliveries after the last one arrived")
-	pid := fs.Int("pid", 0, "process ID of the server, on this machine: report its CPU time per delivery")
+	var pids pidList
+	fs.Var(&pids, "pid", "process ID of the server, on this machine: report its CPU time per delivery; several, comma separated (the nodes of a cluster): their CPU time summed")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	which := flagWS | flagDial
+	which := flagWS | flagDial | flagURLs
 	if *via == "mgmt" {
 		which |= flagMgmt
 	} else if *via != "ws" {
@@ -123,8 +131,8 @@ func fanout(ctx context.Context, args []string, getenv func(string) string, stdo
 	r := newRun("fanout", &t, stderr)
 	f := &fanoutRun{run: r, msgs: *msgs, base: time.Now(), tag: newTag()}
 	res := fanoutResult{Subscribers: *subs, Messages: *msgs, Size: *size, Via: *via, Topic: *topic, Rate: *rate,
-		Settle: settle.Seconds(), Concurrency: t.concurrency, Sources: t.sources, PID: *pid}
-	cpu := cpuMeter{run: r, pid: *pid}
+		Settle: settle.Seconds(), Concurrency: t.concurrency, Sources: t.sources, PID: pids.first(), PIDs: pids.many()}
+	cpu := cpuMeter{run: r, pids: pids}
 	var published atomic.Int64
 	stop := r.progress(func() string {
 		return fmt.Sprintf("%d/%d subscribed, %d/%d published, %d deliveries", f.subscribed.Load(), *subs,
@@ -159,7 +167,7 @@ dialing:
 		go func() {
 			markReady := sync.OnceFunc(ready.Done)
 			defer markReady()
-			c, err := d.dial(runCtx, t.url, header)
+			c, err := d.dial(runCtx, t.urls[i%len(t.urls)], header)
 			<-sem
 			if err != nil {
 				if runCtx.Err() == nil {

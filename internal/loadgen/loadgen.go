@@ -123,11 +123,13 @@ const (
 	flagWS   = 1 << iota // --url
 	flagMgmt             // --mgmt-url, --token
 	flagDial             // --concurrency, --sources
+	flagURLs             // --url may list several gateways (the nodes of a cluster)
 )
 
 // target holds the shared flags: where to send load and how.
 type target struct {
 	url         string
+	urls        []string // with flagURLs: every --url, the first also in url
 	mgmtURL     string
 	duration    time.Duration
 	allowRemote bool
@@ -137,7 +139,10 @@ type target struct {
 }
 
 func (t *target) register(fs *flag.FlagSet, getenv func(string) string, which int) {
-	if which&flagWS != 0 {
+	if which&flagURLs != 0 {
+		fs.StringVar(&t.url, "url", "", "WebSocket URL of the gateway (default "+defaultURL+", or the --mgmt-url's host); "+
+			"several, comma separated (the nodes of a cluster): connections are spread over them in turn, and the first is the one sent to")
+	} else if which&flagWS != 0 {
 		fs.StringVar(&t.url, "url", "", "WebSocket URL of the gateway (default "+defaultURL+", or the --mgmt-url's host)")
 	}
 	if which&flagMgmt != 0 {
@@ -165,8 +170,18 @@ func (t *target) check(ctx context.Context, which int) error {
 		if t.url == "" {
 			t.url = defaultURL
 		}
-		if err := checkURL(ctx, "--url", t.url, []string{"ws", "wss"}, t.allowRemote); err != nil {
-			return err
+		t.urls = []string{t.url}
+		if which&flagURLs != 0 {
+			t.urls = strings.Split(t.url, ",")
+			for i := range t.urls {
+				t.urls[i] = strings.TrimSpace(t.urls[i])
+			}
+			t.url = t.urls[0]
+		}
+		for _, u := range t.urls {
+			if err := checkURL(ctx, "--url", u, []string{"ws", "wss"}, t.allowRemote); err != nil {
+				return err
+			}
 		}
 	}
 	if which&flagMgmt != 0 {
@@ -189,8 +204,11 @@ func (t *target) check(ctx context.Context, which int) error {
 		if t.sources < 0 || t.sources > maxSources {
 			return fmt.Errorf("bench: --sources %d: want 0 to %d", t.sources, maxSources)
 		}
-		if t.sources > 0 {
-			u, _ := url.Parse(t.url) // checked above
+		for _, raw := range t.urls {
+			if t.sources == 0 {
+				break
+			}
+			u, _ := url.Parse(raw) // checked above
 			ip := net.ParseIP(u.Hostname())
 			if u.Hostname() != "localhost" && (ip == nil || ip.To4() == nil || !ip.IsLoopback()) {
 				return fmt.Errorf("bench: --sources needs a 127.x.x.x or localhost target, not %q", u.Hostname())
@@ -198,6 +216,14 @@ func (t *target) check(ctx context.Context, which int) error {
 		}
 	}
 	return nil
+}
+
+// urlList returns every --url when there are several, nil otherwise.
+func (t *target) urlList() []string {
+	if len(t.urls) < 2 {
+		return nil
+	}
+	return t.urls
 }
 
 // swapScheme replaces raw's scheme by its image in m; raw is returned as is
@@ -280,15 +306,16 @@ func checkRange(name string, v, lo, hi int) error {
 
 // report is the part of every result line common to all workloads.
 type report struct {
-	Workload   string  `json:"workload"`
-	URL        string  `json:"url,omitempty"`
-	MgmtURL    string  `json:"mgmt_url,omitempty"`
-	Started    string  `json:"started"`
-	Duration   float64 `json:"duration_s"` // the cap
-	Elapsed    float64 `json:"elapsed_s"`
-	Truncated  bool    `json:"truncated"`
-	Errors     int64   `json:"errors"`
-	FirstError string  `json:"first_error,omitempty"`
+	Workload   string   `json:"workload"`
+	URL        string   `json:"url,omitempty"`
+	URLs       []string `json:"urls,omitempty"` // when --url named several
+	MgmtURL    string   `json:"mgmt_url,omitempty"`
+	Started    string   `json:"started"`
+	Duration   float64  `json:"duration_s"` // the cap
+	Elapsed    float64  `json:"elapsed_s"`
+	Truncated  bool     `json:"truncated"`
+	Errors     int64    `json:"errors"`
+	FirstError string   `json:"first_error,omitempty"`
 }
 
 // run is the frame of one workload run: its deadline, its error count, its
@@ -322,6 +349,7 @@ func (r *run) report(truncated bool) report {
 	rep := report{
 		Workload:  r.name,
 		URL:       r.t.url,
+		URLs:      r.t.urlList(),
 		MgmtURL:   r.t.mgmtURL,
 		Started:   r.start.UTC().Format(time.RFC3339),
 		Duration:  r.t.duration.Seconds(),

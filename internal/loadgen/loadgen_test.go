@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -29,14 +30,16 @@ limits:
 
 // result holds the figures the tests check, from any workload's line.
 type result struct {
-	Workload   string  `json:"workload"`
-	URL        string  `json:"url"`
-	MgmtURL    string  `json:"mgmt_url"`
-	Truncated  bool    `json:"truncated"`
-	Errors     int64   `json:"errors"`
-	FirstError string  `json:"first_error"`
-	Elapsed    float64 `json:"elapsed_s"`
-	Duration   float64 `json:"duration_s"`
+	Workload   string   `json:"workload"`
+	URL        string   `json:"url"`
+	URLs       []string `json:"urls"`
+	PIDs       []int    `json:"pids"`
+	MgmtURL    string   `json:"mgmt_url"`
+	Truncated  bool     `json:"truncated"`
+	Errors     int64    `json:"errors"`
+	FirstError string   `json:"first_error"`
+	Elapsed    float64  `json:"elapsed_s"`
+	Duration   float64  `json:"duration_s"`
 
 	N                 int      `json:"n"`
 	Opened            int64    `json:"opened"`
@@ -491,6 +494,10 @@ func TestBadFlags(t *testing.T) {
 		{"echo total over the cap", []string{"echo", "-c", "50000", "-m", "10000"}, "-c × -m"},
 		{"message too big", []string{"echo", "-s", "2000000"}, "-s 2000000"},
 		{"unknown via", []string{"fanout", "--via", "sqs"}, "--via"},
+		{"one of several URLs not WebSocket", []string{"fanout", "--url", "ws://127.0.0.1:3001,http://127.0.0.1:3002"}, "--url"},
+		{"several URLs where one is taken", []string{"echo", "--url", "ws://127.0.0.1:3001,ws://127.0.0.1:3002"}, "--url"},
+		{"pid zero", []string{"fanout", "--pid", "1,0"}, "process ID"},
+		{"pid not a number", []string{"mgmt", "--pid", "gw"}, "process ID"},
 		{"fanout total over the cap", []string{"fanout", "--subscribers", "500000", "--messages", "1000000"}, "--subscribers ×"},
 		{"negative rate", []string{"fanout", "--rate", "-1"}, "--rate"},
 		{"mgmt URL scheme", []string{"mgmt", "--mgmt-url", "ws://127.0.0.1:3001"}, "--mgmt-url"},
@@ -586,5 +593,40 @@ func TestHistogramQuantiles(t *testing.T) {
 	}
 	if got := h.Quantile(1); got > 10*time.Millisecond {
 		t.Errorf("Quantile(1) = %v, want at most the maximum, 10ms", got)
+	}
+}
+
+// Given several --url, fanout spreads its subscribers over them in turn and
+// sends through the first: against two gateways that share nothing, the
+// subscribers of the second get none of the broadcasts, and the run says so.
+func TestFanoutSpreadsOverURLs(t *testing.T) {
+	t.Parallel()
+	first := servertest.StartYAML(t, benchConfig)
+	second := servertest.StartYAML(t, benchConfig)
+	r, err := bench(t, "fanout", "--url", first.WS+","+second.WS, "--subscribers", "6", "--messages", "15", "--settle", "500ms")
+	if err == nil || !strings.Contains(err.Error(), "45 deliveries lost") {
+		t.Errorf("fanout over two unrelated gateways: err = %v, want 45 deliveries lost", err)
+	}
+	if r.Subscribed != 6 || r.Deliveries != 45 || r.Lost != 45 {
+		t.Errorf("subscribed=%d deliveries=%d lost=%d, want 6 subscribed, 45 delivered and 45 lost (3 subscribers on each)",
+			r.Subscribed, r.Deliveries, r.Lost)
+	}
+	if want := []string{first.WS, second.WS}; !slices.Equal(r.URLs, want) || r.URL != first.WS {
+		t.Errorf("url=%q urls=%q, want %q and %q", r.URL, r.URLs, first.WS, want)
+	}
+}
+
+// Given several --pid, every one is read (their CPU times summed) and they
+// are echoed in the line.
+func TestServerCPUSummed(t *testing.T) {
+	t.Parallel()
+	srv := servertest.StartYAML(t, benchConfig)
+	pid := strconv.Itoa(os.Getpid())
+	r := mustBench(t, "fanout", "--url", srv.WS, "--subscribers", "20", "--messages", "200", "--pid", pid+","+pid)
+	if r.ServerCPU == nil || *r.ServerCPU <= 0 || r.ServerCPUPerDelivery == nil {
+		t.Errorf("server_cpu_s = %v, per delivery %v, want both", deref(r.ServerCPU), deref(r.ServerCPUPerDelivery))
+	}
+	if want := []int{os.Getpid(), os.Getpid()}; !slices.Equal(r.PIDs, want) {
+		t.Errorf("pids = %v, want %v", r.PIDs, want)
 	}
 }

@@ -165,20 +165,34 @@ func parseStatCPU(line string) (time.Duration, error) {
 
 // cpuMeter reads the server's CPU time (--pid) at the start and the end of a
 // run's measured phase: its cost per unit of work, which the rates alone hide
-// when the load generator shares the machine. Without a pid it does nothing;
+// when the load generator shares the machine. Given several processes (the
+// nodes of a cluster), it sums their times. Without a pid it does nothing;
 // a failed reading counts as a run error and leaves the figures out.
 type cpuMeter struct {
 	run         *run
-	pid         int
+	pids        []int
 	start, used time.Duration
 	begun, done bool
 }
 
+// read returns the CPU time of every process, summed.
+func (m *cpuMeter) read() (time.Duration, error) {
+	var sum time.Duration
+	for _, pid := range m.pids {
+		v, err := cpuTime(pid)
+		if err != nil {
+			return 0, err
+		}
+		sum += v
+	}
+	return sum, nil
+}
+
 func (m *cpuMeter) begin() {
-	if m.pid <= 0 {
+	if len(m.pids) == 0 {
 		return
 	}
-	v, err := cpuTime(m.pid)
+	v, err := m.read()
 	if err != nil {
 		m.run.fail(err)
 		return
@@ -191,12 +205,62 @@ func (m *cpuMeter) end() {
 	if !m.begun || m.done {
 		return
 	}
-	v, err := cpuTime(m.pid)
+	v, err := m.read()
 	if err != nil {
 		m.run.fail(err)
 		return
 	}
 	m.used, m.done = v-m.start, true
+}
+
+// pidList is the value of a --pid flag that takes one process ID or several,
+// comma separated (the nodes of a cluster on this machine).
+type pidList []int
+
+func (p *pidList) String() string {
+	s := make([]string, len(*p))
+	for i, v := range *p {
+		s[i] = strconv.Itoa(v)
+	}
+	return strings.Join(s, ",")
+}
+
+func (p *pidList) Set(v string) error {
+	var out pidList
+	for _, f := range strings.Split(v, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			return fmt.Errorf("process ID %q: want a positive number", f)
+		}
+		out = append(out, n)
+	}
+	*p = out
+	return nil
+}
+
+// first returns the first process ID, 0 without one.
+func (p pidList) first() int {
+	if len(p) == 0 {
+		return 0
+	}
+	return p[0]
+}
+
+// many returns the list when it names more than one process, for the
+// result line's "pids".
+func (p pidList) many() []int {
+	if len(p) < 2 {
+		return nil
+	}
+	return p
+}
+
+// onePID is the process list of a single --pid flag; 0 is none.
+func onePID(pid int) []int {
+	if pid <= 0 {
+		return nil
+	}
+	return []int{pid}
 }
 
 // figures returns the phase's CPU seconds and microseconds per unit of work:

@@ -32,9 +32,15 @@ deliveries, not requests: -n 50000 --batch 100 makes the same 50000 pushes
 as -n 50000 alone, in 500 requests. Deliveries/s and server CPU per
 delivery then compare the two.
 
-Example:
+Against a cluster, --url is the node the connections are opened on and
+--mgmt-url the node the requests are sent to: another node, to measure a
+delivery across nodes; --pid lists the nodes' processes, whose CPU times are
+summed.
+
+Examples:
   switchboard bench mgmt --mgmt-url http://127.0.0.1:3001 -c 32 -n 100000
   switchboard bench mgmt --mgmt-url http://127.0.0.1:3001 -c 4 -n 100000 --connections 100 --batch 100
+  switchboard bench mgmt --url ws://127.0.0.1:3001 --mgmt-url http://127.0.0.1:3002 --pid 101,102,103
 `
 
 const (
@@ -47,12 +53,13 @@ const (
 
 type mgmtResult struct {
 	report
-	Requests    int `json:"n"`
-	Workers     int `json:"c"`
-	Connections int `json:"connections"`
-	Size        int `json:"size"`
-	Batch       int `json:"batch,omitempty"`
-	PID         int `json:"pid,omitempty"`
+	Requests    int   `json:"n"`
+	Workers     int   `json:"c"`
+	Connections int   `json:"connections"`
+	Size        int   `json:"size"`
+	Batch       int   `json:"batch,omitempty"`
+	PID         int   `json:"pid,omitempty"`
+	PIDs        []int `json:"pids,omitempty"` // with more than one: their CPU time is summed
 
 	Completed      int64            `json:"requests"` // answered, whatever the status
 	OK             int64            `json:"ok"`
@@ -82,7 +89,8 @@ func mgmt(ctx context.Context, args []string, getenv func(string) string, stdout
 	nconns := fs.Int("connections", 4, fmt.Sprintf("WebSocket connections the requests are spread over (at most %d)", maxMgmtConnections))
 	size := fs.Int("s", 100, fmt.Sprintf("request body bytes (at most %d)", maxSize))
 	settle := fs.Duration("settle", defaultSettle, "how long to wait for missing deliveries after the last one arrived")
-	pid := fs.Int("pid", 0, "process ID of the server, on this machine: report its CPU time per request")
+	var pids pidList
+	fs.Var(&pids, "pid", "process ID of the server, on this machine: report its CPU time per request; several, comma separated (the nodes of a cluster): their CPU time summed")
 	batch := fs.Int("batch", 1, fmt.Sprintf("connection IDs per request: above 1, POST /@connections to that many, and -n counts deliveries (at most %d)", maxBatch))
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -106,13 +114,13 @@ func mgmt(ctx context.Context, args []string, getenv func(string) string, stdout
 	}
 
 	r := newRun("mgmt", &t, stderr)
-	res := mgmtResult{Requests: *n, Workers: *workers, Connections: *nconns, Size: *size, PID: *pid}
+	res := mgmtResult{Requests: *n, Workers: *workers, Connections: *nconns, Size: *size, PID: pids.first(), PIDs: pids.many()}
 	requests := int64(*n)
 	if *batch > 1 {
 		res.Batch = *batch
 		requests = (int64(*n) + int64(*batch) - 1) / int64(*batch)
 	}
-	cpu := cpuMeter{run: r, pid: *pid}
+	cpu := cpuMeter{run: r, pids: pids}
 	tag := newTag()
 	var completed, okCount, okPushes, delivered, closedEarly atomic.Int64
 	var closing atomic.Bool

@@ -257,7 +257,7 @@ type identity struct {
 	UserAgent string `json:"userAgent"`
 }
 
-// connection is GetConnection's body; the listing adds connectionId and topics.
+// connection is GetConnection's body; the listing adds connectionId, topics and node.
 type connection struct {
 	ConnectionID string   `json:"connectionId,omitempty"`
 	ConnectedAt  string   `json:"connectedAt"`
@@ -265,6 +265,8 @@ type connection struct {
 	LastActiveAt string   `json:"lastActiveAt"`
 	Principal    string   `json:"principal,omitempty"`
 	Topics       []string `json:"topics,omitempty"`
+	// Node is the node of a cluster holding the connection; absent on a node alone.
+	Node string `json:"node,omitempty"`
 	// TopicsTruncated and TopicCount are set when Topics lists only the first of TopicCount.
 	TopicsTruncated bool `json:"topicsTruncated,omitempty"`
 	TopicCount      int  `json:"topicCount,omitempty"`
@@ -324,7 +326,7 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) error {
 	resp := listResponse{Items: make([]connection, 0, len(infos)), NextCursor: next}
 	for _, info := range infos {
 		c := render(info)
-		c.ConnectionID, c.Principal, c.Topics = info.ConnID, info.Principal, info.Topics
+		c.ConnectionID, c.Principal, c.Topics, c.Node = info.ConnID, info.Principal, info.Topics, info.Node
 		if n := a.opts.MaxListTopics; n >= 0 && len(c.Topics) > n {
 			c.Topics, c.TopicsTruncated, c.TopicCount = c.Topics[:n], true, len(c.Topics)
 		}

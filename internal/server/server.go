@@ -312,12 +312,36 @@ func (s *Server) management(b *builder) (*managed, error) {
 		mgmt.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mgmt.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	mgmt.Handle("/_/", dashboard.New(dashboard.Options{Stage: cfg.Stage, Routes: b.routeInfos(), Stats: s.gw.Stats, Tail: s.tail}))
+	dopts := dashboard.Options{Stage: cfg.Stage, Routes: b.routeInfos(), Stats: s.gw.Stats, Tail: s.tail}
+	if s.cluster != nil {
+		dopts.Cluster = s.clusterView
+	}
+	mgmt.Handle("/_/", dashboard.New(dopts))
 	g, err := s.protect(mgmt, s.metrics)
 	if err != nil {
 		return nil, err
 	}
 	return &managed{guard: g, api: recorded}, nil
+}
+
+// clusterView is the cluster as the dashboard shows it: the nodes whose
+// lease is current, read within ctx, and this node's engine state.
+func (s *Server) clusterView(ctx context.Context) dashboard.Cluster {
+	c := s.cluster
+	v := dashboard.Cluster{Engine: c.Engine(), Node: c.Node()}
+	if err := c.Problem(); err != nil {
+		v.EngineError = err.Error()
+	} else if st := c.Status(); st.State != cluster.StateOK {
+		v.EngineError = st.State
+	}
+	nodes, err := c.Nodes(ctx)
+	if err != nil {
+		v.NodesError = err.Error()
+	}
+	for _, n := range nodes {
+		v.Nodes = append(v.Nodes, dashboard.Node{ID: n.ID, Name: n.Name, StartedAt: n.StartedAt, LastSeen: n.LastSeen, Self: n.ID == c.Node()})
+	}
+	return v
 }
 
 // serveManagement serves a request that is not one of the API's routes

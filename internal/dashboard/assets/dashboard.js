@@ -173,13 +173,13 @@ function setStatus(node, state, text) {
 // ---------------------------------------------------------------------------
 // Health: the state of the last polls
 
-const health = { connections: true, stats: true, error: '' };
+const health = { connections: true, stats: true, cluster: true, error: '' };
 
 function reportHealth(part, err) {
   health[part] = !err;
   if (err) health.error = err.message;
   const node = $('#health');
-  if (health.connections && health.stats) {
+  if (health.connections && health.stats && health.cluster) {
     setStatus(node, 'open', 'live');
     node.title = '';
   } else if (err && (err.status === 401 || err.status === 403)) {
@@ -224,6 +224,7 @@ function connectionRow(id) {
   });
   return labelCells(el('tr', { dataset: { connectionId: id } },
     idCell,
+    el('td', { class: 'mono node-col node' }),
     el('td', { class: 'principal' }),
     el('td', { class: 'connected' }),
     el('td', { class: 'mono source-ip' }),
@@ -232,7 +233,10 @@ function connectionRow(id) {
 }
 
 function updateConnectionRow(tr, c) {
-  const [, principal, connected, sourceIP, topics] = tr.cells;
+  const [, node, principal, connected, sourceIP, topics] = tr.cells;
+  node.textContent = nodeLabel(c.node);
+  node.title = c.node || '';
+  node.dataset.node = c.node || '';
   principal.textContent = c.principal || '—';
   principal.classList.toggle('muted', !c.principal);
   const at = new Date(c.connectedAt);
@@ -250,10 +254,12 @@ function updateConnectionRow(tr, c) {
       ? names.map((t) => el('span', { class: 'chip', textContent: t }))
       : [el('span', { class: 'muted', textContent: '—' })]));
   }
-  tr.dataset.search = [c.connectionId, c.principal, sourceIP.textContent, ...names].join(' ').toLowerCase();
+  tr.dataset.search = [c.connectionId, node.textContent, c.node, c.principal, sourceIP.textContent, ...names]
+    .join(' ').toLowerCase();
 }
 
 function renderConnections(items, more) {
+  lastListing = items;
   const body = $('#connections-body');
   const seen = new Set();
   let prev = null;
@@ -289,6 +295,63 @@ function applyConnectionFilter() {
 async function refreshConnections() {
   const body = await getJSON('/@connections?limit=1000');
   renderConnections(body.items || [], Boolean(body.nextCursor));
+}
+
+// ---------------------------------------------------------------------------
+// Cluster: the nodes whose lease is current, and this node's engine
+
+let clusterNodes = new Map(); // node ID -> node, from the last poll
+let lastListing = []; // the connections of the last listing, for the counts per node
+
+// nodeLabel names a node by its name when the cluster poll knows it.
+function nodeLabel(id) {
+  if (!id) return '—';
+  const n = clusterNodes.get(id);
+  return n && n.name ? n.name : id;
+}
+
+function renderCluster(c) {
+  const clustered = Boolean(c.engine);
+  document.body.classList.toggle('clustered', clustered);
+  $('#cluster-panel').hidden = !clustered;
+  if (!clustered) return;
+  clusterNodes = new Map((c.nodes || []).map((n) => [n.id, n]));
+  $('#cluster-engine').textContent = c.engine;
+  const state = $('#cluster-state');
+  if (c.engineError) {
+    setStatus(state, 'closed', 'engine unreachable');
+    state.title = c.engineError;
+  } else {
+    setStatus(state, 'open', 'engine ok');
+    state.title = '';
+  }
+  const counts = new Map();
+  for (const conn of lastListing) counts.set(conn.node, (counts.get(conn.node) || 0) + 1);
+  $('#cluster-body').replaceChildren(...(c.nodes || []).map((n) => {
+    const started = new Date(n.startedAt);
+    const seen = new Date(n.lastSeen);
+    const name = el('td', {},
+      el('div', { textContent: n.name || n.id }),
+      el('div', { class: 'mono muted small-text', textContent: n.id }));
+    if (n.id === c.node) name.firstChild.append(' ', el('span', { class: 'badge', textContent: 'this node' }));
+    return labelCells(el('tr', { dataset: { nodeId: n.id, self: String(n.id === c.node) } },
+      name,
+      el('td', { class: 'started nowrap', textContent: Number.isNaN(started.getTime()) ? '—' : age(started), title: `started ${n.startedAt || '?'}` }),
+      el('td', { class: 'last-seen nowrap', textContent: Number.isNaN(seen.getTime()) ? '—' : `${age(seen)} ago`, title: `lease renewed ${n.lastSeen || '?'}` }),
+      el('td', { class: 'num count', textContent: (counts.get(n.id) || 0).toLocaleString() })), 'cluster');
+  }));
+  const err = $('#cluster-error');
+  err.textContent = c.nodesError ? `Nodes could not be listed: ${c.nodesError}` : '';
+  err.hidden = !c.nodesError;
+  // Connections rows show node names once the nodes are known.
+  for (const tr of connRows.values()) {
+    const cell = tr.querySelector('td.node');
+    if (cell && cell.dataset.node) cell.textContent = nodeLabel(cell.dataset.node);
+  }
+}
+
+async function refreshCluster() {
+  renderCluster(await getJSON('/_/api/cluster'));
 }
 
 // ---------------------------------------------------------------------------
@@ -561,6 +624,7 @@ function start() {
   keepLoadingRoutes();
   every(POLL_MS, 'connections', refreshConnections);
   every(POLL_MS, 'stats', refreshStats);
+  every(POLL_MS, 'cluster', refreshCluster);
   openTail();
 }
 
