@@ -161,6 +161,10 @@ type Function struct {
 	Timeout Duration `yaml:"timeout"`
 	// InitTimeout bounds a new process's start-up (a cold start); 0 means 10s.
 	InitTimeout Duration `yaml:"initTimeout"`
+	// Names are other names the Lambda Invoke API knows the function by,
+	// besides its key: a Serverless Framework project's deployed names
+	// (SERVICE-STAGE-KEY, or the function's name setting).
+	Names []string `yaml:"-"`
 }
 
 // TwoWay reports whether the route sends its response body back.

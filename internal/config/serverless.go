@@ -28,6 +28,7 @@ type slsService struct {
 }
 
 type slsFunction struct {
+	Name                string            `yaml:"name"`
 	Handler             string            `yaml:"handler"`
 	Runtime             string            `yaml:"runtime"`
 	Environment         map[string]string `yaml:"environment"`
@@ -363,6 +364,17 @@ func serverlessConfig(path string, root *yaml.Node, getenv func(string) string, 
 		return nil, err
 	}
 	cfg.fillDefaults()
+	for name, fn := range cfg.Functions {
+		// The names the framework deploys the function under, which code
+		// that invokes it through the Lambda API uses.
+		if svc.Service != "" {
+			fn.Names = append(fn.Names, svc.Service+"-"+cfg.Stage+"-"+name)
+		}
+		if n := svc.Funcs[name].Name; n != "" && n != name {
+			fn.Names = append(fn.Names, n)
+		}
+		cfg.Functions[name] = fn
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}

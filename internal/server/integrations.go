@@ -21,6 +21,7 @@ import (
 	"github.com/switchboard-gateway/switchboard/internal/integration/httpint"
 	"github.com/switchboard-gateway/switchboard/internal/integration/invoke"
 	"github.com/switchboard-gateway/switchboard/internal/integration/lambdahost"
+	"github.com/switchboard-gateway/switchboard/internal/lambdaapi"
 )
 
 // builder turns configured routes into gateway routes, sharing one process
@@ -281,4 +282,45 @@ func (b *builder) routeInfos() []dashboard.RouteInfo {
 		out = append(out, dashboard.RouteInfo{RouteKey: key, Integration: rc.Integration.Type, Target: target(rc.Integration), TwoWay: rc.TwoWay()})
 	}
 	return out
+}
+
+// invokeAPI serves the Lambda Invoke API over b's functions, by their keys
+// and their other names. Event invocations run under async.
+func (b *builder) invokeAPI(async *sync.WaitGroup) *lambdaapi.API {
+	fns := map[string]lambdaapi.Function{}
+	for name, fc := range b.cfg.Functions {
+		f, ok := b.functions[name]
+		if !ok {
+			continue
+		}
+		for _, n := range append([]string{name}, fc.Names...) {
+			if _, taken := fns[n]; !taken || n == name {
+				fns[n] = f
+			}
+		}
+	}
+	return lambdaapi.New(lambdaapi.Options{
+		Functions:     fns,
+		FunctionError: lambdaFunctionError,
+		Region:        b.cfg.Environment["AWS_REGION"],
+		Go:            async.Go,
+		Logger:        b.opts.Logger,
+	})
+}
+
+// lambdaFunctionError tells what Lambda reports as a function error (with
+// X-Amz-Function-Error) from a failure to run the function.
+func lambdaFunctionError(err error) (lambdaapi.FunctionError, bool) {
+	var fe *lambdahost.FunctionError
+	switch {
+	case errors.As(err, &fe):
+		return lambdaapi.FunctionError{Type: fe.Type, Message: fe.Message}, true
+	case errors.Is(err, lambdahost.ErrTimeout):
+		return lambdaapi.FunctionError{Type: "Sandbox.Timedout", Message: "Task timed out"}, true
+	case errors.Is(err, lambdahost.ErrCrashed):
+		return lambdaapi.FunctionError{Type: "Runtime.ExitError", Message: "Runtime exited: " + err.Error()}, true
+	case errors.Is(err, lambdahost.ErrInit):
+		return lambdaapi.FunctionError{Type: "Runtime.InitError", Message: err.Error()}, true
+	}
+	return lambdaapi.FunctionError{}, false
 }

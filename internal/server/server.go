@@ -10,10 +10,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/pprof"
 	"net/netip"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -51,7 +53,8 @@ type Server struct {
 	retiring   sync.WaitGroup               // functions a Reload replaced, finishing their invocations
 	metrics    *metrics.Metrics
 	metricsReg *prometheus.Registry
-	tail       *tail.Hub // recent route invocations, for the dashboard
+	tail       *tail.Hub      // recent route invocations, for the dashboard
+	async      sync.WaitGroup // Event invocations of the Lambda Invoke API
 }
 
 // Options are what New needs besides the config.
@@ -143,6 +146,14 @@ func (s *Server) build(cfg *config.Config, hub *gateway.Hub, prev *builder) (*bu
 		}
 		routes[key] = rt
 	}
+	// Every function can be invoked through the Lambda Invoke API, so every
+	// one is prepared, also those that no route names.
+	for _, name := range slices.Sorted(maps.Keys(cfg.Functions)) {
+		if _, err := b.function(name); err != nil {
+			_ = b.discard()
+			return nil, gateway.Options{}, err
+		}
+	}
 	authz, err := b.authorizer(context.Background())
 	if err != nil {
 		_ = b.discard()
@@ -200,6 +211,7 @@ func (s *Server) management(b *builder) (http.Handler, error) {
 	api := mgmtapi.New(s.gw.Hub(), mgmtapi.Options{Stage: cfg.Stage, MaxPostBytes: int64(cfg.Limits.MaxPostBytes), Logger: s.log, Metrics: s.metrics})
 	mgmt := http.NewServeMux()
 	api.Register(mgmt)
+	b.invokeAPI(&s.async).Register(mgmt)
 	mgmt.Handle("GET /metrics", promhttp.HandlerFor(s.metricsReg, promhttp.HandlerOpts{}))
 	if cfg.Pprof {
 		mgmt.HandleFunc("/debug/pprof/", pprof.Index)
@@ -227,6 +239,7 @@ func (s *Server) Close() error {
 	errs = append(errs, s.built.close())
 	s.reloadMu.Unlock()
 	s.retiring.Wait()
+	s.async.Wait() // bounded: the functions are closed
 	return errors.Join(errs...)
 }
 
