@@ -58,7 +58,7 @@ type slsAuthorizer struct {
 type slsOffline struct {
 	Host                string               `yaml:"host"`
 	WebsocketPort       int                  `yaml:"websocketPort"`
-	NoPrependStageInURL bool                 `yaml:"noPrependStageInUrl"`
+	NoPrependStageInURL yaml.Node            `yaml:"noPrependStageInUrl"`
 	Other               map[string]yaml.Node `yaml:",inline"`
 }
 
@@ -66,6 +66,190 @@ type slsOffline struct {
 var slsProviderKeys = map[string]bool{
 	"name": true, "runtime": true, "stage": true, "region": true,
 	"environment": true, "websocketsApiRouteSelectionExpression": true, "timeout": true,
+	"httpApi": true,
+}
+
+// slsHTTP is the object form of an http event (a REST API route).
+type slsHTTP struct {
+	Path   string               `yaml:"path"`
+	Method string               `yaml:"method"`
+	CORS   yaml.Node            `yaml:"cors"`
+	Other  map[string]yaml.Node `yaml:",inline"`
+}
+
+// slsHTTPCORS is an http event's cors object.
+type slsHTTPCORS struct {
+	Origin           string               `yaml:"origin"`
+	Origins          []string             `yaml:"origins"`
+	Headers          []string             `yaml:"headers"`
+	AllowCredentials bool                 `yaml:"allowCredentials"`
+	MaxAge           int                  `yaml:"maxAge"`
+	Other            map[string]yaml.Node `yaml:",inline"`
+}
+
+// slsHTTPAPICORS is provider.httpApi.cors.
+type slsHTTPAPICORS struct {
+	AllowedOrigins         []string             `yaml:"allowedOrigins"`
+	AllowedHeaders         []string             `yaml:"allowedHeaders"`
+	AllowedMethods         []string             `yaml:"allowedMethods"`
+	AllowCredentials       bool                 `yaml:"allowCredentials"`
+	ExposedResponseHeaders []string             `yaml:"exposedResponseHeaders"`
+	MaxAge                 int                  `yaml:"maxAge"`
+	Other                  map[string]yaml.Node `yaml:",inline"`
+}
+
+// SlsCORSHeaders are the request headers `cors: true` allows, as the
+// Serverless Framework's defaults.
+var SlsCORSHeaders = []string{"Content-Type", "X-Amz-Date", "Authorization", "X-Api-Key", "X-Amz-Security-Token", "X-Amz-User-Agent", "X-Amzn-Trace-Id"}
+
+// slsEventRoute reads the string form "METHOD path" of an http or httpApi
+// event ("*" alone: an HTTP API's catch-all).
+func slsEventRoute(s string) (method, path string, ok bool) {
+	s = strings.TrimSpace(s)
+	if s == "*" {
+		return "ANY", "*", true
+	}
+	method, path, ok = strings.Cut(s, " ")
+	return strings.TrimSpace(method), strings.TrimSpace(path), ok && strings.TrimSpace(path) != ""
+}
+
+// slsHTTPEvent reads an http event into a route (payload 1.0).
+func slsHTTPEvent(node yaml.Node, at, fn string, stagePrefix bool, warn func(string)) (HTTPRoute, error) {
+	var ev slsHTTP
+	if node.Kind == yaml.ScalarNode {
+		m, p, ok := slsEventRoute(node.Value)
+		if !ok {
+			return HTTPRoute{}, fmt.Errorf("%s: %w: %q: want \"METHOD path\"", at, ErrInvalid, node.Value)
+		}
+		ev.Method, ev.Path = m, p
+	} else if err := node.Decode(&ev); err != nil {
+		return HTTPRoute{}, fmt.Errorf("%s: %w: %v", at, ErrInvalid, err)
+	}
+	for _, k := range sortedKeys(ev.Other) {
+		warn(fmt.Sprintf("%s.%s is not supported and is ignored", at, k))
+	}
+	if ev.Path == "" || ev.Method == "" {
+		return HTTPRoute{}, fmt.Errorf("%s: %w: path and method are required", at, ErrInvalid)
+	}
+	r := HTTPRoute{Method: slsMethod(ev.Method), Path: "/" + strings.TrimLeft(ev.Path, "/"), Version: 1, Function: fn, StagePrefix: stagePrefix}
+	switch {
+	case ev.CORS.IsZero():
+	case ev.CORS.Kind == yaml.ScalarNode:
+		var on bool
+		if err := ev.CORS.Decode(&on); err != nil {
+			return HTTPRoute{}, fmt.Errorf("%s.cors: %w: want true, false or an object", at, ErrInvalid)
+		}
+		if on {
+			r.CORS = &CORS{Origins: []string{"*"}, Headers: SlsCORSHeaders}
+		}
+	default:
+		var c slsHTTPCORS
+		if err := ev.CORS.Decode(&c); err != nil {
+			return HTTPRoute{}, fmt.Errorf("%s.cors: %w: %v", at, ErrInvalid, err)
+		}
+		for _, k := range sortedKeys(c.Other) {
+			warn(fmt.Sprintf("%s.cors.%s is not supported and is ignored", at, k))
+		}
+		r.CORS = &CORS{Origins: c.Origins, Headers: c.Headers, AllowCredentials: c.AllowCredentials, MaxAge: c.MaxAge}
+		if c.Origin != "" {
+			r.CORS.Origins = append(r.CORS.Origins, c.Origin)
+		}
+		if len(r.CORS.Origins) == 0 {
+			r.CORS.Origins = []string{"*"}
+		}
+		if len(r.CORS.Headers) == 0 {
+			r.CORS.Headers = SlsCORSHeaders
+		}
+	}
+	return r, nil
+}
+
+// slsHTTPAPIEvent reads an httpApi event into a route (payload 2.0).
+func slsHTTPAPIEvent(node yaml.Node, at, fn string, cors *CORS, warn func(string)) (HTTPRoute, error) {
+	var ev slsHTTP
+	if node.Kind == yaml.ScalarNode {
+		m, p, ok := slsEventRoute(node.Value)
+		if !ok {
+			return HTTPRoute{}, fmt.Errorf("%s: %w: %q: want \"METHOD /path\" or \"*\"", at, ErrInvalid, node.Value)
+		}
+		ev.Method, ev.Path = m, p
+	} else if err := node.Decode(&ev); err != nil {
+		return HTTPRoute{}, fmt.Errorf("%s: %w: %v", at, ErrInvalid, err)
+	}
+	for _, k := range sortedKeys(ev.Other) {
+		warn(fmt.Sprintf("%s.%s is not supported and is ignored", at, k))
+	}
+	if !ev.CORS.IsZero() {
+		warn(at + ".cors is not supported: an HTTP API's CORS is provider.httpApi.cors")
+	}
+	if ev.Method == "" {
+		ev.Method = "ANY"
+	}
+	if ev.Path == "" {
+		ev.Path = "*"
+	}
+	r := HTTPRoute{Method: slsMethod(ev.Method), Path: ev.Path, Version: 2, Function: fn, CORS: cors}
+	if r.Path != "*" {
+		r.Path = "/" + strings.TrimLeft(r.Path, "/")
+	} else if r.Method != "ANY" {
+		return HTTPRoute{}, fmt.Errorf("%s: %w: the catch-all path * takes method *", at, ErrInvalid)
+	}
+	return r, nil
+}
+
+// slsBool reads a boolean that may come from a variable as a string
+// ("true"), as JavaScript's truthiness lets the framework's plugins read it.
+func slsBool(n yaml.Node) (bool, error) {
+	if n.IsZero() {
+		return false, nil
+	}
+	switch strings.ToLower(strings.TrimSpace(n.Value)) {
+	case "true":
+		return true, nil
+	case "false", "", "null":
+		return false, nil
+	}
+	return false, fmt.Errorf("%w: %q (line %d): want true or false", ErrInvalid, n.Value, n.Line)
+}
+
+func slsMethod(m string) string {
+	m = strings.ToUpper(strings.TrimSpace(m))
+	if m == "*" {
+		return "ANY"
+	}
+	return m
+}
+
+// slsHTTPAPICORSOf reads provider.httpApi.cors: true or an object.
+func slsHTTPAPICORSOf(n yaml.Node, warn func(string)) (*CORS, error) {
+	if n.Kind == yaml.ScalarNode {
+		var on bool
+		if err := n.Decode(&on); err != nil {
+			return nil, fmt.Errorf("provider.httpApi.cors: %w: want true, false or an object", ErrInvalid)
+		}
+		if !on {
+			return nil, nil
+		}
+		return &CORS{Origins: []string{"*"}, Headers: SlsCORSHeaders}, nil
+	}
+	var c slsHTTPAPICORS
+	if err := n.Decode(&c); err != nil {
+		return nil, fmt.Errorf("provider.httpApi.cors: %w: %v", ErrInvalid, err)
+	}
+	for _, k := range sortedKeys(c.Other) {
+		warn("provider.httpApi.cors." + k + " is not supported and is ignored")
+	}
+	if len(c.AllowedMethods) > 0 {
+		warn("provider.httpApi.cors.allowedMethods: the methods of each path's routes are allowed")
+	}
+	out := &CORS{Origins: c.AllowedOrigins, Headers: c.AllowedHeaders, ExposedHeaders: c.ExposedResponseHeaders, AllowCredentials: c.AllowCredentials, MaxAge: c.MaxAge}
+	if len(out.Origins) == 0 {
+		out.Origins = []string{"*"}
+	}
+	if len(out.Headers) == 0 {
+		out.Headers = SlsCORSHeaders
+	}
+	return out, nil
 }
 
 // Top-level keys that are read or say nothing that runs locally; the rest
@@ -224,6 +408,8 @@ func serverlessConfig(path string, root *yaml.Node, getenv func(string) string, 
 	}
 	defaultRuntime := SlsDefaultRuntime
 	var defaultTimeout int
+	var httpAPICORS *CORS
+	warn := func(w string) { warnings = append(warnings, w) }
 	for _, k := range sortedKeys(svc.Provider) {
 		n := svc.Provider[k]
 		var err error
@@ -243,6 +429,20 @@ func serverlessConfig(path string, root *yaml.Node, getenv func(string) string, 
 			if err = n.Decode(&region); err == nil {
 				cfg.Environment["AWS_REGION"] = region
 			}
+		case "httpApi":
+			var h map[string]yaml.Node
+			if err = n.Decode(&h); err == nil {
+				for _, hk := range sortedKeys(h) {
+					if hk != "cors" {
+						warn("provider.httpApi." + hk + " is not supported and is ignored")
+						continue
+					}
+					httpAPICORS, err = slsHTTPAPICORSOf(h[hk], warn)
+					if err != nil {
+						return nil, fmt.Errorf("%s: %w", path, err)
+					}
+				}
+			}
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: provider.%s: %w: %v", path, k, ErrInvalid, err)
@@ -253,6 +453,29 @@ func serverlessConfig(path string, root *yaml.Node, getenv func(string) string, 
 	}
 	if cfg.Environment == nil {
 		cfg.Environment = map[string]string{}
+	}
+	var offline slsOffline
+	if n, ok := svc.Custom["serverless-offline"]; ok {
+		if err := n.Decode(&offline); err != nil {
+			return nil, fmt.Errorf("%s: custom.serverless-offline: %w: %v", path, ErrInvalid, err)
+		}
+		for _, k := range sortedKeys(offline.Other) {
+			warnings = append(warnings, "custom.serverless-offline."+k+" is not supported and is ignored")
+		}
+		if offline.Host != "" || offline.WebsocketPort != 0 {
+			host, port := "127.0.0.1", "3001"
+			if offline.Host != "" {
+				host = offline.Host
+			}
+			if offline.WebsocketPort != 0 {
+				port = strconv.Itoa(offline.WebsocketPort)
+			}
+			cfg.Listen = net.JoinHostPort(host, port)
+		}
+	}
+	noStage, err := slsBool(offline.NoPrependStageInURL)
+	if err != nil {
+		return nil, fmt.Errorf("%s: custom.serverless-offline.noPrependStageInUrl: %w", path, err)
 	}
 	var connectAuth *slsAuthorizer
 	for _, name := range sortedKeys(svc.Funcs) {
@@ -267,7 +490,23 @@ func serverlessConfig(path string, root *yaml.Node, getenv func(string) string, 
 		for i, ev := range f.Events {
 			for _, kind := range sortedKeys(ev) {
 				node := ev[kind]
-				if kind != "websocket" {
+				switch kind {
+				case "http", "httpApi":
+					at := fmt.Sprintf("functions.%s.events[%d].%s", name, i, kind)
+					var hr HTTPRoute
+					var err error
+					if kind == "http" {
+						hr, err = slsHTTPEvent(node, at, name, !noStage, warn)
+					} else {
+						hr, err = slsHTTPAPIEvent(node, at, name, httpAPICORS, warn)
+					}
+					if err != nil {
+						return nil, fmt.Errorf("%s: %w", path, err)
+					}
+					cfg.HTTPRoutes = append(cfg.HTTPRoutes, hr)
+					continue
+				case "websocket":
+				default:
 					warnings = append(warnings, fmt.Sprintf("functions.%s.events[%d]: %s events are not supported and are ignored", name, i, kind))
 					continue
 				}
@@ -328,28 +567,6 @@ func serverlessConfig(path string, root *yaml.Node, getenv func(string) string, 
 		r := cfg.Routes["$connect"]
 		r.Authorizer = fn
 		cfg.Routes["$connect"] = r
-	}
-	var offline slsOffline
-	if n, ok := svc.Custom["serverless-offline"]; ok {
-		if err := n.Decode(&offline); err != nil {
-			return nil, fmt.Errorf("%s: custom.serverless-offline: %w: %v", path, ErrInvalid, err)
-		}
-		for _, k := range sortedKeys(offline.Other) {
-			warnings = append(warnings, "custom.serverless-offline."+k+" is not supported and is ignored")
-		}
-		if offline.Host != "" || offline.WebsocketPort != 0 {
-			host, port := "127.0.0.1", "3001"
-			if offline.Host != "" {
-				host = offline.Host
-			}
-			if offline.WebsocketPort != 0 {
-				port = strconv.Itoa(offline.WebsocketPort)
-			}
-			cfg.Listen = net.JoinHostPort(host, port)
-		}
-		if offline.NoPrependStageInURL {
-			warnings = append(warnings, "custom.serverless-offline.noPrependStageInUrl: the WebSocket API answers at / and /{stage} alike")
-		}
 	}
 	for _, o := range []Overrides{{Listen: getenv("SWITCHBOARD_LISTEN"), Stage: getenv("SWITCHBOARD_STAGE")}, flags} {
 		if o.Listen != "" {

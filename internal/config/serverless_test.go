@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -52,6 +53,7 @@ functions:
       - http:
           path: /x
           method: get
+      - sqs: arn:aws:sqs:eu-west-1:123456789012:jobs
   goFunc:
     runtime: provided.al2
     handler: bin/bootstrap
@@ -97,11 +99,14 @@ func TestLoadServerless(t *testing.T) {
 	if f := cfg.Functions["goFunc"]; !slices.Equal(f.Command, []string{"bin/bootstrap"}) || f.Runtime != "" {
 		t.Errorf("function goFunc = %+v, want the handler run as a command", f)
 	}
+	if want := []config.HTTPRoute{{Method: "GET", Path: "/x", Version: 1, Function: "send", StagePrefix: true}}; !reflect.DeepEqual(cfg.HTTPRoutes, want) {
+		t.Errorf("http routes = %+v, want %+v", cfg.HTTPRoutes, want)
+	}
 	if f, ok := cfg.Functions["orphan"]; !ok || f.Runtime != "nodejs20.x" {
 		t.Errorf("function orphan = %+v, %v: a function with no event is still one of the project's", f, ok)
 	}
 	warnings := strings.Join(cfg.Warnings, "\n")
-	for _, want := range []string{"provider.memorySize", "functions.send.layers", "http events", "websocket.authorizer: only $connect takes an authorizer"} {
+	for _, want := range []string{"provider.memorySize", "functions.send.layers", "sqs events", "websocket.authorizer: only $connect takes an authorizer"} {
 		if !strings.Contains(warnings, want) {
 			t.Errorf("warnings lack %q:\n%s", want, warnings)
 		}
@@ -387,5 +392,62 @@ functions:
 	y := strings.Replace(yml, "name: auth", "arn: arn:aws:lambda:us-east-1:1:function:elsewhere", 1)
 	if _, err := config.LoadServerless(writeServerless(t, y), func(string) string { return "" }, config.Overrides{}); !errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), "not a function of this project") {
 		t.Errorf("foreign ARN: err = %v", err)
+	}
+}
+
+func TestServerlessHTTPEvents(t *testing.T) {
+	t.Parallel()
+	const yml = `
+provider:
+  runtime: nodejs20.x
+  httpApi:
+    cors: {allowedOrigins: [https://app.example], allowCredentials: true, maxAge: 60}
+    authorizers: {}
+custom:
+  serverless-offline:
+    noPrependStageInUrl: ${env:NO_STAGE, false}
+functions:
+  api:
+    handler: h.api
+    events:
+      - http: GET users/{id}
+      - http:
+          path: /files/{proxy+}
+          method: any
+          cors: true
+          private: true
+      - httpApi: 'POST /orders'
+      - httpApi:
+          method: get
+          path: /orders/{id}
+      - httpApi: '*'
+`
+	for _, noStage := range []string{"", "true"} {
+		cfg, err := config.LoadServerless(writeServerless(t, yml), func(k string) string { return map[string]string{"NO_STAGE": noStage}[k] }, config.Overrides{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		apiCORS := &config.CORS{Origins: []string{"https://app.example"}, Headers: config.SlsCORSHeaders, AllowCredentials: true, MaxAge: 60}
+		prefix := noStage == ""
+		want := []config.HTTPRoute{
+			{Method: "GET", Path: "/users/{id}", Version: 1, Function: "api", StagePrefix: prefix},
+			{Method: "ANY", Path: "/files/{proxy+}", Version: 1, Function: "api", StagePrefix: prefix, CORS: &config.CORS{Origins: []string{"*"}, Headers: config.SlsCORSHeaders}},
+			{Method: "POST", Path: "/orders", Version: 2, Function: "api", CORS: apiCORS},
+			{Method: "GET", Path: "/orders/{id}", Version: 2, Function: "api", CORS: apiCORS},
+			{Method: "ANY", Path: "*", Version: 2, Function: "api", CORS: apiCORS},
+		}
+		if !reflect.DeepEqual(cfg.HTTPRoutes, want) {
+			t.Errorf("noPrependStageInUrl %q: routes\n%+v\nwant\n%+v", noStage, cfg.HTTPRoutes, want)
+		}
+		warnings := strings.Join(cfg.Warnings, "\n")
+		for _, w := range []string{"events[1].http.private", "provider.httpApi.authorizers"} {
+			if !strings.Contains(warnings, w) {
+				t.Errorf("warnings lack %q:\n%s", w, warnings)
+			}
+		}
+	}
+	_, err := config.LoadServerless(writeServerless(t, "functions:\n  f:\n    handler: h.f\n    events: [{http: 'nopath'}]\n"), func(string) string { return "" }, config.Overrides{})
+	if !errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), "METHOD path") {
+		t.Errorf("http: nopath: err = %v", err)
 	}
 }
