@@ -634,12 +634,12 @@ func parseResponse(out []byte, version int) (*response, error) {
 		return nil, fmt.Errorf("the function's output is not a JSON object")
 	}
 	var p struct {
-		StatusCode        json.Number         `json:"statusCode"`
-		Headers           map[string]any      `json:"headers"`
-		MultiValueHeaders map[string][]any    `json:"multiValueHeaders"`
-		Body              *string             `json:"body"`
-		IsBase64Encoded   bool                `json:"isBase64Encoded"`
-		Cookies           []string            `json:"cookies"`
+		StatusCode        json.Number      `json:"statusCode"`
+		Headers           map[string]any   `json:"headers"`
+		MultiValueHeaders map[string][]any `json:"multiValueHeaders"`
+		Body              *string          `json:"body"`
+		IsBase64Encoded   bool             `json:"isBase64Encoded"`
+		Cookies           []string         `json:"cookies"`
 	}
 	if err := json.Unmarshal(out, &p); err != nil {
 		return nil, fmt.Errorf("malformed proxy response: %v", err)

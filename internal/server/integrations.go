@@ -16,6 +16,7 @@ import (
 	"github.com/switchboard-gateway/switchboard/internal/config"
 	"github.com/switchboard-gateway/switchboard/internal/dashboard"
 	"github.com/switchboard-gateway/switchboard/internal/gateway"
+	"github.com/switchboard-gateway/switchboard/internal/httpevent"
 	"github.com/switchboard-gateway/switchboard/internal/integration"
 	"github.com/switchboard-gateway/switchboard/internal/integration/builtin"
 	"github.com/switchboard-gateway/switchboard/internal/integration/httpint"
@@ -37,6 +38,7 @@ type builder struct {
 	functions map[string]*lambdahost.Function
 	fnOpts    map[string]lambdahost.Options // what each function was made with
 	fresh     []string                      // functions made here, not taken over from prev
+	router    *httpevent.Router             // the HTTP routes; nil when there are none
 	closers   []io.Closer
 }
 
@@ -323,4 +325,43 @@ func lambdaFunctionError(err error) (lambdaapi.FunctionError, bool) {
 		return lambdaapi.FunctionError{Type: "Runtime.InitError", Message: err.Error()}, true
 	}
 	return lambdaapi.FunctionError{}, false
+}
+
+// httpRouter builds the project's HTTP routes over b's functions; nil when
+// there are none.
+func (b *builder) httpRouter() (*httpevent.Router, error) {
+	if len(b.cfg.HTTPRoutes) == 0 {
+		return nil, nil
+	}
+	routes := make([]httpevent.Route, 0, len(b.cfg.HTTPRoutes))
+	for _, hr := range b.cfg.HTTPRoutes {
+		f, err := b.function(hr.Function)
+		if err != nil {
+			return nil, err
+		}
+		r := httpevent.Route{Method: hr.Method, Path: hr.Path, Version: hr.Version, Function: f, Name: hr.Function}
+		if hr.StagePrefix {
+			r.Stage = b.cfg.Stage
+		}
+		if c := hr.CORS; c != nil {
+			r.CORS = &httpevent.CORS{Origins: c.Origins, Headers: c.Headers, ExposedHeaders: c.ExposedHeaders, AllowCredentials: c.AllowCredentials, MaxAge: c.MaxAge}
+		}
+		routes = append(routes, r)
+	}
+	rt, err := httpevent.New(httpevent.Options{Routes: routes, Logger: b.opts.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("http routes: %w", err)
+	}
+	return rt, nil
+}
+
+// httpMount is where an HTTP route answers, for the banner.
+func httpMount(hr config.HTTPRoute, stage string) string {
+	switch {
+	case hr.Path == "*":
+		return "/*"
+	case hr.StagePrefix:
+		return "/" + stage + hr.Path
+	}
+	return hr.Path
 }

@@ -51,6 +51,7 @@ func (s *Server) Reload(cfg *config.Config) error {
 	}
 	s.gw.Reload(gopts)
 	s.guarded.Store(&h)
+	s.httpRoutes.Store(b.router)
 	prev := s.built
 	s.built = b
 	prev.retire(b, &s.retiring, s.log)
