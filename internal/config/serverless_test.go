@@ -320,6 +320,9 @@ func TestServerlessDotenv(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if len(cfg.Environment) != 2 {
+				t.Errorf("environment %v: the .env file's variables must not reach the functions unless named", cfg.Environment)
+			}
 			if cfg.Environment["A"] != tt.a || cfg.Environment["B"] != tt.b {
 				t.Errorf("A=%q B=%q, want %q %q", cfg.Environment["A"], cfg.Environment["B"], tt.a, tt.b)
 			}

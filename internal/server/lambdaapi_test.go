@@ -148,6 +148,18 @@ func TestLambdaInvokeAPI(t *testing.T) {
 	if resp.StatusCode != 200 || resp.Header.Get("X-Amzn-RequestId") == "" {
 		t.Errorf("plain POST: %d, request ID %q", resp.StatusCode, resp.Header.Get("X-Amzn-RequestId"))
 	}
+	// Without credentials, what a page of another site could send is refused.
+	req, _ := http.NewRequest("POST", srv.HTTP+"/2015-03-31/functions/echo/invocations", strings.NewReader(`{}`))
+	req.Header.Set("Origin", "https://evil.example")
+	req.Header.Set("Content-Type", "text/plain")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("cross-site POST: %d, want 403", resp.StatusCode)
+	}
 }
 
 func TestLambdaInvokeAPIRequiresCredentials(t *testing.T) {
