@@ -296,6 +296,19 @@ func TestServerlessVariableErrors(t *testing.T) {
 	}
 }
 
+// Deep documents are not mistaken for deeply nested variables.
+func TestServerlessDeepDocument(t *testing.T) {
+	t.Parallel()
+	deep := "custom:\n"
+	for i := range 100 {
+		deep += strings.Repeat("  ", i+1) + "k:\n"
+	}
+	deep += strings.Repeat("  ", 101) + "v: ${sls:stage}\n"
+	if _, err := config.LoadServerless(writeServerless(t, deep), func(string) string { return "" }, config.Overrides{}); err != nil {
+		t.Errorf("a document 100 levels deep: %v", err)
+	}
+}
+
 func TestServerlessDotenv(t *testing.T) {
 	t.Parallel()
 	const yml = "useDotenv: true\nprovider:\n  stage: ${opt:stage, 'dev'}\n  environment:\n    A: ${env:A}\n    B: ${env:B, 'none'}\n"

@@ -65,7 +65,7 @@ func (v *slsVars) resolve(n *yaml.Node, path string, deep bool, depth int) error
 	}
 	if n.Kind == yaml.DocumentNode {
 		for _, c := range n.Content {
-			if err := v.resolve(c, path, deep, depth+1); err != nil {
+			if err := v.resolve(c, path, deep, depth); err != nil {
 				return err
 			}
 		}
@@ -89,13 +89,13 @@ func (v *slsVars) resolve(n *yaml.Node, path string, deep bool, depth int) error
 	switch n.Kind {
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			if err := v.resolve(n.Content[i+1], join(path, n.Content[i].Value), true, depth+1); err != nil {
+			if err := v.resolve(n.Content[i+1], join(path, n.Content[i].Value), true, depth); err != nil {
 				return err
 			}
 		}
 	case yaml.SequenceNode:
 		for i, c := range n.Content {
-			if err := v.resolve(c, fmt.Sprintf("%s[%d]", path, i), true, depth+1); err != nil {
+			if err := v.resolve(c, fmt.Sprintf("%s[%d]", path, i), true, depth); err != nil {
 				return err
 			}
 		}
