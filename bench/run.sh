@@ -22,7 +22,7 @@ cd "$(dirname "$0")/.."
 repo=$(pwd)
 
 RUNS=${RUNS:-3}
-CASES=${CASES:-"conns echo fanout-1k fanout-10k fanout-mgmt mgmt mgmt-1cpu"}
+CASES=${CASES:-"conns echo fanout-1k fanout-10k fanout-mgmt mgmt mgmt-1cpu mgmt-100 mgmt-batch"}
 OUT=${OUT:-$(mktemp -d -t switchboard-bench.XXXXXX)}
 PROFILE=${PROFILE:-}
 mkdir -p "$OUT/bin" "$OUT/logs"
@@ -140,6 +140,8 @@ case_title() {
   fanout-mgmt) echo "fanout 1000 × 200 × 100 B, topic via mgmt" ;;
   mgmt) echo "mgmt 32 × 50000" ;;
   mgmt-1cpu) echo "mgmt 32 × 50000, server on CPU 0, load generator on CPU 1" ;;
+  mgmt-100) echo "mgmt 50000 pushes to 100 connections, one PostToConnection each" ;;
+  mgmt-batch) echo "mgmt 50000 pushes to 100 connections, POST /@connections of 100 IDs" ;;
   esac
 }
 
@@ -177,6 +179,12 @@ case_args() {
     ;;
   mgmt | mgmt-1cpu)
     echo mgmt --mgmt-url "$web_url" -c 32 -n 50000 --pid "$server_pid"
+    ;;
+  mgmt-100)
+    echo mgmt --mgmt-url "$web_url" -c 32 -n 50000 --connections 100 --pid "$server_pid"
+    ;;
+  mgmt-batch)
+    echo mgmt --mgmt-url "$web_url" -c 4 -n 50000 --connections 100 --batch 100 --pid "$server_pid"
     ;;
   esac
 }

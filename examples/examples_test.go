@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -51,10 +52,39 @@ func goFunction(t testing.TB) string {
 	return goFnPath
 }
 
+var (
+	serveOnce sync.Once
+	servePath string
+	serveErr  error
+)
+
+// switchboardBinary builds cmd/switchboard once per test binary.
+func switchboardBinary(t testing.TB) string {
+	t.Helper()
+	serveOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "switchboard-examples-")
+		if err != nil {
+			serveErr = err
+			return
+		}
+		servePath = filepath.Join(dir, "switchboard")
+		out, err := exec.Command("go", "build", "-o", servePath, "../cmd/switchboard").CombinedOutput()
+		if err != nil {
+			serveErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if serveErr != nil {
+		t.Fatal(serveErr)
+	}
+	return servePath
+}
+
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if goFnPath != "" {
-		_ = os.RemoveAll(filepath.Dir(goFnPath))
+	for _, p := range []string{goFnPath, servePath} {
+		if p != "" {
+			_ = os.RemoveAll(filepath.Dir(p))
+		}
 	}
 	os.Exit(code)
 }
@@ -158,15 +188,23 @@ func TestChatGoFunctionsBroadcast(t *testing.T) {
 // nodeProject makes sure the Node example's dependencies are installed.
 func nodeProject(t testing.TB) string {
 	t.Helper()
+	return npmProject(t, "chat-node")
+}
+
+// npmProject makes sure the dependencies of the example in folder name are
+// installed (those it runs with: no devDependencies), and returns its
+// absolute path.
+func npmProject(t testing.TB, name string) string {
+	t.Helper()
 	if _, err := exec.LookPath("node"); err != nil {
 		t.Skip("node is not installed")
 	}
-	dir, err := filepath.Abs("chat-node")
+	dir, err := filepath.Abs(name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@aws-sdk", "client-apigatewaymanagementapi")); err != nil {
-		cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund")
+		cmd := exec.Command("npm", "ci", "--omit=dev", "--no-audit", "--no-fund")
 		cmd.Dir = dir
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("npm ci in %s: %v\n%s", dir, err, out)
@@ -318,5 +356,96 @@ func TestChatGoFunctionSignsForAProtectedManagementAPI(t *testing.T) {
 	}
 	if status, _ := testutil.Get(t, srv.HTTP+"/@connections"); status != http.StatusForbidden {
 		t.Errorf("unsigned listing = %d, want 403: the API is protected", status)
+	}
+}
+
+// servedProcess is `switchboard serve` running as a process of its own.
+type servedProcess struct {
+	ws     string // ws://127.0.0.1:PORT
+	stdout *testutil.Buffer
+	stderr *testutil.Buffer
+}
+
+var bannerWSRE = regexp.MustCompile(`WebSocket:\s+(ws://\S+)`)
+
+// serve runs `switchboard serve args...` until the end of the test, with a
+// data directory of its own for the local CA, and waits for its banner.
+func serve(t *testing.T, args ...string) *servedProcess {
+	t.Helper()
+	cmd := exec.Command(switchboardBinary(t), append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
+	cmd.Env = append(os.Environ(), "SWITCHBOARD_DATA_DIR="+t.TempDir())
+	p := &servedProcess{stdout: &testutil.Buffer{}, stderr: &testutil.Buffer{}}
+	stdout := p.stdout
+	cmd.Stdout, cmd.Stderr = stdout, p.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("switchboard stdout:\n%s\nstderr:\n%s", stdout, p.stderr)
+		}
+	})
+	// A cap for a loaded machine, not a pace: the banner ends the wait.
+	testutil.Eventually(t, 90*time.Second, func() bool {
+		select {
+		case err := <-exited:
+			exited <- err
+			t.Fatalf("switchboard exited before its banner (%v); stderr:\n%s", err, p.stderr)
+		default:
+		}
+		return bannerWSRE.MatchString(stdout.String())
+	}, "banner printed; stdout %q stderr %q", stdout, p.stderr)
+	p.ws = bannerWSRE.FindStringSubmatch(stdout.String())[1]
+	return p
+}
+
+// The Serverless Framework's TypeScript template: serverless.ts importing
+// its functions through tsconfig paths, .ts handlers compiled at start, a
+// handler answering through @aws-sdk/client-apigatewaymanagementapi at
+// https://{domainName}/{stage} (the gateway's local CA trusted through
+// NODE_EXTRA_CA_CERTS), and a thrown error's stack naming the .ts line.
+// The http hello function is declared but not served: http events are
+// listed as not supported.
+func TestTypeScriptServerlessProject(t *testing.T) {
+	t.Parallel()
+	dir := npmProject(t, "typescript")
+	gw := serve(t, "--serverless", filepath.Join(dir, "serverless.ts"), "--warm")
+	if !strings.Contains(gw.stderr.String(), "function chat warm") {
+		t.Errorf("no warm line for chat; stderr:\n%s", gw.stderr)
+	}
+	a := testutil.Dial(t, gw.ws+"/dev", nil)
+	b := testutil.Dial(t, gw.ws+"/dev", nil)
+	base := "http" + strings.TrimPrefix(gw.ws, "ws")
+	var ids []string
+	testutil.Eventually(t, 10*time.Second, func() bool { ids = connIDs(t, base); return len(ids) == 2 }, "two connections, have %v", ids)
+
+	// a posts to each connection in turn, b included, through the SDK.
+	for _, to := range ids {
+		testutil.Write(t, a, fmt.Sprintf(`{"action":"sendMessage","to":%q,"data":"hello %s"}`, to, to))
+	}
+	gotA, gotB := testutil.ReadText(t, a), testutil.ReadText(t, b)
+	if !strings.HasPrefix(gotA, "hello ") || !strings.HasPrefix(gotB, "hello ") || gotA == gotB {
+		t.Errorf("a got %q and b got %q, want each its own hello", gotA, gotB)
+	}
+
+	// $default throws: the client gets API Gateway's error frame, and the
+	// function's output has the stack with the .ts file and line.
+	if got := testutil.ReadTextAfter(t, b, `{"action":"nope"}`); !strings.HasPrefix(got, `{"message": "Internal server error", "connectionId":"`) {
+		t.Errorf("a throwing handler answered %q", got)
+	}
+	want := filepath.Join(dir, "src", "functions", "chat", "handler.ts") + ":20:"
+	testutil.Eventually(t, 10*time.Second, func() bool { return strings.Contains(gw.stderr.String(), want) },
+		"the stack trace names %s; stderr:\n%s", want, gw.stderr)
+	if !strings.Contains(gw.stdout.String(), "hello has no websocket event and is not run") {
+		t.Errorf("no warning about the http function; stdout:\n%s", gw.stdout)
 	}
 }

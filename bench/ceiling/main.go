@@ -23,6 +23,8 @@
 //	POST /broadcast, POST /@broadcast, POST /@topics/{topic}
 //	                                 the body to every connection; {"recipients":N}
 //	POST /@connections/{id}          the body to one connection; 410 when unknown
+//	POST /@connections               {"connectionIds":[...],"data":D}: D (a string's text, else its JSON)
+//	                                 to each; {"delivered":N,"gone":[...]}
 //	GET /@connections                {"items":[{"connectionId","identity":{"sourceIp","userAgent"}}]}, one page
 //	GET /debug/vars                  expvar, with "goroutines"
 //	/debug/pprof/                    net/http/pprof; GET /debug/pprof/heap?gc=1 forces a GC
@@ -527,6 +529,8 @@ func (s *server) management(w http.ResponseWriter, r *http.Request, path string)
 		s.postBroadcast(w, r)
 	case r.Method == http.MethodGet && path == "@connections":
 		s.list(w)
+	case r.Method == http.MethodPost && path == "@connections":
+		s.postMany(w, r)
 	case r.Method == http.MethodPost && strings.HasPrefix(path, "@connections/"):
 		id := strings.TrimPrefix(path, "@connections/")
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
@@ -545,6 +549,37 @@ func (s *server) management(w http.ResponseWriter, r *http.Request, path string)
 	default:
 		http.NotFound(w, r)
 	}
+}
+
+// postMany sends one message to each listed connection, its frame encoded
+// once.
+func (s *server) postMany(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		ConnectionIDs []string        `json:"connectionIds"`
+		Data          json.RawMessage `json:"data"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4*maxBodyBytes)).Decode(&req); err != nil || len(req.Data) == 0 {
+		http.Error(w, "want {\"connectionIds\":[...],\"data\":...}", http.StatusBadRequest)
+		return
+	}
+	data := []byte(req.Data)
+	var text string
+	if json.Unmarshal(req.Data, &text) == nil {
+		data = []byte(text)
+	}
+	frame := encodeFrame(messageType(data), data)
+	gone := []string{}
+	delivered := 0
+	s.mu.RLock()
+	for _, id := range req.ConnectionIDs {
+		if c, ok := s.conns[id]; ok && c.send(frame) {
+			delivered++
+		} else {
+			gone = append(gone, id)
+		}
+	}
+	s.mu.RUnlock()
+	writeJSON(w, http.StatusOK, map[string]any{"delivered": delivered, "gone": gone})
 }
 
 func (s *server) list(w http.ResponseWriter) {

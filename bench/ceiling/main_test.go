@@ -74,6 +74,8 @@ func TestWorkloads(t *testing.T) {
 					map[string]float64{"deliveries": 50, "lost": 0, "duplicated": 0}},
 				{"mgmt", []string{"mgmt", "--mgmt-url", web + "/dev", "-c", "3", "-n", "90", "--connections", "2"},
 					map[string]float64{"requests": 90, "ok": 90, "delivered": 90}},
+				{"mgmt batch", []string{"mgmt", "--mgmt-url", web, "-c", "2", "-n", "60", "--connections", "3", "--batch", "3"},
+					map[string]float64{"requests": 20, "ok": 20, "delivered": 60, "lost": 0}},
 			}
 			for _, tt := range tests {
 				t.Run(tt.name, func(t *testing.T) {

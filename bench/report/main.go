@@ -69,6 +69,8 @@ var figures = map[string][]figure{
 		{"request latency p50", "latency_ms.p50", 1, "ms"},
 		{"request latency p99", "latency_ms.p99", 1, "ms"},
 		{"server CPU per request", "server_cpu_us_per_request", 1, "µs"},
+		{"deliveries/s", "deliveries_per_s", 1, ""},
+		{"server CPU per delivery", "server_cpu_us_per_delivery", 1, "µs"},
 	},
 }
 

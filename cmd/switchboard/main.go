@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -83,6 +84,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return fmt.Errorf("unknown command %q", args[0])
 }
 
+// firstOf returns the first non-empty value.
+func firstOf(values ...string) string {
+	for _, v := range values {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
 func versionString() string {
 	if version != "" {
 		return version
@@ -98,7 +109,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "", "address to listen on (env SWITCHBOARD_LISTEN; default "+config.DefaultListen+")")
 	cfgPath := fs.String("config", getenv("SWITCHBOARD_CONFIG"), "YAML config file (env SWITCHBOARD_CONFIG; optional)")
-	serverless := fs.String("serverless", getenv("SWITCHBOARD_SERVERLESS"), "serverless.yml of a Serverless Framework project to run (env SWITCHBOARD_SERVERLESS)")
+	project := fs.String("project", firstOf(getenv("SWITCHBOARD_PROJECT"), getenv("SWITCHBOARD_SERVERLESS")), "a project to run: serverless.yml (.yaml, .json, .ts, .js) or a SAM/CloudFormation template (env SWITCHBOARD_PROJECT); default: the one in the current folder")
+	fs.StringVar(project, "serverless", *project, "the same as --project")
+	var paramArgs []string
+	fs.Func("parameter-overrides", "a template's parameters: 'Key=Value Key2=Value2' (env SWITCHBOARD_PARAMETER_OVERRIDES)", func(s string) error {
+		paramArgs = append(paramArgs, s)
+		return nil
+	})
 	stage := fs.String("stage", "", "stage name (env SWITCHBOARD_STAGE; default "+config.DefaultStage+")")
 	insecureMgmt := fs.Bool("insecure-management", false, "serve the management API and dashboard without credentials on a non-loopback address (dangerous)")
 	logFormat := fs.String("log-format", getenv("SWITCHBOARD_LOG_FORMAT"), "text, json or auto: text on a terminal, JSON otherwise (env SWITCHBOARD_LOG_FORMAT)")
@@ -108,8 +125,22 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	// As sam does, --parameter-overrides takes every Key=Value that follows.
+	for fs.NArg() > 0 && len(paramArgs) > 0 && strings.Contains(fs.Arg(0), "=") && !strings.HasPrefix(fs.Arg(0), "-") {
+		paramArgs = append(paramArgs, fs.Arg(0))
+		if err := fs.Parse(fs.Args()[1:]); err != nil {
+			return err
+		}
+	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
+	}
+	if len(paramArgs) == 0 && getenv("SWITCHBOARD_PARAMETER_OVERRIDES") != "" {
+		paramArgs = []string{getenv("SWITCHBOARD_PARAMETER_OVERRIDES")}
+	}
+	params, err := config.ParseParameterOverrides(paramArgs...)
+	if err != nil {
+		return fmt.Errorf("serve: --parameter-overrides: %w", err)
 	}
 	var level slog.Level
 	if *logLevel != "" {
@@ -128,17 +159,31 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	if *serverless != "" && *cfgPath != "" {
-		return errors.New("serve: use either --config or --serverless, not both")
+	if *project != "" && *cfgPath != "" {
+		return errors.New("serve: use either --config or --project, not both")
+	}
+	if *cfgPath != "" {
+		if kind := config.DetectKind(*cfgPath); kind != config.KindConfig {
+			return fmt.Errorf("serve: %s is %s: run it with --project %s", *cfgPath, kind, *cfgPath)
+		}
+	}
+	if *project == "" && *cfgPath == "" {
+		// With neither, the project in the current folder, if any, runs.
+		if *project, err = config.FindProject("."); err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+	}
+	if len(params) > 0 && (*project == "" || config.DetectKind(*project) != config.KindTemplate) {
+		return errors.New("serve: --parameter-overrides applies to a SAM/CloudFormation template only")
 	}
 	// load reads the configuration from the same file, environment and
 	// flags at start-up and on every SIGHUP.
-	flags := config.Overrides{Listen: *listen, Stage: *stage}
+	flags := config.Overrides{Listen: *listen, Stage: *stage, Parameters: params}
 	load := func() (*config.Config, error) {
 		var cfg *config.Config
 		var err error
-		if *serverless != "" {
-			cfg, err = config.LoadServerless(*serverless, getenv, flags)
+		if *project != "" {
+			cfg, err = config.LoadProject(*project, getenv, flags)
 		} else {
 			cfg, err = config.Load(*cfgPath, getenv, flags)
 		}

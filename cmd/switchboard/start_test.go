@@ -102,7 +102,7 @@ routes:
   $default: {integration: {type: lambda, function: hello}}
 `},
 			args: []string{"--config", "switchboard.yaml"},
-			want: `handler "src/handler.hello": tried src/handler.js, src/handler.mjs, src/handler.cjs in `,
+			want: `handler "src/handler.hello": tried src/handler.js, src/handler.mjs, src/handler.cjs, src/handler.ts, src/handler.mts, src/handler.cts in `,
 		},
 		{
 			name: "missing handler file, serverless",
@@ -114,7 +114,22 @@ functions:
     events: [{websocket: $default}]
 `},
 			args: []string{"--serverless", "serverless.yml"},
-			want: `tried src/handler.js, src/handler.mjs, src/handler.cjs in `,
+			want: `tried src/handler.js, src/handler.mjs, src/handler.cjs, src/handler.ts, src/handler.mts, src/handler.cts in `,
+		},
+		{
+			name: "TypeScript handler does not compile",
+			files: map[string]string{
+				"serverless.yml": `service: s
+provider: {runtime: nodejs20.x}
+functions:
+  hello:
+    handler: handler.hello
+    events: [{websocket: $default}]
+`,
+				"handler.ts": "export const hello = async () => {\n  return ;;;}}\n",
+			},
+			args: []string{"--serverless", "serverless.yml"},
+			want: `handler.ts:2:14: Unexpected "}"`,
 		},
 		{
 			name: "warm function fails to start",

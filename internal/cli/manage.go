@@ -36,7 +36,9 @@ const ManageUsage = `Usage:
 // manageText is ManageUsage's paragraph, shared by each command's -h.
 const manageText = `Calls the management API of a gateway (or of API Gateway itself): post sends
 DATA to one connection ("-" reads DATA from stdin, as for publish and
-broadcast), get prints a connection's details as indented JSON, delete closes
+broadcast), or, given IDs separated by commas, to each of them in one call
+(POST /@connections, a Switchboard extension) and names those that were
+gone or slow, get prints a connection's details as indented JSON, delete closes
 it with 1000, publish sends DATA to a topic's subscribers, broadcast sends it
 to every connection, and list prints the open connections as JSON, one page or,
 with --all, every page. The API is at --endpoint (env SWITCHBOARD_ENDPOINT,
@@ -143,6 +145,9 @@ func manage(ctx context.Context, command string, args []string, getenv func(stri
 		if err != nil {
 			return err
 		}
+		if ids := strings.Split(id, ","); len(ids) > 1 {
+			return postMany(ctx, c, ids, body, stdout)
+		}
 		if _, err := c.do(ctx, http.MethodPost, "/@connections/"+escapeSegment(id), nil, body); err != nil {
 			return fmt.Errorf("post %s: %w", id, err)
 		}
@@ -195,6 +200,41 @@ func manage(ctx context.Context, command string, args []string, getenv func(stri
 			return fmt.Errorf("list: %w", err)
 		}
 		_, _ = stdout.Write(append(b, '\n'))
+	}
+	return nil
+}
+
+// postMany sends body to every connection of ids with one POST
+// /@connections, and prints what became of them.
+func postMany(ctx context.Context, c *client, ids []string, body []byte, stdout io.Writer) error {
+	req, err := json.Marshal(struct {
+		IDs  []string `json:"connectionIds"`
+		Data string   `json:"data"`
+	}{ids, string(body)})
+	if err != nil {
+		return fmt.Errorf("post: %w", err)
+	}
+	resp, err := c.do(ctx, http.MethodPost, "/@connections", nil, req)
+	if err != nil {
+		return fmt.Errorf("post to %s: %w", plural(len(ids), "connection"), err)
+	}
+	var r struct {
+		Delivered *int     `json:"delivered"`
+		Gone      []string `json:"gone"`
+		Slow      []string `json:"slow"`
+		Failed    []string `json:"failed"`
+	}
+	if err := json.Unmarshal(resp, &r); err != nil || r.Delivered == nil {
+		return fmt.Errorf("post: unexpected answer %.200q", resp)
+	}
+	fmt.Fprintf(stdout, "sent %s to %s\n", plural(len(body), "byte"), plural(*r.Delivered, "connection"))
+	for _, l := range []struct {
+		name string
+		ids  []string
+	}{{"gone", r.Gone}, {"slow, closed", r.Slow}, {"failed", r.Failed}} {
+		if len(l.ids) > 0 {
+			fmt.Fprintf(stdout, "%s: %s\n", l.name, strings.Join(l.ids, " "))
+		}
 	}
 	return nil
 }

@@ -78,6 +78,25 @@ func TestManagePost(t *testing.T) {
 	}
 }
 
+// post with IDs separated by commas sends to each in one call and names
+// those that were gone.
+func TestManagePostMany(t *testing.T) {
+	t.Parallel()
+	gw := servertest.StartYAML(t, "")
+	a, b := testutil.Dial(t, gw.WS, nil), testutil.Dial(t, gw.WS, nil)
+	idA, idB := peerID(t, a), peerID(t, b)
+	const unknown = "AAAAAAAAAAAAAAA="
+	out := mustManage(t, noEnv, "post", "--endpoint", gw.HTTP, idA+","+unknown+","+idB, "to both")
+	if want := "sent 7 bytes to 2 connections\ngone: " + unknown + "\n"; out != want {
+		t.Errorf("stdout = %q, want %q", out, want)
+	}
+	for _, c := range []*websocket.Conn{a, b} {
+		if got := testutil.ReadText(t, c); got != "to both" {
+			t.Errorf("client received %q, want %q", got, "to both")
+		}
+	}
+}
+
 func TestManageGet(t *testing.T) {
 	t.Parallel()
 	gw := servertest.StartYAML(t, "")

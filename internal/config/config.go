@@ -343,6 +343,9 @@ type Limits struct {
 	SendQueueBytes    Size  `yaml:"sendQueueBytes"`
 	// MaxPostBytes is the largest management API payload (413 beyond).
 	MaxPostBytes Size `yaml:"maxPostBytes"`
+	// MaxRecipients caps the connection IDs of one POST /@connections
+	// (400 beyond).
+	MaxRecipients Count `yaml:"maxRecipients"`
 
 	// MaxConnections caps open connections (503 beyond).
 	MaxConnections Count `yaml:"maxConnections"`
@@ -364,6 +367,9 @@ type Limits struct {
 	// FrameTimeout bounds how long a client frame may take to arrive whole
 	// once it has begun (1008 beyond).
 	FrameTimeout Duration `yaml:"frameTimeout"`
+	// MaxFragments caps the frames one client message may arrive in (1009
+	// beyond).
+	MaxFragments Count `yaml:"maxFragments"`
 	// HandshakeTimeout bounds reading the upgrade request's headers.
 	HandshakeTimeout Duration `yaml:"handshakeTimeout"`
 	// MaxHeaderBytes caps the upgrade request's headers (431 beyond).
@@ -525,6 +531,8 @@ func DefaultRoutes() map[string]Route {
 type Overrides struct {
 	Listen string
 	Stage  string
+	// Parameters override a template's Parameters (--parameter-overrides).
+	Parameters map[string]string
 }
 
 // Load reads the YAML file at path (none when empty), applies env and

@@ -267,8 +267,9 @@ const SlsDefaultRuntime = "nodejs14.x"
 // the event names none, as the Serverless Framework defaults to.
 const SlsDefaultIdentitySource = "route.request.header.Auth"
 
-// LoadServerless reads a Serverless Framework project (serverless.yml) into a
-// Config whose routes run the project's functions: nodejs* handlers through
+// LoadServerless reads a Serverless Framework project (serverless.yml,
+// .yaml or .json, or serverless.ts or .js evaluated by Node.js as the
+// framework does: see readServerless) into a Config whose routes run the project's functions: nodejs* handlers through
 // the Node bootstrap, provided* and go1.x handlers as executables. Variables
 // are resolved as the framework v3 does (see slsVars), after .env files when
 // useDotenv is true. Settings it does not support are listed in
@@ -281,12 +282,12 @@ func LoadServerless(path string, getenv func(string) string, flags Overrides) (*
 	return serverlessConfig(path, root, getenv, flags)
 }
 
-// readServerlessDocument parses a project file (YAML or JSON) into its top
-// node.
+// readServerlessDocument parses a project file into its top node: YAML,
+// or the JSON that readServerless makes of a script.
 func readServerlessDocument(path string) (*yaml.Node, error) {
-	raw, err := os.ReadFile(path)
+	raw, err := readServerless(path)
 	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+		return nil, err
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(raw, &doc); err != nil {

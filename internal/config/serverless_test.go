@@ -173,7 +173,7 @@ func FuzzLoadServerless(f *testing.F) {
 	})
 }
 
-func writeProject(t *testing.T, files map[string]string) string {
+func writeSlsProject(t *testing.T, files map[string]string) string {
 	t.Helper()
 	dir := t.TempDir()
 	for name, content := range files {
@@ -224,7 +224,7 @@ functions:
 
 func TestServerlessVariables(t *testing.T) {
 	t.Parallel()
-	path := writeProject(t, map[string]string{
+	path := writeSlsProject(t, map[string]string{
 		"serverless.yml": slsVariables,
 		"extra.yml":      "table:\n  name: orders-${sls:stage}\nfnEnv: {ONLY_F: yes-f, COUNT: 3}\n",
 		"extra.json":     `{"queue": "jobs", "timeout": 7}`,
@@ -312,7 +312,7 @@ func TestServerlessDeepDocument(t *testing.T) {
 func TestServerlessDotenv(t *testing.T) {
 	t.Parallel()
 	const yml = "useDotenv: true\nprovider:\n  stage: ${opt:stage, 'dev'}\n  environment:\n    A: ${env:A}\n    B: ${env:B, 'none'}\n"
-	path := writeProject(t, map[string]string{
+	path := writeSlsProject(t, map[string]string{
 		"serverless.yml": yml,
 		".env":           "# comment\nA=from-dotenv\nB=\"quoted ${A}\"\n",
 		".env.prod":      "export A='prod-only'\n",
@@ -342,7 +342,7 @@ func TestServerlessDotenv(t *testing.T) {
 		})
 	}
 	// Without useDotenv the files are not read.
-	off := writeProject(t, map[string]string{"serverless.yml": strings.Replace(yml, "useDotenv: true", "useDotenv: false", 1), ".env": "A=x\n"})
+	off := writeSlsProject(t, map[string]string{"serverless.yml": strings.Replace(yml, "useDotenv: true", "useDotenv: false", 1), ".env": "A=x\n"})
 	if _, err := config.LoadServerless(off, func(string) string { return "" }, config.Overrides{}); err == nil || !strings.Contains(err.Error(), "${env:A}") {
 		t.Errorf("without useDotenv: err = %v, want ${env:A} unresolved", err)
 	}

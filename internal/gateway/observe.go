@@ -43,7 +43,7 @@ func disconnectReason(ci wsconn.CloseInfo) string {
 		return "lifetime"
 	case wsconn.ReasonSlowConsumer:
 		return "slow_consumer"
-	case wsconn.ReasonTooBig:
+	case wsconn.ReasonTooBig, wsconn.ReasonFragments:
 		return "too_big"
 	case wsconn.ReasonInvalidUTF8:
 		return "invalid_utf8"

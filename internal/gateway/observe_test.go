@@ -17,6 +17,7 @@ func TestDisconnectReason(t *testing.T) {
 		{"ping flood", wsconn.CloseInfo{Code: wsconn.StatusPolicyViolation, Reason: wsconn.ReasonPingFlood}, "ping_flood"},
 		{"pong or empty fragment flood", wsconn.CloseInfo{Code: wsconn.StatusPolicyViolation, Reason: wsconn.ReasonFrameFlood}, "frame_flood"},
 		{"frame not completed in time", wsconn.CloseInfo{Code: wsconn.StatusPolicyViolation, Reason: wsconn.ReasonFrameTimeout}, "frame_timeout"},
+		{"too many fragments", wsconn.CloseInfo{Code: wsconn.StatusMessageTooBig, Reason: wsconn.ReasonFragments}, "too_big"},
 		{"peer dropped", wsconn.CloseInfo{Code: wsconn.StatusAbnormal, ByPeer: true}, "abnormal"},
 	}
 	for _, tt := range tests {

@@ -309,6 +309,20 @@ func TestMgmt(t *testing.T) {
 	}
 }
 
+// With --batch, -n counts deliveries, made by POST /@connections to many
+// connections at once: the same pushes in fewer requests, none lost.
+func TestMgmtBatch(t *testing.T) {
+	t.Parallel()
+	srv := servertest.StartYAML(t, benchConfig)
+	r := mustBench(t, "mgmt", "--mgmt-url", srv.Management, "-c", "2", "-n", "250", "--connections", "10", "--batch", "10", "-s", "50")
+	if r.Requests != 25 || r.OK != 25 || r.Statuses["200"] != 25 {
+		t.Errorf("requests=%d ok=%d statuses=%v, want 25 answered 200", r.Requests, r.OK, r.Statuses)
+	}
+	if r.Delivered != 250 || r.Lost != 0 || r.DeliveriesPerSec <= 0 {
+		t.Errorf("delivered=%d lost=%d deliveries_per_s=%v, want 250 delivered", r.Delivered, r.Lost, r.DeliveriesPerSec)
+	}
+}
+
 // With --pid every workload reports the server's CPU time over its measured
 // phase. The server runs in this process, so the figures are ours (the tests
 // running beside it included); each run does enough work to use well over
@@ -482,6 +496,8 @@ func TestBadFlags(t *testing.T) {
 		{"mgmt URL scheme", []string{"mgmt", "--mgmt-url", "ws://127.0.0.1:3001"}, "--mgmt-url"},
 		{"mgmt workers", []string{"mgmt", "-c", "0"}, "-c 0"},
 		{"stray argument", []string{"mgmt", "extra"}, "unexpected argument"},
+		{"batch over connections", []string{"mgmt", "--connections", "2", "--batch", "3"}, "--batch 3"},
+		{"batch over the cap", []string{"mgmt", "--connections", "2000", "--batch", "1001"}, "--batch 1001"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -26,8 +26,15 @@ connections (lost: not there --settle after the last one arrived); given
 --pid (the server, on this machine), its CPU time (/proc/PID/stat, Linux) per
 request over the requests.
 
+With --batch B, each request is POST /@connections with B connection IDs
+(the one-call send to many of Switchboard's management API) and -n counts
+deliveries, not requests: -n 50000 --batch 100 makes the same 50000 pushes
+as -n 50000 alone, in 500 requests. Deliveries/s and server CPU per
+delivery then compare the two.
+
 Example:
   switchboard bench mgmt --mgmt-url http://127.0.0.1:3001 -c 32 -n 100000
+  switchboard bench mgmt --mgmt-url http://127.0.0.1:3001 -c 4 -n 100000 --connections 100 --batch 100
 `
 
 const (
@@ -44,6 +51,7 @@ type mgmtResult struct {
 	Workers     int `json:"c"`
 	Connections int `json:"connections"`
 	Size        int `json:"size"`
+	Batch       int `json:"batch,omitempty"`
 	PID         int `json:"pid,omitempty"`
 
 	Completed      int64            `json:"requests"` // answered, whatever the status
@@ -54,10 +62,16 @@ type mgmtResult struct {
 	Latency        latency          `json:"latency_ms"`
 	Delivered      int64            `json:"delivered"`
 	Lost           int64            `json:"lost"`
+	// DeliveriesPerSec is the pushes the accepted requests made, per second.
+	DeliveriesPerSec float64 `json:"deliveries_per_s"`
 
 	ServerCPU           *float64 `json:"server_cpu_s,omitempty"` // over the requests
 	ServerCPUPerRequest *float64 `json:"server_cpu_us_per_request,omitempty"`
+	ServerCPUPerPush    *float64 `json:"server_cpu_us_per_delivery,omitempty"`
 }
+
+// maxBatch bounds --batch: the gateway's default limits.maxRecipients.
+const maxBatch = 1000
 
 func mgmt(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("mgmt", mgmtUsage, stderr)
@@ -69,6 +83,7 @@ func mgmt(ctx context.Context, args []string, getenv func(string) string, stdout
 	size := fs.Int("s", 100, fmt.Sprintf("request body bytes (at most %d)", maxSize))
 	settle := fs.Duration("settle", defaultSettle, "how long to wait for missing deliveries after the last one arrived")
 	pid := fs.Int("pid", 0, "process ID of the server, on this machine: report its CPU time per request")
+	batch := fs.Int("batch", 1, fmt.Sprintf("connection IDs per request: above 1, POST /@connections to that many, and -n counts deliveries (at most %d)", maxBatch))
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -78,10 +93,13 @@ func mgmt(ctx context.Context, args []string, getenv func(string) string, stdout
 	for _, c := range []struct {
 		name      string
 		v, lo, hi int
-	}{{"-n", *n, 1, maxMgmtRequests}, {"-c", *workers, 1, maxMgmtWorkers}, {"--connections", *nconns, 1, maxMgmtConnections}, {"-s", *size, 0, maxSize}} {
+	}{{"-n", *n, 1, maxMgmtRequests}, {"-c", *workers, 1, maxMgmtWorkers}, {"--connections", *nconns, 1, maxMgmtConnections}, {"-s", *size, 0, maxSize}, {"--batch", *batch, 1, maxBatch}} {
 		if err := checkRange(c.name, c.v, c.lo, c.hi); err != nil {
 			return err
 		}
+	}
+	if *batch > *nconns {
+		return fmt.Errorf("bench: --batch %d: want at most --connections (%d), so that no request lists a connection twice", *batch, *nconns)
 	}
 	if *settle <= 0 || *settle > maxSettle {
 		return fmt.Errorf("bench: --settle %s: want more than 0 and at most %s", *settle, maxSettle)
@@ -89,12 +107,17 @@ func mgmt(ctx context.Context, args []string, getenv func(string) string, stdout
 
 	r := newRun("mgmt", &t, stderr)
 	res := mgmtResult{Requests: *n, Workers: *workers, Connections: *nconns, Size: *size, PID: *pid}
+	requests := int64(*n)
+	if *batch > 1 {
+		res.Batch = *batch
+		requests = (int64(*n) + int64(*batch) - 1) / int64(*batch)
+	}
 	cpu := cpuMeter{run: r, pid: *pid}
 	tag := newTag()
-	var completed, okCount, delivered, closedEarly atomic.Int64
+	var completed, okCount, okPushes, delivered, closedEarly atomic.Int64
 	var closing atomic.Bool
 	stop := r.progress(func() string {
-		return fmt.Sprintf("%d/%d requests, %d ok, %d delivered", completed.Load(), *n, okCount.Load(), delivered.Load())
+		return fmt.Sprintf("%d/%d requests, %d ok, %d delivered", completed.Load(), requests, okCount.Load(), delivered.Load())
 	})
 	defer stop()
 
@@ -144,6 +167,7 @@ func mgmt(ctx context.Context, args []string, getenv func(string) string, stdout
 	}
 
 	var targets []string // paths, after the management URL's host
+	var connIDs []string
 	if runCtx.Err() == nil && len(agents) == *nconns {
 		ids, err := findIDs(runCtx, httpc, t.mgmtURL, t.token, agents)
 		if err != nil {
@@ -151,6 +175,7 @@ func mgmt(ctx context.Context, args []string, getenv func(string) string, stdout
 				r.fail(err)
 			}
 		} else {
+			connIDs = ids
 			base, _ := url.Parse(t.mgmtURL) // checked by t.check
 			for _, id := range ids {
 				targets = append(targets, base.EscapedPath()+"/@connections/"+url.PathEscape(id))
@@ -169,6 +194,28 @@ func mgmt(ctx context.Context, args []string, getenv func(string) string, stdout
 	if len(targets) > 0 {
 		cpu.begin()
 		body := appendPayload(nil, *size, 0, 0, tag)
+		// pushes(i) is how many deliveries request i makes; post(i) sends it.
+		pushes := func(int64) int64 { return 1 }
+		post := func(client *keepAlive, i int64) (int, error) {
+			return client.post(runCtx, targets[i%int64(len(targets))], body)
+		}
+		if *batch > 1 {
+			base, _ := url.Parse(t.mgmtURL)
+			path := base.EscapedPath() + "/@connections"
+			data, _ := json.Marshal(string(body))
+			pushes = func(i int64) int64 { return min(int64(*batch), int64(*n)-i*int64(*batch)) }
+			post = func(client *keepAlive, i int64) (int, error) {
+				ids := make([]string, pushes(i))
+				for k := range ids {
+					ids[k] = connIDs[(i*int64(*batch)+int64(k))%int64(len(connIDs))]
+				}
+				req, _ := json.Marshal(struct {
+					IDs  []string        `json:"connectionIds"`
+					Data json.RawMessage `json:"data"`
+				}{ids, data})
+				return client.post(runCtx, path, req)
+			}
+		}
 		for range *workers {
 			wg.Add(1)
 			go func() {
@@ -181,11 +228,11 @@ func mgmt(ctx context.Context, args []string, getenv func(string) string, stdout
 				defer client.close()
 				for {
 					i := next.Add(1) - 1
-					if i >= int64(*n) || runCtx.Err() != nil {
+					if i >= requests || runCtx.Err() != nil {
 						return
 					}
 					t0 := time.Now()
-					status, err := client.post(runCtx, targets[i%int64(len(targets))], body)
+					status, err := post(client, i)
 					if err != nil && runCtx.Err() != nil {
 						return // cut short by --duration: not an answer
 					}
@@ -194,10 +241,11 @@ func mgmt(ctx context.Context, args []string, getenv func(string) string, stdout
 					completed.Add(1)
 					statuses[min(max(status, 0), len(statuses)-1)].Add(1)
 					if err != nil {
-						r.fail(fmt.Errorf("POST %s: %w", targets[i%int64(len(targets))], err))
+						r.fail(fmt.Errorf("request %d: %w", i, err))
 						continue
 					}
 					okCount.Add(1)
+					okPushes.Add(pushes(i))
 				}
 			}()
 		}
@@ -210,7 +258,7 @@ func mgmt(ctx context.Context, args []string, getenv func(string) string, stdout
 	if runCtx.Err() == nil && okCount.Load() > 0 {
 		tick := time.NewTicker(10 * time.Millisecond)
 		last, changed := delivered.Load(), time.Now()
-		for last < okCount.Load() && runCtx.Err() == nil && time.Since(changed) < *settle {
+		for last < okPushes.Load() && runCtx.Err() == nil && time.Since(changed) < *settle {
 			select {
 			case <-runCtx.Done():
 			case <-tick.C:
@@ -242,12 +290,14 @@ func mgmt(ctx context.Context, args []string, getenv func(string) string, stdout
 	res.RequestsPerSec = perSecond(res.Completed, elapsed)
 	res.Latency = hist.summary()
 	res.ServerCPU, res.ServerCPUPerRequest = cpu.figures(res.Completed)
+	_, res.ServerCPUPerPush = cpu.figures(okPushes.Load())
+	res.DeliveriesPerSec = perSecond(okPushes.Load(), elapsed)
 	var failures []string
 	if !truncated && ctx.Err() == nil {
 		if len(targets) == 0 {
 			failures = append(failures, "no connection to post to")
 		}
-		res.Lost = max(res.OK-res.Delivered, 0)
+		res.Lost = max(okPushes.Load()-res.Delivered, 0)
 		if res.Lost > 0 {
 			failures = append(failures, fmt.Sprintf("%d deliveries lost", res.Lost))
 		}

@@ -1,8 +1,9 @@
 // Package mgmtapi serves the @connections management API, wire-compatible
 // with API Gateway's ApiGatewayManagementApi (PostToConnection,
 // GetConnection, DeleteConnection), and Switchboard's extensions: listing
-// connections, publishing to a topic and broadcasting. It reaches the
-// gateway through the Hub interface.
+// connections, sending one message to a list of connections, publishing to
+// a topic and broadcasting. It reaches the gateway through the Hub
+// interface.
 package mgmtapi
 
 import (
@@ -16,6 +17,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/switchboard-gateway/switchboard/internal/apigw"
 	"github.com/switchboard-gateway/switchboard/internal/conn"
@@ -49,6 +51,10 @@ type Options struct {
 	// "topicsTruncated": true and its "topicCount". With the subscription
 	// caps it bounds a page's size. Zero means 32.
 	MaxListTopics int
+	// MaxRecipients caps the connection IDs of one POST /@connections (400
+	// BadRequestException beyond). Zero means DefaultMaxRecipients;
+	// negative is unlimited.
+	MaxRecipients int
 	// Logger receives internal errors. Nil means slog.Default().
 	Logger *slog.Logger
 	// Metrics counts calls by operation and status. Nil counts nowhere.
@@ -67,6 +73,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxListTopics == 0 {
 		o.MaxListTopics = 32
+	}
+	if o.MaxRecipients == 0 {
+		o.MaxRecipients = DefaultMaxRecipients
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -88,14 +97,22 @@ func New(hub Hub, opts Options) *API {
 	return &API{hub: hub, opts: opts.withDefaults()}
 }
 
+// Mux is where Register adds the API's routes: an *http.ServeMux, or a
+// server's own table of them.
+type Mux interface {
+	Handle(pattern string, handler http.Handler)
+}
+
 // Register adds the API's routes to mux, so that a server mounting it
 // matches a request's path once, not once to find the API and again inside.
-func (a *API) Register(mux *http.ServeMux) {
+// The patterns, and their order, depend on Options.Stage alone.
+func (a *API) Register(mux Mux) {
 	for _, prefix := range []string{"", "/" + a.opts.Stage} {
 		mux.Handle("POST "+prefix+"/@connections/{id}", a.wrap("PostToConnection", a.post))
 		mux.Handle("GET "+prefix+"/@connections/{id}", a.wrap("GetConnection", a.get))
 		mux.Handle("DELETE "+prefix+"/@connections/{id}", a.wrap("DeleteConnection", a.delete))
 		mux.Handle("GET "+prefix+"/@connections", a.wrap("ListConnections", a.list))
+		mux.Handle("POST "+prefix+"/@connections", a.wrap("PostToConnections", a.postMany))
 		mux.Handle("POST "+prefix+"/@topics/{topic}", a.wrap("Publish", a.publish))
 		mux.Handle("POST "+prefix+"/@broadcast", a.wrap("Broadcast", a.broadcast))
 		mux.Handle(prefix+"/@connections/", a.wrap("Unknown", notFound))
@@ -346,4 +363,151 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v) // the status is sent; a failed write means the caller left
 	return nil
+}
+
+// DefaultMaxRecipients is Options.MaxRecipients' default.
+const DefaultMaxRecipients = 1000
+
+// idBytes bounds what one connection ID takes in a POST /@connections body
+// (quotes, comma and blanks included), for the body's size limit.
+const idBytes = 64
+
+// postManyRequest is the body of POST /@connections.
+type postManyRequest struct {
+	ConnectionIDs []string        `json:"connectionIds"`
+	Data          json.RawMessage `json:"data"`
+}
+
+// postManyResponse says what became of each connection: IDs neither gone,
+// slow nor failed were delivered to.
+type postManyResponse struct {
+	Delivered int      `json:"delivered"`
+	Gone      []string `json:"gone"`   // no such connection (410 for PostToConnection)
+	Slow      []string `json:"slow"`   // its queue overflowed; it is being closed (429)
+	Failed    []string `json:"failed"` // the node holding it could not be reached
+}
+
+// concurrent is the optional ability of a hub whose Send may wait on
+// another node: such sends run a few at a time.
+type concurrent interface{ Nonblocking() bool }
+
+// sendWorkers is how many sends of one POST /@connections may wait on
+// other nodes at once.
+const sendWorkers = 16
+
+// postMany is POST /@connections, an extension: one message to each of
+// the listed connections, wherever they are, with what became of each in
+// the answer. "data" is the message: a JSON string is sent as its text,
+// any other JSON value as written. An ID listed twice is sent to once.
+func (a *API) postMany(w http.ResponseWriter, r *http.Request) error {
+	limit := a.opts.MaxPostBytes
+	if limit > 0 && a.opts.MaxRecipients > 0 {
+		limit += int64(a.opts.MaxRecipients)*idBytes + 64
+	} else {
+		limit = -1
+	}
+	var body io.Reader = r.Body
+	if limit > 0 {
+		body = io.LimitReader(r.Body, limit+1)
+	}
+	raw, err := io.ReadAll(body)
+	if err != nil {
+		return &apiError{Status: http.StatusBadRequest, Type: apigw.ErrTypeBadRequest, Message: "Could not read the request body"}
+	}
+	if limit > 0 && int64(len(raw)) > limit {
+		return &apiError{Status: http.StatusRequestEntityTooLarge, Type: apigw.ErrTypePayloadTooLarge,
+			Message: "Request body exceeds the limit of " + strconv.FormatInt(limit, 10) + " bytes"}
+	}
+	var req postManyRequest
+	if err := json.Unmarshal(raw, &req); err != nil {
+		return badRequest("the body must be {\"connectionIds\": [...], \"data\": ...}: " + err.Error())
+	}
+	if len(req.Data) == 0 || string(req.Data) == "null" {
+		return badRequest("\"data\" is required")
+	}
+	if n := a.opts.MaxRecipients; n > 0 && len(req.ConnectionIDs) > n {
+		return badRequest("\"connectionIds\" lists " + strconv.Itoa(len(req.ConnectionIDs)) + " connections; at most " + strconv.Itoa(n) + " are allowed")
+	}
+	data := []byte(req.Data)
+	if req.Data[0] == '"' {
+		var text string
+		if err := json.Unmarshal(req.Data, &text); err != nil {
+			return badRequest("\"data\": " + err.Error())
+		}
+		data = []byte(text)
+	}
+	if max := a.opts.MaxPostBytes; max > 0 && int64(len(data)) > max {
+		return &apiError{Status: http.StatusRequestEntityTooLarge, Type: apigw.ErrTypePayloadTooLarge,
+			Message: "Request payload exceeds the limit of " + strconv.FormatInt(max, 10) + " bytes"}
+	}
+	ids := unique(req.ConnectionIDs)
+	results := make([]error, len(ids))
+	if c, ok := a.hub.(concurrent); ok && !c.Nonblocking() && len(ids) > 1 {
+		a.sendConcurrently(r.Context(), ids, data, results)
+	} else {
+		for i, id := range ids {
+			results[i] = a.sendOne(r.Context(), id, data)
+		}
+	}
+	resp := postManyResponse{Gone: []string{}, Slow: []string{}, Failed: []string{}}
+	for i, err := range results {
+		switch {
+		case err == nil:
+			resp.Delivered++
+		case errors.Is(err, conn.ErrGone):
+			resp.Gone = append(resp.Gone, ids[i])
+		case errors.Is(err, conn.ErrSlowConsumer):
+			resp.Slow = append(resp.Slow, ids[i])
+		default:
+			a.opts.Logger.Warn("management API: PostToConnections", "connectionId", ids[i], "err", err)
+			resp.Failed = append(resp.Failed, ids[i])
+		}
+	}
+	return writeJSON(w, http.StatusOK, resp)
+}
+
+// sendOne sends data to id; an ID no connection can have is gone at once.
+func (a *API) sendOne(ctx context.Context, id string, data []byte) error {
+	if !apigw.ValidID(id) {
+		return conn.ErrGone
+	}
+	return a.hub.Send(ctx, id, data)
+}
+
+// sendConcurrently sends data to ids, sendWorkers at a time, and puts each
+// send's error in results; it returns when all are done.
+func (a *API) sendConcurrently(ctx context.Context, ids []string, data []byte, results []error) {
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(sendWorkers, len(ids)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				results[i] = a.sendOne(ctx, ids[i], data)
+			}
+		}()
+	}
+	for i := range ids {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+}
+
+// unique returns ids without repeats, in their first order.
+func unique(ids []string) []string {
+	seen := make(map[string]struct{}, len(ids))
+	out := ids[:0:0]
+	for _, id := range ids {
+		if _, ok := seen[id]; !ok {
+			seen[id] = struct{}{}
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func badRequest(msg string) error {
+	return &apiError{Status: http.StatusBadRequest, Type: apigw.ErrTypeBadRequest, Message: msg}
 }

@@ -519,6 +519,13 @@ func TestHostileFrames(t *testing.T) {
 			code: 1009,
 		},
 		{
+			// Within maxMessageBytes, but a frame header and its
+			// bookkeeping per byte: refused past maxFragments (1024).
+			name: "1-byte fragment flood past maxFragments",
+			send: wire(fragments(opText, bytes.Repeat([]byte("f"), 2000), 1, true)...),
+			code: 1009, reason: wsconn.ReasonFragments,
+		},
+		{
 			// RFC 6455 §5.1: the server MUST close; a 1002 close frame is a MAY.
 			// The WebSocket library drops the connection without one.
 			name: "unmasked client frame",
@@ -680,10 +687,11 @@ func TestHostileFragmentsAccepted(t *testing.T) {
 		pongs int
 	}{
 		{
-			name: "1-byte fragment flood just under maxMessageBytes",
-			send: wire(fragments(opText, flood, 1, true)...),
-			want: string(flood),
+			name: "1-byte fragments up to maxFragments",
+			send: wire(fragments(opText, flood[:wsconn.DefaultMaxFragments], 1, true)...),
+			want: string(flood[:wsconn.DefaultMaxFragments]),
 		},
+
 		{
 			name: "message of exactly maxMessageBytes in fragments",
 			send: wire(fragments(opText, bytes.Repeat([]byte("z"), hostileLimit), 100, true)...),

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"reflect"
@@ -60,6 +61,7 @@ var limitChecks = map[string]limitCheck{
 	"sendQueueBytes":      {value: connOpt(field("SendQueueBytes")), def: 16 << 20},
 	"pingRate":            {value: connOpt(field("PingRate")), def: 10},
 	"frameTimeout":        {value: connOpt(field("FrameTimeout")), def: float64(30 * time.Second)},
+	"maxFragments":        {value: connOpt(field("MaxFragments")), def: 1024},
 	"maxConnections":      {value: gwOpt(field("MaxConnections")), def: 0},
 	"maxConnectionsPerIp": {value: gwOpt(field("MaxConnectionsPerIP")), def: 0},
 	"connectRate":         {value: gwOpt(field("ConnectRate")), def: 0},
@@ -82,6 +84,17 @@ var limitChecks = map[string]limitCheck{
 		resp, body := post(t, r.Management+"/@broadcast", strings.Repeat("x", 200<<10))
 		if resp.StatusCode != http.StatusOK {
 			t.Errorf("POST /@broadcast of 200 KiB = %d %s, want 200", resp.StatusCode, body)
+		}
+	}},
+	"maxRecipients": {disabled: func(t *testing.T, r *servertest.Running) {
+		ids := make([]string, 1500)
+		for i := range ids {
+			ids[i] = fmt.Sprintf("AAAAAAAAAAAAA%03d", i)
+		}
+		body, _ := json.Marshal(map[string]any{"connectionIds": ids, "data": "hi"})
+		resp, out := post(t, r.Management+"/@connections", string(body))
+		if resp.StatusCode != http.StatusOK || !strings.Contains(out, `"delivered":0`) {
+			t.Errorf("POST /@connections to 1500 IDs = %d %s, want 200, none delivered", resp.StatusCode, out)
 		}
 	}},
 	"maxTopicBytes": {disabled: func(t *testing.T, r *servertest.Running) {

@@ -50,7 +50,13 @@ func (s *Server) Reload(cfg *config.Config) error {
 		return fmt.Errorf("reload: %w", err)
 	}
 	s.gw.Reload(gopts)
-	s.guarded.Store(&h)
+	if len(h.api) != len(s.guarded.Load().api) {
+		// The API's routes depend on the stage, which a Reload keeps.
+		s.cfg = old
+		_ = b.discard()
+		return fmt.Errorf("reload: the management API's routes changed")
+	}
+	s.guarded.Store(h)
 	s.httpRoutes.Store(b.router)
 	prev := s.built
 	s.built = b

@@ -185,7 +185,7 @@ const lambdaAPIPrefix = "/2015-03-31/"
 // protect wraps the management API and the dashboard in their guard. The
 // dashboard's live tail is an EventSource, which cannot set headers, so an
 // access_token query parameter stands for a bearer token on /_/ paths only.
-func (s *Server) protect(next http.Handler, m *metrics.Metrics) (http.Handler, error) {
+func (s *Server) protect(next http.Handler, m *metrics.Metrics) (*guard, error) {
 	mc := s.cfg.Management
 	g := &guard{
 		next:        next,
@@ -210,14 +210,18 @@ func (s *Server) protect(next http.Handler, m *metrics.Metrics) (http.Handler, e
 	return g, nil
 }
 
-func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.serve(w, r, g.next) }
+
+// serve lets r through to next, or refuses it.
+func (g *guard) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
 	if g.bodyTimeout > 0 && r.Body != nil && r.Body != http.NoBody {
 		// Only a request with a body gets a read deadline: a long-lived
 		// response without one (the tail) must not see its connection's
 		// background read time out.
-		rc := http.NewResponseController(w)
-		if rc.SetReadDeadline(time.Now().Add(g.bodyTimeout)) == nil {
-			r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
+		// The controller is made where it is used, on the stack: one
+		// allocation per request less.
+		if http.NewResponseController(w).SetReadDeadline(time.Now().Add(g.bodyTimeout)) == nil {
+			r.Body = &deadlineBody{ReadCloser: r.Body, w: w}
 		}
 	}
 	if g.verifier == nil {
@@ -229,7 +233,7 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			g.refuse(w, r, reason, err)
 			return
 		}
-		g.next.ServeHTTP(w, r)
+		next.ServeHTTP(w, r)
 		return
 	}
 	if strings.HasPrefix(r.URL.Path, "/_/") && r.Header.Get("Authorization") == "" {
@@ -246,7 +250,7 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.refuse(w, r, refusalReason(err), err)
 		return
 	}
-	g.next.ServeHTTP(w, r)
+	next.ServeHTTP(w, r)
 }
 
 // refuse counts, logs and answers a refused request: 408 when its body did
@@ -298,12 +302,14 @@ func (g *guard) sameSite(r *http.Request) error {
 	if !g.hostAllowed(r.Host) {
 		return fmt.Errorf("%w: Host %q", ErrHostNotAllowed, r.Host)
 	}
-	origins := r.Header.Values("Origin")
+	// net/http stores header names in canonical form: looked up as such,
+	// the names need no canonicalising per request.
+	origins := r.Header["Origin"]
 	if len(origins) > 1 || len(origins) == 1 && !sameOrigin(origins[0], r) {
 		return fmt.Errorf("%w: Origin %q, Host %q", ErrCrossOrigin, strings.Join(origins, ", "), r.Host)
 	}
-	if site := r.Header.Get("Sec-Fetch-Site"); strings.EqualFold(site, "cross-site") {
-		return fmt.Errorf("%w: Sec-Fetch-Site %s", ErrCrossOrigin, site)
+	if sites := r.Header["Sec-Fetch-Site"]; len(sites) > 0 && strings.EqualFold(sites[0], "cross-site") {
+		return fmt.Errorf("%w: Sec-Fetch-Site %s", ErrCrossOrigin, sites[0])
 	}
 	return nil
 }
@@ -363,7 +369,7 @@ func normalHost(h string) string { return strings.TrimSuffix(strings.ToLower(h),
 // read to its end, so that the rest of the exchange is not cut short.
 type deadlineBody struct {
 	io.ReadCloser
-	rc   *http.ResponseController
+	w    http.ResponseWriter
 	done bool
 }
 
@@ -371,7 +377,7 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if err == io.EOF && !b.done {
 		b.done = true
-		_ = b.rc.SetReadDeadline(time.Time{}) // supported: it was set
+		_ = http.NewResponseController(b.w).SetReadDeadline(time.Time{}) // supported: it was set
 	}
 	return n, err
 }

@@ -48,10 +48,10 @@ type Server struct {
 	mgmt  *http.ServeMux // management API and dashboard, for management.listen
 	ready atomic.Bool
 
-	guarded    atomic.Pointer[http.Handler] // management API, dashboard, metrics behind the credentials; swapped by Reload
-	built      *builder                     // what the configuration in force holds: functions, integrations
-	reloadMu   sync.Mutex                   // one Reload at a time
-	retiring   sync.WaitGroup               // functions a Reload replaced, finishing their invocations
+	guarded    atomic.Pointer[managed] // management API, dashboard, metrics behind the credentials; swapped by Reload
+	built      *builder                // what the configuration in force holds: functions, integrations
+	reloadMu   sync.Mutex              // one Reload at a time
+	retiring   sync.WaitGroup          // functions a Reload replaced, finishing their invocations
 	metrics    *metrics.Metrics
 	metricsReg *prometheus.Registry
 	tail       *tail.Hub                        // recent route invocations, for the dashboard
@@ -106,14 +106,14 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		_ = s.Close()
 		return nil, err
 	}
-	s.guarded.Store(&guarded)
+	s.guarded.Store(guarded)
 	s.mgmt = http.NewServeMux()
 	s.mgmt.HandleFunc("GET /healthz", s.healthz)
-	s.mgmt.HandleFunc("/", s.serveManagement)
+	s.mount(s.mgmt, guarded)
 
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	if cfg.Management.Listen == "" {
-		s.mux.HandleFunc("/", s.serveManagement)
+		s.mount(s.mux, guarded)
 	}
 	s.mux.Handle("/{$}", s.gw)
 	s.mux.Handle("/"+cfg.Stage, s.gw)
@@ -193,6 +193,7 @@ func (s *Server) build(cfg *config.Config, hub *gateway.Hub, prev *builder) (*bu
 			MaxLifetime:       time.Duration(l.MaxLifetime),
 			PingRate:          float64(l.PingRate),
 			FrameTimeout:      time.Duration(l.FrameTimeout),
+			MaxFragments:      int(l.MaxFragments),
 		},
 		Subprotocols:        cfg.Subprotocols,
 		Authorizer:          authz,
@@ -211,14 +212,49 @@ func (s *Server) build(cfg *config.Config, hub *gateway.Hub, prev *builder) (*bu
 	}, nil
 }
 
+// managed is the management surface in force: the guard, the rest of the
+// surface behind it (metrics, profiling, the dashboard), and the management
+// API's routes, each in the order Register adds them.
+type managed struct {
+	guard *guard
+	api   apiRoutes
+}
+
+// apiRoute is one pattern of the management API and its handler.
+type apiRoute struct {
+	pattern string
+	handler http.Handler
+}
+
+// apiRoutes records the management API's routes, as a mgmtapi.Mux.
+type apiRoutes []apiRoute
+
+func (rs *apiRoutes) Handle(pattern string, h http.Handler) { *rs = append(*rs, apiRoute{pattern, h}) }
+
+// mount puts the management surface on mux: the API's routes on mux
+// itself, so that a request's path is matched once (each route then runs
+// the guard and the API of the configuration in force: the patterns depend
+// on the stage alone, which a Reload keeps), and the rest behind "/".
+func (s *Server) mount(mux *http.ServeMux, m *managed) {
+	for i, rt := range m.api {
+		mux.Handle(rt.pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			g := s.guarded.Load()
+			g.guard.serve(w, r, g.api[i].handler)
+		}))
+	}
+	mux.HandleFunc("/", s.serveManagement)
+}
+
 // management builds the management API, metrics, profiling and dashboard
-// of s.cfg behind the management guard: one handler, shared by the main
+// of s.cfg behind the management guard: one surface, shared by the main
 // listener and management.listen, that Reload replaces whole.
-func (s *Server) management(b *builder) (http.Handler, error) {
+func (s *Server) management(b *builder) (*managed, error) {
 	cfg := s.cfg
-	api := mgmtapi.New(s.gw.Hub(), mgmtapi.Options{Stage: cfg.Stage, MaxPostBytes: int64(cfg.Limits.MaxPostBytes), Logger: s.log, Metrics: s.metrics})
+	api := mgmtapi.New(s.gw.Hub(), mgmtapi.Options{Stage: cfg.Stage, MaxPostBytes: int64(cfg.Limits.MaxPostBytes),
+		MaxRecipients: int(cfg.Limits.MaxRecipients), Logger: s.log, Metrics: s.metrics})
 	mgmt := http.NewServeMux()
-	api.Register(mgmt)
+	var recorded apiRoutes
+	api.Register(&recorded)
 	b.invokeAPI(&s.async).Register(mgmt)
 	mgmt.Handle("GET /metrics", promhttp.HandlerFor(s.metricsReg, promhttp.HandlerOpts{}))
 	if cfg.Pprof {
@@ -229,12 +265,18 @@ func (s *Server) management(b *builder) (http.Handler, error) {
 		mgmt.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	mgmt.Handle("/_/", dashboard.New(dashboard.Options{Stage: cfg.Stage, Routes: b.routeInfos(), Stats: s.gw.Stats, Tail: s.tail}))
-	return s.protect(mgmt, s.metrics)
+	g, err := s.protect(mgmt, s.metrics)
+	if err != nil {
+		return nil, err
+	}
+	return &managed{guard: g, api: recorded}, nil
 }
 
-// serveManagement serves a request with the management handler in force.
+// serveManagement serves a request that is not one of the API's routes
+// (metrics, profiling, the dashboard, an unknown path) with the guard and
+// surface in force.
 func (s *Server) serveManagement(w http.ResponseWriter, r *http.Request) {
-	(*s.guarded.Load()).ServeHTTP(w, r)
+	s.guarded.Load().guard.ServeHTTP(w, r)
 }
 
 // Close stops hosted functions and releases integrations. Call it after Drain.

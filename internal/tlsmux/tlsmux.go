@@ -1,14 +1,18 @@
 // Package tlsmux serves TLS and plain connections on one listener, told
 // apart by the first byte each client sends (0x16 opens a TLS handshake), so
-// that ws://, wss://, http:// and https:// share a port. The byte is read
-// once, on a goroutine that ends with it; a plain connection is then handed
-// on as the socket it is (its descriptor still reachable through
-// syscall.Conn), so that an event loop can take it over.
+// that ws://, wss://, http:// and https:// share a port. The byte is looked
+// at in the socket without being taken out of it (MSG_PEEK), so that a plain
+// connection is handed on as the socket it is and an event loop can take its
+// descriptor over. A client whose first byte has arrived by the time it is
+// accepted, as an HTTP client's usually has, is told apart at once by the
+// accept loop; only a slower one gets a goroutine, which waits for its first
+// byte at most SniffTimeout, so that a silent client never holds the loop.
 package tlsmux
 
 import (
 	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"sync"
 	"syscall"
@@ -88,6 +92,19 @@ func (l *Listener) acceptLoop() {
 			l.shut()
 			return
 		}
+		// The usual case: the client's first bytes came with or just after
+		// its handshake. Told apart here, the connection costs no
+		// goroutine, deadline or wrapper of its own.
+		first, err := peek(c, false)
+		switch {
+		case err == nil:
+			l.hand(c, l.wrap(c, first, false))
+			continue
+		case errors.Is(err, errNotYet), errors.Is(err, errors.ErrUnsupported):
+		default: // the client has gone already
+			_ = c.Close()
+			continue
+		}
 		l.mu.Lock()
 		if l.closed {
 			l.mu.Unlock()
@@ -101,14 +118,23 @@ func (l *Listener) acceptLoop() {
 	}
 }
 
-// sniff reads c's first byte and hands c to Accept as TLS or plain.
+// errNotYet is peek's answer when no byte has arrived yet.
+var errNotYet = errors.New("tlsmux: no byte yet")
+
+// sniff waits for c's first byte, at most the sniff timeout, and hands c to
+// Accept as TLS or plain.
 func (l *Listener) sniff(c net.Conn) {
 	defer l.wg.Done()
-	var b [1]byte
 	if l.timeout > 0 {
 		_ = c.SetReadDeadline(time.Now().Add(l.timeout))
 	}
-	_, err := c.Read(b[:])
+	first, err := peek(c, true)
+	read := errors.Is(err, errors.ErrUnsupported)
+	if read { // not a socket: the byte is read, and given back by Conn
+		var b [1]byte
+		_, err = io.ReadFull(c, b[:])
+		first = b[0]
+	}
 	_ = c.SetReadDeadline(time.Time{})
 	l.mu.Lock()
 	delete(l.sniffing, c)
@@ -117,10 +143,25 @@ func (l *Listener) sniff(c net.Conn) {
 		_ = c.Close()
 		return
 	}
-	var out net.Conn = &Conn{Conn: c, first: b[0], pending: true}
-	if b[0] == recordHandshake {
+	l.hand(c, l.wrap(c, first, read))
+}
+
+// wrap returns c as Accept returns it: TLS when first opens a handshake. A
+// first byte that was read, not peeked, is given back by a Conn.
+func (l *Listener) wrap(c net.Conn, first byte, read bool) net.Conn {
+	out := c
+	if read {
+		out = &Conn{Conn: c, first: first, pending: true}
+	}
+	if first == recordHandshake {
 		out = tls.Server(out, l.tls)
 	}
+	return out
+}
+
+// hand passes out, the connection c told apart, to Accept, or closes c
+// once the Listener is closed.
+func (l *Listener) hand(c, out net.Conn) {
 	select {
 	case l.conns <- out:
 	case <-l.done:
@@ -171,9 +212,10 @@ func (l *Listener) Close() error {
 // Addr returns the inner listener's address.
 func (l *Listener) Addr() net.Addr { return l.inner.Addr() }
 
-// Conn is an accepted connection whose first byte the Listener read; its
-// first Read returns that byte. Once it has, SyscallConn reaches the
-// socket, so an event loop can take the descriptor over.
+// Conn is an accepted connection that is not a socket, whose first byte the
+// Listener had to read; its first Read returns that byte. Once it has,
+// SyscallConn reaches what is beneath. A socket is returned as it is, its
+// first byte still in it.
 type Conn struct {
 	net.Conn
 	mu      sync.Mutex

@@ -273,3 +273,85 @@ func TestAcceptErrorIsNotTheEnd(t *testing.T) {
 	}
 	_ = c.Close()
 }
+
+// peek looks at the first byte without taking it out of the socket, and
+// tells a socket with nothing yet from one whose client left.
+func TestPeek(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	if _, err := peek(server, false); !errors.Is(err, errNotYet) {
+		t.Errorf("peek(no byte yet) = %v, want errNotYet", err)
+	}
+	io.WriteString(client, "GET")
+	server.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if b, err := peek(server, true); err != nil || b != 'G' {
+		t.Errorf("peek(wait) = %q, %v; want 'G'", b, err)
+	}
+	p := make([]byte, 3)
+	if _, err := io.ReadFull(server, p); err != nil || string(p) != "GET" {
+		t.Errorf("read after peek = %q, %v; want the peeked byte still there", p, err)
+	}
+	client.Close()
+	server.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := peek(server, true); err != io.EOF {
+		t.Errorf("peek(client gone) = %v, want io.EOF", err)
+	}
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	if _, err := peek(a, false); !errors.Is(err, errors.ErrUnsupported) {
+		t.Errorf("peek(pipe) = %v, want ErrUnsupported", err)
+	}
+}
+
+// A client slower than its accept is sniffed on a goroutine of its own and
+// still handed on as the socket, its first byte in it.
+func TestSlowFirstByteHandsTheSocket(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("peek is for unix sockets")
+	}
+	t.Parallel()
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := New(inner, &tls.Config{}, Options{})
+	defer ln.Close()
+	d, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		ln.mu.Lock()
+		defer ln.mu.Unlock()
+		return len(ln.sniffing) == 1
+	}, "the silent client is being sniffed")
+	io.WriteString(d, "GET")
+	c, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, ok := c.(*net.TCPConn); !ok {
+		t.Errorf("Accept = %T, want the *net.TCPConn itself", c)
+	}
+	p := make([]byte, 3)
+	if _, err := io.ReadFull(c, p); err != nil || string(p) != "GET" {
+		t.Errorf("read = %q, %v; want GET", p, err)
+	}
+}

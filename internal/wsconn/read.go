@@ -306,8 +306,11 @@ func (c *Conn) checkHeader(h ws.Header) error {
 		return c.fail(StatusProtocolError, err.Error())
 	}
 	var held int64
-	if c.partial != nil {
+	if c.partial != nil && !h.OpCode.IsControl() {
 		held = int64(len(c.partial.data))
+		if c.opts.MaxFragments >= 0 && c.partial.frames >= c.opts.MaxFragments {
+			return c.fail(StatusMessageTooBig, ReasonFragments)
+		}
 	}
 	if !h.OpCode.IsControl() && c.opts.ReadLimit >= 0 && held+h.Length > c.opts.ReadLimit {
 		// Refused on the header: nothing of the payload is read or held.
@@ -343,9 +346,10 @@ func (c *Conn) handleFrame(h ws.Header, payload []byte) error {
 	case h.Fin && c.partial == nil:
 		return c.deliver(Message{Type: MessageType(h.OpCode), Data: payload})
 	case c.partial == nil:
-		c.partial = &partial{typ: MessageType(h.OpCode), data: payload}
+		c.partial = &partial{typ: MessageType(h.OpCode), data: payload, frames: 1}
 		return nil
 	}
+	c.partial.frames++
 	c.partial.data = append(c.partial.data, payload...)
 	if !h.Fin {
 		return nil

@@ -65,6 +65,7 @@ const (
 	ReasonWriteFailed  = "Write failed"
 	ReasonWatchFailed  = "Internal error: socket no longer watched"
 	ReasonFrameTimeout = "Frame not completed in time"
+	ReasonFragments    = "Too many fragments"
 )
 
 // Errors returned by Send.
@@ -129,7 +130,19 @@ type Options struct {
 	// message budget counts. A client sending more is closed with 1008.
 	// Zero means 10; negative disables the check.
 	PingRate float64
+	// MaxFragments is how many frames one message may arrive in. Each
+	// costs a frame header and bookkeeping, so a message sent a byte per
+	// frame within ReadLimit costs far more than its size says; one more
+	// frame than this closes the connection with 1009 "Too many
+	// fragments" (RFC 6455 §7.4.1: a message too big to process), refused
+	// on its header. Zero means DefaultMaxFragments; negative disables.
+	MaxFragments int
 }
+
+// DefaultMaxFragments is MaxFragments' default: a 128 KiB message in
+// frames of 128 bytes. Browsers send a message in one frame; libraries that
+// fragment use frames of kilobytes.
+const DefaultMaxFragments = 1024
 
 // Default send queue bounds. A reader at a normal pace must never be cut
 // by another client's burst: the queue holds a whole burst of messages of
@@ -172,6 +185,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.FrameTimeout == 0 {
 		o.FrameTimeout = 30 * time.Second
+	}
+	if o.MaxFragments == 0 {
+		o.MaxFragments = DefaultMaxFragments
 	}
 	return o
 }
@@ -268,8 +284,9 @@ type input struct {
 
 // partial is a fragmented message in reassembly.
 type partial struct {
-	typ  MessageType
-	data []byte
+	typ    MessageType
+	data   []byte
+	frames int // frames received so far
 }
 
 // AcceptOptions are per-handshake choices made by the caller.

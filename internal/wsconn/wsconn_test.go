@@ -615,3 +615,42 @@ func TestHugeLengthWithoutReadLimit(t *testing.T) {
 		})
 	}
 }
+
+// A message may arrive in MaxFragments frames; one frame more closes the
+// connection with 1009, refused on its header. Disabled, any number passes.
+func TestMaxFragments(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		max    int
+		frames int
+		closed bool
+	}{
+		{"at the cap", 4, 4, false},
+		{"one over the cap", 4, 5, true},
+		{"default cap", 0, wsconn.DefaultMaxFragments + 1, true},
+		{"disabled", -1, wsconn.DefaultMaxFragments + 1, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := startServer(t, wsconn.Options{MaxFragments: tt.max, PingRate: -1}, false)
+			c := dial(t, s.URL)
+			c.send(ws.OpText, false, []byte("a"))
+			for range tt.frames - 2 {
+				c.send(ws.OpContinuation, false, []byte("b"))
+			}
+			c.send(ws.OpContinuation, true, []byte("c"))
+			if tt.closed {
+				if code, reason := c.expectClose(); code != int(wsconn.StatusMessageTooBig) || reason != wsconn.ReasonFragments {
+					t.Errorf("%d fragments: close %d %q, want 1009 %q", tt.frames, code, reason, wsconn.ReasonFragments)
+				}
+				return
+			}
+			want := "a" + strings.Repeat("b", tt.frames-2) + "c"
+			if f := c.next(); string(f.Payload) != want {
+				t.Errorf("%d fragments echoed %d bytes, want %d", tt.frames, len(f.Payload), len(want))
+			}
+		})
+	}
+}

@@ -303,10 +303,16 @@ async function fatal(err) {
 process.on('uncaughtException', fatal);
 process.on('unhandledRejection', fatal);
 
+// handlerRoot is where the handler's module is looked for: the host's build
+// of a TypeScript handler when there is one, else the task root. The
+// variable is the host's, not the function's: it is removed.
+const handlerRoot = env._SWITCHBOARD_HANDLER_ROOT || env.LAMBDA_TASK_ROOT || process.cwd();
+delete env._SWITCHBOARD_HANDLER_ROOT;
+
 async function main() {
   let handler;
   try {
-    handler = await loadHandler(env.LAMBDA_TASK_ROOT || process.cwd(), env._HANDLER || '');
+    handler = await loadHandler(handlerRoot, env._HANDLER || '');
   } catch (err) {
     try {
       await postError('/init/error', err, 'Init Error');

@@ -96,7 +96,14 @@ type Options struct {
 
 	// Handler is passed to the process as _HANDLER. For nodejs it is
 	// required and has the form "file.export" (e.g. "handler.connect"),
-	// file relative to CodeDir, with extension .js, .mjs or .cjs left out.
+	// file relative to CodeDir, with extension .js, .mjs or .cjs left out,
+	// or .ts, .mts or .cts for a TypeScript handler (tried in that order, so
+	// a compiled .js beside its source wins, as on AWS). A TypeScript
+	// handler is bundled by esbuild when New is called, for the runtime's
+	// Node.js version with a source map (stack traces name .ts lines), and
+	// again when one of its source files changes: new processes run the
+	// new build and idle ones are stopped; a change that does not compile
+	// is logged and the previous build stays.
 	Handler string
 
 	// CodeDir is the processes' working directory and LAMBDA_TASK_ROOT.
@@ -180,6 +187,7 @@ type Function struct {
 	taskRoot   string
 	runtimeDir string
 	tmpDir     string            // holds the Node.js bootstrap; "" for Command
+	build      *tsBuild          // a TypeScript handler's build; nil for others
 	env        map[string]string // every process's environment but its own variables
 	arn        string
 	log        *slog.Logger
@@ -193,6 +201,7 @@ type Function struct {
 	idle     []*process            // warm and free, most recently used last
 	wake     chan struct{}         // closed and replaced when a process becomes idle or a slot frees
 	seq      int                   // numbers processes in logs
+	gen      int                   // counts the handler's rebuilds; a process of an older one is not reused
 
 	wg sync.WaitGroup // reapers, Runtime API servers, finishers; added to only while !closed
 }
@@ -242,10 +251,13 @@ func New(opts Options) (*Function, error) {
 		return nil, fmt.Errorf("lambdahost: function %s: code dir %s is not a directory", o.Name, root)
 	}
 
+	var handlerFile string // the handler's source file, when the bootstrap's own lookup is not enough
 	if isNode(o.Runtime) {
-		if err := findHandler(root, o.Handler); err != nil {
+		file, err := findHandler(root, o.Handler)
+		if err != nil {
 			return nil, fmt.Errorf("function %s: %w", o.Name, err)
 		}
+		handlerFile = file
 	}
 
 	staleOnce.Do(func() {
@@ -276,6 +288,18 @@ func New(opts Options) (*Function, error) {
 		}
 		f.path, f.args = node, []string{o.NodePath, filepath.Join(dir, bootstrapName)}
 		f.tmpDir, f.runtimeDir = dir, dir
+		if isTS(handlerFile) {
+			// The bundle sits where the bootstrap looks for the handler,
+			// under the build directory instead of CodeDir.
+			out := filepath.Join(dir, buildDir, strings.TrimSuffix(handlerFile, filepath.Ext(handlerFile))+".js")
+			b, err := newTSBuild(o.Name, filepath.Join(root, handlerFile), out, o.Runtime, o.Logger, f.rebuilt)
+			if err != nil {
+				_ = os.RemoveAll(dir)
+				return nil, fmt.Errorf("function %s: %w", o.Name, err)
+			}
+			f.build = b
+			f.args = []string{o.NodePath, "--enable-source-maps", filepath.Join(dir, bootstrapName)}
+		}
 	} else {
 		name := o.Command[0]
 		if strings.ContainsRune(name, '/') || strings.ContainsRune(name, filepath.Separator) {
@@ -306,28 +330,55 @@ const SupportedRuntimes = "nodejs* (nodejs18.x, nodejs20.x, nodejs22.x...)"
 
 func isNode(runtime string) bool { return strings.HasPrefix(runtime, "nodejs") }
 
-// handlerExts are the extensions the Node.js bootstrap tries, in its order.
-var handlerExts = []string{".js", ".mjs", ".cjs"}
+// handlerExts are the extensions the Node.js bootstrap tries, in its
+// order, then those of TypeScript handlers, which New compiles.
+var handlerExts = []string{".js", ".mjs", ".cjs", ".ts", ".mts", ".cts"}
 
-// findHandler checks that a file for the Node.js handler spec
-// ("dir/file.export") exists in root, as the bootstrap will look for it;
-// the error names the files tried. A malformed spec is left for the
-// bootstrap to report as AWS does (Runtime.MalformedHandlerName).
-func findHandler(root, spec string) error {
+// buildDir is the directory, in a function's temporary directory, that
+// holds a TypeScript handler's bundle.
+const buildDir = "build"
+
+func isTS(file string) bool {
+	switch filepath.Ext(file) {
+	case ".ts", ".mts", ".cts":
+		return true
+	}
+	return false
+}
+
+// findHandler finds the file, relative to root, for the Node.js handler
+// spec ("dir/file.export"), trying handlerExts in order; the error names
+// the files tried. A malformed spec gives "" and no error: it is left for
+// the bootstrap to report as AWS does (Runtime.MalformedHandlerName).
+func findHandler(root, spec string) (string, error) {
 	slash := strings.LastIndexByte(spec, '/')
 	dot := strings.IndexByte(spec[slash+1:], '.') + slash + 1
 	if dot <= slash+1 || dot == len(spec)-1 {
-		return nil
+		return "", nil
 	}
 	base := spec[:dot]
 	tried := make([]string, 0, len(handlerExts))
 	for _, ext := range handlerExts {
 		if fi, err := os.Stat(filepath.Join(root, base+ext)); err == nil && !fi.IsDir() {
-			return nil
+			return filepath.FromSlash(base + ext), nil
 		}
 		tried = append(tried, base+ext)
 	}
-	return fmt.Errorf("%w: handler %q: tried %s in %s", ErrHandlerNotFound, spec, strings.Join(tried, ", "), root)
+	return "", fmt.Errorf("%w: handler %q: tried %s in %s", ErrHandlerNotFound, spec, strings.Join(tried, ", "), root)
+}
+
+// rebuilt is called once a changed TypeScript handler's new build is in
+// place: idle processes, which loaded the old one, are stopped, and busy
+// ones are not reused, so that the next invocation runs the new build.
+func (f *Function) rebuilt() {
+	f.mu.Lock()
+	f.gen++
+	idle := f.idle
+	f.idle = nil
+	f.mu.Unlock()
+	for _, p := range idle {
+		p.kill()
+	}
 }
 
 // InvokeRaw runs one invocation with event as its payload and returns the
@@ -460,6 +511,9 @@ func (f *Function) Close() error {
 	f.broadcastLocked()
 	f.mu.Unlock()
 
+	if f.build != nil && !already {
+		f.build.close() // no rebuild from now on; not under f.mu, which rebuilt takes
+	}
 	for _, p := range procs {
 		p.kill()
 	}
@@ -517,10 +571,15 @@ func (f *Function) acquire(ctx context.Context) (*process, error) {
 	}
 }
 
-// release returns p to the idle pool unless it is dead, doomed or closed.
+// release returns p to the idle pool unless it is dead, doomed, closed or
+// runs a build of the handler that was replaced since it started.
 func (f *Function) release(p *process) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if p.gen != f.gen && !f.closed {
+		p.kill()
+		return
+	}
 	if f.closed || !p.usable() {
 		return
 	}

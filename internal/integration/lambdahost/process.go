@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -24,6 +25,7 @@ import (
 type process struct {
 	f       *Function
 	id      int // sequence number within the function, for logs
+	gen     int // the Function's gen when it started
 	cmd     *exec.Cmd
 	srv     *http.Server
 	started time.Time
@@ -83,6 +85,7 @@ func (f *Function) start() (*process, error) {
 	}
 	f.seq++
 	p.id = f.seq
+	p.gen = f.gen
 	f.log.Info("starting function "+f.opts.Name+" (cold start)", "function", f.opts.Name, "process", p.id)
 	p.started = time.Now()
 	release, err := startProcess(cmd)
@@ -242,6 +245,10 @@ func (f *Function) baseEnv() map[string]string {
 	// would prefer the legacy RPC mode over it if _LAMBDA_SERVER_PORT were set.
 	delete(env, "AWS_LAMBDA_RUNTIME_API")
 	delete(env, "_LAMBDA_SERVER_PORT")
+	delete(env, handlerRootEnv)
+	if f.build != nil {
+		env[handlerRootEnv] = filepath.Join(f.tmpDir, buildDir)
+	}
 	return env
 }
 

@@ -17,8 +17,8 @@ import (
 func TestNewHandlerFileMissing(t *testing.T) {
 	t.Parallel()
 	tests := []struct{ handler, want string }{
-		{"nosuchfile.handler", `tried nosuchfile.js, nosuchfile.mjs, nosuchfile.cjs in `},
-		{"src/handler.hello", `tried src/handler.js, src/handler.mjs, src/handler.cjs in `},
+		{"nosuchfile.handler", `tried nosuchfile.js, nosuchfile.mjs, nosuchfile.cjs, nosuchfile.ts, nosuchfile.mts, nosuchfile.cts in `},
+		{"src/handler.hello", `tried src/handler.js, src/handler.mjs, src/handler.cjs, src/handler.ts, src/handler.mts, src/handler.cts in `},
 	}
 	for _, tt := range tests {
 		_, err := lambdahost.New(lambdahost.Options{Name: "f", Runtime: "nodejs20.x", Handler: tt.handler, CodeDir: "testdata/nodefunc"})

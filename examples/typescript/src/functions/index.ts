@@ -1,0 +1,2 @@
+export { default as hello } from './hello';
+export { default as chat } from './chat';
