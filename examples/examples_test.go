@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -445,7 +446,14 @@ func TestTypeScriptServerlessProject(t *testing.T) {
 	want := filepath.Join(dir, "src", "functions", "chat", "handler.ts") + ":20:"
 	testutil.Eventually(t, 10*time.Second, func() bool { return strings.Contains(gw.stderr.String(), want) },
 		"the stack trace names %s; stderr:\n%s", want, gw.stderr)
-	if !strings.Contains(gw.stdout.String(), "hello has no websocket event and is not run") {
-		t.Errorf("no warning about the http function; stdout:\n%s", gw.stdout)
+	// The http event of hello is served beside the WebSocket API, at /{stage}/hello.
+	resp, err := http.Post(base+"/dev/hello", "application/json", strings.NewReader(`{"name":"Ada"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "Hello Ada, welcome") {
+		t.Errorf("POST /dev/hello = %d %s, want the hello function's greeting", resp.StatusCode, body)
 	}
 }

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchboard-gateway/switchboard/internal/cluster"
+	clusterpkg "github.com/switchboard-gateway/switchboard/internal/cluster"
 	"github.com/switchboard-gateway/switchboard/internal/config"
 	"github.com/switchboard-gateway/switchboard/internal/testutil"
 )
@@ -147,8 +147,8 @@ func TestDocsClusterSettings(t *testing.T) {
 		t.Fatalf("the doc's cluster settings: %v", err)
 	}
 	if cfg.Cluster.URL != "tls://nats.internal:4222" || cfg.Cluster.User == "" || cfg.Cluster.TLS.CAFile == "" ||
-		time.Duration(cfg.Cluster.TTL) != cluster.DefaultTTL || time.Duration(cfg.Cluster.Grace) != cluster.DefaultGrace ||
-		time.Duration(cfg.Cluster.CallTimeout) != cluster.DefaultCallTimeout {
+		time.Duration(cfg.Cluster.TTL) != clusterpkg.DefaultTTL || time.Duration(cfg.Cluster.Grace) != clusterpkg.DefaultGrace ||
+		time.Duration(cfg.Cluster.CallTimeout) != clusterpkg.DefaultCallTimeout {
 		t.Errorf("the doc's cluster settings load as %+v", cfg.Cluster)
 	}
 
@@ -166,13 +166,13 @@ func TestDocsClusterSettings(t *testing.T) {
 			t.Errorf("serve -h does not show --%s with env %s:\n%s", flagName, envName, usage.String())
 		}
 	}
-	for key, d := range map[string]time.Duration{"ttl": cluster.DefaultTTL, "grace": cluster.DefaultGrace, "callTimeout": cluster.DefaultCallTimeout} {
+	for key, d := range map[string]time.Duration{"ttl": clusterpkg.DefaultTTL, "grace": clusterpkg.DefaultGrace, "callTimeout": clusterpkg.DefaultCallTimeout} {
 		if want := fmt.Sprintf("| | | `cluster.%s` | %s |", key, d); !strings.Contains(doc, want) {
 			t.Errorf("docs/cluster.md lacks %q", want)
 		}
 	}
-	if cluster.DefaultHealthInterval != time.Second {
-		t.Errorf("DefaultHealthInterval = %v; docs/cluster.md says every second", cluster.DefaultHealthInterval)
+	if clusterpkg.DefaultHealthInterval != time.Second {
+		t.Errorf("DefaultHealthInterval = %v; docs/cluster.md says every second", clusterpkg.DefaultHealthInterval)
 	}
 }
 

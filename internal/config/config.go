@@ -101,6 +101,10 @@ type Config struct {
 	// gateway is a node alone.
 	Cluster Cluster `yaml:"cluster"`
 
+	// HTTPRoutes are a Serverless Framework project's http and httpApi
+	// events, served beside the WebSocket API on the same listener.
+	HTTPRoutes []HTTPRoute `yaml:"-"`
+
 	// Warnings are settings that were read but are not supported.
 	Warnings []string `yaml:"-"`
 	// Dir is the directory relative paths are taken from: the config file's.
@@ -166,6 +170,40 @@ type Function struct {
 	Timeout Duration `yaml:"timeout"`
 	// InitTimeout bounds a new process's start-up (a cold start); 0 means 10s.
 	InitTimeout Duration `yaml:"initTimeout"`
+	// Names are other names the Lambda Invoke API knows the function by,
+	// besides its key: a Serverless Framework project's deployed names
+	// (SERVICE-STAGE-KEY, or the function's name setting).
+	Names []string `yaml:"-"`
+}
+
+// HTTPRoute is an HTTP route that runs a function with API Gateway's
+// Lambda proxy event.
+type HTTPRoute struct {
+	// Method is GET, POST..., or ANY (also written *).
+	Method string
+	// Path is /users/{id} or /files/{proxy+}; "*" with method ANY is an
+	// HTTP API's catch-all $default route.
+	Path string
+	// Version is the payload format: 1 for a REST API (http events), 2 for
+	// an HTTP API (httpApi events).
+	Version int
+	// Function names an entry of Config.Functions.
+	Function string
+	// StagePrefix serves the route at /{stage}{Path}, as a REST API's URLs
+	// are; otherwise at Path.
+	StagePrefix bool
+	// CORS, when set, answers preflight requests and adds the CORS headers
+	// to responses.
+	CORS *CORS
+}
+
+// CORS is a route's cross-origin configuration.
+type CORS struct {
+	Origins          []string
+	Headers          []string
+	ExposedHeaders   []string
+	AllowCredentials bool
+	MaxAge           int // seconds
 }
 
 // TwoWay reports whether the route sends its response body back.
@@ -815,6 +853,11 @@ func (c *Config) Validate() error {
 		}
 		if f.MaxProcesses < 0 {
 			bad("function %q: maxProcesses must be positive", name)
+		}
+	}
+	for _, hr := range c.HTTPRoutes {
+		if _, ok := c.Functions[hr.Function]; !ok {
+			bad("http route %s %s: function %q is not defined under functions", hr.Method, hr.Path, hr.Function)
 		}
 	}
 	for name, a := range c.Authorizers {

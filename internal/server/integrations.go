@@ -16,11 +16,13 @@ import (
 	"github.com/switchboard-gateway/switchboard/internal/config"
 	"github.com/switchboard-gateway/switchboard/internal/dashboard"
 	"github.com/switchboard-gateway/switchboard/internal/gateway"
+	"github.com/switchboard-gateway/switchboard/internal/httpevent"
 	"github.com/switchboard-gateway/switchboard/internal/integration"
 	"github.com/switchboard-gateway/switchboard/internal/integration/builtin"
 	"github.com/switchboard-gateway/switchboard/internal/integration/httpint"
 	"github.com/switchboard-gateway/switchboard/internal/integration/invoke"
 	"github.com/switchboard-gateway/switchboard/internal/integration/lambdahost"
+	"github.com/switchboard-gateway/switchboard/internal/lambdaapi"
 )
 
 // builder turns configured routes into gateway routes, sharing one process
@@ -36,6 +38,7 @@ type builder struct {
 	functions map[string]*lambdahost.Function
 	fnOpts    map[string]lambdahost.Options // what each function was made with
 	fresh     []string                      // functions made here, not taken over from prev
+	router    *httpevent.Router             // the HTTP routes; nil when there are none
 	closers   []io.Closer
 }
 
@@ -281,4 +284,84 @@ func (b *builder) routeInfos() []dashboard.RouteInfo {
 		out = append(out, dashboard.RouteInfo{RouteKey: key, Integration: rc.Integration.Type, Target: target(rc.Integration), TwoWay: rc.TwoWay()})
 	}
 	return out
+}
+
+// invokeAPI serves the Lambda Invoke API over b's functions, by their keys
+// and their other names. Event invocations run under async.
+func (b *builder) invokeAPI(async *sync.WaitGroup) *lambdaapi.API {
+	fns := map[string]lambdaapi.Function{}
+	for name, fc := range b.cfg.Functions {
+		f, ok := b.functions[name]
+		if !ok {
+			continue
+		}
+		for _, n := range append([]string{name}, fc.Names...) {
+			if _, taken := fns[n]; !taken || n == name {
+				fns[n] = f
+			}
+		}
+	}
+	return lambdaapi.New(lambdaapi.Options{
+		Functions:     fns,
+		FunctionError: lambdaFunctionError,
+		Region:        b.cfg.Environment["AWS_REGION"],
+		Go:            async.Go,
+		Logger:        b.opts.Logger,
+	})
+}
+
+// lambdaFunctionError tells what Lambda reports as a function error (with
+// X-Amz-Function-Error) from a failure to run the function.
+func lambdaFunctionError(err error) (lambdaapi.FunctionError, bool) {
+	var fe *lambdahost.FunctionError
+	switch {
+	case errors.As(err, &fe):
+		return lambdaapi.FunctionError{Type: fe.Type, Message: fe.Message}, true
+	case errors.Is(err, lambdahost.ErrTimeout):
+		return lambdaapi.FunctionError{Type: "Sandbox.Timedout", Message: "Task timed out"}, true
+	case errors.Is(err, lambdahost.ErrCrashed):
+		return lambdaapi.FunctionError{Type: "Runtime.ExitError", Message: "Runtime exited: " + err.Error()}, true
+	case errors.Is(err, lambdahost.ErrInit):
+		return lambdaapi.FunctionError{Type: "Runtime.InitError", Message: err.Error()}, true
+	}
+	return lambdaapi.FunctionError{}, false
+}
+
+// httpRouter builds the project's HTTP routes over b's functions; nil when
+// there are none.
+func (b *builder) httpRouter() (*httpevent.Router, error) {
+	if len(b.cfg.HTTPRoutes) == 0 {
+		return nil, nil
+	}
+	routes := make([]httpevent.Route, 0, len(b.cfg.HTTPRoutes))
+	for _, hr := range b.cfg.HTTPRoutes {
+		f, err := b.function(hr.Function)
+		if err != nil {
+			return nil, err
+		}
+		r := httpevent.Route{Method: hr.Method, Path: hr.Path, Version: hr.Version, Function: f, Name: hr.Function}
+		if hr.StagePrefix {
+			r.Stage = b.cfg.Stage
+		}
+		if c := hr.CORS; c != nil {
+			r.CORS = &httpevent.CORS{Origins: c.Origins, Headers: c.Headers, ExposedHeaders: c.ExposedHeaders, AllowCredentials: c.AllowCredentials, MaxAge: c.MaxAge}
+		}
+		routes = append(routes, r)
+	}
+	rt, err := httpevent.New(httpevent.Options{Routes: routes, Logger: b.opts.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("http routes: %w", err)
+	}
+	return rt, nil
+}
+
+// httpMount is where an HTTP route answers, for the banner.
+func httpMount(hr config.HTTPRoute, stage string) string {
+	switch {
+	case hr.Path == "*":
+		return "/*"
+	case hr.StagePrefix:
+		return "/" + stage + hr.Path
+	}
+	return hr.Path
 }

@@ -59,6 +59,7 @@ func (s *Server) Reload(cfg *config.Config) error {
 		return fmt.Errorf("reload: the management API's routes changed")
 	}
 	s.guarded.Store(h)
+	s.httpRoutes.Store(b.router)
 	prev := s.built
 	s.built = b
 	prev.retire(b, &s.retiring, s.log)

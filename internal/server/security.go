@@ -172,11 +172,15 @@ var (
 type guard struct {
 	next        http.Handler
 	verifier    *sigv4.Verifier // nil: no credentials are configured
+	lambda      *sigv4.Verifier // the same credentials, for the Lambda Invoke API (service lambda)
 	hosts       map[string]bool // management.allowedHosts, lower-case
 	bodyTimeout time.Duration   // zero or less: none
 	metrics     *metrics.Metrics
 	log         *refusalLog
 }
+
+// lambdaAPIPrefix starts the paths of the Lambda Invoke API.
+const lambdaAPIPrefix = "/2015-03-31/"
 
 // protect wraps the management API and the dashboard in their guard. The
 // dashboard's live tail is an EventSource, which cannot set headers, so an
@@ -199,6 +203,9 @@ func (s *Server) protect(next http.Handler, m *metrics.Metrics) (*guard, error) 
 			return nil, fmt.Errorf("management credentials: %w", err)
 		}
 		g.verifier = v
+		if g.lambda, err = sigv4.New(sigv4.Options{Credentials: mc.AccessKeys, BearerTokens: mc.Tokens, Region: mc.Region, Service: "lambda"}); err != nil {
+			return nil, fmt.Errorf("management credentials: %w", err)
+		}
 	}
 	return g, nil
 }
@@ -235,7 +242,11 @@ func (g *guard) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 			r.Header.Set("Authorization", "Bearer "+tok)
 		}
 	}
-	if err := g.verifier.Verify(r); err != nil {
+	v := g.verifier
+	if strings.HasPrefix(r.URL.Path, lambdaAPIPrefix) {
+		v = g.lambda // the Lambda SDKs sign for the service "lambda"
+	}
+	if err := v.Verify(r); err != nil {
 		g.refuse(w, r, refusalReason(err), err)
 		return
 	}

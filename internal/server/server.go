@@ -12,11 +12,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/pprof"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -30,6 +32,7 @@ import (
 	"github.com/switchboard-gateway/switchboard/internal/config"
 	"github.com/switchboard-gateway/switchboard/internal/dashboard"
 	"github.com/switchboard-gateway/switchboard/internal/gateway"
+	"github.com/switchboard-gateway/switchboard/internal/httpevent"
 	"github.com/switchboard-gateway/switchboard/internal/integration/lambdahost"
 	"github.com/switchboard-gateway/switchboard/internal/metrics"
 	"github.com/switchboard-gateway/switchboard/internal/mgmtapi"
@@ -55,8 +58,11 @@ type Server struct {
 	retiring   sync.WaitGroup          // functions a Reload replaced, finishing their invocations
 	metrics    *metrics.Metrics
 	metricsReg *prometheus.Registry
-	tail       *tail.Hub        // recent route invocations, for the dashboard
-	cluster    *cluster.Cluster // nil for a node alone
+	tail       *tail.Hub                        // recent route invocations, for the dashboard
+	async      sync.WaitGroup                   // Event invocations of the Lambda Invoke API
+	httpRoutes atomic.Pointer[httpevent.Router] // the project's HTTP routes; swapped by Reload
+	stage      string                           // the stage the listener was built with (restart-only)
+	cluster    *cluster.Cluster                 // nil for a node alone
 }
 
 // Options are what New needs besides the config.
@@ -87,7 +93,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	if opts.Addr == "" {
 		opts.Addr = cfg.Listen
 	}
-	s := &Server{cfg: cfg, opts: opts, log: opts.Logger, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, opts: opts, log: opts.Logger, mux: http.NewServeMux(), stage: cfg.Stage}
 	host, _ := os.Hostname()
 	s.metricsReg = prometheus.NewRegistry()
 	s.metrics = metrics.New(s.metricsReg)
@@ -105,6 +111,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.built = b
+	s.httpRoutes.Store(b.router)
 	s.gw = gateway.New(hub, gopts)
 	guarded, err := s.management(b)
 	if err != nil {
@@ -211,8 +218,20 @@ func (s *Server) build(cfg *config.Config, hub *gateway.Hub, prev *builder) (*bu
 		}
 		routes[key] = rt
 	}
+	// Every function can be invoked through the Lambda Invoke API, so every
+	// one is prepared, also those that no route names.
+	for _, name := range slices.Sorted(maps.Keys(cfg.Functions)) {
+		if _, err := b.function(name); err != nil {
+			_ = b.discard()
+			return nil, gateway.Options{}, err
+		}
+	}
 	authz, err := b.authorizer(context.Background())
 	if err != nil {
+		_ = b.discard()
+		return nil, gateway.Options{}, err
+	}
+	if b.router, err = b.httpRouter(); err != nil {
 		_ = b.discard()
 		return nil, gateway.Options{}, err
 	}
@@ -304,6 +323,7 @@ func (s *Server) management(b *builder) (*managed, error) {
 	mgmt := http.NewServeMux()
 	var recorded apiRoutes
 	api.Register(&recorded)
+	b.invokeAPI(&s.async).Register(mgmt)
 	mgmt.Handle("GET /metrics", promhttp.HandlerFor(s.metricsReg, promhttp.HandlerOpts{}))
 	if cfg.Pprof {
 		mgmt.HandleFunc("/debug/pprof/", pprof.Index)
@@ -361,13 +381,40 @@ func (s *Server) Close() error {
 	errs = append(errs, s.built.close())
 	s.reloadMu.Unlock()
 	s.retiring.Wait()
+	s.async.Wait() // bounded: the functions are closed
 	errs = append(errs, s.closeCluster())
 	return errors.Join(errs...)
 }
 
 // Handler returns the HTTP handler: WebSocket upgrades at / and /{stage},
-// the management API, and /healthz.
-func (s *Server) Handler() http.Handler { return s.mux }
+// the management API, /healthz, and the project's HTTP routes.
+func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
+
+// serveHTTP sends a request to the project's HTTP routes when one has its
+// path, unless it is a WebSocket upgrade or a path of the gateway's own
+// (the management API, the Lambda Invoke API, the dashboard, /healthz,
+// /metrics), which no HTTP route hides.
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if rt := s.httpRoutes.Load(); rt != nil && r.Header.Get("Upgrade") == "" && !s.ownPath(r.URL.Path) && rt.Handles(r) {
+		rt.ServeHTTP(w, r)
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// ownPath reports whether path belongs to the gateway itself.
+func (s *Server) ownPath(path string) bool {
+	if path == "/healthz" || path == "/metrics" {
+		return true
+	}
+	for _, p := range []string{"/_/", "/debug/", lambdaAPIPrefix, "/@"} {
+		if strings.HasPrefix(path, p) {
+			return true
+		}
+	}
+	rest, ok := strings.CutPrefix(path, "/"+s.stage+"/")
+	return ok && strings.HasPrefix(rest, "@")
+}
 
 // ManagementHandler serves the management API and the dashboard alone, for
 // a listener of their own (management.listen).
@@ -464,6 +511,12 @@ func (s *Server) Banner(addr, mgmtAddr string, secure bool) string {
 			way = "  (two-way)"
 		}
 		fmt.Fprintf(&b, "    %-16s -> %s%s\n", k, strings.TrimSpace(r.Integration.Type+" "+target(r.Integration)), way)
+	}
+	if len(s.cfg.HTTPRoutes) > 0 {
+		fmt.Fprintf(&b, "  HTTP routes:\n")
+		for _, hr := range s.cfg.HTTPRoutes {
+			fmt.Fprintf(&b, "    %-7s %s%s -> %s  (%s)\n", hr.Method, web+"://"+addr, httpMount(hr, s.cfg.Stage), hr.Function, map[int]string{1: "REST, payload 1.0", 2: "HTTP API, payload 2.0"}[hr.Version])
+		}
 	}
 	for _, w := range s.cfg.Warnings {
 		fmt.Fprintf(&b, "  Warning: %s\n", w)
