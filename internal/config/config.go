@@ -224,6 +224,9 @@ type Authorizer struct {
 	TokenSources []string `yaml:"tokenSources"`
 	// JWKSURL (jwt) is the identity provider's key set.
 	JWKSURL string `yaml:"jwksUrl"`
+	// JWKSFile (jwt) is a key set in a file (a jwks.json), read at start and
+	// on reload, never fetched. Relative to the config file.
+	JWKSFile string `yaml:"jwksFile"`
 	// PEMKeys (jwt) are verification keys in PEM; PEMFiles are read from files.
 	PEMKeys  []string `yaml:"pemKeys"`
 	PEMFiles []string `yaml:"pemFiles"`
@@ -863,8 +866,8 @@ func (c *Config) Validate() error {
 	for name, a := range c.Authorizers {
 		switch a.Type {
 		case "jwt":
-			if a.JWKSURL == "" && len(a.PEMKeys) == 0 && len(a.PEMFiles) == 0 {
-				bad("authorizer %q: a jwt authorizer needs jwksUrl, pemKeys or pemFiles", name)
+			if a.JWKSURL == "" && a.JWKSFile == "" && len(a.PEMKeys) == 0 && len(a.PEMFiles) == 0 {
+				bad("authorizer %q: a jwt authorizer needs jwksUrl, jwksFile, pemKeys or pemFiles", name)
 			}
 		case "lambda":
 			set := 0

@@ -53,8 +53,22 @@ func (b *builder) authorizer(ctx context.Context) (gateway.Authorizer, error) {
 			}
 			pems = append(pems, string(data))
 		}
+		var jwks []byte
+		if f := ac.JWKSFile; f != "" {
+			if !filepath.IsAbs(f) {
+				f = filepath.Join(b.cfg.Dir, f)
+			}
+			data, err := os.ReadFile(f)
+			if err != nil {
+				return nil, fmt.Errorf("authorizer %q: %w", name, err)
+			}
+			if len(data) == 0 {
+				return nil, fmt.Errorf("authorizer %q: jwksFile %s is empty", name, f)
+			}
+			jwks = data
+		}
 		a, err := jwtauth.New(ctx, jwtauth.Options{
-			TokenSources: ac.TokenSources, JWKSURL: ac.JWKSURL, PEMKeys: pems,
+			TokenSources: ac.TokenSources, JWKSURL: ac.JWKSURL, JWKS: jwks, PEMKeys: pems,
 			Issuer: ac.Issuer, Audience: ac.Audience, TokenUse: ac.TokenUse,
 			Leeway: time.Duration(ac.Leeway), PrincipalClaim: ac.PrincipalClaim,
 		})

@@ -29,7 +29,7 @@ import (
 var ErrKeysUnavailable = errors.New("jwtauth: signing keys unavailable")
 
 // Options configures an Authorizer. The zero value needs only a key source
-// (JWKSURL, PEMKeys or PEMKeysByKID); every other field has a default.
+// (JWKSURL, JWKS, PEMKeys or PEMKeysByKID); every other field has a default.
 type Options struct {
 	// TokenSources lists where the token is looked for, in order. The first
 	// source that yields a non-empty value is the only one used. Entries:
@@ -87,6 +87,11 @@ type Options struct {
 	// PEMKeysByKID are PEM verification keys used for tokens carrying that
 	// kid (and for tokens without a kid).
 	PEMKeysByKID map[string]string
+	// JWKS is a JWK Set document (a jwks.json file's content) whose keys
+	// verify tokens as the JWKSURL's would, with their kid and alg, but are
+	// fixed: never fetched nor refreshed. Unusable keys are skipped as for
+	// JWKSURL; a set with no usable key is an error.
+	JWKS []byte
 
 	// Issuer, when set, must equal the iss claim, e.g.
 	// https://cognito-idp.{region}.amazonaws.com/{userPoolId}.
@@ -195,8 +200,18 @@ func New(ctx context.Context, opts Options) (*Authorizer, error) {
 		}
 		a.static = append(a.static, ks...)
 	}
+	if len(opts.JWKS) > 0 {
+		ks, err := parseJWKS(opts.JWKS)
+		if err != nil {
+			return nil, fmt.Errorf("jwtauth: JWKS: %w", err)
+		}
+		if len(ks) == 0 {
+			return nil, errors.New("jwtauth: JWKS: no usable signing key (RS256/384/512, ES256/384 or EdDSA)")
+		}
+		a.static = append(a.static, ks...)
+	}
 	if opts.JWKSURL == "" && len(a.static) == 0 {
-		return nil, errors.New("jwtauth: no verification keys: set JWKSURL, PEMKeys or PEMKeysByKID")
+		return nil, errors.New("jwtauth: no verification keys: set JWKSURL, JWKS, PEMKeys or PEMKeysByKID")
 	}
 
 	leeway := max(opts.Leeway, 0)

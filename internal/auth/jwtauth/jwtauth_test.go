@@ -617,6 +617,8 @@ func TestNewErrors(t *testing.T) {
 		{"private key", Options{PEMKeys: []string{priv}}, "RSA PRIVATE KEY"},
 		{"short RSA key", Options{PEMKeys: []string{pemOf(t, &small.PublicKey)}}, "1024 bits"},
 		{"empty kid", Options{PEMKeysByKID: map[string]string{"": pemOf(t, edKey().Public())}}, "empty kid"},
+		{"JWKS document not JSON", Options{JWKS: []byte("<html>")}, "JWKS: decode JWKS"},
+		{"JWKS document without usable keys", Options{JWKS: []byte(`{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}`)}, "no usable signing key"},
 		{"JWKS 404", Options{JWKSURL: down.URL}, "status 404"},
 		{"JWKS not JSON", Options{JWKSURL: notJSON.URL}, "decode JWKS"},
 		{"JWKS unreachable", Options{JWKSURL: "http://127.0.0.1:1/jwks.json"}, "fetch JWKS"},
@@ -631,6 +633,44 @@ func TestNewErrors(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("New(%s) = %v, want an error containing %q", tt.name, err, tt.want)
+			}
+		})
+	}
+}
+
+// A JWK Set given as a document verifies by kid and alg, as one fetched
+// from a URL does, and nothing is fetched.
+func TestAuthorizeJWKSDocument(t *testing.T) {
+	t.Parallel()
+	doc := must(json.Marshal(map[string]any{"keys": []any{
+		jwkOf("ec", &ec256Key().PublicKey),
+		jwkOf("rsa", &rsaKey().PublicKey),
+	}}))
+	a := newAuthorizer(t, Options{JWKS: doc, Issuer: issuer, Audience: []string{clientID}})
+	now := time.Now()
+	tests := []struct {
+		name, tok, reason string // reason "" means accepted
+	}{
+		{"ES256 by kid", sign(t, jwt.SigningMethodES256, ec256Key(), "ec", claimsAt(now)), ""},
+		{"RS256 by kid", sign(t, jwt.SigningMethodRS256, rsaKey(), "rsa", claimsAt(now)), ""},
+		{"no kid", sign(t, jwt.SigningMethodES256, ec256Key(), "", claimsAt(now)), ""},
+		{"unknown kid", sign(t, jwt.SigningMethodRS256, rsaKey2(), "other", claimsAt(now)), "invalid token: unknown signing key"},
+		{"right kid, wrong key", sign(t, jwt.SigningMethodRS256, rsaKey2(), "rsa", claimsAt(now)), "invalid token: bad signature"},
+		{"expired", sign(t, jwt.SigningMethodES256, ec256Key(), "ec", with(claimsAt(now), "exp", now.Add(-2*time.Minute).Unix())), "invalid token: expired"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			id, err := a.Authorize(context.Background(), bearerReq(tt.tok))
+			if tt.reason == "" {
+				if err != nil || id.Principal != "5f1e0a2c-user" {
+					t.Errorf("Authorize(%s) = %+v, %v; want the token's sub", tt.name, id, err)
+				}
+				return
+			}
+			var de *auth.DeniedError
+			if !errors.As(err, &de) || de.Status != http.StatusUnauthorized || de.Reason != tt.reason {
+				t.Errorf("Authorize(%s) = %v, want 401 %q", tt.name, err, tt.reason)
 			}
 		})
 	}
