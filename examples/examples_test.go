@@ -367,7 +367,7 @@ type servedProcess struct {
 	stderr *testutil.Buffer
 }
 
-var bannerWSRE = regexp.MustCompile(`WebSocket:\s+(ws://\S+)`)
+var bannerWSRE = regexp.MustCompile(`WebSocket:\s+(wss?://\S+)`)
 
 // serve runs `switchboard serve args...` until the end of the test, with a
 // data directory of its own for the local CA, and waits for its banner.
