@@ -362,6 +362,7 @@ func TestChatGoFunctionSignsForAProtectedManagementAPI(t *testing.T) {
 
 // servedProcess is `switchboard serve` running as a process of its own.
 type servedProcess struct {
+	cmd    *exec.Cmd
 	ws     string // ws://127.0.0.1:PORT
 	stdout *testutil.Buffer
 	stderr *testutil.Buffer
@@ -375,7 +376,7 @@ func serve(t *testing.T, args ...string) *servedProcess {
 	t.Helper()
 	cmd := exec.Command(switchboardBinary(t), append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
 	cmd.Env = append(os.Environ(), "SWITCHBOARD_DATA_DIR="+t.TempDir())
-	p := &servedProcess{stdout: &testutil.Buffer{}, stderr: &testutil.Buffer{}}
+	p := &servedProcess{cmd: cmd, stdout: &testutil.Buffer{}, stderr: &testutil.Buffer{}}
 	stdout := p.stdout
 	cmd.Stdout, cmd.Stderr = stdout, p.stderr
 	if err := cmd.Start(); err != nil {

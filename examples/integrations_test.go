@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -233,6 +234,38 @@ func TestJWTAuthorizerExample(t *testing.T) {
 			t.Errorf("GET /@connections lacks %s: %s", who, list)
 		}
 	}
+	// jwks.json is read again on SIGHUP: in a copy of the example, the
+	// other key replaces the example's.
+	dir := exampleCopy(t, "jwt-authorizer")
+	gw = serve(t, "--config", filepath.Join(dir, "switchboard.yaml"))
+	valid := token("-sub", "carol")
+	testutil.Dial(t, gw.ws+"?token="+valid, nil)
+	set, err := json.Marshal(map[string]any{"keys": []any{jwkES256("example-es256", &other.PublicKey)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "jwks.json"), set, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := gw.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 10*time.Second, func() bool { return strings.Contains(gw.stderr.String(), "configuration reloaded") },
+		"the reload is logged; stderr:\n%s", gw.stderr)
+	if got := testutil.DialStatus(t, gw.ws+"?token="+valid, nil); got != http.StatusUnauthorized {
+		t.Errorf("after the key changed, the example key's token: handshake status %d, want 401", got)
+	}
+	testutil.Dial(t, gw.ws+"?token="+forgedToken, nil)
+}
+
+// jwkES256 is pub as a JWK.
+func jwkES256(kid string, pub *ecdsa.PublicKey) map[string]string {
+	b, err := pub.Bytes()
+	if err != nil {
+		panic(err)
+	}
+	enc := base64.RawURLEncoding.EncodeToString
+	return map[string]string{"kty": "EC", "crv": "P-256", "kid": kid, "use": "sig", "alg": "ES256", "x": enc(b[1:33]), "y": enc(b[33:])}
 }
 
 // examples/lambda-authorizer: a Node REQUEST authorizer allows one token
@@ -325,5 +358,37 @@ func TestTLSExample(t *testing.T) {
 	}
 	if resp2 == nil || resp2.StatusCode != http.StatusBadRequest {
 		t.Errorf("plain %s: %v, want 400 Bad Request", plain, err)
+	}
+}
+
+// Each example's README names files that exist and configurations that
+// load: its commands can be typed as written.
+func TestExampleREADMEs(t *testing.T) {
+	t.Parallel()
+	pathRE := regexp.MustCompile(`(?:\./)?examples/[\w./-]+`)
+	for _, name := range []string{"http-backend", "invoke", "jwt-authorizer", "lambda-authorizer", "tls"} {
+		b, err := os.ReadFile(filepath.Join(name, "README.md"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		inSh, commands := false, 0
+		for line := range strings.Lines(string(b)) {
+			if strings.HasPrefix(line, "```") {
+				inSh = !inSh && strings.TrimSpace(line) == "```sh"
+				continue
+			}
+			if !inSh {
+				continue
+			}
+			commands++
+			for _, p := range pathRE.FindAllString(line, -1) {
+				if _, err := os.Stat(filepath.Join("..", p)); err != nil {
+					t.Errorf("%s/README.md: %q names %s, which does not exist", name, strings.TrimSpace(line), p)
+				}
+			}
+		}
+		if commands == 0 {
+			t.Errorf("%s/README.md shows no command", name)
+		}
 	}
 }
