@@ -33,6 +33,8 @@ import (
 	"github.com/coder/websocket"
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/switchboard-gateway/switchboard/internal/config"
+	"github.com/switchboard-gateway/switchboard/internal/server"
 	"github.com/switchboard-gateway/switchboard/internal/server/servertest"
 	"github.com/switchboard-gateway/switchboard/internal/testutil"
 )
@@ -503,5 +505,67 @@ routes:
 	defer mu.Unlock()
 	if len(events) != 2 || events[1]["type"] != "REQUEST" || !strings.HasSuffix(fmt.Sprint(events[1]["methodArn"]), "/dev/$connect") {
 		t.Errorf("authorizer events = %v", events)
+	}
+}
+
+// A jwksFile is read relative to the config file; one that is missing,
+// empty or holds no usable key stops the build with its name.
+func TestJWTAuthorizerJWKSFile(t *testing.T) {
+	t.Parallel()
+	iss := newJWTIssuer(t)
+	resp, err := http.Get(iss.jwks.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		jwks []byte // nil: no file
+		want string // "" means it builds
+	}{
+		{"the issuer's set", set, ""},
+		{"missing", nil, "jwks.json: no such file"},
+		{"empty", []byte{}, "is empty"},
+		{"no usable key", []byte(`{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}`), "no usable signing key"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			if tt.jwks != nil {
+				if err := os.WriteFile(filepath.Join(dir, "jwks.json"), tt.jwks, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			path := filepath.Join(dir, "switchboard.yaml")
+			yaml := "authorizers:\n  users: {type: jwt, jwksFile: jwks.json}\nroutes:\n  $connect: {authorizer: users}\n"
+			if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := config.Load(path, func(string) string { return "" }, config.Overrides{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.want == "" {
+				srv := servertest.Start(t, cfg)
+				testutil.Dial(t, srv.WS+"?token="+iss.sign(t, iss.claims(), nil), nil)
+				if got := testutil.DialStatus(t, srv.WS, nil); got != http.StatusUnauthorized {
+					t.Errorf("no token: %d, want 401", got)
+				}
+				return
+			}
+			s, err := server.New(cfg, server.Options{})
+			if err == nil {
+				_ = s.Close()
+				t.Fatalf("New succeeded, want an error containing %q", tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), `authorizer "users"`) {
+				t.Errorf("New = %v, want the authorizer named and %q", err, tt.want)
+			}
+		})
 	}
 }
