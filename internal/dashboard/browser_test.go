@@ -410,7 +410,7 @@ func TestBrowserTokenPrompt(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var part string
 		switch {
-		case r.URL.Path == "/@connections":
+		case r.URL.Path == "/_/api/connections":
 			part = "connections"
 		case r.URL.Path == "/_/api/stats", r.URL.Path == "/_/api/routes":
 			part = "stats"
