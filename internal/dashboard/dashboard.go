@@ -132,6 +132,11 @@ var contentTypes = map[string]string{
 const contentSecurityPolicy = "default-src 'self'; img-src 'self' data:; connect-src 'self'; " +
 	"frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 
+// referrerPolicy sends no referrer to other origins. It is not
+// "no-referrer", with which a browser sends "Origin: null" on the pages'
+// form POSTs (sign-in, sign-out), which the Origin check then refuses.
+const referrerPolicy = "same-origin"
+
 func loadAsset(name string) asset {
 	body, err := assets.ReadFile("assets/" + name)
 	if err != nil {
@@ -155,7 +160,7 @@ func (a asset) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	if a.contentType == contentTypes[".html"] {
 		h.Set("Content-Security-Policy", contentSecurityPolicy)
-		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Referrer-Policy", referrerPolicy)
 	}
 	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(a.body))
 }

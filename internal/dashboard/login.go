@@ -365,7 +365,7 @@ func (l *Login) render(w http.ResponseWriter, status int, msg string) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Content-Security-Policy", contentSecurityPolicy)
-	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Referrer-Policy", referrerPolicy)
 	w.WriteHeader(status)
 	_, _ = w.Write(b.Bytes())
 }
