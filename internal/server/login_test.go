@@ -219,3 +219,28 @@ func TestBannerLinksOnlyWhatOpens(t *testing.T) {
 		}
 	}
 }
+
+// A reload that keeps the management credentials keeps the dashboard's
+// sessions; one that changes them signs everyone out.
+func TestReloadAndDashboardSessions(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	srv := servertest.Start(t, loadYAML(t, dir, protectedConfig))
+	session := http.Header{"Cookie": {signIn(t, srv.HTTP, url.Values{"token": {"login-token-123"}})}}
+	status := func() int {
+		resp, _ := dashDo(t, "GET", srv.HTTP+"/_/api/connections", "", session)
+		return resp.StatusCode
+	}
+	if err := srv.Reload(loadYAML(t, dir, protectedConfig+"limits: {maxPostBytes: 4096}\n")); err != nil {
+		t.Fatal(err)
+	}
+	if got := status(); got != http.StatusOK {
+		t.Errorf("after a reload with the same credentials: %d, want 200", got)
+	}
+	if err := srv.Reload(loadYAML(t, dir, "management:\n  tokens: [another-token-456]\n")); err != nil {
+		t.Fatal(err)
+	}
+	if got := status(); got != http.StatusForbidden {
+		t.Errorf("after a reload that changed the credentials: %d, want 403", got)
+	}
+}
