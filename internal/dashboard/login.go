@@ -41,16 +41,18 @@ const (
 	RefusedOrigin      Refusal = "cross_origin" // a POST whose Origin is not the gateway's own
 )
 
-// LoginOptions configures the sign-in in front of the dashboard. Check and
-// SameOrigin are required; the other fields' zero values work.
+// LoginOptions configures the sign-in in front of the dashboard. The zero
+// value signs nobody in; set Check and SameOrigin.
 type LoginOptions struct {
 	// Check reports whether c are credentials the management API accepts.
-	// It must take as long for wrong credentials as for right ones.
+	// It must take as long for wrong credentials as for right ones. Nil
+	// accepts none.
 	Check func(c Credentials) bool
 	// SameOrigin reports whether a request's Origin is the gateway's own.
 	// Every POST of a signed-in page, sign-in and sign-out included, must
 	// pass it: SameSite=Strict keeps the cookie from other sites, and this
 	// keeps other origins of the same site (another port of localhost) out.
+	// Nil refuses every POST.
 	SameOrigin func(r *http.Request) bool
 	// Tokens and AccessKeys say which forms the sign-in page offers.
 	Tokens, AccessKeys bool
@@ -86,6 +88,12 @@ func (o LoginOptions) withDefaults() LoginOptions {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.Check == nil {
+		o.Check = func(Credentials) bool { return false }
+	}
+	if o.SameOrigin == nil {
+		o.SameOrigin = func(*http.Request) bool { return false }
 	}
 	return o
 }

@@ -397,3 +397,22 @@ func TestLoginSessionsBounded(t *testing.T) {
 		}
 	}
 }
+
+// The zero LoginOptions sign nobody in and let no POST through.
+func TestLoginZeroOptions(t *testing.T) {
+	t.Parallel()
+	l := dashboard.NewLogin(dashboard.LoginOptions{})
+	for _, origin := range []string{"", testOrigin} {
+		req := httptest.NewRequest("POST", "http://gw.test/_/login", strings.NewReader("token=x"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", origin)
+		rec := httptest.NewRecorder()
+		l.Serve(rec, req, http.NotFoundHandler())
+		if rec.Code != http.StatusForbidden || len(rec.Result().Cookies()) != 0 {
+			t.Errorf("sign-in (Origin %q) with zero options: %d, want 403 and no cookie", origin, rec.Code)
+		}
+	}
+	if l.Sessions() != 0 {
+		t.Errorf("a session was made")
+	}
+}
