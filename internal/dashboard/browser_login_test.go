@@ -101,6 +101,8 @@ func TestBrowserRatesAndUnmatched(t *testing.T) {
 		const ys = line.getAttribute('points').trim().split(/\s+/).map((p) => Number(p.split(',')[1]));
 		return Number(line.dataset.peak) > 0 && ys.some((y) => y < 120);
 	})()`)
+	page.waitJS("the card's sparkline drawn from the same samples",
+		`document.querySelector('#spark-in polyline').getAttribute('points').trim() !== ''`)
 	page.waitJS("the messages-out line to rise", `Number(document.querySelector('#line-out').dataset.peak) > 0`)
 	page.waitJS("the connections line at one", `Number(document.querySelector('#line-connections').dataset.last) === 1`)
 

@@ -345,6 +345,13 @@ function renderRates(body) {
   $('#legend-out').textContent = rate(last.out);
   $('#legend-errors').textContent = rate(last.errors);
   $('#legend-connections').textContent = last.connections.toLocaleString();
+  if (samples.length) {
+    $('#rate-in').textContent = rate(last.in);
+    $('#rate-out').textContent = rate(last.out);
+  }
+  const recent = samples.slice(-SPARK_POINTS);
+  drawSpark($('#spark-in'), recent.map((x) => x.in));
+  drawSpark($('#spark-out'), recent.map((x) => x.out));
   const minutes = Math.round(window / 60000);
   $('#rates-window').textContent = `last ${minutes} minute${minutes === 1 ? '' : 's'}`;
   $('#charts').dataset.state = 'ready';
@@ -425,9 +432,6 @@ async function refreshCluster() {
 // ---------------------------------------------------------------------------
 // Totals and rates
 
-let lastStats = null;
-const sparks = { in: [], out: [] };
-
 function drawSpark(svg, values) {
   const max = Math.max(1, ...values);
   const offset = SPARK_POINTS - values.length;
@@ -435,23 +439,10 @@ function drawSpark(svg, values) {
   svg.querySelector('polyline').setAttribute('points', points.join(' '));
 }
 
+// The cards' rates and sparklines are the last samples of /_/api/rates
+// (see renderRates); the totals come from /_/api/stats.
 async function refreshStats() {
   const s = await getJSON('/_/api/stats');
-  const now = performance.now();
-  if (lastStats) {
-    const dt = (now - lastStats.at) / 1000;
-    const rin = dt > 0 ? Math.max(0, s.messagesIn - lastStats.stats.messagesIn) / dt : 0;
-    const rout = dt > 0 ? Math.max(0, s.messagesOut - lastStats.stats.messagesOut) / dt : 0;
-    for (const [k, v] of [['in', rin], ['out', rout]]) {
-      sparks[k].push(v);
-      if (sparks[k].length > SPARK_POINTS) sparks[k].shift();
-    }
-    $('#rate-in').textContent = rate(rin);
-    $('#rate-out').textContent = rate(rout);
-    drawSpark($('#spark-in'), sparks.in);
-    drawSpark($('#spark-out'), sparks.out);
-  }
-  lastStats = { stats: s, at: now };
   $('#conn-totals').textContent = `${s.connects.toLocaleString()} connects · ${s.disconnects.toLocaleString()} disconnects`;
   $('#msg-totals').textContent = `${s.messagesIn.toLocaleString()} · ${s.messagesOut.toLocaleString()}`;
 }
