@@ -190,28 +190,13 @@ func (tb *tab) screenshot(file string) {
 	tb.t.Logf("screenshot of %s: %s", tb.name, path)
 }
 
-// artifactsDir is $SWITCHBOARD_ARTIFACTS, or artifacts/screenshots at the
-// root of the repository (git-ignored).
+// artifactsDir is $SWITCHBOARD_ARTIFACTS, or a temporary directory of the
+// test (logged, and removed with it) when that is not set.
 func artifactsDir(t *testing.T) string {
 	t.Helper()
 	dir := os.Getenv("SWITCHBOARD_ARTIFACTS")
 	if dir == "" {
-		wd, err := os.Getwd()
-		if err != nil {
-			t.Fatal(err)
-		}
-		root := wd
-		for {
-			if _, err := os.Stat(filepath.Join(root, "go.mod")); err == nil {
-				break
-			}
-			parent := filepath.Dir(root)
-			if parent == root {
-				t.Fatalf("no go.mod above %s", wd)
-			}
-			root = parent
-		}
-		dir = filepath.Join(root, "artifacts", "screenshots")
+		return t.TempDir()
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -410,7 +395,7 @@ func TestBrowserTokenPrompt(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var part string
 		switch {
-		case r.URL.Path == "/@connections":
+		case r.URL.Path == "/_/api/connections":
 			part = "connections"
 		case r.URL.Path == "/_/api/stats", r.URL.Path == "/_/api/routes":
 			part = "stats"

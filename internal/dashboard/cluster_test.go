@@ -115,7 +115,7 @@ func TestBrowserCluster(t *testing.T) {
 		`{"connectionId":"BBBBBBBBBBBBBBB=","connectedAt":"2026-12-05T09:31:00.000Z","identity":{"sourceIp":"127.0.0.1"},"lastActiveAt":"2026-12-05T09:31:00.000Z","node":"n-c"},` +
 		`{"connectionId":"CCCCCCCCCCCCCCC=","connectedAt":"2026-12-05T09:31:00.000Z","identity":{"sourceIp":"127.0.0.1"},"lastActiveAt":"2026-12-05T09:31:00.000Z","node":"n-c"}]}`
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/@connections" {
+		if r.URL.Path == "/_/api/connections" {
 			w.Header().Set("Content-Type", "application/json")
 			_, _ = io.WriteString(w, listing)
 			return

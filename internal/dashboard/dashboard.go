@@ -1,8 +1,10 @@
 // Package dashboard serves the operator dashboard and the demo chat page at
-// /_/, from assets embedded in the binary. The pages use the management API
-// over HTTP like any client; this package adds only read-only views the
-// management API does not have: routes, totals, the cluster's nodes and the
-// live invocation tail.
+// /_/, from assets embedded in the binary, and the sign-in in front of them
+// when the management API needs credentials (Login). The pages use the
+// management API over HTTP like any client, through /_/api/ so that their
+// session goes with each call; this package adds only read-only views the
+// management API does not have: routes, totals, the rates of the last
+// minutes, the cluster's nodes and the live invocation tail.
 package dashboard
 
 import (
@@ -15,10 +17,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"path"
+	"strings"
 	"time"
 
 	"github.com/switchboard-gateway/switchboard/internal/gateway"
+	"github.com/switchboard-gateway/switchboard/internal/rates"
 	"github.com/switchboard-gateway/switchboard/internal/tail"
 )
 
@@ -75,6 +80,13 @@ type Options struct {
 	// Tail streams route invocations to the page. Nil serves a stream
 	// that carries only heartbeats.
 	Tail *tail.Hub
+	// Rates is the history the rates chart draws. Nil serves no samples.
+	Rates *rates.Ring
+	// API serves the management API (/@connections, /@topics/{topic},
+	// /@broadcast). The page reaches it under /_/api/, so that its calls
+	// carry the dashboard's session, which the management API itself does
+	// not accept. Nil: those paths answer 404.
+	API http.Handler
 	// Heartbeat is how often an idle tail stream gets a comment line, so
 	// that proxies and the browser keep it open. Zero or less means 15s.
 	Heartbeat time.Duration
@@ -120,6 +132,11 @@ var contentTypes = map[string]string{
 const contentSecurityPolicy = "default-src 'self'; img-src 'self' data:; connect-src 'self'; " +
 	"frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 
+// referrerPolicy sends no referrer to other origins. It is not
+// "no-referrer", with which a browser sends "Origin: null" on the pages'
+// form POSTs (sign-in, sign-out), which the Origin check then refuses.
+const referrerPolicy = "same-origin"
+
 func loadAsset(name string) asset {
 	body, err := assets.ReadFile("assets/" + name)
 	if err != nil {
@@ -143,7 +160,7 @@ func (a asset) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	if a.contentType == contentTypes[".html"] {
 		h.Set("Content-Security-Policy", contentSecurityPolicy)
-		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Referrer-Policy", referrerPolicy)
 	}
 	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(a.body))
 }
@@ -157,6 +174,17 @@ func (a asset) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 //	GET /_/api/stats    gateway.Stats
 //	GET /_/api/cluster  Cluster (engine "" and no nodes for a node alone)
 //	GET /_/api/tail     text/event-stream of tail.Record, recent ones first
+//	GET /_/api/rates    {"intervalMs": ..., "samples": [rates.Sample...]}, oldest first
+//
+// and the management API's calls the page makes, forwarded to Options.API
+// with the path it has there:
+//
+//	GET    /_/api/connections          GET    /@connections
+//	GET    /_/api/connections/{id}     GET    /@connections/{id}
+//	POST   /_/api/connections/{id}     POST   /@connections/{id}
+//	DELETE /_/api/connections/{id}     DELETE /@connections/{id}
+//	POST   /_/api/topics/{topic}       POST   /@topics/{topic}
+//	POST   /_/api/broadcast            POST   /@broadcast
 //
 // Anything else under /_/ is 404. The handler is safe for concurrent use;
 // each tail stream ends when its client leaves.
@@ -172,6 +200,11 @@ func New(opts Options) http.Handler {
 	mux.HandleFunc("GET /_/api/stats", d.stats)
 	mux.HandleFunc("GET /_/api/cluster", d.cluster)
 	mux.HandleFunc("GET /_/api/tail", d.tail)
+	mux.HandleFunc("GET /_/api/rates", d.rates)
+	for _, p := range []string{"GET /_/api/connections", "GET /_/api/connections/{id}", "POST /_/api/connections/{id}",
+		"DELETE /_/api/connections/{id}", "POST /_/api/topics/{topic}", "POST /_/api/broadcast"} {
+		mux.HandleFunc(p, d.forward)
+	}
 	mux.HandleFunc("GET /_", func(w http.ResponseWriter, r *http.Request) {
 		target := "/_/"
 		if r.URL.RawQuery != "" {
@@ -219,6 +252,41 @@ func (d *dashboard) cluster(w http.ResponseWriter, r *http.Request) {
 		c.Nodes = []Node{}
 	}
 	writeJSON(w, c)
+}
+
+// ratesResponse is the body of /_/api/rates.
+type ratesResponse struct {
+	IntervalMs int64          `json:"intervalMs"`
+	Samples    []rates.Sample `json:"samples"`
+}
+
+func (d *dashboard) rates(w http.ResponseWriter, _ *http.Request) {
+	resp := ratesResponse{IntervalMs: time.Second.Milliseconds(), Samples: []rates.Sample{}}
+	if r := d.opts.Rates; r != nil {
+		resp.IntervalMs = r.Interval().Milliseconds()
+		resp.Samples = append(resp.Samples, r.Samples()...)
+	}
+	writeJSON(w, resp)
+}
+
+// forward hands a management call of the page to the management API, with
+// /_/api/x rewritten to /@x; the escaped form is kept, so that an ID with
+// "/" (sent as %2F) stays one path segment.
+func (d *dashboard) forward(w http.ResponseWriter, r *http.Request) {
+	if d.opts.API == nil {
+		http.NotFound(w, r)
+		return
+	}
+	escaped := "/@" + strings.TrimPrefix(r.URL.EscapedPath(), "/_/api/")
+	p, err := url.PathUnescape(escaped)
+	if err != nil {
+		http.Error(w, "bad path", http.StatusBadRequest) // unreachable: the mux matched it unescaped
+		return
+	}
+	r2 := r.Clone(r.Context())
+	r2.URL.Path, r2.URL.RawPath = p, escaped
+	r2.RequestURI = r2.URL.RequestURI()
+	d.opts.API.ServeHTTP(w, r2)
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

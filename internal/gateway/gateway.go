@@ -781,6 +781,13 @@ func (g *Gateway) handle(c *client, r routed) {
 	if !r.found {
 		g.hub.metrics.MessagesIn.WithLabelValues(noRoute).Inc()
 		_ = g.hub.send(c, wsconn.Text, apigw.ErrorFrame(apigw.MsgForbidden, c.info.ID, req.RequestID), g.hub.out(noRoute))
+		if t := r.snap.opts.Tail; t != nil {
+			// No integration ran; the tail shows what the caller was told.
+			t.Publish(tail.Record{
+				Time: req.Time, ConnectionID: c.info.ID, RequestID: req.RequestID, EventType: req.EventType,
+				Status: http.StatusForbidden, Error: apigw.MsgForbidden, Bytes: len(m.Data), Unmatched: true,
+			})
+		}
 		return
 	}
 	g.hub.metrics.MessagesIn.WithLabelValues(routeKey).Inc()
@@ -884,6 +891,9 @@ type Stats struct {
 	Disconnects int64 `json:"disconnects"`
 	MessagesIn  int64 `json:"messagesIn"`  // routed (or answered Forbidden); messages dropped by a rate limit excluded
 	MessagesOut int64 `json:"messagesOut"` // queued to connections, route responses and error frames included
+	// Errors are the route invocations that failed and the messages that
+	// matched no route (answered Forbidden).
+	Errors int64 `json:"errors"`
 }
 
 // Stats returns the running totals.
@@ -895,6 +905,7 @@ func (g *Gateway) Stats() Stats {
 		Disconnects: int64(metrics.Sum(m.Disconnects)),
 		MessagesIn:  int64(metrics.Sum(m.MessagesIn)),
 		MessagesOut: int64(metrics.Sum(m.MessagesOut)),
+		Errors:      int64(metrics.Sum(m.IntegrationErrors) + metrics.Sum(m.MessagesIn, noRoute)),
 	}
 }
 

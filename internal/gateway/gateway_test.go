@@ -21,6 +21,7 @@ import (
 	"github.com/switchboard-gateway/switchboard/internal/gateway"
 	"github.com/switchboard-gateway/switchboard/internal/integration"
 	"github.com/switchboard-gateway/switchboard/internal/registry/memreg"
+	"github.com/switchboard-gateway/switchboard/internal/tail"
 	"github.com/switchboard-gateway/switchboard/internal/testutil"
 	"github.com/switchboard-gateway/switchboard/internal/wsconn"
 )
@@ -574,5 +575,47 @@ func TestReloadReroutesQueuedMessages(t *testing.T) {
 	}
 	if got := testutil.ReadText(t, c); got != "new" {
 		t.Errorf("the message queued across Reload was answered %q, want new (the route in force)", got)
+	}
+}
+
+// A message that matches no route is answered Forbidden and shows in the
+// tail as unmatched; it and a failed invocation are the Stats' errors.
+func TestUnmatchedMessageReachesTheTail(t *testing.T) {
+	t.Parallel()
+	hub := tail.New(10, 10)
+	sub := hub.Subscribe()
+	defer hub.Unsubscribe(sub)
+	fail := integration.Func(func(context.Context, *integration.Request) (*integration.Response, error) {
+		return nil, fmt.Errorf("backend down")
+	})
+	gw, url := startGateway(t, gateway.Options{Tail: hub, Routes: map[string]gateway.Route{"fail": {Integration: fail}}})
+	c := testutil.Dial(t, url, nil)
+	const body = `{"action":"nope"}`
+	if got := testutil.ReadTextAfter(t, c, body); !strings.Contains(got, `"message": "Forbidden"`) {
+		t.Fatalf("answer to an unmatched message = %s, want the Forbidden frame", got)
+	}
+	var rec tail.Record
+	select {
+	case rec = <-sub.C:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no tail record for the unmatched message")
+	}
+	if !rec.Unmatched || rec.RouteKey != "" || rec.Status != http.StatusForbidden || rec.Error != "Forbidden" ||
+		rec.Bytes != len(body) || rec.ConnectionID == "" || rec.RequestID == "" || rec.EventType != "MESSAGE" {
+		t.Errorf("tail record = %+v, want an unmatched MESSAGE of %d bytes answered 403 Forbidden", rec, len(body))
+	}
+	if got := testutil.ReadTextAfter(t, c, `{"action":"fail"}`); !strings.Contains(got, "Internal server error") {
+		t.Fatalf("answer to a failing route = %s, want Internal server error", got)
+	}
+	select {
+	case rec = <-sub.C:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no tail record for the failed invocation")
+	}
+	if rec.Unmatched || rec.RouteKey != "fail" || rec.Error == "" {
+		t.Errorf("tail record of the failed invocation = %+v, want route fail with its error, not unmatched", rec)
+	}
+	if got := gw.Stats().Errors; got != 2 {
+		t.Errorf("Stats().Errors = %d, want 2 (one unmatched, one failed)", got)
 	}
 }

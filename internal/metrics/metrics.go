@@ -43,6 +43,8 @@ const (
 	AuthBodyTimeout     AuthRefusal = "body_timeout"     // the body did not arrive in time
 	AuthCrossOrigin     AuthRefusal = "cross_origin"     // without credentials: a browser page of another origin
 	AuthHost            AuthRefusal = "host"             // without credentials: a Host that is not loopback or allowed
+	AuthLoginFailed     AuthRefusal = "login_failed"     // the dashboard's sign-in: credentials not configured
+	AuthLoginRate       AuthRefusal = "login_rate"       // the dashboard's sign-in: too many attempts from one address
 )
 
 // Metrics holds every collector. Create it with New; the zero value is not usable.

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +17,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -23,6 +26,7 @@ import (
 	"github.com/switchboard-gateway/switchboard/internal/auth/lambdaauth"
 	"github.com/switchboard-gateway/switchboard/internal/auth/sigv4"
 	"github.com/switchboard-gateway/switchboard/internal/config"
+	"github.com/switchboard-gateway/switchboard/internal/dashboard"
 	"github.com/switchboard-gateway/switchboard/internal/gateway"
 	"github.com/switchboard-gateway/switchboard/internal/integration/invoke"
 	"github.com/switchboard-gateway/switchboard/internal/integration/lambdahost"
@@ -191,6 +195,11 @@ type guard struct {
 	bodyTimeout time.Duration   // zero or less: none
 	metrics     *metrics.Metrics
 	log         *refusalLog
+	// login signs browsers in to the dashboard when credentials are
+	// configured (nil otherwise); creds are those it checks, so that a
+	// Reload that keeps them keeps its sessions.
+	login *dashboard.Login
+	creds config.Management
 }
 
 // lambdaAPIPrefix starts the paths of the Lambda Invoke API.
@@ -220,8 +229,72 @@ func (s *Server) protect(next http.Handler, m *metrics.Metrics) (*guard, error) 
 		if g.lambda, err = sigv4.New(sigv4.Options{Credentials: mc.AccessKeys, BearerTokens: mc.Tokens, Region: mc.Region, Service: "lambda"}); err != nil {
 			return nil, fmt.Errorf("management credentials: %w", err)
 		}
+		g.creds = config.Management{AccessKeys: mc.AccessKeys, Tokens: mc.Tokens}
+		if prev := s.guarded.Load(); prev != nil && prev.guard.login != nil && reflect.DeepEqual(prev.guard.creds, g.creds) {
+			g.login = prev.guard.login // the same credentials: the sessions stay
+		} else {
+			g.login = dashboard.NewLogin(dashboard.LoginOptions{
+				Check: checkCredentials(mc),
+				SameOrigin: func(r *http.Request) bool {
+					return len(r.Header["Origin"]) == 1 && sameOrigin(r.Header.Get("Origin"), r)
+				},
+				Tokens:     len(mc.Tokens) > 0,
+				AccessKeys: len(mc.AccessKeys) > 0,
+				Refused:    g.loginRefused,
+			})
+		}
 	}
 	return g, nil
+}
+
+// checkCredentials returns the dashboard sign-in's check against the
+// management credentials: every configured token or key is compared, in
+// constant time, whatever matched; hashing first makes the comparisons
+// independent of the lengths.
+func checkCredentials(mc config.Management) func(dashboard.Credentials) bool {
+	type key struct{ id, secret [sha256.Size]byte }
+	tokens := make([][sha256.Size]byte, 0, len(mc.Tokens))
+	for _, t := range mc.Tokens {
+		tokens = append(tokens, sha256.Sum256([]byte(t)))
+	}
+	keys := make([]key, 0, len(mc.AccessKeys))
+	for id, secret := range mc.AccessKeys {
+		keys = append(keys, key{sha256.Sum256([]byte(id)), sha256.Sum256([]byte(secret))})
+	}
+	return func(c dashboard.Credentials) bool {
+		ok := 0
+		if c.Token != "" {
+			h := sha256.Sum256([]byte(c.Token))
+			for _, t := range tokens {
+				ok |= subtle.ConstantTimeCompare(h[:], t[:])
+			}
+		}
+		if c.AccessKeyID != "" && c.SecretAccessKey != "" {
+			id, secret := sha256.Sum256([]byte(c.AccessKeyID)), sha256.Sum256([]byte(c.SecretAccessKey))
+			for _, k := range keys {
+				ok |= subtle.ConstantTimeCompare(id[:], k.id[:]) & subtle.ConstantTimeCompare(secret[:], k.secret[:])
+			}
+		}
+		return ok == 1
+	}
+}
+
+// loginRefused counts and logs a refusal of the dashboard's sign-in.
+func (g *guard) loginRefused(r *http.Request, reason dashboard.Refusal) {
+	var (
+		label metrics.AuthRefusal
+		err   error
+	)
+	switch reason {
+	case dashboard.RefusedCredentials:
+		label, err = metrics.AuthLoginFailed, errors.New("dashboard sign-in: credentials not accepted")
+	case dashboard.RefusedRate:
+		label, err = metrics.AuthLoginRate, errors.New("dashboard sign-in: too many attempts from this address")
+	default:
+		label, err = metrics.AuthCrossOrigin, fmt.Errorf("%w: Origin %q, Host %q", ErrCrossOrigin, r.Header.Get("Origin"), r.Host)
+	}
+	g.metrics.AuthRefused(label)
+	g.log.refused(label, r, err)
 }
 
 func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.serve(w, r, g.next) }
@@ -249,6 +322,9 @@ func (g *guard) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 		}
 		next.ServeHTTP(w, r)
 		return
+	}
+	if g.login != nil && (r.URL.Path == "/_" || strings.HasPrefix(r.URL.Path, "/_/")) && g.login.Serve(w, r, next) {
+		return // the sign-in, its page, or a request of a signed-in dashboard
 	}
 	if strings.HasPrefix(r.URL.Path, "/_/") && r.Header.Get("Authorization") == "" {
 		if tok := r.URL.Query().Get("access_token"); tok != "" {

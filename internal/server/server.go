@@ -36,6 +36,7 @@ import (
 	"github.com/switchboard-gateway/switchboard/internal/integration/lambdahost"
 	"github.com/switchboard-gateway/switchboard/internal/metrics"
 	"github.com/switchboard-gateway/switchboard/internal/mgmtapi"
+	"github.com/switchboard-gateway/switchboard/internal/rates"
 	"github.com/switchboard-gateway/switchboard/internal/registry/memreg"
 	"github.com/switchboard-gateway/switchboard/internal/route"
 	"github.com/switchboard-gateway/switchboard/internal/tail"
@@ -63,6 +64,9 @@ type Server struct {
 	httpRoutes atomic.Pointer[httpevent.Router] // the project's HTTP routes; swapped by Reload
 	stage      string                           // the stage the listener was built with (restart-only)
 	cluster    *cluster.Cluster                 // nil for a node alone
+	rates      *rates.Ring                      // the dashboard's chart: recent rates, sampled by a goroutine
+	stopRates  context.CancelFunc               // ends the sampling; Close calls it and waits for ratesDone
+	ratesDone  chan struct{}
 }
 
 // Options are what New needs besides the config.
@@ -113,6 +117,10 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.built = b
 	s.httpRoutes.Store(b.router)
 	s.gw = gateway.New(hub, gopts)
+	s.rates = rates.New(func() rates.Totals {
+		st := s.gw.Stats()
+		return rates.Totals{Connections: st.Connections, In: st.MessagesIn, Out: st.MessagesOut, Errors: st.Errors}
+	}, rates.Options{})
 	guarded, err := s.management(b)
 	if err != nil {
 		_ = s.Close()
@@ -130,6 +138,12 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.mux.Handle("/{$}", s.gw)
 	s.mux.Handle("/"+cfg.Stage, s.gw)
 	s.mux.Handle("/"+cfg.Stage+"/{$}", s.gw)
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stopRates, s.ratesDone = cancel, make(chan struct{})
+	go func() {
+		defer close(s.ratesDone)
+		s.rates.Run(ctx)
+	}()
 	return s, nil
 }
 
@@ -332,7 +346,12 @@ func (s *Server) management(b *builder) (*managed, error) {
 		mgmt.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mgmt.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	dopts := dashboard.Options{Stage: cfg.Stage, Routes: b.routeInfos(), Stats: s.gw.Stats, Tail: s.tail}
+	apiMux := http.NewServeMux() // the API alone, for the dashboard's calls under /_/api/
+	for _, rt := range recorded {
+		apiMux.Handle(rt.pattern, rt.handler)
+	}
+	dopts := dashboard.Options{Stage: cfg.Stage, Routes: b.routeInfos(), Stats: s.gw.Stats, Tail: s.tail,
+		Rates: s.rates, API: apiMux}
 	if s.cluster != nil {
 		dopts.Cluster = s.clusterView
 	}
@@ -374,6 +393,10 @@ func (s *Server) serveManagement(w http.ResponseWriter, r *http.Request) {
 // Close stops hosted functions and releases integrations. Call it after Drain.
 func (s *Server) Close() error {
 	var errs []error
+	if s.stopRates != nil {
+		s.stopRates()
+		<-s.ratesDone
+	}
 	if s.gw != nil {
 		errs = append(errs, s.gw.Close())
 	}
@@ -477,16 +500,26 @@ func (s *Server) Banner(addr, mgmtAddr string, secure bool) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Switchboard listening (config: %s)\n", s.cfg.Source)
 	fmt.Fprintf(&b, "  WebSocket:      %s://%s  (also %s://%s/%s)\n", ws, addr, ws, addr, s.cfg.Stage)
-	fmt.Fprintf(&b, "  Management API: %s://%s/@connections  (also %s://%s/%s/@connections)\n", web, mgmtAddr, web, mgmtAddr, s.cfg.Stage)
-	fmt.Fprintf(&b, "  Dashboard:      %s://%s/_/  (demo chat: %s://%s/_/chat)\n", web, mgmtAddr, web, mgmtAddr)
-	fmt.Fprintf(&b, "  Health:         %s://%s/healthz   Metrics: %s://%s/metrics\n", web, addr, web, mgmtAddr)
+	if s.cfg.Management.Protected() {
+		// Only URLs a browser can open: the others answer 403 without a
+		// signature or a bearer token, so they are named, not linked.
+		fmt.Fprintf(&b, "  Dashboard:      %s://%s/_/  (sign in with a management token or access key; demo chat: %s://%s/_/chat)\n", web, mgmtAddr, web, mgmtAddr)
+		fmt.Fprintf(&b, "  Management API: /@connections, /@topics, /@broadcast (also under /%s) on %s, with SigV4 or a bearer token\n", s.cfg.Stage, mgmtAddr)
+		fmt.Fprintf(&b, "  Health:         %s://%s/healthz   Metrics: /metrics, with credentials\n", web, addr)
+	} else {
+		fmt.Fprintf(&b, "  Management API: %s://%s/@connections  (also %s://%s/%s/@connections)\n", web, mgmtAddr, web, mgmtAddr, s.cfg.Stage)
+		fmt.Fprintf(&b, "  Dashboard:      %s://%s/_/  (demo chat: %s://%s/_/chat)\n", web, mgmtAddr, web, mgmtAddr)
+		fmt.Fprintf(&b, "  Health:         %s://%s/healthz   Metrics: %s://%s/metrics\n", web, addr, web, mgmtAddr)
+	}
 	if s.cluster != nil {
 		fmt.Fprintf(&b, "  Cluster:        %s as node %s (ttl %v)\n", s.cluster.Redacted(), s.cluster.Node(), s.cluster.TTL())
 	}
 	if !secure && s.opts.CAFile != "" {
 		fmt.Fprintf(&b, "  Secure, same port: wss://%s  https://%s  (local CA %s; see 'switchboard ca')\n", addr, addr, s.opts.CAFile)
 	}
-	if s.cfg.Pprof {
+	if s.cfg.Pprof && s.cfg.Management.Protected() {
+		fmt.Fprintf(&b, "  Profiling:      /debug/pprof/, with credentials\n")
+	} else if s.cfg.Pprof {
 		fmt.Fprintf(&b, "  Profiling:      %s://%s/debug/pprof/\n", web, mgmtAddr)
 	}
 	if s.cfg.Management.Protected() {

@@ -20,6 +20,9 @@ type Record struct {
 	Error        string        `json:"error,omitempty"` // what the caller was told, when it failed
 	Latency      time.Duration `json:"latencyNs"`
 	Bytes        int           `json:"bytes"` // size of the inbound message
+	// Unmatched marks a message that selected no route and was answered
+	// Forbidden; RouteKey is then empty and no integration ran.
+	Unmatched bool `json:"unmatched,omitempty"`
 }
 
 // Hub holds the last Size records and the live subscribers. The zero value

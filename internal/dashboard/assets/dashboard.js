@@ -1,7 +1,9 @@
-// The Switchboard dashboard. It reads the management API (/@connections)
-// and the dashboard's own read-only endpoints (/_/api/...), and drives the
-// management API's POST and DELETE calls from its forms. Every request goes
-// through api(), which carries the access token when this tab has one.
+// The Switchboard dashboard. It reads the management API's listing and the
+// dashboard's own read-only endpoints, and drives the management API's POST
+// and DELETE calls from its forms, all under /_/api/ (the gateway hands the
+// management calls to the management API), so that a signed-in page's
+// session cookie goes with them. Every request goes through api(), which
+// also carries the access token when this tab has one.
 'use strict';
 
 // The gateway's root is the parent of this page (/_/), so the page keeps
@@ -43,6 +45,7 @@ let memoryToken = '';
 const currentToken = () => storedToken() || memoryToken;
 
 let tokenPrompt = null; // the open prompt, shared by concurrent requests
+let signedIn = false; // the page runs on a session cookie (see checkSession)
 let promptDismissed = false; // the user cancelled: ask again only on request
 
 // api fetches path (relative to the gateway root) and returns the Response.
@@ -54,6 +57,12 @@ async function api(path, options = {}) {
     const token = currentToken();
     if (token) headers.set('Authorization', 'Bearer ' + token);
     const res = await fetch(resolve(path), { cache: 'no-store', ...options, headers });
+    if (signedIn && (res.status === 401 || res.status === 403)) {
+      // The session ended (it expired, or signed out in another tab):
+      // loading the page again shows the sign-in page.
+      location.reload();
+      return res;
+    }
     if ((res.status !== 401 && res.status !== 403) || promptDismissed) return res;
     const reason = res.status === 401 || !token
       ? 'This gateway needs an access token.'
@@ -173,13 +182,13 @@ function setStatus(node, state, text) {
 // ---------------------------------------------------------------------------
 // Health: the state of the last polls
 
-const health = { connections: true, stats: true, cluster: true, error: '' };
+const health = { connections: true, stats: true, cluster: true, rates: true, error: '' };
 
 function reportHealth(part, err) {
   health[part] = !err;
   if (err) health.error = err.message;
   const node = $('#health');
-  if (health.connections && health.stats && health.cluster) {
+  if (health.connections && health.stats && health.cluster && health.rates) {
     setStatus(node, 'open', 'live');
     node.title = '';
   } else if (err && (err.status === 401 || err.status === 403)) {
@@ -287,14 +296,80 @@ function renderConnections(items, more) {
   $('#connections-empty').hidden = items.length > 0;
 }
 
+// ---------------------------------------------------------------------------
+// Rates: the gateway's last minutes, from /_/api/rates, as lines
+
+const CHART_W = 600;
+const CHART_H = 120;
+const CHART_TOP = 10; // the top gridline: the scale's maximum
+
+// scaleMax rounds v up to 1, 2 or 5 times a power of ten, at least 1.
+function scaleMax(v) {
+  if (!(v > 1)) return 1;
+  const p = 10 ** Math.floor(Math.log10(v));
+  for (const m of [1, 2, 5, 10]) if (v <= m * p) return m * p;
+  return 10 * p;
+}
+
+// drawLine sets the polyline's points from samples' field over the window
+// that ends at end (ms); it records the series' peak and last value.
+function drawLine(line, samples, field, start, window, max) {
+  const pts = samples.map((s) => {
+    const x = ((new Date(s.t).getTime() - start) / window) * CHART_W;
+    const y = CHART_H - ((s[field] || 0) / max) * (CHART_H - CHART_TOP);
+    return `${x.toFixed(1)},${y.toFixed(1)}`;
+  });
+  line.setAttribute('points', pts.join(' '));
+  line.dataset.peak = String(Math.max(0, ...samples.map((s) => s[field] || 0)));
+  line.dataset.last = String(samples.length ? samples[samples.length - 1][field] || 0 : 0);
+}
+
+function renderRates(body) {
+  const samples = body.samples || [];
+  const interval = body.intervalMs || 1000;
+  const end = samples.length ? new Date(samples[samples.length - 1].t).getTime() : Date.now();
+  // The window is what the gateway keeps, at least a minute, so that the
+  // lines grow from the right as samples arrive.
+  const window = Math.max(60000, samples.length * interval);
+  const start = end - window;
+  const msgMax = scaleMax(Math.max(...samples.map((s) => Math.max(s.in, s.out, s.errors)), 0));
+  const connMax = scaleMax(Math.max(...samples.map((s) => s.connections), 0));
+  drawLine($('#line-in'), samples, 'in', start, window, msgMax);
+  drawLine($('#line-out'), samples, 'out', start, window, msgMax);
+  drawLine($('#line-errors'), samples, 'errors', start, window, msgMax);
+  drawLine($('#line-connections'), samples, 'connections', start, window, connMax);
+  $('#chart-messages-max').textContent = `(top: ${msgMax.toLocaleString()}/s)`;
+  $('#chart-connections-max').textContent = `(top: ${connMax.toLocaleString()})`;
+  const last = samples[samples.length - 1] || { in: 0, out: 0, errors: 0, connections: 0 };
+  $('#legend-in').textContent = rate(last.in);
+  $('#legend-out').textContent = rate(last.out);
+  $('#legend-errors').textContent = rate(last.errors);
+  $('#legend-connections').textContent = last.connections.toLocaleString();
+  if (samples.length) {
+    $('#rate-in').textContent = rate(last.in);
+    $('#rate-out').textContent = rate(last.out);
+  }
+  const recent = samples.slice(-SPARK_POINTS);
+  drawSpark($('#spark-in'), recent.map((x) => x.in));
+  drawSpark($('#spark-out'), recent.map((x) => x.out));
+  const minutes = Math.round(window / 60000);
+  $('#rates-window').textContent = `last ${minutes} minute${minutes === 1 ? '' : 's'}`;
+  $('#charts').dataset.state = 'ready';
+}
+
+async function refreshRates() {
+  renderRates(await getJSON('/_/api/rates'));
+}
+
 function applyConnectionFilter() {
   const q = $('#conn-filter').value.trim().toLowerCase();
   for (const tr of connRows.values()) tr.hidden = q !== '' && !tr.dataset.search.includes(q);
 }
 
 async function refreshConnections() {
-  const body = await getJSON('/@connections?limit=1000');
+  const body = await getJSON('/_/api/connections?limit=1000');
   renderConnections(body.items || [], Boolean(body.nextCursor));
+  $('#connections-loading').hidden = true; // only now is "no connections" known
 }
 
 // ---------------------------------------------------------------------------
@@ -357,9 +432,6 @@ async function refreshCluster() {
 // ---------------------------------------------------------------------------
 // Totals and rates
 
-let lastStats = null;
-const sparks = { in: [], out: [] };
-
 function drawSpark(svg, values) {
   const max = Math.max(1, ...values);
   const offset = SPARK_POINTS - values.length;
@@ -367,23 +439,10 @@ function drawSpark(svg, values) {
   svg.querySelector('polyline').setAttribute('points', points.join(' '));
 }
 
+// The cards' rates and sparklines are the last samples of /_/api/rates
+// (see renderRates); the totals come from /_/api/stats.
 async function refreshStats() {
   const s = await getJSON('/_/api/stats');
-  const now = performance.now();
-  if (lastStats) {
-    const dt = (now - lastStats.at) / 1000;
-    const rin = dt > 0 ? Math.max(0, s.messagesIn - lastStats.stats.messagesIn) / dt : 0;
-    const rout = dt > 0 ? Math.max(0, s.messagesOut - lastStats.stats.messagesOut) / dt : 0;
-    for (const [k, v] of [['in', rin], ['out', rout]]) {
-      sparks[k].push(v);
-      if (sparks[k].length > SPARK_POINTS) sparks[k].shift();
-    }
-    $('#rate-in').textContent = rate(rin);
-    $('#rate-out').textContent = rate(rout);
-    drawSpark($('#spark-in'), sparks.in);
-    drawSpark($('#spark-out'), sparks.out);
-  }
-  lastStats = { stats: s, at: now };
   $('#conn-totals').textContent = `${s.connects.toLocaleString()} connects · ${s.disconnects.toLocaleString()} disconnects`;
   $('#msg-totals').textContent = `${s.messagesIn.toLocaleString()} · ${s.messagesOut.toLocaleString()}`;
 }
@@ -496,18 +555,19 @@ function openTail() {
 function recordRow(rec) {
   const at = new Date(rec.time);
   const failed = Boolean(rec.error) || !(rec.status >= 200 && rec.status < 300);
-  const route = el('td', { class: 'mono' }, el('span', { textContent: rec.routeKey || '—' }));
-  if (rec.error) route.append(el('div', { class: 'error-text', textContent: rec.error }));
-  const row = el('tr', { class: failed ? 'failed' : '', dataset: { requestId: rec.requestId || '', routeKey: rec.routeKey || '' } },
+  const route = el('td', { class: 'mono' }, el('span', { textContent: rec.unmatched ? 'no route' : (rec.routeKey || '—') }));
+  if (rec.error) route.append(el('div', { class: 'error-text', textContent: rec.unmatched ? `${rec.error}: the message matched no route` : rec.error }));
+  const rowClass = rec.unmatched ? 'failed unmatched' : (failed ? 'failed' : '');
+  const row = el('tr', { class: rowClass, dataset: { requestId: rec.requestId || '', routeKey: rec.routeKey || '', unmatched: String(Boolean(rec.unmatched)) } },
     el('td', { class: 'mono nowrap', textContent: Number.isNaN(at.getTime()) ? '' : clock(at, true), title: rec.time || '' }),
     route,
     el('td', { class: 'muted small-text', textContent: rec.eventType || '' }),
     el('td', { class: 'mono', textContent: rec.connectionId || '' }),
     el('td', {}, rec.integration ? el('span', { class: 'badge', textContent: rec.integration }) : ''),
-    el('td', { class: 'num' }, el('span', { class: failed ? 'code err' : 'code ok', textContent: rec.error ? 'error' : String(rec.status) })),
+    el('td', { class: 'num' }, el('span', { class: failed ? 'code err' : 'code ok', textContent: rec.error && !rec.unmatched ? 'error' : String(rec.status) })),
     el('td', { class: 'num mono', textContent: `${(rec.latencyNs / 1e6).toFixed(rec.latencyNs < 1e7 ? 2 : 0)} ms` }),
     el('td', { class: 'num mono', textContent: (rec.bytes || 0).toLocaleString() }));
-  row.dataset.search = [rec.routeKey, rec.eventType, rec.connectionId, rec.integration, rec.error, rec.requestId]
+  row.dataset.search = [rec.routeKey, rec.unmatched ? 'unmatched no route' : '', rec.eventType, rec.connectionId, rec.integration, rec.error, rec.requestId]
     .join(' ').toLowerCase();
   return labelCells(row, 'tail');
 }
@@ -601,15 +661,30 @@ function bindForm(form, send, after) {
 function setupForms() {
   const post = (path, body) => api(path, { method: 'POST', body });
   // Connection IDs end in "=" and may hold "/" or "+": always encode them.
-  bindForm($('#send-form'), (f) => post(`/@connections/${encodeURIComponent(f.id.trim())}`, f.message));
-  bindForm($('#publish-form'), (f) => post(`/@topics/${encodeURIComponent(f.topic.trim())}`, f.message));
-  bindForm($('#broadcast-form'), (f) => post('/@broadcast', f.message));
+  // /_/api/x is the management API's /@x (see the hints under the forms).
+  bindForm($('#send-form'), (f) => post(`/_/api/connections/${encodeURIComponent(f.id.trim())}`, f.message));
+  bindForm($('#publish-form'), (f) => post(`/_/api/topics/${encodeURIComponent(f.topic.trim())}`, f.message));
+  bindForm($('#broadcast-form'), (f) => post('/_/api/broadcast', f.message));
   bindForm($('#disconnect-form'),
-    (f) => api(`/@connections/${encodeURIComponent(f.id.trim())}`, { method: 'DELETE' }),
+    (f) => api(`/_/api/connections/${encodeURIComponent(f.id.trim())}`, { method: 'DELETE' }),
     () => refreshConnections().catch(() => {}));
 }
 
 // ---------------------------------------------------------------------------
+
+// checkSession asks whether the page runs on a sign-in session; if it does,
+// the page offers to sign out instead of asking for a token.
+async function checkSession() {
+  try {
+    const res = await fetch(resolve('/_/api/session'), { cache: 'no-store' });
+    if (!res.ok) return;
+    signedIn = true;
+    $('#logout-form').hidden = false;
+    $('#token-button').hidden = true;
+  } catch {
+    // offline: the polls report it
+  }
+}
 
 function start() {
   $('#token-cancel').addEventListener('click', () => $('#token-dialog').close('cancel'));
@@ -621,10 +696,12 @@ function start() {
   setupTailControls();
   setupForms();
   showEndpoint('');
+  checkSession();
   keepLoadingRoutes();
   every(POLL_MS, 'connections', refreshConnections);
   every(POLL_MS, 'stats', refreshStats);
   every(POLL_MS, 'cluster', refreshCluster);
+  every(POLL_MS, 'rates', refreshRates);
   openTail();
 }
 
