@@ -1,3 +1,5 @@
+//go:generate go run ./gen
+
 // Package config turns a YAML file, environment variables and flags into a
 // validated Config with every default filled in. It is the only package that
 // reads configuration, and imports no other internal package.
