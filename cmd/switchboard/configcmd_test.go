@@ -247,3 +247,44 @@ func TestServeTLSFilesRelativeToTheConfig(t *testing.T) {
 		t.Errorf("serve printed %q before failing, want no banner", stdout.String())
 	}
 }
+
+// TestReadmeInstall: the README's install section names this module's
+// command and the Go version go.mod requires, and links the license and
+// the configuration reference, which exist.
+func TestReadmeInstall(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mod, err := os.ReadFile("../../go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var module, goVersion string
+	for line := range strings.Lines(string(mod)) {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == "module" {
+			module = f[1]
+		} else if len(f) == 2 && f[0] == "go" {
+			goVersion = f[1]
+		}
+	}
+	for _, want := range []string{
+		"go install " + module + "/cmd/switchboard@latest",
+		"go build ./cmd/switchboard",
+		"go install ./cmd/switchboard",
+		"Go " + goVersion + " or later",
+		"[LICENSE](LICENSE)",
+		"[CHANGELOG.md](CHANGELOG.md)",
+		"[docs/config.md](docs/config.md)",
+	} {
+		if !strings.Contains(string(readme), want) {
+			t.Errorf("README lacks %q", want)
+		}
+	}
+	for _, f := range []string{"../../LICENSE", "../../CHANGELOG.md", "../../docs/config.md"} {
+		if _, err := os.Stat(f); err != nil {
+			t.Errorf("%v", err)
+		}
+	}
+}
