@@ -142,6 +142,12 @@ func TestDocsClusterSettings(t *testing.T) {
 	if err := os.WriteFile(path, []byte("cluster:\n"+block), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// The files the block names must exist, beside the config.
+	for _, m := range regexp.MustCompile(`(?:caFile|certFile|keyFile|credsFile): *([^\s,}]+)`).FindAllStringSubmatch(block, -1) {
+		if err := os.WriteFile(filepath.Join(filepath.Dir(path), m[1]), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	cfg, err := config.Load(path, env(nil), config.Overrides{})
 	if err != nil {
 		t.Fatalf("the doc's cluster settings: %v", err)
@@ -169,6 +175,13 @@ func TestDocsClusterSettings(t *testing.T) {
 	for key, d := range map[string]time.Duration{"ttl": clusterpkg.DefaultTTL, "grace": clusterpkg.DefaultGrace, "callTimeout": clusterpkg.DefaultCallTimeout} {
 		if want := fmt.Sprintf("| | | `cluster.%s` | %s |", key, d); !strings.Contains(doc, want) {
 			t.Errorf("docs/cluster.md lacks %q", want)
+		}
+	}
+	// The configuration reference states the cluster's own defaults.
+	for _, k := range config.Reference() {
+		if d, ok := map[string]time.Duration{"cluster.ttl": clusterpkg.DefaultTTL, "cluster.grace": clusterpkg.DefaultGrace,
+			"cluster.callTimeout": clusterpkg.DefaultCallTimeout}[k.Path]; ok && k.Default != d.String() {
+			t.Errorf("config.Reference(): %s defaults to %s, the cluster's default is %s", k.Path, k.Default, d)
 		}
 	}
 	if clusterpkg.DefaultHealthInterval != time.Second {

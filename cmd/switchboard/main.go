@@ -31,10 +31,11 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
+		var ee *exitError
+		if !errors.Is(err, flag.ErrHelp) && (!errors.As(err, &ee) || ee.err != nil) {
 			fmt.Fprintln(os.Stderr, "switchboard:", err)
 		}
-		os.Exit(2)
+		os.Exit(exitCode(err))
 	}
 }
 
@@ -51,10 +52,14 @@ Commands:
   list [--all]             list connections
   bench conns|echo|fanout|mgmt   load-test a gateway (loopback unless --allow-remote)
   ca [--pem]               the local CA behind wss:// and https://: its file and how to trust it
-  version                  print the version
+  config validate FILE     check a config file; config defaults prints every key at its default
+  version                  print the version and the build's VCS revision
 
 Run 'switchboard <command> -h' for a command's flags.
 `
+
+// commands are the commands run knows, for "did you mean".
+var commands = []string{"serve", "connect", "post", "get", "delete", "publish", "broadcast", "list", "bench", "ca", "config", "version", "help"}
 
 // run is main without the process: testable with its own args, env and output.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -73,15 +78,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return loadgen.Main(ctx, args[1:], getenv, stdout, stderr)
 	case "ca":
 		return caCommand(args[1:], getenv, stdout, stderr)
+	case "config":
+		return configCommand(args[1:], getenv, stdout, stderr)
 	case "version", "-v", "--version":
-		fmt.Fprintln(stdout, "switchboard", versionString())
+		printVersion(stdout)
 		return nil
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
 	fmt.Fprint(stderr, usage)
-	return fmt.Errorf("unknown command %q", args[0])
+	return fmt.Errorf("unknown command %q%s", args[0], suggestion(args[0], commands))
 }
 
 // firstOf returns the first non-empty value.

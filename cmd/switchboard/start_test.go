@@ -155,7 +155,7 @@ routes:
   $default: {integration: {type: lambda, function: hello}}
 `},
 			args: []string{"--config", "switchboard.yaml"},
-			want: `runtime "python3.12" is not supported: runtime supports nodejs* (nodejs18.x, nodejs20.x, nodejs22.x...); run other runtimes with command`,
+			want: `switchboard.yaml:3: functions.hello.runtime: "python3.12" is not supported: runtime supports nodejs* (nodejs18.x, nodejs20.x, nodejs22.x...); run other runtimes with command`,
 		},
 		{
 			name: "unsupported runtime, serverless",

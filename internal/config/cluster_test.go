@@ -2,6 +2,8 @@ package config_test
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -27,13 +29,18 @@ cluster:
     peers: [127.0.0.1:6222, 127.0.0.1:6223]
     storeDir: /var/lib/sb
 `)
+	// tls.caFile is relative to the file's directory, and must exist.
+	caFile := filepath.Join(filepath.Dir(path), "ca.pem")
+	if err := os.WriteFile(caFile, []byte("not checked here"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cfg, err := config.Load(path, func(string) string { return "" }, config.Overrides{})
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
 	want := config.Cluster{
 		URL: "embedded", Node: "a", TTL: config.Duration(20 * time.Second), Grace: config.Duration(5 * time.Second),
-		CallTimeout: config.Duration(2 * time.Second), Token: "tok", TLS: config.ClusterTLS{CAFile: "ca.pem"},
+		CallTimeout: config.Duration(2 * time.Second), Token: "tok", TLS: config.ClusterTLS{CAFile: caFile},
 		Embedded: config.Embedded{Listen: "127.0.0.1:4222", Cluster: "127.0.0.1:6222",
 			Peers: []string{"127.0.0.1:6222", "127.0.0.1:6223"}, StoreDir: "/var/lib/sb"},
 	}
@@ -115,14 +122,14 @@ func TestClusterErrors(t *testing.T) {
 		{"peers flag without url", "", config.Overrides{ClusterPeers: "h:1"}, "need cluster.url"},
 		{"embedded settings on nats", "cluster: {url: 'nats://h:1', embedded: {peers: ['h:1']}}", config.Overrides{}, "needs cluster.url embedded"},
 		{"listen without peers", "", config.Overrides{Cluster: "embedded", ClusterListen: "h:1"}, "needs peers"},
-		{"bad peer", "", config.Overrides{Cluster: "embedded", ClusterListen: "h:1", ClusterPeers: "h:1,nope"}, `"nope": want host:port`},
+		{"bad peer", "", config.Overrides{Cluster: "embedded", ClusterListen: "h:1", ClusterPeers: "h:1,nope"}, `cluster.embedded.peers[1]: expected host:port, got "nope"`},
 		{"ttl off", "cluster: {url: embedded, ttl: off}", config.Overrides{}, "cluster.ttl: a lease must end"},
 		{"callTimeout off", "cluster: {url: embedded, callTimeout: 0}", config.Overrides{}, "cluster.callTimeout: every call needs a bound"},
 		{"two credentials", "cluster: {url: 'nats://h:1', token: t, user: u}", config.Overrides{}, "one of user/password, token or credsFile"},
 		{"token on redis", "cluster: {url: 'redis://h:1', token: t}", config.Overrides{}, "token and credsFile are NATS credentials"},
 		{"creds on embedded", "cluster: {url: embedded, credsFile: x.creds}", config.Overrides{}, "credsFile needs an external NATS server"},
 		{"half a client certificate", "cluster: {url: 'nats://h:1', tls: {certFile: c.pem}}", config.Overrides{}, "set both certFile and keyFile"},
-		{"unknown key", "cluster: {nodes: 3}", config.Overrides{}, "field nodes not found"},
+		{"unknown key", "cluster: {nodes: 3}", config.Overrides{}, "cluster.nodes: unknown key; did you mean node?"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,3 +1,5 @@
+//go:generate go run ./gen ../../docs/config.md
+
 // Package config turns a YAML file, environment variables and flags into a
 // validated Config with every default filled in. It is the only package that
 // reads configuration, and imports no other internal package.
@@ -8,11 +10,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"maps"
 	"math"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -674,28 +679,37 @@ func EnvOverrides(getenv func(string) string) Overrides {
 	}
 }
 
-// override applies the environment's overrides, then the flags', over the file.
-func (c *Config) override(getenv func(string) string, flags Overrides) {
+// override applies the environment's overrides, then the flags', over the
+// file, and returns the key paths they set.
+func (c *Config) override(getenv func(string) string, flags Overrides) map[string]bool {
+	set := map[string]bool{}
 	for _, o := range []Overrides{EnvOverrides(getenv), flags} {
 		if o.Listen != "" {
 			c.Listen = o.Listen
+			set["listen"] = true
 		}
 		if o.Stage != "" {
 			c.Stage = o.Stage
+			set["stage"] = true
 		}
 		if o.Cluster != "" {
 			c.Cluster.URL = o.Cluster
+			set["cluster.url"] = true
 		}
 		if o.Node != "" {
 			c.Cluster.Node = o.Node
+			set["cluster.node"] = true
 		}
 		if o.ClusterListen != "" {
 			c.Cluster.Embedded.Cluster = o.ClusterListen
+			set["cluster.embedded.cluster"] = true
 		}
 		if o.ClusterPeers != "" {
 			c.Cluster.Embedded.Peers = splitList(o.ClusterPeers)
+			set["cluster.embedded.peers"] = true
 		}
 	}
+	return set
 }
 
 // splitList splits a comma-separated list, dropping empty items.
@@ -711,30 +725,57 @@ func splitList(s string) []string {
 
 // Load reads the YAML file at path (none when empty), applies env and
 // overrides (flags win over the environment, which wins over the file), fills
-// defaults and validates.
+// defaults and validates. Relative paths in the file are taken from the
+// file's directory, and the files it names must exist. Every problem found
+// is an *Error naming the file, line and key, joined with the others.
 func Load(path string, getenv func(string) string, flags Overrides) (*Config, error) {
 	cfg := &Config{Source: "built-in defaults"}
+	var lines map[string]int
 	if path != "" {
-		f, err := os.Open(path)
+		data, err := os.ReadFile(path)
 		if err != nil {
 			return nil, fmt.Errorf("config: %w", err)
 		}
-		defer f.Close()
-		if cfg, err = Parse(f); err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
+		if cfg, lines, err = parse(data); err != nil {
+			return nil, locate(err, path, lines, nil)
 		}
 		cfg.Source = path
-		cfg.Dir = filepath.Dir(path)
+		if cfg.Dir, err = filepath.Abs(filepath.Dir(path)); err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+		cfg.resolvePaths()
 	}
-	cfg.override(getenv, flags)
+	set := cfg.override(getenv, flags)
 	if err := cfg.applyEnv(getenv); err != nil {
 		return nil, err
 	}
 	cfg.fillDefaults()
-	if err := cfg.Validate(); err != nil {
-		return nil, err
+	errs := Errors(cfg.Validate())
+	errs = append(errs, cfg.checkFiles()...)
+	if len(errs) > 0 {
+		return nil, locate(joinErrors(errs), path, lines, set)
 	}
 	return cfg, nil
+}
+
+// locate sets the file and line of the Errors in err; a key set by a flag or
+// the environment is said to be so instead.
+func locate(err error, path string, lines map[string]int, set map[string]bool) error {
+	errs := Errors(err)
+	for _, e := range errs {
+		if set[e.Path] {
+			e.Msg += " (set by a flag or the environment)"
+			continue
+		}
+		e.File = path
+		if e.Line == 0 {
+			e.Line = lineOf(lines, e.Path)
+		}
+	}
+	if len(errs) == 0 {
+		return err
+	}
+	return joinErrors(errs)
 }
 
 // applyEnv adds management credentials from the environment, so that
@@ -759,19 +800,109 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 	return nil
 }
 
-// Parse decodes a YAML document, rejecting unknown fields. It fills no defaults.
+// Parse decodes a YAML document, rejecting unknown fields. It fills no
+// defaults. Its errors are *Error values with lines but no file name.
 func Parse(r io.Reader) (*Config, error) {
 	data, err := io.ReadAll(r)
 	if err != nil {
 		return nil, fmt.Errorf("config: read: %w", err)
 	}
+	cfg, _, err := parse(data)
+	return cfg, err
+}
+
+// parse decodes data and returns the line of every key path too.
+func parse(data []byte) (*Config, map[string]int, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, nil, syntaxError(err)
+	}
+	c := &checker{lines: map[string]int{}}
+	c.check(&doc, reflect.TypeFor[Config](), "")
+	if len(c.errs) > 0 {
+		return nil, c.lines, joinErrors(c.errs)
+	}
 	cfg := &Config{}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+		// The checker lets through only what decodes; this is a safety net.
+		return nil, c.lines, syntaxError(err)
 	}
-	return cfg, nil
+	return cfg, c.lines, nil
+}
+
+// resolvePaths makes the file's relative paths relative to its directory, Dir.
+func (c *Config) resolvePaths() {
+	abs := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(c.Dir, *p)
+		}
+	}
+	abs(&c.TLS.CertFile)
+	abs(&c.TLS.KeyFile)
+	abs(&c.TLS.DataDir)
+	abs(&c.Cluster.CredsFile)
+	abs(&c.Cluster.TLS.CAFile)
+	abs(&c.Cluster.TLS.CertFile)
+	abs(&c.Cluster.TLS.KeyFile)
+	abs(&c.Cluster.Embedded.StoreDir)
+	for name, f := range c.Functions {
+		abs(&f.CodeDir)
+		c.Functions[name] = f
+	}
+	for name, a := range c.Authorizers {
+		abs(&a.JWKSFile)
+		a.PEMFiles = slices.Clone(a.PEMFiles)
+		for i := range a.PEMFiles {
+			abs(&a.PEMFiles[i])
+		}
+		c.Authorizers[name] = a
+	}
+}
+
+// checkFiles checks that the files and directories the configuration names
+// exist, so that a wrong path stops the start before the banner.
+func (c *Config) checkFiles() []*Error {
+	var errs []*Error
+	check := func(path, p string, dir bool) {
+		if p == "" {
+			return
+		}
+		fi, err := os.Stat(p)
+		switch {
+		case errors.Is(err, fs.ErrNotExist) && dir:
+			errs = append(errs, &Error{Path: path, Msg: "no such directory: " + p})
+		case errors.Is(err, fs.ErrNotExist):
+			errs = append(errs, &Error{Path: path, Msg: "no such file: " + p})
+		case err != nil:
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			errs = append(errs, &Error{Path: path, Msg: fmt.Sprintf("cannot read %s: %v", p, err)})
+		case dir && !fi.IsDir():
+			errs = append(errs, &Error{Path: path, Msg: "expected a directory, got a file: " + p})
+		case !dir && fi.IsDir():
+			errs = append(errs, &Error{Path: path, Msg: "expected a file, got a directory: " + p})
+		}
+	}
+	check("tls.certFile", c.TLS.CertFile, false)
+	check("tls.keyFile", c.TLS.KeyFile, false)
+	check("cluster.credsFile", c.Cluster.CredsFile, false)
+	check("cluster.tls.caFile", c.Cluster.TLS.CAFile, false)
+	check("cluster.tls.certFile", c.Cluster.TLS.CertFile, false)
+	check("cluster.tls.keyFile", c.Cluster.TLS.KeyFile, false)
+	for _, name := range slices.Sorted(maps.Keys(c.Functions)) {
+		check("functions."+name+".codeDir", c.Functions[name].CodeDir, true)
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.Authorizers)) {
+		check("authorizers."+name+".jwksFile", c.Authorizers[name].JWKSFile, false)
+		for i, f := range c.Authorizers[name].PEMFiles {
+			check(fmt.Sprintf("authorizers.%s.pemFiles[%d]", name, i), f, false)
+		}
+	}
+	return errs
 }
 
 func (c *Config) fillDefaults() {
@@ -803,71 +934,85 @@ var IntegrationTypes = []string{"broadcast", "subscribe", "unsubscribe", "publis
 
 var stageRE = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 
-// Validate reports every problem it finds, joined.
+// problems collects the Errors of a validation.
+type problems []*Error
+
+func (p *problems) add(path, format string, args ...any) {
+	*p = append(*p, &Error{Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// Validate reports every problem it finds, as *Error values joined, each
+// with its key path.
 func (c *Config) Validate() error {
-	var errs []error
-	bad := func(format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...))
-	}
+	var p problems
 	if !stageRE.MatchString(c.Stage) {
-		bad("stage %q: use letters, digits, - and _", c.Stage)
+		p.add("stage", "expected letters, digits, - and _, got %q", c.Stage)
 	}
-	for key, r := range c.Routes {
+	for _, key := range slices.Sorted(maps.Keys(c.Routes)) {
+		r := c.Routes[key]
+		path := "routes." + key
 		if strings.HasPrefix(key, "$") && !slices.Contains([]string{"$connect", "$disconnect", "$default"}, key) {
-			bad("route %q: custom route keys must not start with $", key)
+			p.add(path, "custom route keys must not start with $ (the $ routes are $connect, $disconnect and $default)%s",
+				didYouMean(key, []string{"$connect", "$disconnect", "$default"}))
 		}
 		if key == "" {
-			bad("route with an empty key")
+			p.add("routes", "a route has an empty key")
 		}
 		in := r.Integration
 		if r.Authorizer != "" {
 			if key != "$connect" {
-				bad("route %q: only $connect takes an authorizer", key)
+				p.add(path+".authorizer", "only $connect takes an authorizer")
 			} else if _, ok := c.Authorizers[r.Authorizer]; !ok {
-				bad("route %q: authorizer %q is not defined under authorizers", key, r.Authorizer)
+				p.add(path+".authorizer", "%q is not defined under authorizers%s", r.Authorizer, didYouMean(r.Authorizer, slices.Collect(maps.Keys(c.Authorizers))))
 			}
 		}
 		switch {
 		case in.Type == "" && key == "$connect" && r.Authorizer != "":
 			// an authorizer alone guards $connect
+		case in.Type == "":
+			p.add(path+".integration.type", "missing: expected one of %s", strings.Join(IntegrationTypes, ", "))
 		case !slices.Contains(IntegrationTypes, in.Type):
-			bad("route %q: integration.type %q: want one of %s", key, in.Type, strings.Join(IntegrationTypes, ", "))
+			p.add(path+".integration.type", "expected one of %s, got %q%s", strings.Join(IntegrationTypes, ", "), in.Type, didYouMean(in.Type, IntegrationTypes))
 		case in.Type == "lambda" && in.Function == "":
-			bad("route %q: a lambda integration needs function, naming an entry of functions", key)
+			p.add(path+".integration.function", "missing: a lambda integration needs function, naming an entry of functions")
 		case in.Type == "lambda":
 			if _, ok := c.Functions[in.Function]; !ok {
-				bad("route %q: function %q is not defined under functions", key, in.Function)
+				p.add(path+".integration.function", "%q is not defined under functions%s", in.Function, didYouMean(in.Function, slices.Collect(maps.Keys(c.Functions))))
 			}
 		case in.Type == "invoke" && in.Function == "":
-			bad("route %q: an invoke integration needs function", key)
+			p.add(path+".integration.function", "missing: an invoke integration needs the function to call")
 		case in.Type == "http" && !strings.HasPrefix(in.URL, "http://") && !strings.HasPrefix(in.URL, "https://"):
-			bad("route %q: an http integration needs an http:// or https:// url", key)
+			p.add(path+".integration.url", "expected an http:// or https:// URL, got %q", in.URL)
 		}
 	}
-	for name, f := range c.Functions {
+	for _, name := range slices.Sorted(maps.Keys(c.Functions)) {
+		f := c.Functions[name]
+		path := "functions." + name
 		if (len(f.Command) == 0) == (f.Runtime == "") {
-			bad("function %q: set exactly one of command or runtime", name)
+			p.add(path, "set exactly one of command or runtime")
 		}
 		if f.Runtime != "" && !strings.HasPrefix(f.Runtime, "nodejs") {
-			bad("function %q: runtime %q is not supported: runtime supports nodejs* (nodejs18.x, nodejs20.x, nodejs22.x...); run other runtimes with command", name, f.Runtime)
+			p.add(path+".runtime", "%q is not supported: runtime supports nodejs* (nodejs18.x, nodejs20.x, nodejs22.x...); run other runtimes with command", f.Runtime)
 		}
 		if f.Runtime != "" && !strings.Contains(f.Handler, ".") {
-			bad("function %q: handler %q: want file.exportName", name, f.Handler)
+			p.add(path+".handler", "expected file.exportName, such as index.handler, got %q", f.Handler)
 		}
 		if f.MaxProcesses < 0 {
-			bad("function %q: maxProcesses must be positive", name)
+			p.add(path+".maxProcesses", "expected a positive whole number, got %d", f.MaxProcesses)
 		}
 	}
 	for _, hr := range c.HTTPRoutes {
 		if _, ok := c.Functions[hr.Function]; !ok {
-			bad("http route %s %s: function %q is not defined under functions", hr.Method, hr.Path, hr.Function)
+			p.add("", "http route %s %s: function %q is not defined under functions", hr.Method, hr.Path, hr.Function)
 		}
 	}
-	for name, a := range c.Authorizers {
+	for _, name := range slices.Sorted(maps.Keys(c.Authorizers)) {
+		a := c.Authorizers[name]
+		path := "authorizers." + name
 		switch a.Type {
 		case "jwt":
 			if a.JWKSURL == "" && a.JWKSFile == "" && len(a.PEMKeys) == 0 && len(a.PEMFiles) == 0 {
-				bad("authorizer %q: a jwt authorizer needs jwksUrl, jwksFile, pemKeys or pemFiles", name)
+				p.add(path, "a jwt authorizer needs jwksUrl, jwksFile, pemKeys or pemFiles")
 			}
 		case "lambda":
 			set := 0
@@ -877,76 +1022,85 @@ func (c *Config) Validate() error {
 				}
 			}
 			if set != 1 {
-				bad("authorizer %q: a lambda authorizer needs exactly one of function, url or invoke", name)
+				p.add(path, "a lambda authorizer needs exactly one of function, url or invoke")
 			} else if a.Invoke != nil && a.Invoke.Function == "" {
-				bad("authorizer %q: invoke needs function", name)
+				p.add(path+".invoke.function", "missing: invoke needs the function to call")
 			} else if _, ok := c.Functions[a.Function]; a.Function != "" && !ok {
-				bad("authorizer %q: function %q is not defined under functions", name, a.Function)
+				p.add(path+".function", "%q is not defined under functions%s", a.Function, didYouMean(a.Function, slices.Collect(maps.Keys(c.Functions))))
 			}
+		case "":
+			p.add(path+".type", "missing: expected jwt or lambda")
 		default:
-			bad("authorizer %q: type %q: want jwt or lambda", name, a.Type)
+			p.add(path+".type", "expected jwt or lambda, got %q", a.Type)
 		}
 	}
-	for _, h := range c.Management.AllowedHosts {
+	for i, h := range c.Management.AllowedHosts {
 		if h == "" || strings.ContainsAny(h, ":/ []") {
-			bad("management.allowedHosts: %q: want a host name without scheme or port", h)
+			p.add(fmt.Sprintf("management.allowedHosts[%d]", i), "expected a host name without scheme or port, got %q", h)
 		}
 	}
-	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
-		bad("tls: set both certFile and keyFile")
+	if c.TLS.CertFile != "" && c.TLS.KeyFile == "" {
+		p.add("tls.keyFile", "missing: set both certFile and keyFile")
 	}
-	if c.Limits.ConnectBurst < 0 || c.Limits.MessageBurst < 0 {
-		bad("limits: bursts must not be negative")
+	if c.TLS.KeyFile != "" && c.TLS.CertFile == "" {
+		p.add("tls.certFile", "missing: set both certFile and keyFile")
 	}
-	for _, p := range c.TrustedProxies {
-		if _, err := ParsePrefix(p); err != nil {
-			bad("trustedProxies: %v", err)
+	if c.Limits.ConnectBurst < 0 {
+		p.add("limits.connectBurst", "bursts must not be negative: expected a whole number, got %d", c.Limits.ConnectBurst)
+	}
+	if c.Limits.MessageBurst < 0 {
+		p.add("limits.messageBurst", "bursts must not be negative: expected a whole number, got %d", c.Limits.MessageBurst)
+	}
+	for i, tp := range c.TrustedProxies {
+		if _, err := ParsePrefix(tp); err != nil {
+			p.add(fmt.Sprintf("trustedProxies[%d]", i), "expected an IP address or CIDR prefix such as 10.0.0.0/8, got %q", tp)
 		}
 	}
 	if c.ShutdownTimeout < 0 {
-		bad("shutdownTimeout must be a duration")
+		p.add("shutdownTimeout", "expected a duration such as 10s; a drain needs a bound, so 0 and unlimited are refused")
 	}
 	if c.IntegrationTimeout < 0 {
-		bad("integrationTimeout must be a duration")
+		p.add("integrationTimeout", "expected a duration such as 29s; an invocation needs a bound, so 0 and unlimited are refused")
 	}
-	errs = append(errs, c.Cluster.validate()...)
-	return errors.Join(errs...)
+	p = append(p, c.Cluster.validate()...)
+	return joinErrors(p)
 }
 
 // validate checks the cluster settings that need no engine to check.
-func (c Cluster) validate() []error {
-	var errs []error
-	bad := func(format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...))
-	}
+func (c Cluster) validate() problems {
+	var p problems
 	engine, err := c.Engine()
 	if err != nil {
-		return []error{err}
+		msg := strings.TrimPrefix(err.Error(), ErrInvalid.Error()+": ")
+		p.add("cluster.url", "%s", strings.TrimPrefix(msg, "cluster.url "))
+		return p
 	}
 	if engine == EngineNone {
 		if c.Node != "" || c.Embedded.Cluster != "" || len(c.Embedded.Peers) > 0 || c.Embedded.Listen != "" || c.Embedded.StoreDir != "" {
-			bad("cluster: node, embedded, --cluster-listen and --cluster-peers need cluster.url (--cluster)")
+			p.add("cluster", "node, embedded, --cluster-listen and --cluster-peers need cluster.url (--cluster)")
 		}
-		return errs
+		return p
 	}
 	if c.TTL == Unlimited {
-		bad("cluster.ttl: a lease must end: want a duration such as 15s")
+		p.add("cluster.ttl", "a lease must end: expected a duration such as 15s")
 	}
 	if c.CallTimeout == Unlimited {
-		bad("cluster.callTimeout: every call needs a bound: want a duration such as 5s")
+		p.add("cluster.callTimeout", "every call needs a bound: expected a duration such as 5s")
 	}
 	if engine != EngineEmbedded && (c.Embedded.Cluster != "" || len(c.Embedded.Peers) > 0 || c.Embedded.Listen != "" || c.Embedded.StoreDir != "") {
-		bad("cluster.embedded (--cluster-listen, --cluster-peers) needs cluster.url embedded")
+		p.add("cluster.embedded", "cluster.embedded (--cluster-listen, --cluster-peers) needs cluster.url embedded")
 	}
 	if engine == EngineEmbedded && c.Embedded.Cluster != "" && len(c.Embedded.Peers) == 0 {
-		bad("cluster.embedded.cluster (--cluster-listen) needs peers (--cluster-peers): the route address of every node, this one included")
+		p.add("cluster.embedded.cluster", "needs peers (--cluster-peers): the route address of every node, this one included")
 	}
-	for _, hp := range append([]string{c.Embedded.Listen, c.Embedded.Cluster}, c.Embedded.Peers...) {
-		if hp == "" {
-			continue
+	for _, e := range []struct{ path, hp string }{{"cluster.embedded.listen", c.Embedded.Listen}, {"cluster.embedded.cluster", c.Embedded.Cluster}} {
+		if _, _, err := net.SplitHostPort(e.hp); e.hp != "" && err != nil {
+			p.add(e.path, "expected host:port, got %q", e.hp)
 		}
+	}
+	for i, hp := range c.Embedded.Peers {
 		if _, _, err := net.SplitHostPort(hp); err != nil {
-			bad("cluster.embedded: %q: want host:port", hp)
+			p.add(fmt.Sprintf("cluster.embedded.peers[%d]", i), "expected host:port, got %q", hp)
 		}
 	}
 	kinds := 0
@@ -956,18 +1110,18 @@ func (c Cluster) validate() []error {
 		}
 	}
 	if kinds > 1 {
-		bad("cluster: set one of user/password, token or credsFile")
+		p.add("cluster", "set one of user/password, token or credsFile")
 	}
 	if engine == EngineRedis && (c.Token != "" || c.CredsFile != "") {
-		bad("cluster: token and credsFile are NATS credentials; Redis takes user and password (or the URL's)")
+		p.add("cluster", "token and credsFile are NATS credentials; Redis takes user and password (or the URL's)")
 	}
 	if engine == EngineEmbedded && c.CredsFile != "" {
-		bad("cluster: credsFile needs an external NATS server; the embedded one takes user/password or token")
+		p.add("cluster.credsFile", "credsFile needs an external NATS server; the embedded one takes user/password or token")
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
-		bad("cluster.tls: set both certFile and keyFile")
+		p.add("cluster.tls", "set both certFile and keyFile")
 	}
-	return errs
+	return p
 }
 
 // ParsePrefix reads an address ("10.0.0.1") or a CIDR prefix ("10.0.0.0/8").

@@ -445,7 +445,7 @@ func TestValidate(t *testing.T) {
 		{"custom $ route", func(c *config.Config) { c.Routes["$custom"] = routeOf("echo") }, "$custom"},
 		{"empty route key", func(c *config.Config) { c.Routes[""] = routeOf("echo") }, "empty"},
 		{"unknown integration", func(c *config.Config) { c.Routes["x"] = routeOf("carrier-pigeon") }, "carrier-pigeon"},
-		{"missing integration type", func(c *config.Config) { c.Routes["x"] = routeOf("") }, `"x"`},
+		{"missing integration type", func(c *config.Config) { c.Routes["x"] = routeOf("") }, "routes.x.integration.type: missing"},
 		{"bad stage", func(c *config.Config) { c.Stage = "bad stage" }, "bad stage"},
 		{"empty stage", func(c *config.Config) { c.Stage = "" }, "stage"},
 		{"bad proxy", func(c *config.Config) { c.TrustedProxies = append(c.TrustedProxies, "10.0.0.300") }, "10.0.0.300"},

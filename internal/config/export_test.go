@@ -10,3 +10,15 @@ func SetServerlessEvalTimeoutForTest(d time.Duration) (restore func()) {
 	serverlessEvalTimeout = d
 	return func() { serverlessEvalTimeout = old }
 }
+
+// DocumentedPathsForTest lists the paths the reference's tables describe.
+func DocumentedPathsForTest() []string {
+	var out []string
+	for p := range meanings {
+		out = append(out, p)
+	}
+	for p := range componentDefaults {
+		out = append(out, p)
+	}
+	return out
+}

@@ -424,7 +424,7 @@ func TestTemplateErrors(t *testing.T) {
 		{"bad identity source", base + "  A:\n    Type: AWS::ApiGatewayV2::Authorizer\n    Properties: {ApiId: !Ref Api, AuthorizerType: REQUEST, AuthorizerUri: !GetAtt F.Arn, IdentitySource: [method.request.header.X]}\n", nil, "want route.request.header.NAME"},
 		{"unknown authorizer", strings.Replace(base, "RouteKey: $default,", "RouteKey: $connect, AuthorizationType: CUSTOM, AuthorizerId: Nope,", 1), nil, `AuthorizerId "Nope" names no REQUEST authorizer`},
 		{"bad authorization type", strings.Replace(base, "RouteKey: $default,", "RouteKey: $default, AuthorizationType: JWT,", 1), nil, `AuthorizationType "JWT"`},
-		{"bad stage name", base + "  S:\n    Type: AWS::ApiGatewayV2::Stage\n    Properties: {ApiId: !Ref Api, StageName: a/b}\n", nil, `stage "a/b"`},
+		{"bad stage name", base + "  S:\n    Type: AWS::ApiGatewayV2::Stage\n    Properties: {ApiId: !Ref Api, StageName: a/b}\n", nil, `stage: expected letters, digits, - and _, got "a/b"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -9,7 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard-gateway/switchboard/internal/apigw"
 	"github.com/switchboard-gateway/switchboard/internal/config"
+	"github.com/switchboard-gateway/switchboard/internal/integration/builtin"
+	"github.com/switchboard-gateway/switchboard/internal/mgmtapi"
 	"github.com/switchboard-gateway/switchboard/internal/server/servertest"
 	"github.com/switchboard-gateway/switchboard/internal/testutil"
 )
@@ -239,5 +242,61 @@ func TestSendQueueUnlimitedHoldsMany(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// behaviourOnly are the defaults of the limits limitChecks checks by
+// behaviour, from the components' constants.
+var behaviourOnly = map[string]float64{
+	"maxPostBytes":     apigw.MaxPostBytes,
+	"maxRecipients":    mgmtapi.DefaultMaxRecipients,
+	"maxTopicBytes":    builtin.DefaultMaxTopicBytes,
+	"maxSubscriptions": builtin.DefaultMaxSubscriptions,
+}
+
+// TestReferenceStatesTheLimitDefaults: the defaults docs/config.md and
+// `switchboard config defaults` state for limits are the ones the
+// components apply (limitChecks' def).
+func TestReferenceStatesTheLimitDefaults(t *testing.T) {
+	t.Parallel()
+	for _, k := range config.Reference() {
+		key, isLimit := strings.CutPrefix(k.Path, "limits.")
+		lc, checked := limitChecks[key]
+		if d, ok := behaviourOnly[key]; ok {
+			lc.def = d
+		} else if !isLimit || !checked || lc.value == nil {
+			continue
+		}
+		var got float64
+		var err error
+		switch k.Type {
+		case "size":
+			var v int64
+			v, err = config.ParseSize(k.Default)
+			got = float64(v)
+		case "duration":
+			var v time.Duration
+			v, err = config.ParseDuration(k.Default)
+			got = float64(v)
+		case "count":
+			var v int
+			v, err = config.ParseCount(k.Default)
+			got = float64(v)
+		case "rate":
+			got, err = config.ParseRate(k.Default)
+		default:
+			t.Errorf("%s: type %q", k.Path, k.Type)
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: default %q: %v", k.Path, k.Default, err)
+			continue
+		}
+		if got == config.Unlimited && lc.def == 0 { // the component's "no limit"
+			continue
+		}
+		if got != lc.def {
+			t.Errorf("the reference says %s defaults to %s (%v), the component applies %v", k.Path, k.Default, got, lc.def)
+		}
 	}
 }

@@ -32,6 +32,21 @@ func loadYAML(t *testing.T, dir, yamlCfg string) *config.Config {
 	return cfg
 }
 
+// loadYAMLWithout loads yamlCfg with the file name present, as Load
+// requires, then removes it: the server finds it gone.
+func loadYAMLWithout(t *testing.T, dir, yamlCfg, name string) *config.Config {
+	t.Helper()
+	file := filepath.Join(dir, name)
+	if err := os.WriteFile(file, []byte("not a key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := loadYAML(t, dir, yamlCfg)
+	if err := os.Remove(file); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
 func getWithToken(t *testing.T, url, token string) int {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, url, nil)
@@ -87,13 +102,13 @@ routes:
 		t.Errorf("GetConnection of the connection open before the reload, with the new token = %d, want 200", got)
 	}
 
-	err = srv.Reload(loadYAML(t, dir, `
+	err = srv.Reload(loadYAMLWithout(t, dir, `
 authorizers:
   broken: {type: jwt, pemFiles: [does-not-exist.pem]}
 routes:
   $connect: {authorizer: broken}
   $default: {integration: {type: mock, response: v3}}
-`))
+`, "does-not-exist.pem"))
 	if err == nil || !strings.Contains(err.Error(), "does-not-exist.pem") {
 		t.Errorf("Reload(unreadable key file) = %v, want an error naming the file", err)
 	}
@@ -146,7 +161,7 @@ routes:
 
 	// A reload that fails after taking the function over leaves it running.
 	broken := yamlWith("a") + "  $connect: {authorizer: broken}\nauthorizers:\n  broken: {type: jwt, pemFiles: [missing.pem]}\n"
-	if err := srv.Reload(loadYAML(t, dir, broken)); err == nil {
+	if err := srv.Reload(loadYAMLWithout(t, dir, broken, "missing.pem")); err == nil {
 		t.Fatalf("Reload(unreadable key file) succeeded, want an error")
 	}
 	if got := pidOf("a"); got != first {
