@@ -26,10 +26,10 @@ send to the last answer) and the round-trip latency; given --pid (the server,
 on this machine), its CPU time (/proc/PID/stat, Linux) per answered message.
 
 A gateway without configuration has no echo route, but its sendMessage
-broadcasts to every connection, the sender included: each connection gets
-its own messages back, and ignores the other connections' payloads.`,
+broadcasts to every connection, the sender included: with one connection
+(-c 1), each message comes back to its sender.`,
 	Examples: []string{
-		`switchboard bench echo --url ws://127.0.0.1:3001 -c 2 -m 50 -s 100 --route '{"action":"sendMessage","data":"%s"}'`,
+		`switchboard bench echo --url ws://127.0.0.1:3001 -c 1 -m 50 -s 100 --route '{"action":"sendMessage","data":"%s"}'`,
 	},
 }
 
