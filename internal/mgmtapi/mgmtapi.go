@@ -115,8 +115,31 @@ func (a *API) Register(mux Mux) {
 		mux.Handle("POST "+prefix+"/@connections", a.wrap("PostToConnections", a.postMany))
 		mux.Handle("POST "+prefix+"/@topics/{topic}", a.wrap("Publish", a.publish))
 		mux.Handle("POST "+prefix+"/@broadcast", a.wrap("Broadcast", a.broadcast))
-		mux.Handle(prefix+"/@connections/", a.wrap("Unknown", notFound))
+		// Paths of the API with another method answer as API Gateway does,
+		// not with net/http's 405.
+		for _, p := range []string{"/@connections/", "/@connections", "/@topics/", "/@broadcast"} {
+			mux.Handle(prefix+p, a.wrap("Unknown", a.notFound))
+		}
 	}
+}
+
+// NotFound answers a request that no route of the gateway matches, in
+// API Gateway's shape: 403 ForbiddenException {"message":"Forbidden"} for a
+// path under a stage other than Options.Stage (its first segment neither
+// the stage, nor a path of the gateway's own such as @connections or _,
+// nor empty), as execute-api answers an unknown stage, else 404
+// NotFoundException "No method found matching route ...". Both carry
+// x-amzn-RequestId and x-amzn-ErrorType.
+func (a *API) NotFound() http.Handler { return a.wrap("Unknown", a.notFound) }
+
+func (a *API) notFound(_ http.ResponseWriter, r *http.Request) error {
+	path := strings.TrimPrefix(r.URL.Path, "/")
+	first, _, _ := strings.Cut(path, "/")
+	if first != "" && first != a.opts.Stage && !strings.HasPrefix(first, "@") && !strings.HasPrefix(first, "_") {
+		return errUnknownStage
+	}
+	return &apiError{Status: http.StatusNotFound, Type: apigw.ErrTypeNotFound,
+		Message: fmt.Sprintf("No method found matching route %s for http method %s.", path, r.Method)}
 }
 
 // apiError is an error answered with an AWS-style error response.
@@ -134,10 +157,9 @@ func (e *apiError) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.
 var (
 	errGone      = &apiError{Status: http.StatusGone, Type: apigw.ErrTypeGone}
 	errSlow      = &apiError{Status: http.StatusTooManyRequests, Type: apigw.ErrTypeLimitExceeded, Message: "The connection's send buffer is full; it was closed as too slow"}
-	errRouteMiss = &apiError{Status: http.StatusNotFound, Type: apigw.ErrTypeNotFound, Message: "No method found matching route"}
+	// errUnknownStage is execute-api's answer for a stage it does not have.
+	errUnknownStage = &apiError{Status: http.StatusForbidden, Type: apigw.ErrTypeForbidden, Message: "Forbidden"}
 )
-
-func notFound(http.ResponseWriter, *http.Request) error { return errRouteMiss }
 
 // statusRecorder remembers the status a handler wrote, for the metrics.
 type statusRecorder struct {

@@ -126,6 +126,10 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	if cfg.Management.Listen == "" {
 		s.mount(s.mux, guarded)
+	} else {
+		// The management API has a listener of its own: here, any other
+		// path is unknown, answered as API Gateway answers one.
+		s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { s.guarded.Load().notFound.ServeHTTP(w, r) })
 	}
 	s.mux.Handle("/{$}", s.gw)
 	s.mux.Handle("/"+cfg.Stage, s.gw)
@@ -284,8 +288,9 @@ func (s *Server) build(cfg *config.Config, hub *gateway.Hub, prev *builder) (*bu
 // surface behind it (metrics, profiling, the dashboard), and the management
 // API's routes, each in the order Register adds them.
 type managed struct {
-	guard *guard
-	api   apiRoutes
+	guard    *guard
+	api      apiRoutes
+	notFound http.Handler // AWS-shaped 404 or 403 for a path nothing serves
 }
 
 // apiRoute is one pattern of the management API and its handler.
@@ -337,11 +342,12 @@ func (s *Server) management(b *builder) (*managed, error) {
 		dopts.Cluster = s.clusterView
 	}
 	mgmt.Handle("/_/", dashboard.New(dopts))
+	mgmt.Handle("/", api.NotFound())
 	g, err := s.protect(mgmt, s.metrics)
 	if err != nil {
 		return nil, err
 	}
-	return &managed{guard: g, api: recorded}, nil
+	return &managed{guard: g, api: recorded, notFound: api.NotFound()}, nil
 }
 
 // clusterView is the cluster as the dashboard shows it: the nodes whose
