@@ -155,8 +155,8 @@ type apiError struct {
 func (e *apiError) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Type, e.Message) }
 
 var (
-	errGone      = &apiError{Status: http.StatusGone, Type: apigw.ErrTypeGone}
-	errSlow      = &apiError{Status: http.StatusTooManyRequests, Type: apigw.ErrTypeLimitExceeded, Message: "The connection's send buffer is full; it was closed as too slow"}
+	errGone = &apiError{Status: http.StatusGone, Type: apigw.ErrTypeGone}
+	errSlow = &apiError{Status: http.StatusTooManyRequests, Type: apigw.ErrTypeLimitExceeded, Message: "The connection's send buffer is full; it was closed as too slow"}
 	// errUnknownStage is execute-api's answer for a stage it does not have.
 	errUnknownStage = &apiError{Status: http.StatusForbidden, Type: apigw.ErrTypeForbidden, Message: "Forbidden"}
 )
