@@ -388,10 +388,37 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	return nil
 }
 
+// logAttr shapes every field of a log line: a duration is a whole number of
+// milliseconds, its key ending in "Ms" (as API Gateway's $context latencies
+// are in milliseconds: integrationLatency), and a field with nothing to say,
+// an empty string or a nil error, is left out.
+func logAttr(groups []string, a slog.Attr) slog.Attr {
+	if len(groups) == 0 && (a.Key == slog.TimeKey || a.Key == slog.LevelKey || a.Key == slog.MessageKey) {
+		return a
+	}
+	switch a.Value.Kind() {
+	case slog.KindDuration:
+		key := a.Key
+		if !strings.HasSuffix(key, "Ms") && !strings.HasSuffix(key, "Latency") {
+			key += "Ms"
+		}
+		return slog.Int64(key, a.Value.Duration().Milliseconds())
+	case slog.KindString:
+		if a.Value.String() == "" {
+			return slog.Attr{}
+		}
+	case slog.KindAny:
+		if a.Value.Any() == nil {
+			return slog.Attr{}
+		}
+	}
+	return a
+}
+
 // newLogger logs as text on a terminal and as JSON lines otherwise (for log
 // collectors), unless format says which.
 func newLogger(w io.Writer, format string, level slog.Level) (*slog.Logger, error) {
-	opts := &slog.HandlerOptions{Level: level}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: logAttr}
 	switch format {
 	case "", "auto":
 		if f, ok := w.(*os.File); ok {

@@ -124,18 +124,19 @@ func (a *API) Register(mux Mux) {
 }
 
 // NotFound answers a request that no route of the gateway matches, in
-// API Gateway's shape: 403 ForbiddenException {"message":"Forbidden"} for a
-// path under a stage other than Options.Stage (its first segment neither
-// the stage, nor a path of the gateway's own such as @connections or _,
-// nor empty), as execute-api answers an unknown stage, else 404
+// API Gateway's shape: 403 ForbiddenException {"message":"Forbidden"} for
+// /{stage} or /{stage}/@... with a stage other than Options.Stage (and not a
+// path of the gateway's own such as @connections or _), as execute-api
+// answers an unknown stage, else 404
 // NotFoundException "No method found matching route ...". Both carry
 // x-amzn-RequestId and x-amzn-ErrorType.
 func (a *API) NotFound() http.Handler { return a.wrap("Unknown", a.notFound) }
 
 func (a *API) notFound(_ http.ResponseWriter, r *http.Request) error {
 	path := strings.TrimPrefix(r.URL.Path, "/")
-	first, _, _ := strings.Cut(path, "/")
-	if first != "" && first != a.opts.Stage && !strings.HasPrefix(first, "@") && !strings.HasPrefix(first, "_") {
+	first, rest, _ := strings.Cut(path, "/")
+	own := first == "" || first == a.opts.Stage || strings.HasPrefix(first, "@") || strings.HasPrefix(first, "_")
+	if !own && (rest == "" || strings.HasPrefix(rest, "@")) {
 		return errUnknownStage
 	}
 	return &apiError{Status: http.StatusNotFound, Type: apigw.ErrTypeNotFound,
