@@ -414,3 +414,42 @@ func TestREADMEBanner(t *testing.T) {
 		t.Errorf("README.md's banner:\n%s\nwhat serve prints:\n%s", block, got)
 	}
 }
+
+// A gateway listening on every interface prints URLs a client can dial:
+// loopback on the WebSocket line, the machine's addresses on the Network
+// line; never 0.0.0.0 or [::].
+func TestBannerOnEveryInterface(t *testing.T) {
+	listens := []string{"0.0.0.0:0"}
+	if ln, err := net.Listen("tcp6", "[::1]:0"); err == nil {
+		_ = ln.Close()
+		listens = append(listens, "[::]:0")
+	}
+	for _, listen := range listens {
+		t.Run(listen, func(t *testing.T) {
+			wsURL, stdout, stop := serveForTest(t, []string{"--listen", listen, "--insecure-management"}, map[string]string{"SWITCHBOARD_DATA_DIR": t.TempDir()})
+			banner := stdout.String()
+			if regexp.MustCompile(`://(0\.0\.0\.0|\[::\]):`).MatchString(banner) {
+				t.Errorf("banner shows the wildcard address:\n%s", banner)
+			}
+			wantHost := map[string]string{"0.0.0.0:0": "ws://127.0.0.1:", "[::]:0": "ws://[::1]:"}[listen]
+			if !strings.HasPrefix(wsURL, wantHost) {
+				t.Errorf("WebSocket URL %s, want %s...", wsURL, wantHost)
+			}
+			urls := []string{wsURL}
+			if m := regexp.MustCompile(`(?m)^  Network:\s+(.*)$`).FindStringSubmatch(banner); m != nil {
+				urls = append(urls, strings.Fields(m[1])...)
+			}
+			for _, u := range urls {
+				c := testutil.Dial(t, u, nil)
+				testutil.Write(t, c, `{"action":"sendMessage","data":"reached"}`)
+				if got := testutil.ReadText(t, c); got != "reached" {
+					t.Errorf("%s: got %q", u, got)
+				}
+				_ = c.Close(websocket.StatusNormalClosure, "")
+			}
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
