@@ -316,3 +316,35 @@ func peerID(t *testing.T, c *websocket.Conn) string {
 	}
 	return m[1]
 }
+
+// connect verifies a wss:// server against the system's roots, and the CA
+// of --cacert; --insecure skips the check and says so.
+func TestConnectTLSFlags(t *testing.T) {
+	dir := t.TempDir()
+	wsURL, _, _ := serveForTest(t, []string{"--listen", "127.0.0.1:0"}, map[string]string{"SWITCHBOARD_DATA_DIR": dir})
+	wss := "wss://" + strings.TrimPrefix(wsURL, "ws://")
+	msg := `{"action":"sendMessage","data":"over TLS"}`
+	tests := []struct {
+		name     string
+		flags    []string
+		want     int
+		stdout   string
+		inStderr string
+	}{
+		{"unknown CA refused", nil, cli.ExitNetwork, "", "certificate"},
+		{"local CA trusted with --cacert", []string{"--cacert", filepath.Join(dir, "ca.pem")}, cli.ExitOK, "over TLS\n", ""},
+		{"--insecure skips the check, and says so", []string{"--insecure"}, cli.ExitOK, "over TLS\n", "Warning: --insecure"},
+		{"--cacert of a missing file", []string{"--cacert", filepath.Join(dir, "nope.pem")}, cli.ExitUsage, "", "--cacert"},
+		{"--cacert of a file without PEM", []string{"--cacert", filepath.Join(dir, "gw.yaml")}, cli.ExitUsage, "", "no PEM certificate"},
+	}
+	writeFile(t, filepath.Join(dir, "gw.yaml"), "stage: dev\n")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append(append([]string{"connect"}, tt.flags...), "--execute", msg, "--wait", "1s", wss)
+			code, stdout, stderr := runExit(t, nil, args...)
+			if code != tt.want || stdout != tt.stdout || !strings.Contains(stderr, tt.inStderr) {
+				t.Errorf("switchboard %q: exit %d, stdout %q, stderr %q; want %d, %q, and %q in stderr", args, code, stdout, stderr, tt.want, tt.stdout, tt.inStderr)
+			}
+		})
+	}
+}
