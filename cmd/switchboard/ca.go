@@ -3,13 +3,13 @@ package main
 import (
 	"crypto/tls"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"time"
 
+	"github.com/switchboard-gateway/switchboard/internal/cli"
 	"github.com/switchboard-gateway/switchboard/internal/config"
 	"github.com/switchboard-gateway/switchboard/internal/localca"
 	"github.com/switchboard-gateway/switchboard/internal/tlsmux"
@@ -60,17 +60,28 @@ func leafHosts(ca *localca.CA, addr net.Addr) []string {
 	return hosts
 }
 
+// caHelp is the help text of `switchboard ca`.
+var caHelp = &cli.Help{
+	Usage: []string{"switchboard ca [--pem] [--data-dir DIR]"},
+	Text: `Prints where the local CA behind the gateway's wss:// and https:// is kept,
+and how to make browsers and other clients trust it; with --pem, the CA
+certificate itself. 'switchboard serve' creates the CA at its first start.`,
+	Examples: []string{
+		`switchboard ca`,
+		`switchboard ca --pem > switchboard-ca.pem`,
+	},
+}
+
 // caCommand prints where the local CA is and how to trust it, or its PEM.
 func caCommand(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("ca", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("ca")
 	pemOut := fs.Bool("pem", false, "print the CA certificate in PEM form")
 	dataDir := fs.String("data-dir", "", "the data directory (env SWITCHBOARD_DATA_DIR; default $XDG_DATA_HOME/switchboard or ~/.local/share/switchboard)")
-	if err := fs.Parse(args); err != nil {
+	if err := cli.ParseFlags(fs, args, caHelp, stdout); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("ca: unexpected argument %q", fs.Arg(0))
+		return cli.Usagef("ca: unexpected argument %q", fs.Arg(0))
 	}
 	dir := config.DataDir(getenv, *dataDir)
 	if *dataDir != "" {

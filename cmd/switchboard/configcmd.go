@@ -1,73 +1,51 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 
+	"github.com/switchboard-gateway/switchboard/internal/cli"
 	"github.com/switchboard-gateway/switchboard/internal/config"
 )
 
-// Exit codes of `switchboard config validate`: 0 when the file is valid,
-// exitInvalid when it is not, exitUsage for a command used wrongly (and
-// every other error).
-const (
-	exitInvalid = 1
-	exitUsage   = 2
-)
+// reported is a failure the command has explained on stderr already: the
+// process exits with code and prints nothing more.
+type reported struct{ code int }
 
-// exitError ends the process with code; its message, when err is not nil,
-// is printed first.
-type exitError struct {
-	code int
-	err  error
+func (r *reported) Error() string { return fmt.Sprintf("exit status %d", r.code) }
+
+// configHelp is the help text of `switchboard config`.
+var configHelp = &cli.Help{
+	Usage: []string{"switchboard config validate FILE | defaults"},
+	Text: `validate checks a config file, a serverless.yml or a SAM template without
+serving it: it prints "FILE: ok" and exits 0, or one line per problem
+(FILE:LINE: key.path: what is wrong) and exits 1.
+defaults prints the default configuration as commented YAML.
+
+Every key is described in docs/config.md.`,
+	Examples: []string{
+		`switchboard config defaults > switchboard.yaml && switchboard config validate switchboard.yaml`,
+	},
 }
-
-func (e *exitError) Error() string {
-	if e.err == nil {
-		return fmt.Sprintf("exit status %d", e.code)
-	}
-	return e.err.Error()
-}
-
-func (e *exitError) Unwrap() error { return e.err }
-
-// exitCode is the process's exit code for run's error.
-func exitCode(err error) int {
-	var ee *exitError
-	if errors.As(err, &ee) {
-		return ee.code
-	}
-	return exitUsage
-}
-
-const configUsage = `Usage: switchboard config <command>
-
-Commands:
-  validate FILE   check a config file (or a serverless.yml or SAM template): prints
-                  "FILE: ok" and exits 0, or one line per problem and exits 1
-  defaults        print the default configuration as commented YAML
-
-Every key is described in docs/config.md.
-`
 
 // configCommand runs `switchboard config ...`.
 func configCommand(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, configUsage)
-		return errors.New("config: no command given")
+		return cli.Usagef("config: no command given (validate or defaults)")
+	}
+	if args[0] != "validate" && cli.WantsHelp(args) {
+		configHelp.Write(stdout, nil)
+		return flag.ErrHelp
 	}
 	switch args[0] {
 	case "validate":
-		fs := flag.NewFlagSet("config validate", flag.ContinueOnError)
-		fs.SetOutput(stderr)
-		fs.Usage = func() { fmt.Fprint(stderr, configUsage) }
-		if err := fs.Parse(args[1:]); err != nil {
+		fs := cli.NewFlagSet("config validate")
+		if err := cli.ParseFlags(fs, args[1:], configHelp, stdout); err != nil {
 			return err
 		}
 		if fs.NArg() != 1 {
-			return errors.New("config validate: want one FILE")
+			return cli.Usagef("config validate: want one FILE")
 		}
 		path := fs.Arg(0)
 		var err error
@@ -78,22 +56,21 @@ func configCommand(args []string, getenv func(string) string, stdout, stderr io.
 		}
 		if err != nil {
 			fmt.Fprintln(stderr, err)
-			return &exitError{code: exitInvalid}
+			return &reported{code: cli.ExitFailure}
 		}
 		fmt.Fprintf(stdout, "%s: ok\n", path)
 		return nil
 	case "defaults":
 		if len(args) > 1 {
-			return fmt.Errorf("config defaults: unexpected argument %q", args[1])
+			return cli.Usagef("config defaults: unexpected argument %q", args[1])
 		}
 		fmt.Fprint(stdout, config.DefaultsYAML())
 		return nil
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, configUsage)
+	case "help":
+		configHelp.Write(stdout, nil)
 		return nil
 	}
-	fmt.Fprint(stderr, configUsage)
-	return fmt.Errorf("config: unknown command %q%s", args[0], suggestion(args[0], []string{"validate", "defaults"}))
+	return cli.Usagef("config: unknown command %q%s", args[0], suggestion(args[0], []string{"validate", "defaults"}))
 }
 
 // suggestion is "; did you mean X?" when a command is near word.

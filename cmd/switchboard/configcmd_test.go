@@ -16,6 +16,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/switchboard-gateway/switchboard/internal/cli"
 	"github.com/switchboard-gateway/switchboard/internal/config"
 	"github.com/switchboard-gateway/switchboard/internal/testutil"
 )
@@ -116,14 +117,14 @@ func TestUnknownCommandSuggests(t *testing.T) {
 		"serv":            `unknown command "serv"; did you mean serve?`,
 		"conect":          `unknown command "conect"; did you mean connect?`,
 		"config defualts": `config: unknown command "defualts"; did you mean defaults?`,
-		"zzz":             `unknown command "zzz"`,
+		"zzz":             `unknown command "zzz" (run 'switchboard --help' for the commands)`,
 	} {
 		err := run(context.Background(), strings.Fields(args), env(nil), &testutil.Buffer{}, &testutil.Buffer{})
 		if err == nil || err.Error() != want {
 			t.Errorf("run(%q) = %v, want %q", args, err, want)
 		}
-		if code := exitCode(err); code != exitUsage {
-			t.Errorf("run(%q): exit code %d, want %d", args, code, exitUsage)
+		if code := cli.ExitCode(err); code != cli.ExitUsage {
+			t.Errorf("run(%q): exit code %d, want %d", args, code, cli.ExitUsage)
 		}
 	}
 }

@@ -159,7 +159,7 @@ func TestDocsClusterSettings(t *testing.T) {
 	}
 
 	var usage testutil.Buffer
-	_ = run(context.Background(), []string{"serve", "-h"}, env(nil), &testutil.Buffer{}, &usage)
+	_ = run(context.Background(), []string{"serve", "-h"}, env(nil), &usage, &testutil.Buffer{})
 	row := regexp.MustCompile("(?m)^\\| `(--[a-z-]+)` \\| `(SWITCHBOARD_[A-Z_]+)` \\| `(cluster\\.[a-zA-Z.]+)` \\|")
 	rows := row.FindAllStringSubmatch(doc, -1)
 	if len(rows) != 4 {
@@ -167,7 +167,7 @@ func TestDocsClusterSettings(t *testing.T) {
 	}
 	for _, r := range rows {
 		flagName, envName := strings.TrimPrefix(r[1], "--"), r[2]
-		re := regexp.MustCompile(`(?m)^  -` + regexp.QuoteMeta(flagName) + ` string\n\s+.*\(env ` + envName + `[;)]`)
+		re := regexp.MustCompile(`(?m)^  --` + regexp.QuoteMeta(flagName) + ` string\n\s+.*\(env ` + envName + `[;)]`)
 		if !re.MatchString(usage.String()) {
 			t.Errorf("serve -h does not show --%s with env %s:\n%s", flagName, envName, usage.String())
 		}

@@ -30,16 +30,28 @@ var version = ""
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
-		var ee *exitError
-		if !errors.Is(err, flag.ErrHelp) && (!errors.As(err, &ee) || ee.err != nil) {
-			fmt.Fprintln(os.Stderr, "switchboard:", err)
-		}
-		os.Exit(exitCode(err))
-	}
+	code := exit(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr), os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
-const usage = `Usage: switchboard <command> [flags]
+// exit prints err, if any, as one line on stderr and returns the exit
+// status that tells its kind (see cli.ExitStatuses).
+func exit(err error, stderr io.Writer) int {
+	var r *reported
+	if errors.As(err, &r) {
+		return r.code
+	}
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(stderr, "switchboard:", err)
+	}
+	return cli.ExitCode(err)
+}
+
+// help is the help text of `switchboard` itself.
+var help = &cli.Help{
+	Usage: []string{"switchboard <command> [flags]"},
+	Text: `A real-time WebSocket gateway, wire-compatible with API Gateway WebSocket APIs.
 
 Commands:
   serve                    run the gateway
@@ -50,13 +62,42 @@ Commands:
   publish TOPIC DATA       send DATA to a topic's subscribers
   broadcast DATA           send DATA to every connection
   list [--all]             list connections
-  bench conns|echo|fanout|mgmt   load-test a gateway (loopback unless --allow-remote)
+  bench WORKLOAD           load-test a gateway: conns, echo, fanout or mgmt (loopback unless --allow-remote)
   ca [--pem]               the local CA behind wss:// and https://: its file and how to trust it
-  config validate FILE     check a config file; config defaults prints every key at its default
+  config validate|defaults check a config file, or print every key at its default
   version                  print the version and the build's VCS revision
 
-Run 'switchboard <command> -h' for a command's flags.
-`
+Run 'switchboard <command> --help' for a command's flags and examples.`,
+	Examples: []string{
+		`switchboard serve --listen 127.0.0.1:3001`,
+		`switchboard connect ws://127.0.0.1:3001 --execute '{"action":"sendMessage","data":"hi"}' --wait 1s`,
+		`switchboard list`,
+	},
+}
+
+// serveHelp is the help text of `switchboard serve`.
+var serveHelp = &cli.Help{
+	Usage: []string{"switchboard serve [flags]"},
+	Text: `Runs the gateway: WebSocket clients at ws://HOST:PORT and ws://HOST:PORT/STAGE,
+the management API (@connections), the dashboard (/_/), /healthz and
+/metrics on the same port. With neither --config nor --project it runs the
+project in the current folder (serverless.yml, template.yaml), else the
+built-in defaults: a chat and topic gateway on 127.0.0.1:3001. Flags win
+over the environment, which wins over the file. SIGINT or SIGTERM drain the
+connections (close 1001) and stop; SIGHUP reads the configuration again.`,
+	Examples: []string{
+		`switchboard serve`,
+		`switchboard serve --listen 127.0.0.1:3001 --stage prod --log-format json`,
+		`switchboard serve --listen 127.0.0.1:3001 --log-level debug --pprof`,
+	},
+}
+
+// versionHelp is the help text of `switchboard version`.
+var versionHelp = &cli.Help{
+	Usage:    []string{"switchboard version"},
+	Text:     "Prints the version, and the VCS revision, time and Go version the binary was built from.",
+	Examples: []string{"switchboard version"},
+}
 
 // commands are the commands run knows, for "did you mean".
 var commands = []string{"serve", "connect", "post", "get", "delete", "publish", "broadcast", "list", "bench", "ca", "config", "version", "help"}
@@ -64,9 +105,41 @@ var commands = []string{"serve", "connect", "post", "get", "delete", "publish", 
 // run is main without the process: testable with its own args, env and output.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return errors.New("no command given")
+		return cli.Usagef("no command given (run 'switchboard --help' for the commands)")
 	}
+	if err := command(ctx, args, getenv, stdout, stderr); err != nil && !errors.Is(err, flag.ErrHelp) {
+		return commandError(args, err)
+	} else if err != nil {
+		return err
+	}
+	return nil
+}
+
+// unknownCommand is a command line whose command does not exist.
+type unknownCommand string
+
+func (u unknownCommand) Error() string {
+	if s := suggestion(string(u), commands); s != "" {
+		return fmt.Sprintf("unknown command %q%s", string(u), s)
+	}
+	return fmt.Sprintf("unknown command %q (run 'switchboard --help' for the commands)", string(u))
+}
+
+// commandError names the command in err, unless err names it already.
+func commandError(args []string, err error) error {
+	var u unknownCommand
+	if errors.As(err, &u) {
+		return &cli.UsageError{Err: err}
+	}
+	name := args[0]
+	if strings.HasPrefix(err.Error(), name+":") || strings.HasPrefix(err.Error(), name+" ") {
+		return err
+	}
+	return fmt.Errorf("%s: %w", name, err)
+}
+
+// command runs the command args name.
+func command(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], getenv, stdout, stderr)
@@ -81,14 +154,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "config":
 		return configCommand(args[1:], getenv, stdout, stderr)
 	case "version", "-v", "--version":
+		if cli.WantsHelp(args[1:]) {
+			versionHelp.Write(stdout, nil)
+			return flag.ErrHelp
+		}
 		printVersion(stdout)
 		return nil
 	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
+		if len(args) > 1 && args[0] == "help" { // help COMMAND
+			return command(ctx, []string{args[1], "--help"}, getenv, stdout, stderr)
+		}
+		help.Write(stdout, nil)
 		return nil
 	}
-	fmt.Fprint(stderr, usage)
-	return fmt.Errorf("unknown command %q%s", args[0], suggestion(args[0], commands))
+	return unknownCommand(args[0])
 }
 
 // firstOf returns the first non-empty value.
@@ -112,8 +191,7 @@ func versionString() string {
 }
 
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("serve")
 	listen := fs.String("listen", "", "address to listen on (env SWITCHBOARD_LISTEN; default "+config.DefaultListen+")")
 	cfgPath := fs.String("config", getenv("SWITCHBOARD_CONFIG"), "YAML config file (env SWITCHBOARD_CONFIG; optional)")
 	project := fs.String("project", firstOf(getenv("SWITCHBOARD_PROJECT"), getenv("SWITCHBOARD_SERVERLESS")), "a project to run: serverless.yml (.yaml, .json, .ts, .js) or a SAM/CloudFormation template (env SWITCHBOARD_PROJECT); default: the one in the current folder")
@@ -133,18 +211,18 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	clusterListen := fs.String("cluster-listen", "", "with --cluster embedded: the route address host:port peers connect to (env SWITCHBOARD_CLUSTER_LISTEN)")
 	clusterPeers := fs.String("cluster-peers", "", "with --cluster embedded: every node's route address, host:port,host:port (env SWITCHBOARD_CLUSTER_PEERS)")
 	logLevel := fs.String("log-level", getenv("SWITCHBOARD_LOG_LEVEL"), "debug, info, warn or error (env SWITCHBOARD_LOG_LEVEL; default info)")
-	if err := fs.Parse(args); err != nil {
+	if err := cli.ParseFlags(fs, args, serveHelp, stdout); err != nil {
 		return err
 	}
 	// As sam does, --parameter-overrides takes every Key=Value that follows.
 	for fs.NArg() > 0 && len(paramArgs) > 0 && strings.Contains(fs.Arg(0), "=") && !strings.HasPrefix(fs.Arg(0), "-") {
 		paramArgs = append(paramArgs, fs.Arg(0))
-		if err := fs.Parse(fs.Args()[1:]); err != nil {
+		if err := cli.ParseFlags(fs, fs.Args()[1:], serveHelp, stdout); err != nil {
 			return err
 		}
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
+		return cli.Usagef("serve: unexpected argument %q", fs.Arg(0))
 	}
 	if len(paramArgs) == 0 && getenv("SWITCHBOARD_PARAMETER_OVERRIDES") != "" {
 		paramArgs = []string{getenv("SWITCHBOARD_PARAMETER_OVERRIDES")}
@@ -156,7 +234,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	var level slog.Level
 	if *logLevel != "" {
 		if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-			return fmt.Errorf("serve: -log-level: %w", err)
+			return cli.Usagef("serve: --log-level: %w", err)
 		}
 	}
 	log, err := newLogger(stderr, *logFormat, level)
@@ -171,7 +249,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	if *project != "" && *cfgPath != "" {
-		return errors.New("serve: use either --config or --project, not both")
+		return cli.Usagef("serve: use either --config or --project, not both")
 	}
 	if *cfgPath != "" {
 		if kind := config.DetectKind(*cfgPath); kind != config.KindConfig {
@@ -323,10 +401,37 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	return nil
 }
 
+// logAttr shapes every field of a log line: a duration is a whole number of
+// milliseconds, its key ending in "Ms" (as API Gateway's $context latencies
+// are in milliseconds: integrationLatency), and a field with nothing to say,
+// an empty string or a nil error, is left out.
+func logAttr(groups []string, a slog.Attr) slog.Attr {
+	if len(groups) == 0 && (a.Key == slog.TimeKey || a.Key == slog.LevelKey || a.Key == slog.MessageKey) {
+		return a
+	}
+	switch a.Value.Kind() {
+	case slog.KindDuration:
+		key := a.Key
+		if !strings.HasSuffix(key, "Ms") && !strings.HasSuffix(key, "Latency") {
+			key += "Ms"
+		}
+		return slog.Int64(key, a.Value.Duration().Milliseconds())
+	case slog.KindString:
+		if a.Value.String() == "" {
+			return slog.Attr{}
+		}
+	case slog.KindAny:
+		if a.Value.Any() == nil {
+			return slog.Attr{}
+		}
+	}
+	return a
+}
+
 // newLogger logs as text on a terminal and as JSON lines otherwise (for log
 // collectors), unless format says which.
 func newLogger(w io.Writer, format string, level slog.Level) (*slog.Logger, error) {
-	opts := &slog.HandlerOptions{Level: level}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: logAttr}
 	switch format {
 	case "", "auto":
 		if f, ok := w.(*os.File); ok {
@@ -340,5 +445,5 @@ func newLogger(w io.Writer, format string, level slog.Level) (*slog.Logger, erro
 	case "json":
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
-	return nil, fmt.Errorf("serve: -log-format %q: want text, json or auto", format)
+	return nil, cli.Usagef("serve: --log-format %q: want text, json or auto", format)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -10,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -297,7 +299,7 @@ func TestLogsAreJSONOffATerminalAndPprofIsOptIn(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
-	sawAccess := false
+	sawAccess, sawShutdown := false, false
 	for _, line := range lines {
 		var rec map[string]any
 		if err := json.Unmarshal([]byte(line), &rec); err != nil {
@@ -305,15 +307,59 @@ func TestLogsAreJSONOffATerminalAndPprofIsOptIn(t *testing.T) {
 		}
 		if rec["msg"] == "access" && rec["routeKey"] == "sendMessage" {
 			sawAccess = true
+			if _, ok := rec["integrationLatency"].(float64); !ok {
+				t.Errorf("access line %s: integrationLatency is not a number of milliseconds", line)
+			}
+			if _, ok := rec["error"]; ok {
+				t.Errorf("access line %s has an error field, and no error", line)
+			}
+		}
+		if strings.HasPrefix(rec["msg"].(string), "shutting down") {
+			sawShutdown = true
+			if rec["timeoutMs"] != float64(10000) || rec["timeout"] != nil {
+				t.Errorf("shutdown line %s: want \"timeoutMs\":10000, the default shutdownTimeout in milliseconds", line)
+			}
+		}
+		for k, v := range rec {
+			if v == "" || v == nil {
+				t.Errorf("log line %s has the empty field %q", line, k)
+			}
 		}
 	}
-	if !sawAccess {
-		t.Errorf("no access log line for sendMessage in:\n%s", stderr)
+	if !sawAccess || !sawShutdown {
+		t.Errorf("no access log line for sendMessage, or no shutdown line, in:\n%s", stderr)
 	}
 
 	wsURL, _, _ := serveForTest(t, []string{"--listen", "127.0.0.1:0"}, nil)
 	if status, _ := testutil.Get(t, "http"+strings.TrimPrefix(wsURL, "ws")+"/debug/pprof/"); status != http.StatusNotFound {
 		t.Errorf("/debug/pprof/ without --pprof = %d, want 404", status)
+	}
+}
+
+func TestLogAttr(t *testing.T) {
+	tests := []struct {
+		name string
+		in   slog.Attr
+		want string // as the JSON handler writes it; "" for none
+	}{
+		{"duration in milliseconds", slog.Duration("timeout", 1500*time.Millisecond), `"timeoutMs":1500`},
+		{"key already in milliseconds", slog.Duration("waitMs", 2*time.Second), `"waitMs":2000`},
+		{"a latency keeps its name", slog.Duration("integrationLatency", 12*time.Millisecond), `"integrationLatency":12`},
+		{"empty string left out", slog.String("error", ""), ""},
+		{"nil error left out", slog.Any("err", nil), ""},
+		{"zero stays when it is a value", slog.Int("status", 0), `"status":0`},
+		{"string kept", slog.String("routeKey", "$default"), `"routeKey":"$default"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{ReplaceAttr: logAttr})).LogAttrs(context.Background(), slog.LevelInfo, "m", tt.in)
+			_, rest, _ := strings.Cut(strings.TrimSpace(buf.String()), `"msg":"m"`)
+			got := strings.TrimSuffix(strings.TrimPrefix(rest, ","), "}")
+			if got != tt.want {
+				t.Errorf("%v logged as %q, want %q", tt.in, got, tt.want)
+			}
+		})
 	}
 }
 
@@ -366,5 +412,44 @@ func TestREADMEBanner(t *testing.T) {
 	got = strings.ReplaceAll(got, filepath.Join(dataDir, "ca.pem"), "~/.local/share/switchboard/ca.pem")
 	if !strings.HasPrefix(got, block) {
 		t.Errorf("README.md's banner:\n%s\nwhat serve prints:\n%s", block, got)
+	}
+}
+
+// A gateway listening on every interface prints URLs a client can dial:
+// loopback on the WebSocket line, the machine's addresses on the Network
+// line; never 0.0.0.0 or [::].
+func TestBannerOnEveryInterface(t *testing.T) {
+	listens := []string{"0.0.0.0:0"}
+	if ln, err := net.Listen("tcp6", "[::1]:0"); err == nil {
+		_ = ln.Close()
+		listens = append(listens, "[::]:0")
+	}
+	for _, listen := range listens {
+		t.Run(listen, func(t *testing.T) {
+			wsURL, stdout, stop := serveForTest(t, []string{"--listen", listen, "--insecure-management"}, map[string]string{"SWITCHBOARD_DATA_DIR": t.TempDir()})
+			banner := stdout.String()
+			if regexp.MustCompile(`://(0\.0\.0\.0|\[::\]):`).MatchString(banner) {
+				t.Errorf("banner shows the wildcard address:\n%s", banner)
+			}
+			wantHost := map[string]string{"0.0.0.0:0": "ws://127.0.0.1:", "[::]:0": "ws://[::1]:"}[listen]
+			if !strings.HasPrefix(wsURL, wantHost) {
+				t.Errorf("WebSocket URL %s, want %s...", wsURL, wantHost)
+			}
+			urls := []string{wsURL}
+			if m := regexp.MustCompile(`(?m)^  Network:\s+(.*)$`).FindStringSubmatch(banner); m != nil {
+				urls = append(urls, strings.Fields(m[1])...)
+			}
+			for _, u := range urls {
+				c := testutil.Dial(t, u, nil)
+				testutil.Write(t, c, `{"action":"sendMessage","data":"reached"}`)
+				if got := testutil.ReadText(t, c); got != "reached" {
+					t.Errorf("%s: got %q", u, got)
+				}
+				_ = c.Close(websocket.StatusNormalClosure, "")
+			}
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }

@@ -76,16 +76,6 @@ func unknownFlag(pos []string) (string, bool) {
 	return "", false
 }
 
-// usageFunc prints text, then the flags.
-func usageFunc(fs *flag.FlagSet, text string) func() {
-	return func() {
-		w := fs.Output()
-		fmt.Fprint(w, text)
-		fmt.Fprintln(w, "\nFlags:")
-		fs.PrintDefaults()
-	}
-}
-
 // listFlag is a repeatable string flag.
 type listFlag []string
 

@@ -3,6 +3,8 @@ package cli
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -18,10 +20,10 @@ import (
 	"github.com/coder/websocket"
 )
 
-// ConnectUsage is the help text of `switchboard connect`.
-const ConnectUsage = `Usage: switchboard connect [flags] URL
-
-Opens a WebSocket connection to URL (ws://, wss://, or host:port for ws://)
+// ConnectHelp is the help text of `switchboard connect`.
+var ConnectHelp = &Help{
+	Usage: []string{"switchboard connect [flags] URL"},
+	Text: `Opens a WebSocket connection to URL (ws://, wss://, or host:port for ws://)
 and relays it to the terminal: each line read from stdin is sent as a text
 message (empty lines are skipped), each message received is printed on stdout
 as "< message" (binary ones as "< [binary N bytes] " and the hex of the first
@@ -31,7 +33,19 @@ go to stderr. End of input (Ctrl-D) or Ctrl-C closes the connection with 1000.
 The command succeeds when the server closes with 1000 or 1001 and fails with
 any other close code. With --execute, it sends one message, prints the
 messages arriving within --wait as they are, one per line, and closes.
-`
+
+A wss:// URL is verified against the system's roots, and the CA of --cacert
+(the gateway's local CA is ~/.local/share/switchboard/ca.pem: see
+'switchboard ca'); --insecure skips the verification, and says so on stderr.`,
+	Examples: []string{
+		`switchboard connect ws://127.0.0.1:3001`,
+		`switchboard connect ws://127.0.0.1:3001/dev --execute '{"action":"sendMessage","data":"hi"}' --wait 1s`,
+		`echo '{"action":"subscribe","topic":"news"}' | switchboard connect ws://127.0.0.1:3001`,
+		`switchboard connect ws://127.0.0.1:3001 --header "Authorization: Bearer TOKEN" --subprotocol websocket --execute hello --wait 0s`,
+		`switchboard connect wss://127.0.0.1:3001 --cacert ~/.local/share/switchboard/ca.pem --execute hello --wait 0s`,
+		`switchboard connect wss://127.0.0.1:3001 --insecure --execute hello --wait 0s`,
+	},
+}
 
 const (
 	handshakeTimeout = 30 * time.Second
@@ -60,8 +74,7 @@ func Connect(ctx context.Context, args []string, getenv func(string) string, std
 	if stdin == nil {
 		stdin = strings.NewReader("")
 	}
-	fs := flag.NewFlagSet("connect", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := NewFlagSet("connect")
 	var headers, protocols listFlag
 	fs.Var(&headers, "header", `HTTP header of the handshake, "Name: value" (repeatable)`)
 	fs.Var(&protocols, "subprotocol", "WebSocket subprotocol to offer (repeatable, in order of preference)")
@@ -69,22 +82,25 @@ func Connect(ctx context.Context, args []string, getenv func(string) string, std
 	wait := fs.Duration("wait", 2*time.Second, "with --execute, how long to print arriving messages; 0 closes right after sending")
 	noColor := fs.Bool("no-color", false, "never colour the output (also when NO_COLOR is set)")
 	maxBytes := fs.Int64("max-message-bytes", 0, "largest message accepted from the server; a larger one ends the connection (0: unlimited)")
-	fs.Usage = usageFunc(fs, ConnectUsage)
+	insecure := fs.Bool("insecure", false, "do not verify the server's TLS certificate (wss://); a warning goes to stderr")
+	caCert := fs.String("cacert", "", "PEM file of a CA to trust for wss://, besides the system's roots")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
-		return err
+		return parseError(err, fs, ConnectHelp, stdout)
 	}
 	if len(pos) != 1 {
 		if a, ok := unknownFlag(pos); ok {
-			return fmt.Errorf("connect: flag provided but not defined: %s", a)
+			return Usagef("flag provided but not defined: %s", a)
 		}
-		fs.Usage()
-		return errors.New("connect: want one URL")
+		if len(pos) == 0 {
+			return Usagef("want a URL (switchboard connect [flags] URL)")
+		}
+		return Usagef("want one URL, got %d arguments", len(pos))
 	}
 	executeSet := false
 	fs.Visit(func(f *flag.Flag) { executeSet = executeSet || f.Name == "execute" })
 	if *wait < 0 {
-		return errors.New("connect: --wait must not be negative")
+		return Usagef("--wait must not be negative")
 	}
 	opts, err := dialOptions(headers, protocols)
 	if err != nil {
@@ -96,6 +112,12 @@ func Connect(ctx context.Context, args []string, getenv func(string) string, std
 	}
 
 	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if tr.TLSClientConfig, err = tlsConfig(*caCert, *insecure); err != nil {
+		return err
+	}
+	if *insecure {
+		fmt.Fprintln(stderr, "Warning: --insecure: the server's TLS certificate is not verified")
+	}
 	defer tr.CloseIdleConnections() // a refused handshake may leave its connection idle
 	opts.HTTPClient = &http.Client{Transport: tr}
 	dctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
@@ -103,9 +125,9 @@ func Connect(ctx context.Context, args []string, getenv func(string) string, std
 	cancel()
 	if err != nil {
 		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
-			return fmt.Errorf("handshake refused: %s", resp.Status)
+			return fmt.Errorf("handshake refused: %w", handshakeError(resp))
 		}
-		return fmt.Errorf("connect %s: %w", u, err)
+		return fmt.Errorf("%s: %w", u, err)
 	}
 	if *maxBytes > 0 {
 		conn.SetReadLimit(*maxBytes)
@@ -137,6 +159,40 @@ func Connect(ctx context.Context, args []string, getenv func(string) string, std
 	return s.interactive(ctx, stdin)
 }
 
+// tlsConfig is the client's TLS configuration for --cacert and --insecure:
+// nil, the defaults, without either.
+func tlsConfig(caFile string, insecure bool) (*tls.Config, error) {
+	if caFile == "" && !insecure {
+		return nil, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: insecure} // #nosec G402 -- asked for by --insecure, and said so on stderr
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, Usagef("--cacert: %w", err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, Usagef("--cacert %s: no PEM certificate in the file", caFile)
+		}
+		cfg.RootCAs = pool
+	}
+	return cfg, nil
+}
+
+// handshakeError reads a refused handshake's answer: its status, and the
+// x-amzn-ErrorType and message of an AWS-style body, when it has them.
+func handshakeError(resp *http.Response) *HTTPError {
+	var body []byte
+	if resp.Body != nil {
+		body, _ = io.ReadAll(io.LimitReader(resp.Body, 4096)) // what there is: the status is the story
+	}
+	return newAPIError(resp.StatusCode, resp.Header.Get("x-amzn-ErrorType"), body)
+}
+
 // dialOptions turns the --header and --subprotocol flags into DialOptions.
 func dialOptions(headers, protocols []string) (*websocket.DialOptions, error) {
 	opts := &websocket.DialOptions{HTTPHeader: http.Header{}, Subprotocols: protocols}
@@ -144,7 +200,7 @@ func dialOptions(headers, protocols []string) (*websocket.DialOptions, error) {
 		name, value, ok := strings.Cut(h, ":")
 		name, value = strings.TrimSpace(name), strings.TrimSpace(value)
 		if !ok || name == "" || strings.ContainsAny(name, " \t") {
-			return nil, fmt.Errorf("connect: --header %q: want \"Name: value\"", h)
+			return nil, Usagef("--header %q: want \"Name: value\"", h)
 		}
 		if strings.EqualFold(name, "Host") {
 			opts.Host = value // net/http ignores a Host entry in the header map
@@ -280,9 +336,10 @@ func (s *session) ended(err error) error {
 	switch {
 	case errors.Is(err, websocket.ErrMessageTooBig): // the library closed with 1009
 		s.con.event(red, "Disconnected (%s)", closeText(websocket.StatusMessageTooBig, ""))
-		return fmt.Errorf("a message exceeded --max-message-bytes %d; closed with 1009", s.maxBytes)
+		return fmt.Errorf("a message exceeded --max-message-bytes %d; closed with 1009: %w", s.maxBytes,
+			&CloseError{Code: int(websocket.StatusMessageTooBig), Reason: closeNames[websocket.StatusMessageTooBig]})
 	case !errors.As(err, &ce):
-		return fmt.Errorf("connection lost: %w", err)
+		return fmt.Errorf("connection lost: %v: %w", err, &CloseError{Code: 1006, Reason: closeNames[1006]})
 	}
 	text := closeText(ce.Code, ce.Reason)
 	switch ce.Code {
@@ -291,7 +348,7 @@ func (s *session) ended(err error) error {
 		return nil
 	}
 	s.con.event(red, "Disconnected (%s)", text)
-	return fmt.Errorf("server closed the connection: %s", text)
+	return &CloseError{Code: int(ce.Code), Reason: ce.Reason}
 }
 
 // closeText is "code 1001: Going away": the reason when there is one, else

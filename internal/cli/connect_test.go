@@ -299,9 +299,9 @@ func TestConnectRefused(t *testing.T) {
 		status int
 		want   string
 	}{
-		{http.StatusUnauthorized, "handshake refused: 401 Unauthorized"},
-		{http.StatusForbidden, "handshake refused: 403 Forbidden"},
-		{http.StatusBadGateway, "handshake refused: 502 Bad Gateway"},
+		{http.StatusUnauthorized, "handshake refused: 401 Unauthorized: no"},
+		{http.StatusForbidden, "handshake refused: 403 Forbidden: no"},
+		{http.StatusBadGateway, "handshake refused: 502 Bad Gateway: no"},
 	}
 	for _, tt := range tests {
 		t.Run(http.StatusText(tt.status), func(t *testing.T) {
@@ -329,7 +329,7 @@ func TestConnectArgs(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"no URL", nil, "want one URL"},
+		{"no URL", nil, "want a URL"},
 		{"two URLs", []string{"ws://a", "ws://b"}, "want one URL"},
 		{"header without colon", []string{"--header", "X-Tenant", "ws://a"}, `--header "X-Tenant"`},
 		{"header with empty name", []string{"--header", ": v", "ws://a"}, "--header"},

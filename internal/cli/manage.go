@@ -7,8 +7,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -22,18 +20,7 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 )
 
-// ManageUsage is the help text of the management commands.
-const ManageUsage = `Usage:
-  switchboard post [flags] CONNECTION_ID DATA
-  switchboard get [flags] CONNECTION_ID
-  switchboard delete [flags] CONNECTION_ID
-  switchboard publish [flags] TOPIC DATA
-  switchboard broadcast [flags] DATA
-  switchboard list [flags] [--limit N] [--cursor C] [--all]
-
-` + manageText
-
-// manageText is ManageUsage's paragraph, shared by each command's -h.
+// manageText is the paragraph of every management command's help.
 const manageText = `Calls the management API of a gateway (or of API Gateway itself): post sends
 DATA to one connection ("-" reads DATA from stdin, as for publish and
 broadcast), or, given IDs separated by commas, to each of them in one call
@@ -47,8 +34,39 @@ request carries "Authorization: Bearer TOKEN"; otherwise, given an access key
 (--access-key-id and --secret-access-key, or AWS_ACCESS_KEY_ID,
 AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN), each request is signed with
 SigV4 for the service execute-api in --region (env AWS_REGION, default
-us-east-1). A refused call fails with its HTTP status, error type and message.
-`
+us-east-1). A refused call fails with its HTTP status, error type and message.`
+
+// manageExamples are each management command's examples. CONNECTION_ID
+// and OTHER_ID stand for IDs of open connections ('switchboard list').
+var manageExamples = map[string][]string{
+	"post": {
+		`switchboard post CONNECTION_ID 'hello'`,
+		`echo '{"status":"shipped"}' | switchboard post CONNECTION_ID -`,
+		`switchboard post CONNECTION_ID,OTHER_ID 'hello to both'`,
+		`switchboard post CONNECTION_ID 'hello' --endpoint http://127.0.0.1:3001/dev`,
+	},
+	"get":    {`switchboard get CONNECTION_ID`},
+	"delete": {`switchboard delete CONNECTION_ID`},
+	"publish": {
+		`switchboard publish order-42 '{"status":"shipped"}'`,
+	},
+	"broadcast": {`switchboard broadcast 'to everyone'`},
+	"list": {
+		`switchboard list`,
+		`switchboard list --all`,
+		`switchboard list --limit 10 --endpoint http://127.0.0.1:3001`,
+	},
+}
+
+// ManageHelp returns the help text of a management command.
+func ManageHelp(command string) *Help {
+	names := manageArgs[command]
+	return &Help{
+		Usage:    []string{"switchboard " + strings.TrimSpace(command+" [flags] "+strings.Join(names, " "))},
+		Text:     manageText,
+		Examples: manageExamples[command],
+	}
+}
 
 const (
 	// defaultEndpoint is the management API of `switchboard serve` run
@@ -84,13 +102,12 @@ func Manage(ctx context.Context, command string, args []string, getenv func(stri
 func manage(ctx context.Context, command string, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	names, ok := manageArgs[command]
 	if !ok {
-		return fmt.Errorf("unknown management command %q", command)
+		return Usagef("unknown management command %q", command)
 	}
 	if getenv == nil {
 		getenv = func(string) string { return "" }
 	}
-	fs := flag.NewFlagSet(command, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := NewFlagSet(command)
 	var o clientOptions
 	// Defaults stay empty and the environment is read after parsing, so
 	// that -h never prints a secret taken from the environment.
@@ -107,24 +124,24 @@ func manage(ctx context.Context, command string, args []string, getenv func(stri
 		fs.StringVar(&cursor, "cursor", "", "start after this cursor, a nextCursor of an earlier page")
 		fs.BoolVar(&all, "all", false, "follow nextCursor to list every connection")
 	}
-	synopsis := "switchboard " + strings.TrimSpace(command+" [flags] "+strings.Join(names, " "))
-	fs.Usage = usageFunc(fs, "Usage: "+synopsis+"\n\n"+manageText)
+	help := ManageHelp(command)
+	synopsis := help.Usage[0]
 	pos, err := parseArgs(fs, args)
 	if err != nil {
-		return err
+		return parseError(err, fs, help, stdout)
 	}
 	if len(pos) != len(names) || (len(names) > 0 && names[0] != "DATA" && pos[0] == "") {
 		if a, ok := unknownFlag(pos); ok && len(pos) > len(names) {
-			return fmt.Errorf("flag provided but not defined: %s (usage: %s)", a, synopsis)
+			return Usagef("flag provided but not defined: %s (usage: %s)", a, synopsis)
 		}
-		return fmt.Errorf("usage: %s", synopsis)
+		return Usagef("usage: %s", synopsis)
 	}
 	if limit < 0 {
-		return errors.New("list: --limit must not be negative")
+		return Usagef("--limit must not be negative")
 	}
 	c, err := newClient(o, getenv)
 	if err != nil {
-		return fmt.Errorf("%s: %w", command, err)
+		return err
 	}
 	defer c.close()
 
@@ -149,31 +166,31 @@ func manage(ctx context.Context, command string, args []string, getenv func(stri
 			return postMany(ctx, c, ids, body, stdout)
 		}
 		if _, err := c.do(ctx, http.MethodPost, "/@connections/"+escapeSegment(id), nil, body); err != nil {
-			return fmt.Errorf("post %s: %w", id, err)
+			return fmt.Errorf("%s: %w", id, err)
 		}
 		fmt.Fprintf(stdout, "sent %s to %s\n", plural(len(body), "byte"), id)
 	case "get":
 		id := pos[0]
 		resp, err := c.do(ctx, http.MethodGet, "/@connections/"+escapeSegment(id), nil, nil)
 		if err != nil {
-			return fmt.Errorf("get %s: %w", id, err)
+			return fmt.Errorf("%s: %w", id, err)
 		}
 		var out bytes.Buffer
 		if err := json.Indent(&out, bytes.TrimSpace(resp), "", "  "); err != nil {
-			return fmt.Errorf("get %s: the answer is not JSON: %w", id, err)
+			return fmt.Errorf("%s: the answer is not JSON: %w", id, err)
 		}
 		out.WriteByte('\n')
 		_, _ = out.WriteTo(stdout)
 	case "delete":
 		id := pos[0]
 		if _, err := c.do(ctx, http.MethodDelete, "/@connections/"+escapeSegment(id), nil, nil); err != nil {
-			return fmt.Errorf("delete %s: %w", id, err)
+			return fmt.Errorf("%s: %w", id, err)
 		}
 		fmt.Fprintf(stdout, "deleted %s\n", id)
 	case "publish", "broadcast":
 		path, op := "/@broadcast", "broadcast"
 		if command == "publish" {
-			path, op = "/@topics/"+escapeSegment(pos[0]), "publish "+pos[0]
+			path, op = "/@topics/"+escapeSegment(pos[0]), pos[0]
 		}
 		body, err := data(pos[len(pos)-1])
 		if err != nil {
@@ -181,23 +198,26 @@ func manage(ctx context.Context, command string, args []string, getenv func(stri
 		}
 		resp, err := c.do(ctx, http.MethodPost, path, nil, body)
 		if err != nil {
+			if command == "broadcast" {
+				return err
+			}
 			return fmt.Errorf("%s: %w", op, err)
 		}
 		var d struct {
 			Recipients *int `json:"recipients"`
 		}
 		if err := json.Unmarshal(resp, &d); err != nil || d.Recipients == nil {
-			return fmt.Errorf("%s: unexpected answer %.200q", op, resp)
+			return fmt.Errorf("unexpected answer %.200q", resp)
 		}
 		fmt.Fprintf(stdout, "delivered to %s\n", plural(*d.Recipients, "connection"))
 	case "list":
 		page, err := c.list(ctx, limit, cursor, all)
 		if err != nil {
-			return fmt.Errorf("list: %w", err)
+			return err
 		}
 		b, err := json.MarshalIndent(page, "", "  ")
 		if err != nil {
-			return fmt.Errorf("list: %w", err)
+			return err
 		}
 		_, _ = stdout.Write(append(b, '\n'))
 	}
@@ -212,11 +232,11 @@ func postMany(ctx context.Context, c *client, ids []string, body []byte, stdout 
 		Data string   `json:"data"`
 	}{ids, string(body)})
 	if err != nil {
-		return fmt.Errorf("post: %w", err)
+		return err
 	}
 	resp, err := c.do(ctx, http.MethodPost, "/@connections", nil, req)
 	if err != nil {
-		return fmt.Errorf("post to %s: %w", plural(len(ids), "connection"), err)
+		return fmt.Errorf("to %s: %w", plural(len(ids), "connection"), err)
 	}
 	var r struct {
 		Delivered *int     `json:"delivered"`
@@ -225,7 +245,7 @@ func postMany(ctx context.Context, c *client, ids []string, body []byte, stdout 
 		Failed    []string `json:"failed"`
 	}
 	if err := json.Unmarshal(resp, &r); err != nil || r.Delivered == nil {
-		return fmt.Errorf("post: unexpected answer %.200q", resp)
+		return fmt.Errorf("unexpected answer %.200q", resp)
 	}
 	fmt.Fprintf(stdout, "sent %s to %s\n", plural(len(body), "byte"), plural(*r.Delivered, "connection"))
 	for _, l := range []struct {
@@ -271,7 +291,7 @@ func newClient(o clientOptions, getenv func(string) string) (*client, error) {
 	}
 	u, err := url.Parse(endpoint)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return nil, fmt.Errorf("--endpoint %q: want http(s)://host[:port][/stage]", endpoint)
+		return nil, Usagef("--endpoint %q: want http(s)://host[:port][/stage]", endpoint)
 	}
 	endpoint = strings.TrimSuffix(strings.TrimRight(endpoint, "/"), "/@connections")
 
@@ -308,7 +328,7 @@ func newClient(o clientOptions, getenv func(string) string) (*client, error) {
 			c.region = defaultRegion
 		}
 	case id != "" || secret != "":
-		return nil, errors.New("signing needs both --access-key-id and --secret-access-key")
+		return nil, Usagef("signing needs both --access-key-id and --secret-access-key")
 	}
 	return c, nil
 }
@@ -316,27 +336,7 @@ func newClient(o clientOptions, getenv func(string) string) (*client, error) {
 // close releases the client's idle connections.
 func (c *client) close() { c.tr.CloseIdleConnections() }
 
-// apiError is a refused call.
-type apiError struct {
-	Status  int
-	Type    string // x-amzn-ErrorType, without the ":namespace" AWS may append
-	Message string
-}
-
-func (e *apiError) Error() string {
-	s := strconv.Itoa(e.Status) + " "
-	if e.Type != "" {
-		s += e.Type
-	} else {
-		s += http.StatusText(e.Status)
-	}
-	if e.Message != "" {
-		s += ": " + e.Message
-	}
-	return s
-}
-
-// do sends one request and returns the body of a 2xx answer, or an *apiError.
+// do sends one request and returns the body of a 2xx answer, or an *HTTPError.
 // path is already escaped.
 func (c *client) do(ctx context.Context, method, path string, query url.Values, body []byte) ([]byte, error) {
 	u := c.endpoint + path
@@ -383,9 +383,9 @@ func (c *client) do(ctx context.Context, method, path string, query url.Values, 
 
 // newAPIError reads an AWS-style error answer: {"message": "..."} (or
 // "Message"), the type in x-amzn-ErrorType.
-func newAPIError(status int, typ string, body []byte) *apiError {
+func newAPIError(status int, typ string, body []byte) *HTTPError {
 	typ, _, _ = strings.Cut(typ, ":")
-	e := &apiError{Status: status, Type: strings.TrimSpace(typ)}
+	e := &HTTPError{Status: status, Type: strings.TrimSpace(typ)}
 	var m struct {
 		Message  string `json:"message"`
 		MessageU string `json:"Message"`

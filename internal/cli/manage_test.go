@@ -154,7 +154,7 @@ func TestManageGone(t *testing.T) {
 		t.Run(tt.command, func(t *testing.T) {
 			t.Parallel()
 			out, err := manage(t, noEnv, nil, tt.command, append([]string{"--endpoint", gw.HTTP + "/dev"}, tt.args...)...)
-			want := tt.command + " " + unknown + ": 410 GoneException: the connection is gone"
+			want := unknown + ": 410 GoneException: the connection is gone"
 			if err == nil || err.Error() != want {
 				t.Errorf("%s = %v, want %q", tt.command, err, want)
 			}
@@ -481,11 +481,11 @@ func TestManageErrors(t *testing.T) {
 		endpoint string
 		want     string
 	}{
-		{"message", answer(413, "PayloadTooLargeException", `{"message":"Request payload exceeds the limit"}`), "broadcast: 413 PayloadTooLargeException: Request payload exceeds the limit"},
-		{"AWS capitalised Message and a type namespace", answer(403, "ForbiddenException:http://internal.amazon.com/coral/", `{"Message":"Bad keys"}`), "broadcast: 403 ForbiddenException: Bad keys"},
-		{"no type, text body", answer(502, "", "upstream down\n"), "broadcast: 502 Bad Gateway: upstream down"},
-		{"redirect not followed", answer(http.StatusMovedPermanently, "", ""), "broadcast: 301 Moved Permanently"},
-		{"success that is not a delivery", answer(200, "", `{"ok":true}`), "broadcast: unexpected answer"},
+		{"message", answer(413, "PayloadTooLargeException", `{"message":"Request payload exceeds the limit"}`), "413 PayloadTooLargeException: Request payload exceeds the limit"},
+		{"AWS capitalised Message and a type namespace", answer(403, "ForbiddenException:http://internal.amazon.com/coral/", `{"Message":"Bad keys"}`), "403 ForbiddenException: Bad keys"},
+		{"no type, text body", answer(502, "", "upstream down\n"), "502 Bad Gateway: upstream down"},
+		{"redirect not followed", answer(http.StatusMovedPermanently, "", ""), "301 Moved Permanently"},
+		{"success that is not a delivery", answer(200, "", `{"ok":true}`), "unexpected answer"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -538,8 +538,11 @@ func TestHelpPrintsNoSecret(t *testing.T) {
 		if !errors.Is(err, flag.ErrHelp) {
 			t.Errorf("%s -h = %v, want flag.ErrHelp", command, err)
 		}
-		help := out.String() + errOut.String()
-		if !strings.Contains(help, "Usage: switchboard "+command) || !strings.Contains(help, "-secret-access-key") {
+		help := out.String()
+		if errOut.String() != "" {
+			t.Errorf("%s -h wrote %q on stderr, want the help on stdout only", command, &errOut)
+		}
+		if !strings.Contains(help, "Usage: switchboard "+command) || !strings.Contains(help, "--secret-access-key") || !strings.Contains(help, "Examples:") {
 			t.Errorf("%s -h printed %q, want the usage and flags", command, help)
 		}
 		if strings.Contains(help, "s3cr3t") {
@@ -550,7 +553,7 @@ func TestHelpPrintsNoSecret(t *testing.T) {
 	if err := cli.Connect(context.Background(), []string{"-h"}, noEnv, nil, &out, &errOut); !errors.Is(err, flag.ErrHelp) {
 		t.Errorf("connect -h = %v, want flag.ErrHelp", err)
 	}
-	if !strings.HasPrefix(errOut.String(), cli.ConnectUsage) || !strings.Contains(errOut.String(), "-max-message-bytes") {
-		t.Errorf("connect -h printed %q, want ConnectUsage and the flags", &errOut)
+	if !strings.HasPrefix(out.String(), "Usage: switchboard connect") || !strings.Contains(out.String(), "--max-message-bytes") || errOut.String() != "" {
+		t.Errorf("connect -h printed %q on stdout and %q on stderr, want its help on stdout", &out, &errOut)
 	}
 }

@@ -648,7 +648,7 @@ func (c *Cluster) updateLocked() {
 	ok := c.leaseOK && c.busOK
 	switch {
 	case ok && c.state != StateOK:
-		c.log.Info("cluster: engine reachable again", "cut off for", time.Since(c.cutSince).Round(time.Millisecond))
+		c.log.Info("cluster: engine reachable again", "cutOff", time.Since(c.cutSince))
 		c.state, c.cutSince, c.healthErr = StateOK, time.Time{}, nil
 	case !ok && c.state == StateOK:
 		c.state, c.cutSince = StateDegraded, time.Now()

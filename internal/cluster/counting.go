@@ -141,5 +141,9 @@ func (b *countingBus) undelivered(op, what string, err error) {
 	suppressed := b.suppressed
 	b.lastLog, b.suppressed = now, 0
 	b.mu.Unlock()
-	b.log.Warn("cluster: not delivered to the other nodes; the caller got an error", "op", what, "err", err, "more since last line", suppressed)
+	args := []any{"op", what, "err", err}
+	if suppressed > 0 {
+		args = append(args, "suppressed", suppressed)
+	}
+	b.log.Warn("cluster: not delivered to the other nodes; the caller got an error", args...)
 }

@@ -123,15 +123,18 @@ func (g *Gateway) accessLog(format string, req *integration.Request, status int,
 		g.log.LogAttrs(context.Background(), slog.LevelInfo, line)
 		return
 	}
-	g.log.LogAttrs(context.Background(), slog.LevelInfo, "access",
+	attrs := []slog.Attr{
 		slog.String("requestId", req.RequestID),
 		slog.String("connectionId", req.Conn.ID),
 		slog.String("routeKey", req.RouteKey),
 		slog.String("eventType", req.EventType),
 		slog.Int("status", status),
-		slog.Int64("integrationLatency", latency.Milliseconds()),
+		slog.Int64("integrationLatency", latency.Milliseconds()), // milliseconds, as API Gateway's
 		slog.String("sourceIp", req.Conn.SourceIP),
 		slog.String("requestTime", apigw.RequestTime(req.Time)),
-		slog.String("error", errMsg),
-	)
+	}
+	if errMsg != "" { // no empty fields
+		attrs = append(attrs, slog.String("error", errMsg))
+	}
+	g.log.LogAttrs(context.Background(), slog.LevelInfo, "access", attrs...)
 }

@@ -10,11 +10,13 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/switchboard-gateway/switchboard/internal/cli"
 )
 
-const connsUsage = `Usage: switchboard bench conns [flags]
-
-Opens -n WebSocket connections to --url, --concurrency dials at a time, and
+var connsHelp = &cli.Help{
+	Usage: []string{"switchboard bench conns [flags]"},
+	Text: `Opens -n WebSocket connections to --url, --concurrency dials at a time, and
 keeps them open for --hold after the last one connected; each connection
 reads and discards what it receives. Reports connections/s (from the first
 dial to the last connect) and the handshake latency. Given --pid (a process
@@ -23,11 +25,12 @@ per connection over the connects, and its RSS (VmRSS) per connection, at the
 end of --hold without a forced GC, and again after a GET of --gc-url (the
 gateway run with --pprof: http://HOST:PORT/debug/pprof/heap?gc=1); given
 --metrics-url, its goroutines per connection. Past ~28k connections, spread
-the source addresses with --sources.
-
-Example:
-  switchboard bench conns --url ws://127.0.0.1:3001 -n 15000 --concurrency 200 --sources 4 --pid PID --hold 5s --timeout 2m
-`
+the source addresses with --sources.`,
+	Examples: []string{
+		`switchboard bench conns --url ws://127.0.0.1:3001 -n 200 --hold 1s`,
+		`switchboard bench conns --url ws://127.0.0.1:3001 -n 200 --concurrency 50 --sources 2 --hold 1s --pid PID --metrics-url http://127.0.0.1:3001/metrics`,
+	},
+}
 
 const maxConns = 500_000
 
@@ -61,7 +64,7 @@ type connsResult struct {
 }
 
 func conns(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("conns", connsUsage, stderr)
+	fs := newFlagSet("conns")
 	var t target
 	t.register(fs, getenv, flagWS|flagDial)
 	n := fs.Int("n", 1000, fmt.Sprintf("connections to open (at most %d)", maxConns))
@@ -69,7 +72,7 @@ func conns(ctx context.Context, args []string, getenv func(string) string, stdou
 	pid := fs.Int("pid", 0, "process ID of the server, on this machine: report its CPU time and RSS per connection")
 	gcURL := fs.String("gc-url", "", "URL to GET after the first RSS reading, to force a GC in the server; RSS is read again after it")
 	metricsURL := fs.String("metrics-url", "", `URL of the server's goroutine count: Prometheus text with go_goroutines, or JSON with "goroutines"`)
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(fs, args, connsHelp, stdout); err != nil {
 		return err
 	}
 	if err := t.check(ctx, flagWS|flagDial); err != nil {
@@ -79,7 +82,7 @@ func conns(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	if *hold < 0 || *hold >= t.duration {
-		return fmt.Errorf("bench: --hold %s: want 0 or more and less than --duration (%s)", *hold, t.duration)
+		return cli.Usagef("--hold %s: want 0 or more and less than --duration (%s)", *hold, t.duration)
 	}
 	for _, u := range []struct{ name, url string }{{"--gc-url", *gcURL}, {"--metrics-url", *metricsURL}} {
 		if u.url != "" {

@@ -10,11 +10,13 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/switchboard-gateway/switchboard/internal/cli"
 )
 
-const echoUsage = `Usage: switchboard bench echo [flags]
-
-Opens -c connections; once all are open, each sends -m text messages through
+var echoHelp = &cli.Help{
+	Usage: []string{"switchboard bench echo [flags]"},
+	Text: `Opens -c connections; once all are open, each sends -m text messages through
 a route that answers every message (the gateway's echo integration, a mock,
 or a two-way Lambda route that returns the body), with at most --window
 messages waiting for their answer. A message is --route with %s replaced by a
@@ -23,9 +25,13 @@ time, which the answer must contain. Reports messages/s (answers received, from 
 send to the last answer) and the round-trip latency; given --pid (the server,
 on this machine), its CPU time (/proc/PID/stat, Linux) per answered message.
 
-Example:
-  switchboard bench echo --url ws://127.0.0.1:3001 -c 50 -m 2000 -s 100 --route '{"action":"echo","data":"%s"}'
-`
+A gateway without configuration has no echo route, but its sendMessage
+broadcasts to every connection, the sender included: with one connection
+(-c 1), each message comes back to its sender.`,
+	Examples: []string{
+		`switchboard bench echo --url ws://127.0.0.1:3001 -c 1 -m 50 -s 100 --route '{"action":"sendMessage","data":"%s"}'`,
+	},
+}
 
 const (
 	maxEchoConns    = 50_000
@@ -60,7 +66,7 @@ type echoResult struct {
 }
 
 func echo(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("echo", echoUsage, stderr)
+	fs := newFlagSet("echo")
 	var t target
 	t.register(fs, getenv, flagWS|flagDial)
 	conns := fs.Int("c", 50, fmt.Sprintf("connections (at most %d)", maxEchoConns))
@@ -69,7 +75,7 @@ func echo(ctx context.Context, args []string, getenv func(string) string, stdout
 	tmpl := fs.String("route", "%s", `message template; %s is replaced by the payload, e.g. '{"action":"echo","data":"%s"}'`)
 	window := fs.Int("window", 1, fmt.Sprintf("messages of one connection waiting for their answer (at most %d)", maxWindow))
 	pid := fs.Int("pid", 0, "process ID of the server, on this machine: report its CPU time per message")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(fs, args, echoHelp, stdout); err != nil {
 		return err
 	}
 	if err := t.check(ctx, flagWS|flagDial); err != nil {
@@ -84,11 +90,11 @@ func echo(ctx context.Context, args []string, getenv func(string) string, stdout
 		}
 	}
 	if int64(*conns)*int64(*msgs) > maxEchoTotal {
-		return fmt.Errorf("bench: -c × -m = %d: want at most %d", int64(*conns)*int64(*msgs), maxEchoTotal)
+		return cli.Usagef("-c × -m = %d: want at most %d", int64(*conns)*int64(*msgs), maxEchoTotal)
 	}
 	prefix, suffix, ok := strings.Cut(*tmpl, "%s")
 	if !ok || strings.Contains(suffix, "%s") {
-		return fmt.Errorf("bench: --route %q: want exactly one %%s", *tmpl)
+		return cli.Usagef("--route %q: want exactly one %%s", *tmpl)
 	}
 
 	r := newRun("echo", &t, stderr)

@@ -14,11 +14,13 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/switchboard-gateway/switchboard/internal/cli"
 )
 
-const fanoutUsage = `Usage: switchboard bench fanout [flags]
-
-Opens --subscribers connections. Without --topic each one receives
+var fanoutHelp = &cli.Help{
+	Usage: []string{"switchboard bench fanout [flags]"},
+	Text: `Opens --subscribers connections. Without --topic each one receives
 broadcasts; with --topic each first sends {"action":"subscribe","topic":T}.
 Each then sends {"action":"bench.sync"} and waits for any answer (the echo
 of a $default route, or the Forbidden frame without one): a connection's
@@ -36,13 +38,12 @@ the wait for deliveries.
 Against a cluster, --url lists the nodes (comma separated): subscriber i
 connects to the i-th modulo their number, and the messages are sent through
 the first (over WebSocket, or its management API); --pid lists the nodes'
-processes, whose CPU times are summed.
-
-Examples:
-  switchboard bench fanout --url ws://127.0.0.1:3001 --subscribers 1000 --messages 200 --size 100
-  switchboard bench fanout --url ws://127.0.0.1:3001 --subscribers 1000 --messages 200 --via mgmt --topic t
-  switchboard bench fanout --url ws://127.0.0.1:3001,ws://127.0.0.1:3002,ws://127.0.0.1:3003 --pid 101,102,103
-`
+processes, whose CPU times are summed.`,
+	Examples: []string{
+		`switchboard bench fanout --url ws://127.0.0.1:3001 --subscribers 100 --messages 50 --size 100`,
+		`switchboard bench fanout --url ws://127.0.0.1:3001 --subscribers 100 --messages 200 --via mgmt --topic t`,
+	},
+}
 
 const (
 	maxSubscribers     = 500_000
@@ -86,7 +87,7 @@ type fanoutResult struct {
 }
 
 func fanout(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("fanout", fanoutUsage, stderr)
+	fs := newFlagSet("fanout")
 	var t target
 	t.register(fs, getenv, flagWS|flagMgmt|flagDial|flagURLs)
 	subs := fs.Int("subscribers", 100, fmt.Sprintf("receiving connections (at most %d)", maxSubscribers))
@@ -98,14 +99,14 @@ func fanout(ctx context.Context, args []string, getenv func(string) string, stdo
 	settle := fs.Duration("settle", defaultSettle, "how long to wait for missing deliveries after the last one arrived")
 	var pids pidList
 	fs.Var(&pids, "pid", "process ID of the server, on this machine: report its CPU time per delivery; several, comma separated (the nodes of a cluster): their CPU time summed")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(fs, args, fanoutHelp, stdout); err != nil {
 		return err
 	}
 	which := flagWS | flagDial | flagURLs
 	if *via == "mgmt" {
 		which |= flagMgmt
 	} else if *via != "ws" {
-		return fmt.Errorf("bench: --via %q: want ws or mgmt", *via)
+		return cli.Usagef("--via %q: want ws or mgmt", *via)
 	}
 	if err := t.check(ctx, which); err != nil {
 		return err
@@ -119,13 +120,13 @@ func fanout(ctx context.Context, args []string, getenv func(string) string, stdo
 		}
 	}
 	if int64(*subs)*int64(*msgs) > maxFanoutDelivered {
-		return fmt.Errorf("bench: --subscribers × --messages = %d: want at most %d", int64(*subs)*int64(*msgs), maxFanoutDelivered)
+		return cli.Usagef("--subscribers × --messages = %d: want at most %d", int64(*subs)*int64(*msgs), maxFanoutDelivered)
 	}
 	if *rate < 0 {
-		return fmt.Errorf("bench: --rate %g: want 0 or more", *rate)
+		return cli.Usagef("--rate %g: want 0 or more", *rate)
 	}
 	if *settle <= 0 || *settle > maxSettle {
-		return fmt.Errorf("bench: --settle %s: want more than 0 and at most %s", *settle, maxSettle)
+		return cli.Usagef("--settle %s: want more than 0 and at most %s", *settle, maxSettle)
 	}
 
 	r := newRun("fanout", &t, stderr)

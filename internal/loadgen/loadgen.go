@@ -28,12 +28,14 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/switchboard-gateway/switchboard/internal/cli"
 )
 
-// Usage is the help text of `switchboard bench`.
-const Usage = `Usage: switchboard bench <workload> [flags]
-
-Loads a Switchboard gateway (or any server speaking the API Gateway WebSocket
+// Help is the help text of `switchboard bench`.
+var Help = &cli.Help{
+	Usage: []string{"switchboard bench <workload> [flags]"},
+	Text: `Loads a Switchboard gateway (or any server speaking the API Gateway WebSocket
 contract) and prints one JSON line of figures on stdout; progress goes to
 stderr, at most once a second. Every run is bounded: --duration (default 60s)
 ends it early and the result says "truncated": true, and each size flag has a
@@ -59,8 +61,12 @@ echo and fanout --via ws send faster than a gateway's default per-connection
 message rate (limits.messageRate, 100/s): give the gateway under test
 limits: {messageRate: unlimited}, or the extra messages are refused.
 
-Run 'switchboard bench <workload> -h' for a workload's flags.
-`
+Run 'switchboard bench <workload> -h' for a workload's flags.`,
+	Examples: []string{
+		`switchboard bench conns --url ws://127.0.0.1:3001 -n 100 --hold 1s`,
+		`switchboard bench mgmt --mgmt-url http://127.0.0.1:3001 -n 1000`,
+	},
+}
 
 // ErrRemote is returned for a target that is not a loopback address when
 // --allow-remote was not given.
@@ -95,8 +101,7 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		getenv = func(string) string { return "" }
 	}
 	if len(args) == 0 {
-		fmt.Fprint(stderr, Usage)
-		return errors.New("bench: no workload given")
+		return cli.Usagef("bench: no workload given (conns, echo, fanout or mgmt; see 'switchboard bench --help')")
 	}
 	var run func(context.Context, []string, func(string) string, io.Writer, io.Writer) error
 	switch args[0] {
@@ -109,13 +114,17 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 	case "mgmt":
 		run = mgmt
 	case "help", "-h", "--help":
-		fmt.Fprint(stdout, Usage)
+		Help.Write(stdout, nil)
 		return nil
 	default:
-		fmt.Fprint(stderr, Usage)
-		return fmt.Errorf("bench: unknown workload %q", args[0])
+		return cli.Usagef("bench: unknown workload %q (conns, echo, fanout or mgmt)", args[0])
 	}
-	return run(ctx, args[1:], getenv, stdout, stderr)
+	if err := run(ctx, args[1:], getenv, stdout, stderr); err != nil && !errors.Is(err, flag.ErrHelp) {
+		return fmt.Errorf("bench %s: %w", args[0], err)
+	} else if err != nil {
+		return err
+	}
+	return nil
 }
 
 // Which of the shared flags a workload takes.
@@ -161,7 +170,7 @@ func (t *target) register(fs *flag.FlagSet, getenv func(string) string, which in
 // check validates the shared flags and fills the derived URLs.
 func (t *target) check(ctx context.Context, which int) error {
 	if t.duration <= 0 || t.duration > maxDuration {
-		return fmt.Errorf("bench: --duration %s: want more than 0 and at most %s", t.duration, maxDuration)
+		return cli.Usagef("--duration %s: want more than 0 and at most %s", t.duration, maxDuration)
 	}
 	if which&flagWS != 0 {
 		if t.url == "" && t.mgmtURL != "" {
@@ -199,10 +208,10 @@ func (t *target) check(ctx context.Context, which int) error {
 	}
 	if which&flagDial != 0 {
 		if t.concurrency < 1 || t.concurrency > maxConcurrency {
-			return fmt.Errorf("bench: --concurrency %d: want 1 to %d", t.concurrency, maxConcurrency)
+			return cli.Usagef("--concurrency %d: want 1 to %d", t.concurrency, maxConcurrency)
 		}
 		if t.sources < 0 || t.sources > maxSources {
-			return fmt.Errorf("bench: --sources %d: want 0 to %d", t.sources, maxSources)
+			return cli.Usagef("--sources %d: want 0 to %d", t.sources, maxSources)
 		}
 		for _, raw := range t.urls {
 			if t.sources == 0 {
@@ -211,7 +220,7 @@ func (t *target) check(ctx context.Context, which int) error {
 			u, _ := url.Parse(raw) // checked above
 			ip := net.ParseIP(u.Hostname())
 			if u.Hostname() != "localhost" && (ip == nil || ip.To4() == nil || !ip.IsLoopback()) {
-				return fmt.Errorf("bench: --sources needs a 127.x.x.x or localhost target, not %q", u.Hostname())
+				return cli.Usagef("--sources needs a 127.x.x.x or localhost target, not %q", u.Hostname())
 			}
 		}
 	}
@@ -241,14 +250,14 @@ func swapScheme(raw string, m map[string]string) string {
 func checkURL(ctx context.Context, name, raw string, schemes []string, allowRemote bool) error {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return fmt.Errorf("bench: %s: %w", name, err)
+		return fmt.Errorf("%s: %w", name, err)
 	}
 	okScheme := false
 	for _, s := range schemes {
 		okScheme = okScheme || u.Scheme == s
 	}
 	if !okScheme || u.Host == "" {
-		return fmt.Errorf("bench: %s %q: want a %s URL", name, raw, strings.Join(schemes, " or "))
+		return fmt.Errorf("%s %q: want a %s URL", name, raw, strings.Join(schemes, " or "))
 	}
 	if allowRemote {
 		return nil
@@ -264,7 +273,7 @@ func checkURL(ctx context.Context, name, raw string, schemes []string, allowRemo
 	defer cancel()
 	addrs, err := net.DefaultResolver.LookupNetIP(rctx, "ip", host)
 	if err != nil {
-		return fmt.Errorf("bench: %s: resolve %s: %w", name, host, err)
+		return fmt.Errorf("%s: resolve %s: %w", name, host, err)
 	}
 	for _, a := range addrs {
 		if !a.IsLoopback() {
@@ -274,24 +283,16 @@ func checkURL(ctx context.Context, name, raw string, schemes []string, allowRemo
 	return nil
 }
 
-// newFlagSet returns a flag set that prints usage and its flags to stderr.
-func newFlagSet(name, usage string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("bench "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, usage)
-		fmt.Fprintln(stderr, "\nFlags:")
-		fs.PrintDefaults()
-	}
-	return fs
-}
+// newFlagSet returns a flag set for a workload: it prints nothing itself.
+func newFlagSet(name string) *flag.FlagSet { return cli.NewFlagSet("bench " + name) }
 
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
+// parseFlags parses a workload's flags: -h prints help on stdout.
+func parseFlags(fs *flag.FlagSet, args []string, help *cli.Help, stdout io.Writer) error {
+	if err := cli.ParseFlags(fs, args, help, stdout); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
+		return cli.Usagef("unexpected argument %q", fs.Arg(0))
 	}
 	return nil
 }
@@ -299,7 +300,7 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 // checkRange reports a flag outside [lo, hi].
 func checkRange(name string, v, lo, hi int) error {
 	if v < lo || v > hi {
-		return fmt.Errorf("bench: %s %d: want %d to %d", name, v, lo, hi)
+		return cli.Usagef("%s %d: want %d to %d", name, v, lo, hi)
 	}
 	return nil
 }
@@ -399,13 +400,13 @@ func (r *run) progress(line func() string) (stop func()) {
 func (r *run) finish(ctx context.Context, stdout io.Writer, result any, failures []string) error {
 	b, err := json.Marshal(result)
 	if err != nil {
-		return fmt.Errorf("bench %s: %w", r.name, err)
+		return err
 	}
 	if _, err := stdout.Write(append(b, '\n')); err != nil {
-		return fmt.Errorf("bench %s: write result: %w", r.name, err)
+		return fmt.Errorf("write result: %w", err)
 	}
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("bench %s: %w", r.name, err)
+		return err
 	}
 	if n := r.errs.Load(); n > 0 {
 		r.mu.Lock()
@@ -414,7 +415,7 @@ func (r *run) finish(ctx context.Context, stdout io.Writer, result any, failures
 		failures = append([]string{fmt.Sprintf("%d errors (first: %v)", n, first)}, failures...)
 	}
 	if len(failures) > 0 {
-		return fmt.Errorf("bench %s: %s", r.name, strings.Join(failures, "; "))
+		return errors.New(strings.Join(failures, "; "))
 	}
 	return nil
 }

@@ -13,11 +13,13 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/switchboard-gateway/switchboard/internal/cli"
 )
 
-const mgmtUsage = `Usage: switchboard bench mgmt [flags]
-
-Opens --connections WebSocket connections that read and discard, finds their
+var mgmtHelp = &cli.Help{
+	Usage: []string{"switchboard bench mgmt [flags]"},
+	Text: `Opens --connections WebSocket connections that read and discard, finds their
 IDs by their User-Agent in GET /@connections, then -c workers send -n
 PostToConnection requests (POST /@connections/{id}, a body of -s bytes) over
 keep-alive HTTP, spread over the connections. Reports requests/s, the
@@ -35,13 +37,12 @@ delivery then compare the two.
 Against a cluster, --url is the node the connections are opened on and
 --mgmt-url the node the requests are sent to: another node, to measure a
 delivery across nodes; --pid lists the nodes' processes, whose CPU times are
-summed.
-
-Examples:
-  switchboard bench mgmt --mgmt-url http://127.0.0.1:3001 -c 32 -n 100000
-  switchboard bench mgmt --mgmt-url http://127.0.0.1:3001 -c 4 -n 100000 --connections 100 --batch 100
-  switchboard bench mgmt --url ws://127.0.0.1:3001 --mgmt-url http://127.0.0.1:3002 --pid 101,102,103
-`
+summed.`,
+	Examples: []string{
+		`switchboard bench mgmt --mgmt-url http://127.0.0.1:3001 -c 8 -n 2000`,
+		`switchboard bench mgmt --mgmt-url http://127.0.0.1:3001 -c 4 -n 2000 --connections 10 --batch 10`,
+	},
+}
 
 const (
 	maxMgmtRequests    = 100_000_000
@@ -81,7 +82,7 @@ type mgmtResult struct {
 const maxBatch = 1000
 
 func mgmt(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("mgmt", mgmtUsage, stderr)
+	fs := newFlagSet("mgmt")
 	var t target
 	t.register(fs, getenv, flagWS|flagMgmt)
 	n := fs.Int("n", 10000, fmt.Sprintf("requests (at most %d)", maxMgmtRequests))
@@ -92,7 +93,7 @@ func mgmt(ctx context.Context, args []string, getenv func(string) string, stdout
 	var pids pidList
 	fs.Var(&pids, "pid", "process ID of the server, on this machine: report its CPU time per request; several, comma separated (the nodes of a cluster): their CPU time summed")
 	batch := fs.Int("batch", 1, fmt.Sprintf("connection IDs per request: above 1, POST /@connections to that many, and -n counts deliveries (at most %d)", maxBatch))
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(fs, args, mgmtHelp, stdout); err != nil {
 		return err
 	}
 	if err := t.check(ctx, flagWS|flagMgmt); err != nil {
@@ -107,10 +108,10 @@ func mgmt(ctx context.Context, args []string, getenv func(string) string, stdout
 		}
 	}
 	if *batch > *nconns {
-		return fmt.Errorf("bench: --batch %d: want at most --connections (%d), so that no request lists a connection twice", *batch, *nconns)
+		return cli.Usagef("--batch %d: want at most --connections (%d), so that no request lists a connection twice", *batch, *nconns)
 	}
 	if *settle <= 0 || *settle > maxSettle {
-		return fmt.Errorf("bench: --settle %s: want more than 0 and at most %s", *settle, maxSettle)
+		return cli.Usagef("--settle %s: want more than 0 and at most %s", *settle, maxSettle)
 	}
 
 	r := newRun("mgmt", &t, stderr)

@@ -115,8 +115,32 @@ func (a *API) Register(mux Mux) {
 		mux.Handle("POST "+prefix+"/@connections", a.wrap("PostToConnections", a.postMany))
 		mux.Handle("POST "+prefix+"/@topics/{topic}", a.wrap("Publish", a.publish))
 		mux.Handle("POST "+prefix+"/@broadcast", a.wrap("Broadcast", a.broadcast))
-		mux.Handle(prefix+"/@connections/", a.wrap("Unknown", notFound))
+		// Paths of the API with another method answer as API Gateway does,
+		// not with net/http's 405.
+		for _, p := range []string{"/@connections/", "/@connections", "/@topics/", "/@broadcast"} {
+			mux.Handle(prefix+p, a.wrap("Unknown", a.notFound))
+		}
 	}
+}
+
+// NotFound answers a request that no route of the gateway matches, in
+// API Gateway's shape: 403 ForbiddenException {"message":"Forbidden"} for
+// /{stage} or /{stage}/@... with a stage other than Options.Stage (and not a
+// path of the gateway's own such as @connections or _), as execute-api
+// answers an unknown stage, else 404
+// NotFoundException "No method found matching route ...". Both carry
+// x-amzn-RequestId and x-amzn-ErrorType.
+func (a *API) NotFound() http.Handler { return a.wrap("Unknown", a.notFound) }
+
+func (a *API) notFound(_ http.ResponseWriter, r *http.Request) error {
+	path := strings.TrimPrefix(r.URL.Path, "/")
+	first, rest, _ := strings.Cut(path, "/")
+	own := first == "" || first == a.opts.Stage || strings.HasPrefix(first, "@") || strings.HasPrefix(first, "_")
+	if !own && (rest == "" || strings.HasPrefix(rest, "@")) {
+		return errUnknownStage
+	}
+	return &apiError{Status: http.StatusNotFound, Type: apigw.ErrTypeNotFound,
+		Message: fmt.Sprintf("No method found matching route %s for http method %s.", path, r.Method)}
 }
 
 // apiError is an error answered with an AWS-style error response.
@@ -132,12 +156,11 @@ type apiError struct {
 func (e *apiError) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Type, e.Message) }
 
 var (
-	errGone      = &apiError{Status: http.StatusGone, Type: apigw.ErrTypeGone}
-	errSlow      = &apiError{Status: http.StatusTooManyRequests, Type: apigw.ErrTypeLimitExceeded, Message: "The connection's send buffer is full; it was closed as too slow"}
-	errRouteMiss = &apiError{Status: http.StatusNotFound, Type: apigw.ErrTypeNotFound, Message: "No method found matching route"}
+	errGone = &apiError{Status: http.StatusGone, Type: apigw.ErrTypeGone}
+	errSlow = &apiError{Status: http.StatusTooManyRequests, Type: apigw.ErrTypeLimitExceeded, Message: "The connection's send buffer is full; it was closed as too slow"}
+	// errUnknownStage is execute-api's answer for a stage it does not have.
+	errUnknownStage = &apiError{Status: http.StatusForbidden, Type: apigw.ErrTypeForbidden, Message: "Forbidden"}
 )
-
-func notFound(http.ResponseWriter, *http.Request) error { return errRouteMiss }
 
 // statusRecorder remembers the status a handler wrote, for the metrics.
 type statusRecorder struct {

@@ -40,7 +40,15 @@ func TestManagementErrorsAsAWSSendsThem(t *testing.T) {
 		{"delete unknown id", "DELETE", "/@connections/nonsense", "", 410, "GoneException", ""},
 		{"payload too large", "POST", "/@connections/AAAAAAAAAAAAAAA=", "12345678901", 413, "PayloadTooLargeException", "Request payload exceeds the limit of 10 bytes"},
 		{"topic payload too large", "POST", "/@topics/t", "12345678901", 413, "PayloadTooLargeException", "Request payload exceeds the limit of 10 bytes"},
-		{"unknown path", "PUT", "/@connections/a/b", "", 404, "NotFoundException", "No method found matching route"},
+		{"unknown path", "PUT", "/@connections/a/b", "", 404, "NotFoundException", "No method found matching route @connections/a/b for http method PUT."},
+		{"unknown path under the stage", "GET", "/dev/nope", "", 404, "NotFoundException", "No method found matching route dev/nope for http method GET."},
+		{"unknown management path", "GET", "/@nope", "", 404, "NotFoundException", "No method found matching route @nope for http method GET."},
+		{"list with another method", "PUT", "/dev/@connections", "", 404, "NotFoundException", "No method found matching route dev/@connections for http method PUT."},
+		{"broadcast with another method", "GET", "/@broadcast", "", 404, "NotFoundException", "No method found matching route @broadcast for http method GET."},
+		{"publish with another method", "GET", "/@topics/t", "", 404, "NotFoundException", "No method found matching route @topics/t for http method GET."},
+		{"unknown stage", "POST", "/prod/@connections/AAAAAAAAAAAAAAA=", "x", 403, "ForbiddenException", "Forbidden"},
+		{"unknown stage alone", "GET", "/prod", "", 403, "ForbiddenException", "Forbidden"},
+		{"unknown top-level path", "GET", "/favicon.ico", "", 403, "ForbiddenException", "Forbidden"},
 		{"bad list limit", "GET", "/@connections?limit=-3", "", 400, "BadRequestException", "limit must be a positive integer"},
 	}
 	for _, tt := range tests {

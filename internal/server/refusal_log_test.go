@@ -49,7 +49,8 @@ func TestRefusalLogIsRateLimited(t *testing.T) {
 		t.Fatalf("%d log lines, want %d:\n%s", len(lines), len(want), out.String())
 	}
 	for i, w := range want {
-		if lines[i]["reason"] != w.reason || lines[i]["suppressed"] != w.suppressed {
+		got, _ := lines[i]["suppressed"].(float64) // absent when none were
+		if _, present := lines[i]["suppressed"]; lines[i]["reason"] != w.reason || got != w.suppressed || present != (w.suppressed > 0) {
 			t.Errorf("line %d: reason %v suppressed %v, want %s %v", i, lines[i]["reason"], lines[i]["suppressed"], w.reason, w.suppressed)
 		}
 	}

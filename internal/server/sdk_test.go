@@ -105,3 +105,19 @@ func TestAWSSDKManagementClient(t *testing.T) {
 		})
 	}
 }
+
+// An SDK pointed at a stage the gateway does not have gets the
+// ForbiddenException API Gateway answers with, not a parse failure.
+func TestAWSSDKUnknownStage(t *testing.T) {
+	t.Parallel()
+	_, wsURL, base := start(t, "")
+	testutil.Dial(t, wsURL, nil)
+	id := onlyConnID(t, base)
+	_, err := sdkClient(base+"/prod").PostToConnection(context.Background(), &apigatewaymanagementapi.PostToConnectionInput{
+		ConnectionId: aws.String(id), Data: []byte("x"),
+	})
+	var forbidden *types.ForbiddenException
+	if !errors.As(err, &forbidden) {
+		t.Fatalf("PostToConnection at /prod = %v, want ForbiddenException", err)
+	}
+}

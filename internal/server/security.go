@@ -502,8 +502,11 @@ func (l *refusalLog) refused(reason metrics.AuthRefusal, r *http.Request, err er
 	l.last[reason], l.suppressed[reason] = now, 0
 	l.mu.Unlock()
 	// The query is left out: it may carry a dashboard token.
-	l.log.Warn("management request refused", "reason", string(reason), "remote", r.RemoteAddr,
-		"method", r.Method, "path", r.URL.Path, "err", err, "suppressed", n)
+	args := []any{"reason", string(reason), "remote", r.RemoteAddr, "method", r.Method, "path", r.URL.Path, "err", err}
+	if n > 0 { // zero means none: no field
+		args = append(args, "suppressed", n)
+	}
+	l.log.Warn("management request refused", args...)
 }
 
 // CheckExposure refuses an unprotected management API on an address other

@@ -398,8 +398,15 @@ func TestSeparateManagementListener(t *testing.T) {
 	if srv.Management == srv.HTTP {
 		t.Fatal("management has no listener of its own")
 	}
-	if status, _ := testutil.Get(t, srv.HTTP+"/@connections"); status != http.StatusNotFound {
-		t.Errorf("management API on the client listener: %d, want 404", status)
+	resp, err := http.Get(srv.HTTP + "/@connections")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound || resp.Header.Get("x-amzn-ErrorType") != "NotFoundException" ||
+		resp.Header.Get("x-amzn-RequestId") == "" || !strings.Contains(string(body), `"message":"No method found matching route @connections for http method GET."`) {
+		t.Errorf("management API on the client listener: %d %v %s, want 404 NotFoundException as API Gateway sends it", resp.StatusCode, resp.Header, body)
 	}
 	if status, _ := testutil.Get(t, srv.HTTP+"/_/"); status != http.StatusNotFound {
 		t.Errorf("dashboard on the client listener: %d, want 404", status)
@@ -411,6 +418,9 @@ func TestSeparateManagementListener(t *testing.T) {
 	}, "the management listener lists the connection")
 	if got := testutil.DialStatus(t, strings.Replace(srv.Management, "http", "ws", 1), nil); got != http.StatusNotFound {
 		t.Errorf("WebSocket on the management listener: %d, want 404", got)
+	}
+	if got := testutil.DialStatus(t, srv.WS+"/prod", nil); got != http.StatusForbidden {
+		t.Errorf("WebSocket at an unknown stage: %d, want 403, as API Gateway answers", got)
 	}
 }
 

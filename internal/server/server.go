@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"net"
 	"net/http"
 	"net/http/pprof"
 	"net/netip"
@@ -134,6 +135,10 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	if cfg.Management.Listen == "" {
 		s.mount(s.mux, guarded)
+	} else {
+		// The management API has a listener of its own: here, any other
+		// path is unknown, answered as API Gateway answers one.
+		s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { s.guarded.Load().notFound.ServeHTTP(w, r) })
 	}
 	s.mux.Handle("/{$}", s.gw)
 	s.mux.Handle("/"+cfg.Stage, s.gw)
@@ -298,8 +303,9 @@ func (s *Server) build(cfg *config.Config, hub *gateway.Hub, prev *builder) (*bu
 // surface behind it (metrics, profiling, the dashboard), and the management
 // API's routes, each in the order Register adds them.
 type managed struct {
-	guard *guard
-	api   apiRoutes
+	guard    *guard
+	api      apiRoutes
+	notFound http.Handler // AWS-shaped 404 or 403 for a path nothing serves
 }
 
 // apiRoute is one pattern of the management API and its handler.
@@ -356,11 +362,12 @@ func (s *Server) management(b *builder) (*managed, error) {
 		dopts.Cluster = s.clusterView
 	}
 	mgmt.Handle("/_/", dashboard.New(dopts))
+	mgmt.Handle("/", api.NotFound())
 	g, err := s.protect(mgmt, s.metrics)
 	if err != nil {
 		return nil, err
 	}
-	return &managed{guard: g, api: recorded}, nil
+	return &managed{guard: g, api: recorded, notFound: api.NotFound()}, nil
 }
 
 // clusterView is the cluster as the dashboard shows it: the nodes whose
@@ -489,6 +496,59 @@ func (s *Server) Drain(ctx context.Context) error {
 	return err
 }
 
+// maxNetworkAddrs bounds the machine's addresses the banner lists.
+const maxNetworkAddrs = 4
+
+// clientAddrs returns addr, a listener's address, as a client can dial
+// it: a listener on every interface is at 127.0.0.1 when it was asked for
+// 0.0.0.0 (or no host), at [::1] when asked for [::] (configured, as net
+// reports a dual-stack listener as [::] either way), and network lists the
+// machine's other addresses (IPv4 for 0.0.0.0, IPv4 then IPv6 for [::]; not
+// loopback, not link-local, at most maxNetworkAddrs) with the port. Any
+// other addr is returned as it is.
+func clientAddrs(addr, configured string) (local string, network []string) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr, nil
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil || !ip.IsUnspecified() {
+		return addr, nil
+	}
+	if h, _, err := net.SplitHostPort(configured); err == nil && (h == "" || h == "0.0.0.0") {
+		ip = netip.IPv4Unspecified()
+	}
+	local = net.JoinHostPort("127.0.0.1", port)
+	if ip.Is6() {
+		local = net.JoinHostPort("::1", port)
+	}
+	ifaddrs, _ := net.InterfaceAddrs() // none listed: loopback alone
+	var v4, v6 []string
+	for _, a := range ifaddrs {
+		n, ok := a.(*net.IPNet)
+		if !ok {
+			continue
+		}
+		p, ok := netip.AddrFromSlice(n.IP)
+		if !ok {
+			continue
+		}
+		p = p.Unmap()
+		switch {
+		case p.IsLoopback(), p.IsLinkLocalUnicast(), p.IsUnspecified():
+		case p.Is4():
+			v4 = append(v4, net.JoinHostPort(p.String(), port))
+		case ip.Is6():
+			v6 = append(v6, net.JoinHostPort(p.String(), port))
+		}
+	}
+	network = append(v4, v6...)
+	if len(network) > maxNetworkAddrs {
+		network = network[:maxNetworkAddrs]
+	}
+	return local, network
+}
+
 // Banner describes the running server for the start-up output: addr is the
 // main listener's address, mgmtAddr the management API's (the same unless it
 // has its own listener).
@@ -497,9 +557,16 @@ func (s *Server) Banner(addr, mgmtAddr string, secure bool) string {
 	if secure {
 		ws, web = "wss", "https"
 	}
+	// A listener on every interface is shown at an address a client can
+	// use: loopback, and the machine's own addresses on a line of their own.
+	addr, network := clientAddrs(addr, s.cfg.Listen)
+	mgmtAddr, _ = clientAddrs(mgmtAddr, cmp.Or(s.cfg.Management.Listen, s.cfg.Listen))
 	var b strings.Builder
 	fmt.Fprintf(&b, "Switchboard listening (config: %s)\n", s.cfg.Source)
 	fmt.Fprintf(&b, "  WebSocket:      %s://%s  (also %s://%s/%s)\n", ws, addr, ws, addr, s.cfg.Stage)
+	if len(network) > 0 {
+		fmt.Fprintf(&b, "  Network:        %s://%s\n", ws, strings.Join(network, "  "+ws+"://"))
+	}
 	if s.cfg.Management.Protected() {
 		// Only URLs a browser can open: the others answer 403 without a
 		// signature or a bearer token, so they are named, not linked.

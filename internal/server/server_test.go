@@ -346,8 +346,9 @@ func TestHTTPSurface(t *testing.T) {
 		{"healthz", "/healthz", http.StatusOK},
 		{"plain GET on root", "/", http.StatusUpgradeRequired},
 		{"plain GET on stage", "/dev", http.StatusUpgradeRequired},
-		{"unknown path", "/nowhere", http.StatusNotFound},
-		{"other stage", "/prod", http.StatusNotFound},
+		{"unknown path: a stage the gateway has not", "/nowhere", http.StatusForbidden},
+		{"other stage", "/prod", http.StatusForbidden},
+		{"unknown path under the stage", "/dev/nowhere", http.StatusNotFound},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
