@@ -23,6 +23,9 @@ type Record struct {
 	SourceIP    string
 	UserAgent   string
 	Principal   string // the authorized subject, empty when no authorizer ran
+	// User is the user the connection belongs to (see Users): the user ID
+	// $connect's integration named, else Principal; empty for none.
+	User string
 }
 
 // Page is one page of a listing.
