@@ -41,6 +41,7 @@ type ConnInfo struct {
 	SourceIP     string
 	UserAgent    string
 	Principal    string
+	User         string
 	Topics       []string
 	// Node is the node holding the connection; empty on a node alone.
 	Node string
@@ -81,6 +82,9 @@ type Hub struct {
 	// peers maps the tags seen in directory records to their node; "" when
 	// two nodes were seen with one tag.
 	peers map[uint16]string
+
+	users    registry.Users    // nil when the directory indexes no users
+	presence registry.Presence // set on a bus whose directory records topic members
 
 	interestMu sync.Mutex          // serializes declarations of interest on the bus
 	declared   map[string]struct{} // topics this node declared on the bus
@@ -138,7 +142,14 @@ func newHub(o HubOptions) *Hub {
 	if o.CallTimeout <= 0 {
 		o.CallTimeout = DefaultCallTimeout
 	}
+	users, _ := o.Directory.(registry.Users)
+	presence, _ := o.Directory.(registry.Presence)
+	if o.Bus == nil {
+		presence = nil // a node alone answers from its own index
+	}
 	return &Hub{
+		users:       users,
+		presence:    presence,
 		dir:         o.Directory,
 		bus:         o.Bus,
 		node:        o.Node,
@@ -299,6 +310,7 @@ func (h *Hub) record(c *client) registry.Record {
 		SourceIP:    c.info.SourceIP,
 		UserAgent:   c.info.UserAgent,
 		Principal:   c.info.Principal,
+		User:        c.info.User,
 	}
 }
 
@@ -342,8 +354,9 @@ func (h *Hub) remove(ctx context.Context, id string) error {
 	h.mu.Lock()
 	c := h.conns[id]
 	delete(h.conns, id)
-	var emptied []string
+	var emptied, parted []string
 	for topic := range h.subs[c] {
+		parted = append(parted, topic)
 		if h.dropLocked(c, topic) {
 			emptied = append(emptied, topic)
 		}
@@ -357,6 +370,7 @@ func (h *Hub) remove(ctx context.Context, id string) error {
 		errs = append(errs, fmt.Errorf("unregister %s: %w", id, err))
 	}
 	cancel()
+	errs = append(errs, h.part(ctx, id, parted...))
 	for _, topic := range emptied {
 		tctx, cancel := h.detached(ctx)
 		errs = append(errs, h.syncInterest(tctx, topic))
@@ -598,6 +612,10 @@ func (h *Hub) Subscribe(ctx context.Context, connID, topic string, max int) erro
 		_ = h.Unsubscribe(ctx, connID, topic)
 		return fmt.Errorf("subscribe %s to %q: %w", connID, topic, err)
 	}
+	if err := h.join(bctx, c, topic); err != nil {
+		_ = h.Unsubscribe(ctx, connID, topic)
+		return fmt.Errorf("subscribe %s to %q: %w", connID, topic, err)
+	}
 	return nil
 }
 
@@ -606,8 +624,14 @@ func (h *Hub) Subscribe(ctx context.Context, connID, topic string, max int) erro
 func (h *Hub) Unsubscribe(ctx context.Context, connID, topic string) error {
 	h.mu.Lock()
 	c, ok := h.conns[connID]
+	_, held := h.subs[c][topic]
 	emptied := ok && h.dropLocked(c, topic)
 	h.mu.Unlock()
+	if held {
+		if err := h.part(ctx, connID, topic); err != nil {
+			return fmt.Errorf("unsubscribe %s from %q: %w", connID, topic, err)
+		}
+	}
 	if !emptied || h.bus == nil {
 		return nil
 	}
@@ -645,6 +669,7 @@ func (h *Hub) describeRemote(ctx context.Context, rec registry.Record) (ConnInfo
 		SourceIP:     rec.SourceIP,
 		UserAgent:    rec.UserAgent,
 		Principal:    rec.Principal,
+		User:         rec.User,
 		Topics:       st.Topics,
 		Node:         rec.Node,
 	}, nil
@@ -750,6 +775,7 @@ func (c *client) describe(topics []string) ConnInfo {
 		SourceIP:     c.info.SourceIP,
 		UserAgent:    c.info.UserAgent,
 		Principal:    c.info.Principal,
+		User:         c.info.User,
 		Topics:       slices.Clip(topics),
 	}
 }
