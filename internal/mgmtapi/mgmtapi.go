@@ -115,6 +115,7 @@ func (a *API) Register(mux Mux) {
 		mux.Handle("POST "+prefix+"/@connections", a.wrap("PostToConnections", a.postMany))
 		mux.Handle("POST "+prefix+"/@topics/{topic}", a.wrap("Publish", a.publish))
 		mux.Handle("POST "+prefix+"/@broadcast", a.wrap("Broadcast", a.broadcast))
+		a.registerUsers(mux, prefix)
 		mux.Handle(prefix+"/@connections/", a.wrap("Unknown", notFound))
 	}
 }
@@ -264,6 +265,7 @@ type connection struct {
 	Identity     identity `json:"identity"`
 	LastActiveAt string   `json:"lastActiveAt"`
 	Principal    string   `json:"principal,omitempty"`
+	UserID       string   `json:"userId,omitempty"`
 	Topics       []string `json:"topics,omitempty"`
 	// Node is the node of a cluster holding the connection; absent on a node alone.
 	Node string `json:"node,omitempty"`
@@ -327,6 +329,7 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) error {
 	for _, info := range infos {
 		c := render(info)
 		c.ConnectionID, c.Principal, c.Topics, c.Node = info.ConnID, info.Principal, info.Topics, info.Node
+		c.UserID = info.User
 		if n := a.opts.MaxListTopics; n >= 0 && len(c.Topics) > n {
 			c.Topics, c.TopicsTruncated, c.TopicCount = c.Topics[:n], true, len(c.Topics)
 		}
