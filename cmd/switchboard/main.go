@@ -67,7 +67,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return serve(ctx, args[1:], getenv, stdout, stderr)
 	case "connect":
 		return cli.Connect(ctx, args[1:], getenv, os.Stdin, stdout, stderr)
-	case "post", "get", "delete", "publish", "broadcast", "list":
+	case "post", "get", "delete", "publish", "broadcast", "list", "users", "user", "presence":
 		return cli.Manage(ctx, args[0], args[1:], getenv, stdout, stderr)
 	case "bench":
 		return loadgen.Main(ctx, args[1:], getenv, stdout, stderr)

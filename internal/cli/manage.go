@@ -30,6 +30,11 @@ const ManageUsage = `Usage:
   switchboard publish [flags] TOPIC DATA
   switchboard broadcast [flags] DATA
   switchboard list [flags] [--limit N] [--cursor C] [--all]
+  switchboard users [flags] [--limit N] [--cursor C]
+  switchboard user send [flags] USER_ID DATA
+  switchboard user list [flags] USER_ID
+  switchboard user disconnect [flags] USER_ID
+  switchboard presence [flags] [--limit N] [--cursor C] TOPIC
 
 ` + manageText
 
@@ -41,7 +46,11 @@ broadcast), or, given IDs separated by commas, to each of them in one call
 gone or slow, get prints a connection's details as indented JSON, delete closes
 it with 1000, publish sends DATA to a topic's subscribers, broadcast sends it
 to every connection, and list prints the open connections as JSON, one page or,
-with --all, every page. The API is at --endpoint (env SWITCHBOARD_ENDPOINT,
+with --all, every page. users prints a page of the users online as JSON; user
+send sends DATA to every connection of a user and says how many got it, user
+list prints its connections as JSON, user disconnect closes them all with
+1000; presence prints how many connections subscribe to TOPIC and a page of
+them as JSON (Switchboard extensions). The API is at --endpoint (env SWITCHBOARD_ENDPOINT,
 default ` + defaultEndpoint + `). With --token (env SWITCHBOARD_TOKEN, or the gateway's SWITCHBOARD_MANAGEMENT_TOKEN) each
 request carries "Authorization: Bearer TOKEN"; otherwise, given an access key
 (--access-key-id and --secret-access-key, or AWS_ACCESS_KEY_ID,
@@ -68,6 +77,12 @@ var manageArgs = map[string][]string{
 	"publish":   {"TOPIC", "DATA"},
 	"broadcast": {"DATA"},
 	"list":      nil,
+
+	"users":           nil,
+	"user send":       {"USER_ID", "DATA"},
+	"user list":       {"USER_ID"},
+	"user disconnect": {"USER_ID"},
+	"presence":        {"TOPIC"},
 }
 
 // Manage runs the management command named by command ("post", "get",
@@ -82,6 +97,12 @@ func Manage(ctx context.Context, command string, args []string, getenv func(stri
 }
 
 func manage(ctx context.Context, command string, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if command == "user" { // its verb is the first argument
+		if len(args) == 0 || manageArgs["user "+args[0]] == nil {
+			return errors.New("usage: switchboard user send|list|disconnect [flags] USER_ID [DATA]")
+		}
+		command, args = "user "+args[0], args[1:]
+	}
 	names, ok := manageArgs[command]
 	if !ok {
 		return fmt.Errorf("unknown management command %q", command)
@@ -102,6 +123,10 @@ func manage(ctx context.Context, command string, args []string, getenv func(stri
 	var limit int
 	var all bool
 	var cursor string
+	if command == "users" || command == "presence" {
+		fs.IntVar(&limit, "limit", 0, "items per page (0: the server's default, 100)")
+		fs.StringVar(&cursor, "cursor", "", "start after this cursor, a nextCursor of an earlier page")
+	}
 	if command == "list" {
 		fs.IntVar(&limit, "limit", 0, "connections per page (0: the server's default, 100)")
 		fs.StringVar(&cursor, "cursor", "", "start after this cursor, a nextCursor of an earlier page")
@@ -200,6 +225,8 @@ func manage(ctx context.Context, command string, args []string, getenv func(stri
 			return fmt.Errorf("list: %w", err)
 		}
 		_, _ = stdout.Write(append(b, '\n'))
+	default:
+		return manageUsers(ctx, c, command, pos, data, limit, cursor, stdout)
 	}
 	return nil
 }

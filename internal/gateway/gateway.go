@@ -387,7 +387,7 @@ func (g *Gateway) handshake(w http.ResponseWriter, r *http.Request, s *snapshot,
 		if p, ok := header(resp.Headers, "Sec-WebSocket-Protocol"); ok {
 			subprotocol = p
 		}
-		if u, ok := header(resp.Headers, integration.UserHeader); ok {
+		if u, _ := header(resp.Headers, integration.UserHeader); u != "" { // empty: no user
 			if err := checkUser(u); err != nil {
 				g.log.Warn("$connect named a bad user", "connectionId", info.ID, "err", err)
 				m.Connects.WithLabelValues(metrics.ConnectFailed).Inc()
