@@ -49,6 +49,9 @@ Commands:
   publish TOPIC DATA       send DATA to a topic's subscribers
   broadcast DATA           send DATA to every connection
   list [--all]             list connections
+  users                    list the users online
+  user send|list|disconnect USER [DATA]   reach every connection of a user
+  presence TOPIC           list a topic's subscribers
   bench conns|echo|fanout|mgmt   load-test a gateway (loopback unless --allow-remote)
   ca [--pem]               the local CA behind wss:// and https://: its file and how to trust it
   version                  print the version

@@ -15,6 +15,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/switchboard-gateway/switchboard/internal/auth"
 	"github.com/switchboard-gateway/switchboard/internal/bus/membus"
 	"github.com/switchboard-gateway/switchboard/internal/gateway"
 	"github.com/switchboard-gateway/switchboard/internal/integration"
@@ -247,4 +248,35 @@ func TestUsersAlone(t *testing.T) {
 	if code := testutil.DialStatus(t, wsURL+"?user=a%01b", nil); code != http.StatusBadGateway {
 		t.Errorf("dial with a bad user = %d, want 502", code)
 	}
+}
+
+// Without X-Switchboard-User, or with it empty, a connection belongs to
+// its authorizer's principal; the header, when set, wins.
+func TestUserFromPrincipal(t *testing.T) {
+	t.Parallel()
+	hub := gateway.NewHub(memreg.New(), "", nil)
+	var connect integration.Func = func(_ context.Context, req *integration.Request) (*integration.Response, error) {
+		return &integration.Response{StatusCode: 200, Headers: map[string]string{integration.UserHeader: req.Conn.Query.Get("user")}}, nil
+	}
+	gw := gateway.New(hub, gateway.Options{
+		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Authorizer: auth.Func(func(context.Context, *auth.ConnectRequest) (*auth.Identity, error) { return &auth.Identity{Principal: "grace"}, nil }),
+		Routes:     map[string]gateway.Route{"$connect": {Integration: connect}},
+	})
+	hs := httptest.NewServer(gw)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = gw.Drain(ctx)
+		hs.Close()
+	})
+	ws := "ws" + strings.TrimPrefix(hs.URL, "http")
+	api := apiFor(t, hub)
+	testutil.Dial(t, ws, nil)
+	testutil.Dial(t, ws+"?user=henry", nil)
+	var users struct{ Items []string }
+	testutil.Eventually(t, 5*time.Second, func() bool {
+		call(t, "GET", api+"/@users", "", &users)
+		return slices.Equal(users.Items, []string{"grace", "henry"})
+	}, "GET /@users = %q, want grace (the principal) and henry (the header)", users.Items)
 }
