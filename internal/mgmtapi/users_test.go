@@ -259,9 +259,11 @@ func TestUserFromPrincipal(t *testing.T) {
 		return &integration.Response{StatusCode: 200, Headers: map[string]string{integration.UserHeader: req.Conn.Query.Get("user")}}, nil
 	}
 	gw := gateway.New(hub, gateway.Options{
-		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Authorizer: auth.Func(func(context.Context, *auth.ConnectRequest) (*auth.Identity, error) { return &auth.Identity{Principal: "grace"}, nil }),
-		Routes:     map[string]gateway.Route{"$connect": {Integration: connect}},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Authorizer: auth.Func(func(context.Context, *auth.ConnectRequest) (*auth.Identity, error) {
+			return &auth.Identity{Principal: "grace"}, nil
+		}),
+		Routes: map[string]gateway.Route{"$connect": {Integration: connect}},
 	})
 	hs := httptest.NewServer(gw)
 	t.Cleanup(func() {
