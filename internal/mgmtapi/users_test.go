@@ -214,6 +214,14 @@ func TestUsersAcrossNodes(t *testing.T) {
 	if call(t, "GET", api+"/@users/alice", "", &u); len(u.Connections) != 0 {
 		t.Errorf("GET /@users/alice after DELETE = %+v, want none", u)
 	}
+	// An unsubscribe leaves the presence too.
+	if err := hubA.Unsubscribe(t.Context(), idAnon, "room"); err != nil {
+		t.Fatalf("Unsubscribe: %v", err)
+	}
+	p = presenceBody{}
+	if call(t, "GET", api+"/@topics/room/presence", "", &p); p.Count != 0 {
+		t.Errorf("presence after the last member unsubscribed = %+v, want none", p)
+	}
 	_ = idOther
 }
 
