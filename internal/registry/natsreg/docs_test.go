@@ -18,3 +18,12 @@ func TestDocsClusterNames(t *testing.T) {
 		"node `gw1`: key `"+key("gw1")+"`",
 	)
 }
+
+// docs/users-presence.md names the index bucket as the code makes it.
+func TestDocsUsersPresenceNames(t *testing.T) {
+	t.Parallel()
+	testutil.DocContains(t, "../../../docs/users-presence.md", "bucket `<bucket>_index`")
+	if got := userKey("alice", "R1kmxc2VNjMCFIA="); got != "u."+key("alice")+"."+key("R1kmxc2VNjMCFIA=") {
+		t.Errorf("userKey = %q", got)
+	}
+}
