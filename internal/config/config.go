@@ -82,6 +82,8 @@ type Config struct {
 	// Pprof serves /debug/pprof/ beside the management API (and behind its
 	// credentials). Also the --pprof flag.
 	Pprof bool `yaml:"pprof"`
+	// Presence configures what a topic's subscribers learn of each other.
+	Presence Presence `yaml:"presence"`
 
 	// Functions are the Lambda functions routes of type lambda run.
 	Functions map[string]Function `yaml:"functions"`
@@ -907,6 +909,7 @@ func (c *Config) Validate() error {
 		bad("integrationTimeout must be a duration")
 	}
 	errs = append(errs, c.Cluster.validate()...)
+	errs = append(errs, c.Presence.validate()...)
 	return errors.Join(errs...)
 }
 

@@ -85,6 +85,7 @@ type Hub struct {
 
 	users    registry.Users    // nil when the directory indexes no users
 	presence registry.Presence // set on a bus whose directory records topic members
+	announce func(topic string) bool
 
 	interestMu sync.Mutex          // serializes declarations of interest on the bus
 	declared   map[string]struct{} // topics this node declared on the bus
@@ -106,6 +107,10 @@ type HubOptions struct {
 	Metrics *metrics.Metrics
 	// CallTimeout bounds each directory and bus call. Default 5s.
 	CallTimeout time.Duration
+	// Announce reports whether a connection joining or leaving topic is
+	// published to topic's subscribers (see PresenceEvent). Nil announces
+	// none.
+	Announce func(topic string) bool
 }
 
 // DefaultCallTimeout is HubOptions.CallTimeout's default.
@@ -150,6 +155,7 @@ func newHub(o HubOptions) *Hub {
 	return &Hub{
 		users:       users,
 		presence:    presence,
+		announce:    o.Announce,
 		dir:         o.Directory,
 		bus:         o.Bus,
 		node:        o.Node,
@@ -371,6 +377,9 @@ func (h *Hub) remove(ctx context.Context, id string) error {
 	}
 	cancel()
 	errs = append(errs, h.part(ctx, id, parted...))
+	for _, topic := range parted {
+		h.announceLeave(ctx, c, topic)
+	}
 	for _, topic := range emptied {
 		tctx, cancel := h.detached(ctx)
 		errs = append(errs, h.syncInterest(tctx, topic))
@@ -583,7 +592,8 @@ func (h *Hub) Subscribe(ctx context.Context, connID, topic string, max int) erro
 		return fmt.Errorf("subscribe %s to %q: %w", connID, topic, registry.ErrNotFound)
 	}
 	ts := h.subs[c]
-	if _, held := ts[topic]; !held && max >= 0 && len(ts) >= max {
+	_, held := ts[topic]
+	if !held && max >= 0 && len(ts) >= max {
 		h.mu.Unlock()
 		return fmt.Errorf("subscribe %s to %q: %w", connID, topic, builtin.ErrTooManySubscriptions)
 	}
@@ -600,6 +610,9 @@ func (h *Hub) Subscribe(ctx context.Context, connID, topic string, max int) erro
 	subs[c] = struct{}{}
 	h.mu.Unlock()
 	if h.bus == nil {
+		if !held {
+			h.announceJoin(ctx, c, topic)
+		}
 		return nil
 	}
 	// Every subscriber waits until the node's interest is declared, not
@@ -616,6 +629,9 @@ func (h *Hub) Subscribe(ctx context.Context, connID, topic string, max int) erro
 		_ = h.Unsubscribe(ctx, connID, topic)
 		return fmt.Errorf("subscribe %s to %q: %w", connID, topic, err)
 	}
+	if !held {
+		h.announceJoin(ctx, c, topic)
+	}
 	return nil
 }
 
@@ -631,6 +647,7 @@ func (h *Hub) Unsubscribe(ctx context.Context, connID, topic string) error {
 		if err := h.part(ctx, connID, topic); err != nil {
 			return fmt.Errorf("unsubscribe %s from %q: %w", connID, topic, err)
 		}
+		h.announceLeave(ctx, c, topic)
 	}
 	if !emptied || h.bus == nil {
 		return nil

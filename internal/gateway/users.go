@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -205,4 +206,38 @@ func (h *Hub) part(ctx context.Context, id string, topics ...string) error {
 		cancel()
 	}
 	return errors.Join(errs...)
+}
+
+// PresenceEvent is the message a topic's subscribers receive when a
+// connection joins or leaves a topic that HubOptions.Announce names.
+type PresenceEvent struct {
+	Type         string `json:"type"`  // always "presence"
+	Event        string `json:"event"` // "join" or "leave"
+	Topic        string `json:"topic"`
+	ConnectionID string `json:"connectionId"`
+	UserID       string `json:"userId,omitempty"`
+}
+
+func (h *Hub) announceJoin(ctx context.Context, c *client, topic string) {
+	h.announceEvent(ctx, c, topic, "join")
+}
+
+// announceLeave is made even when ctx ended (a disconnect, a drain).
+func (h *Hub) announceLeave(ctx context.Context, c *client, topic string) {
+	h.announceEvent(context.WithoutCancel(ctx), c, topic, "leave")
+}
+
+// announceEvent publishes c's event in topic to its subscribers, on every
+// node, when topic is announced. The joiner gets its own join; a leaver is
+// no subscriber any more. A publish the bus did not take for the other
+// nodes is counted and logged by the bus.
+func (h *Hub) announceEvent(ctx context.Context, c *client, topic, event string) {
+	if h.announce == nil || c == nil || !h.announce(topic) {
+		return
+	}
+	data, err := json.Marshal(PresenceEvent{Type: "presence", Event: event, Topic: topic, ConnectionID: c.info.ID, UserID: c.info.User})
+	if err != nil {
+		return // strings always encode
+	}
+	_, _ = h.Publish(ctx, topic, data)
 }

@@ -28,9 +28,12 @@ import (
 // whose $connect names the user of the "user" query parameter in
 // X-Switchboard-User, and whose $default answers the sender's connection
 // ID after subscribing it to the message's topic when it reads "sub <topic>".
-func userNode(t *testing.T, engine *membus.Engine, dir *memreg.Registry, name string) (*gateway.Hub, string) {
+func userNode(t *testing.T, engine *membus.Engine, dir *memreg.Registry, name string, announce ...string) (*gateway.Hub, string) {
 	t.Helper()
 	o := gateway.HubOptions{Directory: dir, Node: name}
+	if len(announce) > 0 {
+		o.Announce = func(topic string) bool { return slices.Contains(announce, topic) }
+	}
 	if engine != nil {
 		b := engine.NewBus()
 		t.Cleanup(func() { _ = b.Close() })
@@ -289,4 +292,39 @@ func TestUserFromPrincipal(t *testing.T) {
 		call(t, "GET", api+"/@users", "", &users)
 		return slices.Equal(users.Items, []string{"grace", "henry"})
 	}, "GET /@users = %q, want grace (the principal) and henry (the header)", users.Items)
+}
+
+// An announced topic's join and leave messages reach its subscribers on
+// every node.
+func TestAnnounceAcrossNodes(t *testing.T) {
+	t.Parallel()
+	engine, dir := new(membus.Engine), memreg.New()
+	_, urlA := userNode(t, engine, dir, "node-a", "chat")
+	_, urlB := userNode(t, engine, dir, "node-b", "chat")
+	x := testutil.Dial(t, urlA+"?user=xena", nil)
+	y := testutil.Dial(t, urlB+"?user=yves", nil)
+	// subscribe answers, after the join it caused, with the subscriber's ID.
+	testutil.Write(t, x, "sub chat")
+	var own gateway.PresenceEvent
+	if err := json.Unmarshal([]byte(testutil.ReadText(t, x)), &own); err != nil || own.Event != "join" || own.UserID != "xena" {
+		t.Fatalf("xena's own join = %+v, %v", own, err)
+	}
+	if id := testutil.ReadText(t, x); id != own.ConnectionID {
+		t.Fatalf("xena's ID %q, its join names %q", id, own.ConnectionID)
+	}
+	testutil.Write(t, y, "sub chat")
+	var got gateway.PresenceEvent
+	if err := json.Unmarshal([]byte(testutil.ReadText(t, y)), &got); err != nil || got.UserID != "yves" {
+		t.Fatalf("yves's own join = %+v, %v", got, err)
+	}
+	idY := testutil.ReadText(t, y)
+	want := gateway.PresenceEvent{Type: "presence", Event: "join", Topic: "chat", ConnectionID: idY, UserID: "yves"}
+	if err := json.Unmarshal([]byte(testutil.ReadText(t, x)), &got); err != nil || got != want {
+		t.Fatalf("xena on node-a got %+v, %v; want %+v", got, err, want)
+	}
+	y.Close(websocket.StatusNormalClosure, "")
+	want.Event = "leave"
+	if err := json.Unmarshal([]byte(testutil.ReadText(t, x)), &got); err != nil || got != want {
+		t.Errorf("xena on node-a got %+v, %v; want %+v", got, err, want)
+	}
 }
