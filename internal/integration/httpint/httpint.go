@@ -161,7 +161,11 @@ func (i *Integration) Invoke(ctx context.Context, req *integration.Request) (*in
 		return nil, fmt.Errorf("httpint: POST %s: %w", i.display, err)
 	}
 	if u := resp.Header.Get(integration.UserHeader); u != "" {
-		if _, set := out.Headers[integration.UserHeader]; !set {
+		set := false
+		for k := range out.Headers {
+			set = set || strings.EqualFold(k, integration.UserHeader)
+		}
+		if !set {
 			if out.Headers == nil {
 				out.Headers = map[string]string{}
 			}
