@@ -23,7 +23,7 @@ func TestDocsClusterNames(t *testing.T) {
 func TestDocsUsersPresenceNames(t *testing.T) {
 	t.Parallel()
 	testutil.DocContains(t, "../../../docs/users-presence.md", "bucket `<bucket>_index`")
-	if got := userKey("alice", "R1kmxc2VNjMCFIA="); got != "u."+key("alice")+"."+key("R1kmxc2VNjMCFIA=") {
-		t.Errorf("userKey = %q", got)
-	}
+	testutil.DocContains(t, "../../../docs/cluster.md",
+		"bucket `"+Options{}.withDefaults().Bucket+"_index`",
+		"key `"+userKey("alice", "R1kmxc2VNjMCFIA=")+"`")
 }

@@ -36,4 +36,12 @@ func TestDocsUsersPresenceNames(t *testing.T) {
 		"`"+strings.TrimPrefix(d.key("members:"), p)+"<topic>`",
 		"under the prefix `"+p+"`",
 	)
+	testutil.DocContains(t, "../../../docs/cluster.md",
+		"key `"+d.key("user:")+"<user>`",
+		"key `"+d.key("users")+"`",
+		"key `"+d.key("members:")+"<topic>`",
+		"key `"+d.key("nodemembers:")+"<node>`",
+		"`"+d.key("user:", "alice")+"`",
+		"`"+d.key("nodemembers:", "gw1")+"`",
+	)
 }
