@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -28,7 +29,11 @@ broadcast), or, given IDs separated by commas, to each of them in one call
 gone or slow, get prints a connection's details as indented JSON, delete closes
 it with 1000, publish sends DATA to a topic's subscribers, broadcast sends it
 to every connection, and list prints the open connections as JSON, one page or,
-with --all, every page. The API is at --endpoint (env SWITCHBOARD_ENDPOINT,
+with --all, every page. users prints a page of the users online as JSON; user
+send sends DATA to every connection of a user and says how many got it, user
+list prints its connections as JSON, user disconnect closes them all with
+1000; presence prints how many connections subscribe to TOPIC and a page of
+them as JSON (Switchboard extensions). The API is at --endpoint (env SWITCHBOARD_ENDPOINT,
 default ` + defaultEndpoint + `). With --token (env SWITCHBOARD_TOKEN, or the gateway's SWITCHBOARD_MANAGEMENT_TOKEN) each
 request carries "Authorization: Bearer TOKEN"; otherwise, given an access key
 (--access-key-id and --secret-access-key, or AWS_ACCESS_KEY_ID,
@@ -56,6 +61,20 @@ var manageExamples = map[string][]string{
 		`switchboard list --all`,
 		`switchboard list --limit 10 --endpoint http://127.0.0.1:3001`,
 	},
+	"users":           {`switchboard users`, `switchboard users --limit 10`},
+	"user send":       {`switchboard user send alice 'hello, every tab'`},
+	"user list":       {`switchboard user list alice`},
+	"user disconnect": {`switchboard user disconnect alice`},
+	"presence":        {`switchboard presence chat`},
+}
+
+// userHelp is the help text of `switchboard user`, whose verb comes first.
+func userHelp() *Help {
+	h := &Help{Usage: []string{"switchboard user send|list|disconnect [flags] USER_ID [DATA]"}, Text: manageText}
+	for _, verb := range []string{"send", "list", "disconnect"} {
+		h.Examples = append(h.Examples, manageExamples["user "+verb]...)
+	}
+	return h
 }
 
 // ManageHelp returns the help text of a management command.
@@ -86,6 +105,12 @@ var manageArgs = map[string][]string{
 	"publish":   {"TOPIC", "DATA"},
 	"broadcast": {"DATA"},
 	"list":      nil,
+
+	"users":           nil,
+	"user send":       {"USER_ID", "DATA"},
+	"user list":       {"USER_ID"},
+	"user disconnect": {"USER_ID"},
+	"presence":        {"TOPIC"},
 }
 
 // Manage runs the management command named by command ("post", "get",
@@ -100,6 +125,16 @@ func Manage(ctx context.Context, command string, args []string, getenv func(stri
 }
 
 func manage(ctx context.Context, command string, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if command == "user" { // its verb is the first argument
+		if len(args) > 0 && WantsHelp(args[:1]) {
+			userHelp().Write(stdout, nil)
+			return flag.ErrHelp
+		}
+		if len(args) == 0 || manageArgs["user "+args[0]] == nil {
+			return Usagef("usage: %s", userHelp().Usage[0])
+		}
+		command, args = "user "+args[0], args[1:]
+	}
 	names, ok := manageArgs[command]
 	if !ok {
 		return Usagef("unknown management command %q", command)
@@ -119,6 +154,10 @@ func manage(ctx context.Context, command string, args []string, getenv func(stri
 	var limit int
 	var all bool
 	var cursor string
+	if command == "users" || command == "presence" {
+		fs.IntVar(&limit, "limit", 0, "items per page (0: the server's default, 100)")
+		fs.StringVar(&cursor, "cursor", "", "start after this cursor, a nextCursor of an earlier page")
+	}
 	if command == "list" {
 		fs.IntVar(&limit, "limit", 0, "connections per page (0: the server's default, 100)")
 		fs.StringVar(&cursor, "cursor", "", "start after this cursor, a nextCursor of an earlier page")
@@ -220,6 +259,8 @@ func manage(ctx context.Context, command string, args []string, getenv func(stri
 			return err
 		}
 		_, _ = stdout.Write(append(b, '\n'))
+	default:
+		return manageUsers(ctx, c, command, pos, data, limit, cursor, stdout)
 	}
 	return nil
 }

@@ -87,6 +87,8 @@ type Config struct {
 	// Pprof serves /debug/pprof/ beside the management API (and behind its
 	// credentials). Also the --pprof flag.
 	Pprof bool `yaml:"pprof"`
+	// Presence configures what a topic's subscribers learn of each other.
+	Presence Presence `yaml:"presence"`
 
 	// Functions are the Lambda functions routes of type lambda run.
 	Functions map[string]Function `yaml:"functions"`
@@ -1063,6 +1065,7 @@ func (c *Config) Validate() error {
 		p.add("integrationTimeout", "expected a duration such as 29s; an invocation needs a bound, so 0 and unlimited are refused")
 	}
 	p = append(p, c.Cluster.validate()...)
+	p = append(p, c.Presence.validate()...)
 	return joinErrors(p)
 }
 

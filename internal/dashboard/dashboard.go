@@ -185,6 +185,7 @@ func (a asset) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 //	DELETE /_/api/connections/{id}     DELETE /@connections/{id}
 //	POST   /_/api/topics/{topic}       POST   /@topics/{topic}
 //	POST   /_/api/broadcast            POST   /@broadcast
+//	GET    /_/api/users                GET    /@users
 //
 // Anything else under /_/ is 404. The handler is safe for concurrent use;
 // each tail stream ends when its client leaves.
@@ -202,7 +203,7 @@ func New(opts Options) http.Handler {
 	mux.HandleFunc("GET /_/api/tail", d.tail)
 	mux.HandleFunc("GET /_/api/rates", d.rates)
 	for _, p := range []string{"GET /_/api/connections", "GET /_/api/connections/{id}", "POST /_/api/connections/{id}",
-		"DELETE /_/api/connections/{id}", "POST /_/api/topics/{topic}", "POST /_/api/broadcast"} {
+		"DELETE /_/api/connections/{id}", "POST /_/api/topics/{topic}", "POST /_/api/broadcast", "GET /_/api/users"} {
 		mux.HandleFunc(p, d.forward)
 	}
 	mux.HandleFunc("GET /_", func(w http.ResponseWriter, r *http.Request) {

@@ -360,6 +360,7 @@ func (g *Gateway) handshake(w http.ResponseWriter, r *http.Request, s *snapshot,
 			return nil
 		}
 		info.Principal, info.Authorizer = id.Principal, id.Context
+		info.User = id.Principal
 		if id.Subprotocol != "" {
 			subprotocol = id.Subprotocol
 		}
@@ -385,6 +386,15 @@ func (g *Gateway) handshake(w http.ResponseWriter, r *http.Request, s *snapshot,
 		}
 		if p, ok := header(resp.Headers, "Sec-WebSocket-Protocol"); ok {
 			subprotocol = p
+		}
+		if u, _ := header(resp.Headers, integration.UserHeader); u != "" { // empty: no user
+			if err := checkUser(u); err != nil {
+				g.log.Warn("$connect named a bad user", "connectionId", info.ID, "err", err)
+				m.Connects.WithLabelValues(metrics.ConnectFailed).Inc()
+				writeMessage(w, http.StatusBadGateway, "Bad Gateway")
+				return nil
+			}
+			info.User = u
 		}
 	}
 

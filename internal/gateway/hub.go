@@ -41,6 +41,7 @@ type ConnInfo struct {
 	SourceIP     string
 	UserAgent    string
 	Principal    string
+	User         string
 	Topics       []string
 	// Node is the node holding the connection; empty on a node alone.
 	Node string
@@ -82,6 +83,10 @@ type Hub struct {
 	// two nodes were seen with one tag.
 	peers map[uint16]string
 
+	users    registry.Users    // nil when the directory indexes no users
+	presence registry.Presence // set on a bus whose directory records topic members
+	announce func(topic string) bool
+
 	interestMu sync.Mutex          // serializes declarations of interest on the bus
 	declared   map[string]struct{} // topics this node declared on the bus
 
@@ -102,6 +107,10 @@ type HubOptions struct {
 	Metrics *metrics.Metrics
 	// CallTimeout bounds each directory and bus call. Default 5s.
 	CallTimeout time.Duration
+	// Announce reports whether a connection joining or leaving topic is
+	// published to topic's subscribers (see PresenceEvent). Nil announces
+	// none.
+	Announce func(topic string) bool
 }
 
 // DefaultCallTimeout is HubOptions.CallTimeout's default.
@@ -138,7 +147,15 @@ func newHub(o HubOptions) *Hub {
 	if o.CallTimeout <= 0 {
 		o.CallTimeout = DefaultCallTimeout
 	}
+	users, _ := o.Directory.(registry.Users)
+	presence, _ := o.Directory.(registry.Presence)
+	if o.Bus == nil {
+		presence = nil // a node alone answers from its own index
+	}
 	return &Hub{
+		users:       users,
+		presence:    presence,
+		announce:    o.Announce,
 		dir:         o.Directory,
 		bus:         o.Bus,
 		node:        o.Node,
@@ -299,6 +316,7 @@ func (h *Hub) record(c *client) registry.Record {
 		SourceIP:    c.info.SourceIP,
 		UserAgent:   c.info.UserAgent,
 		Principal:   c.info.Principal,
+		User:        c.info.User,
 	}
 }
 
@@ -342,8 +360,9 @@ func (h *Hub) remove(ctx context.Context, id string) error {
 	h.mu.Lock()
 	c := h.conns[id]
 	delete(h.conns, id)
-	var emptied []string
+	var emptied, parted []string
 	for topic := range h.subs[c] {
+		parted = append(parted, topic)
 		if h.dropLocked(c, topic) {
 			emptied = append(emptied, topic)
 		}
@@ -357,6 +376,10 @@ func (h *Hub) remove(ctx context.Context, id string) error {
 		errs = append(errs, fmt.Errorf("unregister %s: %w", id, err))
 	}
 	cancel()
+	errs = append(errs, h.part(ctx, id, parted...))
+	for _, topic := range parted {
+		h.announceLeave(ctx, c, topic)
+	}
 	for _, topic := range emptied {
 		tctx, cancel := h.detached(ctx)
 		errs = append(errs, h.syncInterest(tctx, topic))
@@ -569,7 +592,8 @@ func (h *Hub) Subscribe(ctx context.Context, connID, topic string, max int) erro
 		return fmt.Errorf("subscribe %s to %q: %w", connID, topic, registry.ErrNotFound)
 	}
 	ts := h.subs[c]
-	if _, held := ts[topic]; !held && max >= 0 && len(ts) >= max {
+	_, held := ts[topic]
+	if !held && max >= 0 && len(ts) >= max {
 		h.mu.Unlock()
 		return fmt.Errorf("subscribe %s to %q: %w", connID, topic, builtin.ErrTooManySubscriptions)
 	}
@@ -586,6 +610,9 @@ func (h *Hub) Subscribe(ctx context.Context, connID, topic string, max int) erro
 	subs[c] = struct{}{}
 	h.mu.Unlock()
 	if h.bus == nil {
+		if !held {
+			h.announceJoin(ctx, c, topic)
+		}
 		return nil
 	}
 	// Every subscriber waits until the node's interest is declared, not
@@ -598,6 +625,13 @@ func (h *Hub) Subscribe(ctx context.Context, connID, topic string, max int) erro
 		_ = h.Unsubscribe(ctx, connID, topic)
 		return fmt.Errorf("subscribe %s to %q: %w", connID, topic, err)
 	}
+	if err := h.join(bctx, c, topic); err != nil {
+		_ = h.Unsubscribe(ctx, connID, topic)
+		return fmt.Errorf("subscribe %s to %q: %w", connID, topic, err)
+	}
+	if !held {
+		h.announceJoin(ctx, c, topic)
+	}
 	return nil
 }
 
@@ -606,8 +640,15 @@ func (h *Hub) Subscribe(ctx context.Context, connID, topic string, max int) erro
 func (h *Hub) Unsubscribe(ctx context.Context, connID, topic string) error {
 	h.mu.Lock()
 	c, ok := h.conns[connID]
+	_, held := h.subs[c][topic]
 	emptied := ok && h.dropLocked(c, topic)
 	h.mu.Unlock()
+	if held {
+		if err := h.part(ctx, connID, topic); err != nil {
+			return fmt.Errorf("unsubscribe %s from %q: %w", connID, topic, err)
+		}
+		h.announceLeave(ctx, c, topic)
+	}
 	if !emptied || h.bus == nil {
 		return nil
 	}
@@ -645,6 +686,7 @@ func (h *Hub) describeRemote(ctx context.Context, rec registry.Record) (ConnInfo
 		SourceIP:     rec.SourceIP,
 		UserAgent:    rec.UserAgent,
 		Principal:    rec.Principal,
+		User:         rec.User,
 		Topics:       st.Topics,
 		Node:         rec.Node,
 	}, nil
@@ -750,6 +792,7 @@ func (c *client) describe(topics []string) ConnInfo {
 		SourceIP:     c.info.SourceIP,
 		UserAgent:    c.info.UserAgent,
 		Principal:    c.info.Principal,
+		User:         c.info.User,
 		Topics:       slices.Clip(topics),
 	}
 }

@@ -70,7 +70,18 @@ type Conn struct {
 	APIID       string
 	Principal   string         // set by an authorizer
 	Authorizer  map[string]any // requestContext.authorizer, nil when no authorizer ran
+	// User is the user the connection belongs to: the UserHeader of
+	// $connect's response, else Principal; empty for none.
+	User string
 }
+
+// UserHeader is the header of a $connect response (a proxy response's
+// "headers", or an http integration's own response header) that names the
+// user the connection belongs to. API Gateway ignores it.
+const UserHeader = "X-Switchboard-User"
+
+// MaxUserBytes is the longest user ID a connection may have.
+const MaxUserBytes = 256
 
 // Response is an integration's answer, shaped like a Lambda proxy response.
 type Response struct {

@@ -115,6 +115,7 @@ func (a *API) Register(mux Mux) {
 		mux.Handle("POST "+prefix+"/@connections", a.wrap("PostToConnections", a.postMany))
 		mux.Handle("POST "+prefix+"/@topics/{topic}", a.wrap("Publish", a.publish))
 		mux.Handle("POST "+prefix+"/@broadcast", a.wrap("Broadcast", a.broadcast))
+		a.registerUsers(mux, prefix)
 		// Paths of the API with another method answer as API Gateway does,
 		// not with net/http's 405.
 		for _, p := range []string{"/@connections/", "/@connections", "/@topics/", "/@broadcast"} {
@@ -287,6 +288,7 @@ type connection struct {
 	Identity     identity `json:"identity"`
 	LastActiveAt string   `json:"lastActiveAt"`
 	Principal    string   `json:"principal,omitempty"`
+	UserID       string   `json:"userId,omitempty"`
 	Topics       []string `json:"topics,omitempty"`
 	// Node is the node of a cluster holding the connection; absent on a node alone.
 	Node string `json:"node,omitempty"`
@@ -350,6 +352,7 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) error {
 	for _, info := range infos {
 		c := render(info)
 		c.ConnectionID, c.Principal, c.Topics, c.Node = info.ConnID, info.Principal, info.Topics, info.Node
+		c.UserID = info.User
 		if n := a.opts.MaxListTopics; n >= 0 && len(c.Topics) > n {
 			c.Topics, c.TopicsTruncated, c.TopicCount = c.Topics[:n], true, len(c.Topics)
 		}

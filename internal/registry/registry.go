@@ -23,6 +23,9 @@ type Record struct {
 	SourceIP    string
 	UserAgent   string
 	Principal   string // the authorized subject, empty when no authorizer ran
+	// User is the user the connection belongs to (see Users): the user ID
+	// $connect's integration named, else Principal; empty for none.
+	User string
 }
 
 // Page is one page of a listing.
@@ -34,8 +37,9 @@ type Page struct {
 
 // Directory records which node holds which connection, for the whole
 // cluster. Every method may cross the network, so each takes a context and
-// can fail; methods are safe for concurrent use. Topic subscriptions are not
-// its business: each node indexes its own.
+// can fail; methods are safe for concurrent use. Deliveries to a topic's
+// subscribers are not its business: each node indexes its own; the
+// directory records them only for presence (see Presence).
 type Directory interface {
 	// Add stores a new connection record (rec.Node is the holder),
 	// replacing one with the same ID.

@@ -88,6 +88,8 @@ func restartOnly(running, next *config.Config) []string {
 	keep("limits.maxHeaderBytes", running.Limits.MaxHeaderBytes != next.Limits.MaxHeaderBytes)
 	keep("cluster", !reflect.DeepEqual(running.Cluster, next.Cluster))
 	next.Cluster = running.Cluster
+	keep("presence", !reflect.DeepEqual(running.Presence, next.Presence))
+	next.Presence = running.Presence
 	next.Listen, next.Stage, next.TLS = running.Listen, running.Stage, running.TLS
 	next.Management.Listen = running.Management.Listen
 	next.Limits.HandshakeTimeout, next.Limits.MaxHeaderBytes = running.Limits.HandshakeTimeout, running.Limits.MaxHeaderBytes

@@ -102,7 +102,11 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	host, _ := os.Hostname()
 	s.metricsReg = prometheus.NewRegistry()
 	s.metrics = metrics.New(s.metricsReg)
-	hub := gateway.NewHub(memreg.New(), host, s.metrics)
+	hub, err := gateway.StartHub(context.Background(), gateway.HubOptions{Directory: memreg.New(), Node: host,
+		Metrics: s.metrics, Announce: announcer(cfg.Presence)})
+	if err != nil {
+		return nil, err
+	}
 	if cfg.Cluster.URL != "" {
 		var err error
 		if hub, err = s.joinCluster(cfg); err != nil {
@@ -186,7 +190,7 @@ func (s *Server) joinCluster(cfg *config.Config) (*gateway.Hub, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), cmp.Or(o.CallTimeout, gateway.DefaultCallTimeout))
 	defer cancel()
 	hub, err := gateway.StartHub(ctx, gateway.HubOptions{Directory: c.Directory(), Bus: c.Bus(), Node: c.Node(),
-		Metrics: s.metrics, CallTimeout: o.CallTimeout})
+		Metrics: s.metrics, CallTimeout: o.CallTimeout, Announce: announcer(cfg.Presence)})
 	if err != nil {
 		_ = c.Close()
 		return nil, fmt.Errorf("cluster: %w", err)
@@ -625,4 +629,12 @@ func (s *Server) Banner(addr, mgmtAddr string, secure bool) string {
 		fmt.Fprintf(&b, "    (no $default: unmatched messages get {\"message\": \"Forbidden\", ...})\n")
 	}
 	return b.String()
+}
+
+// announcer is the hub's Announce for p: nil when p announces no topic.
+func announcer(p config.Presence) func(topic string) bool {
+	if len(p.Announce) == 0 {
+		return nil
+	}
+	return p.Announces
 }

@@ -235,6 +235,7 @@ function connectionRow(id) {
     idCell,
     el('td', { class: 'mono node-col node' }),
     el('td', { class: 'principal' }),
+    el('td', { class: 'user' }),
     el('td', { class: 'connected' }),
     el('td', { class: 'mono source-ip' }),
     el('td', { class: 'topics' }),
@@ -242,12 +243,14 @@ function connectionRow(id) {
 }
 
 function updateConnectionRow(tr, c) {
-  const [, node, principal, connected, sourceIP, topics] = tr.cells;
+  const [, node, principal, user, connected, sourceIP, topics] = tr.cells;
   node.textContent = nodeLabel(c.node);
   node.title = c.node || '';
   node.dataset.node = c.node || '';
   principal.textContent = c.principal || '—';
   principal.classList.toggle('muted', !c.principal);
+  user.textContent = c.userId || '—';
+  user.classList.toggle('muted', !c.userId);
   const at = new Date(c.connectedAt);
   if (!Number.isNaN(at.getTime())) {
     connected.textContent = `${clock(at)} · ${age(at)}`;
@@ -263,7 +266,7 @@ function updateConnectionRow(tr, c) {
       ? names.map((t) => el('span', { class: 'chip', textContent: t }))
       : [el('span', { class: 'muted', textContent: '—' })]));
   }
-  tr.dataset.search = [c.connectionId, node.textContent, c.node, c.principal, sourceIP.textContent, ...names]
+  tr.dataset.search = [c.connectionId, node.textContent, c.node, c.principal, c.userId, sourceIP.textContent, ...names]
     .join(' ').toLowerCase();
 }
 
@@ -370,6 +373,17 @@ async function refreshConnections() {
   const body = await getJSON('/_/api/connections?limit=1000');
   renderConnections(body.items || [], Boolean(body.nextCursor));
   $('#connections-loading').hidden = true; // only now is "no connections" known
+  await refreshUsers();
+}
+
+// refreshUsers shows how many users are online and the first of them.
+async function refreshUsers() {
+  const body = await getJSON('/_/api/users?limit=10');
+  const items = body.items || [];
+  $('#user-count').textContent = (body.count || 0).toLocaleString();
+  $('#user-list').textContent = items.length
+    ? items.join(' · ') + (body.nextCursor ? ' …' : '')
+    : '\u00a0';
 }
 
 // ---------------------------------------------------------------------------

@@ -160,6 +160,18 @@ func (i *Integration) Invoke(ctx context.Context, req *integration.Request) (*in
 	if err != nil {
 		return nil, fmt.Errorf("httpint: POST %s: %w", i.display, err)
 	}
+	if u := resp.Header.Get(integration.UserHeader); u != "" {
+		set := false
+		for k := range out.Headers {
+			set = set || strings.EqualFold(k, integration.UserHeader)
+		}
+		if !set {
+			if out.Headers == nil {
+				out.Headers = map[string]string{}
+			}
+			out.Headers[integration.UserHeader] = u // a proxy response's own headers win
+		}
+	}
 	return out, nil
 }
 

@@ -16,6 +16,8 @@ import (
 var (
 	_ registry.Directory = (*Registry)(nil)
 	_ registry.Leaser    = (*Registry)(nil)
+	_ registry.Users     = (*Registry)(nil)
+	_ registry.Presence  = (*Registry)(nil)
 )
 
 // Registry keeps records and leases in maps under one RWMutex. The zero
@@ -29,6 +31,9 @@ type Registry struct {
 	conns  map[string]*entry
 	leases map[string]lease // node ID -> its lease
 	now    func() time.Time
+
+	users   map[string]map[string]struct{}        // user -> its connection IDs
+	members map[string]map[string]registry.Member // topic -> connection ID -> member
 }
 
 type lease struct {
@@ -46,6 +51,9 @@ func New() *Registry {
 		conns:  make(map[string]*entry),
 		leases: make(map[string]lease),
 		now:    time.Now,
+
+		users:   make(map[string]map[string]struct{}),
+		members: make(map[string]map[string]registry.Member),
 	}
 }
 
@@ -108,6 +116,16 @@ func (r *Registry) dropNodeLocked(node string) {
 			r.removeLocked(id)
 		}
 	}
+	for topic, ms := range r.members {
+		for id, m := range ms {
+			if m.Node == node {
+				delete(ms, id)
+			}
+		}
+		if len(ms) == 0 {
+			delete(r.members, topic)
+		}
+	}
 }
 
 // Add implements registry.Directory.
@@ -116,6 +134,14 @@ func (r *Registry) Add(_ context.Context, rec registry.Record) error {
 	defer r.mu.Unlock()
 	r.removeLocked(rec.ConnID)
 	r.conns[rec.ConnID] = &entry{rec: rec}
+	if rec.User != "" {
+		ids := r.users[rec.User]
+		if ids == nil {
+			ids = make(map[string]struct{})
+			r.users[rec.User] = ids
+		}
+		ids[rec.ConnID] = struct{}{}
+	}
 	return nil
 }
 
@@ -128,7 +154,17 @@ func (r *Registry) Remove(_ context.Context, connID string) error {
 }
 
 func (r *Registry) removeLocked(connID string) {
+	e, ok := r.conns[connID]
+	if !ok {
+		return
+	}
 	delete(r.conns, connID)
+	if u := e.rec.User; u != "" {
+		delete(r.users[u], connID)
+		if len(r.users[u]) == 0 {
+			delete(r.users, u)
+		}
+	}
 }
 
 // Lookup implements registry.Directory.

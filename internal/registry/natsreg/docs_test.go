@@ -18,3 +18,12 @@ func TestDocsClusterNames(t *testing.T) {
 		"node `gw1`: key `"+key("gw1")+"`",
 	)
 }
+
+// docs/users-presence.md names the index bucket as the code makes it.
+func TestDocsUsersPresenceNames(t *testing.T) {
+	t.Parallel()
+	testutil.DocContains(t, "../../../docs/users-presence.md", "bucket `<bucket>_index`")
+	testutil.DocContains(t, "../../../docs/cluster.md",
+		"bucket `"+Options{}.withDefaults().Bucket+"_index`",
+		"key `"+userKey("alice", "R1kmxc2VNjMCFIA=")+"`")
+}

@@ -2,10 +2,16 @@
 // JetStream key-value buckets, so every gateway node of a cluster sees
 // which node holds which connection.
 //
-// Two buckets, named after Options.Bucket (default "switchboard"):
+// Three buckets, named after Options.Bucket (default "switchboard"):
 //
 //	<bucket>_conns  key: the connection ID (encoded); value: the JSON record, with its Node
 //	<bucket>_nodes  key: the node ID (encoded); value: the JSON lease
+//	<bucket>_index  key: u.<user>.<connection ID> (encoded tokens); value: the JSON record
+//	                key: t.<topic>.<connection ID>; value: the JSON member (registry.Presence)
+//
+// The index entries live under their node's lease as the records do.
+// UserConns and Members read one user's or topic's entries (a watch
+// filtered on their prefix); Users reads every user entry.
 //
 // A lease is live while its key was put less than the ttl given to
 // KeepAlive ago (by the server's clock of the put, read by the reader's
@@ -88,6 +94,7 @@ type Directory struct {
 	opts  Options
 	conns jetstream.KeyValue
 	nodes jetstream.KeyValue
+	index jetstream.KeyValue
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -133,7 +140,16 @@ func New(ctx context.Context, js jetstream.JetStream, opts Options) (*Directory,
 	if err != nil {
 		return nil, fmt.Errorf("natsreg: bucket %s_nodes: %w", o.Bucket, err)
 	}
-	d := &Directory{opts: o, conns: conns, nodes: nodes, stop: make(chan struct{})}
+	index, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      o.Bucket + "_index",
+		Description: "switchboard: users' connections and topics' members",
+		History:     1,
+		Replicas:    o.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("natsreg: bucket %s_index: %w", o.Bucket, err)
+	}
+	d := &Directory{opts: o, conns: conns, nodes: nodes, index: index, stop: make(chan struct{})}
 	if o.SweepInterval > 0 {
 		d.wg.Add(1)
 		go d.janitor()
@@ -176,18 +192,71 @@ func (d *Directory) Add(ctx context.Context, rec registry.Record) error {
 	if err != nil {
 		return fmt.Errorf("natsreg: add %s: %w", rec.ConnID, err)
 	}
-	if _, err := d.conns.Put(ctx, key(rec.ConnID), v); err != nil {
+	// Create, not Put: a new ID, the common case, has no previous user to
+	// take out of the index, and costs one round trip.
+	_, err = d.conns.Create(ctx, key(rec.ConnID), v)
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		err = d.replace(ctx, rec, v)
+	}
+	if err != nil {
 		return fmt.Errorf("natsreg: add %s: %w", rec.ConnID, err)
+	}
+	if rec.User != "" {
+		if _, err := d.index.Put(ctx, userKey(rec.User, rec.ConnID), v); err != nil {
+			return fmt.Errorf("natsreg: add %s: index user: %w", rec.ConnID, err)
+		}
 	}
 	return nil
 }
 
-// Remove deletes the record; an unknown ID is not an error.
+// replace puts rec (encoded as v) over an existing record, taking the ID
+// out of its previous user's index.
+func (d *Directory) replace(ctx context.Context, rec registry.Record, v []byte) error {
+	if old, err := d.get(ctx, rec.ConnID); err == nil && old.User != "" && old.User != rec.User {
+		if err := d.index.Delete(ctx, userKey(old.User, rec.ConnID)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return err
+		}
+	}
+	_, err := d.conns.Put(ctx, key(rec.ConnID), v)
+	return err
+}
+
+// Remove deletes the record, and its user's index entry; an unknown ID is
+// not an error.
 func (d *Directory) Remove(ctx context.Context, connID string) error {
+	old, err := d.get(ctx, connID)
+	if errors.Is(err, registry.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("natsreg: remove %s: %w", connID, err)
+	}
 	if err := d.conns.Delete(ctx, key(connID)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return fmt.Errorf("natsreg: remove %s: %w", connID, err)
 	}
+	if old.User != "" {
+		if err := d.index.Delete(ctx, userKey(old.User, connID)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return fmt.Errorf("natsreg: remove %s: unindex user: %w", connID, err)
+		}
+	}
 	return nil
+}
+
+// get returns the record of connID whatever its holder's lease, or
+// registry.ErrNotFound.
+func (d *Directory) get(ctx context.Context, connID string) (registry.Record, error) {
+	e, err := d.conns.Get(ctx, key(connID))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return registry.Record{}, registry.ErrNotFound
+	}
+	if err != nil {
+		return registry.Record{}, err
+	}
+	var rec registry.Record
+	if err := json.Unmarshal(e.Value(), &rec); err != nil {
+		return registry.Record{}, fmt.Errorf("bad record: %w", err)
+	}
+	return rec, nil
 }
 
 // Lookup returns the record, or registry.ErrNotFound, also when its
@@ -233,6 +302,12 @@ func all(ctx context.Context, kv jetstream.KeyValue) ([]jetstream.KeyValueEntry,
 	if err != nil {
 		return nil, err
 	}
+	return drain(ctx, w)
+}
+
+// drain reads the current entries w delivers, up to the end-of-initial-values
+// marker, and stops w.
+func drain(ctx context.Context, w jetstream.KeyWatcher) ([]jetstream.KeyValueEntry, error) {
 	defer func() { _ = w.Stop() }()
 	var out []jetstream.KeyValueEntry
 	for {
@@ -370,6 +445,9 @@ func (d *Directory) Leave(ctx context.Context, node string) error {
 			return fmt.Errorf("natsreg: leave %s: %w", node, err)
 		}
 	}
+	if _, err := d.sweepIndex(ctx, func(n string) bool { return n != node }); err != nil {
+		return fmt.Errorf("natsreg: leave %s: %w", node, err)
+	}
 	return nil
 }
 
@@ -406,7 +484,11 @@ func (d *Directory) Sweep(ctx context.Context) (int, error) {
 			return n, fmt.Errorf("natsreg: sweep: %w", err)
 		}
 	}
-	return n, nil
+	m, err := d.sweepIndex(ctx, func(node string) bool { return up[node] })
+	if err != nil {
+		return n, fmt.Errorf("natsreg: sweep: %w", err)
+	}
+	return n + m, nil
 }
 
 // changed reports a conditional write refused because the key has a newer

@@ -9,6 +9,10 @@
 //	nodeconns:<node>  set of the IDs a node holds
 //	lease:<node>      string, the node as JSON, with a PX TTL renewed by KeepAlive
 //	nodes             set of node IDs that ever took a lease and were not swept
+//	user:<user>       set of the IDs of a user's connections (Record.User)
+//	users             set of the users with a connection
+//	members:<topic>   hash, connection ID -> the member as JSON (registry.Presence)
+//	nodemembers:<node> set of a node's memberships, each the JSON array [topic, id]
 //
 // Lookup, List and Count skip records of nodes without a live lease; Sweep
 // (run periodically by Janitor) removes them, and Leave removes a node's
@@ -81,6 +85,7 @@ type wire struct {
 	SourceIP    string    `json:"ip,omitempty"`
 	UserAgent   string    `json:"ua,omitempty"`
 	Principal   string    `json:"sub,omitempty"`
+	User        string    `json:"user,omitempty"`
 }
 
 type wireNode struct {
@@ -98,28 +103,46 @@ func (d *Directory) key(parts ...string) string {
 	return k
 }
 
-// addScript stores a record, moving the ID out of its previous holder's set.
-// KEYS: conn:<id>, conns, nodeconns:<node>, nodes. ARGV: json, id, node, prefix.
-var addScript = redis.NewScript(`
+// unindexUser is the Lua that takes the ID id out of the index of user
+// (a string or nil), and user out of the users set when it has no ID left.
+const unindexUser = `
+local function unindexUser(prefix, user, id)
+  if type(user) ~= 'string' or user == '' then return end
+  local uk = prefix .. 'user:' .. user
+  redis.call('SREM', uk, id)
+  if redis.call('SCARD', uk) == 0 then redis.call('SREM', prefix .. 'users', user) end
+end
+`
+
+// addScript stores a record, moving the ID out of its previous holder's set
+// and its previous user's.
+// KEYS: conn:<id>, conns, nodeconns:<node>, nodes. ARGV: json, id, node, prefix, user.
+var addScript = redis.NewScript(unindexUser + `
 local old = redis.call('GET', KEYS[1])
 if old then
   local o = cjson.decode(old)
   if o.node ~= ARGV[3] then redis.call('SREM', ARGV[4] .. 'nodeconns:' .. o.node, ARGV[2]) end
+  if o.user ~= ARGV[5] then unindexUser(ARGV[4], o.user, ARGV[2]) end
 end
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('ZADD', KEYS[2], 0, ARGV[2])
 redis.call('SADD', KEYS[3], ARGV[2])
 redis.call('SADD', KEYS[4], ARGV[3])
+if ARGV[5] ~= '' then
+  redis.call('SADD', ARGV[4] .. 'user:' .. ARGV[5], ARGV[2])
+  redis.call('SADD', ARGV[4] .. 'users', ARGV[5])
+end
 return 1
 `)
 
 // removeScript deletes a record and its index entries.
 // KEYS: conn:<id>, conns. ARGV: id, prefix.
-var removeScript = redis.NewScript(`
+var removeScript = redis.NewScript(unindexUser + `
 local old = redis.call('GET', KEYS[1])
 if old then
   local o = cjson.decode(old)
   redis.call('SREM', ARGV[2] .. 'nodeconns:' .. o.node, ARGV[1])
+  unindexUser(ARGV[2], o.user, ARGV[1])
   redis.call('DEL', KEYS[1])
 end
 redis.call('ZREM', KEYS[2], ARGV[1])
@@ -141,15 +164,19 @@ return v
 // -1 without touching anything when the node holds a lease again (it came
 // back, e.g. after a partition, and its records are live).
 // KEYS: nodeconns:<node>, conns, lease:<node>. ARGV: node, prefix, count.
-var purgeScript = redis.NewScript(`
+var purgeScript = redis.NewScript(unindexUser + `
 if redis.call('EXISTS', KEYS[3]) == 1 then return -1 end
 local ids = redis.call('SPOP', KEYS[1], tonumber(ARGV[3]))
 for _, id in ipairs(ids) do
   local k = ARGV[2] .. 'conn:' .. id
   local v = redis.call('GET', k)
-  if v and cjson.decode(v).node == ARGV[1] then
-    redis.call('DEL', k)
-    redis.call('ZREM', KEYS[2], id)
+  if v then
+    local o = cjson.decode(v)
+    if o.node == ARGV[1] then
+      redis.call('DEL', k)
+      redis.call('ZREM', KEYS[2], id)
+      unindexUser(ARGV[2], o.user, id)
+    end
   end
 end
 return #ids
@@ -174,7 +201,7 @@ func (d *Directory) Add(ctx context.Context, rec registry.Record) error {
 		return fmt.Errorf("redisreg: add %s: %w", rec.ConnID, err)
 	}
 	keys := []string{d.key("conn:", rec.ConnID), d.key("conns"), d.key("nodeconns:", rec.Node), d.key("nodes")}
-	if err := addScript.Run(ctx, d.rdb, keys, b, rec.ConnID, rec.Node, d.opts.Prefix).Err(); err != nil {
+	if err := addScript.Run(ctx, d.rdb, keys, b, rec.ConnID, rec.Node, d.opts.Prefix, rec.User).Err(); err != nil {
 		return fmt.Errorf("redisreg: add %s: %w", rec.ConnID, err)
 	}
 	return nil
@@ -407,6 +434,9 @@ func (d *Directory) purge(ctx context.Context, node string) (int, error) {
 			break
 		}
 		total += n
+	}
+	if err := d.purgeMembers(ctx, node); err != nil {
+		return total, err
 	}
 	// Forget the node only while it has no lease (it may have come back).
 	if err := forgetScript.Run(ctx, d.rdb, []string{d.key("lease:", node), d.key("nodes")}, node).Err(); err != nil {

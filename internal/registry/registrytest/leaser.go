@@ -104,6 +104,47 @@ func RunLeaser(t *testing.T, newEngine func(t *testing.T) func() Leased) {
 		checkOnly(ctx, t, cb, onA, onB, "node-b")
 	})
 
+	t.Run("LapsedLeaseHidesUsersAndMembers", func(t *testing.T) {
+		t.Parallel()
+		ctx := ctxFor(t)
+		open := newEngine(t)
+		ca, cb := open(), open()
+		mustKeepAlive(ctx, t, cb, registry.Node{ID: "node-b"}, longTTL)
+		mustKeepAlive(ctx, t, ca, registry.Node{ID: "node-a"}, ShortTTL)
+		joinAll(ctx, t, ca, "node-a", []string{"a1", "a2"})
+		joinAll(ctx, t, cb, "node-b", []string{"b1"})
+		p := cb.(registry.Presence)
+		if n := len(mustMembers(ctx, t, p, "t")); n != 3 {
+			t.Fatalf("Members(t) with both leases current: %d, want 3", n)
+		}
+		// node-a stops renewing, as a killed process does.
+		testutil.Eventually(t, 10*ShortTTL, func() bool {
+			ms, err := p.Members(ctx, "t")
+			return err == nil && len(ms) == 1
+		}, "the members of a node whose lease lapsed are still listed")
+		checkIndexOnly(ctx, t, cb, "node-a", "node-b")
+	})
+
+	t.Run("LeaveRemovesUsersAndMembers", func(t *testing.T) {
+		t.Parallel()
+		ctx := ctxFor(t)
+		open := newEngine(t)
+		ca, cb := open(), open()
+		mustKeepAlive(ctx, t, ca, registry.Node{ID: "node-a"}, longTTL)
+		mustKeepAlive(ctx, t, cb, registry.Node{ID: "node-b"}, longTTL)
+		joinAll(ctx, t, ca, "node-a", []string{"a1", "a2"})
+		joinAll(ctx, t, cb, "node-b", []string{"b1"})
+		if err := ca.Leave(ctx, "node-a"); err != nil {
+			t.Fatalf("Leave: %v", err)
+		}
+		checkIndexOnly(ctx, t, cb, "node-a", "node-b")
+		// Back after a Leave, the node starts with no members.
+		mustKeepAlive(ctx, t, ca, registry.Node{ID: "node-a"}, longTTL)
+		if ms := mustMembers(ctx, t, cb.(registry.Presence), "t"); len(ms) != 1 {
+			t.Errorf("Members(t) after node-a left and came back = %+v, want b1 alone", ms)
+		}
+	})
+
 	t.Run("RenewalKeepsRecords", func(t *testing.T) {
 		t.Parallel()
 		ctx := ctxFor(t)

@@ -19,6 +19,8 @@ import (
 // newRegistry must return an empty directory that no other test uses; it
 // may register cleanups on t.
 func RunDirectory(t *testing.T, newRegistry func(t *testing.T) registry.Directory) {
+	runIndex(t, newRegistry)
+
 	t.Run("LookupMissing", func(t *testing.T) {
 		t.Parallel()
 		_, err := newRegistry(t).Lookup(t.Context(), "nope")
