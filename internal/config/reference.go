@@ -149,6 +149,8 @@ var meanings = map[string]string{
 	"logging.accessLog":                   "one line per route invocation",
 	"logging.accessLogFormat":             "renders each line from $context variables; empty logs structured fields",
 	"pprof":                               "serve /debug/pprof/ beside the management API",
+	"presence":                            "what subscribers learn of each other",
+	"presence.announce":                   "topics (path.Match patterns such as room.*) whose subscribers get presence.join and presence.leave messages",
 	"functions":                           "Lambda functions run as local processes, by name",
 	"functions.<name>":                    "one function",
 	"functions.<name>.command":            "a custom-runtime executable and its arguments; relative to codeDir",
