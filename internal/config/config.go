@@ -101,6 +101,11 @@ type Config struct {
 	// gateway is a node alone.
 	Cluster Cluster `yaml:"cluster"`
 
+	// History keeps the recent publications of the topics its rules
+	// match, for subscribers that resume; absent, no topic keeps any. The
+	// first rule that matches a topic applies. A node alone only.
+	History []HistoryRule `yaml:"history"`
+
 	// HTTPRoutes are a Serverless Framework project's http and httpApi
 	// events, served beside the WebSocket API on the same listener.
 	HTTPRoutes []HTTPRoute `yaml:"-"`
@@ -112,6 +117,17 @@ type Config struct {
 
 	// Source tells where the configuration came from, for the start-up banner.
 	Source string `yaml:"-"`
+}
+
+// HistoryRule keeps the history of the topics Topics matches.
+type HistoryRule struct {
+	// Topics is a pattern of dot-separated segments: "*" matches one
+	// segment, a final ">" one or more ("chat.*", "orders.>").
+	Topics string `yaml:"topics"`
+	// Size is how many publications each topic keeps. Absent: 100.
+	Size int `yaml:"size"`
+	// TTL is how long a publication is kept. Absent: 10m.
+	TTL Duration `yaml:"ttl"`
 }
 
 // Route is one route of the route table.
@@ -808,6 +824,20 @@ func (c *Config) Validate() error {
 	}
 	if !stageRE.MatchString(c.Stage) {
 		bad("stage %q: use letters, digits, - and _", c.Stage)
+	}
+	for i, r := range c.History {
+		segs := strings.Split(r.Topics, ".")
+		switch {
+		case slices.Contains(segs, ""):
+			bad("history[%d]: topics %q: want dot-separated segments, none empty", i, r.Topics)
+		case slices.Index(segs, ">") >= 0 && slices.Index(segs, ">") != len(segs)-1:
+			bad("history[%d]: topics %q: \">\" must be the last segment", i, r.Topics)
+		case r.Size < 0:
+			bad("history[%d]: size %d must not be negative", i, r.Size)
+		}
+	}
+	if len(c.History) > 0 && c.Cluster.URL != "" {
+		bad("history: kept on a node alone only; it is not available with cluster.url")
 	}
 	for key, r := range c.Routes {
 		if strings.HasPrefix(key, "$") && !slices.Contains([]string{"$connect", "$disconnect", "$default"}, key) {

@@ -455,6 +455,15 @@ func TestValidate(t *testing.T) {
 		{"allowed host as a URL", func(c *config.Config) { c.Management.AllowedHosts = []string{"http://gateway.internal"} }, "allowedHosts"},
 		{"empty allowed host", func(c *config.Config) { c.Management.AllowedHosts = []string{""} }, "allowedHosts"},
 		{"negative burst", func(c *config.Config) { c.Limits.MessageBurst = -1 }, "bursts"},
+		{"history", func(c *config.Config) { c.History = []config.HistoryRule{{Topics: "chat.*", Size: 100}} }, ""},
+		{"history empty segment", func(c *config.Config) { c.History = []config.HistoryRule{{Topics: "chat..a"}} }, "chat..a"},
+		{"history empty topics", func(c *config.Config) { c.History = []config.HistoryRule{{}} }, "history[0]"},
+		{"history tail not last", func(c *config.Config) { c.History = []config.HistoryRule{{Topics: "a.>.b"}} }, "a.>.b"},
+		{"history negative size", func(c *config.Config) { c.History = []config.HistoryRule{{Topics: "a", Size: -1}} }, "size"},
+		{"history on a cluster", func(c *config.Config) {
+			c.History = []config.HistoryRule{{Topics: "a"}}
+			c.Cluster.URL = "nats://127.0.0.1:4222"
+		}, "node alone"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
