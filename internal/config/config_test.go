@@ -639,3 +639,22 @@ func TestFrameTimeoutFromYAML(t *testing.T) {
 		}
 	}
 }
+
+// The example of docs/history.md loads.
+func TestDocsHistoryExampleLoads(t *testing.T) {
+	t.Parallel()
+	doc, err := os.ReadFile("../../docs/history.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, _ := strings.Cut(string(doc), "```yaml\n")
+	example, _, _ := strings.Cut(rest, "```")
+	cfg, err := config.Parse(strings.NewReader(example))
+	if err != nil {
+		t.Fatalf("Parse(docs example): %v", err)
+	}
+	want := []config.HistoryRule{{Topics: "chat.*", Size: 100, TTL: config.Duration(10 * time.Minute)}, {Topics: "orders.>", Size: 1000}}
+	if !slices.Equal(cfg.History, want) {
+		t.Errorf("history = %+v, want %+v", cfg.History, want)
+	}
+}

@@ -169,3 +169,19 @@ func TestSweepForgetsIdleTopics(t *testing.T) {
 		t.Errorf("topics kept after the sweep = %d, want 1", n)
 	}
 }
+
+// Once a topic's whole history expired and was swept, the store no longer
+// knows its last offset: a resume gets the gap message even when nothing
+// was published on the topic since, rather than a silent loss.
+func TestExpiredTopicResumesWithGap(t *testing.T) {
+	t.Parallel()
+	c := &clock{time.Unix(0, 0)}
+	s := newStore(t, c, history.Rule{Topics: ">", TTL: time.Second})
+	seen := appendN(t, s, "quiet", 1)
+	c.t = c.t.Add(2 * time.Second)
+	appendN(t, s, "busy", 1) // sweeps "quiet"
+	r := since(t, s, "quiet", &history.Position{Epoch: s.Epoch(), Offset: seen[0].Offset})
+	if len(r.backlog) != 0 || r.gap != history.GapTrimmed || r.pos.Offset != 0 {
+		t.Errorf("Since(swept topic) = %v gap %q at %d, want nothing, gap trimmed, position 0", offsets(r.backlog), r.gap, r.pos.Offset)
+	}
+}
