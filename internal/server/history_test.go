@@ -5,9 +5,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/switchboard-gateway/switchboard/internal/server/servertest"
 	"github.com/switchboard-gateway/switchboard/internal/testutil"
@@ -60,5 +64,87 @@ func TestHistoryFromConfig(t *testing.T) {
 	}, "news subscribed")
 	if got := testutil.ReadText(t, r); got != "raw" {
 		t.Errorf("news: got %q, want raw", got)
+	}
+}
+
+// A client whose TCP connection is cut mid-stream (no close frame)
+// reconnects and resumes: over 1,000 publications made continuously
+// through the management API, it receives each once, in order.
+func TestHistoryResumeAfterCutConnection(t *testing.T) {
+	t.Parallel()
+	const total = 1000
+	srv := servertest.StartYAML(t, "history: [{topics: \"feed\", size: 1000}]\n")
+	client := &http.Client{}
+	var published atomic.Int64
+	done := make(chan error, 1)
+	start := func() {
+		go func() {
+			for i := 1; i <= total; i++ {
+				resp, err := client.Post(srv.HTTP+"/@topics/feed", "text/plain", strings.NewReader(strconv.Itoa(i)))
+				if err != nil {
+					done <- err
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					done <- fmt.Errorf("publication %d: status %d", i, resp.StatusCode)
+					return
+				}
+				published.Store(int64(i))
+			}
+			done <- nil
+		}()
+	}
+	type envelope struct {
+		Type   string `json:"type"`
+		Epoch  string `json:"epoch"`
+		Offset uint64 `json:"offset"`
+		Data   int    `json:"data"`
+	}
+	read := func(c *websocket.Conn) envelope {
+		t.Helper()
+		var e envelope
+		if msg := testutil.ReadText(t, c); json.Unmarshal([]byte(msg), &e) != nil {
+			t.Fatalf("message %q", msg)
+		}
+		return e
+	}
+
+	c := testutil.Dial(t, srv.WS, nil)
+	testutil.Write(t, c, `{"action":"subscribe","topic":"feed","history":true}`)
+	pos := read(c)
+	if pos.Type != "subscribed" {
+		t.Fatalf("first message: %+v, want subscribed", pos)
+	}
+	start()
+	next := 1
+	for next <= total/3 {
+		e := read(c)
+		if e.Data != next {
+			t.Fatalf("got %d, want %d", e.Data, next)
+		}
+		pos.Offset, next = e.Offset, next+1
+	}
+	c.CloseNow() // the socket closes with no close frame
+	// The cut happens while publications go on.
+	testutil.Eventually(t, 10*time.Second, func() bool { return published.Load() > int64(next+50) }, "more publications")
+
+	r := testutil.Dial(t, srv.WS, nil)
+	testutil.Write(t, r, fmt.Sprintf(`{"action":"subscribe","topic":"feed","since":{"epoch":%q,"offset":%d}}`, pos.Epoch, pos.Offset))
+	for next <= total {
+		e := read(r)
+		switch {
+		case e.Type == "subscribed":
+			continue
+		case e.Type != "":
+			t.Fatalf("unexpected %+v at %d", e, next)
+		case e.Data != next:
+			t.Fatalf("got %d, want %d: lost or duplicated", e.Data, next)
+		}
+		next++
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
