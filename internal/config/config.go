@@ -108,6 +108,11 @@ type Config struct {
 	// gateway is a node alone.
 	Cluster Cluster `yaml:"cluster"`
 
+	// History keeps the recent publications of the topics its rules
+	// match, for subscribers that resume; absent, no topic keeps any. The
+	// first rule that matches a topic applies. A node alone only.
+	History []HistoryRule `yaml:"history"`
+
 	// HTTPRoutes are a Serverless Framework project's http and httpApi
 	// events, served beside the WebSocket API on the same listener.
 	HTTPRoutes []HTTPRoute `yaml:"-"`
@@ -119,6 +124,17 @@ type Config struct {
 
 	// Source tells where the configuration came from, for the start-up banner.
 	Source string `yaml:"-"`
+}
+
+// HistoryRule keeps the history of the topics Topics matches.
+type HistoryRule struct {
+	// Topics is a pattern of dot-separated segments: "*" matches one
+	// segment, a final ">" one or more ("chat.*", "orders.>").
+	Topics string `yaml:"topics"`
+	// Size is how many publications each topic keeps. Absent: 100.
+	Size int `yaml:"size"`
+	// TTL is how long a publication is kept. Absent: 10m.
+	TTL Duration `yaml:"ttl"`
 }
 
 // Route is one route of the route table.
@@ -949,6 +965,21 @@ func (c *Config) Validate() error {
 	var p problems
 	if !stageRE.MatchString(c.Stage) {
 		p.add("stage", "expected letters, digits, - and _, got %q", c.Stage)
+	}
+	for i, r := range c.History {
+		path := fmt.Sprintf("history[%d]", i)
+		segs := strings.Split(r.Topics, ".")
+		switch {
+		case slices.Contains(segs, ""):
+			p.add(path+".topics", "want dot-separated segments, none empty, got %q", r.Topics)
+		case slices.Index(segs, ">") >= 0 && slices.Index(segs, ">") != len(segs)-1:
+			p.add(path+".topics", "\">\" must be the last segment, got %q", r.Topics)
+		case r.Size < 0:
+			p.add(path+".size", "must not be negative, got %d", r.Size)
+		}
+	}
+	if len(c.History) > 0 && c.Cluster.URL != "" {
+		p.add("history", "kept on a node alone only; it is not available with cluster.url")
 	}
 	for _, key := range slices.Sorted(maps.Keys(c.Routes)) {
 		r := c.Routes[key]

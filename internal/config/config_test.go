@@ -455,6 +455,15 @@ func TestValidate(t *testing.T) {
 		{"allowed host as a URL", func(c *config.Config) { c.Management.AllowedHosts = []string{"http://gateway.internal"} }, "allowedHosts"},
 		{"empty allowed host", func(c *config.Config) { c.Management.AllowedHosts = []string{""} }, "allowedHosts"},
 		{"negative burst", func(c *config.Config) { c.Limits.MessageBurst = -1 }, "bursts"},
+		{"history", func(c *config.Config) { c.History = []config.HistoryRule{{Topics: "chat.*", Size: 100}} }, ""},
+		{"history empty segment", func(c *config.Config) { c.History = []config.HistoryRule{{Topics: "chat..a"}} }, "chat..a"},
+		{"history empty topics", func(c *config.Config) { c.History = []config.HistoryRule{{}} }, "history[0]"},
+		{"history tail not last", func(c *config.Config) { c.History = []config.HistoryRule{{Topics: "a.>.b"}} }, "a.>.b"},
+		{"history negative size", func(c *config.Config) { c.History = []config.HistoryRule{{Topics: "a", Size: -1}} }, "size"},
+		{"history on a cluster", func(c *config.Config) {
+			c.History = []config.HistoryRule{{Topics: "a"}}
+			c.Cluster.URL = "nats://127.0.0.1:4222"
+		}, "node alone"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -628,5 +637,24 @@ func TestFrameTimeoutFromYAML(t *testing.T) {
 		if got := cfg.Limits.FrameTimeout; got != tt.want {
 			t.Errorf("Parse(%q): frameTimeout = %v, want %v", tt.yaml, time.Duration(got), time.Duration(tt.want))
 		}
+	}
+}
+
+// The example of docs/history.md loads.
+func TestDocsHistoryExampleLoads(t *testing.T) {
+	t.Parallel()
+	doc, err := os.ReadFile("../../docs/history.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, _ := strings.Cut(string(doc), "```yaml\n")
+	example, _, _ := strings.Cut(rest, "```")
+	cfg, err := config.Parse(strings.NewReader(example))
+	if err != nil {
+		t.Fatalf("Parse(docs example): %v", err)
+	}
+	want := []config.HistoryRule{{Topics: "chat.*", Size: 100, TTL: config.Duration(10 * time.Minute)}, {Topics: "orders.>", Size: 1000}}
+	if !slices.Equal(cfg.History, want) {
+		t.Errorf("history = %+v, want %+v", cfg.History, want)
 	}
 }

@@ -151,6 +151,7 @@ var meanings = map[string]string{
 	"pprof":                               "serve /debug/pprof/ beside the management API",
 	"presence":                            "what subscribers learn of each other",
 	"presence.announce":                   "topics (path.Match patterns such as room.*) whose subscribers get presence.join and presence.leave messages",
+	"history":                             "topics whose recent publications are kept for subscribers that resume: a list of {topics: pattern such as chat.* or orders.>, size: how many per topic (default 100), ttl: how long (default 10m)}; a node alone only",
 	"functions":                           "Lambda functions run as local processes, by name",
 	"functions.<name>":                    "one function",
 	"functions.<name>.command":            "a custom-runtime executable and its arguments; relative to codeDir",

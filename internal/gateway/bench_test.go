@@ -10,6 +10,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/switchboard-gateway/switchboard/internal/gateway"
+	"github.com/switchboard-gateway/switchboard/internal/history"
 	"github.com/switchboard-gateway/switchboard/internal/integration"
 	"github.com/switchboard-gateway/switchboard/internal/testutil"
 )
@@ -119,4 +120,77 @@ func BenchmarkPublish(b *testing.B) {
 			b.ReportMetric(float64(n), "deliveries/op")
 		})
 	}
+}
+
+// BenchmarkPublishHistory measures publish-to-deliver latency (one publish
+// of 100 bytes until each of 10 subscribers read it) on two gateways of
+// the same run, one op of each per iteration, in turn first, so that both
+// see the same machine: history off (plain subscribers), and history on with every
+// subscriber taking the envelope. It reports each one's mean and their
+// ratio (on ÷ off).
+func BenchmarkPublishHistory(b *testing.B) {
+	const n = 10
+	type side struct {
+		hub      *gateway.Hub
+		received chan struct{}
+		total    time.Duration
+	}
+	setup := func(kept bool) *side {
+		var rules []history.Rule
+		subscribe := `{"action":"subscribe","topic":"bench"}`
+		if kept {
+			rules = []history.Rule{{Topics: "bench"}}
+			subscribe = `{"action":"subscribe","topic":"bench","history":true}`
+		}
+		hub, url := startHistoryGateway(b, rules...)
+		s := &side{hub: hub, received: make(chan struct{}, n*64)}
+		for range n {
+			c := testutil.Dial(b, url, nil)
+			if kept {
+				subscribeKept(b, c, subscribe)
+			} else {
+				testutil.Write(b, c, subscribe)
+			}
+			go func() {
+				for {
+					if _, _, err := c.Read(context.Background()); err != nil {
+						return
+					}
+					s.received <- struct{}{}
+				}
+			}()
+		}
+		testutil.Eventually(b, 10*time.Second, func() bool {
+			got, err := hub.Publish(context.Background(), "bench", []byte("warm-up"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			for range got {
+				<-s.received
+			}
+			return got == n
+		}, "%d subscribers", n)
+		return s
+	}
+	off, on := setup(false), setup(true)
+	msg := []byte(strings.Repeat("x", 100))
+	ctx := context.Background()
+	b.ReportAllocs()
+	order := []*side{off, on}
+	for b.Loop() {
+		order[0], order[1] = order[1], order[0] // neither always goes first
+		for _, s := range order {
+			start := time.Now()
+			if _, err := s.hub.Publish(ctx, "bench", msg); err != nil {
+				b.Fatal(err)
+			}
+			for range n {
+				<-s.received
+			}
+			s.total += time.Since(start)
+		}
+	}
+	b.ReportMetric(float64(off.total.Nanoseconds())/float64(b.N), "off-ns/publish")
+	b.ReportMetric(float64(on.total.Nanoseconds())/float64(b.N), "on-ns/publish")
+	b.ReportMetric(float64(on.total)/float64(off.total), "on/off")
 }

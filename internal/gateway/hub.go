@@ -50,6 +50,7 @@ type ConnInfo struct {
 var (
 	_ builtin.Hub         = (*Hub)(nil)
 	_ builtin.Nonblocking = (*Hub)(nil)
+	_ builtin.Resumer     = (*Hub)(nil)
 	_ bus.Handler         = (*Hub)(nil)
 )
 
@@ -64,7 +65,8 @@ var (
 //     of another node's connection and publish/broadcast to the other nodes.
 //
 // A delivery to a connection of this node never leaves the process. It is
-// safe for concurrent use. Lock order: interestMu before mu.
+// safe for concurrent use. Lock order: interestMu before mu; a History's
+// store lock before mu (its callbacks take mu).
 type Hub struct {
 	dir         registry.Directory
 	bus         bus.Bus
@@ -76,6 +78,7 @@ type Hub struct {
 	conns  map[string]*client
 	topics map[string]map[*client]struct{} // topic -> local subscribers
 	subs   map[*client]map[string]struct{} // local subscriber -> its topics
+	hsubs  map[string]map[*client]*histSub // topic -> local subscribers that asked for the envelope
 
 	tag     uint16       // this node's tag in the connection IDs it makes
 	peersMu sync.RWMutex // guards peers
@@ -90,6 +93,7 @@ type Hub struct {
 	interestMu sync.Mutex          // serializes declarations of interest on the bus
 	declared   map[string]struct{} // topics this node declared on the bus
 
+	hist    History // nil: no topic keeps history
 	metrics *metrics.Metrics
 }
 
@@ -111,6 +115,10 @@ type HubOptions struct {
 	// published to topic's subscribers (see PresenceEvent). Nil announces
 	// none.
 	Announce func(topic string) bool
+	// History keeps the recent publications of the topics it keeps, for
+	// subscribers that resume (SubscribeFrom); nil keeps none. A node
+	// alone only: StartHub refuses it with a Bus.
+	History History
 }
 
 // DefaultCallTimeout is HubOptions.CallTimeout's default.
@@ -130,6 +138,9 @@ func StartHub(ctx context.Context, o HubOptions) (*Hub, error) {
 	}
 	if o.Bus != nil && o.Node == "" {
 		return nil, errors.New("gateway: a hub on a bus needs a node name")
+	}
+	if o.Bus != nil && o.History != nil {
+		return nil, errors.New("gateway: topic history is kept on a node alone only, not on a cluster")
 	}
 	h := newHub(o)
 	if o.Bus != nil {
@@ -163,6 +174,8 @@ func newHub(o HubOptions) *Hub {
 		conns:       make(map[string]*client),
 		topics:      make(map[string]map[*client]struct{}),
 		subs:        make(map[*client]map[string]struct{}),
+		hsubs:       make(map[string]map[*client]*histSub),
+		hist:        o.History,
 		declared:    make(map[string]struct{}),
 		metrics:     o.Metrics,
 		tag:         apigw.NodeTag(o.Node),
@@ -391,6 +404,9 @@ func (h *Hub) remove(ctx context.Context, id string) error {
 // dropLocked removes c from topic's subscribers and reports whether topic
 // has no local subscriber left.
 func (h *Hub) dropLocked(c *client, topic string) bool {
+	if h.hist != nil {
+		h.dropHistSubLocked(c, topic)
+	}
 	if ts := h.subs[c]; ts != nil {
 		delete(ts, topic)
 		if len(ts) == 0 {
@@ -550,6 +566,9 @@ func (h *Hub) broadcastLocal(data []byte, out prometheus.Counter) int {
 // returns how many connections of this node it reached, and an error when
 // the bus did not take it for the others.
 func (h *Hub) Publish(ctx context.Context, topic string, data []byte) (int, error) {
+	if h.hist != nil && h.hist.Keeps(topic) {
+		return h.publishKept(ctx, topic, data)
+	}
 	n := h.publishLocal(topic, data, h.out(sourceOf(ctx)))
 	if h.bus == nil {
 		return n, nil
@@ -585,6 +604,12 @@ func (h *Hub) publishLocal(topic string, data []byte, out prometheus.Counter) in
 // gateway runs one message of a connection at a time, so one connection's
 // subscriptions never race each other.
 func (h *Hub) Subscribe(ctx context.Context, connID, topic string, max int) error {
+	return h.subscribe(ctx, connID, topic, max, nil)
+}
+
+// subscribe is Subscribe; hs, when not nil, makes the subscription receive
+// the history envelope (SubscribeFrom), and nil makes it raw again.
+func (h *Hub) subscribe(ctx context.Context, connID, topic string, max int, hs *histSub) error {
 	h.mu.Lock()
 	c, ok := h.conns[connID]
 	if !ok {
@@ -608,6 +633,9 @@ func (h *Hub) Subscribe(ctx context.Context, connID, topic string, max int) erro
 		h.topics[topic] = subs
 	}
 	subs[c] = struct{}{}
+	if h.hist != nil {
+		h.setHistSubLocked(c, topic, hs)
+	}
 	h.mu.Unlock()
 	if h.bus == nil {
 		if !held {

@@ -33,6 +33,8 @@ import (
 	"github.com/switchboard-gateway/switchboard/internal/config"
 	"github.com/switchboard-gateway/switchboard/internal/dashboard"
 	"github.com/switchboard-gateway/switchboard/internal/gateway"
+	"github.com/switchboard-gateway/switchboard/internal/history"
+	"github.com/switchboard-gateway/switchboard/internal/history/memhist"
 	"github.com/switchboard-gateway/switchboard/internal/httpevent"
 	"github.com/switchboard-gateway/switchboard/internal/integration/lambdahost"
 	"github.com/switchboard-gateway/switchboard/internal/metrics"
@@ -102,13 +104,16 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	host, _ := os.Hostname()
 	s.metricsReg = prometheus.NewRegistry()
 	s.metrics = metrics.New(s.metricsReg)
+	hist, err := newHistory(cfg)
+	if err != nil {
+		return nil, err
+	}
 	hub, err := gateway.StartHub(context.Background(), gateway.HubOptions{Directory: memreg.New(), Node: host,
-		Metrics: s.metrics, Announce: announcer(cfg.Presence)})
+		Metrics: s.metrics, Announce: announcer(cfg.Presence), History: hist})
 	if err != nil {
 		return nil, err
 	}
 	if cfg.Cluster.URL != "" {
-		var err error
 		if hub, err = s.joinCluster(cfg); err != nil {
 			return nil, err
 		}
@@ -198,6 +203,23 @@ func (s *Server) joinCluster(cfg *config.Config) (*gateway.Hub, error) {
 	c.Run(hub)
 	s.cluster = c
 	return hub, nil
+}
+
+// newHistory returns the store of cfg.History, or nil when no topic keeps
+// history (a nil gateway.History, not a nil *memhist.Store).
+func newHistory(cfg *config.Config) (gateway.History, error) {
+	if len(cfg.History) == 0 {
+		return nil, nil
+	}
+	rules := make([]history.Rule, 0, len(cfg.History))
+	for _, r := range cfg.History {
+		rules = append(rules, history.Rule{Topics: r.Topics, Size: r.Size, TTL: componentDuration(r.TTL)})
+	}
+	st, err := memhist.New(memhist.Options{Rules: rules})
+	if err != nil {
+		return nil, fmt.Errorf("history: %w", err)
+	}
+	return st, nil
 }
 
 // componentDuration passes a config duration to a component: absent stays

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/switchboard-gateway/switchboard/internal/history"
 	"github.com/switchboard-gateway/switchboard/internal/integration"
 )
 
@@ -26,6 +27,15 @@ type Hub interface {
 	// ErrTooManySubscriptions. Subscribing to a topic again changes nothing.
 	Subscribe(ctx context.Context, connID, topic string, max int) error
 	Unsubscribe(ctx context.Context, connID, topic string) error
+}
+
+// Resumer is implemented by hubs that keep topic history: a subscribe
+// message with "history": true or a "since" position asks for it.
+type Resumer interface {
+	// SubscribeFrom subscribes connID to topic with every publication in
+	// the history envelope; with from, what was missed after from comes
+	// first. An error wrapping history.ErrNoHistory: the topic keeps none.
+	SubscribeFrom(ctx context.Context, connID, topic string, max int, from *history.Position) error
 }
 
 // Kinds of built-in integration, as written in the config's integration.type.
@@ -126,7 +136,22 @@ func newFunc(kind string, hub Hub, opts Options) (integration.Func, error) {
 			if err != nil {
 				return nil, err
 			}
-			err = hub.Subscribe(ctx, req.Conn.ID, topic, opts.MaxSubscriptions)
+			kept, from, err := resumeOf(req.Body)
+			if err != nil {
+				return nil, err
+			}
+			if kept {
+				r, _ := hub.(Resumer)
+				err = history.ErrNoHistory
+				if r != nil {
+					err = r.SubscribeFrom(ctx, req.Conn.ID, topic, opts.MaxSubscriptions, from)
+				}
+				if errors.Is(err, history.ErrNoHistory) {
+					return nil, &integration.ClientError{Message: "Topic " + strconv.Quote(topic) + " keeps no history", Err: err}
+				}
+			} else {
+				err = hub.Subscribe(ctx, req.Conn.ID, topic, opts.MaxSubscriptions)
+			}
 			if errors.Is(err, ErrTooManySubscriptions) {
 				return nil, &integration.ClientError{Message: "Too many subscriptions: the limit is " + strconv.Itoa(opts.MaxSubscriptions) + " topics per connection"}
 			}
@@ -236,4 +261,31 @@ func topicOf(body []byte, maxBytes int) (string, error) {
 		return s, nil
 	}
 	return "", badRequest(`"entityId" or "topic" is required`)
+}
+
+// resumeOf reads a subscribe message's history request: "history": true
+// asks for the envelope, "since": {"epoch": "…", "offset": N} for the
+// envelope and what was published after that position.
+func resumeOf(body []byte) (kept bool, from *history.Position, err error) {
+	m, err := fields(body)
+	if err != nil {
+		return false, nil, err
+	}
+	if raw, ok := m["history"]; ok {
+		if json.Unmarshal(raw, &kept) != nil {
+			return false, nil, badRequest(`"history" must be true or false`)
+		}
+	}
+	raw, ok := m["since"]
+	if !ok {
+		return kept, nil, nil
+	}
+	var since struct {
+		Epoch  *string `json:"epoch"`
+		Offset *uint64 `json:"offset"`
+	}
+	if json.Unmarshal(raw, &since) != nil || since.Epoch == nil || since.Offset == nil {
+		return false, nil, badRequest(`"since" must be {"epoch": string, "offset": non-negative integer}`)
+	}
+	return true, &history.Position{Epoch: *since.Epoch, Offset: *since.Offset}, nil
 }
