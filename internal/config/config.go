@@ -101,6 +101,10 @@ type Config struct {
 	// gateway is a node alone.
 	Cluster Cluster `yaml:"cluster"`
 
+	// Events configures the EventBridge entrance's buses and the rules that
+	// route its events (see docs/events.md).
+	Events Events `yaml:"events"`
+
 	// HTTPRoutes are a Serverless Framework project's http and httpApi
 	// events, served beside the WebSocket API on the same listener.
 	HTTPRoutes []HTTPRoute `yaml:"-"`
@@ -112,6 +116,52 @@ type Config struct {
 
 	// Source tells where the configuration came from, for the start-up banner.
 	Source string `yaml:"-"`
+}
+
+// Events are the event buses and rules. Absent settings take the defaults
+// of the eventbridge package.
+type Events struct {
+	// Buses are event buses that exist besides "default" and those the
+	// rules name.
+	Buses []string `yaml:"buses"`
+	// Rules route the events of a bus that match a pattern to targets.
+	Rules []EventRule `yaml:"rules"`
+}
+
+// EventRule is one rule: an EventBridge event pattern and its targets.
+type EventRule struct {
+	// Name names the rule in errors, logs and metrics; unique.
+	Name string `yaml:"name"`
+	// Bus is the event bus the rule listens on; empty means "default".
+	Bus string `yaml:"bus"`
+	// Pattern is the event pattern, as EventBridge writes it.
+	Pattern map[string]any `yaml:"pattern"`
+	// Disabled leaves the rule out (a template's State: DISABLED).
+	Disabled bool `yaml:"disabled"`
+	// Targets receive the events the pattern matches.
+	Targets []EventTarget `yaml:"targets"`
+}
+
+// EventTarget is where a rule sends an event: a function, or a topic's
+// subscribers (exactly one of Function and Topic).
+type EventTarget struct {
+	// ID names the target within its rule; empty means its function's
+	// name, or "topic" and its position.
+	ID string `yaml:"id"`
+	// Function names an entry of functions, invoked asynchronously with
+	// the event.
+	Function string `yaml:"function"`
+	// Topic is the topic to publish to: a path ($.detail.room) or a
+	// template (orders.${detail.orderId}).
+	Topic string `yaml:"topic"`
+	// Data is the message published (topic targets): a path or a
+	// template as Topic; empty means the whole event.
+	Data string `yaml:"data"`
+	// MaxAttempts bounds the deliveries of one event; 0 means the
+	// default (185, as EventBridge).
+	MaxAttempts int `yaml:"maxAttempts"`
+	// MaxAge bounds how long an event is retried; 0 means 24h.
+	MaxAge Duration `yaml:"maxAge"`
 }
 
 // Route is one route of the route table.
@@ -906,8 +956,52 @@ func (c *Config) Validate() error {
 	if c.IntegrationTimeout < 0 {
 		bad("integrationTimeout must be a duration")
 	}
+	errs = append(errs, c.Events.validate(c.Functions)...)
 	errs = append(errs, c.Cluster.validate()...)
 	return errors.Join(errs...)
+}
+
+// validate checks the rules' names and targets; their patterns and
+// templates are compiled, and refused with the reason, when the server is built.
+func (e Events) validate(functions map[string]Function) []error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...))
+	}
+	seen := map[string]bool{}
+	for i, r := range e.Rules {
+		if r.Name == "" {
+			bad("events.rules[%d]: name is required", i)
+			continue
+		}
+		if seen[r.Name] {
+			bad("events rule %q: declared twice", r.Name)
+		}
+		seen[r.Name] = true
+		if len(r.Pattern) == 0 {
+			bad("events rule %q: pattern is required", r.Name)
+		}
+		if len(r.Targets) == 0 {
+			bad("events rule %q: no targets", r.Name)
+		}
+		for j, t := range r.Targets {
+			switch {
+			case (t.Function == "") == (t.Topic == ""):
+				bad("events rule %q: targets[%d]: set exactly one of function or topic", r.Name, j)
+			case t.Function != "":
+				if _, ok := functions[t.Function]; !ok {
+					bad("events rule %q: targets[%d]: function %q is not defined under functions", r.Name, j, t.Function)
+				}
+				if t.Data != "" {
+					bad("events rule %q: targets[%d]: data is for topic targets", r.Name, j)
+				}
+			}
+			if t.MaxAttempts < 0 || t.MaxAge < 0 {
+				bad("events rule %q: targets[%d]: maxAttempts and maxAge must not be negative", r.Name, j)
+			}
+		}
+	}
+	return errs
 }
 
 // validate checks the cluster settings that need no engine to check.

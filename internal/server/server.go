@@ -63,6 +63,8 @@ type Server struct {
 	httpRoutes atomic.Pointer[httpevent.Router] // the project's HTTP routes; swapped by Reload
 	stage      string                           // the stage the listener was built with (restart-only)
 	cluster    *cluster.Cluster                 // nil for a node alone
+	events     *metrics.Events                  // the event rules' metrics
+	mgmtOnMain bool                             // the main listener serves the management surface
 }
 
 // Options are what New needs besides the config.
@@ -97,6 +99,8 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	host, _ := os.Hostname()
 	s.metricsReg = prometheus.NewRegistry()
 	s.metrics = metrics.New(s.metricsReg)
+	s.events = metrics.NewEvents(s.metricsReg)
+	s.mgmtOnMain = cfg.Management.Listen == ""
 	hub := gateway.NewHub(memreg.New(), host, s.metrics)
 	if cfg.Cluster.URL != "" {
 		var err error
@@ -235,6 +239,10 @@ func (s *Server) build(cfg *config.Config, hub *gateway.Hub, prev *builder) (*bu
 		_ = b.discard()
 		return nil, gateway.Options{}, err
 	}
+	if b.events, err = b.eventRouter(s); err != nil {
+		_ = b.discard()
+		return nil, gateway.Options{}, err
+	}
 	if cfg.Warm {
 		if err := b.warm(opts.Logger); err != nil {
 			_ = b.discard()
@@ -324,6 +332,7 @@ func (s *Server) management(b *builder) (*managed, error) {
 	var recorded apiRoutes
 	api.Register(&recorded)
 	b.invokeAPI(&s.async).Register(mgmt)
+	mgmt.Handle("POST /{$}", awsJSON(b.eventsAPI(s)))
 	mgmt.Handle("GET /metrics", promhttp.HandlerFor(s.metricsReg, promhttp.HandlerOpts{}))
 	if cfg.Pprof {
 		mgmt.HandleFunc("/debug/pprof/", pprof.Index)
@@ -395,6 +404,10 @@ func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
 // (the management API, the Lambda Invoke API, the dashboard, /healthz,
 // /metrics), which no HTTP route hides.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.mgmtOnMain && awsJSONTarget(r) {
+		s.serveManagement(w, r) // PutEvents, behind the management guard
+		return
+	}
 	if rt := s.httpRoutes.Load(); rt != nil && r.Header.Get("Upgrade") == "" && !s.ownPath(r.URL.Path) && rt.Handles(r) {
 		rt.ServeHTTP(w, r)
 		return
