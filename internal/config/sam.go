@@ -200,6 +200,11 @@ func parseTemplate(raw []byte, path string, getenv func(string) string, flags Ov
 				e.physical[id] = name
 			}
 		}
+		if typ == "AWS::Events::EventBus" { // its Ref is its name
+			if name, ok := r.Properties["Name"].(string); ok && name != "" {
+				e.physical[id] = name
+			}
+		}
 		e.resources[id] = r
 	}
 	for _, name := range sortedKeys(e.condDefs) {
