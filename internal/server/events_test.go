@@ -284,3 +284,46 @@ func TestEventTopicTargetAcrossCluster(t *testing.T) {
 		t.Errorf("subscriber on a got %q, want the event's detail", got)
 	}
 }
+
+// TestEventRuleSAMTemplate: the push path of a SAM template: PutEvents →
+// AWS::Events::Rule → a Node function → postToConnection with the AWS SDK
+// for JavaScript v3 → the subscriber. An event of another source is not
+// delivered.
+func TestEventRuleSAMTemplate(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Skip("node is not installed")
+	}
+	// The SDK comes from the sam-chat example's packages.
+	modules, err := filepath.Abs("../../examples/sam-chat/node_modules")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(modules, "@aws-sdk", "client-apigatewaymanagementapi")); err != nil {
+		cmd := exec.Command("npm", "ci", "--omit=dev", "--no-audit", "--no-fund")
+		cmd.Dir = filepath.Dir(modules)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("npm ci in examples/sam-chat: %v\n%s", err, out)
+		}
+	}
+	cfg, err := config.LoadTemplate("testdata/events-sam/template.yaml", func(string) string { return "" }, config.Overrides{Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Environment["NODE_PATH"] = modules
+	cfg.Environment["AWS_ACCESS_KEY_ID"], cfg.Environment["AWS_SECRET_ACCESS_KEY"] = "AKIDEXAMPLE", "secret"
+	r := servertest.Start(t, cfg)
+	c := testutil.Dial(t, r.WS, nil)
+	id := testutil.ReadTextAfter(t, c, `{"action":"whoami"}`)
+	eb := eventsClient(r.HTTP, "AKIDEXAMPLE", "secret")
+	out, err := put(t, eb,
+		entry("elsewhere", "EntityUpdated", `{"subscriber":"`+id+`","entity":"ignored"}`),
+		entry("entities", "EntityUpdated", `{"subscriber":"`+id+`","entity":"e-1"}`))
+	if err != nil || out.FailedEntryCount != 0 {
+		t.Fatalf("PutEvents: %v %+v", err, out)
+	}
+	_, got := testutil.Read(t, c, 30*time.Second)
+	if got != `{"source":"entities","entity":"e-1"}` {
+		t.Errorf("subscriber got %q, want the entities event only", got)
+	}
+}
