@@ -327,3 +327,16 @@ func TestEventRuleSAMTemplate(t *testing.T) {
 		t.Errorf("subscriber got %q, want the entities event only", got)
 	}
 }
+
+// TestPutEventsManagementListener: with management.listen, PutEvents is
+// served there, beside the management API, and not on the main listener.
+func TestPutEventsManagementListener(t *testing.T) {
+	t.Parallel()
+	r := servertest.StartYAML(t, "management: {listen: 127.0.0.1:0}\n"+topicRules)
+	if out, err := put(t, eventsClient(r.Management, "AKIDEXAMPLE", "secret"), entry("a", "b", `{}`)); err != nil || out.FailedEntryCount != 0 {
+		t.Errorf("PutEvents on management.listen: %v %+v, want accepted", err, out)
+	}
+	if _, err := put(t, eventsClient(r.HTTP, "AKIDEXAMPLE", "secret"), entry("a", "b", `{}`)); err == nil {
+		t.Errorf("PutEvents on the main listener succeeded, want it refused")
+	}
+}
