@@ -78,9 +78,13 @@ func (b *builder) eventsAPI(s *Server) *eventbridge.API {
 }
 
 // awsJSON dispatches the AWS JSON APIs of the listener's root by their
-// X-Amz-Target.
+// X-Amz-Target; any other request for the root is not found.
 func awsJSON(events http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !awsJSONTarget(r) {
+			http.NotFound(w, r)
+			return
+		}
 		if strings.HasPrefix(r.Header.Get("X-Amz-Target"), eventbridge.TargetPrefix) {
 			events.ServeHTTP(w, r)
 			return

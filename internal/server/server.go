@@ -332,7 +332,7 @@ func (s *Server) management(b *builder) (*managed, error) {
 	var recorded apiRoutes
 	api.Register(&recorded)
 	b.invokeAPI(&s.async).Register(mgmt)
-	mgmt.Handle("POST /{$}", awsJSON(b.eventsAPI(s)))
+	mgmt.Handle("/{$}", awsJSON(b.eventsAPI(s)))
 	mgmt.Handle("GET /metrics", promhttp.HandlerFor(s.metricsReg, promhttp.HandlerOpts{}))
 	if cfg.Pprof {
 		mgmt.HandleFunc("/debug/pprof/", pprof.Index)
