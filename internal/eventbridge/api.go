@@ -8,6 +8,7 @@
 package eventbridge
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -203,11 +204,15 @@ func (a *API) put(e entry) resultEntry {
 	case e.Detail == nil || *e.Detail == "":
 		return invalid("Detail")
 	}
-	detail := []byte(*e.Detail)
 	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(detail, &obj); err != nil || obj == nil {
+	if err := json.Unmarshal([]byte(*e.Detail), &obj); err != nil || obj == nil {
 		return resultEntry{ErrorCode: "MalformedDetail", ErrorMessage: "Detail is malformed."}
 	}
+	var compact bytes.Buffer // the detail as sent, without its white space
+	if err := json.Compact(&compact, []byte(*e.Detail)); err != nil {
+		return resultEntry{ErrorCode: "MalformedDetail", ErrorMessage: "Detail is malformed."}
+	}
+	detail := compact.Bytes()
 	bus := busName(e.EventBusName)
 	if !a.opts.Router.HasBus(bus) {
 		return resultEntry{ErrorCode: "NotFoundException", ErrorMessage: "Event bus " + bus + " does not exist."}

@@ -281,11 +281,7 @@ type TopicTarget struct {
 // Deliver implements Target. A topic or data whose field is missing from
 // the event fails at once; a publish the bus did not take is retried.
 func (t TopicTarget) Deliver(ctx context.Context, event []byte) error {
-	m, err := DecodeEvent(event)
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrPermanent, err)
-	}
-	topic, err := t.Topic.Render(m)
+	topic, err := t.Topic.Render(event)
 	if err != nil {
 		return fmt.Errorf("%w: topic: %v", ErrPermanent, err)
 	}
@@ -294,7 +290,7 @@ func (t TopicTarget) Deliver(ctx context.Context, event []byte) error {
 	}
 	data := event
 	if t.Data != nil {
-		s, err := t.Data.Render(m)
+		s, err := t.Data.Render(event)
 		if err != nil {
 			return fmt.Errorf("%w: data: %v", ErrPermanent, err)
 		}
@@ -374,11 +370,12 @@ func splitPath(s string) ([]string, error) {
 	return p, nil
 }
 
-// Render applies t to event, decoded with DecodeEvent.
-func (t *Template) Render(event map[string]any) (string, error) {
+// Render applies t to event, a JSON object. A value taken from the event
+// is its JSON as the event has it (key order and number forms kept), or
+// the text of a string.
+func (t *Template) Render(event []byte) (string, error) {
 	if t.whole {
-		b, err := json.Marshal(event)
-		return string(b), err
+		return string(event), nil
 	}
 	if t.path != nil {
 		return lookup(event, t.path)
@@ -398,20 +395,21 @@ func (t *Template) Render(event map[string]any) (string, error) {
 	return b.String(), nil
 }
 
-func lookup(event map[string]any, path []string) (string, error) {
-	var v any = event
+func lookup(event []byte, path []string) (string, error) {
+	v := json.RawMessage(event)
 	for _, f := range path {
-		m, ok := v.(map[string]any)
-		if !ok {
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(v, &m); err != nil || m == nil {
 			return "", fmt.Errorf("the event has no field %s", strings.Join(path, "."))
 		}
+		var ok bool
 		if v, ok = m[f]; !ok {
 			return "", fmt.Errorf("the event has no field %s", strings.Join(path, "."))
 		}
 	}
-	if s, ok := v.(string); ok {
+	var s string
+	if json.Unmarshal(v, &s) == nil {
 		return s, nil
 	}
-	b, err := json.Marshal(v)
-	return string(b), err
+	return string(v), nil
 }

@@ -121,13 +121,14 @@ func (b blocking) Deliver(ctx context.Context, _ []byte) error {
 
 func TestTemplate(t *testing.T) {
 	t.Parallel()
-	ev, _ := eventbridge.DecodeEvent([]byte(`{"source":"s","detail":{"id":"42","n":7,"o":{"a":[1]}}}`))
+	ev := []byte(`{"source":"s","detail":{"id":"42","n":7.0,"o":{"z":[1],"a":2}}}`)
 	tests := []struct{ tmpl, want, err string }{
 		{"$.detail.id", "42", ""},
-		{"$.detail.o", `{"a":[1]}`, ""},
-		{"$.detail.n", "7", ""},
+		{"$.detail.o", `{"z":[1],"a":2}`, ""},
+		{"$.detail.n", "7.0", ""},
+		{"$", string(ev), ""},
 		{"orders.${detail.id}.${source}", "orders.42.s", ""},
-		{"n=${$.detail.n}", "n=7", ""},
+		{"n=${$.detail.n}", "n=7.0", ""},
 		{"plain", "plain", ""},
 		{"$.detail.missing", "", "no field detail.missing"},
 		{"x.${detail.id.deeper}", "", "no field"},

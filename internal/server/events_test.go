@@ -92,7 +92,7 @@ func TestPutEventsTopicTarget(t *testing.T) {
 		types.PutEventsRequestEntry{Source: aws.String("shop.orders"), Detail: aws.String(`{}`)},
 		types.PutEventsRequestEntry{Source: aws.String("x"), DetailType: aws.String("y"), Detail: aws.String(`{}`), EventBusName: aws.String("nope")},
 		types.PutEventsRequestEntry{Source: aws.String("x"), DetailType: aws.String("y"), Detail: aws.String(`{}`), EventBusName: aws.String("arn:aws:events:us-east-1:123456789012:event-bus/audit")},
-		entry("shop.orders", "OrderPlaced", `{"orderId":"42","total":12.5}`),
+		entry("shop.orders", "OrderPlaced", "{\n  \"orderId\": \"42\",\n  \"total\": 12.5\n}"),
 	)
 	if err != nil {
 		t.Fatalf("PutEvents: %v", err)
@@ -338,5 +338,31 @@ func TestPutEventsManagementListener(t *testing.T) {
 	}
 	if _, err := put(t, eventsClient(r.HTTP, "AKIDEXAMPLE", "secret"), entry("a", "b", `{}`)); err == nil {
 		t.Errorf("PutEvents on the main listener succeeded, want it refused")
+	}
+}
+
+// TestEventRulesReload: a reload puts the new rules in force.
+func TestEventRulesReload(t *testing.T) {
+	t.Parallel()
+	r := servertest.StartYAML(t, topicRules)
+	c := testutil.Dial(t, r.WS, nil)
+	subscribe(t, c, "users.9")
+	path := filepath.Join(t.TempDir(), "switchboard.yaml")
+	next := strings.ReplaceAll(strings.ReplaceAll(topicRules, "shop.orders", "shop.users"), "orders.${detail.orderId}", "users.${detail.userId}")
+	if err := os.WriteFile(path, []byte(next), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path, func(string) string { return "" }, config.Overrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Server.Reload(cfg); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	if out, err := put(t, eventsClient(r.HTTP, "AKIDEXAMPLE", "secret"), entry("shop.users", "OrderLike", `{"userId":"9","total":1}`)); err != nil || out.FailedEntryCount != 0 {
+		t.Fatalf("PutEvents: %v %+v", err, out)
+	}
+	if got := testutil.ReadText(t, c); got != `{"userId":"9","total":1}` {
+		t.Errorf("subscriber got %q, want the event of the reloaded rule", got)
 	}
 }
