@@ -149,3 +149,23 @@ func TestTemplate(t *testing.T) {
 		}
 	}
 }
+
+// TestRouterCloseAbandonsRetries: Close does not wait for a retry; the
+// event is counted as failed with reason stopped, as it is lost.
+func TestRouterCloseAbandonsRetries(t *testing.T) {
+	t.Parallel()
+	p, _ := eventbridge.ParsePattern([]byte(`{"source":["a"]}`))
+	m := metrics.NewEvents(prometheus.NewRegistry())
+	r := eventbridge.NewRouter(eventbridge.Options{Metrics: m, RetryBase: time.Hour,
+		Rules: []eventbridge.Rule{{Name: "r", Pattern: p, Targets: []eventbridge.RuleTarget{{ID: "t", Kind: "test", Target: &flaky{failures: 9, err: errors.New("down")}}}}}})
+	if err := r.Route("default", []byte(`{"source":"a"}`)); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 5*time.Second, func() bool { return metrics.Sum(m.Retries) == 1 }, "a retry is waiting")
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := metrics.Sum(m.Failures, "r", "t", "test", "stopped"); got != 1 {
+		t.Errorf("failures{reason=stopped} = %v, want 1", got)
+	}
+}
