@@ -143,6 +143,9 @@ func (c *checker) check(n *yaml.Node, t reflect.Type, path string) {
 		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" || n.Decode(&v) != nil {
 			c.fail(n, path, "expected a whole number, got %s", describe(n))
 		}
+	case reflect.Interface:
+		// Free-form YAML (an event pattern): whatever it holds is read as is,
+		// and checked by its owner.
 	default:
 		// Every field of Config is one of the kinds above; a new kind needs a case.
 		c.fail(n, path, "cannot be read (a %s)", t.Kind())

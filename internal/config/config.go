@@ -113,6 +113,10 @@ type Config struct {
 	// first rule that matches a topic applies. A node alone only.
 	History []HistoryRule `yaml:"history"`
 
+	// Events configures the EventBridge entrance's buses and the rules that
+	// route its events (see docs/events.md).
+	Events Events `yaml:"events"`
+
 	// HTTPRoutes are a Serverless Framework project's http and httpApi
 	// events, served beside the WebSocket API on the same listener.
 	HTTPRoutes []HTTPRoute `yaml:"-"`
@@ -135,6 +139,52 @@ type HistoryRule struct {
 	Size int `yaml:"size"`
 	// TTL is how long a publication is kept. Absent: 10m.
 	TTL Duration `yaml:"ttl"`
+}
+
+// Events are the event buses and rules. Absent settings take the defaults
+// of the eventbridge package.
+type Events struct {
+	// Buses are event buses that exist besides "default" and those the
+	// rules name.
+	Buses []string `yaml:"buses"`
+	// Rules route the events of a bus that match a pattern to targets.
+	Rules []EventRule `yaml:"rules"`
+}
+
+// EventRule is one rule: an EventBridge event pattern and its targets.
+type EventRule struct {
+	// Name names the rule in errors, logs and metrics; unique.
+	Name string `yaml:"name"`
+	// Bus is the event bus the rule listens on; empty means "default".
+	Bus string `yaml:"bus"`
+	// Pattern is the event pattern, as EventBridge writes it.
+	Pattern map[string]any `yaml:"pattern"`
+	// Disabled leaves the rule out (a template's State: DISABLED).
+	Disabled bool `yaml:"disabled"`
+	// Targets receive the events the pattern matches.
+	Targets []EventTarget `yaml:"targets"`
+}
+
+// EventTarget is where a rule sends an event: a function, or a topic's
+// subscribers (exactly one of Function and Topic).
+type EventTarget struct {
+	// ID names the target within its rule; empty means its function's
+	// name, or "topic" and its position.
+	ID string `yaml:"id"`
+	// Function names an entry of functions, invoked asynchronously with
+	// the event.
+	Function string `yaml:"function"`
+	// Topic is the topic to publish to: a path ($.detail.room) or a
+	// template (orders.${detail.orderId}).
+	Topic string `yaml:"topic"`
+	// Data is the message published (topic targets): a path or a
+	// template as Topic; empty means the whole event.
+	Data string `yaml:"data"`
+	// MaxAttempts bounds the deliveries of one event; 0 means the
+	// default (185, as EventBridge).
+	MaxAttempts int `yaml:"maxAttempts"`
+	// MaxAge bounds how long an event is retried; 0 means 24h.
+	MaxAge Duration `yaml:"maxAge"`
 }
 
 // Route is one route of the route table.
@@ -1095,9 +1145,52 @@ func (c *Config) Validate() error {
 	if c.IntegrationTimeout < 0 {
 		p.add("integrationTimeout", "expected a duration such as 29s; an invocation needs a bound, so 0 and unlimited are refused")
 	}
+	p = append(p, c.Events.validate(c.Functions)...)
 	p = append(p, c.Cluster.validate()...)
 	p = append(p, c.Presence.validate()...)
 	return joinErrors(p)
+}
+
+// validate checks the rules' names and targets; their patterns and
+// templates are compiled, and refused with the reason, when the server is built.
+func (e Events) validate(functions map[string]Function) problems {
+	var p problems
+	seen := map[string]bool{}
+	for i, r := range e.Rules {
+		path := fmt.Sprintf("events.rules[%d]", i)
+		if r.Name == "" {
+			p.add(path+".name", "is required")
+			continue
+		}
+		if seen[r.Name] {
+			p.add(path+".name", "rule %q is declared twice", r.Name)
+		}
+		seen[r.Name] = true
+		if len(r.Pattern) == 0 {
+			p.add(path+".pattern", "is required (rule %q)", r.Name)
+		}
+		if len(r.Targets) == 0 {
+			p.add(path+".targets", "rule %q has no targets", r.Name)
+		}
+		for j, t := range r.Targets {
+			tp := fmt.Sprintf("%s.targets[%d]", path, j)
+			switch {
+			case (t.Function == "") == (t.Topic == ""):
+				p.add(tp, "set exactly one of function or topic (rule %q)", r.Name)
+			case t.Function != "":
+				if _, ok := functions[t.Function]; !ok {
+					p.add(tp+".function", "function %q is not defined under functions (rule %q)", t.Function, r.Name)
+				}
+				if t.Data != "" {
+					p.add(tp+".data", "data is for topic targets (rule %q)", r.Name)
+				}
+			}
+			if t.MaxAttempts < 0 || t.MaxAge < 0 {
+				p.add(tp, "maxAttempts and maxAge must not be negative (rule %q)", r.Name)
+			}
+		}
+	}
+	return p
 }
 
 // validate checks the cluster settings that need no engine to check.

@@ -2,6 +2,8 @@ package config
 
 import (
 	"bytes"
+	"cmp"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -34,6 +36,8 @@ var samProperties = map[string][]string{
 	"AWS::ApiGatewayV2::Authorizer":    {"ApiId", "Name", "AuthorizerType", "AuthorizerUri", "IdentitySource"},
 	"AWS::ApiGatewayV2::Stage":         {"ApiId", "StageName", "DeploymentId", "Description", "AutoDeploy"},
 	"AWS::Serverless::Function":        {"CodeUri", "Handler", "Runtime", "Timeout", "Environment", "FunctionName", "Description", "ReservedConcurrentExecutions"},
+	"AWS::Events::Rule":                {"Name", "Description", "EventBusName", "EventPattern", "State", "Targets"},
+	"AWS::Events::EventBus":            {"Name", "Description"},
 	"AWS::Lambda::Function":            {"Code", "Handler", "Runtime", "Timeout", "Environment", "FunctionName", "Description", "ReservedConcurrentExecutions"},
 }
 
@@ -193,6 +197,11 @@ func parseTemplate(raw []byte, path string, getenv func(string) string, flags Ov
 		}
 		if typ == "AWS::Serverless::Function" || typ == "AWS::Lambda::Function" {
 			if name, ok := r.Properties["FunctionName"].(string); ok && name != "" {
+				e.physical[id] = name
+			}
+		}
+		if typ == "AWS::Events::EventBus" { // its Ref is its name
+			if name, ok := r.Properties["Name"].(string); ok && name != "" {
 				e.physical[id] = name
 			}
 		}
@@ -696,6 +705,106 @@ func (t *samTemplate) build(top map[string]any) error {
 		}
 		stage = name
 		t.cfg.Stage = name
+	}
+	return t.eventRules(byType, function)
+}
+
+// eventRules reads the AWS::Events::EventBus and AWS::Events::Rule
+// resources: a rule's targets that are functions of the template run; any
+// other target is listed in a warning.
+func (t *samTemplate) eventRules(byType map[string][]string, function func(ref, where string) (string, error)) error {
+	e := t.eval
+	for _, id := range byType["AWS::Events::EventBus"] {
+		p, err := t.props(id, e.resources[id], nil)
+		if err != nil {
+			return err
+		}
+		name, err := str(p, id, "Name")
+		if err != nil {
+			return err
+		}
+		t.cfg.Events.Buses = append(t.cfg.Events.Buses, cmp.Or(name, id))
+	}
+	for _, id := range byType["AWS::Events::Rule"] {
+		p, err := t.props(id, e.resources[id], nil)
+		if err != nil {
+			return err
+		}
+		at := "Resources." + id + ".Properties"
+		rule := EventRule{Name: id}
+		if rule.Bus, err = str(p, id, "EventBusName"); err != nil {
+			return err
+		}
+		if _, name, ok := strings.Cut(rule.Bus, ":event-bus/"); ok {
+			rule.Bus = name
+		}
+		state, err := str(p, id, "State")
+		if err != nil {
+			return err
+		}
+		rule.Disabled = state == "DISABLED"
+		switch pat := p["EventPattern"].(type) {
+		case map[string]any:
+			rule.Pattern = pat
+		case string: // the pattern as a JSON string
+			if err := json.Unmarshal([]byte(pat), &rule.Pattern); err != nil {
+				return fmt.Errorf("%w: %s.EventPattern: not a JSON object: %v", ErrInvalid, at, err)
+			}
+		case nil:
+			t.warn(fmt.Sprintf("Resources.%s is not run: it has no EventPattern (schedules are not supported)", id))
+			continue
+		default:
+			return fmt.Errorf("%w: %s.EventPattern: want an object", ErrInvalid, at)
+		}
+		targets, _ := p["Targets"].([]any)
+		for i, tv := range targets {
+			tm, ok := tv.(map[string]any)
+			where := fmt.Sprintf("%s.Targets[%d]", at, i)
+			if !ok {
+				return fmt.Errorf("%w: %s: want a map with Arn and Id", ErrInvalid, where)
+			}
+			arn, err := cfnString(tm["Arn"])
+			if err != nil {
+				return fmt.Errorf("%w: %s.Arn: %v", ErrInvalid, where, err)
+			}
+			tid, _ := cfnString(tm["Id"])
+			if !strings.Contains(arn, ":lambda:") && !strings.Contains(arn, ":function:") {
+				t.warn(fmt.Sprintf("%s: target %s (%s) is not run: only functions are supported as rule targets", where, tid, arn))
+				continue
+			}
+			fn, err := function(arn, where+".Arn")
+			if err != nil {
+				return err
+			}
+			target := EventTarget{ID: tid, Function: fn}
+			for _, k := range sortedKeys(tm) {
+				if k != "Arn" && k != "Id" && k != "RetryPolicy" {
+					t.warn(fmt.Sprintf("%s.%s is not applied locally", where, k))
+				}
+			}
+			if rp, ok := tm["RetryPolicy"].(map[string]any); ok {
+				if v, ok := rp["MaximumRetryAttempts"]; ok {
+					n, err := cfnInt(v)
+					if err != nil || n < 0 {
+						return fmt.Errorf("%w: %s.RetryPolicy.MaximumRetryAttempts: want a number, have %v", ErrInvalid, where, v)
+					}
+					target.MaxAttempts = n + 1
+				}
+				if v, ok := rp["MaximumEventAgeInSeconds"]; ok {
+					n, err := cfnInt(v)
+					if err != nil || n <= 0 {
+						return fmt.Errorf("%w: %s.RetryPolicy.MaximumEventAgeInSeconds: want seconds, have %v", ErrInvalid, where, v)
+					}
+					target.MaxAge = Duration(time.Duration(n) * time.Second)
+				}
+			}
+			rule.Targets = append(rule.Targets, target)
+		}
+		if len(rule.Targets) == 0 {
+			t.warn(fmt.Sprintf("Resources.%s is not run: none of its targets is a function of the template", id))
+			continue
+		}
+		t.cfg.Events.Rules = append(t.cfg.Events.Rules, rule)
 	}
 	return nil
 }

@@ -508,6 +508,15 @@ func serverlessConfig(path string, root *yaml.Node, getenv func(string) string, 
 					}
 					cfg.HTTPRoutes = append(cfg.HTTPRoutes, hr)
 					continue
+				case "eventBridge":
+					rule, err := slsEventBridge(node, fmt.Sprintf("functions.%s.events[%d].eventBridge", name, i), name, warn)
+					if err != nil {
+						return nil, fmt.Errorf("%s: %w", path, err)
+					}
+					if rule != nil {
+						cfg.Events.Rules = append(cfg.Events.Rules, *rule)
+					}
+					continue
 				case "websocket":
 				default:
 					warnings = append(warnings, fmt.Sprintf("functions.%s.events[%d]: %s events are not supported and are ignored", name, i, kind))
@@ -592,6 +601,46 @@ func serverlessConfig(path string, root *yaml.Node, getenv func(string) string, 
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return cfg, nil
+}
+
+// slsEventBridgeEvent is a function's eventBridge event, the keys read.
+type slsEventBridgeEvent struct {
+	EventBus    string         `yaml:"eventBus"`
+	Pattern     map[string]any `yaml:"pattern"`
+	Enabled     *bool          `yaml:"enabled"`
+	RetryPolicy *struct {
+		MaximumRetryAttempts *int `yaml:"maximumRetryAttempts"`
+		MaximumEventAge      int  `yaml:"maximumEventAge"` // seconds
+	} `yaml:"retryPolicy"`
+	Other map[string]yaml.Node `yaml:",inline"`
+}
+
+// slsEventBridge reads an eventBridge event into a rule that invokes fn;
+// nil for one that has no pattern (a schedule), which is not run.
+func slsEventBridge(node yaml.Node, at, fn string, warn func(string)) (*EventRule, error) {
+	var ev slsEventBridgeEvent
+	if err := node.Decode(&ev); err != nil {
+		return nil, fmt.Errorf("%s: %w: %v", at, ErrInvalid, err)
+	}
+	for _, k := range sortedKeys(ev.Other) {
+		warn(fmt.Sprintf("%s.%s is not supported and is ignored", at, k))
+	}
+	if len(ev.Pattern) == 0 {
+		warn(at + " is not run: it has no pattern (schedules are not supported)")
+		return nil, nil
+	}
+	bus := ev.EventBus
+	if _, name, ok := strings.Cut(bus, ":event-bus/"); ok {
+		bus = name
+	}
+	t := EventTarget{ID: fn, Function: fn}
+	if rp := ev.RetryPolicy; rp != nil {
+		if rp.MaximumRetryAttempts != nil {
+			t.MaxAttempts = *rp.MaximumRetryAttempts + 1
+		}
+		t.MaxAge = Duration(time.Duration(rp.MaximumEventAge) * time.Second)
+	}
+	return &EventRule{Name: at, Bus: bus, Pattern: ev.Pattern, Disabled: ev.Enabled != nil && !*ev.Enabled, Targets: []EventTarget{t}}, nil
 }
 
 // slsAuthorizerOf reads a websocket event's authorizer: a function name,

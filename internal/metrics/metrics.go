@@ -209,3 +209,82 @@ func (c *Cluster) RegisterMissed(missed func() uint64) {
 		Name: "switchboard_cluster_missed_total", Help: "Publishes and broadcasts from other nodes this node's bus dropped before delivering them.",
 	}, func() float64 { return float64(missed()) }))
 }
+
+// Events holds the EventBridge entrance's and the event rules' collectors.
+// A nil *Events counts nothing.
+type Events struct {
+	Accepted  *prometheus.CounterVec // bus
+	Refused   *prometheus.CounterVec // code: the entry's ErrorCode
+	Matched   *prometheus.CounterVec // rule
+	Delivered *prometheus.CounterVec // rule, target, kind
+	Retries   *prometheus.CounterVec // rule, target, kind
+	Failures  *prometheus.CounterVec // rule, target, kind, reason
+}
+
+// NewEvents registers the event collectors on reg.
+func NewEvents(reg prometheus.Registerer) *Events {
+	e := &Events{
+		Accepted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_events_accepted_total", Help: "PutEvents entries accepted, by event bus.",
+		}, []string{"bus"}),
+		Refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_events_refused_total", Help: "PutEvents entries refused, by error code.",
+		}, []string{"code"}),
+		Matched: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_events_matched_total", Help: "Events matched by a rule, by rule.",
+		}, []string{"rule"}),
+		Delivered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_event_deliveries_total", Help: "Events delivered to a rule's target, by rule, target and kind.",
+		}, []string{"rule", "target", "kind"}),
+		Retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_event_retries_total", Help: "Deliveries to a rule's target retried, by rule, target and kind.",
+		}, []string{"rule", "target", "kind"}),
+		Failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_event_delivery_failures_total", Help: "Events given up on, by rule, target, kind and reason (permanent, attempts, age, stopped).",
+		}, []string{"rule", "target", "kind", "reason"}),
+	}
+	reg.MustRegister(e.Accepted, e.Refused, e.Matched, e.Delivered, e.Retries, e.Failures)
+	return e
+}
+
+// Accept counts an accepted entry.
+func (e *Events) Accept(bus string) {
+	if e != nil {
+		e.Accepted.WithLabelValues(bus).Inc()
+	}
+}
+
+// Refuse counts a refused entry.
+func (e *Events) Refuse(code string) {
+	if e != nil {
+		e.Refused.WithLabelValues(code).Inc()
+	}
+}
+
+// Match counts an event a rule matched.
+func (e *Events) Match(rule string) {
+	if e != nil {
+		e.Matched.WithLabelValues(rule).Inc()
+	}
+}
+
+// Deliver counts a delivery.
+func (e *Events) Deliver(rule, target, kind string) {
+	if e != nil {
+		e.Delivered.WithLabelValues(rule, target, kind).Inc()
+	}
+}
+
+// Retry counts a retry.
+func (e *Events) Retry(rule, target, kind string) {
+	if e != nil {
+		e.Retries.WithLabelValues(rule, target, kind).Inc()
+	}
+}
+
+// Fail counts an event given up on.
+func (e *Events) Fail(rule, target, kind, reason string) {
+	if e != nil {
+		e.Failures.WithLabelValues(rule, target, kind, reason).Inc()
+	}
+}

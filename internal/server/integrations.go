@@ -15,6 +15,7 @@ import (
 
 	"github.com/switchboard-gateway/switchboard/internal/config"
 	"github.com/switchboard-gateway/switchboard/internal/dashboard"
+	"github.com/switchboard-gateway/switchboard/internal/eventbridge"
 	"github.com/switchboard-gateway/switchboard/internal/gateway"
 	"github.com/switchboard-gateway/switchboard/internal/httpevent"
 	"github.com/switchboard-gateway/switchboard/internal/integration"
@@ -39,6 +40,7 @@ type builder struct {
 	fnOpts    map[string]lambdahost.Options // what each function was made with
 	fresh     []string                      // functions made here, not taken over from prev
 	router    *httpevent.Router             // the HTTP routes; nil when there are none
+	events    *eventbridge.Router           // the event rules
 	closers   []io.Closer
 }
 

@@ -27,6 +27,7 @@ import (
 	"github.com/switchboard-gateway/switchboard/internal/auth/sigv4"
 	"github.com/switchboard-gateway/switchboard/internal/config"
 	"github.com/switchboard-gateway/switchboard/internal/dashboard"
+	"github.com/switchboard-gateway/switchboard/internal/eventbridge"
 	"github.com/switchboard-gateway/switchboard/internal/gateway"
 	"github.com/switchboard-gateway/switchboard/internal/integration/invoke"
 	"github.com/switchboard-gateway/switchboard/internal/integration/lambdahost"
@@ -191,6 +192,7 @@ type guard struct {
 	next        http.Handler
 	verifier    *sigv4.Verifier // nil: no credentials are configured
 	lambda      *sigv4.Verifier // the same credentials, for the Lambda Invoke API (service lambda)
+	events      *sigv4.Verifier // the same credentials, for PutEvents (service events)
 	hosts       map[string]bool // management.allowedHosts, lower-case
 	bodyTimeout time.Duration   // zero or less: none
 	metrics     *metrics.Metrics
@@ -227,6 +229,9 @@ func (s *Server) protect(next http.Handler, m *metrics.Metrics) (*guard, error) 
 		}
 		g.verifier = v
 		if g.lambda, err = sigv4.New(sigv4.Options{Credentials: mc.AccessKeys, BearerTokens: mc.Tokens, Region: mc.Region, Service: "lambda"}); err != nil {
+			return nil, fmt.Errorf("management credentials: %w", err)
+		}
+		if g.events, err = sigv4.New(sigv4.Options{Credentials: mc.AccessKeys, BearerTokens: mc.Tokens, Region: mc.Region, Service: "events"}); err != nil {
 			return nil, fmt.Errorf("management credentials: %w", err)
 		}
 		g.creds = config.Management{AccessKeys: mc.AccessKeys, Tokens: mc.Tokens}
@@ -335,6 +340,8 @@ func (g *guard) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 	v := g.verifier
 	if strings.HasPrefix(r.URL.Path, lambdaAPIPrefix) {
 		v = g.lambda // the Lambda SDKs sign for the service "lambda"
+	} else if awsJSONTarget(r) && strings.HasPrefix(r.Header.Get("X-Amz-Target"), eventbridge.TargetPrefix) {
+		v = g.events // the EventBridge SDKs sign for the service "events"
 	}
 	if err := v.Verify(r); err != nil {
 		g.refuse(w, r, refusalReason(err), err)

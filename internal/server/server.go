@@ -70,6 +70,8 @@ type Server struct {
 	rates      *rates.Ring                      // the dashboard's chart: recent rates, sampled by a goroutine
 	stopRates  context.CancelFunc               // ends the sampling; Close calls it and waits for ratesDone
 	ratesDone  chan struct{}
+	events     *metrics.Events // the event rules' metrics
+	mgmtOnMain bool            // the main listener serves the management surface
 }
 
 // Options are what New needs besides the config.
@@ -104,6 +106,8 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	host, _ := os.Hostname()
 	s.metricsReg = prometheus.NewRegistry()
 	s.metrics = metrics.New(s.metricsReg)
+	s.events = metrics.NewEvents(s.metricsReg)
+	s.mgmtOnMain = cfg.Management.Listen == ""
 	hist, err := newHistory(cfg)
 	if err != nil {
 		return nil, err
@@ -280,6 +284,10 @@ func (s *Server) build(cfg *config.Config, hub *gateway.Hub, prev *builder) (*bu
 		_ = b.discard()
 		return nil, gateway.Options{}, err
 	}
+	if b.events, err = b.eventRouter(s); err != nil {
+		_ = b.discard()
+		return nil, gateway.Options{}, err
+	}
 	if cfg.Warm {
 		if err := b.warm(opts.Logger); err != nil {
 			_ = b.discard()
@@ -370,6 +378,7 @@ func (s *Server) management(b *builder) (*managed, error) {
 	var recorded apiRoutes
 	api.Register(&recorded)
 	b.invokeAPI(&s.async).Register(mgmt)
+	mgmt.Handle("/{$}", awsJSON(b.eventsAPI(s)))
 	mgmt.Handle("GET /metrics", promhttp.HandlerFor(s.metricsReg, promhttp.HandlerOpts{}))
 	if cfg.Pprof {
 		mgmt.HandleFunc("/debug/pprof/", pprof.Index)
@@ -451,6 +460,10 @@ func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
 // (the management API, the Lambda Invoke API, the dashboard, /healthz,
 // /metrics), which no HTTP route hides.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.mgmtOnMain && awsJSONTarget(r) {
+		s.serveManagement(w, r) // PutEvents, behind the management guard
+		return
+	}
 	if rt := s.httpRoutes.Load(); rt != nil && r.Header.Get("Upgrade") == "" && !s.ownPath(r.URL.Path) && rt.Handles(r) {
 		rt.ServeHTTP(w, r)
 		return
