@@ -1,6 +1,8 @@
 // Package loadgen is `switchboard bench`, the load generator shipped with the
 // binary: users load-test their own deployments with it, and the suite in
-// bench/ compares the gateway with a bare WebSocket server. It owns the four
+// bench/ compares the gateway with a bare WebSocket server and with a server
+// on the centrifuge library, whose client protocol conns, echo and fanout
+// also speak (--protocol centrifuge). It owns the four
 // workloads (conns, echo, fanout, mgmt), their flags and their output:
 // progress on stderr at most once a second and one JSON line of figures on
 // stdout, the inputs echoed.
