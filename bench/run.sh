@@ -319,6 +319,8 @@ case_args() {
     echo fanout --url "$ws_url" --subscribers 10000 --messages 200 --size 100 --concurrency 200 --sources 2 --pid "$server_pid" "${proto[@]}"
     ;;
   fanout-mgmt)
+    # The peer's server API is not under its WebSocket path.
+    [ ${#proto[@]} -gt 0 ] && proto+=(--mgmt-url "$web_url")
     echo fanout --url "$ws_url" --subscribers 1000 --messages 200 --size 100 --via mgmt --topic t --pid "$server_pid" "${proto[@]}"
     ;;
   mgmt | mgmt-1cpu)
