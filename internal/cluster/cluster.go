@@ -585,38 +585,37 @@ func (c *Cluster) healthLoop(ctx context.Context) {
 	if !ok {
 		return
 	}
-	t := time.NewTicker(c.opts.HealthInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, c.opts.HealthInterval, func() {
 		hctx, cancel := context.WithTimeout(ctx, c.opts.CallTimeout)
 		err := hc.Health(hctx)
 		cancel()
-		if ctx.Err() != nil {
-			return
+		if ctx.Err() == nil {
+			c.setBus(err)
 		}
-		c.setBus(err)
-	}
+	})
 }
 
 func (c *Cluster) janitor(ctx context.Context) {
-	t := time.NewTicker(c.opts.TTL)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, c.opts.TTL, func() {
 		sctx, cancel := context.WithTimeout(ctx, c.opts.CallTimeout)
 		_, err := c.sweep(sctx)
 		cancel()
 		if err != nil && ctx.Err() == nil {
 			c.log.Debug("cluster: sweep of lapsed nodes failed; the next one tries again", "err", err)
+		}
+	})
+}
+
+// every calls f each period until ctx ends.
+func every(ctx context.Context, period time.Duration, f func()) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			f()
 		}
 	}
 }

@@ -113,20 +113,31 @@ func slsEventRoute(s string) (method, path string, ok bool) {
 	return strings.TrimSpace(method), strings.TrimSpace(path), ok && strings.TrimSpace(path) != ""
 }
 
-// slsHTTPEvent reads an http event into a route (payload 1.0).
-func slsHTTPEvent(node yaml.Node, at, fn string, stagePrefix bool, warn func(string)) (HTTPRoute, error) {
+// slsHTTPDecode reads an http or httpApi event in its string form (want
+// names the form in the error) or its object form, warning of the keys it
+// does not act on.
+func slsHTTPDecode(node yaml.Node, at, want string, warn func(string)) (slsHTTP, error) {
 	var ev slsHTTP
 	if node.Kind == yaml.ScalarNode {
 		m, p, ok := slsEventRoute(node.Value)
 		if !ok {
-			return HTTPRoute{}, fmt.Errorf("%s: %w: %q: want \"METHOD path\"", at, ErrInvalid, node.Value)
+			return ev, fmt.Errorf("%s: %w: %q: want %s", at, ErrInvalid, node.Value, want)
 		}
 		ev.Method, ev.Path = m, p
 	} else if err := node.Decode(&ev); err != nil {
-		return HTTPRoute{}, fmt.Errorf("%s: %w: %v", at, ErrInvalid, err)
+		return ev, fmt.Errorf("%s: %w: %v", at, ErrInvalid, err)
 	}
 	for _, k := range sortedKeys(ev.Other) {
 		warn(fmt.Sprintf("%s.%s is not supported and is ignored", at, k))
+	}
+	return ev, nil
+}
+
+// slsHTTPEvent reads an http event into a route (payload 1.0).
+func slsHTTPEvent(node yaml.Node, at, fn string, stagePrefix bool, warn func(string)) (HTTPRoute, error) {
+	ev, err := slsHTTPDecode(node, at, `"METHOD path"`, warn)
+	if err != nil {
+		return HTTPRoute{}, err
 	}
 	if ev.Path == "" || ev.Method == "" {
 		return HTTPRoute{}, fmt.Errorf("%s: %w: path and method are required", at, ErrInvalid)
@@ -166,18 +177,9 @@ func slsHTTPEvent(node yaml.Node, at, fn string, stagePrefix bool, warn func(str
 
 // slsHTTPAPIEvent reads an httpApi event into a route (payload 2.0).
 func slsHTTPAPIEvent(node yaml.Node, at, fn string, cors *CORS, warn func(string)) (HTTPRoute, error) {
-	var ev slsHTTP
-	if node.Kind == yaml.ScalarNode {
-		m, p, ok := slsEventRoute(node.Value)
-		if !ok {
-			return HTTPRoute{}, fmt.Errorf("%s: %w: %q: want \"METHOD /path\" or \"*\"", at, ErrInvalid, node.Value)
-		}
-		ev.Method, ev.Path = m, p
-	} else if err := node.Decode(&ev); err != nil {
-		return HTTPRoute{}, fmt.Errorf("%s: %w: %v", at, ErrInvalid, err)
-	}
-	for _, k := range sortedKeys(ev.Other) {
-		warn(fmt.Sprintf("%s.%s is not supported and is ignored", at, k))
+	ev, err := slsHTTPDecode(node, at, `"METHOD /path" or "*"`, warn)
+	if err != nil {
+		return HTTPRoute{}, err
 	}
 	if !ev.CORS.IsZero() {
 		warn(at + ".cors is not supported: an HTTP API's CORS is provider.httpApi.cors")

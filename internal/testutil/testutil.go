@@ -8,6 +8,9 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -161,3 +164,19 @@ func (s *Buffer) String() string {
 // worker running a task that never ends is still reported, with the task on
 // top of its stack.
 var IdleWorkers = goleak.IgnoreTopFunction("github.com/switchboard-gateway/switchboard/internal/workers.work")
+
+// DocContains fails the test for each of wants that the document at path
+// lacks, so that a doc's names and figures are checked against the code
+// that makes them.
+func DocContains(t testing.TB, path string, wants ...string) {
+	t.Helper()
+	doc, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range wants {
+		if !strings.Contains(string(doc), want) {
+			t.Errorf("%s lacks %q", filepath.Base(path), want)
+		}
+	}
+}
