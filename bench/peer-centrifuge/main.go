@@ -84,16 +84,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--write-timeout %s: want more than 0", *writeTimeout)
 	}
 
-	node, err := newNode(*queue, stderr)
-	if err != nil {
-		return err
-	}
-	if err := node.Run(); err != nil {
-		return fmt.Errorf("run node: %w", err)
-	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return err
+	}
+	node, err := newNode(*queue, stderr)
+	if err == nil {
+		err = node.Run()
+	}
+	if err != nil {
+		_ = ln.Close()
+		return fmt.Errorf("run node: %w", err)
 	}
 	hs := &http.Server{Handler: handler(node, *writeTimeout), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
