@@ -1,6 +1,7 @@
 package loadgen_test
 
 import (
+	"errors"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard-gateway/switchboard/internal/loadgen"
 	"github.com/switchboard-gateway/switchboard/internal/testutil"
 )
 
@@ -131,4 +133,37 @@ func TestCentrifugeProtocol(t *testing.T) {
 			t.Errorf("echo in the API Gateway contract against the peer: err = nil, want a failure")
 		}
 	})
+}
+
+// A centrifuge frame holds one message per line; the API Gateway contract's
+// frame is one message whatever it holds.
+func TestCentrifugeFrames(t *testing.T) {
+	t.Parallel()
+	frame := []byte("{\"id\":3,\"rpc\":{\"data\":\"a\"}}\n{}\n\n{\"push\":{\"channel\":\"c\",\"pub\":{\"data\":\"b\"}}}\n")
+	var got []string
+	loadgen.EachMessageForTest(loadgen.ProtoCentrifugeForTest, frame, func(m []byte) { got = append(got, string(m)) })
+	want := []string{`{"id":3,"rpc":{"data":"a"}}`, `{}`, `{"push":{"channel":"c","pub":{"data":"b"}}}`}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("messages = %q, want %q", got, want)
+	}
+	got = nil
+	loadgen.EachMessageForTest("apigw", frame, func(m []byte) { got = append(got, string(m)) })
+	if len(got) != 1 || got[0] != string(frame) {
+		t.Errorf("apigw messages = %q, want the frame", got)
+	}
+	if !loadgen.IsCfPingForTest([]byte("{}")) || loadgen.IsCfPingForTest([]byte(`{"id":1}`)) {
+		t.Errorf("isCfPing: want {} alone to be a ping")
+	}
+
+	id, err := loadgen.ParseCfReplyForTest([]byte(`{"id":7,"error":{"code":103,"message":"permission denied"}}`))
+	var ce *loadgen.CentrifugeError
+	if id != 7 || !errors.As(err, &ce) || ce.Code != 103 || ce.Message != "permission denied" {
+		t.Errorf("parse error reply = %d, %v; want 7 and code 103", id, err)
+	}
+	if id, err := loadgen.ParseCfReplyForTest([]byte(`{"id":2,"subscribe":{}}`)); id != 2 || err != nil {
+		t.Errorf("parse subscribe reply = %d, %v; want 2, nil", id, err)
+	}
+	if _, err := loadgen.ParseCfReplyForTest([]byte(`{"id":`)); err == nil {
+		t.Errorf("parse a cut reply: err = nil, want an error")
+	}
 }
