@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The benchmark suite: builds the gateway, the ceiling server (bench/ceiling)
-# and the table maker (bench/report); runs every workload RUNS times (default
-# 3) against a fresh ceiling and a fresh gateway, alternating, on free
-# loopback ports; prints a Markdown table of medians with min–max and the
-# gateway's ratio to the ceiling; and writes bench/RESULTS.md with the
+# The benchmark suite: builds the gateway, the ceiling server (bench/ceiling),
+# the peer (bench/peer-centrifuge, a server on the centrifuge library, loaded
+# through its own client protocol) and the table maker (bench/report); runs
+# every workload RUNS times (default 3) against a fresh ceiling, a fresh
+# gateway and a fresh peer, in turn, on free loopback ports; prints a
+# Markdown table of medians with min–max and the gateway's ratios to the
+# ceiling and to the peer; and writes bench/RESULTS.md with the
 # machine and the date, followed by bench/NOTES.md (what the profiles
 # showed, written by hand). Every process it starts is stopped on exit,
 # Ctrl-C included.
@@ -19,6 +21,7 @@
 #   bench/run.sh                 # about 8 minutes on 2 cores
 #   RUNS=1 bench/run.sh          # one run of each, quicker
 #   CASES="echo mgmt" bench/run.sh
+#   SIDES="ceiling gateway" bench/run.sh   # without the peer (it runs conns, echo and the fanouts)
 #   CASES="cluster-fanout cluster-mgmt" bench/run.sh   # only the cluster cases
 #   PROFILE=1 bench/run.sh       # also saves a 10s CPU profile of the gateway per case (first run;
 #                                # profiling adds to that run's server CPU figure)
@@ -34,6 +37,13 @@ RUNS=${RUNS:-3}
 CASES=${CASES:-"conns echo fanout-1k fanout-10k fanout-mgmt mgmt mgmt-1cpu mgmt-100 mgmt-batch cluster-fanout cluster-mgmt"}
 OUT=${OUT:-$(mktemp -d -t switchboard-bench.XXXXXX)}
 PROFILE=${PROFILE:-}
+SIDES=${SIDES:-"ceiling gateway peer"}
+for s in $SIDES; do
+  case $s in
+  ceiling | gateway | peer) ;;
+  *) echo "run.sh: unknown side $s in SIDES (want ceiling, gateway or peer)" >&2; exit 1 ;;
+  esac
+done
 mkdir -p "$OUT/bin" "$OUT/logs"
 results=$OUT/results.jsonl
 : >"$results"
@@ -59,6 +69,10 @@ echo "== build" >&2
 go build -o "$OUT/bin/switchboard" ./cmd/switchboard
 go build -o "$OUT/bin/ceiling" ./bench/ceiling
 go build -o "$OUT/bin/report" ./bench/report
+if [[ " $SIDES " == *" peer "* ]]; then
+  # A module of its own: the centrifuge library's dependencies stay out of the gateway's.
+  (cd bench/peer-centrifuge && go build -o "$OUT/bin/peer-centrifuge" .)
+fi
 read -r -a loadgen <<<"${LOADGEN:-$OUT/bin/switchboard bench}"
 if ! "${loadgen[@]}" help >/dev/null 2>&1; then
   echo "run.sh: '${loadgen[*]} help' failed: is 'switchboard bench' wired in cmd/switchboard?" >&2
@@ -110,8 +124,8 @@ wait_banner() {
   echo "$url"
 }
 
-# start_server KIND NAME: starts the ceiling or the gateway on a free
-# loopback port and sets server_pid, ws_url, web_url and metrics_url.
+# start_server KIND NAME: starts the ceiling, the gateway or the peer on a
+# free loopback port and sets server_pid, ws_url, web_url and metrics_url.
 start_server() {
   local kind=$1 name=$2 cpu=${3:-} out=$OUT/logs/$2.out
   local pin=()
@@ -124,12 +138,16 @@ start_server() {
     SWITCHBOARD_DATA_DIR="$OUT/data" "${pin[@]}" "$OUT/bin/switchboard" serve --config "$OUT/gateway.yaml" --listen 127.0.0.1:0 --pprof \
       --log-level warn --log-format text >"$out" 2>&1 &
     ;;
+  peer)
+    "${pin[@]}" "$OUT/bin/peer-centrifuge" --listen 127.0.0.1:0 >"$out" 2>&1 &
+    ;;
   esac
   server_pid=$!
   pids+=("$server_pid")
   running=("$server_pid")
   ws_url=$(wait_banner "$kind" "$server_pid" "$out") || exit 1
   web_url=http${ws_url#ws}
+  [ "$kind" = peer ] && ws_url=$ws_url/connection/websocket
   if [ "$kind" = gateway ]; then
     metrics_url=$web_url/metrics
   else
@@ -199,13 +217,27 @@ stop_server() {
   running=()
 }
 
-# sides CASE: the two servers a case compares, the baseline first. Each name
-# is a column of its table; start_side starts one.
+# sides CASE: the servers a case compares, the baseline first: of SIDES,
+# those that run it (the peer speaks centrifuge's protocol, which has no
+# management API of connections). Each name is a column of its table;
+# start_side starts one.
 sides() {
+  local s out=()
   case $1 in
   cluster-fanout) echo "one-node three-nodes" ;;
   cluster-mgmt) echo "via-holder via-other-node" ;;
-  *) echo "ceiling gateway" ;;
+  *)
+    for s in $SIDES; do
+      if [ "$s" = peer ]; then
+        case $1 in
+        conns | echo | fanout-*) ;;
+        *) continue ;;
+        esac
+      fi
+      out+=("$s")
+    done
+    echo "${out[*]}"
+    ;;
   esac
 }
 
@@ -214,7 +246,7 @@ sides() {
 start_side() {
   local side=$1 name=$2 cpu=$3
   case $side in
-  ceiling | gateway) start_server "$side" "$name" "$cpu" ;;
+  ceiling | gateway | peer) start_server "$side" "$name" "$cpu" ;;
   one-node) start_server gateway "$name" ;;
   three-nodes)
     start_cluster "$name" 3
@@ -233,7 +265,8 @@ start_side() {
 }
 
 # The workloads. Each prints the arguments of `switchboard bench` for the
-# server just started.
+# server just started; case_args CASE SIDE, for the peer, the same load in
+# its protocol (echo by the RPC "echo", the fanouts by a channel).
 case_title() {
   case $1 in
   conns) echo "conns 15000 (4 sources)" ;;
@@ -265,22 +298,30 @@ pinned() {
   esac
 }
 case_args() {
+  local proto=()
+  [ "${2:-}" = peer ] && proto=(--protocol centrifuge)
   case $1 in
   conns)
     echo conns --url "$ws_url" -n 15000 --concurrency 200 --sources 4 --pid "$server_pid" --hold 5s --timeout 2m \
-      --gc-url "$web_url/debug/pprof/heap?gc=1" --metrics-url "$metrics_url"
+      --gc-url "$web_url/debug/pprof/heap?gc=1" --metrics-url "$metrics_url" "${proto[@]}"
     ;;
   echo)
-    echo echo --url "$ws_url" -c 50 -m 2000 -s 100 --route '{"action":"echo","data":"%s"}' --pid "$server_pid"
+    if [ ${#proto[@]} -gt 0 ]; then
+      echo echo --url "$ws_url" -c 50 -m 2000 -s 100 --pid "$server_pid" "${proto[@]}"
+    else
+      echo echo --url "$ws_url" -c 50 -m 2000 -s 100 --route '{"action":"echo","data":"%s"}' --pid "$server_pid"
+    fi
     ;;
   fanout-1k | cluster-fanout)
-    echo fanout --url "$ws_url" --subscribers 1000 --messages 200 --size 100 --pid "$server_pid"
+    echo fanout --url "$ws_url" --subscribers 1000 --messages 200 --size 100 --pid "$server_pid" "${proto[@]}"
     ;;
   fanout-10k)
-    echo fanout --url "$ws_url" --subscribers 10000 --messages 200 --size 100 --concurrency 200 --sources 2 --pid "$server_pid"
+    echo fanout --url "$ws_url" --subscribers 10000 --messages 200 --size 100 --concurrency 200 --sources 2 --pid "$server_pid" "${proto[@]}"
     ;;
   fanout-mgmt)
-    echo fanout --url "$ws_url" --subscribers 1000 --messages 200 --size 100 --via mgmt --topic t --pid "$server_pid"
+    # The peer's server API is not under its WebSocket path.
+    [ ${#proto[@]} -gt 0 ] && proto+=(--mgmt-url "$web_url")
+    echo fanout --url "$ws_url" --subscribers 1000 --messages 200 --size 100 --via mgmt --topic t --pid "$server_pid" "${proto[@]}"
     ;;
   mgmt | mgmt-1cpu)
     echo mgmt --mgmt-url "$web_url" -c 32 -n 50000 --pid "$server_pid"
@@ -298,7 +339,7 @@ case_args() {
 }
 
 # results_of CASE: the file of raw results the case's table is made from:
-# the suite's cases share one (ceiling and gateway); each cluster case has
+# the suite's cases share one (ceiling, gateway and peer); each cluster case has
 # its own, as it compares other servers.
 results_of() {
   case $1 in
@@ -323,7 +364,7 @@ for c in $CASES; do
       lg=("${loadgen[@]}")
       [ -n "$cpu" ] && lg=(taskset -c 1 "${loadgen[@]}")
       # Word splitting of case_args is intended; the route template has no spaces.
-      read -r -a args <<<"$(case_args "$c")"
+      read -r -a args <<<"$(case_args "$c" "$kind")"
       prof_pid=""
       if [ -n "$PROFILE" ] && [ "$kind" = gateway ] && [ "$run" = 1 ] && [ "$c" != conns ]; then
         mkdir -p "$OUT/profiles"
@@ -376,8 +417,9 @@ fi
   echo "# Benchmark results"
   echo
   echo "Produced by \`bench/run.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC'), in ${elapsed}s: RUNS=$RUNS runs of each"
-  echo "workload against a fresh ceiling server (\`bench/ceiling\`) and a fresh gateway,"
-  echo "alternating, with the load generator (\`switchboard bench\`) on the same machine."
+  echo "workload against a fresh ceiling server (\`bench/ceiling\`), a fresh gateway"
+  echo "and, where it runs the workload, a fresh peer (\`bench/peer-centrifuge\`), in turn"
+  echo "(SIDES=\"$SIDES\"), with the load generator (\`switchboard bench\`) on the same machine."
   echo
   echo "| machine | |"
   echo "|---|---|"
@@ -406,6 +448,16 @@ fi
   cat "$OUT/gateway.yaml"
   echo '```'
   echo
+  echo "The peer is a server on github.com/centrifugal/centrifuge (Centrifugo's"
+  echo "core) as its users write one, loaded through the library's own client"
+  echo "protocol, JSON over WebSocket (\`--protocol centrifuge\`): a connection is"
+  echo "open once its connect command is answered, echo is an RPC answered with its"
+  echo "data, a fan-out is a channel every subscriber subscribed to and a client"
+  echo "(or, via mgmt, the server API) publishes in. It sends no pings either and"
+  echo "queues up to 256 MiB per client. It has no management API of connections:"
+  echo "the mgmt cases run without it. Its ratios are the gateway's median over the"
+  echo "peer's, read like the ceiling's."
+  echo
   echo "$table"
   echo
   echo "The commands, for a server at \$WS (ws://127.0.0.1:PORT) and \$WEB (http://127.0.0.1:PORT):"
@@ -417,6 +469,10 @@ fi
     prefix=""
     [ -n "$(pinned "$c" 2>/dev/null)" ] && prefix="taskset -c 1 "
     echo "${prefix}switchboard bench $(case_args "$c" | sed -e "s/{\"action\":\"echo\",\"data\":\"%s\"}/'&'/" -e 's/[^ ]*?gc=1/"&"/')"
+    if [[ " $(sides "$c") " == *" peer "* ]]; then
+      ws_url='$WS/connection/websocket' metrics_url='$WEB/debug/vars'
+      echo "switchboard bench $(case_args "$c" peer | sed -e 's/[^ ]*?gc=1/"&"/')   # against the peer"
+    fi
   done
   echo '```'
   if [ -f "$repo/bench/NOTES.md" ]; then

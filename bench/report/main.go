@@ -10,7 +10,10 @@
 // Cases appear in the table in the order of their first line. -base and
 // -other name the two servers compared (default ceiling and gateway): the
 // cluster cases compare one node with three, and a delivery through the
-// node holding a connection with one through another node.
+// node holding a connection with one through another node. When some lines
+// are of -peer's server (default peer: bench/peer-centrifuge), the table
+// also has its column and the -other's median as a ratio to the peer's,
+// from the same run; a case the peer does not run shows "–" there.
 package main
 
 import (
@@ -30,7 +33,7 @@ import (
 type line struct {
 	Case   string         `json:"case"`
 	Title  string         `json:"title"`
-	Server string         `json:"server"` // "ceiling" or "gateway", or -base and -other
+	Server string         `json:"server"` // "ceiling", "gateway" or "peer", or -base, -other and -peer
 	Run    int            `json:"run"`
 	Exit   int            `json:"exit"`
 	Result map[string]any `json:"result"`
@@ -90,16 +93,22 @@ func run(args []string, in io.Reader, out io.Writer) error {
 	fs := flag.NewFlagSet("report", flag.ContinueOnError)
 	base := fs.String("base", "ceiling", "the server the ratios are relative to")
 	other := fs.String("other", "gateway", "the server compared with -base")
+	peerName := fs.String("peer", "peer", "a third server -other is compared with, when the input has its lines")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *base == "" || *other == "" || *base == *other {
 		return fmt.Errorf("-base %q and -other %q: want two different server names", *base, *other)
 	}
+	if *peerName == *base || *peerName == *other {
+		return fmt.Errorf("-peer %q: want a server other than -base and -other", *peerName)
+	}
 	var (
 		order  []string
 		titles = map[string]string{}
 		runs   = map[string]map[string][]line{} // case → server → runs
+		// withPeer: some lines are the peer's, which gets columns of its own.
+		withPeer bool
 	)
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
@@ -117,14 +126,23 @@ func run(args []string, in io.Reader, out io.Writer) error {
 			runs[l.Case] = map[string][]line{}
 		}
 		runs[l.Case][l.Server] = append(runs[l.Case][l.Server], l)
+		withPeer = withPeer || (*peerName != "" && l.Server == *peerName)
 	}
 	if err := sc.Err(); err != nil {
 		return err
 	}
 
-	b, o := label(*base), label(*other)
-	fmt.Fprintf(out, "| workload | figure | %s: median (min–max) | %s: median (min–max) | %s ÷ %s |\n", b, o, o, b)
-	fmt.Fprintln(out, "|---|---|---:|---:|---:|")
+	b, o, p := label(*base), label(*other), label(*peerName)
+	servers := []string{*base, *other}
+	if withPeer {
+		servers = append(servers, *peerName)
+		fmt.Fprintf(out, "| workload | figure | %s: median (min–max) | %s: median (min–max) | %s: median (min–max) | %s ÷ %s | %s ÷ %s |\n",
+			b, o, p, o, b, o, p)
+		fmt.Fprintln(out, "|---|---|---:|---:|---:|---:|---:|")
+	} else {
+		fmt.Fprintf(out, "| workload | figure | %s: median (min–max) | %s: median (min–max) | %s ÷ %s |\n", b, o, o, b)
+		fmt.Fprintln(out, "|---|---|---:|---:|---:|")
+	}
 	var notes []string
 	for _, c := range order {
 		workload := ""
@@ -135,7 +153,7 @@ func run(args []string, in io.Reader, out io.Writer) error {
 				}
 			}
 		}
-		for _, srv := range []string{*base, *other} {
+		for _, srv := range servers {
 			for _, l := range runs[c][srv] {
 				if l.Exit != 0 || l.Result == nil || l.Result["truncated"] == true {
 					why := fmt.Sprintf("exit %d", l.Exit)
@@ -155,17 +173,16 @@ func run(args []string, in io.Reader, out io.Writer) error {
 				title = titles[c]
 			}
 			ceil, gw := stats(runs[c][*base], f), stats(runs[c][*other], f)
-			ratio := "–"
-			if ceil.ok && gw.ok && ceil.median != 0 {
-				ratio = fmt.Sprintf("%.2f×", gw.median/ceil.median)
-			} else if ceil.ok && gw.ok && gw.median == 0 {
-				ratio = "="
-			}
 			name := f.name
 			if f.unit != "" {
 				name += " (" + f.unit + ")"
 			}
-			fmt.Fprintf(out, "| %s | %s | %s | %s | %s |\n", title, name, ceil, gw, ratio)
+			if withPeer {
+				pr := stats(runs[c][*peerName], f)
+				fmt.Fprintf(out, "| %s | %s | %s | %s | %s | %s | %s |\n", title, name, ceil, gw, pr, ratio(gw, ceil), ratio(gw, pr))
+			} else {
+				fmt.Fprintf(out, "| %s | %s | %s | %s | %s |\n", title, name, ceil, gw, ratio(gw, ceil))
+			}
 		}
 	}
 	if len(notes) > 0 {
@@ -177,6 +194,21 @@ func run(args []string, in io.Reader, out io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// ratio prints a's median over b's: "–" when either is missing, "=" when
+// both are 0.
+func ratio(a, b summary) string {
+	switch {
+	case !a.ok || !b.ok:
+		return "–"
+	case b.median != 0:
+		return fmt.Sprintf("%.2f×", a.median/b.median)
+	case a.median == 0:
+		return "="
+	default:
+		return "–"
+	}
 }
 
 // label is a server's name for people: "via-holder" reads "via holder".

@@ -129,3 +129,38 @@ func TestOtherServers(t *testing.T) {
 		t.Error("run(-base x -other x) = nil, want an error")
 	}
 }
+
+// Lines of the peer add its column and the gateway's ratio to it, from the
+// same runs; a case without the peer shows "–" there, and its failed runs
+// are noted.
+func TestPeerColumns(t *testing.T) {
+	t.Parallel()
+	in := `{"case":"echo","title":"echo","server":"ceiling","run":1,"exit":0,"result":{"workload":"echo","msgs_per_s":1000,"latency_ms":{"p50":1}}}
+{"case":"echo","title":"echo","server":"gateway","run":1,"exit":0,"result":{"workload":"echo","msgs_per_s":800,"latency_ms":{"p50":2}}}
+{"case":"echo","title":"echo","server":"peer","run":1,"exit":0,"result":{"workload":"echo","msgs_per_s":300,"latency_ms":{"p50":4}}}
+{"case":"echo","title":"echo","server":"ceiling","run":2,"exit":0,"result":{"workload":"echo","msgs_per_s":1200,"latency_ms":{"p50":1}}}
+{"case":"echo","title":"echo","server":"gateway","run":2,"exit":0,"result":{"workload":"echo","msgs_per_s":1000,"latency_ms":{"p50":2}}}
+{"case":"echo","title":"echo","server":"peer","run":2,"exit":1,"result":{"workload":"echo","msgs_per_s":500,"errors":3,"first_error":"closed","latency_ms":{"p50":4}}}
+{"case":"mgmt","title":"mgmt","server":"ceiling","run":1,"exit":0,"result":{"workload":"mgmt","requests_per_s":100}}
+{"case":"mgmt","title":"mgmt","server":"gateway","run":1,"exit":0,"result":{"workload":"mgmt","requests_per_s":90}}
+`
+	var out bytes.Buffer
+	if err := run(nil, strings.NewReader(in), &out); err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	for _, want := range []string{
+		"| workload | figure | ceiling: median (min–max) | gateway: median (min–max) | peer: median (min–max) | gateway ÷ ceiling | gateway ÷ peer |\n|---|---|---:|---:|---:|---:|---:|\n",
+		"| echo | messages/s | 1100 (1000–1200) | 900 (800–1000) | 400 (300–500) | 0.82× | 2.25× |",
+		"|  | round trip p50 (ms) | 1.00 | 2.00 | 4.00 | 2.00× | 0.50× |",
+		"| mgmt | requests/s | 100 | 90.0 | – | 0.90× | – |",
+		"* echo on the peer, run 2: exit 1, truncated <nil>, errors 3: closed",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("table lacks %q; it is:\n%s", want, got)
+		}
+	}
+	if err := run([]string{"-peer", "gateway"}, strings.NewReader(in), &out); err == nil {
+		t.Error("run(-peer gateway) = nil, want an error")
+	}
+}

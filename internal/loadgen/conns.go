@@ -25,7 +25,8 @@ per connection over the connects, and its RSS (VmRSS) per connection, at the
 end of --hold without a forced GC, and again after a GET of --gc-url (the
 gateway run with --pprof: http://HOST:PORT/debug/pprof/heap?gc=1); given
 --metrics-url, its goroutines per connection. Past ~28k connections, spread
-the source addresses with --sources.`,
+the source addresses with --sources. With --protocol centrifuge, a
+connection counts as open once the server answered its connect command.`,
 	Examples: []string{
 		`switchboard bench conns --url ws://127.0.0.1:3001 -n 200 --hold 1s`,
 		`switchboard bench conns --url ws://127.0.0.1:3001 -n 200 --concurrency 50 --sources 2 --hold 1s --pid PID --metrics-url http://127.0.0.1:3001/metrics`,
@@ -66,7 +67,7 @@ type connsResult struct {
 func conns(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("conns")
 	var t target
-	t.register(fs, getenv, flagWS|flagDial)
+	t.register(fs, getenv, flagWS|flagDial|flagProto)
 	n := fs.Int("n", 1000, fmt.Sprintf("connections to open (at most %d)", maxConns))
 	hold := fs.Duration("hold", 5*time.Second, "how long the connections stay open after the last connect, before measuring")
 	pid := fs.Int("pid", 0, "process ID of the server, on this machine: report its CPU time and RSS per connection")
@@ -75,7 +76,7 @@ func conns(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := parseFlags(fs, args, connsHelp, stdout); err != nil {
 		return err
 	}
-	if err := t.check(ctx, flagWS|flagDial); err != nil {
+	if err := t.check(ctx, flagWS|flagDial|flagProto); err != nil {
 		return err
 	}
 	if err := checkRange("-n", *n, 1, maxConns); err != nil {
@@ -118,7 +119,7 @@ func conns(ctx context.Context, args []string, getenv func(string) string, stdou
 
 	runCtx, cancel := context.WithTimeout(ctx, t.duration)
 	defer cancel()
-	d := newDialer(t.sources)
+	d := newDialer(t.sources, t.protocol)
 	defer d.close()
 	var (
 		opened, failed, closedEarly atomic.Int64
@@ -163,7 +164,11 @@ dialing:
 			dials.Done()
 			defer readers.Done()
 			for {
-				if _, _, err := c.Read(context.Background()); err != nil {
+				_, data, err := c.Read(context.Background())
+				if err == nil {
+					err = answerPings(context.Background(), t.protocol, c, data)
+				}
+				if err != nil {
 					if !closing.Load() {
 						closedEarly.Add(1)
 					}

@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -21,7 +22,9 @@ a route that answers every message (the gateway's echo integration, a mock,
 or a two-way Lambda route that returns the body), with at most --window
 messages waiting for their answer. A message is --route with %s replaced by a
 payload of -s bytes carrying the connection's sequence number and the send
-time, which the answer must contain. Reports messages/s (answers received, from the first
+time, which the answer must contain. With --protocol centrifuge, a message
+is an rpc command calling the method "echo" with the payload, and --route is
+not taken. Reports messages/s (answers received, from the first
 send to the last answer) and the round-trip latency; given --pid (the server,
 on this machine), its CPU time (/proc/PID/stat, Linux) per answered message.
 
@@ -68,7 +71,7 @@ type echoResult struct {
 func echo(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("echo")
 	var t target
-	t.register(fs, getenv, flagWS|flagDial)
+	t.register(fs, getenv, flagWS|flagDial|flagProto)
 	conns := fs.Int("c", 50, fmt.Sprintf("connections (at most %d)", maxEchoConns))
 	msgs := fs.Int("m", 1000, fmt.Sprintf("messages per connection (at most %d; c×m at most %d)", maxEchoMessages, maxEchoTotal))
 	size := fs.Int("s", 100, fmt.Sprintf("payload bytes put in place of %%s (at most %d)", maxSize))
@@ -78,7 +81,7 @@ func echo(ctx context.Context, args []string, getenv func(string) string, stdout
 	if err := parseFlags(fs, args, echoHelp, stdout); err != nil {
 		return err
 	}
-	if err := t.check(ctx, flagWS|flagDial); err != nil {
+	if err := t.check(ctx, flagWS|flagDial|flagProto); err != nil {
 		return err
 	}
 	for _, c := range []struct {
@@ -92,20 +95,28 @@ func echo(ctx context.Context, args []string, getenv func(string) string, stdout
 	if int64(*conns)*int64(*msgs) > maxEchoTotal {
 		return cli.Usagef("-c × -m = %d: want at most %d", int64(*conns)*int64(*msgs), maxEchoTotal)
 	}
+	if t.protocol == protoCentrifuge {
+		routeSet := false
+		fs.Visit(func(f *flag.Flag) { routeSet = routeSet || f.Name == "route" })
+		if routeSet {
+			return fmt.Errorf("bench: --route: not taken with --protocol %s (messages are rpc commands calling %q)", protoCentrifuge, cfEchoMethod)
+		}
+		*tmpl = `{"id":N,"rpc":{"method":"` + cfEchoMethod + `","data":"%s"}}`
+	}
 	prefix, suffix, ok := strings.Cut(*tmpl, "%s")
 	if !ok || strings.Contains(suffix, "%s") {
 		return cli.Usagef("--route %q: want exactly one %%s", *tmpl)
 	}
 
 	r := newRun("echo", &t, stderr)
-	e := &echoRun{run: r, prefix: prefix, suffix: suffix, size: *size, msgs: *msgs, window: *window, tag: newTag()}
+	e := &echoRun{run: r, proto: t.protocol, prefix: prefix, suffix: suffix, size: *size, msgs: *msgs, window: *window, tag: newTag()}
 	res := echoResult{Connections: *conns, Messages: *msgs, Size: *size, Route: *tmpl, Window: *window,
 		Concurrency: t.concurrency, Sources: t.sources, PID: *pid}
 	cpu := cpuMeter{run: r, pids: onePID(*pid)}
 
 	runCtx, cancel := context.WithTimeout(ctx, t.duration)
 	defer cancel()
-	d := newDialer(t.sources)
+	d := newDialer(t.sources, t.protocol)
 	defer d.close()
 	all := make([]*websocket.Conn, *conns)
 	var opened atomic.Int64
@@ -191,6 +202,7 @@ dialing:
 // echoRun is the state the connections of one echo run share.
 type echoRun struct {
 	*run
+	proto          string
 	prefix, suffix string
 	size, msgs     int
 	window         int
@@ -224,28 +236,37 @@ func (e *echoRun) work(ctx context.Context, c *websocket.Conn) {
 				return
 			}
 			now := since(e.base)
-			seq, ts, isPayload, isOurs := ours(data, e.tag)
-			if isPayload && !isOurs {
-				e.foreign.Add(1) // another sender's broadcast
-				continue
-			}
-			got++
-			if isOurs && seq == next {
-				e.hist.record(time.Duration(now - ts))
-				e.received.Add(1)
-				e.lastAnswer.Store(now)
-				next++
-			} else {
-				e.unexpected.Add(1)
-				e.fail(fmt.Errorf("answer %d: unexpected frame %.100q", next, data))
-			}
-			select {
-			case <-credits:
-			default: // more frames than messages sent: the server's own
-			}
+			eachMessage(e.proto, data, func(msg []byte) {
+				if e.proto == protoCentrifuge && isCfPing(msg) {
+					if err := cfPong(ctx, c); err != nil && ctx.Err() == nil {
+						e.fail(fmt.Errorf("pong: %w", err))
+					}
+					return
+				}
+				seq, ts, isPayload, isOurs := ours(msg, e.tag)
+				if isPayload && !isOurs {
+					e.foreign.Add(1) // another sender's broadcast
+					return
+				}
+				got++
+				if isOurs && seq == next {
+					e.hist.record(time.Duration(now - ts))
+					e.received.Add(1)
+					e.lastAnswer.Store(now)
+					next++
+				} else {
+					e.unexpected.Add(1)
+					e.fail(fmt.Errorf("answer %d: unexpected frame %.100q", next, msg))
+				}
+				select {
+				case <-credits:
+				default: // more frames than messages sent: the server's own
+				}
+			})
 		}
 	}()
 	msg := make([]byte, 0, len(e.prefix)+e.size+len(e.suffix)+40)
+	var payload []byte // in the centrifuge protocol
 sending:
 	for seq := range e.msgs {
 		select {
@@ -255,9 +276,14 @@ sending:
 		case <-ctx.Done():
 			break sending
 		}
-		msg = append(msg[:0], e.prefix...)
-		msg = appendPayload(msg, e.size, int64(seq), since(e.base), e.tag)
-		msg = append(msg, e.suffix...)
+		if e.proto == protoCentrifuge {
+			payload = appendPayload(payload[:0], e.size, int64(seq), since(e.base), e.tag)
+			msg = appendCfRPC(msg[:0], uint32(cfFirstID+seq), cfEchoMethod, payload)
+		} else {
+			msg = append(msg[:0], e.prefix...)
+			msg = appendPayload(msg, e.size, int64(seq), since(e.base), e.tag)
+			msg = append(msg, e.suffix...)
+		}
 		if err := c.Write(ctx, websocket.MessageText, msg); err != nil {
 			if ctx.Err() == nil {
 				e.fail(fmt.Errorf("write: %w", err))

@@ -14,3 +14,11 @@ type HistogramForTest struct{ h histogram }
 
 func (h *HistogramForTest) Record(d time.Duration)           { h.h.record(d) }
 func (h *HistogramForTest) Quantile(q float64) time.Duration { return h.h.quantile(q) }
+
+// The centrifuge protocol's frame reading.
+var (
+	EachMessageForTest     = eachMessage
+	IsCfPingForTest        = isCfPing
+	ParseCfReplyForTest    = parseCfReply
+	ProtoCentrifugeForTest = protoCentrifuge
+)

@@ -35,6 +35,12 @@ arrived) or duplicated; given --pid (the server, on this machine), its CPU
 time (/proc/PID/stat, Linux) per delivery, from the first send to the end of
 the wait for deliveries.
 
+With --protocol centrifuge, each subscriber subscribes to the channel --topic
+(default "bench") and is ready once the subscription is answered; the
+messages are publish commands in it, sent by one more client that is not
+subscribed (--via ws), or POST /api/publish with {"channel":C,"data":PAYLOAD}
+(--via mgmt), the server API of the peer in bench/peer-centrifuge.
+
 Against a cluster, --url lists the nodes (comma separated): subscriber i
 connects to the i-th modulo their number, and the messages are sent through
 the first (over WebSocket, or its management API); --pid lists the nodes'
@@ -89,7 +95,7 @@ type fanoutResult struct {
 func fanout(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("fanout")
 	var t target
-	t.register(fs, getenv, flagWS|flagMgmt|flagDial|flagURLs)
+	t.register(fs, getenv, flagWS|flagMgmt|flagDial|flagURLs|flagProto)
 	subs := fs.Int("subscribers", 100, fmt.Sprintf("receiving connections (at most %d)", maxSubscribers))
 	msgs := fs.Int("messages", 100, fmt.Sprintf("messages sent (at most %d; subscribers×messages at most %d)", maxFanoutMessages, maxFanoutDelivered))
 	size := fs.Int("size", 100, fmt.Sprintf("payload bytes (at most %d)", maxSize))
@@ -102,7 +108,7 @@ func fanout(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err := parseFlags(fs, args, fanoutHelp, stdout); err != nil {
 		return err
 	}
-	which := flagWS | flagDial | flagURLs
+	which := flagWS | flagDial | flagURLs | flagProto
 	if *via == "mgmt" {
 		which |= flagMgmt
 	} else if *via != "ws" {
@@ -130,7 +136,7 @@ func fanout(ctx context.Context, args []string, getenv func(string) string, stdo
 	}
 
 	r := newRun("fanout", &t, stderr)
-	f := &fanoutRun{run: r, msgs: *msgs, base: time.Now(), tag: newTag()}
+	f := &fanoutRun{run: r, proto: t.protocol, msgs: *msgs, base: time.Now(), tag: newTag()}
 	res := fanoutResult{Subscribers: *subs, Messages: *msgs, Size: *size, Via: *via, Topic: *topic, Rate: *rate,
 		Settle: settle.Seconds(), Concurrency: t.concurrency, Sources: t.sources, PID: pids.first(), PIDs: pids.many()}
 	cpu := cpuMeter{run: r, pids: pids}
@@ -143,7 +149,7 @@ func fanout(ctx context.Context, args []string, getenv func(string) string, stdo
 
 	runCtx, cancel := context.WithTimeout(ctx, t.duration)
 	defer cancel()
-	d := newDialer(t.sources)
+	d := newDialer(t.sources, t.protocol)
 	defer d.close()
 	all := make([]*websocket.Conn, *subs+1) // the last one publishes --via ws
 	var (
@@ -151,7 +157,14 @@ func fanout(ctx context.Context, args []string, getenv func(string) string, stdo
 		dials        sync.WaitGroup
 		ready        sync.WaitGroup // each subscriber until it is ready or failed
 	)
-	if *topic != "" {
+	switch {
+	case t.protocol == protoCentrifuge:
+		if *topic == "" {
+			*topic = cfChannel
+		}
+		subscribeMsg = cfSubscribe(*topic)
+		res.Topic = *topic
+	case *topic != "":
 		subscribeMsg, _ = json.Marshal(map[string]string{"action": "subscribe", "topic": *topic})
 	}
 	sem := make(chan struct{}, t.concurrency)
@@ -273,9 +286,10 @@ dialing:
 // fanoutRun is the state the subscribers of one fanout run share.
 type fanoutRun struct {
 	*run
-	msgs int
-	base time.Time
-	tag  string // in every payload of this run
+	proto string
+	msgs  int
+	base  time.Time
+	tag   string // in every payload of this run
 
 	readers      sync.WaitGroup
 	mu           sync.Mutex
@@ -303,7 +317,11 @@ func (f *fanoutRun) subscriber(c *websocket.Conn, subscribeMsg []byte, ready fun
 			f.mu.Unlock()
 		}
 	}()
-	for _, m := range [][]byte{subscribeMsg, []byte(syncMessage)} {
+	msgs := [][]byte{subscribeMsg, []byte(syncMessage)}
+	if f.proto == protoCentrifuge {
+		msgs = msgs[:1] // the subscribe reply says it is in place
+	}
+	for _, m := range msgs {
 		if m == nil {
 			continue
 		}
@@ -322,24 +340,43 @@ func (f *fanoutRun) subscriber(c *websocket.Conn, subscribeMsg []byte, ready fun
 			return
 		}
 		now := since(f.base)
-		seq, ts, isPayload, isOurs := ours(data, f.tag)
-		switch {
-		case !isReady && !isPayload: // the answer to the sync message
-			isReady = true
-			f.subscribed.Add(1)
-			ready()
-		case !isOurs:
-			f.foreign.Add(1)
-		case !isReady || seq < 0 || seq >= int64(f.msgs):
-			f.unexpected.Add(1)
-		case seen[seq/64]&(1<<(seq%64)) != 0:
-			f.duplicated.Add(1)
-		default:
-			seen[seq/64] |= 1 << (seq % 64)
-			got++
-			f.hist.record(time.Duration(now - ts))
-			f.lastDelivery.Store(now)
-			f.delivered.Add(1)
+		refused := false
+		eachMessage(f.proto, data, func(msg []byte) {
+			if f.proto == protoCentrifuge && isCfPing(msg) {
+				if err := cfPong(context.Background(), c); err != nil && !f.closing.Load() {
+					f.fail(fmt.Errorf("pong: %w", err))
+				}
+				return
+			}
+			seq, ts, isPayload, isOurs := ours(msg, f.tag)
+			switch {
+			case !isReady && !isPayload: // the answer to the sync message, or the subscribe reply
+				if f.proto == protoCentrifuge {
+					if _, err := parseCfReply(msg); err != nil {
+						f.fail(fmt.Errorf("subscribe: %w", err))
+						refused = true
+						return
+					}
+				}
+				isReady = true
+				f.subscribed.Add(1)
+				ready()
+			case !isOurs:
+				f.foreign.Add(1)
+			case !isReady || seq < 0 || seq >= int64(f.msgs):
+				f.unexpected.Add(1)
+			case seen[seq/64]&(1<<(seq%64)) != 0:
+				f.duplicated.Add(1)
+			default:
+				seen[seq/64] |= 1 << (seq % 64)
+				got++
+				f.hist.record(time.Duration(now - ts))
+				f.lastDelivery.Store(now)
+				f.delivered.Add(1)
+			}
+		})
+		if refused {
+			return // not subscribed: the connection waits to be closed with the others
 		}
 	}
 }
@@ -388,11 +425,18 @@ type publisher interface {
 
 func (f *fanoutRun) newPublisher(ctx context.Context, t *target, d *dialer, via, topic string, all []*websocket.Conn) (publisher, error) {
 	if via == "mgmt" {
-		u := t.mgmtURL + "/@broadcast"
-		if topic != "" {
-			u = t.mgmtURL + "/@topics/" + url.PathEscape(topic)
+		p := &mgmtPublisher{url: t.mgmtURL + "/@broadcast", token: t.token,
+			client: &http.Client{Transport: &http.Transport{DisableCompression: true}}}
+		switch {
+		case f.proto == protoCentrifuge:
+			ch, _ := json.Marshal(topic)
+			p.url = t.mgmtURL + cfPublishPath
+			p.prefix = []byte(`{"channel":` + string(ch) + `,"data":"`)
+			p.suffix = []byte(`"}`)
+		case topic != "":
+			p.url = t.mgmtURL + "/@topics/" + url.PathEscape(topic)
 		}
-		return &mgmtPublisher{url: u, token: t.token, client: &http.Client{Transport: &http.Transport{DisableCompression: true}}}, nil
+		return p, nil
 	}
 	c, err := d.dial(ctx, t.url, userAgent("/publisher"))
 	if err != nil {
@@ -401,11 +445,14 @@ func (f *fanoutRun) newPublisher(ctx context.Context, t *target, d *dialer, via,
 	all[len(all)-1] = c
 	// The publisher receives its own broadcasts: read and discard them. A
 	// server that closes it may drop messages it has not read yet.
+	// In the centrifuge protocol, it reads the publish replies: an error
+	// reply is a failed publish.
 	f.readers.Add(1)
 	go func() {
 		defer f.readers.Done()
 		for {
-			if _, _, err := c.Read(context.Background()); err != nil {
+			_, data, err := c.Read(context.Background())
+			if err != nil {
 				// A write cut off by the end of the run closes the connection
 				// on this side: that is not the server's doing.
 				if !f.closing.Load() && ctx.Err() == nil {
@@ -413,8 +460,26 @@ func (f *fanoutRun) newPublisher(ctx context.Context, t *target, d *dialer, via,
 				}
 				return
 			}
+			if f.proto != protoCentrifuge {
+				continue
+			}
+			eachMessage(f.proto, data, func(msg []byte) {
+				if isCfPing(msg) {
+					if err := cfPong(context.Background(), c); err != nil && !f.closing.Load() {
+						f.fail(fmt.Errorf("publisher pong: %w", err))
+					}
+					return
+				}
+				if id, err := parseCfReply(msg); err != nil {
+					f.fail(fmt.Errorf("publish %d: %w", int64(id)-cfFirstID, err))
+				}
+			})
 		}
 	}()
+	if f.proto == protoCentrifuge {
+		ch, _ := json.Marshal(topic)
+		return &cfPublisher{c: c, channel: ch}, nil
+	}
 	p := &wsPublisher{c: c}
 	if topic != "" {
 		t, _ := json.Marshal(topic)
@@ -440,12 +505,19 @@ func (p *wsPublisher) fatal(error) bool { return true }
 func (p *wsPublisher) close()           {} // closed with the subscribers
 
 type mgmtPublisher struct {
-	url, token string
-	client     *http.Client
+	url, token     string
+	client         *http.Client
+	prefix, suffix []byte // around the payload in the body; none: the payload is the body
+	body           []byte
 }
 
 func (p *mgmtPublisher) publish(ctx context.Context, payload []byte) error {
-	_, err := post(ctx, p.client, p.url, p.token, payload)
+	body := payload
+	if p.prefix != nil {
+		p.body = append(append(append(p.body[:0], p.prefix...), payload...), p.suffix...)
+		body = p.body
+	}
+	_, err := post(ctx, p.client, p.url, p.token, body)
 	return err
 }
 

@@ -1,6 +1,8 @@
 // Package loadgen is `switchboard bench`, the load generator shipped with the
 // binary: users load-test their own deployments with it, and the suite in
-// bench/ compares the gateway with a bare WebSocket server. It owns the four
+// bench/ compares the gateway with a bare WebSocket server and with a server
+// on the centrifuge library, whose client protocol conns, echo and fanout
+// also speak (--protocol centrifuge). It owns the four
 // workloads (conns, echo, fanout, mgmt), their flags and their output:
 // progress on stderr at most once a second and one JSON line of figures on
 // stdout, the inputs echoed.
@@ -56,6 +58,13 @@ Workloads:
 
 Given --pid, the server's process on this machine (Linux), every workload
 also reports the server's CPU time per unit of work over its measured phase.
+
+conns, echo and fanout also speak the client protocol of the centrifuge
+library (Centrifugo's core), JSON over WebSocket, with --protocol centrifuge:
+a connection is open once its connect command is answered, echo calls the
+RPC method "echo" with the payload, and fanout subscribes to a channel
+(--topic, default "bench") and publishes in it, over WebSocket or, --via
+mgmt, with POST --mgmt-url/api/publish.
 
 echo and fanout --via ws send faster than a gateway's default per-connection
 message rate (limits.messageRate, 100/s): give the gateway under test
@@ -129,10 +138,11 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 
 // Which of the shared flags a workload takes.
 const (
-	flagWS   = 1 << iota // --url
-	flagMgmt             // --mgmt-url, --token
-	flagDial             // --concurrency, --sources
-	flagURLs             // --url may list several gateways (the nodes of a cluster)
+	flagWS    = 1 << iota // --url
+	flagMgmt              // --mgmt-url, --token
+	flagDial              // --concurrency, --sources
+	flagURLs              // --url may list several gateways (the nodes of a cluster)
+	flagProto             // --protocol
 )
 
 // target holds the shared flags: where to send load and how.
@@ -145,6 +155,7 @@ type target struct {
 	sources     int
 	concurrency int
 	token       string
+	protocol    string // with flagProto: protoAPIGW or protoCentrifuge
 }
 
 func (t *target) register(fs *flag.FlagSet, getenv func(string) string, which int) {
@@ -162,6 +173,10 @@ func (t *target) register(fs *flag.FlagSet, getenv func(string) string, which in
 		fs.IntVar(&t.concurrency, "concurrency", 100, fmt.Sprintf("WebSocket dials in flight at a time (at most %d)", maxConcurrency))
 		fs.IntVar(&t.sources, "sources", 0, fmt.Sprintf("spread client source addresses over 127.0.0.2 … 127.0.0.(1+N), to pass the ~28k ephemeral ports of one address (at most %d; 0: the kernel's choice)", maxSources))
 	}
+	if which&flagProto != 0 {
+		fs.StringVar(&t.protocol, "protocol", protoAPIGW, "the client protocol: "+protoAPIGW+
+			" (the API Gateway WebSocket contract) or "+protoCentrifuge+" (the centrifuge library's, JSON)")
+	}
 	fs.DurationVar(&t.duration, "duration", defaultDuration, "hard cap on the run's time; a run cut short reports \"truncated\": true (at most 1h)")
 	fs.DurationVar(&t.duration, "timeout", defaultDuration, "the same as --duration")
 	fs.BoolVar(&t.allowRemote, "allow-remote", false, "allow targets that are not loopback addresses")
@@ -171,6 +186,9 @@ func (t *target) register(fs *flag.FlagSet, getenv func(string) string, which in
 func (t *target) check(ctx context.Context, which int) error {
 	if t.duration <= 0 || t.duration > maxDuration {
 		return cli.Usagef("--duration %s: want more than 0 and at most %s", t.duration, maxDuration)
+	}
+	if which&flagProto != 0 && t.protocol != protoAPIGW && t.protocol != protoCentrifuge {
+		return fmt.Errorf("bench: --protocol %q: want %s or %s", t.protocol, protoAPIGW, protoCentrifuge)
 	}
 	if which&flagWS != 0 {
 		if t.url == "" && t.mgmtURL != "" {
@@ -308,6 +326,7 @@ func checkRange(name string, v, lo, hi int) error {
 // report is the part of every result line common to all workloads.
 type report struct {
 	Workload   string   `json:"workload"`
+	Protocol   string   `json:"protocol,omitempty"` // for the workloads that take --protocol
 	URL        string   `json:"url,omitempty"`
 	URLs       []string `json:"urls,omitempty"` // when --url named several
 	MgmtURL    string   `json:"mgmt_url,omitempty"`
@@ -349,6 +368,7 @@ func (r *run) fail(err error) {
 func (r *run) report(truncated bool) report {
 	rep := report{
 		Workload:  r.name,
+		Protocol:  r.t.protocol,
 		URL:       r.t.url,
 		URLs:      r.t.urlList(),
 		MgmtURL:   r.t.mgmtURL,
@@ -438,15 +458,17 @@ func round(v float64, digits int) float64 {
 }
 
 // dialer opens WebSocket client connections, rotating over the source
-// addresses. It is safe for concurrent use; close releases its transports.
+// addresses, and begins the session of the protocol spoken. It is safe for
+// concurrent use; close releases its transports.
 type dialer struct {
+	proto      string // protoAPIGW or protoCentrifuge; empty is protoAPIGW
 	clients    []*http.Client
 	transports []*http.Transport
 	next       atomic.Uint64
 }
 
-func newDialer(sources int) *dialer {
-	d := &dialer{}
+func newDialer(sources int, proto string) *dialer {
+	d := &dialer{proto: proto}
 	for i := range max(sources, 1) {
 		nd := &net.Dialer{Timeout: handshakeTimeout}
 		if sources > 0 {
@@ -467,8 +489,9 @@ func newDialer(sources int) *dialer {
 	return d
 }
 
-// dial opens one connection with an unlimited read limit; the handshake is
-// bounded by handshakeTimeout and ctx.
+// dial opens one connection with an unlimited read limit and, in the
+// centrifuge protocol, sends the connect command and waits for its reply;
+// the handshake is bounded by handshakeTimeout and ctx.
 func (d *dialer) dial(ctx context.Context, u string, header http.Header) (*websocket.Conn, error) {
 	i := d.next.Add(1) - 1
 	ctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
@@ -481,6 +504,12 @@ func (d *dialer) dial(ctx context.Context, u string, header http.Header) (*webso
 		return nil, err
 	}
 	c.SetReadLimit(-1)
+	if d.proto == protoCentrifuge {
+		if err := cfHandshake(ctx, c); err != nil {
+			_ = c.CloseNow()
+			return nil, err
+		}
+	}
 	return c, nil
 }
 

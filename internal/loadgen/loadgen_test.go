@@ -506,6 +506,9 @@ func TestBadFlags(t *testing.T) {
 		{"stray argument", []string{"mgmt", "extra"}, "unexpected argument"},
 		{"batch over connections", []string{"mgmt", "--connections", "2", "--batch", "3"}, "--batch 3"},
 		{"batch over the cap", []string{"mgmt", "--connections", "2000", "--batch", "1001"}, "--batch 1001"},
+		{"unknown protocol", []string{"conns", "--protocol", "stomp"}, "--protocol"},
+		{"route with the centrifuge protocol", []string{"echo", "--protocol", "centrifuge", "--route", "%s"}, "--route"},
+		{"mgmt takes no protocol", []string{"mgmt", "--protocol", "centrifuge"}, "-protocol"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -132,7 +132,7 @@ func mgmt(ctx context.Context, args []string, getenv func(string) string, stdout
 
 	runCtx, cancel := context.WithTimeout(ctx, t.duration)
 	defer cancel()
-	d := newDialer(0)
+	d := newDialer(0, protoAPIGW)
 	defer d.close()
 	httpc := &http.Client{Transport: &http.Transport{
 		MaxIdleConnsPerHost: *workers,
