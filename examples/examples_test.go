@@ -204,13 +204,7 @@ func npmProject(t testing.TB, name string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@aws-sdk", "client-apigatewaymanagementapi")); err != nil {
-		cmd := exec.Command("npm", "ci", "--omit=dev", "--no-audit", "--no-fund")
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("npm ci in %s: %v\n%s", dir, err, out)
-		}
-	}
+	testutil.NPMModules(t, dir, "@aws-sdk/client-apigatewaymanagementapi", "--omit=dev")
 	return dir
 }
 

@@ -240,7 +240,7 @@ func TestServeTLSFilesRelativeToTheConfig(t *testing.T) {
 	}
 	var stdout testutil.Buffer
 	err := run(context.Background(), []string{"serve", "--config", bad, "--listen", "127.0.0.1:0"}, env(nil), &stdout, &testutil.Buffer{})
-	want := bad + ":2: tls.certFile: no such file: " + filepath.Join(dir, "certs", "nope.pem")
+	want := "serve: " + bad + ":2: tls.certFile: no such file: " + filepath.Join(dir, "certs", "nope.pem")
 	if err == nil || err.Error() != want {
 		t.Errorf("serve with a missing certificate = %v, want %q", err, want)
 	}

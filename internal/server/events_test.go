@@ -299,13 +299,7 @@ func TestEventRuleSAMTemplate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(modules, "@aws-sdk", "client-apigatewaymanagementapi")); err != nil {
-		cmd := exec.Command("npm", "ci", "--omit=dev", "--no-audit", "--no-fund")
-		cmd.Dir = filepath.Dir(modules)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("npm ci in examples/sam-chat: %v\n%s", err, out)
-		}
-	}
+	testutil.NPMModules(t, filepath.Dir(modules), "@aws-sdk/client-apigatewaymanagementapi", "--omit=dev")
 	cfg, err := config.LoadTemplate("testdata/events-sam/template.yaml", func(string) string { return "" }, config.Overrides{Listen: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
