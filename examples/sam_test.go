@@ -89,15 +89,19 @@ func TestSAMChatTemplate(t *testing.T) {
 		t.Fatalf("%d connections stored by $connect, want 3", n)
 	}
 
+	// Each function's first message waits for its cold start (a Node
+	// process loading the AWS SDK), seconds on a loaded machine.
+	const coldStart = time.Minute
 	testutil.Write(t, a, `{"action":"sendmessage","data":"hello from SAM"}`)
 	for name, cl := range map[string]*websocket.Conn{"a": a, "b": b, "c": c} {
-		if got := testutil.ReadText(t, cl); got != "hello from SAM" {
+		if _, got := testutil.Read(t, cl, coldStart); got != "hello from SAM" {
 			t.Errorf("client %s got %q, want the message pushed over https", name, got)
 		}
 	}
 
 	// $default is a callback-style handler that returns {} and pushes a hint.
-	if got := testutil.ReadTextAfter(t, b, `{"action":"chat"}`); !strings.HasPrefix(got, "Use the sendmessage route") {
+	testutil.Write(t, b, `{"action":"chat"}`)
+	if _, got := testutil.Read(t, b, coldStart); !strings.HasPrefix(got, "Use the sendmessage route") {
 		t.Errorf("$default pushed %q", got)
 	}
 
