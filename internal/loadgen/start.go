@@ -21,7 +21,8 @@ var startHelp = &cli.Help{
 	Text: `Starts COMMAND (a gateway, or another server of the same WebSocket API, such
 as serverless-offline) in its own process group and measures how soon it
 serves: the time from the start until a WebSocket handshake with --url
-succeeds (the server's $connect route answered), tried every 10ms; then the
+succeeds (the server's $connect route answered), tried every 10ms while the
+port refuses, each attempt waiting as long as the run may; then the
 round trip of the first --message on that connection, whose answer must
 contain --expect (a function's first invocation: a cold start unless the
 server started it beforehand); then the median round trip of --repeat more.
@@ -35,7 +36,6 @@ connection: it measures latency, not load.`,
 
 const (
 	startPoll      = 10 * time.Millisecond
-	startDialLimit = 2 * time.Second // one handshake attempt
 	startStopWait  = 10 * time.Second
 	maxStartRepeat = 10_000
 )
@@ -187,9 +187,10 @@ func firstHandshake(ctx context.Context, u string, exited <-chan error, attempts
 	var last error
 	for {
 		*attempts++
-		dctx, cancel := context.WithTimeout(ctx, startDialLimit)
-		c, _, err := websocket.Dial(dctx, u, &websocket.DialOptions{HTTPHeader: userAgent("-start")})
-		cancel()
+		// No bound of its own on an attempt: a server that accepts before it
+		// serves (its port bound while its functions start) answers this
+		// handshake once it serves; a port not yet bound refuses at once.
+		c, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPHeader: userAgent("-start")})
 		if err == nil {
 			c.SetReadLimit(-1)
 			return c, nil
