@@ -18,11 +18,19 @@
 # connections against through the one that does. Their server CPU is the
 # sum over the nodes' processes.
 #
+# The start case (not in the default CASES: it installs serverless and
+# serverless-offline from npm) runs examples/chat-node's serverless.yml with
+# `switchboard serve --project`, with and without --warm, and with
+# serverless-offline, each started by `switchboard bench start`: the time
+# from the start to the first handshake, the first message's round trip (a
+# function's cold start) and a warm one.
+#
 #   bench/run.sh                 # about 8 minutes on 2 cores
 #   RUNS=1 bench/run.sh          # one run of each, quicker
 #   CASES="echo mgmt" bench/run.sh
 #   SIDES="ceiling gateway" bench/run.sh   # without the peer (it runs conns, echo and the fanouts)
 #   CASES="cluster-fanout cluster-mgmt" bench/run.sh   # only the cluster cases
+#   CASES=start bench/run.sh     # start to ready and first answers, beside serverless-offline
 #   PROFILE=1 bench/run.sh       # also saves a 10s CPU profile of the gateway per case (first run;
 #                                # profiling adds to that run's server CPU figure)
 #   LOADGEN="/path/to/switchboard bench" bench/run.sh   # another load generator build
@@ -38,6 +46,10 @@ CASES=${CASES:-"conns echo fanout-1k fanout-10k fanout-mgmt mgmt mgmt-1cpu mgmt-
 OUT=${OUT:-$(mktemp -d -t switchboard-bench.XXXXXX)}
 PROFILE=${PROFILE:-}
 SIDES=${SIDES:-"ceiling gateway peer"}
+# The versions of the Serverless Framework and serverless-offline the start
+# case compares with.
+SLS_VERSION=${SLS_VERSION:-3.40.0}
+SLS_OFFLINE_VERSION=${SLS_OFFLINE_VERSION:-13.10.1}
 for s in $SIDES; do
   case $s in
   ceiling | gateway | peer) ;;
@@ -226,6 +238,7 @@ sides() {
   case $1 in
   cluster-fanout) echo "one-node three-nodes" ;;
   cluster-mgmt) echo "via-holder via-other-node" ;;
+  start) echo "serverless-offline gateway gateway-warm" ;;
   *)
     for s in $SIDES; do
       if [ "$s" = peer ]; then
@@ -245,6 +258,12 @@ sides() {
 # server_pid and metrics_url for case_args.
 start_side() {
   local side=$1 name=$2 cpu=$3
+  if [ "$case_now" = start ]; then
+    # bench start runs the server itself: only its port is picked here.
+    start_port=$(free_port) || { echo "run.sh: no free loopback port" >&2; exit 1; }
+    running=()
+    return
+  fi
   case $side in
   ceiling | gateway | peer) start_server "$side" "$name" "$cpu" ;;
   one-node) start_server gateway "$name" ;;
@@ -280,6 +299,7 @@ case_title() {
   mgmt-batch) echo "mgmt 50000 pushes to 100 connections, POST /@connections of 100 IDs" ;;
   cluster-fanout) echo "fanout 1000 × 200 × 100 B, broadcast via ws: subscribers spread over 3 nodes ÷ all on 1 node" ;;
   cluster-mgmt) echo "mgmt 32 × 20000 to connections of node 1: through node 2 ÷ through node 1 (3 nodes)" ;;
+  start) echo "start examples/chat-node (serverless.yml, 4 Node functions), then whoami" ;;
   esac
 }
 
@@ -335,7 +355,42 @@ case_args() {
   cluster-mgmt)
     echo mgmt --url "$ws_url" --mgmt-url "$web_url" -c 32 -n 20000 --pid "$server_pid"
     ;;
+  start)
+    local common=(start --message '{"action":"whoami"}' --expect welcome --repeat 20 --duration 3m --dir "$start_dir")
+    case ${2:-gateway} in
+    serverless-offline)
+      # It listens on localhost; its HTTP and Lambda ports must be free too.
+      local hp='$HTTP_PORT' lp='$LAMBDA_PORT'
+      if [ "$start_port" != '$PORT' ]; then
+        hp=$(free_port) && lp=$(free_port) || { echo "run.sh: no free loopback port" >&2; exit 1; }
+      fi
+      echo "${common[@]}" --url "ws://localhost:$start_port" --log "$OUT/logs/$3.out" -- \
+        "$start_dir/node_modules/.bin/serverless" offline --websocketPort "$start_port" --httpPort "$hp" --lambdaPort "$lp"
+      ;;
+    gateway | gateway-warm)
+      local warm=()
+      [ "$2" = gateway-warm ] && warm=(--warm)
+      echo "${common[@]}" --url "ws://127.0.0.1:$start_port" --log "$OUT/logs/$3.out" -- \
+        env "SWITCHBOARD_DATA_DIR=$OUT/data" "$OUT/bin/switchboard" serve --project serverless.yml \
+        --listen "127.0.0.1:$start_port" --log-level warn "${warm[@]}"
+      ;;
+    esac
+    ;;
   esac
+}
+
+# setup_start makes the start case's project: examples/chat-node with its
+# dependencies and, as serverless-offline needs them there, the framework
+# and the plugin, which its serverless.yml names.
+setup_start() {
+  start_dir=$OUT/start-project
+  mkdir -p "$start_dir"
+  cp "$repo"/examples/chat-node/{handler.js,package.json,package-lock.json,serverless.yml} "$start_dir/"
+  printf 'plugins:\n  - serverless-offline\n' >>"$start_dir/serverless.yml"
+  echo "== npm: the project's dependencies, serverless@$SLS_VERSION and serverless-offline@$SLS_OFFLINE_VERSION" >&2
+  (cd "$start_dir" && npm ci --no-audit --no-fund --loglevel=error &&
+    npm install --no-save --no-audit --no-fund --loglevel=error "serverless@$SLS_VERSION" "serverless-offline@$SLS_OFFLINE_VERSION") \
+    >>"$OUT/logs/npm.log" 2>&1 || { echo "run.sh: npm failed (see $OUT/logs/npm.log)" >&2; exit 1; }
 }
 
 # results_of CASE: the file of raw results the case's table is made from:
@@ -343,7 +398,7 @@ case_args() {
 # its own, as it compares other servers.
 results_of() {
   case $1 in
-  cluster-*) echo "$1.jsonl" ;;
+  cluster-* | start) echo "$1.jsonl" ;;
   *) echo results.jsonl ;;
   esac
 }
@@ -352,6 +407,8 @@ load=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
 started=$(date +%s)
 cluster_load=""
 for c in $CASES; do
+  case_now=$c
+  [ "$c" = start ] && setup_start
   if [ -z "$cluster_load" ] && [ "$(results_of "$c")" != results.jsonl ]; then
     cluster_load=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
   fi
@@ -364,7 +421,7 @@ for c in $CASES; do
       lg=("${loadgen[@]}")
       [ -n "$cpu" ] && lg=(taskset -c 1 "${loadgen[@]}")
       # Word splitting of case_args is intended; the route template has no spaces.
-      read -r -a args <<<"$(case_args "$c" "$kind")"
+      read -r -a args <<<"$(case_args "$c" "$kind" "$c-$kind-$run")"
       prof_pid=""
       if [ -n "$PROFILE" ] && [ "$kind" = gateway ] && [ "$run" = 1 ] && [ "$c" != conns ]; then
         mkdir -p "$OUT/profiles"
@@ -396,9 +453,18 @@ if [ -s "$results" ]; then
   echo "$table"
 fi
 cluster_tables=""
+start_tables=""
 for c in $CASES; do
   f=$OUT/$(results_of "$c")
   [ "$f" != "$results" ] && [ -s "$f" ] || continue
+  if [ "$c" = start ]; then
+    # Both of the gateway's starts against serverless-offline's, from the same runs.
+    start_tables=$("$OUT/bin/report" -base serverless-offline -other gateway <"$f")$'\n\n'
+    start_tables+=$("$OUT/bin/report" -base serverless-offline -other gateway-warm <"$f")
+    echo
+    echo "$start_tables"
+    continue
+  fi
   read -r base other <<<"$(sides "$c")"
   cluster_tables+=$("$OUT/bin/report" -base "$base" -other "$other" <"$f")$'\n\n'
 done
@@ -514,6 +580,29 @@ fi
         echo "switchboard bench $(case_args "$c")   # through the holder"
         ;;
       esac
+    done
+    echo '```'
+  fi
+  if [ -n "$start_tables" ]; then
+    echo
+    echo "## Start to ready, beside serverless-offline"
+    echo
+    echo "examples/chat-node (a serverless.yml of four Node functions, the AWS SDK"
+    echo "for JavaScript v3 among their dependencies) run by \`switchboard serve"
+    echo "--project\`, without and with \`--warm\`, and by serverless-offline"
+    echo "$SLS_OFFLINE_VERSION under the Serverless Framework $SLS_VERSION (from npm), in turn,"
+    echo "each started by \`switchboard bench start\`: ready is the time from the"
+    echo "start to the first WebSocket handshake answered (\$connect ran), first"
+    echo "message the round trip of the first whoami (a two-way route: its function's"
+    echo "first invocation), first answer their sum, warm message the median of"
+    echo "the 20 whoami that follow. Ratios below 1 are better."
+    echo
+    echo "$start_tables"
+    echo
+    echo '```sh'
+    start_dir='$PROJECT' start_port='$PORT' OUT='$OUT'
+    for k in gateway gateway-warm serverless-offline; do
+      echo "switchboard bench $(case_args start "$k" "$k" | sed -e "s/{\"action\":\"whoami\"}/'&'/")"
     done
     echo '```'
   fi

@@ -78,6 +78,12 @@ var figures = map[string][]figure{
 		{"deliveries/s", "deliveries_per_s", 1, ""},
 		{"server CPU per delivery", "server_cpu_us_per_delivery", 1, "µs"},
 	},
+	"start": {
+		{"ready: start to first handshake", "ready_ms", 1, "ms"},
+		{"first message round trip", "first_message_ms", 1, "ms"},
+		{"first answer: ready + first message", "first_answer_ms", 1, "ms"},
+		{"warm message round trip, median", "warm_message_ms", 1, "ms"},
+	},
 }
 
 func main() {

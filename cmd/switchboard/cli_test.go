@@ -71,7 +71,7 @@ func helpCommands(t *testing.T) [][]string {
 		name := strings.Fields(line)[0]
 		cmds = append(cmds, []string{name})
 		if name == "bench" {
-			for _, w := range []string{"conns", "echo", "fanout", "mgmt"} {
+			for _, w := range []string{"conns", "echo", "fanout", "mgmt", "start"} {
 				cmds = append(cmds, []string{"bench", w})
 			}
 		}
@@ -265,7 +265,7 @@ func TestHelpExamplesRun(t *testing.T) {
 				b := testutil.Dial(t, gw.ws, nil)
 				ids := map[string]string{"CONNECTION_ID": peerID(t, a), "OTHER_ID": peerID(t, b), "PID": strconv.Itoa(gw.cmd.Process.Pid)}
 				script := examplePlaceholder.ReplaceAllStringFunc(example, func(p string) string { return ids[p] })
-				serving := strings.Contains(script, "switchboard serve")
+				serving := strings.HasPrefix(script, "switchboard serve") // not bench start, which runs one itself
 				if serving {
 					// exec: the shell's process becomes the gateway, which the signal reaches.
 					script = "exec " + strings.ReplaceAll(script, "127.0.0.1:3001", "127.0.0.1:0")

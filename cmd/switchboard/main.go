@@ -65,7 +65,7 @@ Commands:
   users                    list the users online
   user send|list|disconnect USER [DATA]   reach every connection of a user
   presence TOPIC           list a topic's subscribers
-  bench WORKLOAD           load-test a gateway: conns, echo, fanout or mgmt (loopback unless --allow-remote)
+  bench WORKLOAD           load-test a gateway: conns, echo, fanout, mgmt or start (loopback unless --allow-remote)
   ca [--pem]               the local CA behind wss:// and https://: its file and how to trust it
   config validate|defaults check a config file, or print every key at its default
   version                  print the version and the build's VCS revision

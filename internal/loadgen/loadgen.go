@@ -2,8 +2,8 @@
 // binary: users load-test their own deployments with it, and the suite in
 // bench/ compares the gateway with a bare WebSocket server and with a server
 // on the centrifuge library, whose client protocol conns, echo and fanout
-// also speak (--protocol centrifuge). It owns the four
-// workloads (conns, echo, fanout, mgmt), their flags and their output:
+// also speak (--protocol centrifuge). It owns the five
+// workloads (conns, echo, fanout, mgmt, start), their flags and their output:
 // progress on stderr at most once a second and one JSON line of figures on
 // stdout, the inputs echoed.
 //
@@ -55,6 +55,8 @@ Workloads:
            deliveries/s, delivery latency, lost and duplicated deliveries
   mgmt     -c workers POST -n PostToConnection requests over keep-alive HTTP
            to open connections that read and discard; requests/s and latency
+  start    starts a server command and measures the time until its first
+           handshake, its first message's round trip and a warm one's
 
 Given --pid, the server's process on this machine (Linux), every workload
 also reports the server's CPU time per unit of work over its measured phase.
@@ -110,7 +112,7 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		getenv = func(string) string { return "" }
 	}
 	if len(args) == 0 {
-		return cli.Usagef("bench: no workload given (conns, echo, fanout or mgmt; see 'switchboard bench --help')")
+		return cli.Usagef("bench: no workload given (conns, echo, fanout, mgmt or start; see 'switchboard bench --help')")
 	}
 	var run func(context.Context, []string, func(string) string, io.Writer, io.Writer) error
 	switch args[0] {
@@ -122,11 +124,13 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 		run = fanout
 	case "mgmt":
 		run = mgmt
+	case "start":
+		run = start
 	case "help", "-h", "--help":
 		Help.Write(stdout, nil)
 		return nil
 	default:
-		return cli.Usagef("bench: unknown workload %q (conns, echo, fanout or mgmt)", args[0])
+		return cli.Usagef("bench: unknown workload %q (conns, echo, fanout, mgmt or start)", args[0])
 	}
 	if err := run(ctx, args[1:], getenv, stdout, stderr); err != nil && !errors.Is(err, flag.ErrHelp) {
 		return fmt.Errorf("bench %s: %w", args[0], err)

@@ -534,7 +534,7 @@ func TestHelp(t *testing.T) {
 	if !strings.HasPrefix(stdout.String(), "Usage: switchboard bench <workload>") {
 		t.Errorf("help printed %q, want the usage", stdout.String())
 	}
-	for _, w := range []string{"conns", "echo", "fanout", "mgmt"} {
+	for _, w := range []string{"conns", "echo", "fanout", "mgmt", "start"} {
 		stdout.Reset()
 		stderr.Reset()
 		err := loadgen.Main(t.Context(), []string{w, "-h"}, nil, &stdout, &stderr)
