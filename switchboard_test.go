@@ -171,10 +171,16 @@ func TestHandlerAnswers(t *testing.T) {
 	t.Parallel()
 	gw := start(t, switchboard.Options{Routes: map[string]switchboard.Route{
 		"$connect": {Handler: func(_ context.Context, r *switchboard.Request) (*switchboard.Response, error) {
-			if r.Conn.Query.Get("name") == "" {
+			switch q := r.Conn.Query; {
+			case q.Get("fail") != "":
+				return nil, errors.New("user store down")
+			case q.Get("name") == "":
 				return &switchboard.Response{StatusCode: http.StatusUnauthorized}, nil
 			}
-			return &switchboard.Response{Headers: map[string]string{"X-Switchboard-User": r.Conn.Query.Get("name")}}, nil
+			return &switchboard.Response{Headers: map[string]string{
+				"X-Switchboard-User":     r.Conn.Query.Get("name"),
+				"Sec-WebSocket-Protocol": "chat.v2",
+			}}, nil
 		}},
 		"user": {Handler: func(_ context.Context, r *switchboard.Request) (*switchboard.Response, error) {
 			return &switchboard.Response{Body: []byte(r.Conn.User)}, nil
@@ -199,7 +205,13 @@ func TestHandlerAnswers(t *testing.T) {
 	if got := testutil.DialStatus(t, gw.WS, nil); got != http.StatusUnauthorized {
 		t.Errorf("handshake without a name: %d, want 401 from $connect", got)
 	}
-	c := testutil.Dial(t, gw.WS+"?name=ada", nil)
+	if got := testutil.DialStatus(t, gw.WS+"?name=ada&fail=1", nil); got != http.StatusBadGateway {
+		t.Errorf("handshake whose $connect failed: %d, want 502", got)
+	}
+	c := testutil.Dial(t, gw.WS+"?name=ada", &websocket.DialOptions{Subprotocols: []string{"chat.v1", "chat.v2"}})
+	if got := c.Subprotocol(); got != "chat.v2" {
+		t.Errorf("subprotocol = %q, want chat.v2 (Sec-WebSocket-Protocol of $connect)", got)
+	}
 	if got := testutil.ReadTextAfter(t, c, `{"action":"user"}`); got != "ada" {
 		t.Errorf("user = %q, want ada (X-Switchboard-User of $connect)", got)
 	}
@@ -495,6 +507,12 @@ func TestShutdownDrains(t *testing.T) {
 	if code, _ := testutil.Get(t, base+"/healthz"); code != http.StatusServiceUnavailable {
 		t.Errorf("/healthz = %d while draining, want 503", code)
 	}
+	if code := testutil.DialStatus(t, "ws://"+ln.Addr().String(), nil); code != http.StatusServiceUnavailable {
+		t.Errorf("an upgrade while draining got %d, want 503", code)
+	}
+	if code, body := testutil.Get(t, base+"/@connections"); code != http.StatusOK {
+		t.Errorf("the management API while draining answered %d %s, want 200", code, body)
+	}
 	select {
 	case err := <-shut:
 		t.Fatalf("Shutdown returned %v before $disconnect finished", err)
@@ -663,6 +681,11 @@ func TestZeroOptions(t *testing.T) {
 	if got := testutil.ReadTextAfter(t, a, `{"action":"nope"}`); !strings.Contains(got, `"message": "Forbidden"`) {
 		t.Errorf("an unmatched message got %q, want the Forbidden frame", got)
 	}
+	for _, path := range []string{"/metrics", "/_/", "/healthz", "/@connections", "/dev/@connections"} {
+		if code, _ := testutil.Get(t, r.HTTP+path); code != http.StatusOK {
+			t.Errorf("GET %s = %d, want 200", path, code)
+		}
+	}
 }
 
 // An empty route table routes nothing.
@@ -702,7 +725,18 @@ func TestIntegrationTimeout(t *testing.T) {
 // the connection.
 func TestClusterOfTwoGateways(t *testing.T) {
 	t.Parallel()
-	url := testutil.StartNATS(t).URL
+	for name, engine := range map[string]func(t *testing.T) string{
+		"nats":  func(t *testing.T) string { return testutil.StartNATS(t).URL },
+		"redis": func(t *testing.T) string { return "redis://" + testutil.StartRedis(t).Addr },
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			testClusterOfTwo(t, engine(t))
+		})
+	}
+}
+
+func testClusterOfTwo(t *testing.T, url string) {
 	var a *running
 	node := func(name string) switchboard.Options {
 		return switchboard.Options{
