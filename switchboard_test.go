@@ -157,6 +157,10 @@ func TestHandlersReceiveTheRequest(t *testing.T) {
 	if d := rec.get("$default"); len(d) != 1 || !d[0].Binary || d[0].RouteKey != "$default" {
 		t.Errorf("$default requests = %+v, want one binary", d)
 	}
+	code, metrics := testutil.Get(t, gw.HTTP+"/metrics")
+	if want := `switchboard_integration_duration_seconds_count{integration="go",route="sendMessage"} 1`; code != http.StatusOK || !strings.Contains(metrics, want) {
+		t.Errorf("GET /metrics = %d, lacking %s", code, want)
+	}
 	d := rec.get("$disconnect")[0]
 	if d.EventType != switchboard.EventDisconnect || d.Conn.ID != id || d.DisconnectStatusCode != 1000 || d.DisconnectReason != "bye" {
 		t.Errorf("$disconnect request = %+v, want DISCONNECT of %s with 1000 bye", d, id)
@@ -545,10 +549,22 @@ func TestShutdownDrains(t *testing.T) {
 	}
 }
 
-// Close closes the clients at once, with 1001.
+// Close closes the clients at once, with 1001, and does not wait for
+// their $disconnect.
 func TestClose(t *testing.T) {
 	t.Parallel()
-	gw, err := switchboard.New(switchboard.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	release, ran := make(chan struct{}), make(chan int, 1)
+	gw, err := switchboard.New(switchboard.Options{
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Routes: map[string]switchboard.Route{
+			"whoami": {Handler: whoami},
+			"$disconnect": {Handler: func(_ context.Context, r *switchboard.Request) (*switchboard.Response, error) {
+				<-release
+				ran <- r.DisconnectStatusCode
+				return nil, nil
+			}},
+		},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -560,11 +576,21 @@ func TestClose(t *testing.T) {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	c := testutil.Dial(t, "ws://"+ln.Addr().String()+"/dev", nil) // Handler serves the stage's path too
-	if err := gw.Close(); err != nil {
+	connID(t, c)
+	closed := make(chan websocket.StatusCode, 1)
+	go func() {
+		_, _, err := c.Read(context.Background())
+		closed <- websocket.CloseStatus(err)
+	}()
+	if err := gw.Close(); err != nil { // $disconnect is still blocked
 		t.Fatalf("Close: %v", err)
 	}
-	if code, _ := testutil.CloseCode(t, c, 5*time.Second); code != websocket.StatusGoingAway {
+	if code := <-closed; code != websocket.StatusGoingAway {
 		t.Errorf("client closed with %d, want 1001", code)
+	}
+	close(release)
+	if code := <-ran; code != 1001 {
+		t.Errorf("$disconnect ran with %d, want 1001", code)
 	}
 	if err := srv.Close(); err != nil {
 		t.Fatal(err)
