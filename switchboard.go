@@ -20,7 +20,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -249,9 +248,8 @@ type Gateway struct {
 	servers []*http.Server // made by Serve
 	stopped bool           // Shutdown or Close began: Serve refuses
 
-	stopMu     sync.Mutex // one Shutdown or Close at a time
-	released   bool       // the server was closed
-	releaseErr error
+	stopMu   sync.Mutex // one Shutdown or Close at a time
+	released bool       // the server was closed
 }
 
 // New builds a gateway from opts: it checks every option, and on a cluster
@@ -267,7 +265,7 @@ func New(opts Options) (*Gateway, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	srv, err := server.New(cfg, server.Options{Logger: log, Handlers: handlers, FunctionOutput: io.Discard})
+	srv, err := server.New(cfg, server.Options{Logger: log, Handlers: handlers})
 	if err != nil {
 		return nil, fmt.Errorf("switchboard: %w", err)
 	}
@@ -314,13 +312,10 @@ func (o Options) config() (*config.Config, map[string]integration.Integration, e
 			cfg.Routes[key] = config.Route{Integration: config.Integration{Type: string(r.Builtin), Response: r.MockResponse}}
 		}
 	}
+	// The keys of the Go routes are checked by the server, with the
+	// configured ones' rule.
 	if err := cfg.Complete(); err != nil {
 		return nil, nil, fmt.Errorf("switchboard: options: %w", err)
-	}
-	for key := range handlers {
-		if err := config.CheckRouteKey(key); err != nil {
-			return nil, nil, fmt.Errorf("switchboard: route %q: %w", key, err)
-		}
 	}
 	return cfg, handlers, nil
 }
@@ -471,11 +466,10 @@ func (g *Gateway) stop() []*http.Server {
 	return slices.Clone(g.servers)
 }
 
-// release closes the server once; g.stopMu is held.
+// release closes the server; g.stopMu is held, and it runs once.
 func (g *Gateway) release() error {
 	g.released = true
-	g.releaseErr = g.srv.Close()
-	return g.releaseErr
+	return g.srv.Close()
 }
 
 // Send sends data to one connection, of this gateway or, on a cluster, of
