@@ -366,7 +366,7 @@ func TestTLSExample(t *testing.T) {
 func TestExampleREADMEs(t *testing.T) {
 	t.Parallel()
 	pathRE := regexp.MustCompile(`(?:\./)?examples/[\w./-]+`)
-	for _, name := range []string{"http-backend", "invoke", "jwt-authorizer", "lambda-authorizer", "tls"} {
+	for _, name := range []string{"go-library", "http-backend", "invoke", "jwt-authorizer", "lambda-authorizer", "tls"} {
 		b, err := os.ReadFile(filepath.Join(name, "README.md"))
 		if err != nil {
 			t.Fatal(err)

@@ -817,13 +817,21 @@ func Load(path string, getenv func(string) string, flags Overrides) (*Config, er
 	if err := cfg.applyEnv(getenv); err != nil {
 		return nil, err
 	}
-	cfg.fillDefaults()
-	errs := Errors(cfg.Validate())
-	errs = append(errs, cfg.checkFiles()...)
-	if len(errs) > 0 {
-		return nil, locate(joinErrors(errs), path, lines, set)
+	if err := cfg.Complete(); err != nil {
+		return nil, locate(err, path, lines, set)
 	}
 	return cfg, nil
+}
+
+// Complete fills in every default and validates, as Load does after reading
+// a file: for a Config built in code (the public switchboard package's
+// Options). The files and directories it names must exist. Every problem is
+// an *Error naming its key path, joined with the others.
+func (c *Config) Complete() error {
+	c.fillDefaults()
+	errs := Errors(c.Validate())
+	errs = append(errs, c.checkFiles()...)
+	return joinErrors(errs)
 }
 
 // locate sets the file and line of the Errors in err; a key set by a flag or
@@ -997,6 +1005,23 @@ func (c *Config) fillDefaults() {
 	}
 }
 
+// specialRoutes are the route keys API Gateway reserves.
+var specialRoutes = []string{"$connect", "$disconnect", "$default"}
+
+// CheckRouteKey reports what is wrong with a route key: it is empty, or it
+// starts with $ without being $connect, $disconnect or $default. Validate
+// checks every key of Routes with it; routes given in code are checked
+// with it too.
+func CheckRouteKey(key string) error {
+	switch {
+	case key == "":
+		return errors.New("a route has an empty key")
+	case strings.HasPrefix(key, "$") && !slices.Contains(specialRoutes, key):
+		return fmt.Errorf("custom route keys must not start with $ (the $ routes are $connect, $disconnect and $default)%s", didYouMean(key, specialRoutes))
+	}
+	return nil
+}
+
 // IntegrationTypes are the integration kinds this build knows.
 var IntegrationTypes = []string{"broadcast", "subscribe", "unsubscribe", "publish", "echo", "mock", "lambda", "invoke", "http"}
 
@@ -1034,12 +1059,10 @@ func (c *Config) Validate() error {
 	for _, key := range slices.Sorted(maps.Keys(c.Routes)) {
 		r := c.Routes[key]
 		path := "routes." + key
-		if strings.HasPrefix(key, "$") && !slices.Contains([]string{"$connect", "$disconnect", "$default"}, key) {
-			p.add(path, "custom route keys must not start with $ (the $ routes are $connect, $disconnect and $default)%s",
-				didYouMean(key, []string{"$connect", "$disconnect", "$default"}))
-		}
-		if key == "" {
-			p.add("routes", "a route has an empty key")
+		if err := CheckRouteKey(key); err != nil && key == "" {
+			p.add("routes", "%v", err)
+		} else if err != nil {
+			p.add(path, "%v", err)
 		}
 		in := r.Integration
 		if r.Authorizer != "" {

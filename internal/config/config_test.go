@@ -658,3 +658,54 @@ func TestDocsHistoryExampleLoads(t *testing.T) {
 		t.Errorf("history = %+v, want %+v", cfg.History, want)
 	}
 }
+
+// A Config built in code and completed equals the one Load makes from no
+// file; its problems carry their key paths as Load's do.
+func TestCompleteMatchesLoad(t *testing.T) {
+	t.Parallel()
+	loaded, err := config.Load("", func(string) string { return "" }, config.Overrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	built := &config.Config{Source: loaded.Source}
+	if err := built.Complete(); err != nil {
+		t.Fatalf("Complete() = %v", err)
+	}
+	if !reflect.DeepEqual(built, loaded) {
+		t.Errorf("Complete() = %+v, want Load's %+v", built, loaded)
+	}
+
+	bad := &config.Config{Stage: "a b", Routes: map[string]config.Route{"$nope": {Integration: config.Integration{Type: "echo"}}}}
+	errs := config.Errors(bad.Complete())
+	var paths []string
+	for _, e := range errs {
+		paths = append(paths, e.Path)
+	}
+	if want := []string{"routes.$nope", "stage"}; !slices.Equal(paths, want) {
+		t.Errorf("Complete() problems at %q, want %q (%v)", paths, want, errs)
+	}
+}
+
+func TestCheckRouteKey(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		key, wantErr string
+	}{
+		{"sendMessage", ""},
+		{"$connect", ""},
+		{"$disconnect", ""},
+		{"$default", ""},
+		{"", "a route has an empty key"},
+		{"$conect", "custom route keys must not start with $ (the $ routes are $connect, $disconnect and $default); did you mean $connect?"},
+	}
+	for _, tt := range tests {
+		err := config.CheckRouteKey(tt.key)
+		got := ""
+		if err != nil {
+			got = err.Error()
+		}
+		if got != tt.wantErr {
+			t.Errorf("CheckRouteKey(%q) = %q, want %q", tt.key, got, tt.wantErr)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -271,20 +272,29 @@ func target(ic config.Integration) string {
 	return ""
 }
 
+// kinds names each route's integration kind, the Go handlers' included.
 func (b *builder) kinds() map[string]string {
-	out := make(map[string]string, len(b.cfg.Routes))
+	out := make(map[string]string, len(b.cfg.Routes)+len(b.opts.Handlers))
 	for key, rc := range b.cfg.Routes {
 		out[key] = rc.Integration.Type
+	}
+	for key := range b.opts.Handlers {
+		out[key] = KindGo
 	}
 	return out
 }
 
+// routeInfos describes the route table for the dashboard, the Go
+// handlers' routes included.
 func (b *builder) routeInfos() []dashboard.RouteInfo {
-	out := make([]dashboard.RouteInfo, 0, len(b.cfg.Routes))
-	for _, key := range slices.Sorted(maps.Keys(b.cfg.Routes)) {
-		rc := b.cfg.Routes[key]
+	out := make([]dashboard.RouteInfo, 0, len(b.cfg.Routes)+len(b.opts.Handlers))
+	for key, rc := range b.cfg.Routes {
 		out = append(out, dashboard.RouteInfo{RouteKey: key, Integration: rc.Integration.Type, Target: target(rc.Integration), TwoWay: rc.TwoWay()})
 	}
+	for key := range b.opts.Handlers {
+		out = append(out, dashboard.RouteInfo{RouteKey: key, Integration: KindGo, TwoWay: true})
+	}
+	slices.SortFunc(out, func(a, b dashboard.RouteInfo) int { return strings.Compare(a.RouteKey, b.RouteKey) })
 	return out
 }
 

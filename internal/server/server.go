@@ -36,6 +36,7 @@ import (
 	"github.com/switchboard-gateway/switchboard/internal/history"
 	"github.com/switchboard-gateway/switchboard/internal/history/memhist"
 	"github.com/switchboard-gateway/switchboard/internal/httpevent"
+	"github.com/switchboard-gateway/switchboard/internal/integration"
 	"github.com/switchboard-gateway/switchboard/internal/integration/lambdahost"
 	"github.com/switchboard-gateway/switchboard/internal/metrics"
 	"github.com/switchboard-gateway/switchboard/internal/mgmtapi"
@@ -91,7 +92,17 @@ type Options struct {
 	// roots of clients that read them), unless their environment sets them.
 	// The banner then shows the wss:// and https:// URLs too.
 	CAFile, CABundle string
+	// Handlers are routes served by integrations given in code (the public
+	// switchboard package's Go handlers), by route key, beside cfg.Routes:
+	// a key in both is refused. Each is of kind "go"; it runs on the
+	// connection's reader only when it declares so (integration.Inliner),
+	// and the body of its response goes back to the caller. A Reload keeps them.
+	Handlers map[string]integration.Integration
 }
+
+// KindGo is the integration kind of Options.Handlers, in the route table
+// shown by the banner and the dashboard, and in metrics.
+const KindGo = "go"
 
 // New builds a server from a validated config. Close releases what its
 // integrations hold.
@@ -266,6 +277,17 @@ func (s *Server) build(cfg *config.Config, hub *gateway.Hub, prev *builder) (*bu
 			return nil, gateway.Options{}, fmt.Errorf("route %q: %w", key, err)
 		}
 		routes[key] = rt
+	}
+	for key, in := range opts.Handlers {
+		err := config.CheckRouteKey(key)
+		if _, dup := cfg.Routes[key]; dup {
+			err = errors.New("given both in the configuration and in code")
+		}
+		if err != nil {
+			_ = b.discard()
+			return nil, gateway.Options{}, fmt.Errorf("route %q: %w", key, err)
+		}
+		routes[key] = gateway.Route{Integration: in, RouteResponse: true, Inline: integration.Inline(in)}
 	}
 	// Every function can be invoked through the Lambda Invoke API, so every
 	// one is prepared, also those that no route names.
@@ -638,13 +660,20 @@ func (s *Server) Banner(addr, mgmtAddr string, secure bool) string {
 	}
 	fmt.Fprintf(&b, "  Route selection: %s\n", s.cfg.RouteSelectionExpression)
 	fmt.Fprintf(&b, "  Routes:\n")
-	keys := make([]string, 0, len(s.cfg.Routes))
+	keys := make([]string, 0, len(s.cfg.Routes)+len(s.opts.Handlers))
 	for k := range s.cfg.Routes {
+		keys = append(keys, k)
+	}
+	for k := range s.opts.Handlers {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		r := s.cfg.Routes[k]
+		r, ok := s.cfg.Routes[k]
+		if !ok {
+			fmt.Fprintf(&b, "    %-16s -> %s  (two-way)\n", k, KindGo)
+			continue
+		}
 		way := ""
 		if r.TwoWay() {
 			way = "  (two-way)"
@@ -660,7 +689,7 @@ func (s *Server) Banner(addr, mgmtAddr string, secure bool) string {
 	for _, w := range s.cfg.Warnings {
 		fmt.Fprintf(&b, "  Warning: %s\n", w)
 	}
-	if _, ok := s.cfg.Routes[route.Default]; !ok {
+	if _, ok := s.cfg.Routes[route.Default]; !ok && s.opts.Handlers[route.Default] == nil {
 		fmt.Fprintf(&b, "    (no $default: unmatched messages get {\"message\": \"Forbidden\", ...})\n")
 	}
 	return b.String()
