@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -117,15 +118,19 @@ func start(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	defer stopCmd()
 
+	// The progress line reads these as the run writes them.
+	var attempts atomic.Int64
+	var ready atomic.Bool
 	stop := r.progress(func() string {
-		if res.ReadyMs == 0 {
-			return fmt.Sprintf("waiting for %s: %d handshakes tried", t.url, res.Attempts)
+		if !ready.Load() {
+			return fmt.Sprintf("waiting for %s: %d handshakes tried", t.url, attempts.Load())
 		}
 		return "messaging"
 	})
 	defer stop()
 
-	c, err := firstHandshake(runCtx, t.url, exited, &res.Attempts)
+	c, err := firstHandshake(runCtx, t.url, exited, &attempts)
+	res.Attempts = int(attempts.Load())
 	if err != nil {
 		if ee := (exitedError{}); errors.As(err, &ee) {
 			processDone = true
@@ -139,6 +144,7 @@ func start(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	defer c.CloseNow()
 	res.ReadyMs = ms(time.Since(began))
+	ready.Store(true)
 
 	rt, err := roundTripText(runCtx, c, []byte(*msg), *expect)
 	if err != nil {
@@ -183,10 +189,10 @@ func describeExit(err error) string {
 
 // firstHandshake dials u every startPoll until a handshake succeeds, the
 // command ends (exitedError) or ctx ends.
-func firstHandshake(ctx context.Context, u string, exited <-chan error, attempts *int) (*websocket.Conn, error) {
+func firstHandshake(ctx context.Context, u string, exited <-chan error, attempts *atomic.Int64) (*websocket.Conn, error) {
 	var last error
 	for {
-		*attempts++
+		attempts.Add(1)
 		// No bound of its own on an attempt: a server that accepts before it
 		// serves (its port bound while its functions start) answers this
 		// handshake once it serves; a port not yet bound refuses at once.
