@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -260,14 +261,37 @@ func TestCallbackNodeServerlessProject(t *testing.T) {
 	srv := servertest.Start(t, cfg)
 	// $connect's null answer opens the connection.
 	c := testutil.Dial(t, srv.WS, nil)
-	for range 2 { // the second in the warm process
-		if got := testutil.ReadTextAfter(t, c, `{"action":"ping"}`); got != "pong" {
-			t.Errorf("ping pushed %q, want pong", got)
+	// ping pushes its pong before it ends: it ends once its event loop is
+	// empty. A second ping sent on the pong could find the process still
+	// busy and start another, cold, so it is sent once the first invocation
+	// is over and the process is warm and free. The first pays a cold start
+	// (node, the handler, fetch's client), which on a loaded machine takes
+	// seconds: its bound is one for a hang.
+	for i := range 2 {
+		testutil.Write(t, c, `{"action":"ping"}`)
+		if _, got := testutil.Read(t, c, time.Minute); got != "pong" {
+			t.Errorf("ping %d pushed %q, want pong", i, got)
 		}
+		testutil.Eventually(t, time.Minute, func() bool { return routeInvocations(t, srv.HTTP, "ping") == i+1 },
+			"ping %d's invocation is over", i)
 	}
 	if got := testutil.ReadTextAfter(t, c, `{"action":"echo","data":"hi"}`); got != "echo: hi" {
 		t.Errorf("echo answered %q, want \"echo: hi\"", got)
 	}
+}
+
+// routeInvocations returns how many invocations of route are over, from
+// the gateway's metrics.
+func routeInvocations(t *testing.T, base, route string) int {
+	t.Helper()
+	_, body := testutil.Get(t, base+"/metrics")
+	for _, line := range strings.Split(body, "\n") {
+		if strings.HasPrefix(line, "switchboard_integration_duration_seconds_count{") && strings.Contains(line, `route="`+route+`"`) {
+			n, _ := strconv.Atoi(line[strings.LastIndexByte(line, ' ')+1:])
+			return n
+		}
+	}
+	return 0
 }
 
 func TestFaultyHandlersKeepTheConnectionOpen(t *testing.T) {

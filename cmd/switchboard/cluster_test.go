@@ -645,6 +645,10 @@ func clusterScenario(t *testing.T, cl *cluster) {
 	if status, body := mgmt(t, http.MethodPost, b.http+"/@topics/nobody", "nobody-1"); status != http.StatusOK {
 		t.Fatalf("POST node-b /@topics/nobody = %d %s", status, body)
 	}
+	// What was published has arrived before c2 leaves the topic: c3's
+	// publish and c2's unsubscribe come through different connections, and
+	// the gateway may take them in either order.
+	settle(t, c, everyone...)
 	// c2 leaves the topic: node C still has c1 for it.
 	c2.send(t, `{"action":"unsubscribe","entityId":"news"}`)
 	testutil.Eventually(t, 20*time.Second, func() bool {
@@ -907,6 +911,12 @@ func engineRestart(t *testing.T, cl *cluster) {
 	tr := startTraffic(t, c, rc)
 	tr.waitSent(t, 3)
 	tr.setPhase(phaseTransition)
+	// The engine stops once what was sent while it was up has arrived. A
+	// broadcast answered 200 was handed to the engine's client, which
+	// writes it out a moment later: stopped in that moment, the engine
+	// never sees it. That broadcast was in transit at the stop, not sent
+	// while the engine was up, and the slower the machine, the likelier.
+	tr.waitDelivered(t, all)
 	cl.engine.stop()
 	// Every node notices, then stops reporting healthy after cluster.grace.
 	testutil.Eventually(t, 30*time.Second, func() bool {
@@ -1078,6 +1088,32 @@ func (tr *traffic) sent() int {
 func (tr *traffic) waitSent(t *testing.T, n int) {
 	t.Helper()
 	testutil.Eventually(t, 30*time.Second, func() bool { return tr.sent() >= n }, "%d calls of traffic made", n)
+}
+
+// waitDelivered waits until every broadcast answered 200 while the engine
+// was up has reached every client.
+func (tr *traffic) waitDelivered(t *testing.T, clients []*client) {
+	t.Helper()
+	tr.mu.Lock()
+	var up []string
+	for _, s := range tr.sends {
+		if s.phase == phaseUp && s.bcStatus == http.StatusOK {
+			up = append(up, s.bc)
+		}
+	}
+	tr.mu.Unlock()
+	var missing string
+	testutil.Eventually(t, 30*time.Second, func() bool {
+		for _, bc := range up {
+			for _, c := range clients {
+				if !c.has(bc) {
+					missing = c.name + " lacks " + bc
+					return false
+				}
+			}
+		}
+		return true
+	}, "the broadcasts made while the engine was up arrive; %s", lazy(func() string { return missing }))
 }
 
 func (tr *traffic) stop() {

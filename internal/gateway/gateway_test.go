@@ -431,10 +431,24 @@ func TestAccessLog(t *testing.T) {
 
 // A client whose messages wait for a slow route is not read meanwhile, so its
 // pongs wait too: the gateway must not take it for dead.
+//
+// The client sends its messages with its handshake, in one write, so that
+// the reader is held by the full inbox from its first read, and answers no
+// ping while held. The route is released once the client has seen so many
+// pings that the pong deadline passed twice over while it was held: a
+// gateway that took it for dead would have closed it instead of sending
+// them. Nothing here depends on how fast the machine is: the hold lasts
+// until the pings came, however long that takes, and the pong timeout is
+// long enough for a client that answers as it reads.
 func TestBackpressureIsNotAPingTimeout(t *testing.T) {
 	t.Parallel()
-	release := make(chan struct{})
+	const pingInterval, pongTimeout = 10 * time.Millisecond, 500 * time.Millisecond
+	release, entered := make(chan struct{}), make(chan struct{}, 1)
 	slow := integration.Func(func(ctx context.Context, req *integration.Request) (*integration.Response, error) {
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
 		select {
 		case <-release:
 		case <-ctx.Done():
@@ -445,26 +459,149 @@ func TestBackpressureIsNotAPingTimeout(t *testing.T) {
 	rec := &recorder{}
 	_, url := startGateway(t, gateway.Options{
 		InboxSize: 2,
-		Conn:      wsconn.Options{PingInterval: 20 * time.Millisecond, PongTimeout: 40 * time.Millisecond},
+		Conn:      wsconn.Options{PingInterval: pingInterval, PongTimeout: pongTimeout},
 		Routes: map[string]gateway.Route{
 			"$default":    {Integration: slow, RouteResponse: true},
 			"$disconnect": {Integration: rec},
 		},
 	})
-	c := testutil.Dial(t, url, nil)
 	const n = 10
+	var msgs [][]byte
 	for i := range n {
-		testutil.Write(t, c, fmt.Sprintf("m%d", i))
+		msgs = append(msgs, maskedFrame(0x1, fmt.Appendf(nil, "m%d", i)))
 	}
-	// Many ping intervals pass with the reader held by the full inbox.
-	time.AfterFunc(500*time.Millisecond, func() { close(release) })
+	c := dialPipelined(t, strings.TrimPrefix(url, "ws://"), msgs...)
+	<-entered
+	// Counted from the first ping after the route was entered: the pong
+	// deadline of the ping in force then, or, if a message read meanwhile
+	// renewed the client, that of the next ping, was past by the last.
+	for pings := 0; pings < 2*int(pongTimeout/pingInterval)+2; {
+		op, payload := c.frame(t)
+		if op != 0x9 {
+			t.Fatalf("while held, after %d pings: got opcode %#x %q, want a ping", pings, op, payload)
+		}
+		pings++
+	}
+	close(release)
 	for i := range n {
-		if got, want := testutil.ReadText(t, c), fmt.Sprintf("m%d", i); got != want {
+		if got, want := c.text(t), fmt.Sprintf("m%d", i); got != want {
 			t.Fatalf("reply %d = %q, want %q", i, got, want)
 		}
 	}
-	if got := rec.byConn(); len(got) != 0 {
-		t.Errorf("the client was disconnected: %+v", got)
+	// Still connected: it closes, and $disconnect says so, not a ping timeout.
+	c.answer = false
+	c.write(t, maskedFrame(0x8, []byte{0x03, 0xe8})) // 1000
+	for {
+		if op, _ := c.frame(t); op == 0x8 {
+			break
+		}
+	}
+	testutil.Eventually(t, 5*time.Second, func() bool { return len(rec.byConn()) == 1 }, "$disconnect ran")
+	for _, req := range rec.byConn() {
+		if req.DisconnectStatusCode != 1000 {
+			t.Errorf("$disconnect: %d %q, want the client's 1000", req.DisconnectStatusCode, req.DisconnectReason)
+		}
+	}
+}
+
+// rawClient is a WebSocket client written by hand, for what a library
+// client cannot do: send frames with its handshake, and choose when to
+// answer pings.
+type rawClient struct {
+	nc     net.Conn
+	br     *bufio.Reader
+	answer bool // answer pings with pongs
+}
+
+// dialPipelined opens a WebSocket connection to addr and sends frames in
+// the same write as its handshake.
+func dialPipelined(t *testing.T, addr string, frames ...[]byte) *rawClient {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = nc.Close() })
+	// A bound for the whole test, against a hang; each step waits on an event.
+	_ = nc.SetDeadline(time.Now().Add(2 * time.Minute))
+	req := "GET / HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+	b := []byte(req)
+	for _, f := range frames {
+		b = append(b, f...)
+	}
+	if _, err := nc.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	c := &rawClient{nc: nc, br: bufio.NewReader(nc)}
+	resp, err := http.ReadResponse(c.br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("handshake: %s, want 101", resp.Status)
+	}
+	return c
+}
+
+// maskedFrame encodes a client frame of fewer than 126 bytes, FIN set.
+func maskedFrame(op byte, payload []byte) []byte {
+	mask := [4]byte{1, 2, 3, 4}
+	b := append([]byte{0x80 | op, 0x80 | byte(len(payload))}, mask[:]...)
+	for i, p := range payload {
+		b = append(b, p^mask[i%4])
+	}
+	return b
+}
+
+func (c *rawClient) write(t *testing.T, b []byte) {
+	t.Helper()
+	if _, err := c.nc.Write(b); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+}
+
+// frame reads one server frame (unmasked, fewer than 64 KiB) and answers
+// it if it is a ping and c.answer is set.
+func (c *rawClient) frame(t *testing.T) (op byte, payload []byte) {
+	t.Helper()
+	var h [2]byte
+	if _, err := io.ReadFull(c.br, h[:]); err != nil {
+		t.Fatalf("read frame: %v", err)
+	}
+	n := int(h[1] & 0x7f)
+	if n == 126 {
+		var ext [2]byte
+		if _, err := io.ReadFull(c.br, ext[:]); err != nil {
+			t.Fatalf("read frame: %v", err)
+		}
+		n = int(ext[0])<<8 | int(ext[1])
+	}
+	payload = make([]byte, n)
+	if _, err := io.ReadFull(c.br, payload); err != nil {
+		t.Fatalf("read frame: %v", err)
+	}
+	op = h[0] & 0x0f
+	if op == 0x9 && c.answer {
+		c.write(t, maskedFrame(0xa, payload))
+	}
+	return op, payload
+}
+
+// text reads the next text message, answering pings on the way.
+func (c *rawClient) text(t *testing.T) string {
+	t.Helper()
+	c.answer = true
+	for {
+		op, payload := c.frame(t)
+		switch op {
+		case 0x1:
+			return string(payload)
+		case 0x9, 0xa:
+		default:
+			t.Fatalf("got opcode %#x %q, want a text message", op, payload)
+		}
 	}
 }
 

@@ -219,24 +219,35 @@ func (c *rawWS) readMessageSkippingPings(timeout time.Duration) (byte, []byte, e
 // TestSendQueueUnlimitedHoldsMany: with either send queue bound unlimited,
 // a client that reads only after sending gets all of its many echoes; none
 // is cut for what waits in its queue.
+//
+// The client reads nothing until it has sent everything, so the gateway's
+// writer makes no progress meanwhile, and the write timeout (10s, fixed)
+// would cut a client that took longer than that to send. The client's
+// socket buffer is therefore small, so that a few MB are well beyond what
+// the socket buffers hold, and each message is written on its own: a
+// single Write of the whole burst costs the race detector time quadratic
+// in its length (each partial write checks the rest of the buffer), which
+// under load took longer than the write timeout.
 func TestSendQueueUnlimitedHoldsMany(t *testing.T) {
 	t.Parallel()
 	for _, limit := range []string{"sendQueueBytes: unlimited", "sendQueueMessages: unlimited", "sendQueueBytes: 0"} {
 		t.Run(limit, func(t *testing.T) {
 			t.Parallel()
 			r := servertest.StartYAML(t, echoConfig+"limits: {messageRate: unlimited, "+limit+"}\n")
-			c := openRaw(t, strings.TrimPrefix(r.HTTP, "http://"))
-			const n, size = 120, 100 << 10 // 12 MB: more than the socket buffers hold
-			var frames []wsFrame
+			c := openRawSmallBuffer(t, strings.TrimPrefix(r.HTTP, "http://"))
+			const n, size = 60, 100 << 10 // 6 MB: more than the socket buffers hold
+			// A bound on the whole exchange, for a gateway that hangs; the
+			// write timeout is what bounds how long it may take.
+			deadline := time.Now().Add(2 * time.Minute)
+			_ = c.nc.SetWriteDeadline(deadline)
 			for i := range n {
-				frames = append(frames, textFrame(fmt.Sprintf(`{"n":%d,"pad":"%s"}`, i, strings.Repeat("p", size))))
-			}
-			_ = c.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
-			if _, err := c.nc.Write(wire(frames...)); err != nil {
-				t.Fatalf("write %d messages: %v", n, err)
+				f := textFrame(fmt.Sprintf(`{"n":%d,"pad":"%s"}`, i, strings.Repeat("p", size)))
+				if _, err := c.nc.Write(f.encode()); err != nil {
+					t.Fatalf("write message %d of %d: %v", i, n, err)
+				}
 			}
 			for i := range n {
-				_, data, _ := c.readMessageSkippingPings(10 * time.Second)
+				_, data, _ := c.readMessageSkippingPings(time.Until(deadline))
 				if want := fmt.Sprintf(`{"n":%d,`, i); !strings.HasPrefix(string(data), want) {
 					t.Fatalf("echo %d starts %.20q, want %q", i, data, want)
 				}

@@ -644,8 +644,11 @@ func (c *Conn) tick() {
 	}
 	if c.pingSentAt != 0 && n >= c.pingSentAt+int64(c.opts.PongTimeout) {
 		// A client held back by the gateway (its reader inside OnMessage)
-		// cannot have its pong read: that is not its fault.
-		if c.lastRead.Load() <= c.pingSentAt && !c.inCallback.Load() {
+		// cannot have its pong read: that is not its fault. Nor is a pong
+		// that arrived and waits for the gateway to read it: bytes in the
+		// socket, or a reader that has not got to them yet, as on a loaded
+		// machine. Only a client that sent nothing is taken for dead.
+		if c.lastRead.Load() <= c.pingSentAt && !c.inCallback.Load() && !c.unreadLocked() {
 			c.mu.Unlock()
 			c.drop(StatusAbnormal, ReasonPingTimeout, true)
 			return
@@ -665,6 +668,15 @@ func (c *Conn) tick() {
 	}
 	c.armLocked(c.nextTick(now))
 	c.mu.Unlock()
+}
+
+// unreadLocked reports whether a watched socket's bytes wait for the
+// gateway: a reader is running, or the socket holds bytes no reader has
+// taken yet. A connection read on a goroutine of its own always has a
+// reader, so only inCallback tells for it. c.mu is held (it is taken
+// before the Watcher's lock, never after).
+func (c *Conn) unreadLocked() bool {
+	return c.watch != nil && !c.sockClosed && (c.reading || c.watch.Buffered() > 0)
 }
 
 // never is nextTick's answer when nothing is due.

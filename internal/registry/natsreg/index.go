@@ -73,7 +73,7 @@ func (d *Directory) Members(ctx context.Context, topic string) ([]registry.Membe
 // UserConns implements registry.Users: a watch of the user's entries and
 // one of the leases.
 func (d *Directory) UserConns(ctx context.Context, user string) ([]registry.Record, error) {
-	w, err := d.index.Watch(ctx, "u."+key(user)+".*", jetstream.IgnoreDeletes())
+	w, err := d.index.Watch(ctx, "u."+key(user)+".*")
 	if err != nil {
 		return nil, fmt.Errorf("natsreg: user %q: %w", user, err)
 	}
@@ -118,7 +118,7 @@ func (d *Directory) Users(ctx context.Context) ([]string, error) {
 // liveEntries returns the decoded index entries matching filter whose
 // node holds a live lease.
 func (d *Directory) liveEntries(ctx context.Context, filter string) ([]indexEntry, error) {
-	w, err := d.index.Watch(ctx, filter, jetstream.IgnoreDeletes())
+	w, err := d.index.Watch(ctx, filter)
 	if err != nil {
 		return nil, err
 	}

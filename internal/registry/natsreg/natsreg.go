@@ -32,11 +32,14 @@
 package natsreg
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -298,32 +301,55 @@ func liveLease(e jetstream.KeyValueEntry, id string, now time.Time) (registry.No
 
 // all reads every current entry of kv with one watch.
 func all(ctx context.Context, kv jetstream.KeyValue) ([]jetstream.KeyValueEntry, error) {
-	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	w, err := kv.WatchAll(ctx)
 	if err != nil {
 		return nil, err
 	}
 	return drain(ctx, w)
 }
 
-// drain reads the current entries w delivers, up to the end-of-initial-values
-// marker, and stops w.
+// drain reads the current entries w delivers, in the order they were
+// written, and stops w. w must deliver deletes: drain needs them to know
+// when it has read everything. (The client filters deletes on its side
+// anyway: they cross the wire either way.)
+//
+// The watcher's end-of-initial-values marker is not enough on its own:
+// it also comes once as many entries arrived as were pending when the
+// watch began, and an entry written during the watch (a lease renewed
+// every TTL/3, a record replaced, one added) counts as well, so the
+// marker can come before every current entry did. A listing then lacked
+// a node's records, or a whole node, on a loaded machine often enough to
+// see. So after the marker drain reads on until an entry after which the
+// stream had nothing more (Delta 0), unless the watch began on an empty
+// bucket, and keeps the last entry of each key.
 func drain(ctx context.Context, w jetstream.KeyWatcher) ([]jetstream.KeyValueEntry, error) {
 	defer func() { _ = w.Stop() }()
-	var out []jetstream.KeyValueEntry
-	for {
+	latest := map[string]jetstream.KeyValueEntry{}
+	received, marked, caughtUp := 0, false, false
+	for !marked || (received > 0 && !caughtUp) {
 		select {
 		case e, ok := <-w.Updates():
 			if !ok {
 				return nil, errors.New("watch ended early")
 			}
 			if e == nil {
-				return out, nil
+				marked = true
+				continue
 			}
-			out = append(out, e)
+			received++
+			caughtUp = e.Delta() == 0
+			if e.Operation() == jetstream.KeyValuePut {
+				latest[e.Key()] = e
+			} else {
+				delete(latest, e.Key())
+			}
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
 	}
+	out := slices.Collect(maps.Values(latest))
+	slices.SortFunc(out, func(a, b jetstream.KeyValueEntry) int { return cmp.Compare(a.Revision(), b.Revision()) })
+	return out, nil
 }
 
 // records returns the records of live nodes, sorted by ID. It reads the
