@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -120,18 +119,6 @@ func TestREADMEExitStatuses(t *testing.T) {
 	}
 }
 
-// closedAddr returns a loopback address nothing listens on.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	return addr
-}
-
 // Each kind of failure prints one line on stderr, nothing else, and exits
 // with its own status; testdata/errors.txt holds the lines and statuses.
 func TestErrorLinesAndExitCodes(t *testing.T) {
@@ -141,10 +128,10 @@ func TestErrorLinesAndExitCodes(t *testing.T) {
 	wsURL, _, _ := serveForTest(t, []string{"--listen", "127.0.0.1:0", "--config", cfg}, map[string]string{"SWITCHBOARD_DATA_DIR": dir})
 	addr := strings.TrimPrefix(wsURL, "ws://")
 	broken := filepath.Join(dir, "broken.yaml")
-	writeFile(t, broken, "routes:\n  $connect: {integration: {type: http, url: 'http://"+closedAddr(t)+"/'}}\n")
+	writeFile(t, broken, "routes:\n  $connect: {integration: {type: http, url: 'http://"+testutil.ClosedAddr(t)+"/'}}\n")
 	brokenWS, _, _ := serveForTest(t, []string{"--listen", "127.0.0.1:0", "--config", broken}, map[string]string{"SWITCHBOARD_DATA_DIR": dir})
 	fiveXX := strings.TrimPrefix(brokenWS, "ws://")
-	closed := closedAddr(t)
+	closed := testutil.ClosedAddr(t)
 	const gone = "XLminO4N9cG6LM="
 
 	cases := [][]string{
@@ -205,7 +192,7 @@ func TestExitStatusOfTheProcess(t *testing.T) {
 		args []string
 		want int
 	}{
-		{[]string{"post", "--endpoint", "http://" + closedAddr(t), "XLminO4N9cG6LM=", "hi"}, cli.ExitNetwork},
+		{[]string{"post", "--endpoint", "http://" + testutil.ClosedAddr(t), "XLminO4N9cG6LM=", "hi"}, cli.ExitNetwork},
 		{[]string{"post"}, cli.ExitUsage},
 		{[]string{"connect", "--help"}, cli.ExitOK},
 	} {

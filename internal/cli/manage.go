@@ -279,6 +279,13 @@ func postMany(ctx context.Context, c *client, ids []string, body []byte, stdout 
 	if err != nil {
 		return fmt.Errorf("to %s: %w", plural(len(ids), "connection"), err)
 	}
+	return printDelivery(resp, fmt.Sprintf("sent %s to", plural(len(body), "byte")), "", stdout)
+}
+
+// printDelivery prints an answer of POST /@connections or of POST and
+// DELETE /@users/{user}: "VERB N connections[ of WHOSE]", then the IDs that
+// were gone, slow (and closed) or failed, a line each.
+func printDelivery(resp []byte, verb, whose string, stdout io.Writer) error {
 	var r struct {
 		Delivered *int     `json:"delivered"`
 		Gone      []string `json:"gone"`
@@ -288,7 +295,11 @@ func postMany(ctx context.Context, c *client, ids []string, body []byte, stdout 
 	if err := json.Unmarshal(resp, &r); err != nil || r.Delivered == nil {
 		return fmt.Errorf("unexpected answer %.200q", resp)
 	}
-	fmt.Fprintf(stdout, "sent %s to %s\n", plural(len(body), "byte"), plural(*r.Delivered, "connection"))
+	line := verb + " " + plural(*r.Delivered, "connection")
+	if whose != "" {
+		line += " of " + whose
+	}
+	fmt.Fprintln(stdout, line)
 	for _, l := range []struct {
 		name string
 		ids  []string

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 )
 
 // manageUsers runs the user and presence commands: "users", "user send",
@@ -43,23 +42,8 @@ func manageUsers(ctx context.Context, c *client, command string, pos []string, d
 		if err != nil {
 			return fmt.Errorf("%s %s: %w", command, user, err)
 		}
-		var r struct {
-			Delivered *int     `json:"delivered"`
-			Gone      []string `json:"gone"`
-			Slow      []string `json:"slow"`
-			Failed    []string `json:"failed"`
-		}
-		if err := json.Unmarshal(resp, &r); err != nil || r.Delivered == nil {
-			return fmt.Errorf("%s %s: unexpected answer %.200q", command, user, resp)
-		}
-		fmt.Fprintf(stdout, "%s %s of %s\n", verb, plural(*r.Delivered, "connection"), user)
-		for _, l := range []struct {
-			name string
-			ids  []string
-		}{{"gone", r.Gone}, {"slow, closed", r.Slow}, {"failed", r.Failed}} {
-			if len(l.ids) > 0 {
-				fmt.Fprintf(stdout, "%s: %s\n", l.name, strings.Join(l.ids, " "))
-			}
+		if err := printDelivery(resp, verb, user, stdout); err != nil {
+			return fmt.Errorf("%s %s: %w", command, user, err)
 		}
 		return nil
 	}

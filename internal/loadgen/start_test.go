@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/switchboard-gateway/switchboard/internal/loadgen"
+	"github.com/switchboard-gateway/switchboard/internal/testutil"
 )
 
 // The server command of TestStart: the test binary run with startServerEnv
@@ -55,18 +55,6 @@ func serveSlowly(addr string) int {
 	return 0
 }
 
-// freeAddr returns a loopback address nothing listens on.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	return addr
-}
-
 type startResult struct {
 	Command  []string `json:"command"`
 	Attempts int      `json:"attempts"`
@@ -86,7 +74,7 @@ func TestStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
+	addr := testutil.ClosedAddr(t)
 	var r startResult
 	if err := benchInto(t, &r, "start", "--url", "ws://"+addr, "--message", "ping-42", "--expect", "ping-42", "--repeat", "5",
 		"--", "env", startServerEnv+"="+addr, exe); err != nil {
@@ -124,7 +112,7 @@ func TestStart(t *testing.T) {
 func TestStartCommandEnds(t *testing.T) {
 	t.Parallel()
 	var r startResult
-	err := benchInto(t, &r, "start", "--url", "ws://"+freeAddr(t), "--", "sh", "-c", "exit 3")
+	err := benchInto(t, &r, "start", "--url", "ws://"+testutil.ClosedAddr(t), "--", "sh", "-c", "exit 3")
 	if err == nil {
 		t.Fatal("bench start of a command that exits at once succeeded")
 	}

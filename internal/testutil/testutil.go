@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -179,4 +180,17 @@ func DocContains(t testing.TB, path string, wants ...string) {
 			t.Errorf("%s lacks %q", filepath.Base(path), want)
 		}
 	}
+}
+
+// ClosedAddr returns a loopback host:port nothing listens on: a port the
+// kernel picked, released at once.
+func ClosedAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	return addr
 }
