@@ -304,6 +304,36 @@ func peerID(t *testing.T, c *websocket.Conn) string {
 	return m[1]
 }
 
+// The management commands verify an https:// endpoint as connect verifies
+// wss://: against the system's roots and the CA of --cacert; --insecure
+// skips the check and says so.
+func TestManageTLSFlags(t *testing.T) {
+	dir := t.TempDir()
+	wsURL, _, _ := serveForTest(t, []string{"--listen", "127.0.0.1:0"}, map[string]string{"SWITCHBOARD_DATA_DIR": dir})
+	endpoint := "https://" + strings.TrimPrefix(wsURL, "ws://") + "/dev"
+	tests := []struct {
+		name     string
+		flags    []string
+		want     int
+		inStdout string
+		inStderr string
+	}{
+		{"unknown CA refused", nil, cli.ExitNetwork, "", "certificate"},
+		{"local CA trusted with --cacert", []string{"--cacert", filepath.Join(dir, "ca.pem")}, cli.ExitOK, `"items"`, ""},
+		{"--insecure skips the check, and says so", []string{"--insecure"}, cli.ExitOK, `"items"`, "Warning: --insecure"},
+		{"--cacert of a missing file", []string{"--cacert", filepath.Join(dir, "nope.pem")}, cli.ExitUsage, "", "--cacert"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append(append([]string{"list"}, tt.flags...), "--endpoint", endpoint)
+			code, stdout, stderr := runExit(t, nil, args...)
+			if code != tt.want || !strings.Contains(stdout, tt.inStdout) || !strings.Contains(stderr, tt.inStderr) {
+				t.Errorf("switchboard %q: exit %d, stdout %q, stderr %q; want %d, %q in stdout and %q in stderr", args, code, stdout, stderr, tt.want, tt.inStdout, tt.inStderr)
+			}
+		})
+	}
+}
+
 // connect verifies a wss:// server against the system's roots, and the CA
 // of --cacert; --insecure skips the check and says so.
 func TestConnectTLSFlags(t *testing.T) {

@@ -39,7 +39,9 @@ request carries "Authorization: Bearer TOKEN"; otherwise, given an access key
 (--access-key-id and --secret-access-key, or AWS_ACCESS_KEY_ID,
 AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN), each request is signed with
 SigV4 for the service execute-api in --region (env AWS_REGION, default
-us-east-1). A refused call fails with its HTTP status, error type and message.`
+us-east-1). For an https:// endpoint, --cacert adds a CA to trust (the gateway's
+local CA: 'switchboard ca') and --insecure skips the verification, saying so
+on stderr. A refused call fails with its HTTP status, error type and message.`
 
 // manageExamples are each management command's examples. CONNECTION_ID
 // and OTHER_ID stand for IDs of open connections ('switchboard list').
@@ -151,6 +153,8 @@ func manage(ctx context.Context, command string, args []string, getenv func(stri
 	fs.StringVar(&o.accessKeyID, "access-key-id", "", "sign requests with SigV4 using this access key ID (env AWS_ACCESS_KEY_ID)")
 	fs.StringVar(&o.secretAccessKey, "secret-access-key", "", "secret access key for --access-key-id (env AWS_SECRET_ACCESS_KEY)")
 	fs.StringVar(&o.region, "region", "", "SigV4 signing region (env AWS_REGION; default "+defaultRegion+")")
+	fs.StringVar(&o.caFile, "cacert", "", "PEM file of a CA to trust for an https:// endpoint, besides the system's roots (the gateway's local CA: 'switchboard ca')")
+	fs.BoolVar(&o.insecure, "insecure", false, "do not verify an https:// endpoint's TLS certificate; a warning goes to stderr")
 	var limit int
 	var all bool
 	var cursor string
@@ -183,6 +187,9 @@ func manage(ctx context.Context, command string, args []string, getenv func(stri
 		return err
 	}
 	defer c.close()
+	if o.insecure {
+		fmt.Fprintln(stderr, "Warning: --insecure: the server's TLS certificate is not verified")
+	}
 
 	data := func(arg string) ([]byte, error) {
 		if arg != "-" {
@@ -315,6 +322,8 @@ func printDelivery(resp []byte, verb, whose string, stdout io.Writer) error {
 type clientOptions struct {
 	endpoint, token                      string
 	accessKeyID, secretAccessKey, region string
+	caFile                               string // --cacert
+	insecure                             bool
 }
 
 // client calls the management API. It signs requests when it has
@@ -348,6 +357,9 @@ func newClient(o clientOptions, getenv func(string) string) (*client, error) {
 	endpoint = strings.TrimSuffix(strings.TrimRight(endpoint, "/"), "/@connections")
 
 	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if tr.TLSClientConfig, err = tlsConfig(o.caFile, o.insecure); err != nil {
+		return nil, err
+	}
 	c := &client{
 		endpoint: endpoint,
 		// The gateway's own variable works too, so one environment serves both.
