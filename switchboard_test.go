@@ -364,9 +364,12 @@ func TestGoneConnections(t *testing.T) {
 	if err := c.Close(websocket.StatusNormalClosure, ""); err != nil {
 		t.Fatal(err)
 	}
+	// The socket is gone before the gateway forgets the connection (its
+	// $disconnect runs in between): wait for both.
 	testutil.Eventually(t, 5*time.Second, func() bool {
-		return errors.Is(r.Send(ctx, id, []byte("x")), switchboard.ErrGone)
-	}, "Send to a closed connection gives ErrGone")
+		return errors.Is(r.Send(ctx, id, []byte("x")), switchboard.ErrGone) &&
+			errors.Is(r.Unsubscribe(ctx, id, "room"), switchboard.ErrGone)
+	}, "Send and Unsubscribe to a closed connection give ErrGone")
 	for _, id := range []string{id, "AAAAAAAAAAAAAAA="} {
 		for name, err := range map[string]error{
 			"Send":        r.Send(ctx, id, []byte("x")),
