@@ -374,8 +374,12 @@ func (h *Hub) remove(ctx context.Context, id string) error {
 	c := h.conns[id]
 	delete(h.conns, id)
 	var emptied, parted []string
+	// The topics left matter only to presence: recorded, or announced.
+	keepParted := h.presence != nil || h.announce != nil
 	for topic := range h.subs[c] {
-		parted = append(parted, topic)
+		if keepParted {
+			parted = append(parted, topic)
+		}
 		if h.dropLocked(c, topic) {
 			emptied = append(emptied, topic)
 		}
