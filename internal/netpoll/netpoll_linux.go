@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"syscall"
 	"unsafe"
@@ -39,8 +40,18 @@ type Watcher struct {
 
 // poller is the process's epoll instance. Its goroutine runs only while a
 // connection is watched: the last Stop wakes it through an eventfd to exit.
+//
+// The goroutine does not block in epoll_wait: it asks without waiting, and
+// when nothing is ready it parks on the epoll descriptor itself through
+// the runtime's network poller (an epoll instance is readable while it has
+// events), as a goroutine reading a socket does. A thread blocked in
+// epoll_wait would lose its P on every wait and hand each readiness to
+// another thread when it woke; a parked goroutine is woken on whichever
+// thread polled, with the tasks it starts.
 type poller struct {
 	epfd, wakefd int
+	file         *os.File        // epfd as the runtime polls it; kept so that its finalizer never closes epfd
+	rc           syscall.RawConn // file's, to wait for epfd to have events
 
 	mu       sync.Mutex // guards the fields below
 	watchers map[int32]*Watcher
@@ -66,7 +77,20 @@ func newPoller() (*poller, error) {
 		unix.Close(wakefd)
 		return nil, err
 	}
-	return &poller{epfd: epfd, wakefd: wakefd, watchers: make(map[int32]*Watcher)}, nil
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		unix.Close(epfd)
+		unix.Close(wakefd)
+		return nil, err
+	}
+	// A non-blocking descriptor is registered with the runtime's poller.
+	file := os.NewFile(uintptr(epfd), "epoll")
+	rc, err := file.SyscallConn()
+	if err != nil {
+		_ = file.Close()
+		unix.Close(wakefd)
+		return nil, err
+	}
+	return &poller{epfd: epfd, wakefd: wakefd, file: file, rc: rc, watchers: make(map[int32]*Watcher)}, nil
 }
 
 // Watch takes c's socket over and registers it, armed for reading:
@@ -331,9 +355,24 @@ func (w *Watcher) Writev(bufs [][]byte) (int, error) {
 func (p *poller) run() {
 	events := make([]unix.EpollEvent, 256)
 	var tasks []func()
+	var n int
+	var waitErr error
+	// wait takes what is ready without waiting; false parks the goroutine
+	// until epfd is readable, then the runtime calls it again.
+	wait := func(fd uintptr) bool {
+		for {
+			n, waitErr = unix.EpollWait(int(fd), events, 0)
+			if waitErr != unix.EINTR {
+				return n != 0 || waitErr != nil
+			}
+		}
+	}
 	for {
-		n, err := unix.EpollWait(p.epfd, events, -1)
-		if err != nil && !errors.Is(err, unix.EINTR) {
+		err := p.rc.Read(wait)
+		if err == nil {
+			err = waitErr
+		}
+		if err != nil {
 			panic("netpoll: epoll_wait: " + err.Error()) // only EBADF/EFAULT/EINVAL: a broken invariant
 		}
 		tasks = tasks[:0]
