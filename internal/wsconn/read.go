@@ -55,9 +55,28 @@ func (c *Conn) readReady() {
 		c.mu.Unlock()
 		return
 	}
-	c.reading = true
+	c.reading, c.readTask = true, true
 	c.mu.Unlock()
-	c.endRead(c.readAvailable())
+	err := c.readAvailable()
+	c.writeReplies(true)
+	c.endRead(err)
+}
+
+// writeReplies runs the writer that the frames handled so far started, if
+// any, on the read task's goroutine: before the socket is read again, or
+// armed for reading, the replies go out. end ends the read task: writers
+// start on their own goroutines again.
+func (c *Conn) writeReplies(end bool) {
+	c.mu.Lock()
+	if end {
+		c.readTask = false
+	}
+	write := c.writeAfter
+	c.writeAfter = false
+	c.mu.Unlock()
+	if write {
+		c.writeLoop()
+	}
 }
 
 // readAvailable reads and handles every frame the socket holds, without
@@ -85,6 +104,11 @@ func (c *Conn) readAvailable() error {
 				c.discarding, b = true, b[:0]
 			} else if err != nil {
 				return err
+			}
+			if off > 0 {
+				// A client that never lets the socket run dry must not
+				// hold its replies back.
+				c.writeReplies(false)
 			}
 		}
 		if len(b) == cap(b) {
