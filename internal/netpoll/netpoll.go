@@ -11,6 +11,6 @@ import "errors"
 // not a socket, or not on Linux.
 var ErrUnsupported = errors.New("netpoll: connection cannot be watched")
 
-// ErrRearm is wrapped by the error of Rearm or ArmWrite when the kernel
+// ErrRearm is wrapped by the error of ArmWrite when the kernel
 // refused the registration: the socket is no longer watched.
 var ErrRearm = errors.New("netpoll: cannot rearm the socket")

@@ -17,11 +17,19 @@ import (
 
 // A Watcher owns one socket taken over from the Go runtime (see Watch) and
 // tells when it is readable or writable. Each side fires at most once per
-// arming: after onReadable has read all it could, Rearm asks for the next
-// bytes; after a Writev that found the socket full, ArmWrite asks to be
-// told when it takes more. All methods are safe for concurrent use; after
-// Close no callback starts and no method touches the descriptor, whose
-// number the kernel may give to a new socket at once.
+// arming: after onReadable has read all it could, until the socket had
+// nothing more (EAGAIN), Rearm asks for the next bytes; after a Writev
+// that found the socket full, ArmWrite asks to be told when it takes more.
+// All methods are safe for concurrent use; after Close no callback starts
+// and no method touches the descriptor, whose number the kernel may give
+// to a new socket at once.
+//
+// Reading is edge-triggered: the socket is registered once, and the
+// kernel reports new bytes, not bytes waiting, so arming for reading costs
+// no system call. Bytes that arrive while reading is not armed are noted
+// (readPending), and Rearm tells the reader to read again. Writing is
+// armed with a system call, which reports a socket already writable at
+// once; a writer stalls far less often than a reader waits.
 type Watcher struct {
 	p          *poller
 	fd         int32
@@ -29,10 +37,11 @@ type Watcher struct {
 	onReadable func()
 	onWritable func()
 
-	mu        sync.Mutex // guards the arming below; taken before fdMu
-	wantRead  bool
-	wantWrite bool
-	stopped   bool
+	mu          sync.Mutex // guards the arming below; taken before fdMu
+	wantRead    bool
+	wantWrite   bool
+	readPending bool // the socket reported bytes while reading was not armed
+	stopped     bool
 
 	fdMu   sync.RWMutex // held (shared) by every use of fd; Close takes it whole
 	closed bool
@@ -93,10 +102,10 @@ func newPoller() (*poller, error) {
 	return &poller{epfd: epfd, wakefd: wakefd, file: file, rc: rc, watchers: make(map[int32]*Watcher)}, nil
 }
 
-// Watch takes c's socket over and registers it, armed for reading:
-// onReadable runs on a worker (package workers) when the socket has bytes
-// to read, was closed by the peer, or failed; onWritable runs likewise when
-// it takes bytes again after ArmWrite. c is closed: the Watcher keeps a
+// Watch takes c's socket over and registers it, not yet armed: after
+// Rearm, onReadable runs on a worker (package workers) when the socket has
+// bytes to read, was closed by the peer, or failed; after ArmWrite,
+// onWritable runs likewise when it takes bytes again. c is closed: the Watcher keeps a
 // duplicate of its descriptor, so that the runtime frees what it held for
 // c (its poll descriptor with two timers, its addresses: half a kilobyte
 // per connection). c must be a socket (*net.TCPConn, *net.UnixConn);
@@ -124,7 +133,7 @@ func Watch(c net.Conn, onReadable, onWritable func()) (*Watcher, error) {
 	}
 	p.mu.Lock()
 	p.gen++
-	w := &Watcher{p: p, fd: int32(fd), gen: p.gen, onReadable: onReadable, onWritable: onWritable, wantRead: true}
+	w := &Watcher{p: p, fd: int32(fd), gen: p.gen, onReadable: onReadable, onWritable: onWritable}
 	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, w.event()); err != nil {
 		p.mu.Unlock()
 		unix.Close(fd)
@@ -140,44 +149,46 @@ func Watch(c net.Conn, onReadable, onWritable func()) (*Watcher, error) {
 	return w, nil
 }
 
-// event is the registration for what is wanted now. w.mu is held (or w is
-// not yet shared).
+// event is the registration: reading always, edge-triggered; writing
+// while it is wanted. w.mu is held (or w is not yet shared).
 func (w *Watcher) event() *unix.EpollEvent {
-	ev := uint32(unix.EPOLLRDHUP | unix.EPOLLONESHOT)
-	if w.wantRead {
-		ev |= unix.EPOLLIN
-	}
+	ev := uint32(unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET)
 	if w.wantWrite {
 		ev |= unix.EPOLLOUT
 	}
 	return &unix.EpollEvent{Events: ev, Fd: w.fd, Pad: w.gen}
 }
 
-// Rearm asks for the next readiness to read. Data already waiting fires at
-// once. An error means the socket is no longer watched: no readiness will
-// ever be reported, and the owner must close it.
-func (w *Watcher) Rearm() error {
+// Rearm asks for the next readiness to read, and reports whether bytes
+// arrived since the last one: then reading is not armed, and the caller
+// reads again instead of waiting. The reader must have read until the
+// socket had none left (EAGAIN): bytes it left fire only when more arrive.
+func (w *Watcher) Rearm() (again bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.stopped {
+		return false
+	}
+	if w.readPending {
+		w.readPending = false
+		return true
+	}
 	w.wantRead = true
-	return w.modLocked()
+	return false
 }
 
-// ArmWrite asks to be told (onWritable) when the socket takes bytes again.
-// An error means it will not be told: the owner must close the socket.
+// ArmWrite asks to be told (onWritable) when the socket takes bytes again;
+// a socket that already does fires at once. An error means it will not be
+// told: the owner must close the socket.
 func (w *Watcher) ArmWrite() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.wantWrite = true
-	return w.modLocked()
-}
-
-// modLocked registers what is wanted now. After Close it does nothing.
-func (w *Watcher) modLocked() error {
 	if w.stopped {
 		return nil
 	}
+	w.wantWrite = true
 	if err := unix.EpollCtl(w.p.epfd, unix.EPOLL_CTL_MOD, int(w.fd), w.event()); err != nil {
+		w.wantWrite = false
 		return fmt.Errorf("%w: epoll_ctl: %w", ErrRearm, err)
 	}
 	return nil
@@ -185,7 +196,7 @@ func (w *Watcher) modLocked() error {
 
 // UnregisterForTest takes the socket out of the epoll set behind the
 // Watcher's back, as a kernel that lost the registration would: the next
-// Rearm or ArmWrite fails.
+// ArmWrite fails.
 func (w *Watcher) UnregisterForTest() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -401,8 +412,10 @@ func (p *poller) run() {
 }
 
 // fired notes an event: the sides it answers are no longer wanted, and
-// their callbacks are appended to tasks. A one-shot event disarms the
-// whole registration, so a side still wanted is armed again.
+// their callbacks are appended to tasks. Bytes reported while reading is
+// not armed are noted for the next Rearm: the edge will not come again. A
+// writable socket while writing is not wanted needs no note: ArmWrite asks
+// the kernel, which answers with the socket's state.
 func (w *Watcher) fired(events uint32, tasks []func()) []func() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -410,25 +423,17 @@ func (w *Watcher) fired(events uint32, tasks []func()) []func() {
 		return tasks
 	}
 	const failed = unix.EPOLLHUP | unix.EPOLLERR
-	if w.wantRead && events&(unix.EPOLLIN|unix.EPOLLRDHUP|failed) != 0 {
-		w.wantRead = false
-		tasks = append(tasks, w.onReadable)
+	if events&(unix.EPOLLIN|unix.EPOLLRDHUP|failed) != 0 {
+		if w.wantRead {
+			w.wantRead = false
+			tasks = append(tasks, w.onReadable)
+		} else {
+			w.readPending = true
+		}
 	}
 	if w.wantWrite && events&(unix.EPOLLOUT|failed) != 0 {
 		w.wantWrite = false
 		tasks = append(tasks, w.onWritable)
-	}
-	if (w.wantRead || w.wantWrite) && w.modLocked() != nil {
-		// The side still wanted would never fire: its callback runs now,
-		// and its own Rearm or ArmWrite reports the failure to the owner.
-		if w.wantRead {
-			w.wantRead = false
-			tasks = append(tasks, w.onReadable)
-		}
-		if w.wantWrite {
-			w.wantWrite = false
-			tasks = append(tasks, w.onWritable)
-		}
 	}
 	return tasks
 }

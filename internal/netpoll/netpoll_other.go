@@ -14,7 +14,7 @@ func Watch(net.Conn, func(), func()) (*Watcher, error) { return nil, ErrUnsuppor
 type Watcher struct{}
 
 // Rearm does nothing off Linux.
-func (*Watcher) Rearm() error { return nil }
+func (*Watcher) Rearm() bool { return false }
 
 // ArmWrite does nothing off Linux.
 func (*Watcher) ArmWrite() error { return nil }

@@ -57,35 +57,60 @@ func expect(t *testing.T, ready chan struct{}, want bool, what string) {
 	}
 }
 
+// Reading fires once per arming. Bytes that arrived while it was not
+// armed, since it last fired, make Rearm answer "read again": none is lost
+// between a reader's last read and its Rearm.
 func TestReadinessFiresOncePerArming(t *testing.T) {
 	server, client := pair(t)
 	ready := make(chan struct{}, 10)
+	_, _ = client.Write([]byte("a")) // before Watch: noted at registration
+	testutil.Eventually(t, 5*time.Second, func() bool {
+		n, _ := unix.IoctlGetInt(socketFD(t, server), unix.SIOCINQ)
+		return n == 1
+	}, "the byte never reached the server's socket")
 	w, err := netpoll.Watch(server, func() { ready <- struct{}{} }, func() {})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	expect(t, ready, false, "nothing sent")
-
-	_, _ = client.Write([]byte("a"))
-	expect(t, ready, true, "after a write")
-	_, _ = client.Write([]byte("b"))
-	expect(t, ready, false, "a second write before Rearm")
-
-	if err := w.Rearm(); err != nil { // the unread bytes fire again at once
-		t.Fatalf("Rearm: %v", err)
+	expect(t, ready, false, "not armed yet")
+	if !w.Rearm() {
+		t.Fatal("Rearm with a byte that arrived before Watch: not told to read again")
 	}
-	expect(t, ready, true, "Rearm with bytes waiting")
+	if w.Rearm() {
+		t.Fatal("a second Rearm with nothing new: told to read again")
+	}
+	_, _ = client.Write([]byte("b"))
+	expect(t, ready, true, "a write while armed")
+	_, _ = client.Write([]byte("c"))
+	expect(t, ready, false, "a write before Rearm")
+	testutil.Eventually(t, 5*time.Second, func() bool { return w.Buffered() == 3 }, "the bytes never reached the server's socket")
+	if !w.Rearm() {
+		t.Fatal("Rearm after a write that came while not armed: not told to read again")
+	}
 
-	buf := make([]byte, 8)
-	if n, err := w.Read(buf); n != 2 || err != nil {
-		t.Fatalf("Read = %d, %v; want 2 bytes", n, err)
+	buf := make([]byte, 1)
+	if n, err := w.Read(buf); n != 1 || err != nil {
+		t.Fatalf("Read = %d, %v; want 1 byte", n, err)
+	}
+	// Two bytes are left: they fire only when more arrive. A reader reads
+	// until EAGAIN before it rearms.
+	if w.Rearm() {
+		t.Fatal("Rearm with bytes left from before: told to read again")
+	}
+	expect(t, ready, false, "Rearm with bytes left from before")
+	_, _ = client.Write([]byte("d"))
+	expect(t, ready, true, "bytes that arrived after Rearm")
+
+	buf = make([]byte, 8)
+	if n, err := w.Read(buf); n != 3 || err != nil {
+		t.Fatalf("Read = %d, %v; want 3 bytes", n, err)
 	}
 	if _, err := w.Read(buf); !errors.Is(err, unix.EAGAIN) {
 		t.Fatalf("Read with nothing waiting = %v, want EAGAIN: it must not wait", err)
 	}
-	if err := w.Rearm(); err != nil {
-		t.Fatalf("Rearm: %v", err)
+	if w.Rearm() {
+		t.Fatal("Rearm with nothing waiting: told to read again")
 	}
 	expect(t, ready, false, "Rearm with nothing waiting")
 	_ = client.Close()
@@ -93,6 +118,20 @@ func TestReadinessFiresOncePerArming(t *testing.T) {
 	if _, err := w.Read(buf); err != io.EOF {
 		t.Fatalf("Read after the peer hung up = %v, want io.EOF", err)
 	}
+}
+
+// socketFD is c's descriptor, for a look at its socket.
+func socketFD(t *testing.T, c net.Conn) int {
+	t.Helper()
+	rc, err := c.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd := -1
+	if err := rc.Control(func(f uintptr) { fd = int(f) }); err != nil {
+		t.Fatal(err)
+	}
+	return fd
 }
 
 func TestCloseEndsTheEventsAndTheSocket(t *testing.T) {
@@ -105,8 +144,8 @@ func TestCloseEndsTheEventsAndTheSocket(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	if err := w.Rearm(); err != nil { // after Close: ignored
-		t.Errorf("Rearm after Close = %v, want nil", err)
+	if w.Rearm() { // after Close: ignored
+		t.Error("Rearm after Close: told to read again")
 	}
 	_ = w.Close() // twice: harmless
 	if _, err := w.Read(make([]byte, 1)); !errors.Is(err, net.ErrClosed) {
@@ -166,12 +205,11 @@ func TestWritevAndWritability(t *testing.T) {
 	expect(t, writable, true, "after the peer read everything")
 }
 
-// A registration the kernel lost is reported, not discarded: Rearm and
-// ArmWrite fail with ErrRearm, so the owner can close the socket.
-func TestRearmFailureIsReported(t *testing.T) {
-	server, client := pair(t)
-	ready := make(chan struct{}, 10)
-	w, err := netpoll.Watch(server, func() { ready <- struct{}{} }, func() {})
+// A registration the kernel lost is reported, not discarded: ArmWrite
+// fails with ErrRearm, so the owner can close the socket.
+func TestArmWriteFailureIsReported(t *testing.T) {
+	server, _ := pair(t)
+	w, err := netpoll.Watch(server, func() {}, func() {})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,14 +217,9 @@ func TestRearmFailureIsReported(t *testing.T) {
 	if err := w.UnregisterForTest(); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Rearm(); !errors.Is(err, netpoll.ErrRearm) || !errors.Is(err, unix.ENOENT) {
-		t.Errorf("Rearm of an unregistered socket = %v, want ErrRearm wrapping ENOENT", err)
+	if err := w.ArmWrite(); !errors.Is(err, netpoll.ErrRearm) || !errors.Is(err, unix.ENOENT) {
+		t.Errorf("ArmWrite of an unregistered socket = %v, want ErrRearm wrapping ENOENT", err)
 	}
-	if err := w.ArmWrite(); !errors.Is(err, netpoll.ErrRearm) {
-		t.Errorf("ArmWrite of an unregistered socket = %v, want ErrRearm", err)
-	}
-	_, _ = client.Write([]byte("a"))
-	expect(t, ready, false, "bytes on an unregistered socket")
 }
 
 // Buffered says how many bytes wait to be read, so that a reader can size

@@ -48,18 +48,24 @@ type reader struct {
 // its own (TLS, other systems): it is held for the connection's life.
 const ownBufferSize = 512
 
-// readReady runs when the poller sees bytes (or an end) on the socket.
+// readReady runs when the poller sees bytes (or an end) on the socket. It
+// reads until the socket has nothing left, and again, on the same
+// goroutine, as long as more bytes arrived before it rearmed.
 func (c *Conn) readReady() {
-	c.mu.Lock()
-	if c.reading || c.sockClosed {
+	for {
+		c.mu.Lock()
+		if c.reading || c.sockClosed {
+			c.mu.Unlock()
+			return
+		}
+		c.reading, c.readTask = true, true
 		c.mu.Unlock()
-		return
+		err := c.readAvailable()
+		c.writeReplies(true)
+		if !c.endRead(err) {
+			return
+		}
 	}
-	c.reading, c.readTask = true, true
-	c.mu.Unlock()
-	err := c.readAvailable()
-	c.writeReplies(true)
-	c.endRead(err)
 }
 
 // writeReplies runs the writer that the frames handled so far started, if
@@ -226,8 +232,9 @@ func discard(br *bufio.Reader) error {
 }
 
 // endRead ends a reader: on err the connection ends, otherwise the poller
-// is rearmed for the next bytes.
-func (c *Conn) endRead(err error) {
+// is rearmed for the next bytes; again reports that bytes arrived while
+// it read, which no readiness will announce: the caller reads again.
+func (c *Conn) endRead(err error) (again bool) {
 	if err != nil && !errors.Is(err, errStop) {
 		// The peer went away without a close frame, or the socket failed.
 		c.drop(StatusAbnormal, "", true)
@@ -238,11 +245,9 @@ func (c *Conn) endRead(err error) {
 	c.mu.Unlock()
 	if sockClosed || err != nil {
 		c.finishIfDone()
-		return
+		return false
 	}
-	if err := w.Rearm(); err != nil {
-		c.watchFailed()
-	}
+	return w.Rearm()
 }
 
 // readFrame reads one frame from a stream and acts on it (handleFrame).

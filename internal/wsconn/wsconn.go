@@ -440,9 +440,15 @@ func (c *Conn) Start(h Handler) {
 	case c.in != nil:
 		// The bytes the client sent with its handshake: no readiness
 		// announces them.
-		go func() { c.endRead(c.readAvailable()) }()
+		go func() {
+			if c.endRead(c.readAvailable()) {
+				c.readReady()
+			}
+		}()
 	default:
-		c.endRead(nil)
+		if c.endRead(nil) {
+			workers.Go(c.readReady)
+		}
 	}
 }
 
@@ -535,21 +541,6 @@ func (c *Conn) fail(code StatusCode, reason string) error {
 		c.lingerAfter = true
 	}
 	return errDiscard
-}
-
-// watchFailed closes a connection whose socket the poller can no longer
-// watch for reading: it would never be read again. The close frame (1011)
-// is written if the socket takes it, and the socket is closed right after,
-// with no wait for an answer that could not be read.
-func (c *Conn) watchFailed() {
-	c.mu.Lock()
-	first := c.closeLocked(StatusInternalError, ReasonWatchFailed, false, false)
-	c.dropAfter = true
-	sent := c.closeSent
-	c.mu.Unlock()
-	if !first && sent {
-		c.closeSocket() // already closing, its close frame out: no answer can be read
-	}
 }
 
 // drop closes the socket without a close frame: the peer is gone, or broke
