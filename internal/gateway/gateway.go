@@ -718,7 +718,12 @@ func (g *Gateway) receive(c *client, m wsconn.Message) {
 	if c.slots == nil { // the reader's own field: an idle connection has none
 		c.slots = make(chan struct{}, r.snap.opts.InboxSize)
 	}
-	c.slots <- struct{}{}
+	select {
+	case c.slots <- struct{}{}:
+	default:
+		c.ws.WillWait() // the replies of this connection must not wait for the reader
+		c.slots <- struct{}{}
+	}
 	c.pending.Add(1)
 	c.mu.Lock()
 	c.inbox = append(c.inbox, r)

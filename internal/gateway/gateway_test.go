@@ -756,3 +756,45 @@ func TestUnmatchedMessageReachesTheTail(t *testing.T) {
 		t.Errorf("Stats().Errors = %d, want 2 (one unmatched, one failed)", got)
 	}
 }
+
+// A reply queued while the connection's reader waits for room in its inbox
+// goes out at once: a route that waits for the client to have read an
+// earlier reply (as an application that waits for the client's
+// acknowledgement does) finishes, and the reader with it. Were that reply
+// held until the reader's read ends, neither would.
+func TestReplyIsNotHeldByAWaitingReader(t *testing.T) {
+	t.Parallel()
+	gotFirst := make(chan struct{})
+	route := integration.Func(func(ctx context.Context, req *integration.Request) (*integration.Response, error) {
+		if string(req.Body) == "m1" {
+			select {
+			case <-gotFirst:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		return &integration.Response{Body: req.Body}, nil
+	})
+	_, url := startGateway(t, gateway.Options{
+		InboxSize:          1,
+		IntegrationTimeout: 30 * time.Second,
+		Routes:             map[string]gateway.Route{"$default": {Integration: route, RouteResponse: true}},
+	})
+	c := dialPipelined(t, strings.TrimPrefix(url, "ws://"))
+	// In one write, after the handshake: one read of the socket finds all
+	// three, and the reader waits at m2 while m1 runs.
+	var burst []byte
+	for i := range 3 {
+		burst = append(burst, maskedFrame(0x1, fmt.Appendf(nil, "m%d", i))...)
+	}
+	c.write(t, burst)
+	if got := c.text(t); got != "m0" {
+		t.Fatalf("first reply %q, want m0", got)
+	}
+	close(gotFirst)
+	for _, want := range []string{"m1", "m2"} {
+		if got := c.text(t); got != want {
+			t.Fatalf("reply %q, want %s", got, want)
+		}
+	}
+}

@@ -68,6 +68,15 @@ func (c *Conn) readReady() {
 	}
 }
 
+// WillWait tells the connection that its OnMessage is about to wait (for
+// room in a queue of its own): the replies it queued so far go out now,
+// and writers that other goroutines start for the rest of this read run
+// on their own goroutines, not after the read, so that no reply waits for
+// the reader's wait.
+func (c *Conn) WillWait() {
+	c.writeReplies(true)
+}
+
 // writeReplies runs the writer that the frames handled so far started, if
 // any, on the read task's goroutine: before the socket is read again, or
 // armed for reading, the replies go out. end ends the read task: writers
