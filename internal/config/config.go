@@ -749,6 +749,9 @@ type Overrides struct {
 	Node          string
 	ClusterListen string
 	ClusterPeers  string
+	// Ordering is ordering: how one connection's messages run through the
+	// routes that set none, for a project whose file cannot say it.
+	Ordering string
 	// Parameters override a template's Parameters (--parameter-overrides).
 	Parameters map[string]string
 }
@@ -762,6 +765,7 @@ func EnvOverrides(getenv func(string) string) Overrides {
 		Node:          getenv("SWITCHBOARD_NODE"),
 		ClusterListen: getenv("SWITCHBOARD_CLUSTER_LISTEN"),
 		ClusterPeers:  getenv("SWITCHBOARD_CLUSTER_PEERS"),
+		Ordering:      getenv("SWITCHBOARD_ORDERING"),
 	}
 }
 
@@ -793,6 +797,10 @@ func (c *Config) override(getenv func(string) string, flags Overrides) map[strin
 		if o.ClusterPeers != "" {
 			c.Cluster.Embedded.Peers = splitList(o.ClusterPeers)
 			set["cluster.embedded.peers"] = true
+		}
+		if o.Ordering != "" {
+			c.Ordering = o.Ordering
+			set["ordering"] = true
 		}
 	}
 	return set

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -187,3 +188,28 @@ func TestOrderingSettingsReachTheGateway(t *testing.T) {
 	}
 }
 
+// README's example of ordering loads and does what its comments say.
+func TestReadmeOrderingExample(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(readme), "#### Ordered or concurrent")
+	_, block, ok2 := strings.Cut(after, "```yaml\n")
+	block, _, ok3 := strings.Cut(block, "```")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal("README.md has no YAML block under \"Ordered or concurrent\"")
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "handler.js"), []byte(sleeper), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The function it names, which the example leaves out.
+	cfg := loadYAML(t, dir, block+"functions:\n  chat: {runtime: nodejs20.x, handler: handler.work, codeDir: .}\n")
+	o := servertest.Start(t, cfg).Gateway().OptionsForTest()
+	if o.Ordering != gateway.Ordered || o.InboxSize != gateway.DefaultInboxSize || o.Routes["sendMessage"].Ordering != gateway.Concurrent {
+		t.Errorf("ordering %v, in flight %d, sendMessage's ordering %v; want ordered, %d, concurrent",
+			o.Ordering, o.InboxSize, o.Routes["sendMessage"].Ordering, gateway.DefaultInboxSize)
+	}
+}
