@@ -18,6 +18,11 @@
 # connections against through the one that does. Their server CPU is the
 # sum over the nodes' processes.
 #
+# The ordering case runs echo through a hosted Node function that sleeps
+# 25 ms, from one connection that keeps 32 messages waiting, against a
+# gateway whose route is ordered and one whose route is concurrent (after a
+# first, unmeasured run that starts the function's processes).
+#
 # The start case (not in the default CASES: it installs serverless and
 # serverless-offline from npm) runs examples/chat-node's serverless.yml with
 # `switchboard serve --project`, with and without --warm, and with
@@ -31,6 +36,7 @@
 #   SIDES="ceiling gateway" bench/run.sh   # without the peer (it runs conns, echo and the fanouts)
 #   CASES="cluster-fanout cluster-mgmt" bench/run.sh   # only the cluster cases
 #   CASES=start bench/run.sh     # start to ready and first answers, beside serverless-offline
+#   CASES=ordering bench/run.sh  # a Node function's route, ordered against concurrent
 #   PROFILE=1 bench/run.sh       # also saves a 10s CPU profile of the gateway per case (first run;
 #                                # profiling adds to that run's server CPU figure)
 #   LOADGEN="/path/to/switchboard bench" bench/run.sh   # another load generator build
@@ -42,7 +48,7 @@ cd "$(dirname "$0")/.."
 repo=$(pwd)
 
 RUNS=${RUNS:-3}
-CASES=${CASES:-"conns echo fanout-1k fanout-10k fanout-mgmt mgmt mgmt-1cpu mgmt-100 mgmt-batch cluster-fanout cluster-mgmt"}
+CASES=${CASES:-"conns echo fanout-1k fanout-10k fanout-mgmt mgmt mgmt-1cpu mgmt-100 mgmt-batch ordering cluster-fanout cluster-mgmt"}
 OUT=${OUT:-$(mktemp -d -t switchboard-bench.XXXXXX)}
 PROFILE=${PROFILE:-}
 SIDES=${SIDES:-"ceiling gateway peer"}
@@ -118,6 +124,28 @@ logging:
   accessLog: false
 EOF
 
+# The ordering case's gateways: a Node function that sleeps 25 ms and
+# answers with the message, behind $default, ordered or concurrent, with up
+# to 16 processes.
+mkdir -p "$OUT/fn"
+cat >"$OUT/fn/handler.js" <<'EOF'
+exports.echo = async (event) => {
+  await new Promise((resolve) => setTimeout(resolve, 25));
+  return { statusCode: 200, body: event.body };
+};
+EOF
+for o in ordered concurrent; do
+  cat >"$OUT/gateway-$o.yaml" <<EOF
+ordering: $o
+functions:
+  sleep25: {runtime: nodejs20.x, handler: handler.echo, codeDir: fn, maxProcesses: 16}
+routes:
+  \$default: {integration: {type: lambda, function: sleep25}, routeResponse: true}
+limits: {messageRate: unlimited, idleTimeout: unlimited, maxLifetime: unlimited, pingInterval: off}
+logging: {accessLog: false}
+EOF
+done
+
 # wait_banner WHAT PID OUT: waits up to TRIES × 0.1 s for the WebSocket URL
 # in a server's output and prints it; fails the run when it never comes.
 wait_banner() {
@@ -147,7 +175,7 @@ start_server() {
     "${pin[@]}" "$OUT/bin/ceiling" --listen 127.0.0.1:0 >"$out" 2>&1 &
     ;;
   gateway)
-    SWITCHBOARD_DATA_DIR="$OUT/data" "${pin[@]}" "$OUT/bin/switchboard" serve --config "$OUT/gateway.yaml" --listen 127.0.0.1:0 --pprof \
+    SWITCHBOARD_DATA_DIR="$OUT/data" "${pin[@]}" "$OUT/bin/switchboard" serve --config "${gateway_config:-$OUT/gateway.yaml}" --listen 127.0.0.1:0 --pprof \
       --log-level warn --log-format text >"$out" 2>&1 &
     ;;
   peer)
@@ -239,6 +267,7 @@ sides() {
   cluster-fanout) echo "one-node three-nodes" ;;
   cluster-mgmt) echo "via-holder via-other-node" ;;
   start) echo "serverless-offline gateway gateway-warm" ;;
+  ordering) echo "ordered concurrent" ;;
   *)
     for s in $SIDES; do
       if [ "$s" = peer ]; then
@@ -267,6 +296,11 @@ start_side() {
   case $side in
   ceiling | gateway | peer) start_server "$side" "$name" "$cpu" ;;
   one-node) start_server gateway "$name" ;;
+  ordered | concurrent)
+    gateway_config=$OUT/gateway-$side.yaml
+    start_server gateway "$name"
+    gateway_config=""
+    ;;
   three-nodes)
     start_cluster "$name" 3
     ws_url=$(IFS=,; echo "${node_ws[*]}") # subscribers spread over the nodes; sent through node 1
@@ -300,6 +334,7 @@ case_title() {
   cluster-fanout) echo "fanout 1000 × 200 × 100 B, broadcast via ws: subscribers spread over 3 nodes ÷ all on 1 node" ;;
   cluster-mgmt) echo "mgmt 32 × 20000 to connections of node 1: through node 2 ÷ through node 1 (3 nodes)" ;;
   start) echo "start examples/chat-node (serverless.yml, 4 Node functions), then whoami" ;;
+  ordering) echo "echo 1 × 400 × 100 B, window 32, through a Node function (16 processes) that sleeps 25 ms: concurrent ÷ ordered" ;;
   esac
 }
 
@@ -355,6 +390,9 @@ case_args() {
   cluster-mgmt)
     echo mgmt --url "$ws_url" --mgmt-url "$web_url" -c 32 -n 20000 --pid "$server_pid"
     ;;
+  ordering)
+    echo echo --url "$ws_url" -c 1 -m 400 -s 100 --window 32 --any-order --pid "$server_pid"
+    ;;
   start)
     local common=(start --message '{"action":"whoami"}' --expect welcome --repeat 20 --duration 3m --dir "$start_dir")
     case ${2:-gateway} in
@@ -398,7 +436,7 @@ setup_start() {
 # its own, as it compares other servers.
 results_of() {
   case $1 in
-  cluster-* | start) echo "$1.jsonl" ;;
+  cluster-* | start | ordering) echo "$1.jsonl" ;;
   *) echo results.jsonl ;;
   esac
 }
@@ -430,6 +468,11 @@ for c in $CASES; do
         pids+=("$prof_pid")
       fi
       echo "== $title: $kind, run $run/$RUNS" >&2
+      if [ "$c" = ordering ]; then
+        # Unmeasured: starts the function's processes, so that the
+        # measured run compares warm invocations.
+        "${lg[@]}" "${args[@]}" >/dev/null 2>>"$OUT/logs/progress.log" || true
+      fi
       status=0
       line=$("${lg[@]}" "${args[@]}" 2>>"$OUT/logs/progress.log") || status=$?
       if [ -n "$prof_pid" ]; then
@@ -454,6 +497,7 @@ if [ -s "$results" ]; then
 fi
 cluster_tables=""
 start_tables=""
+ordering_table=""
 for c in $CASES; do
   f=$OUT/$(results_of "$c")
   [ "$f" != "$results" ] && [ -s "$f" ] || continue
@@ -463,6 +507,12 @@ for c in $CASES; do
     start_tables+=$("$OUT/bin/report" -base serverless-offline -other gateway-warm <"$f")
     echo
     echo "$start_tables"
+    continue
+  fi
+  if [ "$c" = ordering ]; then
+    ordering_table=$("$OUT/bin/report" -base ordered -other concurrent <"$f")
+    echo
+    echo "$ordering_table"
     continue
   fi
   read -r base other <<<"$(sides "$c")"
@@ -581,6 +631,28 @@ fi
         ;;
       esac
     done
+    echo '```'
+  fi
+  if [ -n "$ordering_table" ]; then
+    echo
+    echo "## A hosted function's route, ordered and concurrent"
+    echo
+    echo "Echo through a Node function (up to 16 processes) that sleeps 25 ms and"
+    echo "answers with the message, from one connection that keeps 32 messages"
+    echo "waiting, against a gateway whose route is ordered (one message of a"
+    echo "connection at a time) and one whose route is concurrent (each at once, as"
+    echo "API Gateway), after an unmeasured run that starts the processes. Server"
+    echo "CPU is the gateway's alone, not its functions'. Ratios are concurrent over ordered."
+    echo
+    echo "$ordering_table"
+    echo
+    echo '```yaml'
+    cat "$OUT/gateway-concurrent.yaml"
+    echo '```'
+    echo
+    echo '```sh'
+    ws_url='$WS' server_pid='$PID'
+    echo "switchboard bench $(case_args ordering)"
     echo '```'
   fi
   if [ -n "$start_tables" ]; then

@@ -213,6 +213,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	node := fs.String("node", "", "this node's name in the cluster (env SWITCHBOARD_NODE; default: host name and a random suffix)")
 	clusterListen := fs.String("cluster-listen", "", "with --cluster embedded: the route address host:port peers connect to (env SWITCHBOARD_CLUSTER_LISTEN)")
 	clusterPeers := fs.String("cluster-peers", "", "with --cluster embedded: every node's route address, host:port,host:port (env SWITCHBOARD_CLUSTER_PEERS)")
+	ordering := fs.String("ordering", "", "how one connection's messages run through routes that set none: ordered or concurrent (env SWITCHBOARD_ORDERING; config ordering; default ordered)")
 	logLevel := fs.String("log-level", getenv("SWITCHBOARD_LOG_LEVEL"), "debug, info, warn or error (env SWITCHBOARD_LOG_LEVEL; default info)")
 	if err := cli.ParseFlags(fs, args, serveHelp, stdout); err != nil {
 		return err
@@ -271,7 +272,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	// load reads the configuration from the same file, environment and
 	// flags at start-up and on every SIGHUP.
 	flags := config.Overrides{Listen: *listen, Stage: *stage, Parameters: params, Cluster: *cluster, Node: *node,
-		ClusterListen: *clusterListen, ClusterPeers: *clusterPeers}
+		ClusterListen: *clusterListen, ClusterPeers: *clusterPeers, Ordering: *ordering}
 	load := func() (*config.Config, error) {
 		var cfg *config.Config
 		var err error

@@ -67,6 +67,16 @@ type Config struct {
 	ShutdownTimeout Duration `yaml:"shutdownTimeout"`
 	// IntegrationTimeout bounds one route invocation.
 	IntegrationTimeout Duration `yaml:"integrationTimeout"`
+	// Ordering is how the messages of one connection run through the
+	// routes that set none (see Orderings): one after another in the order
+	// they arrived, or each at once, as API Gateway invokes a function for
+	// each message. Absent: the gateway's default, ordered.
+	Ordering string `yaml:"ordering"`
+	// MaxMessagesInFlight is how many messages of one connection may wait
+	// for their route or run at once; beyond, the connection is not read
+	// until one is done. Absent: the gateway's default, 32; it cannot be
+	// disabled.
+	MaxMessagesInFlight Count `yaml:"maxMessagesInFlight"`
 
 	// Authorizers guard $connect; routes.$connect.authorizer names one.
 	Authorizers map[string]Authorizer `yaml:"authorizers"`
@@ -195,7 +205,15 @@ type Route struct {
 	// RouteResponse sends the integration's response body back to the caller.
 	// Unset means true for echo and mock, false otherwise.
 	RouteResponse *bool `yaml:"routeResponse"`
+	// Ordering is how the messages of one connection run through this
+	// route: one of Orderings. Empty means Config.Ordering.
+	Ordering string `yaml:"ordering"`
 }
+
+// Orderings are the values of ordering, on a route or for the whole
+// gateway: "ordered" runs one connection's messages one after another, in
+// the order they arrived; "concurrent" runs each as soon as it arrives.
+var Orderings = []string{"ordered", "concurrent"}
 
 // Integration says what a route invokes.
 type Integration struct {
@@ -731,6 +749,9 @@ type Overrides struct {
 	Node          string
 	ClusterListen string
 	ClusterPeers  string
+	// Ordering is ordering: how one connection's messages run through the
+	// routes that set none, for a project whose file cannot say it.
+	Ordering string
 	// Parameters override a template's Parameters (--parameter-overrides).
 	Parameters map[string]string
 }
@@ -744,6 +765,7 @@ func EnvOverrides(getenv func(string) string) Overrides {
 		Node:          getenv("SWITCHBOARD_NODE"),
 		ClusterListen: getenv("SWITCHBOARD_CLUSTER_LISTEN"),
 		ClusterPeers:  getenv("SWITCHBOARD_CLUSTER_PEERS"),
+		Ordering:      getenv("SWITCHBOARD_ORDERING"),
 	}
 }
 
@@ -775,6 +797,10 @@ func (c *Config) override(getenv func(string) string, flags Overrides) map[strin
 		if o.ClusterPeers != "" {
 			c.Cluster.Embedded.Peers = splitList(o.ClusterPeers)
 			set["cluster.embedded.peers"] = true
+		}
+		if o.Ordering != "" {
+			c.Ordering = o.Ordering
+			set["ordering"] = true
 		}
 	}
 	return set
@@ -1064,6 +1090,9 @@ func (c *Config) Validate() error {
 		} else if err != nil {
 			p.add(path, "%v", err)
 		}
+		if r.Ordering != "" && !slices.Contains(Orderings, r.Ordering) {
+			p.add(path+".ordering", "expected one of %s, got %q%s", strings.Join(Orderings, ", "), r.Ordering, didYouMean(r.Ordering, Orderings))
+		}
 		in := r.Integration
 		if r.Authorizer != "" {
 			if key != "$connect" {
@@ -1164,6 +1193,12 @@ func (c *Config) Validate() error {
 	}
 	if c.ShutdownTimeout < 0 {
 		p.add("shutdownTimeout", "expected a duration such as 10s; a drain needs a bound, so 0 and unlimited are refused")
+	}
+	if c.Ordering != "" && !slices.Contains(Orderings, c.Ordering) {
+		p.add("ordering", "expected one of %s, got %q%s", strings.Join(Orderings, ", "), c.Ordering, didYouMean(c.Ordering, Orderings))
+	}
+	if c.MaxMessagesInFlight < 0 {
+		p.add("maxMessagesInFlight", "expected a whole number such as 32; what one connection starts needs a bound, so 0 and unlimited are refused")
 	}
 	if c.IntegrationTimeout < 0 {
 		p.add("integrationTimeout", "expected a duration such as 29s; an invocation needs a bound, so 0 and unlimited are refused")

@@ -59,6 +59,8 @@ var componentDefaults = map[string]string{
 	"functions.<name>.initTimeout":  "10s",
 	"authorizers.<name>.leeway":     "60s",
 	"logging.accessLog":             "true",
+	"ordering":                      "ordered",
+	"maxMessagesInFlight":           "32",
 }
 
 // meanings holds the one-line meaning of every key, by path.
@@ -79,6 +81,7 @@ var meanings = map[string]string{
 	"routes.<name>.integration.region":    "the region the call is signed for (invoke); empty means the AWS configuration's",
 	"routes.<name>.authorizer":            "names an entry of authorizers; $connect only",
 	"routes.<name>.routeResponse":         "send the integration's response body back to the caller; default true for echo and mock, else false",
+	"routes.<name>.ordering":              "ordered or concurrent: how one connection's messages run through this route; empty means ordering",
 	"limits":                              "limits on connections and messages; 0, off or unlimited disables one",
 	"limits.maxMessageBytes":              "the largest message a client may send (closed with 1009 beyond)",
 	"limits.idleTimeout":                  "closes a connection with no data message for this long",
@@ -106,6 +109,8 @@ var meanings = map[string]string{
 	"trustedProxies":                      "addresses or CIDR prefixes whose X-Forwarded-For is believed",
 	"shutdownTimeout":                     "bounds the drain on SIGINT or SIGTERM",
 	"integrationTimeout":                  "bounds one route invocation",
+	"ordering":                            "how one connection's messages run through routes that set none: ordered (one after another, in order) or concurrent (each at once, as API Gateway does)",
+	"maxMessagesInFlight":                 "messages of one connection that may wait for their route or run at once; beyond, the connection is not read until one is done",
 	"authorizers":                         "$connect authorizers, by name",
 	"authorizers.<name>":                  "one authorizer",
 	"authorizers.<name>.type":             "jwt or lambda",

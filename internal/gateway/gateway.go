@@ -49,6 +49,41 @@ type Route struct {
 	// integrations that never wait (on a network, a process or a timer):
 	// while it runs, the connection is not read.
 	Inline bool
+	// Ordering says whether the messages of one connection that select
+	// this route run one after another or at once. OrderingDefault means
+	// Options.Ordering.
+	Ordering Ordering
+}
+
+// Ordering says how the messages of one connection run through a route.
+type Ordering uint8
+
+const (
+	// OrderingDefault is the gateway's Options.Ordering on a Route, and
+	// Ordered on Options.
+	OrderingDefault Ordering = iota
+	// Ordered runs one connection's messages one at a time, in the order
+	// they arrived: a message's route starts once the previous ordered
+	// message of the connection is done.
+	Ordered
+	// Concurrent runs each message as soon as it arrives, as API Gateway
+	// invokes a route's function for each message without waiting for the
+	// previous ones: their answers may arrive in any order. What one
+	// connection may start is bounded by Options.InboxSize, and a hosted
+	// function runs at most its own concurrency at once; the others wait
+	// for a free process within the route's timeout.
+	Concurrent
+)
+
+// String returns "ordered", "concurrent", or "default".
+func (o Ordering) String() string {
+	switch o {
+	case Ordered:
+		return "ordered"
+	case Concurrent:
+		return "concurrent"
+	}
+	return "default"
 }
 
 // Options configures a Gateway. The zero value works: stage "dev", the
@@ -72,10 +107,20 @@ type Options struct {
 	Subprotocols []string
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
-	// InboxSize is how many received messages of one connection may wait for
-	// their route; when full, the connection is not read until one finishes.
-	// Zero or negative means 32: the inbox cannot be disabled.
+	// InboxSize is how many received messages of one connection may wait
+	// for their route or run at once, ordered and concurrent ones together;
+	// when that many are in flight, the connection is not read until one
+	// finishes. Zero or negative means DefaultInboxSize: it cannot be
+	// disabled.
 	InboxSize int
+	// Ordering is the ordering of the routes that do not set their own.
+	// Zero (OrderingDefault) means Ordered, the default: every schedule
+	// Ordered produces is one API Gateway could produce, so an application
+	// correct on AWS is correct here; and clients that send several
+	// messages at once and read the answers in turn (scripts, tests,
+	// tutorial clients) keep working, without starting a process of the
+	// function for each message of a burst.
+	Ordering Ordering
 	// IntegrationTimeout bounds one route invocation. Zero means 29s.
 	IntegrationTimeout time.Duration
 	// Logger receives errors and lifecycle events. Nil means slog.Default().
@@ -126,6 +171,13 @@ type Options struct {
 // person types or most state updates need.
 const DefaultMessageRate = 100
 
+// DefaultInboxSize is how many messages of one connection may wait for
+// their route or run at once unless configured: enough for a burst of
+// concurrent messages to reach a function's processes at once, few enough
+// that one connection holds little memory (at most this many messages of
+// at most the connection's read limit) and starts little work.
+const DefaultInboxSize = 32
+
 func (o Options) withDefaults() Options {
 	if o.MessageRate == 0 {
 		o.MessageRate = DefaultMessageRate
@@ -140,7 +192,10 @@ func (o Options) withDefaults() Options {
 		o.Selection, _ = route.Parse(route.DefaultExpression) // a constant that parses
 	}
 	if o.InboxSize <= 0 { // the inbox cannot be disabled
-		o.InboxSize = 32
+		o.InboxSize = DefaultInboxSize
+	}
+	if o.Ordering == OrderingDefault {
+		o.Ordering = Ordered
 	}
 	if o.IntegrationTimeout == 0 {
 		o.IntegrationTimeout = 29 * time.Second
@@ -691,11 +746,13 @@ func (s *snapshot) trusted(a netip.Addr) bool {
 }
 
 // receive runs a message's route, or queues it. Messages of one connection
-// run one at a time, in order: an Inline route runs here, on the reader,
-// when nothing of the connection waits; the others run on a goroutine that
-// exists only while there is work. Other connections are never delayed.
-// When InboxSize messages wait, the reader blocks here, which stops reading
-// that client.
+// through Ordered routes run one at a time, in order: an Inline route runs
+// here, on the reader, when nothing of the connection waits; the others run
+// on a goroutine that exists only while there is work. A message through a
+// Concurrent route runs at once: on the reader when its route is Inline,
+// else on a goroutine of its own. Other connections are never delayed.
+// When InboxSize messages wait or run, the reader blocks here, which stops
+// reading that client.
 func (g *Gateway) receive(c *client, m wsconn.Message) {
 	snap := g.cur.Load()
 	if c.limiter == nil && snap.opts.MessageRate > 0 { // the reader's own field: an idle connection has none
@@ -707,14 +764,17 @@ func (g *Gateway) receive(c *client, m wsconn.Message) {
 		return
 	}
 	r := g.route(snap, m)
-	c.mu.Lock()
-	if r.found && r.route.Inline && !c.running {
-		// Nothing of this connection waits: no one to overtake.
+	concurrent := r.found && snap.ordering(r.route) == Concurrent
+	if r.found && r.route.Inline {
+		c.mu.Lock()
+		overtakes := c.running && !concurrent
 		c.mu.Unlock()
-		g.handle(c, r)
-		return
+		if !overtakes {
+			// Nothing of this connection waits, or nothing need be waited for.
+			g.handle(c, r)
+			return
+		}
 	}
-	c.mu.Unlock()
 	if c.slots == nil { // the reader's own field: an idle connection has none
 		c.slots = make(chan struct{}, r.snap.opts.InboxSize)
 	}
@@ -725,6 +785,14 @@ func (g *Gateway) receive(c *client, m wsconn.Message) {
 		c.slots <- struct{}{}
 	}
 	c.pending.Add(1)
+	if concurrent {
+		workers.Go(func() {
+			g.handle(c, r)
+			<-c.slots
+			c.pending.Done()
+		})
+		return
+	}
 	c.mu.Lock()
 	c.inbox = append(c.inbox, r)
 	start := !c.running
@@ -733,6 +801,14 @@ func (g *Gateway) receive(c *client, m wsconn.Message) {
 	if start {
 		workers.Go(func() { g.drainInbox(c) })
 	}
+}
+
+// ordering is rt's ordering in s.
+func (s *snapshot) ordering(rt Route) Ordering {
+	if rt.Ordering == OrderingDefault {
+		return s.opts.Ordering
+	}
+	return rt.Ordering
 }
 
 // drainInbox runs c's queued messages in order until none is left.

@@ -20,7 +20,9 @@ var echoHelp = &cli.Help{
 	Text: `Opens -c connections; once all are open, each sends -m text messages through
 a route that answers every message (the gateway's echo integration, a mock,
 or a two-way Lambda route that returns the body), with at most --window
-messages waiting for their answer. A message is --route with %s replaced by a
+messages waiting for their answer; with --any-order, the answers of one
+connection may come in any order (a route that runs a connection's messages
+concurrently), each counted once. A message is --route with %s replaced by a
 payload of -s bytes carrying the connection's sequence number and the send
 time, which the answer must contain. With --protocol centrifuge, a message
 is an rpc command calling the method "echo" with the payload, and --route is
@@ -50,6 +52,7 @@ type echoResult struct {
 	Size        int    `json:"size"`
 	Route       string `json:"route"`
 	Window      int    `json:"window"`
+	AnyOrder    bool   `json:"any_order,omitempty"`
 	Concurrency int    `json:"concurrency"`
 	Sources     int    `json:"sources"`
 	PID         int    `json:"pid,omitempty"`
@@ -77,6 +80,7 @@ func echo(ctx context.Context, args []string, getenv func(string) string, stdout
 	size := fs.Int("s", 100, fmt.Sprintf("payload bytes put in place of %%s (at most %d)", maxSize))
 	tmpl := fs.String("route", "%s", `message template; %s is replaced by the payload, e.g. '{"action":"echo","data":"%s"}'`)
 	window := fs.Int("window", 1, fmt.Sprintf("messages of one connection waiting for their answer (at most %d)", maxWindow))
+	anyOrder := fs.Bool("any-order", false, "accept one connection's answers in any order, each once (a concurrent route)")
 	pid := fs.Int("pid", 0, "process ID of the server, on this machine: report its CPU time per message")
 	if err := parseFlags(fs, args, echoHelp, stdout); err != nil {
 		return err
@@ -109,8 +113,8 @@ func echo(ctx context.Context, args []string, getenv func(string) string, stdout
 	}
 
 	r := newRun("echo", &t, stderr)
-	e := &echoRun{run: r, proto: t.protocol, prefix: prefix, suffix: suffix, size: *size, msgs: *msgs, window: *window, tag: newTag()}
-	res := echoResult{Connections: *conns, Messages: *msgs, Size: *size, Route: *tmpl, Window: *window,
+	e := &echoRun{run: r, proto: t.protocol, prefix: prefix, suffix: suffix, size: *size, msgs: *msgs, window: *window, anyOrder: *anyOrder, tag: newTag()}
+	res := echoResult{Connections: *conns, Messages: *msgs, Size: *size, Route: *tmpl, Window: *window, AnyOrder: *anyOrder,
 		Concurrency: t.concurrency, Sources: t.sources, PID: *pid}
 	cpu := cpuMeter{run: r, pids: onePID(*pid)}
 
@@ -206,6 +210,7 @@ type echoRun struct {
 	prefix, suffix string
 	size, msgs     int
 	window         int
+	anyOrder       bool   // answers of one connection in any order
 	tag            string // in every payload of this run
 
 	base       time.Time
@@ -227,6 +232,10 @@ func (e *echoRun) work(ctx context.Context, c *websocket.Conn) {
 	go func() {
 		defer close(readerDone)
 		next := int64(0)
+		var answered []bool // with anyOrder: by sequence number
+		if e.anyOrder {
+			answered = make([]bool, e.msgs)
+		}
 		for got := 0; got < e.msgs; {
 			_, data, err := c.Read(ctx)
 			if err != nil {
@@ -249,7 +258,12 @@ func (e *echoRun) work(ctx context.Context, c *websocket.Conn) {
 					return
 				}
 				got++
-				if isOurs && seq == next {
+				if isOurs && e.anyOrder && seq >= 0 && seq < int64(len(answered)) && !answered[seq] {
+					answered[seq] = true
+					e.hist.record(time.Duration(now - ts))
+					e.received.Add(1)
+					e.lastAnswer.Store(now)
+				} else if isOurs && !e.anyOrder && seq == next {
 					e.hist.record(time.Duration(now - ts))
 					e.received.Add(1)
 					e.lastAnswer.Store(now)

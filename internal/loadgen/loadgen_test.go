@@ -5,10 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -633,5 +637,56 @@ func TestServerCPUSummed(t *testing.T) {
 	}
 	if want := []int{os.Getpid(), os.Getpid()}; !slices.Equal(r.PIDs, want) {
 		t.Errorf("pids = %v, want %v", r.PIDs, want)
+	}
+}
+
+// With --any-order, echo counts each answer once in whatever order a
+// concurrent route sends them; without it, an answer out of order fails
+// the run. The route's server answers message 0 only once the gateway has
+// queued message 1's answer, so that the answers come back reversed.
+func TestEchoAnyOrder(t *testing.T) {
+	t.Parallel()
+	var srv *servertest.Running
+	var mu sync.Mutex
+	var queuedBefore int64 // the gateway's frames out when the run began
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		event, _ := io.ReadAll(r.Body)
+		var e struct {
+			Body string `json:"body"`
+		}
+		_ = json.Unmarshal(event, &e)
+		if seq, _, _, _ := loadgen.ParsePayloadForTest([]byte(e.Body)); seq == 0 {
+			mu.Lock()
+			before := queuedBefore
+			mu.Unlock()
+			deadline := time.Now().Add(10 * time.Second) // a bound, should message 1 never be answered
+			for srv.Gateway().Stats().MessagesOut <= before && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond)
+			}
+		}
+		b, _ := json.Marshal(map[string]any{"statusCode": 200, "body": e.Body})
+		_, _ = w.Write(b)
+	}))
+	t.Cleanup(backend.Close)
+	srv = servertest.StartYAML(t, `
+ordering: concurrent
+routes:
+  $default: {integration: {type: http, url: "`+backend.URL+`"}, routeResponse: true}
+limits: {messageRate: unlimited}
+`)
+	begin := func() {
+		mu.Lock()
+		queuedBefore = srv.Gateway().Stats().MessagesOut
+		mu.Unlock()
+	}
+	begin()
+	r, err := bench(t, "echo", "--url", srv.WS, "-c", "1", "-m", "2", "--window", "2")
+	if err == nil || r.Unexpected == 0 {
+		t.Errorf("echo without --any-order: err = %v, unexpected = %d; want the answer out of order reported", err, r.Unexpected)
+	}
+	begin()
+	r = mustBench(t, "echo", "--url", srv.WS, "-c", "1", "-m", "2", "--window", "2", "--any-order")
+	if r.Received != 2 || r.Unexpected != 0 || r.Lost != 0 {
+		t.Errorf("echo --any-order: received=%d unexpected=%d lost=%d, want both answers received", r.Received, r.Unexpected, r.Lost)
 	}
 }

@@ -53,7 +53,19 @@ func (b *builder) route(rc config.Route) (gateway.Route, error) {
 	if err != nil {
 		return gateway.Route{}, err
 	}
-	return gateway.Route{Integration: in, RouteResponse: rc.TwoWay(), Timeout: timeout, Inline: inline}, nil
+	return gateway.Route{Integration: in, RouteResponse: rc.TwoWay(), Timeout: timeout, Inline: inline, Ordering: ordering(rc.Ordering)}, nil
+}
+
+// ordering is a configured ordering (config.Orderings) as the gateway's;
+// empty is the gateway's default.
+func ordering(s string) gateway.Ordering {
+	switch s {
+	case "ordered":
+		return gateway.Ordered
+	case "concurrent":
+		return gateway.Concurrent
+	}
+	return gateway.OrderingDefault
 }
 
 // integration builds a configured integration, its route's timeout (zero:

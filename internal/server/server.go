@@ -349,6 +349,8 @@ func (s *Server) build(cfg *config.Config, hub *gateway.Hub, prev *builder) (*bu
 		MessageBurst:        l.MessageBurst,
 		TrustedProxies:      proxies,
 		IntegrationTimeout:  time.Duration(cfg.IntegrationTimeout),
+		Ordering:            ordering(cfg.Ordering),
+		InboxSize:           int(cfg.MaxMessagesInFlight),
 		Logger:              opts.Logger,
 		AccessLog:           cfg.Logging.AccessLogOn(),
 		AccessLogFormat:     cfg.Logging.AccessLogFormat,

@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -119,8 +120,9 @@ type Options struct {
 	Env map[string]string
 
 	// MaxProcs is how many processes may run at once; an invocation that
-	// finds them all busy waits for one, as long as its context allows.
-	// Zero means 4.
+	// finds them all busy waits for one, as long as its context allows,
+	// and the invocations that wait get the processes that become free in
+	// the order they began to wait. Zero means 4.
 	MaxProcs int
 
 	// Timeout limits one invocation, counted from the moment the function
@@ -200,6 +202,7 @@ type Function struct {
 	procs    map[*process]struct{} // started and not yet reaped
 	idle     []*process            // warm and free, most recently used last
 	wake     chan struct{}         // closed and replaced when a process becomes idle or a slot frees
+	waitq    []*waiter             // invocations waiting in acquire for a process, oldest first
 	seq      int                   // numbers processes in logs
 	gen      int                   // counts the handler's rebuilds; a process of an older one is not reused
 
@@ -531,25 +534,48 @@ func (f *Function) Close() error {
 // still waiting for it: the event never reached the function.
 var errNotDelivered = errors.New("lambdahost: process exited before taking the invocation")
 
+// waiter is an invocation waiting in line for a process.
+type waiter struct {
+	got chan *process // receives the process handed to it; buffered, sent to once
+}
+
 // acquire returns a warm idle process, or starts one if fewer than MaxProcs
-// exist, or waits for one of those to happen.
+// exist, or waits in line for one of those to happen. A process that
+// becomes free is handed to the oldest waiter, which alone wakes: were every
+// waiter woken to race for it, some would lose many rounds in a row (a
+// tail of round trips several times their median, measured with a
+// connection's concurrent messages).
 func (f *Function) acquire(ctx context.Context) (*process, error) {
+	var w *waiter // non-nil while this invocation waits in line
+	f.mu.Lock()
 	for {
-		f.mu.Lock()
+		if w != nil {
+			select {
+			case p := <-w.got: // handed over while it was woken for something else
+				f.mu.Unlock()
+				return p, nil
+			default:
+			}
+		}
 		if f.closed {
+			f.leaveLocked(w)
 			f.mu.Unlock()
 			return nil, ErrClosed
 		}
-		for len(f.idle) > 0 {
-			p := f.idle[len(f.idle)-1]
-			f.idle = f.idle[:len(f.idle)-1]
-			if p.usable() {
-				f.mu.Unlock()
-				return p, nil
+		if w == nil || f.waitq[0] == w { // nobody ahead in line
+			for len(f.idle) > 0 {
+				p := f.idle[len(f.idle)-1]
+				f.idle = f.idle[:len(f.idle)-1]
+				if p.usable() {
+					f.leaveLocked(w)
+					f.mu.Unlock()
+					return p, nil
+				}
 			}
 		}
 		if f.nprocs < f.opts.MaxProcs {
 			f.nprocs++
+			f.leaveLocked(w)
 			f.mu.Unlock()
 			p, err := f.start()
 			if err != nil {
@@ -561,13 +587,36 @@ func (f *Function) acquire(ctx context.Context) (*process, error) {
 			}
 			return p, nil
 		}
+		if w == nil {
+			w = &waiter{got: make(chan *process, 1)}
+			f.waitq = append(f.waitq, w)
+		}
 		wake := f.wake
 		f.mu.Unlock()
 		select {
-		case <-wake:
+		case p := <-w.got:
+			return p, nil // release took w out of line
+		case <-wake: // a slot freed, or the function closed
 		case <-ctx.Done():
+			f.mu.Lock()
+			f.leaveLocked(w)
+			select {
+			case p := <-w.got: // handed over meanwhile: pass it on
+				f.mu.Unlock()
+				f.release(p)
+			default:
+				f.mu.Unlock()
+			}
 			return nil, ctxError(ctx)
 		}
+		f.mu.Lock()
+	}
+}
+
+// leaveLocked takes w out of the line, if it is in it.
+func (f *Function) leaveLocked(w *waiter) {
+	if i := slices.Index(f.waitq, w); w != nil && i >= 0 {
+		f.waitq = slices.Delete(f.waitq, i, i+1)
 	}
 }
 
@@ -581,6 +630,12 @@ func (f *Function) release(p *process) {
 		return
 	}
 	if f.closed || !p.usable() {
+		return
+	}
+	if len(f.waitq) > 0 {
+		w := f.waitq[0]
+		f.waitq = f.waitq[1:]
+		w.got <- p // never blocks: w is taken out of line before its one send
 		return
 	}
 	f.idle = append(f.idle, p)

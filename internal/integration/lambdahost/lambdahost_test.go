@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -623,5 +624,37 @@ func TestRetireWaitsForInvocationsInFlight(t *testing.T) {
 				t.Errorf("InvokeRaw after Retire: err = %v, want ErrClosed", err)
 			}
 		})
+	}
+}
+
+// Invocations that find every process busy get one in the order they began
+// to wait.
+func TestWaitingInvocationsAreServedInOrder(t *testing.T) {
+	t.Parallel()
+	const waiters = 6
+	h := newGoHost(t, lambdahost.Options{MaxProcs: 1})
+	h.mustInvoke(t, `{}`) // a warm process
+	var wg sync.WaitGroup
+	wg.Go(func() { h.mustInvoke(t, `{"sleep":3000}`) }) // holds the process while the others line up
+	var mu sync.Mutex
+	var served []int
+	for i := range waiters {
+		if i == 0 { // once the sleeper holds the process
+			testutil.Eventually(t, 10*time.Second, func() bool {
+				procs, idle := h.ProcsForTest()
+				return procs == 1 && idle == 0
+			}, "the sleeper holding the process")
+		}
+		wg.Go(func() {
+			h.mustInvoke(t, `{}`)
+			mu.Lock()
+			served = append(served, i)
+			mu.Unlock()
+		})
+		testutil.Eventually(t, 10*time.Second, func() bool { return h.WaitingForTest() == i+1 }, "%d invocations waiting", i+1)
+	}
+	wg.Wait()
+	if want := []int{0, 1, 2, 3, 4, 5}; !slices.Equal(served, want) {
+		t.Errorf("waiting invocations served in the order %v, want %v", served, want)
 	}
 }
