@@ -20,7 +20,9 @@ import (
 type NATSSource struct {
 	// JS is the engine's JetStream context. Required.
 	JS jetstream.JetStream
-	// Stream names the stream read; it must exist. Required.
+	// Stream names the stream read. Required. When it does not exist and
+	// Subjects are given, it is created on them (file storage, kept until
+	// its limits: none by default).
 	Stream string
 	// Subjects filter the stream's subjects; empty reads them all. More
 	// than one needs nats-server 2.10 or later.
@@ -73,7 +75,12 @@ func startNATS(ctx context.Context, o Options) (source, claims, error) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, o.CallTimeout)
 	defer cancel()
-	if _, err := s.JS.Stream(cctx, s.Stream); err != nil {
+	_, err := s.JS.Stream(cctx, s.Stream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) && len(s.Subjects) > 0 {
+		_, err = s.JS.CreateStream(cctx, jetstream.StreamConfig{Name: s.Stream, Subjects: s.Subjects,
+			Description: "created by switchboard consumer " + o.Name})
+	}
+	if err != nil {
 		return fail(fmt.Errorf("consumer %s: stream %s: %w", o.Name, s.Stream, err))
 	}
 	switch dead, err := s.JS.StreamNameBySubject(cctx, s.DeadLetter); {

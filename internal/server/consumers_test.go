@@ -1,0 +1,104 @@
+package server_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/switchboard-gateway/switchboard/internal/consumer"
+	"github.com/switchboard-gateway/switchboard/internal/testutil"
+)
+
+// TestConsumerOnEmbeddedEngine: a consumer with no URL reads the cluster's
+// embedded NATS server, creating its stream on the subjects given; an event
+// published to a subject reaches the topic's WebSocket subscriber, mapped
+// by template and path; an event that cannot be mapped goes to the dead
+// letters with the reason; /_/api/consumers and /metrics count both.
+func TestConsumerOnEmbeddedEngine(t *testing.T) {
+	t.Parallel()
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(testutil.FreePort(t)))
+	n := startCluster(t, fmt.Sprintf(`listen: 127.0.0.1:0
+tls: {disable: true}
+cluster:
+  url: embedded
+  node: node-1
+  embedded: {listen: %q}
+consumers:
+  - name: feed
+    nats: {stream: FEED, subjects: [feed.>], ackWait: 2s}
+    topic: room.${room}
+    data: $.text
+`, addr))[0]
+	sub := testutil.Dial(t, n.WS, nil)
+	testutil.Write(t, sub, `{"action":"subscribe","entityId":"room.lobby"}`)
+	testutil.Eventually(t, 5*time.Second, func() bool {
+		for _, topics := range connIDs(t, n.HTTP) {
+			return len(topics) == 1 && topics[0] == "room.lobby"
+		}
+		return false
+	}, "the subscription is registered")
+
+	nc, err := nats.Connect("nats://" + addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if _, err := js.Publish(ctx, "feed.chat", []byte(`{"room":"nowhere-in-particular"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, "feed.chat", []byte(`{"room":"lobby","text":"hello from the stream"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ReadText(t, sub); got != "hello from the stream" {
+		t.Fatalf("subscriber got %q, want the event's text", got)
+	}
+
+	var stats struct{ Consumers []consumer.Stats }
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		code, body := testutil.Get(t, n.HTTP+"/_/api/consumers")
+		if code != 200 || json.Unmarshal([]byte(body), &stats) != nil || len(stats.Consumers) != 1 {
+			return false
+		}
+		c := stats.Consumers[0]
+		return c.Consumed == 1 && c.DeadLetters == 1 && c.Lag == 0
+	}, "/_/api/consumers counts one event published, one dead letter, no lag; got %+v", &stats)
+	if c := stats.Consumers[0]; c.Name != "feed" || c.Kind != "nats" || c.Source != "FEED feed.>" {
+		t.Errorf("/_/api/consumers = %+v, want feed, nats, FEED feed.>", c)
+	}
+	dead, err := js.Stream(ctx, "SWITCHBOARD_DEAD_feed")
+	if err != nil {
+		t.Fatalf("dead-letter stream: %v", err)
+	}
+	m, err := dead.GetMsg(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := m.Header.Get("Switchboard-Reason"), "mapping: data: the event has no field text"; got != want {
+		t.Errorf("dead letter's reason = %q, want %q", got, want)
+	}
+	if m.Subject != "switchboard.dead.feed" || string(m.Data) != `{"room":"nowhere-in-particular"}` {
+		t.Errorf("dead letter = %s %s, want the event on switchboard.dead.feed", m.Subject, m.Data)
+	}
+	_, metrics := testutil.Get(t, n.HTTP+"/metrics")
+	for _, want := range []string{
+		`switchboard_consumer_events_total{consumer="feed"} 1`,
+		`switchboard_consumer_dead_letters_total{consumer="feed",reason="mapping"} 1`,
+		`switchboard_consumer_lag{consumer="feed"} 0`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}
