@@ -347,3 +347,85 @@ func TestStartRefuses(t *testing.T) {
 type lazy func() any
 
 func (l lazy) String() string { return fmt.Sprint(l()) }
+
+// TestLagCountsPending: an event taken and not acknowledged (its publish
+// failed, its retry far off) counts in the lag, as do events not yet taken.
+func TestLagCountsPending(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			e := b.setup(t)
+			hub := newRecorder()
+			hub.fail["room.stuck"] = true
+			c := start(t, e, hub, "node-a", func(o *consumer.Options, _ *consumer.Consumer) {
+				if o != nil {
+					o.Backoff = []time.Duration{time.Minute}
+					if o.Redis != nil {
+						o.Redis.MinIdle = time.Minute
+					}
+				}
+			})
+			e.add(t, `{"id":"s1","room":"stuck","body":"x"}`)
+			e.add(t, `{"id":"s2","room":"stuck","body":"y"}`)
+			testutil.Eventually(t, 20*time.Second, func() bool { return c.Stats().Lag == 2 && hub.tries("room.stuck") >= 2 },
+				"the two events taken and not acknowledged count in the lag; stats %+v", lazy(func() any { return c.Stats() }))
+		})
+	}
+}
+
+// TestEventsBeforeStart: a consumer whose durable consumer or group is new
+// reads the stream from its first event.
+func TestEventsBeforeStart(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			e := b.setup(t)
+			hub := newRecorder()
+			if b.name == "redis" {
+				// The stream exists before the group.
+				e.add(t, `{"id":"b0","room":"early","body":"zero"}`)
+			}
+			e.add(t, `{"id":"b1","room":"early","body":"first"}`)
+			start(t, e, hub, "node-a", nil)
+			want := map[string]int{"nats": 1, "redis": 2}[b.name]
+			testutil.Eventually(t, 20*time.Second, func() bool { return hub.count("room.early") == want }, "the events added before the start arrive")
+		})
+	}
+}
+
+// TestDeadLetterNotWrittenStaysPending: while the dead-letter stream cannot
+// be written (its key holds a string), the event stays pending; once it can,
+// the next delivery dead-letters it. Nothing is dropped.
+func TestDeadLetterNotWrittenStaysPending(t *testing.T) {
+	srv := testutil.StartRedis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { _ = rdb.Close() })
+	if err := rdb.Set(bounded(t), "orders:dead", "not a stream", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	hub := newRecorder()
+	c := start(t, engine{source: func(t *testing.T, o *consumer.Options) {
+		o.Redis = &consumer.RedisSource{Client: rdb, Stream: "orders", MinIdle: 200 * time.Millisecond}
+	}}, hub, "node-a", nil)
+	if err := rdb.XAdd(bounded(t), &redis.XAddArgs{Stream: "orders", Values: map[string]any{"data": `{"id":"x"}`}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 20*time.Second, func() bool {
+		p, err := rdb.XPending(bounded(t), "orders", "switchboard-orders").Result()
+		return err == nil && p.Count == 1 && p.Higher != "" && c.Stats().Retries == 0
+	}, "the event stays pending")
+	var pend []redis.XPendingExt
+	testutil.Eventually(t, 20*time.Second, func() bool {
+		var err error
+		pend, err = rdb.XPendingExt(bounded(t), &redis.XPendingExtArgs{Stream: "orders", Group: "switchboard-orders", Start: "-", End: "+", Count: 10}).Result()
+		return err == nil && len(pend) == 1 && pend[0].RetryCount >= 2
+	}, "the event is delivered again while the dead letter cannot be written")
+	if st := c.Stats(); st.DeadLetters != 0 {
+		t.Fatalf("stats %+v: counted a dead letter that was not written", st)
+	}
+	if err := rdb.Del(bounded(t), "orders:dead").Err(); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 20*time.Second, func() bool {
+		n, err := rdb.XLen(bounded(t), "orders:dead").Result()
+		return err == nil && n == 1 && c.Stats().DeadLetters == 1
+	}, "the event is dead-lettered once the stream can be written")
+}

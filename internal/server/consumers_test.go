@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -12,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/switchboard-gateway/switchboard/internal/config"
 	"github.com/switchboard-gateway/switchboard/internal/consumer"
 	"github.com/switchboard-gateway/switchboard/internal/testutil"
 )
@@ -24,7 +27,8 @@ import (
 func TestConsumerOnEmbeddedEngine(t *testing.T) {
 	t.Parallel()
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(testutil.FreePort(t)))
-	n := startCluster(t, fmt.Sprintf(`listen: 127.0.0.1:0
+	yaml := func(topic string) string {
+		return fmt.Sprintf(`listen: 127.0.0.1:0
 tls: {disable: true}
 cluster:
   url: embedded
@@ -33,9 +37,11 @@ cluster:
 consumers:
   - name: feed
     nats: {stream: FEED, subjects: [feed.>], ackWait: 2s}
-    topic: room.${room}
+    topic: %s
     data: $.text
-`, addr))[0]
+`, addr, topic)
+	}
+	n := startCluster(t, yaml("room.${room}"))[0]
 	sub := testutil.Dial(t, n.WS, nil)
 	testutil.Write(t, sub, `{"action":"subscribe","entityId":"room.lobby"}`)
 	testutil.Eventually(t, 5*time.Second, func() bool {
@@ -91,9 +97,44 @@ consumers:
 	if m.Subject != "switchboard.dead.feed" || string(m.Data) != `{"room":"nowhere-in-particular"}` {
 		t.Errorf("dead letter = %s %s, want the event on switchboard.dead.feed", m.Subject, m.Data)
 	}
+
+	// One node publishes its events in the order it takes them.
+	for i := range 20 {
+		if _, err := js.Publish(ctx, "feed.chat", fmt.Appendf(nil, `{"room":"lobby","text":"m%d"}`, i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 20 {
+		if got, want := testutil.ReadText(t, sub), fmt.Sprintf("m%d", i); got != want {
+			t.Fatalf("message %d: got %q, want %q (in order)", i, got, want)
+		}
+	}
+
+	// Consumers change only with a restart: a reload keeps them and says so.
+	path := filepath.Join(t.TempDir(), "switchboard.yaml")
+	if err := os.WriteFile(path, []byte(yaml("elsewhere")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path, func(string) string { return "" }, config.Overrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.srv.Reload(cfg); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	if !strings.Contains(n.log.String(), "setting=consumers") {
+		t.Errorf("the reload does not say consumers change only with a restart; log:\n%s", n.log.String())
+	}
+	if _, err := js.Publish(ctx, "feed.chat", []byte(`{"room":"lobby","text":"after the reload"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ReadText(t, sub); got != "after the reload" {
+		t.Errorf("after the reload, subscriber got %q, want the event on the running consumer's topic", got)
+	}
+
 	_, metrics := testutil.Get(t, n.HTTP+"/metrics")
 	for _, want := range []string{
-		`switchboard_consumer_events_total{consumer="feed"} 1`,
+		`switchboard_consumer_events_total{consumer="feed"} 22`,
 		`switchboard_consumer_dead_letters_total{consumer="feed",reason="mapping"} 1`,
 		`switchboard_consumer_lag{consumer="feed"} 0`,
 	} {

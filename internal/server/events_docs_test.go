@@ -49,8 +49,25 @@ func TestDocsEvents(t *testing.T) {
 			t.Errorf("docs/events.md's pattern %s: %v", row[1], err)
 		}
 	}
+	// The consumers' example loads.
+	_, block, ok = strings.Cut(doc, "## Consumers")
+	_, block, _ = strings.Cut(block, "```yaml\n")
+	block, _, _ = strings.Cut(block, "```")
+	if !ok || !strings.Contains(block, "consumers:") {
+		t.Fatal("docs/events.md's Consumers section has no ```yaml block with consumers:")
+	}
+	path = filepath.Join(t.TempDir(), "switchboard.yaml")
+	if err := os.WriteFile(path, []byte(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err = config.Load(path, func(string) string { return "" }, config.Overrides{}); err != nil {
+		t.Fatalf("docs/events.md's consumers: %v", err)
+	}
+	if len(cfg.Consumers) != 2 || cfg.Consumers[0].NATS == nil || cfg.Consumers[1].Redis == nil {
+		t.Fatalf("docs/events.md's consumers = %+v, want one on NATS and one on Redis", cfg.Consumers)
+	}
 	var tests strings.Builder
-	for _, glob := range []string{"../*/*_test.go", "../*/*/*_test.go"} {
+	for _, glob := range []string{"../*/*_test.go", "../*/*/*_test.go", "../../cmd/*/*_test.go"} {
 		files, _ := filepath.Glob(glob)
 		for _, f := range files {
 			src, _ := os.ReadFile(f)
