@@ -180,7 +180,9 @@ func (n *natsSource) delivery(msg jetstream.Msg) delivery {
 		d.id = n.s.Stream + ":" + strconv.FormatUint(md.Sequence.Stream, 10)
 		d.attempt = int(md.NumDelivered)
 	}
-	d.ack = msg.DoubleAck
+	// A plain acknowledgement, not awaited: one lost brings the event back
+	// after AckWait, and its idempotency key keeps it from a second publish.
+	d.ack = func(context.Context) error { return msg.Ack() }
 	d.retry = func(_ context.Context, delay time.Duration) error { return msg.NakWithDelay(delay) }
 	d.progress = func() { _ = msg.InProgress() } // best effort: at worst the event comes back after AckWait
 	d.deadLetter = func(ctx context.Context, reason string) error {
