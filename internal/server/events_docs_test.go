@@ -11,8 +11,9 @@ import (
 	"github.com/switchboard-gateway/switchboard/internal/eventbridge"
 )
 
-// TestDocsEvents: docs/events.md's configuration loads and its patterns
-// compile, and every test it cites as proof exists.
+// TestDocsEvents: docs/events.md's configurations load and its patterns
+// compile, and every test it and SECURITY.md's Consumers section cite as
+// proof exists.
 func TestDocsEvents(t *testing.T) {
 	t.Parallel()
 	b, err := os.ReadFile("../../docs/events.md")
@@ -74,9 +75,20 @@ func TestDocsEvents(t *testing.T) {
 			tests.Write(src)
 		}
 	}
-	for _, name := range regexp.MustCompile("`((?:Test|Fuzz)[A-Za-z]+)`").FindAllStringSubmatch(doc, -1) {
-		if !strings.Contains(tests.String(), "func "+name[1]+"(") {
-			t.Errorf("docs/events.md cites %s, which is no test", name[1])
+	sec, err := os.ReadFile("../../SECURITY.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, consumers, ok := strings.Cut(string(sec), "## Consumers")
+	consumers, _, _ = strings.Cut(consumers, "\n## ")
+	if !ok {
+		t.Fatal("SECURITY.md has no Consumers section")
+	}
+	for _, d := range []struct{ name, text string }{{"docs/events.md", doc}, {"SECURITY.md's Consumers", consumers}} {
+		for _, name := range regexp.MustCompile("`((?:Test|Fuzz)[A-Za-z]+)`").FindAllStringSubmatch(d.text, -1) {
+			if !strings.Contains(tests.String(), "func "+name[1]+"(") {
+				t.Errorf("%s cites %s, which is no test", d.name, name[1])
+			}
 		}
 	}
 }
