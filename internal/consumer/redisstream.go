@@ -106,7 +106,7 @@ func (r *redisSource) lag(ctx context.Context) (int64, error) {
 // run reads new entries, and every MinIdle/2 (at most every second)
 // claims those left pending.
 func (r *redisSource) run(ctx context.Context, handle func(context.Context, delivery)) {
-	every := min(r.s.MinIdle/2, time.Second)
+	every := max(min(r.s.MinIdle/2, time.Second), 10*time.Millisecond) // a read blocks for whole milliseconds
 	var lastClaim time.Time
 	for ctx.Err() == nil {
 		if time.Since(lastClaim) >= every {

@@ -42,6 +42,9 @@ consumers:
 `, addr, topic)
 	}
 	n := startCluster(t, yaml("room.${room}"))[0]
+	if banner := n.srv.Banner(n.hs.Listener.Addr().String(), n.hs.Listener.Addr().String(), false); !strings.Contains(banner, "  Consumer:       feed reads nats FEED feed.>\n") {
+		t.Errorf("the banner does not name the consumer:\n%s", banner)
+	}
 	sub := testutil.Dial(t, n.WS, nil)
 	testutil.Write(t, sub, `{"action":"subscribe","entityId":"room.lobby"}`)
 	testutil.Eventually(t, 5*time.Second, func() bool {

@@ -650,6 +650,10 @@ func (s *Server) Banner(addr, mgmtAddr string, secure bool) string {
 	if s.cluster != nil {
 		fmt.Fprintf(&b, "  Cluster:        %s as node %s (ttl %v)\n", s.cluster.Redacted(), s.cluster.Node(), s.cluster.TTL())
 	}
+	for _, c := range s.consumers {
+		st := c.Stats()
+		fmt.Fprintf(&b, "  Consumer:       %s reads %s %s\n", st.Name, st.Kind, st.Source)
+	}
 	if !secure && s.opts.CAFile != "" {
 		fmt.Fprintf(&b, "  Secure, same port: wss://%s  https://%s  (local CA %s; see 'switchboard ca')\n", addr, addr, s.opts.CAFile)
 	}
