@@ -39,6 +39,7 @@ consumers:
     nats: {stream: FEED, subjects: [feed.>], ackWait: 2s}
     topic: %s
     data: $.text
+    idempotencyKey: $.id
 `, addr, topic)
 	}
 	n := startCluster(t, yaml("room.${room}"))[0]
@@ -64,10 +65,10 @@ consumers:
 		t.Fatal(err)
 	}
 	ctx := t.Context()
-	if _, err := js.Publish(ctx, "feed.chat", []byte(`{"room":"nowhere-in-particular"}`)); err != nil {
+	if _, err := js.Publish(ctx, "feed.chat", []byte(`{"id":"x","room":"nowhere-in-particular"}`)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := js.Publish(ctx, "feed.chat", []byte(`{"room":"lobby","text":"hello from the stream"}`)); err != nil {
+	if _, err := js.Publish(ctx, "feed.chat", []byte(`{"id":"h","room":"lobby","text":"hello from the stream"}`)); err != nil {
 		t.Fatal(err)
 	}
 	if got := testutil.ReadText(t, sub); got != "hello from the stream" {
@@ -97,13 +98,30 @@ consumers:
 	if got, want := m.Header.Get("Switchboard-Reason"), "mapping: data: the event has no field text"; got != want {
 		t.Errorf("dead letter's reason = %q, want %q", got, want)
 	}
-	if m.Subject != "switchboard.dead.feed" || string(m.Data) != `{"room":"nowhere-in-particular"}` {
+	if m.Subject != "switchboard.dead.feed" || string(m.Data) != `{"id":"x","room":"nowhere-in-particular"}` {
 		t.Errorf("dead letter = %s %s, want the event on switchboard.dead.feed", m.Subject, m.Data)
+	}
+
+	// The same event put twice (a producer that retried) reaches the
+	// subscriber once: its key was published within the window.
+	for _, text := range []string{"once", "once again", "next"} {
+		id := "dup"
+		if text == "next" {
+			id = "next"
+		}
+		if _, err := js.Publish(ctx, "feed.chat", fmt.Appendf(nil, `{"id":%q,"room":"lobby","text":%q}`, id, text)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, want := range []string{"once", "next"} {
+		if got := testutil.ReadText(t, sub); got != want {
+			t.Fatalf("subscriber got %q, want %q (an event with a key already published is not published again)", got, want)
+		}
 	}
 
 	// One node publishes its events in the order it takes them.
 	for i := range 20 {
-		if _, err := js.Publish(ctx, "feed.chat", fmt.Appendf(nil, `{"room":"lobby","text":"m%d"}`, i)); err != nil {
+		if _, err := js.Publish(ctx, "feed.chat", fmt.Appendf(nil, `{"id":"m%d","room":"lobby","text":"m%d"}`, i, i)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -128,7 +146,7 @@ consumers:
 	if !strings.Contains(n.log.String(), "setting=consumers") {
 		t.Errorf("the reload does not say consumers change only with a restart; log:\n%s", n.log.String())
 	}
-	if _, err := js.Publish(ctx, "feed.chat", []byte(`{"room":"lobby","text":"after the reload"}`)); err != nil {
+	if _, err := js.Publish(ctx, "feed.chat", []byte(`{"id":"r","room":"lobby","text":"after the reload"}`)); err != nil {
 		t.Fatal(err)
 	}
 	if got := testutil.ReadText(t, sub); got != "after the reload" {
@@ -137,7 +155,8 @@ consumers:
 
 	_, metrics := testutil.Get(t, n.HTTP+"/metrics")
 	for _, want := range []string{
-		`switchboard_consumer_events_total{consumer="feed"} 22`,
+		`switchboard_consumer_events_total{consumer="feed"} 24`,
+		`switchboard_consumer_duplicates_total{consumer="feed"} 1`,
 		`switchboard_consumer_dead_letters_total{consumer="feed",reason="mapping"} 1`,
 		`switchboard_consumer_lag{consumer="feed"} 0`,
 	} {
