@@ -255,10 +255,18 @@ type Consumer struct {
 }
 
 // Start prepares o's source (the durable consumer, the group, the
-// dead-letter stream) and its idempotency keys, then consumes until Close.
-// ctx bounds the preparation.
+// dead-letter stream) and its idempotency keys; Run then consumes until
+// Close. ctx bounds the preparation. On error, the source's Close (a
+// connection of the consumer's own) has been called.
 func Start(ctx context.Context, o Options) (*Consumer, error) {
 	if err := o.check(); err != nil {
+		// A connection of the consumer's own is closed, as on any failure.
+		if o.NATS != nil && o.NATS.Close != nil {
+			o.NATS.Close()
+		}
+		if o.Redis != nil && o.Redis.Close != nil {
+			_ = o.Redis.Close()
+		}
 		return nil, err
 	}
 	o = o.withDefaults()
