@@ -55,7 +55,6 @@ acknowledgement; it needs --topic.`,
 	Examples: []string{
 		`switchboard bench fanout --url ws://127.0.0.1:3001 --subscribers 100 --messages 50 --size 100`,
 		`switchboard bench fanout --url ws://127.0.0.1:3001 --subscribers 100 --messages 200 --via mgmt --topic t`,
-		`switchboard bench fanout --url ws://127.0.0.1:3001 --subscribers 100 --messages 1000 --via jetstream --nats-url nats://127.0.0.1:4222 --subject bench.events --topic t`,
 	},
 }
 
