@@ -23,6 +23,13 @@
 # gateway whose route is ordered and one whose route is concurrent (after a
 # first, unmeasured run that starts the function's processes).
 #
+# The consumer cases publish fan-out messages as events to a JetStream
+# subject of the gateway's embedded NATS server, which a consumer
+# (docs/events.md) reads into the topic the subscribers are on, and compare,
+# in the same run, with the same messages published to the topic through the
+# management API: consumer as fast as the events are taken (events/s),
+# consumer-200 at 200 events/s (the latency from the stream to the subscribers).
+#
 # The start case (not in the default CASES: it installs serverless and
 # serverless-offline from npm) runs examples/chat-node's serverless.yml with
 # `switchboard serve --project`, with and without --warm, and with
@@ -37,6 +44,7 @@
 #   CASES="cluster-fanout cluster-mgmt" bench/run.sh   # only the cluster cases
 #   CASES=start bench/run.sh     # start to ready and first answers, beside serverless-offline
 #   CASES=ordering bench/run.sh  # a Node function's route, ordered against concurrent
+#   CASES="consumer consumer-200" bench/run.sh   # events from a JetStream subject to the subscribers
 #   PROFILE=1 bench/run.sh       # also saves a 10s CPU profile of the gateway per case (first run;
 #                                # profiling adds to that run's server CPU figure)
 #   LOADGEN="/path/to/switchboard bench" bench/run.sh   # another load generator build
@@ -48,7 +56,7 @@ cd "$(dirname "$0")/.."
 repo=$(pwd)
 
 RUNS=${RUNS:-3}
-CASES=${CASES:-"conns echo fanout-1k fanout-10k fanout-mgmt mgmt mgmt-1cpu mgmt-100 mgmt-batch ordering cluster-fanout cluster-mgmt"}
+CASES=${CASES:-"conns echo fanout-1k fanout-10k fanout-mgmt mgmt mgmt-1cpu mgmt-100 mgmt-batch ordering cluster-fanout cluster-mgmt consumer consumer-200"}
 OUT=${OUT:-$(mktemp -d -t switchboard-bench.XXXXXX)}
 PROFILE=${PROFILE:-}
 SIDES=${SIDES:-"ceiling gateway peer"}
@@ -266,6 +274,7 @@ sides() {
   case $1 in
   cluster-fanout) echo "one-node three-nodes" ;;
   cluster-mgmt) echo "via-holder via-other-node" ;;
+  consumer | consumer-200) echo "via-mgmt via-jetstream" ;;
   start) echo "serverless-offline gateway gateway-warm" ;;
   ordering) echo "ordered concurrent" ;;
   *)
@@ -314,6 +323,21 @@ start_side() {
       web_url=${node_web[1]}
     fi
     ;;
+  via-mgmt | via-jetstream)
+    # The suite's gateway on an embedded NATS server whose client port is
+    # known, with a consumer of the subject the load generator publishes to.
+    nats_port=$(free_port) || { echo "run.sh: no free loopback port" >&2; exit 1; }
+    {
+      cat "$OUT/gateway.yaml"
+      echo "cluster: {url: embedded, node: bench, embedded: {listen: \"127.0.0.1:$nats_port\", storeDir: \"$OUT/data/$name-nats\"}}"
+      echo "consumers:"
+      echo "  - name: bench"
+      echo "    nats: {stream: BENCH, subjects: [switchboard.bench]}"
+      echo "    topic: \$.topic"
+      echo "    data: \$.data"
+    } >"$OUT/consumer.yaml"
+    gateway_config=$OUT/consumer.yaml start_server gateway "$name"
+    ;;
   esac
 }
 
@@ -333,6 +357,8 @@ case_title() {
   mgmt-batch) echo "mgmt 50000 pushes to 100 connections, POST /@connections of 100 IDs" ;;
   cluster-fanout) echo "fanout 1000 × 200 × 100 B, broadcast via ws: subscribers spread over 3 nodes ÷ all on 1 node" ;;
   cluster-mgmt) echo "mgmt 32 × 20000 to connections of node 1: through node 2 ÷ through node 1 (3 nodes)" ;;
+  consumer) echo "fanout 100 × 5000 × 100 B to a topic: from a JetStream subject through a consumer ÷ via mgmt" ;;
+  consumer-200) echo "fanout 100 × 5000 × 100 B to a topic at 200/s: from a JetStream subject through a consumer ÷ via mgmt" ;;
   start) echo "start examples/chat-node (serverless.yml, 4 Node functions), then whoami" ;;
   ordering) echo "echo 1 × 400 × 100 B, window 32, through a Node function (16 processes) that sleeps 25 ms: concurrent ÷ ordered" ;;
   esac
@@ -393,6 +419,12 @@ case_args() {
   ordering)
     echo echo --url "$ws_url" -c 1 -m 400 -s 100 --window 32 --any-order --pid "$server_pid"
     ;;
+  consumer | consumer-200)
+    local via=(--via mgmt)
+    [ "${2:-}" = via-jetstream ] && via=(--via jetstream --nats-url "nats://127.0.0.1:$nats_port" --subject switchboard.bench)
+    [ "$1" = consumer-200 ] && via+=(--rate 200)
+    echo fanout --url "$ws_url" --subscribers 100 --messages 5000 --size 100 --topic t --pid "$server_pid" "${via[@]}"
+    ;;
   start)
     local common=(start --message '{"action":"whoami"}' --expect welcome --repeat 20 --duration 3m --dir "$start_dir")
     case ${2:-gateway} in
@@ -437,6 +469,7 @@ setup_start() {
 results_of() {
   case $1 in
   cluster-* | start | ordering) echo "$1.jsonl" ;;
+  cluster-* | start | consumer*) echo "$1.jsonl" ;;
   *) echo results.jsonl ;;
   esac
 }

@@ -26,6 +26,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 
@@ -202,6 +203,8 @@ type Cluster struct {
 	leaser registry.Leaser
 	sweep  func(ctx context.Context) (int, error) // nil when the directory sweeps by itself
 	closeE []func() error                         // what Start opened, closed in reverse order
+	nc     *nats.Conn                             // the engine's connection: NATS and embedded
+	rdb    *redis.Client                          // the engine's connection: Redis
 
 	started time.Time
 	stop    context.CancelFunc
@@ -334,6 +337,7 @@ func (c *Cluster) startNATS(ctx context.Context, u string, replicated bool) erro
 		return fmt.Errorf("cluster: %s: %w", redact(u), err)
 	}
 	c.closeE = append(c.closeE, func() error { nc.Close(); return nil })
+	c.nc = nc
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return fmt.Errorf("cluster: jetstream: %w", err)
@@ -389,6 +393,7 @@ func (c *Cluster) startRedis(ctx context.Context, u string) error {
 	ro.DialTimeout = c.opts.CallTimeout
 	rdb := redis.NewClient(ro)
 	c.closeE = append(c.closeE, rdb.Close)
+	c.rdb = rdb
 	cctx, cancel := context.WithTimeout(ctx, c.opts.CallTimeout)
 	defer cancel()
 	if err := redisurl.CheckServer(cctx, rdb); err != nil {
@@ -442,6 +447,15 @@ func (c *Cluster) TTL() time.Duration { return c.opts.TTL }
 
 // Directory is the cluster's directory, for gateway.HubOptions.
 func (c *Cluster) Directory() registry.Directory { return c.dir }
+
+// NATS is the engine's connection when the engine is NATS or embedded,
+// else nil: other components may share it (JetStream streams, key-value
+// buckets) until Close, which closes it.
+func (c *Cluster) NATS() *nats.Conn { return c.nc }
+
+// Redis is the engine's connection when the engine is Redis, else nil:
+// other components may share it until Close, which closes it.
+func (c *Cluster) Redis() *redis.Client { return c.rdb }
 
 // Bus is the cluster's bus, for gateway.HubOptions; the hub joins it.
 func (c *Cluster) Bus() bus.Bus { return c.bus }

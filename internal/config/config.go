@@ -127,6 +127,10 @@ type Config struct {
 	// route its events (see docs/events.md).
 	Events Events `yaml:"events"`
 
+	// Consumers read events from a NATS JetStream stream or a Redis
+	// stream and publish each to a topic's subscribers (see docs/events.md).
+	Consumers []Consumer `yaml:"consumers"`
+
 	// HTTPRoutes are a Serverless Framework project's http and httpApi
 	// events, served beside the WebSocket API on the same listener.
 	HTTPRoutes []HTTPRoute `yaml:"-"`
@@ -195,6 +199,75 @@ type EventTarget struct {
 	MaxAttempts int `yaml:"maxAttempts"`
 	// MaxAge bounds how long an event is retried; 0 means 24h.
 	MaxAge Duration `yaml:"maxAge"`
+}
+
+// Consumer reads events from a bus (exactly one of NATS and Redis) and
+// publishes each to a topic. Absent settings take the defaults of the
+// consumer package.
+type Consumer struct {
+	// Name names the consumer in metrics, logs, dead letters and the
+	// engine's records: letters, digits, - and _; unique.
+	Name string `yaml:"name"`
+	// NATS reads a JetStream stream.
+	NATS *ConsumerNATS `yaml:"nats"`
+	// Redis reads a Redis stream.
+	Redis *ConsumerRedis `yaml:"redis"`
+	// Topic is the topic an event is published to: a path ($.room) or a
+	// template (orders.${orderId}).
+	Topic string `yaml:"topic"`
+	// Data is the message published: a path or a template; empty means
+	// the whole event.
+	Data string `yaml:"data"`
+	// IdempotencyKey is a path or a template naming an event; empty means
+	// its message ID (a JetStream stream sequence, a Redis entry ID).
+	IdempotencyKey string `yaml:"idempotencyKey"`
+	// Window is how long a published event's key is kept; 0 means 5m.
+	Window Duration `yaml:"window"`
+	// MaxDeliver bounds the deliveries of an event; 0 means 5.
+	MaxDeliver int `yaml:"maxDeliver"`
+	// Backoff is the delay before each retry, the last repeated; empty
+	// means 1s, 5s, 30s (a Redis stream retries after minIdle).
+	Backoff []Duration `yaml:"backoff"`
+	// PublishTimeout bounds one publish; 0 means 10s.
+	PublishTimeout Duration `yaml:"publishTimeout"`
+	// Batch is how many events are fetched at a time; 0 means 100.
+	Batch int `yaml:"batch"`
+}
+
+// ConsumerNATS is a consumer's JetStream stream.
+type ConsumerNATS struct {
+	// URL is the NATS server; empty means the cluster's engine (nats or embedded).
+	URL string `yaml:"url"`
+	// Stream names the stream, which must exist.
+	Stream string `yaml:"stream"`
+	// Subjects filter the stream's subjects; empty reads them all.
+	Subjects []string `yaml:"subjects"`
+	// Durable names the durable consumer; empty means switchboard-<name>.
+	Durable string `yaml:"durable"`
+	// AckWait is how long an event may stay unacknowledged before it is
+	// delivered again; 0 means 30s.
+	AckWait Duration `yaml:"ackWait"`
+	// DeadLetter is the subject of dead letters; empty means
+	// switchboard.dead.<name>.
+	DeadLetter string `yaml:"deadLetter"`
+}
+
+// ConsumerRedis is a consumer's Redis stream.
+type ConsumerRedis struct {
+	// URL is the Redis server; empty means the cluster's engine (redis).
+	URL string `yaml:"url"`
+	// Stream is the stream's key.
+	Stream string `yaml:"stream"`
+	// Group names the consumer group, created when missing; empty means
+	// switchboard-<name>.
+	Group string `yaml:"group"`
+	// Field is the entry's field holding the event; empty means data.
+	Field string `yaml:"field"`
+	// MinIdle is how long an entry stays pending before it is claimed
+	// and delivered again; 0 means 30s.
+	MinIdle Duration `yaml:"minIdle"`
+	// DeadLetter is the stream of dead letters; empty means <stream>:dead.
+	DeadLetter string `yaml:"deadLetter"`
 }
 
 // Route is one route of the route table.
@@ -1204,6 +1277,7 @@ func (c *Config) Validate() error {
 		p.add("integrationTimeout", "expected a duration such as 29s; an invocation needs a bound, so 0 and unlimited are refused")
 	}
 	p = append(p, c.Events.validate(c.Functions)...)
+	p = append(p, validateConsumers(c.Consumers, c.Cluster)...)
 	p = append(p, c.Cluster.validate()...)
 	p = append(p, c.Presence.validate()...)
 	return joinErrors(p)
@@ -1245,6 +1319,84 @@ func (e Events) validate(functions map[string]Function) problems {
 			}
 			if t.MaxAttempts < 0 || t.MaxAge < 0 {
 				p.add(tp, "maxAttempts and maxAge must not be negative (rule %q)", r.Name)
+			}
+		}
+	}
+	return p
+}
+
+var consumerName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// validateConsumers checks the consumers' names, sources and bounds; their
+// templates are compiled, and refused with the reason, when the server is built.
+func validateConsumers(cs []Consumer, cluster Cluster) problems {
+	var p problems
+	engine, _ := cluster.Engine() // a bad cluster.url is reported by Cluster.validate
+	seen := map[string]bool{}
+	for i, c := range cs {
+		path := fmt.Sprintf("consumers[%d]", i)
+		switch {
+		case c.Name == "":
+			p.add(path+".name", "is required")
+		case !consumerName.MatchString(c.Name):
+			p.add(path+".name", "%q: use letters, digits, - and _ (at most 64)", c.Name)
+		case seen[c.Name]:
+			p.add(path+".name", "consumer %q is declared twice", c.Name)
+		}
+		seen[c.Name] = true
+		if c.Topic == "" {
+			p.add(path+".topic", "is required: a path such as $.room or a template such as orders.${orderId}")
+		}
+		if c.Window == Unlimited {
+			p.add(path+".window", "a window must end: expected a duration such as 5m")
+		}
+		if c.PublishTimeout == Unlimited {
+			p.add(path+".publishTimeout", "every publish needs a bound: expected a duration such as 10s")
+		}
+		if c.MaxDeliver < 0 {
+			p.add(path+".maxDeliver", "expected a whole number of 1 or more; 0 means 5")
+		}
+		if c.Batch < 0 {
+			p.add(path+".batch", "expected a whole number of 1 or more; 0 means 100")
+		}
+		for j, d := range c.Backoff {
+			if d == Unlimited {
+				p.add(fmt.Sprintf("%s.backoff[%d]", path, j), "expected a duration such as 5s")
+			}
+		}
+		switch {
+		case (c.NATS == nil) == (c.Redis == nil):
+			p.add(path, "set exactly one of nats and redis")
+		case c.NATS != nil:
+			n := c.NATS
+			if n.Stream == "" {
+				p.add(path+".nats.stream", "is required: the JetStream stream to read")
+			}
+			if n.AckWait == Unlimited {
+				p.add(path+".nats.ackWait", "an unacknowledged event must come back: expected a duration such as 30s")
+			}
+			switch scheme, _, _ := strings.Cut(strings.TrimSpace(n.URL), "://"); {
+			case n.URL == "" && engine != EngineNATS && engine != EngineEmbedded:
+				p.add(path+".nats.url", "is required unless cluster.url is a NATS server or embedded")
+			case n.URL != "" && !strings.EqualFold(scheme, "nats") && !strings.EqualFold(scheme, "tls"):
+				p.add(path+".nats.url", "%s: want nats://host:port or tls://host:port", redactURL(n.URL))
+			}
+		default:
+			r := c.Redis
+			if r.Stream == "" {
+				p.add(path+".redis.stream", "is required: the stream's key")
+			}
+			if r.MinIdle == Unlimited {
+				p.add(path+".redis.minIdle", "a pending entry must come back: expected a duration such as 30s")
+			}
+			if r.DeadLetter != "" && r.DeadLetter == r.Stream {
+				p.add(path+".redis.deadLetter", "is the stream read; name another")
+			}
+			switch scheme, _, _ := strings.Cut(strings.TrimSpace(r.URL), "://"); {
+			case r.URL == "" && engine != EngineRedis:
+				p.add(path+".redis.url", "is required unless cluster.url is a Redis server")
+			case r.URL != "" && !slices.Contains([]string{"redis", "rediss", "unix"}, strings.ToLower(scheme)):
+				p.add(path+".redis.url", "%s: want redis://host:port or rediss://host:port", redactURL(r.URL))
 			}
 		}
 	}

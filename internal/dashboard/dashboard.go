@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/switchboard-gateway/switchboard/internal/consumer"
 	"github.com/switchboard-gateway/switchboard/internal/gateway"
 	"github.com/switchboard-gateway/switchboard/internal/rates"
 	"github.com/switchboard-gateway/switchboard/internal/tail"
@@ -75,6 +76,9 @@ type Options struct {
 	// Cluster reports the cluster's nodes and this node's engine state,
 	// within ctx (bounded by ClusterTimeout). Nil: a node alone.
 	Cluster func(ctx context.Context) Cluster
+	// Consumers reports the counts of the consumers that read events
+	// from a bus. Nil: none.
+	Consumers func() []consumer.Stats
 	// ClusterTimeout bounds each call of Cluster. Zero or less means 5s.
 	ClusterTimeout time.Duration
 	// Tail streams route invocations to the page. Nil serves a stream
@@ -175,6 +179,7 @@ func (a asset) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 //	GET /_/api/cluster  Cluster (engine "" and no nodes for a node alone)
 //	GET /_/api/tail     text/event-stream of tail.Record, recent ones first
 //	GET /_/api/rates    {"intervalMs": ..., "samples": [rates.Sample...]}, oldest first
+//	GET /_/api/consumers {"consumers": [consumer.Stats...]}
 //
 // and the management API's calls the page makes, forwarded to Options.API
 // with the path it has there:
@@ -203,6 +208,7 @@ func New(opts Options) http.Handler {
 	mux.HandleFunc("GET /_/api/cluster", d.cluster)
 	mux.HandleFunc("GET /_/api/tail", d.tail)
 	mux.HandleFunc("GET /_/api/rates", d.rates)
+	mux.HandleFunc("GET /_/api/consumers", d.consumers)
 	for _, p := range []string{"GET /_/api/connections", "GET /_/api/connections/{id}", "POST /_/api/connections/{id}",
 		"DELETE /_/api/connections/{id}", "POST /_/api/topics/{topic}", "POST /_/api/broadcast", "GET /_/api/users"} {
 		mux.HandleFunc(p, d.forward)
@@ -283,6 +289,19 @@ func (d *dashboard) cluster(w http.ResponseWriter, r *http.Request) {
 		c.Nodes = []Node{}
 	}
 	writeJSON(w, c)
+}
+
+// consumersResponse is the body of /_/api/consumers.
+type consumersResponse struct {
+	Consumers []consumer.Stats `json:"consumers"`
+}
+
+func (d *dashboard) consumers(w http.ResponseWriter, _ *http.Request) {
+	cs := []consumer.Stats{}
+	if d.opts.Consumers != nil {
+		cs = append(cs, d.opts.Consumers()...)
+	}
+	writeJSON(w, consumersResponse{Consumers: cs})
 }
 
 // ratesResponse is the body of /_/api/rates.

@@ -44,7 +44,14 @@ subscribed (--via ws), or POST /api/publish with {"channel":C,"data":PAYLOAD}
 Against a cluster, --url lists the nodes (comma separated): subscriber i
 connects to the i-th modulo their number, and the messages are sent through
 the first (over WebSocket, or its management API); --pid lists the nodes'
-processes, whose CPU times are summed.`,
+processes, whose CPU times are summed.
+
+--via jetstream publishes each message to a NATS JetStream subject
+(--nats-url, --subject) as the event {"topic":T,"data":PAYLOAD}, for a
+gateway whose consumer reads that subject with topic $.topic and data $.data
+(docs/events.md): the figures are then from the stream to the subscribers.
+Publishing is asynchronous, at most 1000 events awaiting JetStream's
+acknowledgement; it needs --topic.`,
 	Examples: []string{
 		`switchboard bench fanout --url ws://127.0.0.1:3001 --subscribers 100 --messages 50 --size 100`,
 		`switchboard bench fanout --url ws://127.0.0.1:3001 --subscribers 100 --messages 200 --via mgmt --topic t`,
@@ -99,7 +106,9 @@ func fanout(ctx context.Context, args []string, getenv func(string) string, stdo
 	subs := fs.Int("subscribers", 100, fmt.Sprintf("receiving connections (at most %d)", maxSubscribers))
 	msgs := fs.Int("messages", 100, fmt.Sprintf("messages sent (at most %d; subscribers×messages at most %d)", maxFanoutMessages, maxFanoutDelivered))
 	size := fs.Int("size", 100, fmt.Sprintf("payload bytes (at most %d)", maxSize))
-	via := fs.String("via", "ws", "ws: send over a WebSocket connection; mgmt: through the management API")
+	via := fs.String("via", "ws", "ws: send over a WebSocket connection; mgmt: through the management API; jetstream: to a JetStream subject a consumer reads")
+	natsURL := fs.String("nats-url", "nats://127.0.0.1:4222", "the NATS server of --via jetstream")
+	subject := fs.String("subject", "switchboard.bench", "the subject --via jetstream publishes to")
 	topic := fs.String("topic", "", "publish to this topic; empty: broadcast to every connection")
 	rate := fs.Float64("rate", 0, "messages sent per second; 0: as fast as the server takes them")
 	settle := fs.Duration("settle", defaultSettle, "how long to wait for missing deliveries after the last one arrived")
@@ -109,10 +118,19 @@ func fanout(ctx context.Context, args []string, getenv func(string) string, stdo
 		return err
 	}
 	which := flagWS | flagDial | flagURLs | flagProto
-	if *via == "mgmt" {
+	switch *via {
+	case "ws":
+	case "mgmt":
 		which |= flagMgmt
-	} else if *via != "ws" {
-		return cli.Usagef("--via %q: want ws or mgmt", *via)
+	case "jetstream":
+		if *topic == "" || t.protocol == protoCentrifuge {
+			return cli.Usagef("--via jetstream needs --topic, and the gateway's protocol")
+		}
+		if err := checkURL(ctx, "--nats-url", *natsURL, []string{"nats", "tls"}, t.allowRemote); err != nil {
+			return err
+		}
+	default:
+		return cli.Usagef("--via %q: want ws, mgmt or jetstream", *via)
 	}
 	if err := t.check(ctx, which); err != nil {
 		return err
@@ -208,7 +226,11 @@ dialing:
 	var pub publisher
 	if runCtx.Err() == nil && f.subscribed.Load() > 0 {
 		var err error
-		pub, err = f.newPublisher(runCtx, &t, d, *via, *topic, all)
+		if *via == "jetstream" {
+			pub, err = newJetStreamPublisher(*natsURL, *subject, *topic, f.fail)
+		} else {
+			pub, err = f.newPublisher(runCtx, &t, d, *via, *topic, all)
+		}
 		if err != nil {
 			r.fail(err)
 		}

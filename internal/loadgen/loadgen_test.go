@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/switchboard-gateway/switchboard/internal/loadgen"
 	"github.com/switchboard-gateway/switchboard/internal/server/servertest"
+	"github.com/switchboard-gateway/switchboard/internal/testutil"
 )
 
 // benchConfig is the suite's gateway: a two-way echo $default route beside
@@ -689,4 +692,27 @@ limits: {messageRate: unlimited}
 	if r.Received != 2 || r.Unexpected != 0 || r.Lost != 0 {
 		t.Errorf("echo --any-order: received=%d unexpected=%d lost=%d, want both answers received", r.Received, r.Unexpected, r.Lost)
 	}
+}
+
+// TestFanoutViaJetStream: --via jetstream publishes the messages as events
+// to a subject of the gateway's embedded NATS server, whose consumer reads
+// them into the topic: every subscriber receives each once.
+func TestFanoutViaJetStream(t *testing.T) {
+	t.Parallel()
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(testutil.FreePort(t)))
+	srv := servertest.StartYAML(t, benchConfig+fmt.Sprintf(`
+cluster: {url: embedded, embedded: {listen: %q}}
+consumers:
+  - name: bench
+    nats: {stream: BENCH, subjects: [switchboard.bench]}
+    topic: $.topic
+    data: $.data
+`, addr))
+	r := mustBench(t, "fanout", "--url", srv.WS, "--subscribers", "6", "--messages", "50", "--size", "80",
+		"--via", "jetstream", "--nats-url", "nats://"+addr, "--subject", "switchboard.bench", "--topic", "t")
+	if r.Subscribed != 6 || r.Published != 50 || r.Deliveries != 300 || r.Lost != 0 || r.Duplicated != 0 || r.Unexpected != 0 {
+		t.Errorf("subscribed=%d published=%d deliveries=%d lost=%d duplicated=%d unexpected=%d, want 6, 50, 300 and none lost or duplicated",
+			r.Subscribed, r.Published, r.Deliveries, r.Lost, r.Duplicated, r.Unexpected)
+	}
+	r.Latency.check(t, "latency_ms", 300)
 }

@@ -288,3 +288,84 @@ func (e *Events) Fail(rule, target, kind, reason string) {
 		e.Failures.WithLabelValues(rule, target, kind, reason).Inc()
 	}
 }
+
+// Consumers holds the collectors of the consumers that read events from a
+// bus. A nil *Consumers counts nothing.
+type Consumers struct {
+	Consumed     *prometheus.CounterVec // consumer: events published to their topic
+	Duplicates   *prometheus.CounterVec // consumer: redeliveries not published again (idempotency key)
+	Redeliveries *prometheus.CounterVec // consumer: deliveries of an event after its first
+	Retries      *prometheus.CounterVec // consumer: failed deliveries handed back to be retried
+	DeadLetters  *prometheus.CounterVec // consumer, reason: events sent to the dead letters
+	Lag          *prometheus.GaugeVec   // consumer: events not yet acknowledged
+}
+
+// NewConsumers registers the consumer collectors on reg.
+func NewConsumers(reg prometheus.Registerer) *Consumers {
+	c := &Consumers{
+		Consumed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_consumer_events_total", Help: "Events a consumer published to their topic, by consumer.",
+		}, []string{"consumer"}),
+		Duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_consumer_duplicates_total", Help: "Redelivered events a consumer acknowledged without publishing them again, by consumer.",
+		}, []string{"consumer"}),
+		Redeliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_consumer_redeliveries_total", Help: "Deliveries of an event after its first, by consumer.",
+		}, []string{"consumer"}),
+		Retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_consumer_retries_total", Help: "Failed deliveries handed back to be retried, by consumer.",
+		}, []string{"consumer"}),
+		DeadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_consumer_dead_letters_total", Help: "Events sent to the dead letters, by consumer and reason (mapping, attempts).",
+		}, []string{"consumer", "reason"}),
+		Lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "switchboard_consumer_lag", Help: "Events of a consumer's source not yet acknowledged (not yet delivered, or pending), as last read, by consumer.",
+		}, []string{"consumer"}),
+	}
+	if reg != nil {
+		reg.MustRegister(c.Consumed, c.Duplicates, c.Redeliveries, c.Retries, c.DeadLetters, c.Lag)
+	}
+	return c
+}
+
+// Consume counts an event published.
+func (c *Consumers) Consume(consumer string) {
+	if c != nil {
+		c.Consumed.WithLabelValues(consumer).Inc()
+	}
+}
+
+// Duplicate counts a redelivery not published again.
+func (c *Consumers) Duplicate(consumer string) {
+	if c != nil {
+		c.Duplicates.WithLabelValues(consumer).Inc()
+	}
+}
+
+// Redeliver counts a delivery after the first.
+func (c *Consumers) Redeliver(consumer string) {
+	if c != nil {
+		c.Redeliveries.WithLabelValues(consumer).Inc()
+	}
+}
+
+// Retry counts a failed delivery handed back.
+func (c *Consumers) Retry(consumer string) {
+	if c != nil {
+		c.Retries.WithLabelValues(consumer).Inc()
+	}
+}
+
+// DeadLetter counts an event sent to the dead letters.
+func (c *Consumers) DeadLetter(consumer, reason string) {
+	if c != nil {
+		c.DeadLetters.WithLabelValues(consumer, reason).Inc()
+	}
+}
+
+// SetLag records a consumer's lag.
+func (c *Consumers) SetLag(consumer string, n int64) {
+	if c != nil {
+		c.Lag.WithLabelValues(consumer).Set(float64(n))
+	}
+}

@@ -11,8 +11,9 @@ import (
 	"github.com/switchboard-gateway/switchboard/internal/eventbridge"
 )
 
-// TestDocsEvents: docs/events.md's configuration loads and its patterns
-// compile, and every test it cites as proof exists.
+// TestDocsEvents: docs/events.md's configurations load and its patterns
+// compile, and every test it and SECURITY.md's Consumers section cite as
+// proof exists.
 func TestDocsEvents(t *testing.T) {
 	t.Parallel()
 	b, err := os.ReadFile("../../docs/events.md")
@@ -49,17 +50,45 @@ func TestDocsEvents(t *testing.T) {
 			t.Errorf("docs/events.md's pattern %s: %v", row[1], err)
 		}
 	}
+	// The consumers' example loads.
+	_, block, ok = strings.Cut(doc, "## Consumers")
+	_, block, _ = strings.Cut(block, "```yaml\n")
+	block, _, _ = strings.Cut(block, "```")
+	if !ok || !strings.Contains(block, "consumers:") {
+		t.Fatal("docs/events.md's Consumers section has no ```yaml block with consumers:")
+	}
+	path = filepath.Join(t.TempDir(), "switchboard.yaml")
+	if err := os.WriteFile(path, []byte(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err = config.Load(path, func(string) string { return "" }, config.Overrides{}); err != nil {
+		t.Fatalf("docs/events.md's consumers: %v", err)
+	}
+	if len(cfg.Consumers) != 2 || cfg.Consumers[0].NATS == nil || cfg.Consumers[1].Redis == nil {
+		t.Fatalf("docs/events.md's consumers = %+v, want one on NATS and one on Redis", cfg.Consumers)
+	}
 	var tests strings.Builder
-	for _, glob := range []string{"../*/*_test.go", "../*/*/*_test.go"} {
+	for _, glob := range []string{"../*/*_test.go", "../*/*/*_test.go", "../../cmd/*/*_test.go"} {
 		files, _ := filepath.Glob(glob)
 		for _, f := range files {
 			src, _ := os.ReadFile(f)
 			tests.Write(src)
 		}
 	}
-	for _, name := range regexp.MustCompile("`((?:Test|Fuzz)[A-Za-z]+)`").FindAllStringSubmatch(doc, -1) {
-		if !strings.Contains(tests.String(), "func "+name[1]+"(") {
-			t.Errorf("docs/events.md cites %s, which is no test", name[1])
+	sec, err := os.ReadFile("../../SECURITY.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, consumers, ok := strings.Cut(string(sec), "## Consumers")
+	consumers, _, _ = strings.Cut(consumers, "\n## ")
+	if !ok {
+		t.Fatal("SECURITY.md has no Consumers section")
+	}
+	for _, d := range []struct{ name, text string }{{"docs/events.md", doc}, {"SECURITY.md's Consumers", consumers}} {
+		for _, name := range regexp.MustCompile("`((?:Test|Fuzz)[A-Za-z]+)`").FindAllStringSubmatch(d.text, -1) {
+			if !strings.Contains(tests.String(), "func "+name[1]+"(") {
+				t.Errorf("%s cites %s, which is no test", d.name, name[1])
+			}
 		}
 	}
 }

@@ -21,8 +21,8 @@ import (
 //
 // What the listeners were built with keeps its running value, and each such
 // setting that differs is logged: listen, stage, tls, management.listen,
-// limits.handshakeTimeout, limits.maxHeaderBytes, and cluster (the node
-// keeps its engine, name and lease until restarted).
+// limits.handshakeTimeout, limits.maxHeaderBytes, consumers, and cluster
+// (the node keeps its engine, name and lease until restarted).
 //
 // When cfg cannot be built (a function that cannot be prepared, an
 // authorizer whose keys cannot be read, a management API it would expose),
@@ -89,6 +89,8 @@ func restartOnly(running, next *config.Config) []string {
 	keep("cluster", !reflect.DeepEqual(running.Cluster, next.Cluster))
 	next.Cluster = running.Cluster
 	keep("presence", !reflect.DeepEqual(running.Presence, next.Presence))
+	keep("consumers", !reflect.DeepEqual(running.Consumers, next.Consumers))
+	next.Consumers = running.Consumers
 	next.Presence = running.Presence
 	next.Listen, next.Stage, next.TLS = running.Listen, running.Stage, running.TLS
 	next.Management.Listen = running.Management.Listen

@@ -31,6 +31,7 @@ import (
 
 	"github.com/switchboard-gateway/switchboard/internal/cluster"
 	"github.com/switchboard-gateway/switchboard/internal/config"
+	"github.com/switchboard-gateway/switchboard/internal/consumer"
 	"github.com/switchboard-gateway/switchboard/internal/dashboard"
 	"github.com/switchboard-gateway/switchboard/internal/gateway"
 	"github.com/switchboard-gateway/switchboard/internal/history"
@@ -71,8 +72,9 @@ type Server struct {
 	rates      *rates.Ring                      // the dashboard's chart: recent rates, sampled by a goroutine
 	stopRates  context.CancelFunc               // ends the sampling; Close calls it and waits for ratesDone
 	ratesDone  chan struct{}
-	events     *metrics.Events // the event rules' metrics
-	mgmtOnMain bool            // the main listener serves the management surface
+	events     *metrics.Events      // the event rules' metrics
+	consumers  []*consumer.Consumer // read events from a bus into topics; restart-only
+	mgmtOnMain bool                 // the main listener serves the management surface
 }
 
 // Options are what New needs besides the config.
@@ -142,6 +144,10 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.built = b
 	s.httpRoutes.Store(b.router)
 	s.gw = gateway.New(hub, gopts)
+	if err := s.startConsumers(cfg, hub); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
 	s.rates = rates.New(func() rates.Totals {
 		st := s.gw.Stats()
 		return rates.Totals{Connections: st.Connections, In: st.MessagesIn, Out: st.MessagesOut, Errors: st.Errors}
@@ -416,7 +422,7 @@ func (s *Server) management(b *builder) (*managed, error) {
 		apiMux.Handle(rt.pattern, rt.handler)
 	}
 	dopts := dashboard.Options{Stage: cfg.Stage, Routes: b.routeInfos(), Stats: s.gw.Stats, Tail: s.tail,
-		Rates: s.rates, API: apiMux}
+		Rates: s.rates, API: apiMux, Consumers: s.consumerStats}
 	if s.cluster != nil {
 		dopts.Cluster = s.clusterView
 	}
@@ -458,7 +464,9 @@ func (s *Server) serveManagement(w http.ResponseWriter, r *http.Request) {
 
 // Close stops hosted functions and releases integrations. Call it after Drain.
 func (s *Server) Close() error {
-	var errs []error
+	// The consumers stop first: the event each has in progress is published
+	// through the hub, or left to be delivered again.
+	errs := []error{s.closeConsumers()}
 	if s.stopRates != nil {
 		s.stopRates()
 		<-s.ratesDone
@@ -643,6 +651,10 @@ func (s *Server) Banner(addr, mgmtAddr string, secure bool) string {
 	}
 	if s.cluster != nil {
 		fmt.Fprintf(&b, "  Cluster:        %s as node %s (ttl %v)\n", s.cluster.Redacted(), s.cluster.Node(), s.cluster.TTL())
+	}
+	for _, c := range s.consumers {
+		st := c.Stats()
+		fmt.Fprintf(&b, "  Consumer:       %s reads %s %s\n", st.Name, st.Kind, st.Source)
 	}
 	if !secure && s.opts.CAFile != "" {
 		fmt.Fprintf(&b, "  Secure, same port: wss://%s  https://%s  (local CA %s; see 'switchboard ca')\n", addr, addr, s.opts.CAFile)

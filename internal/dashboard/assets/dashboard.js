@@ -182,13 +182,13 @@ function setStatus(node, state, text) {
 // ---------------------------------------------------------------------------
 // Health: the state of the last polls
 
-const health = { connections: true, stats: true, cluster: true, rates: true, error: '' };
+const health = { connections: true, stats: true, cluster: true, rates: true, consumers: true, error: '' };
 
 function reportHealth(part, err) {
   health[part] = !err;
   if (err) health.error = err.message;
   const node = $('#health');
-  if (health.connections && health.stats && health.cluster && health.rates) {
+  if (health.connections && health.stats && health.cluster && health.rates && health.consumers) {
     setStatus(node, 'open', 'live');
     node.title = '';
   } else if (err && (err.status === 401 || err.status === 403)) {
@@ -441,6 +441,36 @@ function renderCluster(c) {
 
 async function refreshCluster() {
   renderCluster(await getJSON('/_/api/cluster'));
+}
+
+// ---------------------------------------------------------------------------
+// Consumers: events read from a bus into topics
+
+let lastConsumers = { at: 0, byName: new Map() }; // the previous poll, for the rates
+
+function renderConsumers(list) {
+  $('#consumers-panel').hidden = list.length === 0;
+  const now = Date.now();
+  const prev = lastConsumers;
+  $('#consumers-body').replaceChildren(...list.map((c) => {
+    const before = prev.byName.get(c.name);
+    const secs = (now - prev.at) / 1000;
+    const rate = before && secs > 0 ? Math.max(0, (c.consumed - before.consumed) / secs) : 0;
+    const name = el('td', {},
+      el('div', { textContent: c.name }),
+      el('div', { class: 'mono muted small-text', textContent: `${c.kind} ${c.source}` }));
+    return labelCells(el('tr', { dataset: { consumer: c.name } },
+      name,
+      el('td', { class: 'num lag', textContent: c.lag < 0 ? '—' : c.lag.toLocaleString() }),
+      el('td', { class: 'num rate', textContent: rate.toFixed(1) }),
+      el('td', { class: 'num retries', textContent: c.retries.toLocaleString() }),
+      el('td', { class: 'num dead', textContent: c.deadLetters.toLocaleString() })), 'consumers');
+  }));
+  lastConsumers = { at: now, byName: new Map(list.map((c) => [c.name, c])) };
+}
+
+async function refreshConsumers() {
+  renderConsumers((await getJSON('/_/api/consumers')).consumers || []);
 }
 
 // ---------------------------------------------------------------------------
@@ -716,6 +746,7 @@ function start() {
   every(POLL_MS, 'stats', refreshStats);
   every(POLL_MS, 'cluster', refreshCluster);
   every(POLL_MS, 'rates', refreshRates);
+  every(POLL_MS, 'consumers', refreshConsumers);
   openTail();
 }
 
