@@ -204,8 +204,9 @@ func (s *Store) Since(_ context.Context, name string, from *history.Position) (h
 		switch {
 		case len(backlog) > 0:
 			// Nothing was lost when the first kept publication after the
-			// position follows it directly.
-			if backlog[0].Prev > after {
+			// position follows it directly; one that knew no previous
+			// publication (its topic was forgotten) cannot tell.
+			if p := backlog[0].Prev; p > after || (p == 0 && after > 0) {
 				gap = history.GapTrimmed
 			}
 		case t != nil && t.last > after:
