@@ -229,7 +229,13 @@ func (s *Store) Watch(deliver history.Deliver) error {
 
 // consume (re)starts k's consumer with policy.
 func (s *Store) consume(ctx context.Context, k *kept, deliver history.Deliver, policy jetstream.DeliverPolicy) error {
-	st, epoch := k.current()
+	k.mu.Lock()
+	st, epoch, old := k.stream, k.epoch, k.consumer
+	k.consumer = nil
+	k.mu.Unlock()
+	if old != nil {
+		old.Stop() // before the new one starts: never two delivering
+	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	c, err := st.OrderedConsumer(cctx, jetstream.OrderedConsumerConfig{DeliverPolicy: policy})
@@ -246,12 +252,8 @@ func (s *Store) consume(ctx context.Context, k *kept, deliver history.Deliver, p
 		return fmt.Errorf("natshist: consume %s: %w", k.name, err)
 	}
 	k.mu.Lock()
-	old := k.consumer
 	k.consumer = cc
 	k.mu.Unlock()
-	if old != nil {
-		old.Stop()
-	}
 	return nil
 }
 
@@ -303,21 +305,16 @@ func (s *Store) check(ctx context.Context, k *kept, deliver history.Deliver) {
 func (s *Store) recheck(ctx context.Context, k *kept, deliver history.Deliver) error {
 	cctx, cancel := context.WithTimeout(ctx, s.opts.CheckInterval)
 	defer cancel()
-	st, _ := k.current()
-	info, err := st.Info(cctx)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		err = s.ensure(cctx, k)
-		if err == nil {
-			info, err = k.stream.Info(cctx)
-		}
-	}
-	if err != nil {
-		return err
-	}
 	k.mu.Lock()
-	same := info.Created.Equal(k.created)
+	st, known := k.stream, k.created
 	k.mu.Unlock()
-	if same {
+	info, err := st.Info(cctx)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		// Lost: make it again, a new epoch.
+	case err != nil:
+		return err
+	case info.Created.Equal(known):
 		return nil
 	}
 	if err := s.ensure(cctx, k); err != nil {

@@ -78,3 +78,95 @@ func TestConformance(t *testing.T) {
 		})
 	}
 }
+
+// watched is a store whose deliveries are counted.
+func watched(t *testing.T, s *natshist.Store) *atomic.Int64 {
+	t.Helper()
+	var n atomic.Int64
+	if err := s.Watch(func(string, history.Entry) int { n.Add(1); return 1 }); err != nil {
+		t.Fatal(err)
+	}
+	return &n
+}
+
+func bounded(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// A gateway that restarts finds the history where it was, in the same
+// epoch, and so does one whose NATS server restarted on its store.
+func TestEpochSurvivesRestarts(t *testing.T) {
+	t.Parallel()
+	n := testutil.StartNATS(t)
+	rules := []history.Rule{{Topics: "t"}}
+	first := newStore(t, connect(t, n.URL), natshist.Options{Rules: rules})
+	watched(t, first)
+	var entries []history.Position
+	for i := range 3 {
+		if _, err := first.Append(bounded(t), "t", fmt.Appendf(nil, "%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := first.Since(bounded(t), "t", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries = append(entries, b.Now)
+	_ = first.Close()
+
+	check := func(what string) {
+		t.Helper()
+		again := newStore(t, connect(t, n.URL), natshist.Options{Rules: rules})
+		got, err := again.Since(bounded(t), "t", &history.Position{Epoch: entries[0].Epoch, Offset: 1})
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if got.Gap != "" || got.Now != entries[0] || len(got.Entries) != 2 {
+			t.Errorf("%s: Since = %d entries gap %q at %+v, want 2, no gap, at %+v", what, len(got.Entries), got.Gap, got.Now, entries[0])
+		}
+	}
+	check("a new store")
+	n.Stop()
+	n.Start()
+	check("after the NATS server restarted")
+}
+
+// A stream created again (an engine that lost its store) is a new epoch:
+// the store notices, delivers the new stream's publications from its
+// start, and a resume from the old epoch gets the epoch gap.
+func TestStreamCreatedAgainStartsNewEpoch(t *testing.T) {
+	t.Parallel()
+	url := engines["embedded"](t)
+	js := connect(t, url)
+	s := newStore(t, js, natshist.Options{Rules: []history.Rule{{Topics: "t"}}, Prefix: "wipe", CheckInterval: 50 * time.Millisecond})
+	delivered := watched(t, s)
+	if _, err := s.Append(bounded(t), "t", []byte("before")); err != nil {
+		t.Fatal(err)
+	}
+	old, err := s.Since(bounded(t), "t", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := js.StreamNames(bounded(t))
+	for name := range names.Name() {
+		if err := js.DeleteStream(bounded(t), name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		b, err := s.Since(bounded(t), "t", nil)
+		return err == nil && b.Now.Epoch != old.Now.Epoch
+	}, "a new epoch")
+	if _, err := s.Append(bounded(t), "t", []byte("after")); err != nil {
+		t.Fatalf("Append after the stream was created again: %v", err)
+	}
+	if got := delivered.Load(); got != 2 {
+		t.Errorf("delivered %d publications, want 2", got)
+	}
+	b, err := s.Since(bounded(t), "t", &old.Now)
+	if err != nil || b.Gap != history.GapEpoch || len(b.Entries) != 1 || string(b.Entries[0].Data) != "after" {
+		t.Errorf("Since(old epoch) = %d entries gap %q err %v, want the new one with gap epoch", len(b.Entries), b.Gap, err)
+	}
+}
