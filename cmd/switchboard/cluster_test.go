@@ -106,6 +106,13 @@ type cluster struct {
 // node ran it.
 func startCluster(t *testing.T, f flavour) *cluster {
 	t.Helper()
+	return startClusterWith(t, f, "")
+}
+
+// startClusterWith is startCluster with extra appended to each node's
+// configuration file.
+func startClusterWith(t *testing.T, f flavour, extra string) *cluster {
+	t.Helper()
 	disc := &disconnectLog{byNode: map[string][]string{}}
 	hs := httptest.NewServer(disc)
 	t.Cleanup(hs.Close) // after the gateways, whose cleanups run first
@@ -122,7 +129,7 @@ routes:
   unsubscribe: {integration: {type: unsubscribe}}
   publish:     {integration: {type: publish}}
   $disconnect: {integration: {type: http, url: "%s/disconnect/%s"}}
-`, clusterTTL, clusterGrace, hs.URL, name))
+%s`, clusterTTL, clusterGrace, hs.URL, name, extra))
 		args := append([]string{"--config", cfg, "--node", name, "--log-format", "json"}, flags(i)...)
 		// A data directory per node: an embedded server keeps its store there.
 		env := []string{"SWITCHBOARD_DATA_DIR=" + filepath.Join(dir, name)}

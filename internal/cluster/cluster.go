@@ -32,6 +32,8 @@ import (
 	"github.com/switchboard-gateway/switchboard/internal/bus"
 	"github.com/switchboard-gateway/switchboard/internal/bus/natsbus"
 	"github.com/switchboard-gateway/switchboard/internal/bus/redisbus"
+	"github.com/switchboard-gateway/switchboard/internal/history"
+	"github.com/switchboard-gateway/switchboard/internal/history/natshist"
 	"github.com/switchboard-gateway/switchboard/internal/metrics"
 	"github.com/switchboard-gateway/switchboard/internal/natsembed"
 	"github.com/switchboard-gateway/switchboard/internal/redisurl"
@@ -110,6 +112,11 @@ type Options struct {
 
 	// Embedded configures the NATS server run when URL is "embedded".
 	Embedded Embedded
+
+	// History, when set, keeps the history of the topics its rules match in
+	// the engine, shared by every node (see History). NATS only: Start
+	// refuses it on Redis.
+	History []history.Rule
 
 	// Logger receives the cluster's logs. Nil means slog.Default().
 	Logger *slog.Logger
@@ -197,6 +204,7 @@ type Cluster struct {
 	m      *metrics.Cluster
 
 	raw    bus.Bus // the engine's bus, with its health check
+	hist   *natshist.Store // nil when no topic keeps history
 	bus    *countingBus
 	dir    *countingDirectory
 	leaser registry.Leaser
@@ -240,6 +248,10 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 		err = c.startNATS(ctx, u, false)
 	default:
 		c.engine = EngineRedis
+		if len(o.History) > 0 {
+			err = errors.New("cluster: topic history is kept in NATS (nats://, tls:// or embedded), not in Redis")
+			break
+		}
 		err = c.startRedis(ctx, u)
 	}
 	if err != nil {
@@ -360,6 +372,14 @@ func (c *Cluster) startNATS(ctx context.Context, u string, replicated bool) erro
 		}
 	}
 	c.closeE = append(c.closeE, dir.Close)
+	if len(c.opts.History) > 0 {
+		ho := natshist.Options{Rules: c.opts.History, Replicas: ro.Replicas, Logger: c.log}
+		c.hist, err = natshist.New(ctx, js, ho)
+		if err != nil {
+			return fmt.Errorf("cluster: %w", err)
+		}
+		c.closeE = append(c.closeE, c.hist.Close)
+	}
 	b := natsbus.New(nc, natsbus.Options{Timeout: c.opts.CallTimeout})
 	c.m.RegisterMissed(b.Missed)
 	c.setEngine(b, dir, dir, nil)
@@ -445,6 +465,15 @@ func (c *Cluster) Directory() registry.Directory { return c.dir }
 
 // Bus is the cluster's bus, for gateway.HubOptions; the hub joins it.
 func (c *Cluster) Bus() bus.Bus { return c.bus }
+
+// History is the topic history the nodes share in the engine, for
+// gateway.HubOptions; nil when Options.History is empty.
+func (c *Cluster) History() history.Store {
+	if c.hist == nil {
+		return nil
+	}
+	return c.hist
+}
 
 // Run starts the node's background work, until Close: lease renewal every
 // TTL/3, the bus's health check every HealthInterval, the sweep of lapsed

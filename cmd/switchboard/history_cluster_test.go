@@ -1,0 +1,224 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/switchboard-gateway/switchboard/internal/testutil"
+)
+
+// The tests in this file run topic history on three gateway processes
+// that keep it in their engine.
+
+// clusterHistory is the history configuration of these tests: "feed"
+// keeps every publication of a run, "short" only five.
+const clusterHistory = `history:
+  - {topics: "feed", size: 1000}
+  - {topics: "short", size: 5}
+`
+
+// histMessage is what a subscriber with history receives: an envelope, a
+// subscribed message or a gap message.
+type histMessage struct {
+	Type   string `json:"type"`
+	Reason string `json:"reason"`
+	Epoch  string `json:"epoch"`
+	Offset uint64 `json:"offset"`
+	Data   int    `json:"data"`
+}
+
+func readHist(t *testing.T, c *websocket.Conn) histMessage {
+	t.Helper()
+	var m histMessage
+	if msg := testutil.ReadText(t, c); json.Unmarshal([]byte(msg), &m) != nil {
+		t.Fatalf("message %q", msg)
+	}
+	return m
+}
+
+// publishAll publishes 1..total to topic through POST /@topics/{topic},
+// each through the next node in turn, one after the other; published
+// counts those answered, and the error, if any, ends up in the channel.
+func publishAll(cl *cluster, topic string, total int, published *atomic.Int64) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		for i := 1; i <= total; i++ {
+			n := cl.nodes[i%len(cl.nodes)]
+			status, _, body, err := mgmtCall(http.MethodPost, n.http+"/@topics/"+topic, strconv.Itoa(i))
+			if err != nil || status != http.StatusOK {
+				done <- fmt.Errorf("publication %d through %s: %d %s %v", i, n.name, status, body, err)
+				return
+			}
+			published.Store(int64(i))
+		}
+		done <- nil
+	}()
+	return done
+}
+
+func TestClusterHistory(t *testing.T) {
+	t.Parallel()
+	for _, f := range flavours {
+		if f.name == "redis" {
+			continue // history is not kept in Redis: config TestValidate
+		}
+		t.Run(f.name, func(t *testing.T) {
+			t.Parallel()
+			cl := startClusterWith(t, f, clusterHistory)
+			t.Run("resume on another node after a cut", func(t *testing.T) { resumeAfterCut(t, cl) })
+			t.Run("trimmed", func(t *testing.T) { resumeTrimmed(t, cl) })
+		})
+	}
+}
+
+// resumeAfterCut: a subscriber on node-a whose TCP connection is cut, with
+// no close frame, a third of the way through 1,000 publications made
+// through every node in turn, resumes on node-b and receives each once, in
+// order. Meanwhile a subscriber of the raw data on node-c receives each
+// once, in order, and two enveloped subscribers on node-b and node-c
+// receive them with the same increasing offsets.
+func resumeAfterCut(t *testing.T, cl *cluster) {
+	const total = 1000
+	a, b, c := cl.nodes[0], cl.nodes[1], cl.nodes[2]
+
+	sub := testutil.Dial(t, a.ws, nil)
+	testutil.Write(t, sub, `{"action":"subscribe","topic":"feed","history":true}`)
+	pos := readHist(t, sub)
+	if pos.Type != "subscribed" || pos.Epoch == "" {
+		t.Fatalf("first message: %+v, want subscribed with an epoch", pos)
+	}
+	raw := testutil.Dial(t, c.ws, nil)
+	testutil.Write(t, raw, `{"action":"subscribe","topic":"feed"}`)
+	var watchers []*websocket.Conn
+	for _, n := range []*node{b, c} {
+		w := testutil.Dial(t, n.ws, nil)
+		testutil.Write(t, w, `{"action":"subscribe","topic":"feed","history":true}`)
+		if m := readHist(t, w); m.Type != "subscribed" {
+			t.Fatalf("watcher on %s: %+v, want subscribed", n.name, m)
+		}
+		watchers = append(watchers, w)
+	}
+	// Every subscription is in place once the cluster's listing shows it.
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		n := 0
+		for _, l := range listAll(t, c, 100) {
+			if slices.Contains(l.Topics, "feed") {
+				n++
+			}
+		}
+		return n == 4
+	}, "four subscribers of feed")
+
+	var published atomic.Int64
+	done := publishAll(cl, "feed", total, &published)
+	next := 1
+	for next <= total/3 {
+		e := readHist(t, sub)
+		if e.Type != "" || e.Data != next {
+			t.Fatalf("got %+v, want publication %d", e, next)
+		}
+		if e.Offset <= pos.Offset || e.Epoch != pos.Epoch {
+			t.Fatalf("publication %d at offset %d epoch %s after %d epoch %s", next, e.Offset, e.Epoch, pos.Offset, pos.Epoch)
+		}
+		pos.Offset, next = e.Offset, next+1
+	}
+	_ = sub.CloseNow() // the TCP connection ends with no close frame
+	testutil.Eventually(t, 30*time.Second, func() bool { return published.Load() > int64(next+50) }, "more publications")
+
+	r := testutil.Dial(t, b.ws, nil)
+	testutil.Write(t, r, fmt.Sprintf(`{"action":"subscribe","topic":"feed","since":{"epoch":%q,"offset":%d}}`, pos.Epoch, pos.Offset))
+	subscribed := false
+	for next <= total {
+		e := readHist(t, r)
+		switch {
+		case e.Type == "subscribed" && !subscribed:
+			subscribed = true
+			continue
+		case e.Type != "":
+			t.Fatalf("unexpected %+v at %d", e, next)
+		case e.Data != next:
+			t.Fatalf("resumed on %s: got %d, want %d: lost or duplicated", b.name, e.Data, next)
+		case e.Offset <= pos.Offset:
+			t.Fatalf("publication %d at offset %d, not after %d", next, e.Offset, pos.Offset)
+		}
+		pos.Offset = e.Offset
+		next++
+	}
+	if !subscribed {
+		t.Error("the resumed subscriber got no subscribed message")
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	for i := 1; i <= total; i++ {
+		if got := testutil.ReadText(t, raw); got != strconv.Itoa(i) {
+			t.Fatalf("raw subscriber on %s: got %q, want %d", c.name, got, i)
+		}
+	}
+	var offsets [2][]uint64
+	for wi, w := range watchers {
+		for i := 1; i <= total; i++ {
+			e := readHist(t, w)
+			if e.Type != "" || e.Data != i {
+				t.Fatalf("watcher %d: got %+v, want publication %d", wi, e, i)
+			}
+			if n := len(offsets[wi]); n > 0 && e.Offset <= offsets[wi][n-1] {
+				t.Fatalf("watcher %d: offset %d after %d", wi, e.Offset, offsets[wi][n-1])
+			}
+			offsets[wi] = append(offsets[wi], e.Offset)
+		}
+	}
+	if !slices.Equal(offsets[0], offsets[1]) {
+		t.Error("the watchers on node-b and node-c saw different offsets")
+	}
+	// Nothing more: each publication came once to each. The end marker is
+	// broadcast to every connection of the cluster.
+	conns := map[string]*websocket.Conn{"raw": raw, "resumed": r, "watcher b": watchers[0], "watcher c": watchers[1]}
+	testutil.Write(t, raw, `{"action":"sendMessage","data":"end"}`)
+	for name, conn := range conns {
+		if got := testutil.ReadText(t, conn); got != "end" {
+			t.Errorf("%s: after the last publication got %q, want only the end marker", name, got)
+		}
+	}
+}
+
+// resumeTrimmed: a resume from a position older than what the topic keeps
+// gets the trimmed gap, then what is kept, then the subscribed message.
+func resumeTrimmed(t *testing.T, cl *cluster) {
+	a, c := cl.nodes[0], cl.nodes[2]
+	sub := testutil.Dial(t, a.ws, nil)
+	testutil.Write(t, sub, `{"action":"subscribe","topic":"short","history":true}`)
+	pos := readHist(t, sub)
+	testutil.Write(t, sub, `{"action":"publish","topic":"short","data":0}`)
+	first := readHist(t, sub)
+	if first.Type != "" || first.Data != 0 {
+		t.Fatalf("first publication: %+v", first)
+	}
+	_ = sub.CloseNow()
+	var published atomic.Int64
+	if err := <-publishAll(cl, "short", 10, &published); err != nil {
+		t.Fatal(err)
+	}
+	r := testutil.Dial(t, c.ws, nil)
+	testutil.Write(t, r, fmt.Sprintf(`{"action":"subscribe","topic":"short","since":{"epoch":%q,"offset":%d}}`, first.Epoch, first.Offset))
+	if m := readHist(t, r); m.Type != "gap" || m.Reason != "trimmed" || m.Epoch != pos.Epoch {
+		t.Fatalf("first message of the resume: %+v, want a trimmed gap in epoch %s", m, pos.Epoch)
+	}
+	for i := 6; i <= 10; i++ {
+		if e := readHist(t, r); e.Type != "" || e.Data != i {
+			t.Fatalf("kept publication: %+v, want %d", e, i)
+		}
+	}
+	if m := readHist(t, r); m.Type != "subscribed" {
+		t.Fatalf("after the backlog: %+v, want subscribed", m)
+	}
+}
