@@ -67,9 +67,6 @@ func publishAll(cl *cluster, topic string, total int, published *atomic.Int64) <
 func TestClusterHistory(t *testing.T) {
 	t.Parallel()
 	for _, f := range flavours {
-		if f.name == "redis" {
-			continue // history is not kept in Redis: config TestValidate
-		}
 		t.Run(f.name, func(t *testing.T) {
 			t.Parallel()
 			cl := startClusterWith(t, f, clusterHistory)

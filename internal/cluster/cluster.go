@@ -34,6 +34,7 @@ import (
 	"github.com/switchboard-gateway/switchboard/internal/bus/redisbus"
 	"github.com/switchboard-gateway/switchboard/internal/history"
 	"github.com/switchboard-gateway/switchboard/internal/history/natshist"
+	"github.com/switchboard-gateway/switchboard/internal/history/redishist"
 	"github.com/switchboard-gateway/switchboard/internal/metrics"
 	"github.com/switchboard-gateway/switchboard/internal/natsembed"
 	"github.com/switchboard-gateway/switchboard/internal/redisurl"
@@ -114,8 +115,8 @@ type Options struct {
 	Embedded Embedded
 
 	// History, when set, keeps the history of the topics its rules match in
-	// the engine, shared by every node (see History). NATS only: Start
-	// refuses it on Redis.
+	// the engine, shared by every node (see History): in JetStream
+	// (natshist) or in Redis (redishist).
 	History []history.Rule
 
 	// Logger receives the cluster's logs. Nil means slog.Default().
@@ -203,8 +204,8 @@ type Cluster struct {
 	log    *slog.Logger
 	m      *metrics.Cluster
 
-	raw    bus.Bus // the engine's bus, with its health check
-	hist   *natshist.Store // nil when no topic keeps history
+	raw    bus.Bus       // the engine's bus, with its health check
+	hist   history.Store // nil when no topic keeps history
 	bus    *countingBus
 	dir    *countingDirectory
 	leaser registry.Leaser
@@ -248,10 +249,6 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 		err = c.startNATS(ctx, u, false)
 	default:
 		c.engine = EngineRedis
-		if len(o.History) > 0 {
-			err = errors.New("cluster: topic history is kept in NATS (nats://, tls:// or embedded), not in Redis")
-			break
-		}
 		err = c.startRedis(ctx, u)
 	}
 	if err != nil {
@@ -374,11 +371,12 @@ func (c *Cluster) startNATS(ctx context.Context, u string, replicated bool) erro
 	c.closeE = append(c.closeE, dir.Close)
 	if len(c.opts.History) > 0 {
 		ho := natshist.Options{Rules: c.opts.History, Replicas: ro.Replicas, Logger: c.log}
-		c.hist, err = natshist.New(ctx, js, ho)
+		st, err := natshist.New(ctx, js, ho)
 		if err != nil {
 			return fmt.Errorf("cluster: %w", err)
 		}
-		c.closeE = append(c.closeE, c.hist.Close)
+		c.hist = st
+		c.closeE = append(c.closeE, st.Close)
 	}
 	b := natsbus.New(nc, natsbus.Options{Timeout: c.opts.CallTimeout})
 	c.m.RegisterMissed(b.Missed)
@@ -413,6 +411,14 @@ func (c *Cluster) startRedis(ctx context.Context, u string) error {
 	defer cancel()
 	if err := redisurl.CheckServer(cctx, rdb); err != nil {
 		return fmt.Errorf("cluster: %s: %w", redact(u), err)
+	}
+	if len(c.opts.History) > 0 {
+		st, err := redishist.New(rdb, redishist.Options{Rules: c.opts.History, Logger: c.log})
+		if err != nil {
+			return fmt.Errorf("cluster: %w", err)
+		}
+		c.hist = st
+		c.closeE = append(c.closeE, st.Close)
 	}
 	dir := redisreg.New(rdb, redisreg.Options{})
 	b := redisbus.New(rdb, redisbus.Options{CallTimeout: c.opts.CallTimeout, HealthInterval: c.opts.HealthInterval})
@@ -468,12 +474,7 @@ func (c *Cluster) Bus() bus.Bus { return c.bus }
 
 // History is the topic history the nodes share in the engine, for
 // gateway.HubOptions; nil when Options.History is empty.
-func (c *Cluster) History() history.Store {
-	if c.hist == nil {
-		return nil
-	}
-	return c.hist
-}
+func (c *Cluster) History() history.Store { return c.hist }
 
 // Run starts the node's background work, until Close: lease renewal every
 // TTL/3, the bus's health check every HealthInterval, the sweep of lapsed

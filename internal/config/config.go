@@ -1053,9 +1053,6 @@ func (c *Config) Validate() error {
 			p.add(path+".size", "must not be negative, got %d", r.Size)
 		}
 	}
-	if engine, err := c.Cluster.Engine(); err == nil && engine == EngineRedis && len(c.History) > 0 {
-		p.add("history", "kept on a node alone, or on a cluster in NATS (cluster.url nats://, tls:// or embedded); not in Redis")
-	}
 	for _, key := range slices.Sorted(maps.Keys(c.Routes)) {
 		r := c.Routes[key]
 		path := "routes." + key

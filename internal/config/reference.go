@@ -154,7 +154,7 @@ var meanings = map[string]string{
 	"events":                              "the EventBridge entrance (PutEvents): its buses and the rules that route events (docs/events.md)",
 	"events.buses":                        "event buses that exist besides default and those the rules name",
 	"events.rules":                        "a list of {name, bus (default default), pattern: an EventBridge event pattern, disabled, targets: [{id, function, or topic and data (a $.path or a ${template}), maxAttempts (default 185), maxAge (default 24h)}]}",
-	"history":                             "topics whose recent publications are kept for subscribers that resume: a list of {topics: pattern such as chat.* or orders.>, size: how many per topic (default 100), ttl: how long (default 10m)}; kept in the node's memory alone, in JetStream on a NATS cluster (nats://, tls://, embedded), not available on Redis",
+	"history":                             "topics whose recent publications are kept for subscribers that resume: a list of {topics: pattern such as chat.* or orders.>, size: how many per topic (default 100), ttl: how long (default 10m)}; kept in the node's memory alone, in the engine on a cluster (JetStream streams on NATS, streams and keys on Redis)",
 	"functions":                           "Lambda functions run as local processes, by name",
 	"functions.<name>":                    "one function",
 	"functions.<name>.command":            "a custom-runtime executable and its arguments; relative to codeDir",
