@@ -72,6 +72,7 @@ func TestClusterHistory(t *testing.T) {
 			cl := startClusterWith(t, f, clusterHistory)
 			t.Run("resume on another node after a cut", func(t *testing.T) { resumeAfterCut(t, cl) })
 			t.Run("trimmed", func(t *testing.T) { resumeTrimmed(t, cl) })
+			t.Run("node killed", func(t *testing.T) { resumeAfterKill(t, cl) })
 		})
 	}
 }
@@ -217,5 +218,45 @@ func resumeTrimmed(t *testing.T, cl *cluster) {
 	}
 	if m := readHist(t, r); m.Type != "subscribed" {
 		t.Fatalf("after the backlog: %+v, want subscribed", m)
+	}
+}
+
+// resumeAfterKill: the history is the engine's, not a node's: a
+// subscriber whose node is SIGKILLed resumes on another node, in the same
+// epoch, with nothing lost. On embedded NATS the killed node's server held
+// one of the streams' three replicas.
+func resumeAfterKill(t *testing.T, cl *cluster) {
+	a, b, c := cl.nodes[0], cl.nodes[1], cl.nodes[2]
+	sub := testutil.Dial(t, c.ws, nil)
+	testutil.Write(t, sub, `{"action":"subscribe","topic":"short","history":true}`)
+	pos := readHist(t, sub)
+	for i := 1; i <= 2; i++ {
+		mgmt(t, http.MethodPost, a.http+"/@topics/short", strconv.Itoa(i))
+		e := readHist(t, sub)
+		if e.Type != "" || e.Data != i {
+			t.Fatalf("publication %d: got %+v", i, e)
+		}
+		pos.Offset = e.Offset
+	}
+	if err := c.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	c.wait(t)
+	// Each publication is made once: a failed one may have been kept, and
+	// a retry would be a second publication.
+	for i := 3; i <= 4; i++ {
+		if status, body := mgmt(t, http.MethodPost, a.http+"/@topics/short", strconv.Itoa(i)); status != http.StatusOK {
+			t.Fatalf("publication %d after node-c was killed: %d %s", i, status, body)
+		}
+	}
+	r := testutil.Dial(t, b.ws, nil)
+	testutil.Write(t, r, fmt.Sprintf(`{"action":"subscribe","topic":"short","since":{"epoch":%q,"offset":%d}}`, pos.Epoch, pos.Offset))
+	for i := 3; i <= 4; i++ {
+		if e := readHist(t, r); e.Type != "" || e.Data != i {
+			t.Fatalf("resumed on %s: got %+v, want publication %d", b.name, e, i)
+		}
+	}
+	if m := readHist(t, r); m.Type != "subscribed" || m.Epoch != pos.Epoch {
+		t.Fatalf("after the backlog: %+v, want subscribed in epoch %s", m, pos.Epoch)
 	}
 }

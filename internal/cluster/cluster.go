@@ -371,9 +371,20 @@ func (c *Cluster) startNATS(ctx context.Context, u string, replicated bool) erro
 	c.closeE = append(c.closeE, dir.Close)
 	if len(c.opts.History) > 0 {
 		ho := natshist.Options{Rules: c.opts.History, Replicas: ro.Replicas, Logger: c.log}
-		st, err := natshist.New(ctx, js, ho)
-		if err != nil {
-			return fmt.Errorf("cluster: %w", err)
+		var st *natshist.Store
+		for {
+			// Like the directory's buckets, the streams wait for a quorum.
+			tctx, cancel := context.WithTimeout(ctx, c.opts.CallTimeout)
+			st, err = natshist.New(tctx, js, ho)
+			cancel()
+			if err == nil {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("cluster: topic history on JetStream: %w", err)
+			case <-time.After(250 * time.Millisecond): // retry pacing
+			}
 		}
 		c.hist = st
 		c.closeE = append(c.closeE, st.Close)

@@ -166,7 +166,9 @@ type Store interface {
 	// closed. Called once, before the first Append.
 	Watch(deliver Deliver) error
 	// Append gives data the next offset of topic and keeps it, and returns
-	// once this node delivered it, with what Deliver returned. It returns
+	// once this node delivered it, with what Deliver returned; or 0, nil
+	// when ctx ends after it was kept but before this node delivered it
+	// (every node still will). An error means it was not kept. It returns
 	// an error wrapping ErrNoHistory for a topic no rule keeps.
 	Append(ctx context.Context, topic string, data []byte) (int, error)
 	// Since returns what topic kept after from; a from in another epoch

@@ -52,6 +52,10 @@ const (
 	headerToken = "Switchboard-Token"
 )
 
+// attemptTimeout bounds one attempt to publish, within the caller's bound:
+// an attempt whose answer was lost (a stream leader lost) is tried again.
+const attemptTimeout = 2 * time.Second
+
 // DefaultCheckInterval is Options.CheckInterval's default.
 const DefaultCheckInterval = 2 * time.Second
 
@@ -330,6 +334,8 @@ func (s *Store) recheck(ctx context.Context, k *kept, deliver history.Deliver) e
 // Append implements history.Store. The topic's previous offset is taken
 // from the cache or the stream, and the engine refuses the publication if
 // another was appended since; it is then read again and the append retried.
+// Once kept, it waits for this node's delivery within ctx; when ctx ends
+// first, the publication is kept all the same, and Append returns 0, nil.
 func (s *Store) Append(ctx context.Context, topic string, data []byte) (int, error) {
 	k := s.rule(topic)
 	if k == nil {
@@ -357,9 +363,18 @@ func (s *Store) Append(ctx context.Context, topic string, data []byte) (int, err
 		m.Data = data
 		m.Header.Set(HeaderPrev, strconv.FormatUint(prev, 10))
 		m.Header.Set(headerToken, token)
-		ack, err := s.js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(prev))
+		// The token is the message ID too: a publication tried again
+		// after its answer was lost is not kept twice.
+		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
+		ack, err := s.js.PublishMsg(actx, m, jetstream.WithExpectLastSequencePerSubject(prev),
+			jetstream.WithMsgID(token), jetstream.WithRetryAttempts(100)) // no responders: a stream electing its leader
+		cancel()
 		if wrongLast(err) {
 			s.forget(topic)
+			continue
+		}
+		if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+			s.forget(topic) // no answer: kept or not, the retry tells
 			continue
 		}
 		if err != nil {
@@ -377,7 +392,10 @@ func (s *Store) Append(ctx context.Context, topic string, data []byte) (int, err
 		case n := <-w:
 			return n, nil
 		case <-ctx.Done():
-			return 0, fmt.Errorf("append to %q: kept as offset %d, not yet delivered on this node: %w", topic, ack.Sequence, ctx.Err())
+			// Kept: every node delivers it once its consumer catches up
+			// (one recovering from a lost server, say); none was reached
+			// here yet.
+			return 0, nil
 		}
 	}
 }
