@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -230,8 +231,13 @@ func resumeAfterKill(t *testing.T, cl *cluster) {
 	sub := testutil.Dial(t, c.ws, nil)
 	testutil.Write(t, sub, `{"action":"subscribe","topic":"short","history":true}`)
 	pos := readHist(t, sub)
-	for i := 1; i <= 2; i++ {
-		mgmt(t, http.MethodPost, a.http+"/@topics/short", strconv.Itoa(i))
+	for i, via := range []*node{c, a} {
+		i++
+		// Its recipients are the connections of the node that took it.
+		want := map[*node]string{c: `{"recipients":1}`, a: `{"recipients":0}`}[via]
+		if status, body := mgmt(t, http.MethodPost, via.http+"/@topics/short", strconv.Itoa(i)); status != http.StatusOK || strings.TrimSpace(body) != want {
+			t.Fatalf("publication %d through %s: %d %s, want 200 %s", i, via.name, status, body, want)
+		}
 		e := readHist(t, sub)
 		if e.Type != "" || e.Data != i {
 			t.Fatalf("publication %d: got %+v", i, e)

@@ -198,3 +198,20 @@ func TestExpiredTopicResumesWithGap(t *testing.T) {
 		t.Errorf("Since(swept topic) = %v gap %q at %d, want nothing, gap trimmed, position 0", offsets(r.backlog), r.gap, r.pos.Offset)
 	}
 }
+
+// A publication kept after its topic was forgotten knows no previous one:
+// a client that had seen the topic gets the gap message, since what was
+// published between may have expired unseen.
+func TestForgottenTopicResumesWithGap(t *testing.T) {
+	t.Parallel()
+	c := &clock{time.Unix(0, 0)}
+	s := newStore(t, c, history.Rule{Topics: ">", TTL: time.Second})
+	seen := appendN(t, s, "quiet", 1)
+	c.t = c.t.Add(2 * time.Second)
+	appendN(t, s, "busy", 1) // sweeps "quiet"
+	again := appendN(t, s, "quiet", 1)
+	r := since(t, s, "quiet", &history.Position{Epoch: s.Epoch(), Offset: seen[0].Offset})
+	if got := offsets(r.backlog); !slices.Equal(got, offsets(again)) || r.gap != history.GapTrimmed {
+		t.Errorf("Since(before the topic was forgotten) = %v gap %q, want %v and gap trimmed", got, r.gap, offsets(again))
+	}
+}

@@ -170,3 +170,26 @@ func TestStreamCreatedAgainStartsNewEpoch(t *testing.T) {
 		t.Errorf("Since(old epoch) = %d entries gap %q err %v, want the new one with gap epoch", len(b.Entries), b.Gap, err)
 	}
 }
+
+// Publications older than the rule's TTL are no longer kept (the stream's
+// MaxAge), and a resume from before them gets the trimmed gap.
+func TestTTLTrims(t *testing.T) {
+	t.Parallel()
+	js := connect(t, engines["embedded"](t))
+	s := newStore(t, js, natshist.Options{Rules: []history.Rule{{Topics: "t", TTL: 200 * time.Millisecond}}})
+	watched(t, s)
+	if _, err := s.Append(bounded(t), "t", []byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	first, err := s.Since(bounded(t), "t", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Append(bounded(t), "t", []byte("b")); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		b, err := s.Since(bounded(t), "t", &first.Now)
+		return err == nil && len(b.Entries) == 0 && b.Gap == history.GapTrimmed
+	}, "b expires, and a resume from a gets the trimmed gap")
+}
