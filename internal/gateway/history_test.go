@@ -14,10 +14,13 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/switchboard-gateway/switchboard/internal/gateway"
 	"github.com/switchboard-gateway/switchboard/internal/history"
 	"github.com/switchboard-gateway/switchboard/internal/history/memhist"
+	"github.com/switchboard-gateway/switchboard/internal/metrics"
 	"github.com/switchboard-gateway/switchboard/internal/integration/builtin"
 	"github.com/switchboard-gateway/switchboard/internal/registry/memreg"
 	"github.com/switchboard-gateway/switchboard/internal/testutil"
@@ -282,4 +285,44 @@ func TestHistoryLiveSwitchNoGapNoDuplicate(t *testing.T) {
 		next, prev = next+1, k.Offset
 	}
 	wg.Wait()
+}
+
+// Deliveries of a kept topic reach the hub from the store, and are counted
+// under the (history) source.
+func TestHistoryDeliveriesCounted(t *testing.T) {
+	t.Parallel()
+	st, err := memhist.New(memhist.Options{Rules: []history.Rule{{Topics: "news"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := metrics.New(prometheus.NewRegistry())
+	hub, err := gateway.StartHub(context.Background(), gateway.HubOptions{Directory: memreg.New(), Node: "test", History: st, Metrics: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := gateway.New(hub, gateway.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	hs := httptest.NewServer(gw)
+	t.Cleanup(hs.Close)
+	testutil.Dial(t, "ws"+strings.TrimPrefix(hs.URL, "http"), nil)
+	var id string
+	testutil.Eventually(t, 5*time.Second, func() bool {
+		ids := hub.LocalRecords()
+		if len(ids) == 1 {
+			id = ids[0].ConnID
+		}
+		return id != ""
+	}, "the connection")
+	if err := hub.Subscribe(context.Background(), id, "news", -1); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := hub.Publish(context.Background(), "news", []byte("x")); err != nil || n != 1 {
+		t.Fatalf("Publish = %d, %v; want 1, nil", n, err)
+	}
+	var got dto.Metric
+	if err := m.MessagesOut.WithLabelValues("(history)").Write(&got); err != nil {
+		t.Fatal(err)
+	}
+	if v := got.GetCounter().GetValue(); v != 1 {
+		t.Errorf("messages out from (history) = %v, want 1", v)
+	}
 }

@@ -138,17 +138,21 @@ func New(ctx context.Context, js jetstream.JetStream, o Options) (*Store, error)
 		if err := r.Validate(); err != nil {
 			return nil, err
 		}
-		r = r.WithDefaults()
-		h := fnv.New32a()
-		h.Write([]byte(r.Topics))
-		id := fmt.Sprintf("%08x", h.Sum32())
-		k := &kept{rule: r, name: o.Prefix + "_hist_" + id, subject: o.Prefix + ".hist." + id + "."}
+		k := newKept(o, r.WithDefaults())
 		if err := s.ensure(ctx, k); err != nil {
 			return nil, err
 		}
 		s.streams = append(s.streams, k)
 	}
 	return s, nil
+}
+
+// newKept names the stream of r.
+func newKept(o Options, r history.Rule) *kept {
+	h := fnv.New32a()
+	h.Write([]byte(r.Topics))
+	id := fmt.Sprintf("%08x", h.Sum32())
+	return &kept{rule: r, name: o.Prefix + "_hist_" + id, subject: o.Prefix + ".hist." + id + "."}
 }
 
 // ensure creates k's stream, or updates its limits, and reads its epoch.
