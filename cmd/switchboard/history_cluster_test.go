@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -255,7 +256,20 @@ func resumeAfterKill(t *testing.T, cl *cluster) {
 			t.Fatalf("publication %d after node-c was killed: %d %s", i, status, body)
 		}
 	}
-	r := testutil.Dial(t, b.ws, nil)
+	// The directory may refuse new connections while its own replicas
+	// choose a leader again (a 500 at the handshake): dial until it takes one.
+	var r *websocket.Conn
+	testutil.Eventually(t, 30*time.Second, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		c, _, err := websocket.Dial(ctx, b.ws, nil)
+		if err != nil {
+			return false
+		}
+		r = c
+		return true
+	}, "a connection to %s after node-c was killed", b.name)
+	t.Cleanup(func() { _ = r.CloseNow() })
 	testutil.Write(t, r, fmt.Sprintf(`{"action":"subscribe","topic":"short","since":{"epoch":%q,"offset":%d}}`, pos.Epoch, pos.Offset))
 	for i := 3; i <= 4; i++ {
 		if e := readHist(t, r); e.Type != "" || e.Data != i {

@@ -370,6 +370,11 @@ func (c *Cluster) startNATS(ctx context.Context, u string, replicated bool) erro
 	}
 	c.closeE = append(c.closeE, dir.Close)
 	if len(c.opts.History) > 0 {
+		for _, r := range c.opts.History {
+			if err := r.Validate(); err != nil {
+				return fmt.Errorf("cluster: %w", err)
+			}
+		}
 		ho := natshist.Options{Rules: c.opts.History, Replicas: ro.Replicas, Logger: c.log}
 		var st *natshist.Store
 		for {

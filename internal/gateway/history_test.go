@@ -20,8 +20,8 @@ import (
 	"github.com/switchboard-gateway/switchboard/internal/gateway"
 	"github.com/switchboard-gateway/switchboard/internal/history"
 	"github.com/switchboard-gateway/switchboard/internal/history/memhist"
-	"github.com/switchboard-gateway/switchboard/internal/metrics"
 	"github.com/switchboard-gateway/switchboard/internal/integration/builtin"
+	"github.com/switchboard-gateway/switchboard/internal/metrics"
 	"github.com/switchboard-gateway/switchboard/internal/registry/memreg"
 	"github.com/switchboard-gateway/switchboard/internal/testutil"
 )

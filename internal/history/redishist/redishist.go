@@ -44,8 +44,9 @@ import (
 // Defaults of Options.
 const (
 	// DefaultLogSize is how many publications the log keeps, at least, for
-	// nodes reading behind.
-	DefaultLogSize = 100000
+	// nodes reading behind: a node further behind misses publications, and
+	// logs it.
+	DefaultLogSize = 10000
 	// DefaultBlock is how long one read of the log waits for publications.
 	DefaultBlock = time.Second
 )
@@ -339,7 +340,9 @@ func (s *Store) Since(ctx context.Context, topic string, from *history.Position)
 		p.SetNX(ctx, s.key("epoch"), randomHex(8), 0)
 		epoch = p.Get(ctx, s.key("epoch"))
 		lastE = p.XRevRangeN(ctx, stream, "+", "-", 1)
-		kept = p.XRange(ctx, stream, "-", "+")
+		if from != nil {
+			kept = p.XRange(ctx, stream, "-", "+") // at most the rule's size
+		}
 		now = p.Time(ctx)
 		return nil
 	})
