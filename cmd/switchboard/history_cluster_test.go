@@ -21,10 +21,10 @@ import (
 // that keep it in their engine.
 
 // clusterHistory is the history configuration of these tests: "feed"
-// keeps every publication of a run, "short" only five.
+// keeps every publication of a run, "short.*" only five.
 const clusterHistory = `history:
   - {topics: "feed", size: 1000}
-  - {topics: "short", size: 5}
+  - {topics: "short.*", size: 5}
 `
 
 // histMessage is what a subscriber with history receives: an envelope, a
@@ -196,20 +196,20 @@ func resumeAfterCut(t *testing.T, cl *cluster) {
 func resumeTrimmed(t *testing.T, cl *cluster) {
 	a, c := cl.nodes[0], cl.nodes[2]
 	sub := testutil.Dial(t, a.ws, nil)
-	testutil.Write(t, sub, `{"action":"subscribe","topic":"short","history":true}`)
+	testutil.Write(t, sub, `{"action":"subscribe","topic":"short.t","history":true}`)
 	pos := readHist(t, sub)
-	testutil.Write(t, sub, `{"action":"publish","topic":"short","data":0}`)
+	testutil.Write(t, sub, `{"action":"publish","topic":"short.t","data":0}`)
 	first := readHist(t, sub)
 	if first.Type != "" || first.Data != 0 {
 		t.Fatalf("first publication: %+v", first)
 	}
 	_ = sub.CloseNow()
 	var published atomic.Int64
-	if err := <-publishAll(cl, "short", 10, &published); err != nil {
+	if err := <-publishAll(cl, "short.t", 10, &published); err != nil {
 		t.Fatal(err)
 	}
 	r := testutil.Dial(t, c.ws, nil)
-	testutil.Write(t, r, fmt.Sprintf(`{"action":"subscribe","topic":"short","since":{"epoch":%q,"offset":%d}}`, first.Epoch, first.Offset))
+	testutil.Write(t, r, fmt.Sprintf(`{"action":"subscribe","topic":"short.t","since":{"epoch":%q,"offset":%d}}`, first.Epoch, first.Offset))
 	if m := readHist(t, r); m.Type != "gap" || m.Reason != "trimmed" || m.Epoch != pos.Epoch {
 		t.Fatalf("first message of the resume: %+v, want a trimmed gap in epoch %s", m, pos.Epoch)
 	}
@@ -230,13 +230,13 @@ func resumeTrimmed(t *testing.T, cl *cluster) {
 func resumeAfterKill(t *testing.T, cl *cluster) {
 	a, b, c := cl.nodes[0], cl.nodes[1], cl.nodes[2]
 	sub := testutil.Dial(t, c.ws, nil)
-	testutil.Write(t, sub, `{"action":"subscribe","topic":"short","history":true}`)
+	testutil.Write(t, sub, `{"action":"subscribe","topic":"short.k","history":true}`)
 	pos := readHist(t, sub)
 	for i, via := range []*node{c, a} {
 		i++
 		// Its recipients are the connections of the node that took it.
 		want := map[*node]string{c: `{"recipients":1}`, a: `{"recipients":0}`}[via]
-		if status, body := mgmt(t, http.MethodPost, via.http+"/@topics/short", strconv.Itoa(i)); status != http.StatusOK || strings.TrimSpace(body) != want {
+		if status, body := mgmt(t, http.MethodPost, via.http+"/@topics/short.k", strconv.Itoa(i)); status != http.StatusOK || strings.TrimSpace(body) != want {
 			t.Fatalf("publication %d through %s: %d %s, want 200 %s", i, via.name, status, body, want)
 		}
 		e := readHist(t, sub)
@@ -249,10 +249,15 @@ func resumeAfterKill(t *testing.T, cl *cluster) {
 		t.Fatal(err)
 	}
 	c.wait(t)
-	// Each publication is made once: a failed one may have been kept, and
-	// a retry would be a second publication.
+	// The engine's replicas choose new leaders: probe a topic of the same
+	// stream until it takes publications. Then each publication is made
+	// once: a failed one may have been kept, and a retry would be a second.
+	testutil.Eventually(t, 30*time.Second, func() bool {
+		status, _, _, err := mgmtCall(http.MethodPost, a.http+"/@topics/short.probe", "probe")
+		return err == nil && status == http.StatusOK
+	}, "publications after node-c was killed")
 	for i := 3; i <= 4; i++ {
-		if status, body := mgmt(t, http.MethodPost, a.http+"/@topics/short", strconv.Itoa(i)); status != http.StatusOK {
+		if status, body := mgmt(t, http.MethodPost, a.http+"/@topics/short.k", strconv.Itoa(i)); status != http.StatusOK {
 			t.Fatalf("publication %d after node-c was killed: %d %s", i, status, body)
 		}
 	}
@@ -270,7 +275,7 @@ func resumeAfterKill(t *testing.T, cl *cluster) {
 		return true
 	}, "a connection to %s after node-c was killed", b.name)
 	t.Cleanup(func() { _ = r.CloseNow() })
-	testutil.Write(t, r, fmt.Sprintf(`{"action":"subscribe","topic":"short","since":{"epoch":%q,"offset":%d}}`, pos.Epoch, pos.Offset))
+	testutil.Write(t, r, fmt.Sprintf(`{"action":"subscribe","topic":"short.k","since":{"epoch":%q,"offset":%d}}`, pos.Epoch, pos.Offset))
 	for i := 3; i <= 4; i++ {
 		if e := readHist(t, r); e.Type != "" || e.Data != i {
 			t.Fatalf("resumed on %s: got %+v, want publication %d", b.name, e, i)

@@ -168,7 +168,8 @@ type Store interface {
 	// Append gives data the next offset of topic and keeps it, and returns
 	// once this node delivered it, with what Deliver returned; or 0, nil
 	// when ctx ends after it was kept but before this node delivered it
-	// (every node still will). An error means it was not kept. It returns
+	// (every node still will). After an error it may not have been kept,
+	// or, when the engine's answer was lost, it may have been. It returns
 	// an error wrapping ErrNoHistory for a topic no rule keeps.
 	Append(ctx context.Context, topic string, data []byte) (int, error)
 	// Since returns what topic kept after from; a from in another epoch

@@ -200,6 +200,22 @@ func Run(t *testing.T, newStores NewStores) {
 		}
 	})
 
+	t.Run("KeptBeforeDeliveredHere", func(t *testing.T) {
+		t.Parallel()
+		// A store nobody watches never delivers: Append keeps the
+		// publication and, once ctx ends, answers 0 and no error.
+		s := newStores(t, []history.Rule{{Topics: "t"}}, 1)[0]
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		if n, err := s.Append(ctx, "t", []byte("x")); n != 0 || err != nil {
+			t.Fatalf("Append with no watcher = %d, %v; want 0, nil", n, err)
+		}
+		b, err := s.Since(ctxFor(t), "t", &history.Position{Epoch: "another"})
+		if err != nil || len(b.Entries) != 1 || string(b.Entries[0].Data) != "x" {
+			t.Errorf("Since = %d entries, err %v; want the publication kept", len(b.Entries), err)
+		}
+	})
+
 	t.Run("EveryNodeDeliversInOneOrder", func(t *testing.T) {
 		t.Parallel()
 		nodes := start(t, newStores, []history.Rule{{Topics: "t"}}, 3)
