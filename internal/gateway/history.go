@@ -8,6 +8,8 @@ import (
 	"sync"
 	"unicode/utf8"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/switchboard-gateway/switchboard/internal/history"
 	"github.com/switchboard-gateway/switchboard/internal/registry"
 	"github.com/switchboard-gateway/switchboard/internal/wsconn"
@@ -37,6 +39,7 @@ const maxCatchUps = 8
 type histSub struct {
 	mu       sync.Mutex
 	live     bool            // caught up: publications go out as they come
+	epoch    string          // the epoch of last
 	last     uint64          // the last offset sent: nothing at or below it is sent again
 	pending  []history.Entry // live publications that came during the catch-up, in order
 	overflow bool            // pending hit maxPending: the catch-up reads the store again
@@ -132,8 +135,12 @@ func (h *Hub) catchUp(ctx context.Context, c *client, topic string, hs *histSub,
 			continue
 		}
 		hs.last = max64(hs.last, b.Now.Offset)
+		hs.epoch = b.Now.Epoch
 		_ = h.send(c, wsconn.Text, subscribedMessage(topic, b.Now), out)
 		for _, e := range hs.pending {
+			if e.Epoch != hs.epoch {
+				h.newEpochLocked(c, topic, hs, e.Epoch, out)
+			}
 			if e.Offset > hs.last {
 				_ = h.send(c, wsconn.Text, envelope(topic, e), out)
 				hs.last = e.Offset
@@ -144,6 +151,14 @@ func (h *Hub) catchUp(ctx context.Context, c *client, topic string, hs *histSub,
 		return nil
 	}
 	return fmt.Errorf("catch up on %q: published to faster than it can be read", topic)
+}
+
+// newEpochLocked tells c that topic's history started again (the engine
+// lost it): a gap message of reason epoch, then offsets from the new
+// epoch's start. Called with hs.mu held.
+func (h *Hub) newEpochLocked(c *client, topic string, hs *histSub, epoch string, out prometheus.Counter) {
+	_ = h.send(c, wsconn.Text, gapMessage(topic, epoch, history.GapEpoch), out)
+	hs.epoch, hs.last = epoch, 0
 }
 
 func max64(a, b uint64) uint64 {
@@ -197,6 +212,8 @@ func (h *Hub) deliverKept(topic string, e history.Entry) int {
 				}
 				hs.mu.Unlock()
 				continue
+			case e.Epoch != hs.epoch:
+				h.newEpochLocked(c, topic, hs, e.Epoch, h.out(historySource))
 			case e.Offset <= hs.last:
 				hs.mu.Unlock()
 				continue // its catch-up sent it

@@ -326,3 +326,64 @@ func TestHistoryDeliveriesCounted(t *testing.T) {
 		t.Errorf("messages out from (history) = %v, want 1", v)
 	}
 }
+
+// fakeStore is a history.Store whose deliveries the test makes.
+type fakeStore struct {
+	mu      sync.Mutex
+	deliver history.Deliver
+	now     history.Position
+}
+
+func (f *fakeStore) Keeps(topic string) bool { return topic == "news" }
+func (f *fakeStore) Watch(d history.Deliver) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.deliver = d
+	return nil
+}
+func (f *fakeStore) Append(context.Context, string, []byte) (int, error) { return 0, nil }
+func (f *fakeStore) Since(context.Context, string, *history.Position) (history.Backlog, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return history.Backlog{Now: f.now}, nil
+}
+func (f *fakeStore) push(e history.Entry) int {
+	f.mu.Lock()
+	d := f.deliver
+	f.mu.Unlock()
+	return d("news", e)
+}
+
+// A live subscriber whose store starts a new epoch (an engine that lost
+// its data) is told so with the epoch gap, then receives the new epoch's
+// publications, whose offsets start again.
+func TestHistoryNewEpochWhileLive(t *testing.T) {
+	t.Parallel()
+	st := &fakeStore{now: history.Position{Epoch: "one", Offset: 5}}
+	hub, err := gateway.StartHub(context.Background(), gateway.HubOptions{Directory: memreg.New(), Node: "test", History: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := builtin.New(builtin.KindSubscribe, hub, builtin.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := gateway.New(hub, gateway.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Routes: map[string]gateway.Route{builtin.KindSubscribe: {Integration: in, Inline: true}}})
+	hs := httptest.NewServer(gw)
+	t.Cleanup(hs.Close)
+	c := testutil.Dial(t, "ws"+strings.TrimPrefix(hs.URL, "http"), nil)
+	testutil.Write(t, c, `{"action":"subscribe","topic":"news","history":true}`)
+	if k := readKept(t, c); k.Type != "subscribed" || k.Offset != 5 {
+		t.Fatalf("first message %+v, want subscribed at 5", k)
+	}
+	st.push(history.Entry{Epoch: "one", Offset: 6, Prev: 5, Data: []byte(`1`)})
+	st.push(history.Entry{Epoch: "two", Offset: 1, Data: []byte(`2`)})
+	want := []kept{{Epoch: "one", Offset: 6}, {Type: "gap", Epoch: "two", Reason: "epoch"}, {Epoch: "two", Offset: 1}}
+	for _, w := range want {
+		k := readKept(t, c)
+		if k.Type != w.Type || k.Epoch != w.Epoch || k.Offset != w.Offset || k.Reason != w.Reason {
+			t.Fatalf("got %+v, want %+v", k, w)
+		}
+	}
+}
