@@ -16,7 +16,7 @@ import (
 )
 
 // History is what the hub needs of a topic history store: memhist.Store on
-// a node alone, natshist.Store on a cluster. The hub watches it from
+// a node alone, natshist.Store or redishist.Store on a cluster. The hub watches it from
 // StartHub on, and delivers kept topics' publications from its Deliver
 // only, never from the bus.
 type History = history.Store

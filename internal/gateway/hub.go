@@ -119,7 +119,7 @@ type HubOptions struct {
 	// subscribers that resume (SubscribeFrom); nil keeps none. StartHub
 	// watches it: a kept topic's publications reach this node's
 	// subscribers from the store, not from the bus, so on a cluster it must
-	// be one every node shares (natshist), not a node's own (memhist).
+	// be one every node shares (natshist, redishist), not a node's own (memhist).
 	History History
 }
 
