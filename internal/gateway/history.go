@@ -15,10 +15,10 @@ import (
 	"github.com/switchboard-gateway/switchboard/internal/wsconn"
 )
 
-// History is what the hub needs of a topic history store: memhist.Store on
-// a node alone, natshist.Store or redishist.Store on a cluster. The hub watches it from
-// StartHub on, and delivers kept topics' publications from its Deliver
-// only, never from the bus.
+// History is what the hub needs of a topic history store: memhist.Store
+// on a node alone, natshist.Store or redishist.Store on a cluster. The hub
+// watches it from StartHub on, and delivers kept topics' publications from
+// its Deliver only, never from the bus.
 type History = history.Store
 
 // historySource labels the deliveries of kept topics in the messages-out
