@@ -46,6 +46,47 @@ func readHist(t *testing.T, c *websocket.Conn) histMessage {
 	return m
 }
 
+// reader reads c's messages into a channel as they come, so that c
+// answers the gateway's pings while the test is busy with others.
+func reader(c *websocket.Conn) <-chan string {
+	ch := make(chan string, 4096)
+	go func() {
+		defer close(ch)
+		for {
+			_, b, err := c.Read(context.Background())
+			if err != nil {
+				return
+			}
+			ch <- string(b)
+		}
+	}()
+	return ch
+}
+
+// nextOf returns the next message of ch.
+func nextOf(t *testing.T, ch <-chan string) string {
+	t.Helper()
+	select {
+	case m, ok := <-ch:
+		if !ok {
+			t.Fatal("the connection ended")
+		}
+		return m
+	case <-time.After(30 * time.Second): // bounds the wait; delivery is polled by the reads
+		t.Fatal("no message within 30s")
+	}
+	return ""
+}
+
+func histOf(t *testing.T, ch <-chan string) histMessage {
+	t.Helper()
+	var m histMessage
+	if msg := nextOf(t, ch); json.Unmarshal([]byte(msg), &m) != nil {
+		t.Fatalf("message %q", msg)
+	}
+	return m
+}
+
 // publishAll publishes 1..total to topic through POST /@topics/{topic},
 // each through the next node in turn, one after the other; published
 // counts those answered, and the error, if any, ends up in the channel.
@@ -97,14 +138,16 @@ func resumeAfterCut(t *testing.T, cl *cluster) {
 	}
 	raw := testutil.Dial(t, c.ws, nil)
 	testutil.Write(t, raw, `{"action":"subscribe","topic":"feed"}`)
-	var watchers []*websocket.Conn
+	rawIn := reader(raw)
+	var watchersIn []<-chan string
 	for _, n := range []*node{b, c} {
 		w := testutil.Dial(t, n.ws, nil)
 		testutil.Write(t, w, `{"action":"subscribe","topic":"feed","history":true}`)
-		if m := readHist(t, w); m.Type != "subscribed" {
+		in := reader(w)
+		if m := histOf(t, in); m.Type != "subscribed" {
 			t.Fatalf("watcher on %s: %+v, want subscribed", n.name, m)
 		}
-		watchers = append(watchers, w)
+		watchersIn = append(watchersIn, in)
 	}
 	// Every subscription is in place once the cluster's listing shows it.
 	testutil.Eventually(t, 10*time.Second, func() bool {
@@ -160,14 +203,14 @@ func resumeAfterCut(t *testing.T, cl *cluster) {
 	}
 
 	for i := 1; i <= total; i++ {
-		if got := testutil.ReadText(t, raw); got != strconv.Itoa(i) {
+		if got := nextOf(t, rawIn); got != strconv.Itoa(i) {
 			t.Fatalf("raw subscriber on %s: got %q, want %d", c.name, got, i)
 		}
 	}
 	var offsets [2][]uint64
-	for wi, w := range watchers {
+	for wi, w := range watchersIn {
 		for i := 1; i <= total; i++ {
-			e := readHist(t, w)
+			e := histOf(t, w)
 			if e.Type != "" || e.Data != i {
 				t.Fatalf("watcher %d: got %+v, want publication %d", wi, e, i)
 			}
@@ -182,10 +225,12 @@ func resumeAfterCut(t *testing.T, cl *cluster) {
 	}
 	// Nothing more: each publication came once to each. The end marker is
 	// broadcast to every connection of the cluster.
-	conns := map[string]*websocket.Conn{"raw": raw, "resumed": r, "watcher b": watchers[0], "watcher c": watchers[1]}
 	testutil.Write(t, raw, `{"action":"sendMessage","data":"end"}`)
-	for name, conn := range conns {
-		if got := testutil.ReadText(t, conn); got != "end" {
+	if got := testutil.ReadText(t, r); got != "end" {
+		t.Errorf("resumed: after the last publication got %q, want only the end marker", got)
+	}
+	for name, in := range map[string]<-chan string{"raw": rawIn, "watcher b": watchersIn[0], "watcher c": watchersIn[1]} {
+		if got := nextOf(t, in); got != "end" {
 			t.Errorf("%s: after the last publication got %q, want only the end marker", name, got)
 		}
 	}
