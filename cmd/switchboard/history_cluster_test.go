@@ -107,8 +107,10 @@ func publishAll(cl *cluster, topic string, total int, published *atomic.Int64) <
 	return done
 }
 
+// TestClusterHistory runs before the package's parallel tests, not among
+// them: its nine gateway processes beside TestCluster's would starve the
+// leases of both on a small machine.
 func TestClusterHistory(t *testing.T) {
-	t.Parallel()
 	for _, f := range flavours {
 		t.Run(f.name, func(t *testing.T) {
 			t.Parallel()
