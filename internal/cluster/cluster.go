@@ -166,6 +166,9 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
+// streamTimeout bounds one attempt to make the history's streams.
+const streamTimeout = 15 * time.Second
+
 // DefaultNode is a node name unique per process: the host name, "-" and
 // six random hex digits.
 func DefaultNode() string {
@@ -378,8 +381,9 @@ func (c *Cluster) startNATS(ctx context.Context, u string, replicated bool) erro
 		ho := natshist.Options{Rules: c.opts.History, Replicas: ro.Replicas, Logger: c.log}
 		var st *natshist.Store
 		for {
-			// Like the directory's buckets, the streams wait for a quorum.
-			tctx, cancel := context.WithTimeout(ctx, c.opts.CallTimeout)
+			// Like the directory's buckets, the streams wait for a quorum;
+			// a replicated stream can take longer than a call to appear.
+			tctx, cancel := context.WithTimeout(ctx, max(c.opts.CallTimeout, streamTimeout))
 			st, err = natshist.New(tctx, js, ho)
 			cancel()
 			if err == nil {

@@ -169,7 +169,20 @@ func (s *Store) ensure(ctx context.Context, k *kept) error {
 	if k.rule.TTL > 0 {
 		cfg.MaxAge = k.rule.TTL
 	}
-	st, err := s.js.CreateOrUpdateStream(ctx, cfg)
+	// Every node runs this at start, at once: most find the stream made
+	// and leave it be; an update only when a limit changed.
+	st, err := s.js.Stream(ctx, k.name)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		st, err = s.js.CreateStream(ctx, cfg)
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			st, err = s.js.Stream(ctx, k.name) // another node made it first
+		}
+	case err == nil:
+		if have := st.CachedInfo().Config; have.MaxMsgsPerSubject != cfg.MaxMsgsPerSubject || have.MaxAge != cfg.MaxAge {
+			st, err = s.js.UpdateStream(ctx, cfg)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("natshist: stream %s for %q: %w", k.name, k.rule.Topics, err)
 	}
