@@ -33,6 +33,9 @@ import (
 	"github.com/switchboard-gateway/switchboard/internal/bus"
 	"github.com/switchboard-gateway/switchboard/internal/bus/natsbus"
 	"github.com/switchboard-gateway/switchboard/internal/bus/redisbus"
+	"github.com/switchboard-gateway/switchboard/internal/history"
+	"github.com/switchboard-gateway/switchboard/internal/history/natshist"
+	"github.com/switchboard-gateway/switchboard/internal/history/redishist"
 	"github.com/switchboard-gateway/switchboard/internal/metrics"
 	"github.com/switchboard-gateway/switchboard/internal/natsembed"
 	"github.com/switchboard-gateway/switchboard/internal/redisurl"
@@ -112,6 +115,11 @@ type Options struct {
 	// Embedded configures the NATS server run when URL is "embedded".
 	Embedded Embedded
 
+	// History, when set, keeps the history of the topics its rules match in
+	// the engine, shared by every node (see History): in JetStream
+	// (natshist) or in Redis (redishist).
+	History []history.Rule
+
 	// Logger receives the cluster's logs. Nil means slog.Default().
 	Logger *slog.Logger
 	// Metrics counts the cluster's events. Nil counts nowhere.
@@ -159,6 +167,9 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
+// streamTimeout bounds one attempt to make the history's streams.
+const streamTimeout = 15 * time.Second
+
 // DefaultNode is a node name unique per process: the host name, "-" and
 // six random hex digits.
 func DefaultNode() string {
@@ -197,7 +208,8 @@ type Cluster struct {
 	log    *slog.Logger
 	m      *metrics.Cluster
 
-	raw    bus.Bus // the engine's bus, with its health check
+	raw    bus.Bus       // the engine's bus, with its health check
+	hist   history.Store // nil when no topic keeps history
 	bus    *countingBus
 	dir    *countingDirectory
 	leaser registry.Leaser
@@ -364,6 +376,32 @@ func (c *Cluster) startNATS(ctx context.Context, u string, replicated bool) erro
 		}
 	}
 	c.closeE = append(c.closeE, dir.Close)
+	if len(c.opts.History) > 0 {
+		for _, r := range c.opts.History {
+			if err := r.Validate(); err != nil {
+				return fmt.Errorf("cluster: %w", err)
+			}
+		}
+		ho := natshist.Options{Rules: c.opts.History, Replicas: ro.Replicas, Logger: c.log}
+		var st *natshist.Store
+		for {
+			// Like the directory's buckets, the streams wait for a quorum;
+			// a replicated stream can take longer than a call to appear.
+			tctx, cancel := context.WithTimeout(ctx, max(c.opts.CallTimeout, streamTimeout))
+			st, err = natshist.New(tctx, js, ho)
+			cancel()
+			if err == nil {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("cluster: topic history on JetStream: %w", err)
+			case <-time.After(250 * time.Millisecond): // retry pacing
+			}
+		}
+		c.hist = st
+		c.closeE = append(c.closeE, st.Close)
+	}
 	b := natsbus.New(nc, natsbus.Options{Timeout: c.opts.CallTimeout})
 	c.m.RegisterMissed(b.Missed)
 	c.setEngine(b, dir, dir, nil)
@@ -398,6 +436,14 @@ func (c *Cluster) startRedis(ctx context.Context, u string) error {
 	defer cancel()
 	if err := redisurl.CheckServer(cctx, rdb); err != nil {
 		return fmt.Errorf("cluster: %s: %w", redact(u), err)
+	}
+	if len(c.opts.History) > 0 {
+		st, err := redishist.New(rdb, redishist.Options{Rules: c.opts.History, Logger: c.log})
+		if err != nil {
+			return fmt.Errorf("cluster: %w", err)
+		}
+		c.hist = st
+		c.closeE = append(c.closeE, st.Close)
 	}
 	dir := redisreg.New(rdb, redisreg.Options{})
 	b := redisbus.New(rdb, redisbus.Options{CallTimeout: c.opts.CallTimeout, HealthInterval: c.opts.HealthInterval})
@@ -459,6 +505,10 @@ func (c *Cluster) Redis() *redis.Client { return c.rdb }
 
 // Bus is the cluster's bus, for gateway.HubOptions; the hub joins it.
 func (c *Cluster) Bus() bus.Bus { return c.bus }
+
+// History is the topic history the nodes share in the engine, for
+// gateway.HubOptions; nil when Options.History is empty.
+func (c *Cluster) History() history.Store { return c.hist }
 
 // Run starts the node's background work, until Close: lease renewal every
 // TTL/3, the bus's health check every HealthInterval, the sweep of lapsed

@@ -1152,9 +1152,6 @@ func (c *Config) Validate() error {
 			p.add(path+".size", "must not be negative, got %d", r.Size)
 		}
 	}
-	if len(c.History) > 0 && c.Cluster.URL != "" {
-		p.add("history", "kept on a node alone only; it is not available with cluster.url")
-	}
 	for _, key := range slices.Sorted(maps.Keys(c.Routes)) {
 		r := c.Routes[key]
 		path := "routes." + key

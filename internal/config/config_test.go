@@ -460,10 +460,18 @@ func TestValidate(t *testing.T) {
 		{"history empty topics", func(c *config.Config) { c.History = []config.HistoryRule{{}} }, "history[0]"},
 		{"history tail not last", func(c *config.Config) { c.History = []config.HistoryRule{{Topics: "a.>.b"}} }, "a.>.b"},
 		{"history negative size", func(c *config.Config) { c.History = []config.HistoryRule{{Topics: "a", Size: -1}} }, "size"},
-		{"history on a cluster", func(c *config.Config) {
+		{"history on a NATS cluster", func(c *config.Config) {
 			c.History = []config.HistoryRule{{Topics: "a"}}
 			c.Cluster.URL = "nats://127.0.0.1:4222"
-		}, "node alone"},
+		}, ""},
+		{"history on an embedded cluster", func(c *config.Config) {
+			c.History = []config.HistoryRule{{Topics: "a"}}
+			c.Cluster.URL = "embedded"
+		}, ""},
+		{"history on a Redis cluster", func(c *config.Config) {
+			c.History = []config.HistoryRule{{Topics: "a"}}
+			c.Cluster.URL = "redis://127.0.0.1:6379"
+		}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,23 +15,34 @@ import (
 	"github.com/switchboard-gateway/switchboard/internal/wsconn"
 )
 
-// History is what the hub needs of a topic history store (memhist.Store):
-// it gives each publication of a kept topic its offset and calls deliver
-// with it in offset order, and replays what a resuming subscriber missed
-// without a publication interleaving (both callbacks run under the
-// store's lock).
-type History interface {
-	Keeps(topic string) bool
-	Append(topic string, data []byte, deliver func(history.Entry)) error
-	Since(topic string, from *history.Position, fn func(backlog []history.Entry, gap history.Gap, now history.Position)) error
-}
+// History is what the hub needs of a topic history store: memhist.Store
+// on a node alone, natshist.Store or redishist.Store on a cluster. The hub
+// watches it from StartHub on, and delivers kept topics' publications from
+// its Deliver only, never from the bus.
+type History = history.Store
 
-// histSub is a subscription that receives the history envelope. Its
-// fields are read and written only inside the History's callbacks, under
-// the store's lock.
+// historySource labels the deliveries of kept topics in the messages-out
+// metric: they reach the hub from the store, not from a route.
+const historySource = "(history)"
+
+// maxPending bounds how many live publications a resuming subscriber
+// buffers while its backlog is read; past it, the catch-up reads the
+// store again from where it got to, rather than hold more.
+const maxPending = 4096
+
+// maxCatchUps bounds how many times one catch-up reads the store before
+// it gives up on a topic published to faster than it can catch up.
+const maxCatchUps = 8
+
+// histSub is a subscription that receives the history envelope. Lock
+// order: the hub's mu before histSub.mu.
 type histSub struct {
-	live bool   // caught up: publications go out as they come
-	last uint64 // the last offset sent: nothing at or below it is sent again
+	mu       sync.Mutex
+	live     bool            // caught up: publications go out as they come
+	epoch    string          // the epoch of last
+	last     uint64          // the last offset sent: nothing at or below it is sent again
+	pending  []history.Entry // live publications that came during the catch-up, in order
+	overflow bool            // pending hit maxPending: the catch-up reads the store again
 }
 
 // setHistSubLocked makes c's subscription to topic receive envelopes (hs
@@ -65,6 +77,10 @@ func (h *Hub) dropHistSubLocked(c *client, topic string) {
 // switch; either way it ends the catch-up with a subscribed message naming
 // the position. It returns an error wrapping history.ErrNoHistory for a
 // topic no rule keeps.
+//
+// The subscription is registered before the store is read, and live
+// publications are buffered until the backlog is sent: those the backlog
+// also holds are dropped by offset. No lock is held while the store is read.
 func (h *Hub) SubscribeFrom(ctx context.Context, connID, topic string, max int, from *history.Position) error {
 	if h.hist == nil || !h.hist.Keeps(topic) {
 		return fmt.Errorf("subscribe %s to %q: %w", connID, topic, history.ErrNoHistory)
@@ -77,24 +93,72 @@ func (h *Hub) SubscribeFrom(ctx context.Context, connID, topic string, max int, 
 	if !ok {
 		return fmt.Errorf("subscribe %s to %q: %w", connID, topic, registry.ErrNotFound)
 	}
+	if err := h.catchUp(ctx, c, topic, hs, from); err != nil {
+		_ = h.Unsubscribe(ctx, connID, topic)
+		return fmt.Errorf("subscribe %s to %q: %w", connID, topic, err)
+	}
+	return nil
+}
+
+// catchUp sends c what topic kept after from, then the publications hs
+// buffered meanwhile, and turns hs live.
+func (h *Hub) catchUp(ctx context.Context, c *client, topic string, hs *histSub, from *history.Position) error {
 	out := h.out(sourceOf(ctx))
-	return h.hist.Since(topic, from, func(backlog []history.Entry, gap history.Gap, now history.Position) {
-		if from != nil && from.Epoch == now.Epoch {
+	first := true
+	for range maxCatchUps {
+		rctx, cancel := h.bounded(ctx)
+		b, err := h.hist.Since(rctx, topic, from)
+		cancel()
+		if err != nil {
+			return err
+		}
+		hs.mu.Lock()
+		if first && from != nil && from.Epoch == b.Now.Epoch {
 			hs.last = from.Offset
 		}
-		if gap != "" {
-			_ = h.send(c, wsconn.Text, gapMessage(topic, now.Epoch, gap), out)
+		if b.Gap != "" {
+			_ = h.send(c, wsconn.Text, gapMessage(topic, b.Now.Epoch, b.Gap), out)
 		}
-		for _, e := range backlog {
+		for _, e := range b.Entries {
 			if e.Offset > hs.last {
 				_ = h.send(c, wsconn.Text, envelope(topic, e), out)
 				hs.last = e.Offset
 			}
 		}
-		hs.last = max64(hs.last, now.Offset)
-		hs.live = true
-		_ = h.send(c, wsconn.Text, subscribedMessage(topic, now), out)
-	})
+		if hs.overflow {
+			// More came meanwhile than hs may hold: read the store again
+			// from where the client got to.
+			hs.pending, hs.overflow = nil, false
+			from = &history.Position{Epoch: b.Now.Epoch, Offset: hs.last}
+			first = false
+			hs.mu.Unlock()
+			continue
+		}
+		hs.last = max64(hs.last, b.Now.Offset)
+		hs.epoch = b.Now.Epoch
+		_ = h.send(c, wsconn.Text, subscribedMessage(topic, b.Now), out)
+		for _, e := range hs.pending {
+			if e.Epoch != hs.epoch {
+				h.newEpochLocked(c, topic, hs, e.Epoch, out)
+			}
+			if e.Offset > hs.last {
+				_ = h.send(c, wsconn.Text, envelope(topic, e), out)
+				hs.last = e.Offset
+			}
+		}
+		hs.pending, hs.live = nil, true
+		hs.mu.Unlock()
+		return nil
+	}
+	return fmt.Errorf("catch up on %q: published to faster than it can be read", topic)
+}
+
+// newEpochLocked tells c that topic's history started again (the engine
+// lost it): a gap message of reason epoch, then offsets from the new
+// epoch's start. Called with hs.mu held.
+func (h *Hub) newEpochLocked(c *client, topic string, hs *histSub, epoch string, out prometheus.Counter) {
+	_ = h.send(c, wsconn.Text, gapMessage(topic, epoch, history.GapEpoch), out)
+	hs.epoch, hs.last = epoch, 0
 }
 
 func max64(a, b uint64) uint64 {
@@ -105,24 +169,25 @@ func max64(a, b uint64) uint64 {
 }
 
 // publishKept publishes to a topic whose history is kept: the store gives
-// the publication its offset, then this node's subscribers receive it,
-// raw or in the envelope they asked for. It returns how many connections
-// it reached.
+// the publication its offset and brings it back to every node's Deliver,
+// this one's included, which sends it to the subscribers there. It returns
+// how many connections of this node it reached.
 func (h *Hub) publishKept(ctx context.Context, topic string, data []byte) (int, error) {
-	out := h.out(sourceOf(ctx))
-	n := 0
-	err := h.hist.Append(topic, data, func(e history.Entry) { n = h.deliverKept(topic, e, out) })
+	ctx, cancel := h.bounded(ctx)
+	defer cancel()
+	n, err := h.hist.Append(ctx, topic, data)
 	if err != nil {
 		return 0, fmt.Errorf("publish %q: %w", topic, err)
 	}
 	return n, nil
 }
 
-// deliverKept delivers one kept publication to this node's subscribers of
-// topic: raw to those that did not ask for the envelope, enveloped to
-// those that did, once each, skipping offsets they were already sent.
-// Runs under the store's lock (History.Append's deliver).
-func (h *Hub) deliverKept(topic string, e history.Entry, out prometheus.Counter) int {
+// deliverKept is the hub's history.Deliver: it delivers one kept
+// publication to this node's subscribers of topic, raw to those that did
+// not ask for the envelope, enveloped to those that did, once each,
+// skipping offsets they were already sent; a subscriber still catching up
+// has it buffered.
+func (h *Hub) deliverKept(topic string, e history.Entry) int {
 	n := 0
 	var raw, env wsconn.Frame
 	var hasRaw, hasEnv bool
@@ -131,27 +196,41 @@ func (h *Hub) deliverKept(topic string, e history.Entry, out prometheus.Counter)
 	for c := range h.topics[topic] {
 		hs := hsubs[c]
 		var f wsconn.Frame
-		switch {
-		case hs == nil:
+		if hs == nil {
 			if !hasRaw {
 				raw, hasRaw = wsconn.NewFrame(messageType(e.Data), e.Data), true
 			}
 			f = raw
-		case !hs.live || e.Offset <= hs.last:
-			continue // its catch-up sends it, or sent it
-		default:
+		} else {
+			hs.mu.Lock()
+			switch {
+			case !hs.live:
+				if len(hs.pending) < maxPending {
+					hs.pending = append(hs.pending, e)
+				} else {
+					hs.overflow = true
+				}
+				hs.mu.Unlock()
+				continue
+			case e.Epoch != hs.epoch:
+				h.newEpochLocked(c, topic, hs, e.Epoch, h.out(historySource))
+			case e.Offset <= hs.last:
+				hs.mu.Unlock()
+				continue // its catch-up sent it
+			}
+			hs.last = e.Offset
+			hs.mu.Unlock()
 			if !hasEnv {
 				env, hasEnv = wsconn.NewFrame(wsconn.Text, envelope(topic, e)), true
 			}
 			f = env
-			hs.last = e.Offset
 		}
 		if h.queue(c, f) == nil {
 			n++
 		}
 	}
 	h.mu.RUnlock()
-	out.Add(float64(n))
+	h.out(historySource).Add(float64(n))
 	return n
 }
 

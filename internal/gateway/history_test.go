@@ -14,11 +14,14 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/switchboard-gateway/switchboard/internal/gateway"
 	"github.com/switchboard-gateway/switchboard/internal/history"
 	"github.com/switchboard-gateway/switchboard/internal/history/memhist"
 	"github.com/switchboard-gateway/switchboard/internal/integration/builtin"
+	"github.com/switchboard-gateway/switchboard/internal/metrics"
 	"github.com/switchboard-gateway/switchboard/internal/registry/memreg"
 	"github.com/switchboard-gateway/switchboard/internal/testutil"
 )
@@ -282,4 +285,105 @@ func TestHistoryLiveSwitchNoGapNoDuplicate(t *testing.T) {
 		next, prev = next+1, k.Offset
 	}
 	wg.Wait()
+}
+
+// Deliveries of a kept topic reach the hub from the store, and are counted
+// under the (history) source.
+func TestHistoryDeliveriesCounted(t *testing.T) {
+	t.Parallel()
+	st, err := memhist.New(memhist.Options{Rules: []history.Rule{{Topics: "news"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := metrics.New(prometheus.NewRegistry())
+	hub, err := gateway.StartHub(context.Background(), gateway.HubOptions{Directory: memreg.New(), Node: "test", History: st, Metrics: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := gateway.New(hub, gateway.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	hs := httptest.NewServer(gw)
+	t.Cleanup(hs.Close)
+	testutil.Dial(t, "ws"+strings.TrimPrefix(hs.URL, "http"), nil)
+	var id string
+	testutil.Eventually(t, 5*time.Second, func() bool {
+		ids := hub.LocalRecords()
+		if len(ids) == 1 {
+			id = ids[0].ConnID
+		}
+		return id != ""
+	}, "the connection")
+	if err := hub.Subscribe(context.Background(), id, "news", -1); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := hub.Publish(context.Background(), "news", []byte("x")); err != nil || n != 1 {
+		t.Fatalf("Publish = %d, %v; want 1, nil", n, err)
+	}
+	var got dto.Metric
+	if err := m.MessagesOut.WithLabelValues("(history)").Write(&got); err != nil {
+		t.Fatal(err)
+	}
+	if v := got.GetCounter().GetValue(); v != 1 {
+		t.Errorf("messages out from (history) = %v, want 1", v)
+	}
+}
+
+// fakeStore is a history.Store whose deliveries the test makes.
+type fakeStore struct {
+	mu      sync.Mutex
+	deliver history.Deliver
+	now     history.Position
+}
+
+func (f *fakeStore) Keeps(topic string) bool { return topic == "news" }
+func (f *fakeStore) Watch(d history.Deliver) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.deliver = d
+	return nil
+}
+func (f *fakeStore) Append(context.Context, string, []byte) (int, error) { return 0, nil }
+func (f *fakeStore) Since(context.Context, string, *history.Position) (history.Backlog, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return history.Backlog{Now: f.now}, nil
+}
+func (f *fakeStore) push(e history.Entry) int {
+	f.mu.Lock()
+	d := f.deliver
+	f.mu.Unlock()
+	return d("news", e)
+}
+
+// A live subscriber whose store starts a new epoch (an engine that lost
+// its data) is told so with the epoch gap, then receives the new epoch's
+// publications, whose offsets start again.
+func TestHistoryNewEpochWhileLive(t *testing.T) {
+	t.Parallel()
+	st := &fakeStore{now: history.Position{Epoch: "one", Offset: 5}}
+	hub, err := gateway.StartHub(context.Background(), gateway.HubOptions{Directory: memreg.New(), Node: "test", History: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := builtin.New(builtin.KindSubscribe, hub, builtin.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := gateway.New(hub, gateway.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Routes: map[string]gateway.Route{builtin.KindSubscribe: {Integration: in, Inline: true}}})
+	hs := httptest.NewServer(gw)
+	t.Cleanup(hs.Close)
+	c := testutil.Dial(t, "ws"+strings.TrimPrefix(hs.URL, "http"), nil)
+	testutil.Write(t, c, `{"action":"subscribe","topic":"news","history":true}`)
+	if k := readKept(t, c); k.Type != "subscribed" || k.Offset != 5 {
+		t.Fatalf("first message %+v, want subscribed at 5", k)
+	}
+	st.push(history.Entry{Epoch: "one", Offset: 6, Prev: 5, Data: []byte(`1`)})
+	st.push(history.Entry{Epoch: "two", Offset: 1, Data: []byte(`2`)})
+	want := []kept{{Epoch: "one", Offset: 6}, {Type: "gap", Epoch: "two", Reason: "epoch"}, {Epoch: "two", Offset: 1}}
+	for _, w := range want {
+		k := readKept(t, c)
+		if k.Type != w.Type || k.Epoch != w.Epoch || k.Offset != w.Offset || k.Reason != w.Reason {
+			t.Fatalf("got %+v, want %+v", k, w)
+		}
+	}
 }

@@ -66,7 +66,7 @@ var (
 //
 // A delivery to a connection of this node never leaves the process. It is
 // safe for concurrent use. Lock order: interestMu before mu; a History's
-// store lock before mu (its callbacks take mu).
+// store lock before mu (its Deliver takes mu); mu before a histSub's.
 type Hub struct {
 	dir         registry.Directory
 	bus         bus.Bus
@@ -116,8 +116,10 @@ type HubOptions struct {
 	// none.
 	Announce func(topic string) bool
 	// History keeps the recent publications of the topics it keeps, for
-	// subscribers that resume (SubscribeFrom); nil keeps none. A node
-	// alone only: StartHub refuses it with a Bus.
+	// subscribers that resume (SubscribeFrom); nil keeps none. StartHub
+	// watches it: a kept topic's publications reach this node's
+	// subscribers from the store, not from the bus, so on a cluster it must
+	// be one every node shares (natshist, redishist), not a node's own (memhist).
 	History History
 }
 
@@ -139,10 +141,12 @@ func StartHub(ctx context.Context, o HubOptions) (*Hub, error) {
 	if o.Bus != nil && o.Node == "" {
 		return nil, errors.New("gateway: a hub on a bus needs a node name")
 	}
-	if o.Bus != nil && o.History != nil {
-		return nil, errors.New("gateway: topic history is kept on a node alone only, not on a cluster")
-	}
 	h := newHub(o)
+	if o.History != nil {
+		if err := o.History.Watch(h.deliverKept); err != nil {
+			return nil, fmt.Errorf("watch the topic history: %w", err)
+		}
+	}
 	if o.Bus != nil {
 		if err := o.Bus.Run(ctx, o.Node, h); err != nil {
 			return nil, fmt.Errorf("join the bus as %s: %w", o.Node, err)

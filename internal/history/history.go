@@ -1,11 +1,13 @@
 // Package history defines the contract of topic history: which topics keep
 // their recent publications (Rule, Match), the offsets that order them
-// (Entry, Position), and why a resume cannot be served whole (Gap). Stores
-// live in subpackages (memhist on a node alone). It imports nothing of the
-// gateway and does no I/O.
+// (Entry, Position), why a resume cannot be served whole (Gap), and what a
+// store does (Store). Stores live in subpackages: memhist on a node alone,
+// natshist in a cluster's NATS JetStream; histtest checks each the same
+// way. It imports nothing of the gateway and does no I/O.
 package history
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -130,3 +132,48 @@ const (
 	// (the size or the TTL pushed them out).
 	GapTrimmed Gap = "trimmed"
 )
+
+// Backlog is what a store kept of a topic after a position.
+type Backlog struct {
+	// Entries are the publications kept after the position, oldest first.
+	Entries []Entry
+	// Gap says why Entries is not everything published after the
+	// position; empty when it is.
+	Gap Gap
+	// Now is the topic's position when the backlog was read: its last
+	// offset, zero when nothing is kept.
+	Now Position
+}
+
+// Deliver is called by a store with each publication of a kept topic, on
+// every node that watches the store: in offset order per topic, one call
+// at a time per topic. It returns how many connections it reached.
+type Deliver func(topic string, e Entry) int
+
+// Store keeps the history of the topics its rules match.
+//
+// A publication goes through Append and comes back to every watching node
+// through its Deliver, the publishing node included: a node delivers a kept
+// topic's publications from there only, never from the bus, so that each
+// arrives once, in the store's order. A resuming subscriber is registered
+// before Since is called and has live publications buffered until the
+// backlog is sent: what Since returns and what Deliver brings later overlap
+// but never leave a hole, and offsets tell the duplicates apart.
+type Store interface {
+	// Keeps reports whether a rule keeps topic's history.
+	Keeps(topic string) bool
+	// Watch starts delivering publications to deliver, until the store is
+	// closed. Called once, before the first Append.
+	Watch(deliver Deliver) error
+	// Append gives data the next offset of topic and keeps it, and returns
+	// once this node delivered it, with what Deliver returned; or 0, nil
+	// when ctx ends after it was kept but before this node delivered it
+	// (every node still will). After an error it may not have been kept,
+	// or, when the engine's answer was lost, it may have been. It returns
+	// an error wrapping ErrNoHistory for a topic no rule keeps.
+	Append(ctx context.Context, topic string, data []byte) (int, error)
+	// Since returns what topic kept after from; a from in another epoch
+	// gets everything kept, with GapEpoch; a nil from, only the position.
+	// It returns an error wrapping ErrNoHistory for a topic no rule keeps.
+	Since(ctx context.Context, topic string, from *Position) (Backlog, error)
+}

@@ -121,9 +121,12 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.metrics = metrics.New(s.metricsReg)
 	s.events = metrics.NewEvents(s.metricsReg)
 	s.mgmtOnMain = cfg.Management.Listen == ""
-	hist, err := newHistory(cfg)
-	if err != nil {
-		return nil, err
+	var hist gateway.History
+	if cfg.Cluster.URL == "" { // a cluster keeps it in its engine
+		var err error
+		if hist, err = newHistory(cfg); err != nil {
+			return nil, err
+		}
 	}
 	hub, err := gateway.StartHub(context.Background(), gateway.HubOptions{Directory: memreg.New(), Node: host,
 		Metrics: s.metrics, Announce: announcer(cfg.Presence), History: hist})
@@ -198,6 +201,7 @@ func (s *Server) joinCluster(cfg *config.Config) (*gateway.Hub, error) {
 			Peers: cc.Embedded.Peers, StoreDir: cc.Embedded.StoreDir},
 		Logger:  s.log,
 		Metrics: metrics.NewCluster(s.metricsReg),
+		History: historyRules(cfg),
 	}
 	// A named node keeps its JetStream store in the data directory across
 	// restarts; an unnamed one gets a new name, and a temporary store, each time.
@@ -215,8 +219,12 @@ func (s *Server) joinCluster(cfg *config.Config) (*gateway.Hub, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), cmp.Or(o.CallTimeout, gateway.DefaultCallTimeout))
 	defer cancel()
-	hub, err := gateway.StartHub(ctx, gateway.HubOptions{Directory: c.Directory(), Bus: c.Bus(), Node: c.Node(),
-		Metrics: s.metrics, CallTimeout: o.CallTimeout, Announce: announcer(cfg.Presence)})
+	ho := gateway.HubOptions{Directory: c.Directory(), Bus: c.Bus(), Node: c.Node(),
+		Metrics: s.metrics, CallTimeout: o.CallTimeout, Announce: announcer(cfg.Presence)}
+	if h := c.History(); h != nil {
+		ho.History = h
+	}
+	hub, err := gateway.StartHub(ctx, ho)
 	if err != nil {
 		_ = c.Close()
 		return nil, fmt.Errorf("cluster: %w", err)
@@ -232,15 +240,20 @@ func newHistory(cfg *config.Config) (gateway.History, error) {
 	if len(cfg.History) == 0 {
 		return nil, nil
 	}
-	rules := make([]history.Rule, 0, len(cfg.History))
-	for _, r := range cfg.History {
-		rules = append(rules, history.Rule{Topics: r.Topics, Size: r.Size, TTL: componentDuration(r.TTL)})
-	}
-	st, err := memhist.New(memhist.Options{Rules: rules})
+	st, err := memhist.New(memhist.Options{Rules: historyRules(cfg)})
 	if err != nil {
 		return nil, fmt.Errorf("history: %w", err)
 	}
 	return st, nil
+}
+
+// historyRules are cfg.History's rules, for a store.
+func historyRules(cfg *config.Config) []history.Rule {
+	var rules []history.Rule
+	for _, r := range cfg.History {
+		rules = append(rules, history.Rule{Topics: r.Topics, Size: r.Size, TTL: componentDuration(r.TTL)})
+	}
+	return rules
 }
 
 // componentDuration passes a config duration to a component: absent stays

@@ -5,6 +5,7 @@
 package memhist
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -23,13 +24,14 @@ type Options struct {
 	Now func() time.Time
 }
 
-// Store keeps the history of the topics its rules match. Append and Since
-// run their callbacks under the store's lock, so that what one delivers
-// and what the other replays never interleave. Safe for concurrent use.
+// Store keeps the history of the topics its rules match. Append delivers
+// under the store's lock, so that deliveries are made in offset order.
+// Safe for concurrent use.
 type Store struct {
-	rules []history.Rule
-	now   func() time.Time
-	epoch string
+	rules   []history.Rule
+	now     func() time.Time
+	epoch   string
+	deliver history.Deliver // set by Watch; nil delivers nowhere
 
 	mu        sync.Mutex
 	seq       uint64 // the last offset given, over every topic
@@ -72,6 +74,8 @@ func New(o Options) (*Store, error) {
 	return s, nil
 }
 
+var _ history.Store = (*Store)(nil)
+
 // Epoch names this store's history.
 func (s *Store) Epoch() string { return s.epoch }
 
@@ -90,13 +94,21 @@ func (s *Store) Keeps(name string) bool {
 	return ok
 }
 
-// Append gives data the next offset, keeps it in name's history and calls
-// deliver with it, under the lock: deliveries are made in offset order.
-// It returns history.ErrNoHistory for a topic no rule keeps.
-func (s *Store) Append(name string, data []byte, deliver func(history.Entry)) error {
+// Watch implements history.Store: Append calls deliver, under the lock.
+func (s *Store) Watch(deliver history.Deliver) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.deliver = deliver
+	return nil
+}
+
+// Append implements history.Store: it gives data the next offset, keeps it
+// in name's history and delivers it, under the lock, so that deliveries are
+// made in offset order. It never waits on anything but the lock.
+func (s *Store) Append(_ context.Context, name string, data []byte) (int, error) {
 	r, ok := s.rule(name)
 	if !ok {
-		return fmt.Errorf("append to %q: %w", name, history.ErrNoHistory)
+		return 0, fmt.Errorf("append to %q: %w", name, history.ErrNoHistory)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -112,8 +124,10 @@ func (s *Store) Append(name string, data []byte, deliver func(history.Entry)) er
 	t.last = e.Offset
 	t.entries = append(t.entries, kept{Entry: e, at: now})
 	t.prune(now)
-	deliver(e)
-	return nil
+	if s.deliver == nil {
+		return 0, nil
+	}
+	return s.deliver(name, e), nil
 }
 
 // prune drops what the topic's size and TTL no longer allow.
@@ -149,15 +163,12 @@ func (s *Store) sweepLocked(now time.Time) {
 	}
 }
 
-// Since calls fn, under the lock, with what name kept after from, the gap
-// when that is not all that was published after it, and name's position
-// now (its last offset, zero when nothing is kept). A from in another
-// epoch replays everything kept, with history.GapEpoch. A nil from asks
-// only for the position. It returns history.ErrNoHistory for a topic no
-// rule keeps.
-func (s *Store) Since(name string, from *history.Position, fn func(backlog []history.Entry, gap history.Gap, now history.Position)) error {
+// Since implements history.Store: what name kept after from, the gap when
+// that is not all that was published after it, and name's position now
+// (its last offset, zero when nothing is kept).
+func (s *Store) Since(_ context.Context, name string, from *history.Position) (history.Backlog, error) {
 	if !s.Keeps(name) {
-		return fmt.Errorf("history of %q: %w", name, history.ErrNoHistory)
+		return history.Backlog{}, fmt.Errorf("history of %q: %w", name, history.ErrNoHistory)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -171,8 +182,7 @@ func (s *Store) Since(name string, from *history.Position, fn func(backlog []his
 		pos.Offset = t.last
 	}
 	if from == nil {
-		fn(nil, "", pos)
-		return nil
+		return history.Backlog{Now: pos}, nil
 	}
 	var entries []kept
 	if t != nil {
@@ -194,8 +204,9 @@ func (s *Store) Since(name string, from *history.Position, fn func(backlog []his
 		switch {
 		case len(backlog) > 0:
 			// Nothing was lost when the first kept publication after the
-			// position follows it directly.
-			if backlog[0].Prev > after {
+			// position follows it directly; one that knew no previous
+			// publication (its topic was forgotten) cannot tell.
+			if p := backlog[0].Prev; p > after || (p == 0 && after > 0) {
 				gap = history.GapTrimmed
 			}
 		case t != nil && t.last > after:
@@ -206,6 +217,5 @@ func (s *Store) Since(name string, from *history.Position, fn func(backlog []his
 			gap = history.GapTrimmed
 		}
 	}
-	fn(backlog, gap, pos)
-	return nil
+	return history.Backlog{Entries: backlog, Gap: gap, Now: pos}, nil
 }

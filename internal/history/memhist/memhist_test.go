@@ -1,6 +1,7 @@
 package memhist_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -15,22 +16,34 @@ type clock struct{ t time.Time }
 
 func (c *clock) now() time.Time { return c.t }
 
-func newStore(t *testing.T, c *clock, rules ...history.Rule) *memhist.Store {
+// store is a Store and the last publication it delivered.
+type store struct {
+	*memhist.Store
+	last history.Entry
+}
+
+func newStore(t *testing.T, c *clock, rules ...history.Rule) *store {
 	t.Helper()
 	s, err := memhist.New(memhist.Options{Rules: rules, Now: c.now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s
+	st := &store{Store: s}
+	if err := s.Watch(func(_ string, e history.Entry) int { st.last = e; return 1 }); err != nil {
+		t.Fatal(err)
+	}
+	return st
 }
 
-func appendN(t *testing.T, s *memhist.Store, topic string, n int) []history.Entry {
+func appendN(t *testing.T, s *store, topic string, n int) []history.Entry {
 	t.Helper()
 	var out []history.Entry
 	for i := range n {
-		if err := s.Append(topic, fmt.Appendf(nil, "%d", i), func(e history.Entry) { out = append(out, e) }); err != nil {
-			t.Fatal(err)
+		got, err := s.Append(context.Background(), topic, fmt.Appendf(nil, "%d", i))
+		if err != nil || got != 1 {
+			t.Fatalf("Append = %d, %v; want 1, nil", got, err)
 		}
+		out = append(out, s.last)
 	}
 	return out
 }
@@ -41,13 +54,13 @@ type result struct {
 	pos     history.Position
 }
 
-func since(t *testing.T, s *memhist.Store, topic string, from *history.Position) result {
+func since(t *testing.T, s *store, topic string, from *history.Position) result {
 	t.Helper()
-	var r result
-	if err := s.Since(topic, from, func(b []history.Entry, g history.Gap, p history.Position) { r = result{b, g, p} }); err != nil {
+	b, err := s.Since(context.Background(), topic, from)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return r
+	return result{b.Entries, b.Gap, b.Now}
 }
 
 func offsets(es []history.Entry) []uint64 {
@@ -145,10 +158,10 @@ func TestTopicsWithoutRule(t *testing.T) {
 	if s.Keeps("news") || !s.Keeps("chat.a") {
 		t.Error("Keeps: want chat.a only")
 	}
-	if err := s.Append("news", nil, func(history.Entry) {}); !errors.Is(err, history.ErrNoHistory) {
+	if _, err := s.Append(context.Background(), "news", nil); !errors.Is(err, history.ErrNoHistory) {
 		t.Errorf("Append(news) = %v, want ErrNoHistory", err)
 	}
-	if err := s.Since("news", nil, func([]history.Entry, history.Gap, history.Position) {}); !errors.Is(err, history.ErrNoHistory) {
+	if _, err := s.Since(context.Background(), "news", nil); !errors.Is(err, history.ErrNoHistory) {
 		t.Errorf("Since(news) = %v, want ErrNoHistory", err)
 	}
 	if _, err := memhist.New(memhist.Options{Rules: []history.Rule{{Topics: "a..b"}}}); err == nil {
@@ -183,5 +196,22 @@ func TestExpiredTopicResumesWithGap(t *testing.T) {
 	r := since(t, s, "quiet", &history.Position{Epoch: s.Epoch(), Offset: seen[0].Offset})
 	if len(r.backlog) != 0 || r.gap != history.GapTrimmed || r.pos.Offset != 0 {
 		t.Errorf("Since(swept topic) = %v gap %q at %d, want nothing, gap trimmed, position 0", offsets(r.backlog), r.gap, r.pos.Offset)
+	}
+}
+
+// A publication kept after its topic was forgotten knows no previous one:
+// a client that had seen the topic gets the gap message, since what was
+// published between may have expired unseen.
+func TestForgottenTopicResumesWithGap(t *testing.T) {
+	t.Parallel()
+	c := &clock{time.Unix(0, 0)}
+	s := newStore(t, c, history.Rule{Topics: ">", TTL: time.Second})
+	seen := appendN(t, s, "quiet", 1)
+	c.t = c.t.Add(2 * time.Second)
+	appendN(t, s, "busy", 1) // sweeps "quiet"
+	again := appendN(t, s, "quiet", 1)
+	r := since(t, s, "quiet", &history.Position{Epoch: s.Epoch(), Offset: seen[0].Offset})
+	if got := offsets(r.backlog); !slices.Equal(got, offsets(again)) || r.gap != history.GapTrimmed {
+		t.Errorf("Since(before the topic was forgotten) = %v gap %q, want %v and gap trimmed", got, r.gap, offsets(again))
 	}
 }
