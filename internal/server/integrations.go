@@ -123,6 +123,9 @@ func (b *builder) function(name string) (*lambdahost.Function, error) {
 	maps.Copy(env, fc.Environment)
 	env[b.cfg.EndpointEnv] = b.endpoint
 	env["AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI"] = b.endpoint
+	if _, set := env["AWS_ENDPOINT_URL_SQS"]; !set { // the SQS API is served at the listener's root
+		env["AWS_ENDPOINT_URL_SQS"] = strings.TrimSuffix(b.endpoint, "/"+b.cfg.Stage)
+	}
 	for k, v := range map[string]string{"NODE_EXTRA_CA_CERTS": b.opts.CAFile, "AWS_CA_BUNDLE": b.opts.CABundle, "SSL_CERT_FILE": b.opts.CABundle} {
 		if _, set := env[k]; !set && v != "" {
 			env[k] = v

@@ -40,6 +40,7 @@ import (
 	"github.com/switchboard-gateway/switchboard/internal/integration/lambdahost"
 	"github.com/switchboard-gateway/switchboard/internal/metrics"
 	"github.com/switchboard-gateway/switchboard/internal/mgmtapi"
+	"github.com/switchboard-gateway/switchboard/internal/queue/memqueue"
 	"github.com/switchboard-gateway/switchboard/internal/rates"
 	"github.com/switchboard-gateway/switchboard/internal/registry/memreg"
 	"github.com/switchboard-gateway/switchboard/internal/route"
@@ -72,6 +73,7 @@ type Server struct {
 	stopRates  context.CancelFunc               // ends the sampling; Close calls it and waits for ratesDone
 	ratesDone  chan struct{}
 	events     *metrics.Events // the event rules' metrics
+	queues     *memqueue.Store // the queues, kept across reloads
 	mgmtOnMain bool            // the main listener serves the management surface
 }
 
@@ -118,6 +120,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.metricsReg = prometheus.NewRegistry()
 	s.metrics = metrics.New(s.metricsReg)
 	s.events = metrics.NewEvents(s.metricsReg)
+	s.queues = memqueue.New(memqueue.Options{})
 	s.mgmtOnMain = cfg.Management.Listen == ""
 	hist, err := newHistory(cfg)
 	if err != nil {
@@ -316,6 +319,10 @@ func (s *Server) build(cfg *config.Config, hub *gateway.Hub, prev *builder) (*bu
 			return nil, gateway.Options{}, err
 		}
 	}
+	if err := b.queues(s); err != nil {
+		_ = b.discard()
+		return nil, gateway.Options{}, err
+	}
 	// Limits go to the components as they are: absent ones are zero, which
 	// each component reads as its default, and Unlimited is negative, which
 	// each reads as disabled.
@@ -399,8 +406,10 @@ func (s *Server) management(b *builder) (*managed, error) {
 	mgmt := http.NewServeMux()
 	var recorded apiRoutes
 	api.Register(&recorded)
+	queues := b.sqsAPI(s)
+	queues.RegisterAdmin(&recorded, cfg.Stage)
 	b.invokeAPI(&s.async).Register(mgmt)
-	mgmt.Handle("/{$}", awsJSON(b.eventsAPI(s)))
+	mgmt.Handle("/{$}", awsJSON(b.eventsAPI(s), queues))
 	mgmt.Handle("GET /metrics", promhttp.HandlerFor(s.metricsReg, promhttp.HandlerOpts{}))
 	if cfg.Pprof {
 		mgmt.HandleFunc("/debug/pprof/", pprof.Index)
@@ -483,7 +492,7 @@ func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
 // /metrics), which no HTTP route hides.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.mgmtOnMain && awsJSONTarget(r) {
-		s.serveManagement(w, r) // PutEvents, behind the management guard
+		s.serveManagement(w, r) // PutEvents and SQS, behind the management guard
 		return
 	}
 	if rt := s.httpRoutes.Load(); rt != nil && r.Header.Get("Upgrade") == "" && !s.ownPath(r.URL.Path) && rt.Handles(r) {

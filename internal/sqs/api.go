@@ -527,20 +527,32 @@ func (a *API) sendBatch(ctx context.Context, in sendBatchInput) (any, error) {
 		Successful []sendBatchSuccess `json:"Successful"`
 		Failed     []batchFailure     `json:"Failed"`
 	}{Successful: []sendBatchSuccess{}, Failed: []batchFailure{}}
-	for i, e := range in.Entries {
+	// The valid entries are sent in one call, so that a receive sees all
+	// of them or none; a failure of that call fails each of them.
+	var valid []queue.Outgoing
+	for i := range in.Entries {
 		if errs[i] == nil {
-			sent, err := a.opts.Store.Send(ctx, name, msgs[i:i+1])
-			if errors.Is(err, queue.ErrNotFound) {
-				return nil, errNoQueue
-			}
-			if err == nil {
-				out.Successful = append(out.Successful, sendBatchSuccess{ID: e.ID, sendMessageOutput: sendMessageOutput{
-					MessageID: sent[0].ID, MD5OfMessageBody: md5Hex(msgs[i].Body), MD5OfMessageAttributes: MD5OfAttributes(msgs[i].Attributes)}})
-				continue
-			}
-			errs[i] = err
+			valid = append(valid, msgs[i])
 		}
-		out.Failed = append(out.Failed, entryFailure(e.ID, errs[i]))
+	}
+	var sent []queue.Sent
+	if len(valid) > 0 {
+		sent, err = a.opts.Store.Send(ctx, name, valid)
+		if errors.Is(err, queue.ErrNotFound) {
+			return nil, errNoQueue
+		}
+	}
+	for i, e := range in.Entries {
+		switch {
+		case errs[i] != nil:
+			out.Failed = append(out.Failed, entryFailure(e.ID, errs[i]))
+		case err != nil:
+			out.Failed = append(out.Failed, entryFailure(e.ID, err))
+		default:
+			out.Successful = append(out.Successful, sendBatchSuccess{ID: e.ID, sendMessageOutput: sendMessageOutput{
+				MessageID: sent[0].ID, MD5OfMessageBody: md5Hex(msgs[i].Body), MD5OfMessageAttributes: MD5OfAttributes(msgs[i].Attributes)}})
+			sent = sent[1:]
+		}
 	}
 	return out, nil
 }

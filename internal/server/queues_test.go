@@ -1,0 +1,326 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/switchboard-gateway/switchboard/internal/config"
+	"github.com/switchboard-gateway/switchboard/internal/server/servertest"
+	"github.com/switchboard-gateway/switchboard/internal/testutil"
+)
+
+// sqsClient is the AWS SDK for Go v2 SQS client, signing with the given keys.
+func sqsClient(endpoint, id, secret string) *sqs.Client {
+	return sqs.New(sqs.Options{
+		Region:       "us-east-1",
+		BaseEndpoint: aws.String(endpoint),
+		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+			return aws.Credentials{AccessKeyID: id, SecretAccessKey: secret}, nil
+		}),
+		RetryMaxAttempts: 1,
+	})
+}
+
+func ctx30(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+const queuesYAML = `
+queues:
+  - name: work
+    visibilityTimeout: 30s
+    deadLetter: {queue: work-dlq, maxReceiveCount: 2}
+  - name: work-dlq
+`
+
+// apiCode returns the error code the SDK reports for err.
+func apiCode(err error) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return ae.ErrorCode()
+	}
+	return ""
+}
+
+// TestSQSAPI: the AWS SDK for Go v2 SQS client sends, receives, changes
+// the visibility of and deletes messages, in batches too, and reads the
+// errors it knows by type and by code.
+func TestSQSAPI(t *testing.T) {
+	t.Parallel()
+	r := servertest.StartYAML(t, queuesYAML)
+	c := sqsClient(r.HTTP, "AKIDEXAMPLE", "secret")
+	ctx := ctx30(t)
+
+	url, err := c.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String("work")})
+	if err != nil || !strings.HasSuffix(aws.ToString(url.QueueUrl), "/123456789012/work") {
+		t.Fatalf("GetQueueUrl = %v, %v; want a URL ending /123456789012/work", url, err)
+	}
+	q := url.QueueUrl
+	_, err = c.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String("nope")})
+	var missing *sqstypes.QueueDoesNotExist
+	if !errors.As(err, &missing) || apiCode(err) != "AWS.SimpleQueueService.NonExistentQueue" {
+		t.Errorf("GetQueueUrl(nope) = %v (code %q), want QueueDoesNotExist with AWS.SimpleQueueService.NonExistentQueue", err, apiCode(err))
+	}
+
+	// The SDK checks MD5OfMessageBody itself; AWS's own URL form names the queue too.
+	sent, err := c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String("https://sqs.us-east-1.amazonaws.com/123456789012/work"),
+		MessageBody: aws.String("one"), MessageAttributes: map[string]sqstypes.MessageAttributeValue{
+			"kind": {DataType: aws.String("String"), StringValue: aws.String("order")}}})
+	if err != nil || aws.ToString(sent.MessageId) == "" || aws.ToString(sent.MD5OfMessageAttributes) == "" {
+		t.Fatalf("SendMessage = %+v, %v", sent, err)
+	}
+	batch, err := c.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: q, Entries: []sqstypes.SendMessageBatchRequestEntry{
+		{Id: aws.String("a"), MessageBody: aws.String("two")},
+		{Id: aws.String("b"), MessageBody: aws.String("late"), DelaySeconds: 901},
+		{Id: aws.String("c"), MessageBody: aws.String("three")},
+	}})
+	if err != nil || len(batch.Successful) != 2 || len(batch.Failed) != 1 || aws.ToString(batch.Failed[0].Code) != "InvalidParameterValue" || !batch.Failed[0].SenderFault {
+		t.Fatalf("SendMessageBatch = %+v, %v; want a and c sent, b failed with InvalidParameterValue", batch, err)
+	}
+	_, err = c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: q, MessageBody: aws.String(strings.Repeat("x", 256<<10+1))})
+	if apiCode(err) != "InvalidParameterValue" {
+		t.Errorf("SendMessage(256 KiB + 1) = %v, want InvalidParameterValue", err)
+	}
+
+	got, err := c.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: q, MaxNumberOfMessages: 10,
+		MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{"All"}, MessageAttributeNames: []string{"All"}})
+	if err != nil || len(got.Messages) != 3 {
+		t.Fatalf("ReceiveMessage = %+v, %v; want 3 messages", got, err)
+	}
+	first := got.Messages[0]
+	if aws.ToString(first.Body) != "one" || first.Attributes["ApproximateReceiveCount"] != "1" || first.Attributes["SentTimestamp"] == "" ||
+		aws.ToString(first.MessageAttributes["kind"].StringValue) != "order" {
+		t.Errorf("first message = %+v, want one with its attributes", first)
+	}
+	if _, err := c.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{QueueUrl: q, ReceiptHandle: first.ReceiptHandle, VisibilityTimeout: 0}); err != nil {
+		t.Fatalf("ChangeMessageVisibility: %v", err)
+	}
+	again, err := c.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: q, MaxNumberOfMessages: 10,
+		MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{"ApproximateReceiveCount"}})
+	if err != nil || len(again.Messages) != 1 || aws.ToString(again.Messages[0].Body) != "one" || again.Messages[0].Attributes["ApproximateReceiveCount"] != "2" {
+		t.Fatalf("ReceiveMessage after ChangeMessageVisibility(0) = %+v, %v; want one, received twice", again, err)
+	}
+	if _, err := c.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: q, ReceiptHandle: again.Messages[0].ReceiptHandle}); err != nil {
+		t.Fatalf("DeleteMessage: %v", err)
+	}
+	_, err = c.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: q, ReceiptHandle: aws.String("garbage")})
+	var invalid *sqstypes.ReceiptHandleIsInvalid
+	if !errors.As(err, &invalid) {
+		t.Errorf("DeleteMessage(garbage) = %v, want ReceiptHandleIsInvalid", err)
+	}
+	del, err := c.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: q, Entries: []sqstypes.DeleteMessageBatchRequestEntry{
+		{Id: aws.String("ok"), ReceiptHandle: got.Messages[1].ReceiptHandle},
+		{Id: aws.String("bad"), ReceiptHandle: aws.String("garbage")},
+	}})
+	if err != nil || len(del.Successful) != 1 || len(del.Failed) != 1 || aws.ToString(del.Failed[0].Code) != "ReceiptHandleIsInvalid" {
+		t.Errorf("DeleteMessageBatch = %+v, %v; want ok deleted, bad ReceiptHandleIsInvalid", del, err)
+	}
+	attrs, err := c.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: q, AttributeNames: []sqstypes.QueueAttributeName{"All"}})
+	if err != nil || attrs.Attributes["ApproximateNumberOfMessagesNotVisible"] != "1" || attrs.Attributes["QueueArn"] != "arn:aws:sqs:us-east-1:123456789012:work" ||
+		!strings.Contains(attrs.Attributes["RedrivePolicy"], `"maxReceiveCount":2`) {
+		t.Errorf("GetQueueAttributes = %v, %v; want one in flight, its ARN and redrive policy", attrs, err)
+	}
+
+	// A long poll returns with the message sent while it waits.
+	done := make(chan *sqs.ReceiveMessageOutput, 1)
+	go func() {
+		out, err := c.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(aws.ToString(q)), WaitTimeSeconds: 20})
+		if err != nil {
+			t.Errorf("long poll: %v", err)
+		}
+		done <- out
+	}()
+	if _, err := c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: q, MessageBody: aws.String("waited for")}); err != nil {
+		t.Fatal(err)
+	}
+	if out := <-done; out == nil || len(out.Messages) != 1 || aws.ToString(out.Messages[0].Body) != "waited for" {
+		t.Errorf("long poll = %+v, want the message sent meanwhile", out)
+	}
+	_, err = c.PurgeQueue(ctx, &sqs.PurgeQueueInput{QueueUrl: q})
+	if apiCode(err) != "AWS.SimpleQueueService.UnsupportedOperation" {
+		t.Errorf("PurgeQueue = %v, want UnsupportedOperation", err)
+	}
+}
+
+// TestSQSSignature: with management credentials configured, an SQS call
+// must be signed for the service sqs with one of them.
+func TestSQSSignature(t *testing.T) {
+	t.Parallel()
+	r := servertest.StartYAML(t, "management: {accessKeys: {AKIDGOOD: goodsecret}}\n"+queuesYAML)
+	ctx := ctx30(t)
+	in := &sqs.GetQueueUrlInput{QueueName: aws.String("work")}
+	_, err := sqsClient(r.HTTP, "AKIDGOOD", "wrongsecret").GetQueueUrl(ctx, in)
+	var re interface{ HTTPStatusCode() int }
+	if !errors.As(err, &re) || re.HTTPStatusCode() != http.StatusForbidden {
+		t.Errorf("bad signature: err = %v, want 403", err)
+	}
+	if _, err := sqsClient(r.HTTP, "AKIDGOOD", "goodsecret").GetQueueUrl(ctx, in); err != nil {
+		t.Errorf("good signature: %v", err)
+	}
+}
+
+// adminJSON calls one of the queue calls of the CLI and the dashboard.
+func adminJSON(t *testing.T, method, url string, out any) int {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	return resp.StatusCode
+}
+
+// TestSQSDeadLetterRedrive: a message received maxReceiveCount times
+// without being deleted moves to the dead-letter queue, is listed there,
+// and is back in its queue after a redrive, its receive count reset.
+func TestSQSDeadLetterRedrive(t *testing.T) {
+	t.Parallel()
+	r := servertest.StartYAML(t, queuesYAML)
+	c := sqsClient(r.HTTP, "AKIDEXAMPLE", "secret")
+	ctx := ctx30(t)
+	q := aws.String(r.HTTP + "/123456789012/work")
+	sent, err := c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: q, MessageBody: aws.String("poison")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	receive := func(url *string) []sqstypes.Message {
+		out, err := c.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: url, MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{"All"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out.Messages
+	}
+	for i := 1; i <= 2; i++ {
+		got := receive(q)
+		if len(got) != 1 || got[0].Attributes["ApproximateReceiveCount"] != string(rune('0'+i)) {
+			t.Fatalf("receive %d = %+v, want poison", i, got)
+		}
+		// The consumer fails: the message is visible again at once.
+		if _, err := c.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{QueueUrl: q, ReceiptHandle: got[0].ReceiptHandle}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := receive(q); len(got) != 0 {
+		t.Fatalf("receive 3 = %+v, want none: the message moved to work-dlq", got)
+	}
+	var shown struct {
+		Queue struct {
+			Sources []string `json:"sources"`
+		} `json:"queue"`
+		Messages []struct {
+			ID, Body, Source string
+		} `json:"messages"`
+	}
+	if st := adminJSON(t, http.MethodGet, r.HTTP+"/_/api/queues/work-dlq", &shown); st != http.StatusOK || len(shown.Messages) != 1 ||
+		shown.Messages[0].ID != aws.ToString(sent.MessageId) || shown.Messages[0].Source != "work" || len(shown.Queue.Sources) != 1 {
+		t.Fatalf("GET /_/api/queues/work-dlq = %d %+v, want the poison message from work", st, shown)
+	}
+	var moved struct{ Moved int }
+	if st := adminJSON(t, http.MethodPost, r.HTTP+"/@queues/work-dlq/redrive", &moved); st != http.StatusOK || moved.Moved != 1 {
+		t.Fatalf("redrive = %d %+v, want 1 moved", st, moved)
+	}
+	got := receive(q)
+	if len(got) != 1 || aws.ToString(got[0].MessageId) != aws.ToString(sent.MessageId) || got[0].Attributes["ApproximateReceiveCount"] != "1" {
+		t.Fatalf("receive after redrive = %+v, want poison, received once", got)
+	}
+	var bad struct{ Message string }
+	if st := adminJSON(t, http.MethodPost, r.HTTP+"/@queues/work/redrive", &bad); st != http.StatusBadRequest || !strings.Contains(bad.Message, "no queue's dead-letter queue") {
+		t.Errorf("redrive of work = %d %+v, want 400", st, bad)
+	}
+}
+
+// TestSQSTriggerReportBatchItemFailures: a Node function with
+// ReportBatchItemFailures gets only the items it reported again, after
+// the visibility timeout, with their receive count raised.
+func TestSQSTriggerReportBatchItemFailures(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Skip("node is not installed")
+	}
+	dir := t.TempDir()
+	// Each invocation posts what it got to the connection named in the
+	// message attributes; the message "fail" fails on its first receive.
+	code := `exports.handler = async (event) => {
+  const got = event.Records.map(r => ({body: r.body, count: r.attributes.ApproximateReceiveCount,
+    source: r.eventSource, arn: r.eventSourceARN}));
+  const conn = event.Records[0].messageAttributes.conn.stringValue;
+  const res = await fetch(process.env.APIG_ENDPOINT + "/@connections/" + conn, {method: "POST", body: JSON.stringify(got)});
+  if (res.status !== 200) throw new Error("post: " + res.status);
+  return {batchItemFailures: event.Records
+    .filter(r => r.body === "fail" && r.attributes.ApproximateReceiveCount === "1")
+    .map(r => ({itemIdentifier: r.messageId}))};
+};`
+	if err := os.WriteFile(filepath.Join(dir, "push.js"), []byte(code), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := servertest.StartYAML(t, `
+functions:
+  push: {runtime: nodejs20.x, handler: push.handler, codeDir: "`+dir+`", maxProcesses: 1}
+queues:
+  - name: jobs
+    visibilityTimeout: 3s
+    triggers: [{function: push, reportBatchItemFailures: true, maxConcurrency: 2}]
+`)
+	ws := testutil.Dial(t, r.WS, nil)
+	id := r.Server.Gateway().Hub().LocalRecords()[0].ConnID
+	c := sqsClient(r.HTTP, "AKIDEXAMPLE", "secret")
+	ctx := ctx30(t)
+	attrs := map[string]sqstypes.MessageAttributeValue{"conn": {DataType: aws.String("String"), StringValue: aws.String(id)}}
+	var entries []sqstypes.SendMessageBatchRequestEntry
+	for _, body := range []string{"a", "fail", "b"} {
+		entries = append(entries, sqstypes.SendMessageBatchRequestEntry{Id: aws.String(body), MessageBody: aws.String(body), MessageAttributes: attrs})
+	}
+	if out, err := c.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String("jobs"), Entries: entries}); err != nil || len(out.Failed) != 0 {
+		t.Fatalf("SendMessageBatch = %+v, %v", out, err)
+	}
+	type item struct{ Body, Count, Source, ARN string }
+	read := func() []item {
+		_, msg := testutil.Read(t, ws, 30*time.Second)
+		var got []item
+		if err := json.Unmarshal([]byte(msg), &got); err != nil {
+			t.Fatalf("message %q: %v", msg, err)
+		}
+		return got
+	}
+	var bodies []string
+	for len(bodies) < 3 { // one batch, as they were sent in one call
+		for _, it := range read() {
+			if it.Count != "1" || it.Source != "aws:sqs" || it.ARN != "arn:aws:sqs:us-east-1:123456789012:jobs" {
+				t.Errorf("first delivery %+v, want ApproximateReceiveCount 1 from the jobs queue", it)
+			}
+			bodies = append(bodies, it.Body)
+		}
+	}
+	if again := read(); len(again) != 1 || again[0].Body != "fail" || again[0].Count != "2" {
+		t.Fatalf("second delivery = %+v, want only fail, received twice", again)
+	}
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		out, err := c.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String("jobs"), AttributeNames: []sqstypes.QueueAttributeName{"All"}})
+		return err == nil && out.Attributes["ApproximateNumberOfMessages"] == "0" && out.Attributes["ApproximateNumberOfMessagesNotVisible"] == "0"
+	}, "the queue did not empty")
+}
+
+var _ = config.Load
