@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -323,4 +324,145 @@ queues:
 	}, "the queue did not empty")
 }
 
-var _ = config.Load
+// entitiesTemplate is the seed's push path as a SAM template: a rule into
+// a queue with a dead-letter queue, and a function the queue triggers with
+// ReportBatchItemFailures. The function posts each event's detail to the
+// connection it names; a poison event fails until the file FIXED exists.
+const entitiesTemplate = `AWSTemplateFormatVersion: '2010-09-09'
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Api:
+    Type: AWS::ApiGatewayV2::Api
+    Properties: {Name: entities, ProtocolType: WEBSOCKET, RouteSelectionExpression: $request.body.action}
+  Default:
+    Type: AWS::ApiGatewayV2::Route
+    Properties: {ApiId: !Ref Api, RouteKey: $default, Target: !Join [/, [integrations, !Ref Integ]]}
+  Integ:
+    Type: AWS::ApiGatewayV2::Integration
+    Properties:
+      ApiId: !Ref Api
+      IntegrationType: AWS_PROXY
+      IntegrationUri: !Sub arn:aws:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${PushFunction.Arn}/invocations
+  EntityQueue:
+    Type: AWS::SQS::Queue
+    Properties:
+      VisibilityTimeout: 2
+      RedrivePolicy: {deadLetterTargetArn: !GetAtt EntityDLQ.Arn, maxReceiveCount: 2}
+  EntityDLQ:
+    Type: AWS::SQS::Queue
+  EntityRule:
+    Type: AWS::Events::Rule
+    Properties:
+      EventPattern: {source: [entities]}
+      Targets: [{Arn: !GetAtt EntityQueue.Arn, Id: entityQueue}]
+  PushFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: src/
+      Handler: push.handler
+      Runtime: nodejs20.x
+      Environment: {Variables: {FIXED: %s}}
+      Events:
+        Entities:
+          Type: SQS
+          Properties:
+            Queue: !GetAtt EntityQueue.Arn
+            BatchSize: 10
+            FunctionResponseTypes: [ReportBatchItemFailures]
+`
+
+const entitiesPush = `const fs = require("fs");
+exports.handler = async (event) => {
+  const batchItemFailures = [];
+  for (const r of event.Records) {
+    const ev = JSON.parse(r.body);
+    if (ev.detail.poison && !fs.existsSync(process.env.FIXED)) {
+      batchItemFailures.push({itemIdentifier: r.messageId});
+      continue;
+    }
+    const res = await fetch(process.env.APIG_ENDPOINT + "/@connections/" + ev.detail.connectionId,
+      {method: "POST", body: JSON.stringify({n: ev.detail.n, source: ev.source, count: r.attributes.ApproximateReceiveCount})});
+    if (res.status !== 200) batchItemFailures.push({itemIdentifier: r.messageId});
+  }
+  return {batchItemFailures};
+};`
+
+// TestTemplateRuleQueueFunction: a SAM template's rule → queue (with a
+// dead-letter queue) → function runs as written: PutEvents through the AWS
+// SDK reaches the subscriber through the queue and the function; an event
+// of another source does not; a poison event lands in the dead-letter
+// queue after maxReceiveCount receives and is delivered after a redrive.
+func TestTemplateRuleQueueFunction(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Skip("node is not installed")
+	}
+	dir := t.TempDir()
+	fixed := filepath.Join(dir, "fixed")
+	if err := os.MkdirAll(filepath.Join(dir, "src"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range map[string]string{"template.yaml": fmt.Sprintf(entitiesTemplate, fixed), "src/push.js": entitiesPush} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg, err := config.LoadTemplate(filepath.Join(dir, "template.yaml"), func(string) string { return "" }, config.Overrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := servertest.Start(t, cfg)
+	ws := testutil.Dial(t, r.WS, nil)
+	id := r.Server.Gateway().Hub().LocalRecords()[0].ConnID
+	eb := eventsClient(r.HTTP, "AKIDEXAMPLE", "secret")
+	send := func(source string, detail string) {
+		t.Helper()
+		if out, err := put(t, eb, entry(source, "EntityChanged", detail)); err != nil || out.FailedEntryCount != 0 {
+			t.Fatalf("PutEvents: %+v, %v", out, err)
+		}
+	}
+	type pushed struct {
+		N      int
+		Source string
+		Count  string
+	}
+	read := func() pushed {
+		t.Helper()
+		_, msg := testutil.Read(t, ws, 30*time.Second)
+		var p pushed
+		if err := json.Unmarshal([]byte(msg), &p); err != nil {
+			t.Fatalf("message %q: %v", msg, err)
+		}
+		return p
+	}
+	send("entities", fmt.Sprintf(`{"connectionId":%q,"n":1}`, id))
+	if got := read(); got.N != 1 || got.Source != "entities" || got.Count != "1" {
+		t.Fatalf("first push = %+v, want n 1 from entities", got)
+	}
+	send("other", fmt.Sprintf(`{"connectionId":%q,"n":2}`, id))
+	send("entities", fmt.Sprintf(`{"connectionId":%q,"n":3,"poison":true}`, id))
+	send("entities", fmt.Sprintf(`{"connectionId":%q,"n":4}`, id))
+	if got := read(); got.N != 4 {
+		t.Fatalf("second push = %+v, want n 4: the other source is not matched, the poison event fails", got)
+	}
+	var dlq struct {
+		Messages []struct{ Body, Source string } `json:"messages"`
+	}
+	testutil.Eventually(t, 30*time.Second, func() bool {
+		adminJSON(t, http.MethodGet, r.HTTP+"/@queues/EntityDLQ", &dlq)
+		return len(dlq.Messages) == 1
+	}, "the poison event did not reach the dead-letter queue")
+	if m := dlq.Messages[0]; m.Source != "EntityQueue" || !strings.Contains(m.Body, `"poison":true`) {
+		t.Errorf("dead letter = %+v, want the poison event from EntityQueue", m)
+	}
+	if err := os.WriteFile(fixed, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var moved struct{ Moved int }
+	if st := adminJSON(t, http.MethodPost, r.HTTP+"/@queues/EntityDLQ/redrive", &moved); st != http.StatusOK || moved.Moved != 1 {
+		t.Fatalf("redrive = %d %+v, want 1 moved", st, moved)
+	}
+	if got := read(); got.N != 3 || got.Count != "1" {
+		t.Fatalf("push after the redrive = %+v, want the poison event n 3, received once since", got)
+	}
+}
