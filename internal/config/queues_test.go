@@ -14,7 +14,7 @@ import (
 // rule's queue target sends to the queue; !Ref of a queue is its URL.
 func TestTemplateQueues(t *testing.T) {
 	t.Parallel()
-	cfg, err := loadTemplate(t, tmplWith("", "!Ref Work")+`
+	cfg, err := loadTemplate(t, tmplWith("", `!Join [" ", [!Ref Work, !GetAtt Work.QueueName, !GetAtt Work.QueueUrl]]`)+`
   Work:
     Type: AWS::SQS::Queue
     Properties:
@@ -65,8 +65,8 @@ func TestTemplateQueues(t *testing.T) {
 	if got := cfg.Events.Rules[0].Targets; !reflect.DeepEqual(got, []config.EventTarget{{ID: "toWork", Queue: "work"}}) {
 		t.Errorf("rule targets = %#v, want the queue work", got)
 	}
-	if got := cfg.Functions["F"].Environment["V"]; got != "https://sqs.us-east-1.amazonaws.com/123456789012/work" {
-		t.Errorf("!Ref Work = %q, want its queue URL", got)
+	if got, url := cfg.Functions["F"].Environment["V"], "https://sqs.us-east-1.amazonaws.com/123456789012/work"; got != url+" work "+url {
+		t.Errorf("!Ref Work, QueueName and QueueUrl = %q, want its URL, name and URL", got)
 	}
 	if w := strings.Join(cfg.Warnings, "\n"); !strings.Contains(w, "Events.Elsewhere is not run: queue other is not one of the project's queues") {
 		t.Errorf("warnings lack the event of a queue the template does not declare:\n%s", w)
@@ -109,7 +109,7 @@ functions:
   audit:
     handler: handler.audit
     events:
-      - sqs: arn:aws:sqs:us-east-1:123456789012:jobs-dlq
+      - sqs: {arn: "arn:aws:sqs:us-east-1:123456789012:jobs-dlq", enabled: false}
 resources:
   Resources:
     Jobs:
@@ -131,7 +131,7 @@ resources:
 	want := []config.Queue{
 		{Name: "jobs", DeadLetter: &config.DeadLetter{Queue: "jobs-dlq", MaxReceiveCount: 2},
 			Triggers: []config.QueueTrigger{{Function: "push", BatchSize: 2, ReportBatchItemFailures: true, MaxConcurrency: 4}}},
-		{Name: "jobs-dlq", Triggers: []config.QueueTrigger{{Function: "audit"}}},
+		{Name: "jobs-dlq", Triggers: []config.QueueTrigger{{Function: "audit", Disabled: true}}},
 	}
 	if !reflect.DeepEqual(cfg.Queues, want) {
 		t.Errorf("queues = %#v\nwant %#v", cfg.Queues, want)

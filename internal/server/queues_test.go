@@ -132,6 +132,10 @@ func TestSQSAPI(t *testing.T) {
 	if err != nil || len(del.Successful) != 1 || len(del.Failed) != 1 || aws.ToString(del.Failed[0].Code) != "ReceiptHandleIsInvalid" {
 		t.Errorf("DeleteMessageBatch = %+v, %v; want ok deleted, bad ReceiptHandleIsInvalid", del, err)
 	}
+	list, err := c.ListQueues(ctx, &sqs.ListQueuesInput{QueueNamePrefix: aws.String("work-")})
+	if err != nil || len(list.QueueUrls) != 1 || !strings.HasSuffix(list.QueueUrls[0], "/123456789012/work-dlq") {
+		t.Errorf("ListQueues(work-) = %v, %v; want work-dlq", list, err)
+	}
 	attrs, err := c.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: q, AttributeNames: []sqstypes.QueueAttributeName{"All"}})
 	if err != nil || attrs.Attributes["ApproximateNumberOfMessagesNotVisible"] != "1" || attrs.Attributes["QueueArn"] != "arn:aws:sqs:us-east-1:123456789012:work" ||
 		!strings.Contains(attrs.Attributes["RedrivePolicy"], `"maxReceiveCount":2`) {
@@ -227,6 +231,9 @@ func TestSQSDeadLetterRedrive(t *testing.T) {
 	if got := receive(q); len(got) != 0 {
 		t.Fatalf("receive 3 = %+v, want none: the message moved to work-dlq", got)
 	}
+	if got := receive(aws.String("work-dlq")); len(got) != 1 || got[0].Attributes["DeadLetterQueueSourceArn"] != "arn:aws:sqs:us-east-1:123456789012:work" {
+		t.Fatalf("receive from work-dlq = %+v, want poison with its DeadLetterQueueSourceArn", got)
+	}
 	var shown struct {
 		Queue struct {
 			Sources []string `json:"sources"`
@@ -266,7 +273,7 @@ func TestSQSTriggerReportBatchItemFailures(t *testing.T) {
 	// message attributes; the message "fail" fails on its first receive.
 	code := `exports.handler = async (event) => {
   const got = event.Records.map(r => ({body: r.body, count: r.attributes.ApproximateReceiveCount,
-    source: r.eventSource, arn: r.eventSourceARN}));
+    source: r.eventSource, arn: r.eventSourceARN, endpoint: process.env.AWS_ENDPOINT_URL_SQS}));
   const conn = event.Records[0].messageAttributes.conn.stringValue;
   const res = await fetch(process.env.APIG_ENDPOINT + "/@connections/" + conn, {method: "POST", body: JSON.stringify(got)});
   if (res.status !== 200) throw new Error("post: " + res.status);
@@ -297,7 +304,7 @@ queues:
 	if out, err := c.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String("jobs"), Entries: entries}); err != nil || len(out.Failed) != 0 {
 		t.Fatalf("SendMessageBatch = %+v, %v", out, err)
 	}
-	type item struct{ Body, Count, Source, ARN string }
+	type item struct{ Body, Count, Source, ARN, Endpoint string }
 	read := func() []item {
 		_, msg := testutil.Read(t, ws, 30*time.Second)
 		var got []item
@@ -309,8 +316,8 @@ queues:
 	var bodies []string
 	for len(bodies) < 3 { // one batch, as they were sent in one call
 		for _, it := range read() {
-			if it.Count != "1" || it.Source != "aws:sqs" || it.ARN != "arn:aws:sqs:us-east-1:123456789012:jobs" {
-				t.Errorf("first delivery %+v, want ApproximateReceiveCount 1 from the jobs queue", it)
+			if it.Count != "1" || it.Source != "aws:sqs" || it.ARN != "arn:aws:sqs:us-east-1:123456789012:jobs" || it.Endpoint != r.HTTP {
+				t.Errorf("first delivery %+v, want ApproximateReceiveCount 1 from the jobs queue, and AWS_ENDPOINT_URL_SQS %s", it, r.HTTP)
 			}
 			bodies = append(bodies, it.Body)
 		}

@@ -3,6 +3,7 @@ package sqs_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -45,6 +46,13 @@ func TestAPIRefusals(t *testing.T) {
 		}
 		return `{"QueueUrl":"q","Entries":[` + strings.Join(e, ",") + `]}`
 	}
+	attrs := func(n int) string {
+		var a []string
+		for i := 0; i < n; i++ {
+			a = append(a, fmt.Sprintf(`"a%d":{"DataType":"String","StringValue":"v"}`, i))
+		}
+		return strings.Join(a, ",")
+	}
 	tests := []struct {
 		name, op, body string
 		status         int
@@ -53,6 +61,7 @@ func TestAPIRefusals(t *testing.T) {
 		{"body with a control character", "SendMessage", `{"QueueUrl":"q","MessageBody":"a\u0001b"}`, 400, "InvalidParameterValue;Sender", "com.amazonaws.sqs#InvalidParameterValue"},
 		{"missing body", "SendMessage", `{"QueueUrl":"q"}`, 400, "MissingParameter;Sender", "com.amazonaws.sqs#MissingParameter"},
 		{"FIFO parameters", "SendMessage", `{"QueueUrl":"q","MessageBody":"x","MessageGroupId":"g"}`, 400, "InvalidParameterValue;Sender", "com.amazonaws.sqs#InvalidParameterValue"},
+		{"eleven attributes", "SendMessage", `{"QueueUrl":"q","MessageBody":"x","MessageAttributes":{` + attrs(11) + `}}`, 400, "InvalidParameterValue;Sender", "com.amazonaws.sqs#InvalidParameterValue"},
 		{"bad attribute type", "SendMessage", `{"QueueUrl":"q","MessageBody":"x","MessageAttributes":{"a":{"DataType":"Blob","StringValue":"v"}}}`, 400, "InvalidParameterValue;Sender", "com.amazonaws.sqs#InvalidParameterValue"},
 		{"no such queue", "SendMessage", `{"QueueUrl":"http://h/1/nope","MessageBody":"x"}`, 400, "AWS.SimpleQueueService.NonExistentQueue;Sender", "com.amazonaws.sqs#QueueDoesNotExist"},
 		{"queue URL without a name", "SendMessage", `{"QueueUrl":"http://h/","MessageBody":"x"}`, 404, "InvalidAddress;Sender", "com.amazonaws.sqs#InvalidAddress"},
