@@ -473,3 +473,57 @@ func TestTemplateRuleQueueFunction(t *testing.T) {
 		t.Fatalf("push after the redrive = %+v, want the poison event n 3, received once since", got)
 	}
 }
+
+// TestSQSNodeSDK: the AWS SDK for JavaScript v3's SQS client, signing with
+// the management credentials, sends, receives and deletes, and reads a
+// missing queue's error by name and code.
+func TestSQSNodeSDK(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Skip("node is not installed")
+	}
+	dir, err := filepath.Abs("testdata/sqs-node")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testutil.NPMModules(t, dir, "@aws-sdk/client-sqs", "--omit=dev")
+	r := servertest.StartYAML(t, "management: {accessKeys: {AKIDNODE: nodesecret}}\n"+queuesYAML)
+	script := `
+const sqs = require("@aws-sdk/client-sqs");
+(async () => {
+  const c = new sqs.SQSClient({region: "us-east-1", endpoint: process.env.ENDPOINT, maxAttempts: 1,
+    credentials: {accessKeyId: "AKIDNODE", secretAccessKey: "nodesecret"}});
+  const {QueueUrl} = await c.send(new sqs.GetQueueUrlCommand({QueueName: "work"}));
+  const sent = await c.send(new sqs.SendMessageCommand({QueueUrl, MessageBody: "from node",
+    MessageAttributes: {kind: {DataType: "String", StringValue: "js"}}}));
+  const got = await c.send(new sqs.ReceiveMessageCommand({QueueUrl, WaitTimeSeconds: 1,
+    MessageSystemAttributeNames: ["All"], MessageAttributeNames: ["All"]}));
+  const m = got.Messages[0];
+  await c.send(new sqs.DeleteMessageCommand({QueueUrl, ReceiptHandle: m.ReceiptHandle}));
+  let missing = {};
+  try { await c.send(new sqs.GetQueueUrlCommand({QueueName: "nope"})); } catch (e) { missing = {name: e.name, code: e.Code}; }
+  console.log(JSON.stringify({same: sent.MessageId === m.MessageId, body: m.Body, kind: m.MessageAttributes.kind.StringValue,
+    count: m.Attributes.ApproximateReceiveCount, missing}));
+})().catch((e) => { console.error(e); process.exit(1); });
+`
+	cmd := exec.CommandContext(ctx30(t), "node", "-e", script)
+	cmd.Env = append(os.Environ(), "NODE_PATH="+filepath.Join(dir, "node_modules"), "ENDPOINT="+r.HTTP)
+	var stderr testutil.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node: %v\n%s%s", err, out, &stderr)
+	}
+	var got struct {
+		Same              bool
+		Body, Kind, Count string
+		Missing           struct{ Name, Code string }
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("node printed %q: %v", out, err)
+	}
+	if !got.Same || got.Body != "from node" || got.Kind != "js" || got.Count != "1" ||
+		got.Missing.Name != "QueueDoesNotExist" || got.Missing.Code != "AWS.SimpleQueueService.NonExistentQueue" {
+		t.Errorf("node printed %+v, want its message back and QueueDoesNotExist with its query code", got)
+	}
+}
