@@ -25,6 +25,7 @@ import (
 	"github.com/switchboard-gateway/switchboard/internal/integration/invoke"
 	"github.com/switchboard-gateway/switchboard/internal/integration/lambdahost"
 	"github.com/switchboard-gateway/switchboard/internal/lambdaapi"
+	"github.com/switchboard-gateway/switchboard/internal/sqs"
 )
 
 // builder turns configured routes into gateway routes, sharing one process
@@ -42,6 +43,7 @@ type builder struct {
 	fresh     []string                      // functions made here, not taken over from prev
 	router    *httpevent.Router             // the HTTP routes; nil when there are none
 	events    *eventbridge.Router           // the event rules
+	triggers  []sqs.TriggerOptions          // the queue triggers, started once the build is in force
 	closers   []io.Closer
 }
 

@@ -28,14 +28,13 @@ func queueDeclarations(qs []config.Queue) []queue.Declaration {
 	return decls
 }
 
-// queues declares the configured queues in s's store, which outlives
-// reloads (a kept queue keeps its messages), and starts their triggers,
-// which the builder closes first.
-func (b *builder) queues(s *Server) error {
-	if err := s.queues.Declare(queueDeclarations(b.cfg.Queues)); err != nil {
+// checkQueues checks the configured queues and prepares their triggers,
+// changing nothing: a build that fails, or a Reload that is refused,
+// leaves the queues in force as they were.
+func (b *builder) checkQueues(s *Server) error {
+	if err := queue.Check(queueDeclarations(b.cfg.Queues)); err != nil {
 		return err
 	}
-	var triggers []io.Closer
 	for _, q := range b.cfg.Queues {
 		for _, tc := range q.Triggers {
 			if tc.Disabled {
@@ -45,24 +44,39 @@ func (b *builder) queues(s *Server) error {
 			if err != nil {
 				return err
 			}
-			tr, err := sqs.StartTrigger(sqs.TriggerOptions{
+			o := sqs.TriggerOptions{
 				Store: s.queues, Queue: q.Name, Function: tc.Function, Invoke: f.InvokeRaw,
 				BatchSize: tc.BatchSize, Window: time.Duration(tc.BatchWindow), ReportBatchItemFailures: tc.ReportBatchItemFailures,
 				MaxConcurrency: tc.MaxConcurrency, InvokeTimeout: f.InitTimeout() + f.Timeout() + time.Second,
 				Region: b.cfg.Environment["AWS_REGION"], Logger: b.opts.Logger,
-			})
-			if err != nil {
-				for _, t := range triggers {
-					_ = t.Close()
-				}
+			}
+			if err := o.Check(); err != nil {
 				return err
 			}
-			triggers = append(triggers, tr)
+			b.triggers = append(b.triggers, o)
 		}
 	}
-	// Triggers stop before the functions they invoke.
-	b.closers = append(triggers, b.closers...)
 	return nil
+}
+
+// startQueues puts b's queues in force, once b is: s's store, which
+// outlives reloads, takes b's declarations (a kept queue keeps its
+// messages), and b's triggers start; b closes them before its functions.
+func (s *Server) startQueues(b *builder) {
+	if err := s.queues.Declare(queueDeclarations(b.cfg.Queues)); err != nil {
+		s.log.Error("queues: the checked declarations were refused", "err", err) // checkQueues refuses what Declare does
+		return
+	}
+	var started []io.Closer
+	for _, o := range b.triggers {
+		tr, err := sqs.StartTrigger(o)
+		if err != nil {
+			s.log.Error("queues: a checked trigger did not start", "queue", o.Queue, "function", o.Function, "err", err)
+			continue
+		}
+		started = append(started, tr)
+	}
+	b.closers = append(started, b.closers...)
 }
 
 // sqsAPI serves the SQS API over s's queues, and the queue calls of the

@@ -527,3 +527,43 @@ const sqs = require("@aws-sdk/client-sqs");
 		t.Errorf("node printed %+v, want its message back and QueueDoesNotExist with its query code", got)
 	}
 }
+
+// TestQueuesReload: a reload keeps the messages of the queues it keeps
+// and drops the others; a reload refused for a queue changes none.
+func TestQueuesReload(t *testing.T) {
+	t.Parallel()
+	r := servertest.StartYAML(t, queuesYAML)
+	c := sqsClient(r.HTTP, "AKIDEXAMPLE", "secret")
+	ctx := ctx30(t)
+	if _, err := c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String("work"), MessageBody: aws.String("kept")}); err != nil {
+		t.Fatal(err)
+	}
+	reload := func(yaml string) error {
+		path := filepath.Join(t.TempDir(), "switchboard.yaml")
+		if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := config.Load(path, func(string) string { return "" }, config.Overrides{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Server.Reload(cfg)
+	}
+	if err := reload("queues: [{name: work, visibilityTimeout: 5s}, {name: extra}]\n"); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	if err := reload("queues: [{name: work, visibilityTimeout: 13h}]\n"); err == nil || !strings.Contains(err.Error(), "VisibilityTimeout") {
+		t.Fatalf("Reload(visibilityTimeout 13h) = %v, want the queue's limit", err)
+	}
+	attrs, err := c.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String("work"), AttributeNames: []sqstypes.QueueAttributeName{"All"}})
+	if err != nil || attrs.Attributes["VisibilityTimeout"] != "5" || attrs.Attributes["ApproximateNumberOfMessages"] != "1" || attrs.Attributes["RedrivePolicy"] != "" {
+		t.Errorf("work after the reloads = %v, %v; want the first reload's settings and its message", attrs, err)
+	}
+	if _, err := c.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String("extra")}); err != nil {
+		t.Errorf("GetQueueUrl(extra) = %v, want the queue the first reload added", err)
+	}
+	var missing *sqstypes.QueueDoesNotExist
+	if _, err := c.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String("work-dlq")}); !errors.As(err, &missing) {
+		t.Errorf("GetQueueUrl(work-dlq) = %v, want QueueDoesNotExist: the reload dropped it", err)
+	}
+}

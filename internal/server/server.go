@@ -143,6 +143,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.built = b
+	s.startQueues(b)
 	s.httpRoutes.Store(b.router)
 	s.gw = gateway.New(hub, gopts)
 	s.rates = rates.New(func() rates.Totals {
@@ -319,7 +320,7 @@ func (s *Server) build(cfg *config.Config, hub *gateway.Hub, prev *builder) (*bu
 			return nil, gateway.Options{}, err
 		}
 	}
-	if err := b.queues(s); err != nil {
+	if err := b.checkQueues(s); err != nil {
 		_ = b.discard()
 		return nil, gateway.Options{}, err
 	}

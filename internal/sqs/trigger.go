@@ -92,19 +92,29 @@ type Trigger struct {
 	wg     sync.WaitGroup
 }
 
-// StartTrigger checks opts and starts opts.MaxConcurrency pollers.
-func StartTrigger(opts TriggerOptions) (*Trigger, error) {
+// Check reports the first setting outside Lambda's limits; StartTrigger
+// refuses what Check refuses.
+func (opts TriggerOptions) Check() error {
 	o := opts.withDefaults()
 	switch {
 	case o.Store == nil || o.Invoke == nil || o.Queue == "":
-		return nil, errors.New("sqs: a trigger needs a store, a queue and a function")
+		return errors.New("sqs: a trigger needs a store, a queue and a function")
 	case o.BatchSize < 1 || o.BatchSize > MaxBatchSize:
-		return nil, fmt.Errorf("sqs: trigger of %s: BatchSize %d is not within 1 and %d", o.Queue, o.BatchSize, MaxBatchSize)
+		return fmt.Errorf("sqs: trigger of %s: BatchSize %d is not within 1 and %d", o.Queue, o.BatchSize, MaxBatchSize)
 	case o.Window < 0 || o.Window > MaxBatchWindow:
-		return nil, fmt.Errorf("sqs: trigger of %s: MaximumBatchingWindowInSeconds %v is not within 0 and 300s", o.Queue, o.Window)
+		return fmt.Errorf("sqs: trigger of %s: MaximumBatchingWindowInSeconds %v is not within 0 and 300s", o.Queue, o.Window)
 	case o.MaxConcurrency < 1 || o.MaxConcurrency > MaxConcurrency:
-		return nil, fmt.Errorf("sqs: trigger of %s: MaximumConcurrency %d is not within 1 and %d", o.Queue, o.MaxConcurrency, MaxConcurrency)
+		return fmt.Errorf("sqs: trigger of %s: MaximumConcurrency %d is not within 1 and %d", o.Queue, o.MaxConcurrency, MaxConcurrency)
 	}
+	return nil
+}
+
+// StartTrigger checks opts and starts opts.MaxConcurrency pollers.
+func StartTrigger(opts TriggerOptions) (*Trigger, error) {
+	if err := opts.Check(); err != nil {
+		return nil, err
+	}
+	o := opts.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &Trigger{opts: o, cancel: cancel}
 	for range o.MaxConcurrency {

@@ -71,29 +71,12 @@ func New(opts Options) *Store {
 
 // Declare implements queue.Store.
 func (s *Store) Declare(decls []queue.Declaration) error {
+	if err := queue.Check(decls); err != nil {
+		return err
+	}
 	names := map[string]queue.Attributes{}
 	for _, d := range decls {
-		if err := queue.CheckName(d.Name); err != nil {
-			return err
-		}
-		if _, dup := names[d.Name]; dup {
-			return fmt.Errorf("%w: queue %q is declared twice", queue.ErrInvalid, d.Name)
-		}
-		if err := d.Attributes.Check(); err != nil {
-			return fmt.Errorf("queue %q: %w", d.Name, err)
-		}
 		names[d.Name] = d.Attributes.WithDefaults()
-	}
-	for n, a := range names {
-		if a.DeadLetter == "" {
-			continue
-		}
-		if _, ok := names[a.DeadLetter]; !ok {
-			return fmt.Errorf("%w: queue %q: its dead-letter queue %q is not declared", queue.ErrInvalid, n, a.DeadLetter)
-		}
-		if a.DeadLetter == n {
-			return fmt.Errorf("%w: queue %q is its own dead-letter queue", queue.ErrInvalid, n)
-		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
