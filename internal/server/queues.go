@@ -82,5 +82,5 @@ func (s *Server) startQueues(b *builder) {
 // sqsAPI serves the SQS API over s's queues, and the queue calls of the
 // CLI and the dashboard.
 func (b *builder) sqsAPI(s *Server) *sqs.API {
-	return sqs.New(sqs.Options{Store: s.queues, Region: b.cfg.Environment["AWS_REGION"]})
+	return sqs.New(sqs.Options{Store: s.queues, Region: b.cfg.Environment["AWS_REGION"], Stopping: s.draining})
 }

@@ -74,6 +74,8 @@ type Server struct {
 	ratesDone  chan struct{}
 	events     *metrics.Events // the event rules' metrics
 	queues     *memqueue.Store // the queues, kept across reloads
+	draining   context.Context // done once Drain starts: ends the SQS API's long polls
+	drain      context.CancelFunc
 	mgmtOnMain bool            // the main listener serves the management surface
 }
 
@@ -121,6 +123,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.metrics = metrics.New(s.metricsReg)
 	s.events = metrics.NewEvents(s.metricsReg)
 	s.queues = memqueue.New(memqueue.Options{})
+	s.draining, s.drain = context.WithCancel(context.Background())
 	s.mgmtOnMain = cfg.Management.Listen == ""
 	hist, err := newHistory(cfg)
 	if err != nil {
@@ -466,6 +469,7 @@ func (s *Server) serveManagement(w http.ResponseWriter, r *http.Request) {
 
 // Close stops hosted functions and releases integrations. Call it after Drain.
 func (s *Server) Close() error {
+	s.drain() // long polls end
 	var errs []error
 	if s.stopRates != nil {
 		s.stopRates()
@@ -560,6 +564,7 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 // on a cluster, the node then leaves: its records go at once.
 func (s *Server) Drain(ctx context.Context) error {
 	s.ready.Store(false)
+	s.drain()
 	err := s.gw.Drain(ctx)
 	if s.cluster != nil {
 		err = errors.Join(err, s.cluster.Leave(ctx))

@@ -42,6 +42,9 @@ type Options struct {
 	// Region and Account make the queues' ARNs and URLs. Empty means
 	// us-east-1 and 123456789012, as local emulators use.
 	Region, Account string
+	// Stopping, once done, ends the long polls waiting, which answer with
+	// no messages, so that a shutdown need not wait for them. Nil: never.
+	Stopping context.Context
 }
 
 // API serves the SQS operations. It is safe for concurrent use.
@@ -614,7 +617,16 @@ func (a *API) receive(ctx context.Context, in receiveInput) (any, error) {
 		}
 		opts.Wait = time.Duration(*in.WaitTimeSeconds) * time.Second
 	}
+	if stopping := a.opts.Stopping; stopping != nil && opts.Wait > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		defer context.AfterFunc(stopping, cancel)()
+	}
 	msgs, err := a.opts.Store.Receive(ctx, name, opts)
+	if err != nil && a.opts.Stopping != nil && a.opts.Stopping.Err() != nil {
+		msgs, err = nil, nil // the gateway is stopping: the wait ends empty
+	}
 	if err != nil {
 		return nil, storeError(err)
 	}
