@@ -2,12 +2,14 @@ package sqs_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchboard-gateway/switchboard/internal/queue"
 	"github.com/switchboard-gateway/switchboard/internal/queue/memqueue"
@@ -100,5 +102,29 @@ func TestMD5OfAttributes(t *testing.T) {
 	c := map[string]queue.MessageAttribute{"a": {DataType: "Binary", BinaryValue: []byte("1")}, "b": {DataType: "String", StringValue: "x"}}
 	if sqs.MD5OfAttributes(a) == sqs.MD5OfAttributes(c) || sqs.MD5OfAttributes(nil) != "" {
 		t.Errorf("MD5OfAttributes does not tell types apart, or is not empty for none")
+	}
+}
+
+// TestLongPollEndsWhenStopping: once Options.Stopping is done, a long poll
+// answers at once with no messages rather than holding a shutdown.
+func TestLongPollEndsWhenStopping(t *testing.T) {
+	t.Parallel()
+	s := memqueue.New(memqueue.Options{})
+	if err := s.Declare([]queue.Declaration{{Name: "q"}}); err != nil {
+		t.Fatal(err)
+	}
+	stopping, stop := context.WithCancel(context.Background())
+	stop()
+	api := sqs.New(sqs.Options{Store: s, Stopping: stopping})
+	// The request's own bound is shorter than the wait: a poll that did not
+	// end would fail with it.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req := httptest.NewRequestWithContext(ctx, http.MethodPost, "/", strings.NewReader(`{"QueueUrl":"q","WaitTimeSeconds":20}`))
+	req.Header.Set("X-Amz-Target", "AmazonSQS.ReceiveMessage")
+	w := httptest.NewRecorder()
+	api.ServeHTTP(w, req)
+	if w.Code != http.StatusOK || strings.TrimSpace(w.Body.String()) != "{}" {
+		t.Errorf("long poll while stopping = %d %s, want 200 {}", w.Code, w.Body)
 	}
 }
