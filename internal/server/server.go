@@ -73,10 +73,10 @@ type Server struct {
 	stopRates  context.CancelFunc               // ends the sampling; Close calls it and waits for ratesDone
 	ratesDone  chan struct{}
 	events     *metrics.Events // the event rules' metrics
-	queues     *memqueue.Store // the queues, kept across reloads
-	draining   context.Context // done once Drain starts: ends the SQS API's long polls
-	drain      context.CancelFunc
-	mgmtOnMain bool            // the main listener serves the management surface
+	queues     *memqueue.Store    // the queues, kept across reloads
+	draining   context.Context    // done once Drain starts: ends the SQS API's long polls
+	drain      context.CancelFunc // ends draining
+	mgmtOnMain bool               // the main listener serves the management surface
 }
 
 // Options are what New needs besides the config.
