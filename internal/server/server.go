@@ -72,7 +72,7 @@ type Server struct {
 	rates      *rates.Ring                      // the dashboard's chart: recent rates, sampled by a goroutine
 	stopRates  context.CancelFunc               // ends the sampling; Close calls it and waits for ratesDone
 	ratesDone  chan struct{}
-	events     *metrics.Events // the event rules' metrics
+	events     *metrics.Events    // the event rules' metrics
 	queues     *memqueue.Store    // the queues, kept across reloads
 	draining   context.Context    // done once Drain starts: ends the SQS API's long polls
 	drain      context.CancelFunc // ends draining
