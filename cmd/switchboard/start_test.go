@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/switchboard-gateway/switchboard/internal/testutil"
 )
@@ -226,5 +229,97 @@ func TestServeWarmServerlessExample(t *testing.T) {
 	c := testutil.Dial(t, gw.ws, nil)
 	if got := testutil.ReadTextAfter(t, c, `{"action":"echo","data":"warm"}`); got != "echo: warm" {
 		t.Errorf("echo answered %q", got)
+	}
+}
+
+// With --warm the listener is bound before the functions start (they are
+// given its address), and the gateway serves once they are warm: a client
+// that connects meanwhile waits in the accept queue, is not refused, and
+// is answered by the warm process once the banner is printed.
+func TestServeWarmHoldsEarlyClients(t *testing.T) {
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Skip("node is not installed")
+	}
+	t.Parallel()
+	dir := t.TempDir()
+	// The module's load waits for a file named go: the warm-up lasts as
+	// long as the test wants.
+	err := writeFiles(dir, map[string]string{
+		"handler.js": `const fs = require('fs');
+fs.writeFileSync('loading', String(process.pid));
+const nap = new Int32Array(new SharedArrayBuffer(4));
+while (!fs.existsSync('go')) Atomics.wait(nap, 0, 0, 20);
+exports.pid = async () => ({ statusCode: 200, body: String(process.pid) });
+`,
+		"switchboard.yaml": `
+functions:
+  pid: {runtime: nodejs20.x, handler: handler.pid}
+routes:
+  $default: {integration: {type: lambda, function: pid}, routeResponse: true}
+`,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(testutil.FreePort(t))
+	gw := launchProcess(t, nil, "--config", filepath.Join(dir, "switchboard.yaml"), "--warm", "--listen", addr)
+	testutil.Eventually(t, 60*time.Second, func() bool {
+		_, err := os.Stat(filepath.Join(dir, "loading"))
+		return err == nil
+	}, "the function's module never started loading; stderr:\n%s", gw.stderr)
+
+	// Bound before the warm-up: a connection is accepted by the kernel,
+	// not refused.
+	raw, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatalf("during the warm-up: %v", err)
+	}
+	_ = raw.Close()
+
+	type dialed struct {
+		got string
+		err error
+	}
+	done := make(chan dialed, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		c, _, err := websocket.Dial(ctx, "ws://"+addr, nil)
+		if err != nil {
+			done <- dialed{err: err}
+			return
+		}
+		defer c.CloseNow()
+		if err := c.Write(ctx, websocket.MessageText, []byte("hi")); err != nil {
+			done <- dialed{err: err}
+			return
+		}
+		_, b, err := c.Read(ctx)
+		done <- dialed{got: string(b), err: err}
+	}()
+	// The handshake waits while the function warms: it cannot have been
+	// answered, since the gateway serves only after the warm-up.
+	select {
+	case d := <-done:
+		t.Fatalf("a client was answered before the warm-up ended: %q, %v", d.got, d.err)
+	default:
+	}
+	if wsURLRE.MatchString(gw.stdout.String()) {
+		t.Fatalf("banner printed before the function was warm:\n%s", gw.stdout)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "go"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gw.awaitBanner(t)
+	d := <-done
+	if d.err != nil {
+		t.Fatalf("the client that connected during the warm-up: %v", d.err)
+	}
+	warmPID, err := os.ReadFile(filepath.Join(dir, "loading"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.got != string(warmPID) {
+		t.Errorf("answered by process %q, want the warm %s", d.got, warmPID)
 	}
 }

@@ -190,7 +190,8 @@ func (a asset) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 //	GET    /_/api/queues/{name}        GET    /@queues/{name}
 //	POST   /_/api/queues/{name}/redrive POST  /@queues/{name}/redrive
 //
-// Anything else under /_/ is 404. The handler is safe for concurrent use;
+// Anything else under /_/ is 404: a JSON {"message"} under /_/api/, a
+// page that links to the dashboard elsewhere. The handler is safe for concurrent use;
 // each tail stream ends when its client leaves.
 func New(opts Options) http.Handler {
 	d := &dashboard{opts: opts.withDefaults()}
@@ -217,9 +218,38 @@ func New(opts Options) http.Handler {
 		}
 		http.Redirect(w, r, target, http.StatusMovedPermanently)
 	})
-	mux.HandleFunc("/_/", http.NotFound)
+	mux.HandleFunc("/_/api", apiNotFound)
+	mux.HandleFunc("/_/api/", apiNotFound)
+	mux.Handle("/_/", notFoundPage)
 	return mux
 }
+
+// apiNotFound answers a dashboard API that does not exist.
+func apiNotFound(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	writeJSONStatus(w, http.StatusNotFound, struct {
+		Message string `json:"message"`
+	}{"no dashboard API at " + r.Method + " " + r.URL.Path})
+}
+
+// notFoundPage answers a dashboard path that does not exist with a page
+// that links to the dashboard, under the same headers as its pages.
+var notFoundPage = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	h := w.Header()
+	h.Set("Content-Type", contentTypes[".html"])
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Security-Policy", contentSecurityPolicy)
+	h.Set("Referrer-Policy", referrerPolicy)
+	w.WriteHeader(http.StatusNotFound)
+	_, _ = io.WriteString(w, notFoundHTML)
+})
+
+const notFoundHTML = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Not found · Switchboard</title>
+<link rel="stylesheet" href="/_/style.css"></head>
+<body><main><h1>Not found</h1><p>There is no such page. The dashboard is at <a href="/_/">/_/</a>.</p></main></body></html>
+`
 
 type dashboard struct {
 	opts Options
@@ -294,9 +324,12 @@ func (d *dashboard) forward(w http.ResponseWriter, r *http.Request) {
 	d.opts.API.ServeHTTP(w, r2)
 }
 
-func writeJSON(w http.ResponseWriter, v any) {
+func writeJSON(w http.ResponseWriter, v any) { writeJSONStatus(w, http.StatusOK, v) }
+
+func writeJSONStatus(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v) // only a client gone away makes this fail
 }
 

@@ -139,9 +139,21 @@ func TestNotFound(t *testing.T) {
 		t.Run(path, func(t *testing.T) {
 			t.Parallel()
 			resp := get(t, h, path, nil)
-			readAll(t, resp)
+			body := readAll(t, resp)
 			if resp.StatusCode != http.StatusNotFound {
 				t.Errorf("GET %s: status %d, want 404", path, resp.StatusCode)
+			}
+			// Under /_/api/ a JSON message; elsewhere a page that links
+			// to the dashboard.
+			ct := resp.Header.Get("Content-Type")
+			if path == "/_/api" || strings.HasPrefix(path, "/_/api/") {
+				var m struct{ Message string }
+				if ct != "application/json" || json.Unmarshal([]byte(body), &m) != nil || !strings.Contains(m.Message, "GET "+path) {
+					t.Errorf("GET %s: %s %q, want a JSON message naming the path", path, ct, body)
+				}
+			} else if !strings.HasPrefix(ct, "text/html") || !strings.Contains(body, `href="/_/"`) ||
+				resp.Header.Get("Content-Security-Policy") == "" {
+				t.Errorf("GET %s: %s %q (CSP %q), want a page linking to /_/", path, ct, body, resp.Header.Get("Content-Security-Policy"))
 			}
 		})
 	}
