@@ -1,10 +1,12 @@
 package server
 
 import (
+	"context"
 	"io"
 	"time"
 
 	"github.com/switchboard-gateway/switchboard/internal/config"
+	"github.com/switchboard-gateway/switchboard/internal/metrics"
 	"github.com/switchboard-gateway/switchboard/internal/queue"
 	"github.com/switchboard-gateway/switchboard/internal/sqs"
 )
@@ -48,7 +50,7 @@ func (b *builder) checkQueues(s *Server) error {
 				Store: s.queues, Queue: q.Name, Function: tc.Function, Invoke: f.InvokeRaw,
 				BatchSize: tc.BatchSize, Window: time.Duration(tc.BatchWindow), ReportBatchItemFailures: tc.ReportBatchItemFailures,
 				MaxConcurrency: tc.MaxConcurrency, InvokeTimeout: f.InitTimeout() + f.Timeout() + time.Second,
-				Region: b.cfg.Environment["AWS_REGION"], Logger: b.opts.Logger,
+				Region: b.cfg.Environment["AWS_REGION"], Logger: b.opts.Logger, Metrics: s.qmetrics,
 			}
 			if err := o.Check(); err != nil {
 				return err
@@ -83,4 +85,23 @@ func (s *Server) startQueues(b *builder) {
 // CLI and the dashboard.
 func (b *builder) sqsAPI(s *Server) *sqs.API {
 	return sqs.New(sqs.Options{Store: s.queues, Region: b.cfg.Environment["AWS_REGION"], Stopping: s.draining})
+}
+
+// queueCounts are the queues' messages by state, for the metrics' gauges.
+func (s *Server) queueCounts() []metrics.QueueCounts {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	names, err := s.queues.Queues(ctx)
+	if err != nil {
+		return nil
+	}
+	var out []metrics.QueueCounts
+	for _, n := range names {
+		in, err := s.queues.Info(ctx, n)
+		if err != nil {
+			continue // dropped by a reload meanwhile
+		}
+		out = append(out, metrics.QueueCounts{Queue: n, Visible: in.Visible, InFlight: in.InFlight, Delay: in.Delayed})
+	}
+	return out
 }

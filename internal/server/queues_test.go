@@ -462,6 +462,17 @@ func TestTemplateRuleQueueFunction(t *testing.T) {
 	if m := dlq.Messages[0]; m.Source != "EntityQueue" || !strings.Contains(m.Body, `"poison":true`) {
 		t.Errorf("dead letter = %+v, want the poison event from EntityQueue", m)
 	}
+	_, metrics := testutil.Get(t, r.HTTP+"/metrics")
+	for _, line := range []string{
+		`switchboard_queue_messages{queue="EntityDLQ",state="visible"} 1`,
+		`switchboard_queue_messages_left_total{queue="EntityQueue",reason="dead_letter"} 1`,
+		`switchboard_queue_trigger_batches_total{function="PushFunction",queue="EntityQueue",result="partial"}`,
+		`switchboard_queue_trigger_batches_total{function="PushFunction",queue="EntityQueue",result="ok"}`,
+	} {
+		if !strings.Contains(metrics, line) {
+			t.Errorf("metrics lack %s", line)
+		}
+	}
 	if err := os.WriteFile(fixed, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}

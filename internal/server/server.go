@@ -74,6 +74,7 @@ type Server struct {
 	ratesDone  chan struct{}
 	events     *metrics.Events    // the event rules' metrics
 	queues     *memqueue.Store    // the queues, kept across reloads
+	qmetrics   *metrics.Queues    // the queues' metrics
 	draining   context.Context    // done once Drain starts: ends the SQS API's long polls
 	drain      context.CancelFunc // ends draining
 	mgmtOnMain bool               // the main listener serves the management surface
@@ -122,7 +123,8 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.metricsReg = prometheus.NewRegistry()
 	s.metrics = metrics.New(s.metricsReg)
 	s.events = metrics.NewEvents(s.metricsReg)
-	s.queues = memqueue.New(memqueue.Options{})
+	s.qmetrics = metrics.NewQueues(s.metricsReg, s.queueCounts)
+	s.queues = memqueue.New(memqueue.Options{Left: s.qmetrics.Leave})
 	s.draining, s.drain = context.WithCancel(context.Background())
 	s.mgmtOnMain = cfg.Management.Listen == ""
 	hist, err := newHistory(cfg)

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/switchboard-gateway/switchboard/internal/metrics"
 	"github.com/switchboard-gateway/switchboard/internal/queue"
 )
 
@@ -56,6 +57,8 @@ type TriggerOptions struct {
 	Region, Account string
 	// Logger receives failed batches. Nil means slog.Default().
 	Logger *slog.Logger
+	// Metrics counts the batches by result; nil counts nothing.
+	Metrics *metrics.Queues
 }
 
 func (o TriggerOptions) withDefaults() TriggerOptions {
@@ -258,6 +261,7 @@ func (t *Trigger) run(ctx context.Context, batch []queue.Message) {
 	result, err := o.Invoke(ictx, event)
 	cancel()
 	if err != nil {
+		o.Metrics.Batch(o.Queue, o.Function, metrics.BatchFailed)
 		o.Logger.Warn("sqs trigger: the function failed; the batch comes back after its visibility timeout",
 			"queue", o.Queue, "function", o.Function, "messages", len(batch), "err", err)
 		return
@@ -266,11 +270,17 @@ func (t *Trigger) run(ctx context.Context, batch []queue.Message) {
 	if o.ReportBatchItemFailures {
 		failed, err = batchItemFailures(result, batch)
 		if err != nil {
+			o.Metrics.Batch(o.Queue, o.Function, metrics.BatchFailed)
 			o.Logger.Warn("sqs trigger: the function's batchItemFailures are not valid; the whole batch comes back",
 				"queue", o.Queue, "function", o.Function, "messages", len(batch), "err", err)
 			return
 		}
 	}
+	outcome := metrics.BatchOK
+	if len(failed) > 0 {
+		outcome = metrics.BatchPartial
+	}
+	o.Metrics.Batch(o.Queue, o.Function, outcome)
 	// Deleting is bounded on its own: a batch that ran is deleted even
 	// when the trigger is closing.
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)

@@ -10,6 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/switchboard-gateway/switchboard/internal/metrics"
 	"github.com/switchboard-gateway/switchboard/internal/queue"
 	"github.com/switchboard-gateway/switchboard/internal/queue/memqueue"
 	"github.com/switchboard-gateway/switchboard/internal/sqs"
@@ -105,7 +109,8 @@ func TestTriggerFunctionErrorFailsTheBatch(t *testing.T) {
 	s := newQueue(t, 100*time.Millisecond, "a", "b")
 	var iv invocations
 	var calls atomic.Int32
-	start(t, sqs.TriggerOptions{Store: s, Queue: "q", MaxConcurrency: 1,
+	m := metrics.NewQueues(prometheus.NewRegistry(), func() []metrics.QueueCounts { return nil })
+	start(t, sqs.TriggerOptions{Store: s, Queue: "q", Function: "f", MaxConcurrency: 1, Metrics: m,
 		Invoke: func(_ context.Context, event []byte) ([]byte, error) {
 			iv.add(event)
 			if calls.Add(1) == 1 {
@@ -114,6 +119,10 @@ func TestTriggerFunctionErrorFailsTheBatch(t *testing.T) {
 			return nil, nil
 		}})
 	testutil.Eventually(t, 10*time.Second, func() bool { in := left(t, s); return in.Visible+in.InFlight == 0 }, "the messages were not deleted")
+	var failed dto.Metric
+	if err := m.Batches.WithLabelValues("q", "f", metrics.BatchFailed).Write(&failed); err != nil || failed.GetCounter().GetValue() != 1 {
+		t.Errorf("failed batches counted %v (%v), want 1", failed.GetCounter().GetValue(), err)
+	}
 	evs := iv.all()
 	var again []string
 	for _, ev := range evs[1:] {

@@ -24,13 +24,19 @@ var _ queue.Store = (*Store)(nil)
 type Options struct {
 	// Now is the store's clock. Nil means time.Now.
 	Now func() time.Time
+	// Left is told of each message that leaves a queue without being
+	// deleted: reason "expired" (its retention ended) or "dead_letter"
+	// (moved after maxReceiveCount receives). It is called with the
+	// store's lock held and must not block. Nil: no one is told.
+	Left func(queue, reason string)
 }
 
 // Store is an in-memory queue.Store, safe for concurrent use. One mutex
 // guards every queue: a call holds it only to scan or change messages,
 // never while it waits.
 type Store struct {
-	now func() time.Time
+	now  func() time.Time
+	left func(queue, reason string)
 
 	mu     sync.Mutex
 	queues map[string]*memQueue
@@ -66,7 +72,10 @@ func New(opts Options) *Store {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Store{now: opts.Now, queues: map[string]*memQueue{}}
+	if opts.Left == nil {
+		opts.Left = func(string, string) {}
+	}
+	return &Store{now: opts.Now, left: opts.Left, queues: map[string]*memQueue{}}
 }
 
 // Declare implements queue.Store.
@@ -130,7 +139,7 @@ func (s *Store) Send(ctx context.Context, name string, msgs []queue.Outgoing) ([
 		}
 	}
 	now := s.now()
-	q.expire(now)
+	s.expire(q, now)
 	if q.live+len(msgs) > q.attrs.MaxMessages {
 		return nil, fmt.Errorf("%w: %s holds %d messages", queue.ErrFull, name, q.live)
 	}
@@ -149,11 +158,12 @@ func (s *Store) Send(ctx context.Context, name string, msgs []queue.Outgoing) ([
 	return out, nil
 }
 
-// expire drops the messages past the queue's retention.
-func (q *memQueue) expire(now time.Time) {
+// expire drops the messages past q's retention. Called with s.mu held.
+func (s *Store) expire(q *memQueue, now time.Time) {
 	for _, m := range q.msgs {
 		if !m.deleted && !now.Before(m.sentAt.Add(q.attrs.Retention)) {
 			q.remove(m)
+			s.left(q.name, "expired")
 		}
 	}
 	q.compact()
@@ -222,7 +232,7 @@ func (s *Store) Receive(ctx context.Context, name string, opts queue.ReceiveOpti
 // used up their receives to the dead-letter queue; next is when the
 // soonest hidden message becomes visible (zero: none). Called with s.mu held.
 func (s *Store) take(q *memQueue, now time.Time, max int, visibility *time.Duration) (out []queue.Message, next time.Time) {
-	q.expire(now)
+	s.expire(q, now)
 	vis := q.attrs.VisibilityTimeout
 	if visibility != nil {
 		vis = *visibility
@@ -251,6 +261,7 @@ func (s *Store) take(q *memQueue, now time.Time, max int, visibility *time.Durat
 					visibleAt: now, source: q.name})
 				dlq.live++
 				dlq.notify()
+				s.left(q.name, "dead_letter")
 			}
 			continue // a full dead-letter queue leaves it where it is, not received
 		}
@@ -346,7 +357,7 @@ func (s *Store) Info(ctx context.Context, name string) (queue.Info, error) {
 		return queue.Info{}, err
 	}
 	now := s.now()
-	q.expire(now)
+	s.expire(q, now)
 	in := queue.Info{Name: name, Attributes: q.attrs, CreatedAt: q.created}
 	for _, m := range q.msgs {
 		switch {
@@ -389,7 +400,7 @@ func (s *Store) Peek(ctx context.Context, name string, max int) ([]queue.Message
 	if err != nil {
 		return nil, err
 	}
-	q.expire(s.now())
+	s.expire(q, s.now())
 	var out []queue.Message
 	for _, m := range q.msgs {
 		if m.deleted {
@@ -424,7 +435,7 @@ func (s *Store) Redrive(ctx context.Context, name string) (int, error) {
 		return 0, fmt.Errorf("%w: no queue names %s as its dead-letter queue", queue.ErrNoDeadLetter, name)
 	}
 	now := s.now()
-	dlq.expire(now)
+	s.expire(dlq, now)
 	moved := 0
 	for _, m := range dlq.msgs {
 		if m.deleted || m.source == "" {

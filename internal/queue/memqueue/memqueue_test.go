@@ -24,14 +24,38 @@ func (c *clock) add(d time.Duration) {
 	c.mu.Unlock()
 }
 
+// leftLog records what Options.Left is told.
+type leftLog struct {
+	mu   sync.Mutex
+	seen []string
+}
+
+func (l *leftLog) add(q, reason string) {
+	l.mu.Lock()
+	l.seen = append(l.seen, q+" "+reason)
+	l.mu.Unlock()
+}
+func (l *leftLog) all() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.seen...)
+}
+
 func newStore(t *testing.T, decls ...queue.Declaration) (*Store, *clock) {
 	t.Helper()
+	s, c, _ := newStoreLog(t, decls...)
+	return s, c
+}
+
+func newStoreLog(t *testing.T, decls ...queue.Declaration) (*Store, *clock, *leftLog) {
+	t.Helper()
 	c := &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-	s := New(Options{Now: c.now})
+	l := &leftLog{}
+	s := New(Options{Now: c.now, Left: l.add})
 	if err := s.Declare(decls); err != nil {
 		t.Fatalf("Declare: %v", err)
 	}
-	return s, c
+	return s, c, l
 }
 
 func send(t *testing.T, s *Store, q string, bodies ...string) []queue.Sent {
@@ -97,7 +121,7 @@ func TestVisibilityTimeout(t *testing.T) {
 
 func TestDelayAndRetention(t *testing.T) {
 	t.Parallel()
-	s, c := newStore(t, queue.Declaration{Name: "q", Attributes: queue.Attributes{Delay: 5 * time.Second, Retention: time.Minute}})
+	s, c, left := newStoreLog(t, queue.Declaration{Name: "q", Attributes: queue.Attributes{Delay: 5 * time.Second, Retention: time.Minute}})
 	send(t, s, "q", "queue-delay")
 	zero := time.Duration(0)
 	if _, err := s.Send(context.Background(), "q", []queue.Outgoing{{Body: "no-delay", Delay: &zero}}); err != nil {
@@ -119,11 +143,14 @@ func TestDelayAndRetention(t *testing.T) {
 	if in, _ := s.Info(context.Background(), "q"); in.Visible+in.InFlight+in.Delayed != 0 {
 		t.Fatalf("Info past retention = %+v, want no messages", in)
 	}
+	if got := left.all(); len(got) != 2 || got[0] != "q expired" || got[1] != "q expired" {
+		t.Errorf("Left was told %v, want two expired messages", got)
+	}
 }
 
 func TestDeadLetterAndRedrive(t *testing.T) {
 	t.Parallel()
-	s, c := newStore(t,
+	s, c, left := newStoreLog(t,
 		queue.Declaration{Name: "work", Attributes: queue.Attributes{VisibilityTimeout: time.Second, DeadLetter: "dlq", MaxReceiveCount: 3}},
 		queue.Declaration{Name: "dlq"})
 	sent := send(t, s, "work", "poison")
@@ -140,6 +167,9 @@ func TestDeadLetterAndRedrive(t *testing.T) {
 	dead, err := s.Peek(context.Background(), "dlq", 10)
 	if err != nil || len(dead) != 1 || dead[0].ID != sent[0].ID || dead[0].DeadLetterSource != "work" {
 		t.Fatalf("Peek(dlq) = %+v, %v; want the poison message from work", dead, err)
+	}
+	if got := left.all(); len(got) != 1 || got[0] != "work dead_letter" {
+		t.Errorf("Left was told %v, want one dead letter from work", got)
 	}
 	if _, err := s.Redrive(context.Background(), "work"); !errors.Is(err, queue.ErrNoDeadLetter) {
 		t.Fatalf("Redrive(work) = %v, want ErrNoDeadLetter", err)
