@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"io"
 	"time"
@@ -54,6 +55,12 @@ func (b *builder) checkQueues(s *Server) error {
 			}
 			if err := o.Check(); err != nil {
 				return err
+			}
+			// Lambda refuses such a mapping; here its messages would come
+			// back while the function still runs them.
+			if vis := cmp.Or(time.Duration(q.VisibilityTimeout), queue.DefaultVisibilityTimeout); f.Timeout() > vis {
+				b.opts.Logger.Warn("queue trigger: the function's timeout is longer than the queue's visibility timeout; its messages may be received again while it runs",
+					"queue", q.Name, "function", tc.Function, "timeout", f.Timeout(), "visibilityTimeout", vis)
 			}
 			b.triggers = append(b.triggers, o)
 		}
