@@ -143,10 +143,9 @@ func (t *samTemplate) samSQSEvents(fn string, p map[string]any) ([]sqsEvent, err
 	return out, nil
 }
 
-// sqsTrigger reads the properties of a SAM SQS event (or a serverless
-// sqs event, which names them the same way but for arn, batchSize,
-// maximumBatchingWindow, functionResponseType and maximumConcurrency,
-// mapped to SAM's names by the caller).
+// sqsTrigger reads the properties of a SAM SQS event, by SAM's names (a
+// serverless sqs event's keys are mapped to them by slsSQS); any other
+// property is listed in a warning.
 func sqsTrigger(fn string, props map[string]any, at string, warn func(string)) (sqsEvent, error) {
 	ref, _ := cfnString(props["Queue"])
 	name := sqsQueueName(ref)
