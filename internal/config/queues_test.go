@@ -49,12 +49,18 @@ func TestTemplateQueues(t *testing.T) {
     Properties:
       EventPattern: {source: [shop]}
       Targets: [{Arn: !GetAtt Work.Arn, Id: toWork}]
+  Mapping:
+    Type: AWS::Lambda::EventSourceMapping
+    Properties: {EventSourceArn: !GetAtt Dead.Arn, FunctionName: !Ref F, BatchSize: 1, Enabled: false}
+  Stream:
+    Type: AWS::Lambda::EventSourceMapping
+    Properties: {EventSourceArn: "arn:aws:kinesis:us-east-1:123456789012:stream/s", FunctionName: !Ref F}
 `, nil, config.Overrides{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []config.Queue{
-		{Name: "Dead"},
+		{Name: "Dead", Triggers: []config.QueueTrigger{{Function: "F", BatchSize: 1, Disabled: true}}},
 		{Name: "work", VisibilityTimeout: config.Duration(5 * time.Second), Delay: config.Duration(2 * time.Second),
 			Retention: config.Duration(time.Hour), MaxMessageBytes: 2048, DeadLetter: &config.DeadLetter{Queue: "Dead", MaxReceiveCount: 3},
 			Triggers: []config.QueueTrigger{{Function: "Push", BatchSize: 5, BatchWindow: config.Duration(time.Second), ReportBatchItemFailures: true, MaxConcurrency: 3}}},
@@ -68,7 +74,8 @@ func TestTemplateQueues(t *testing.T) {
 	if got, url := cfg.Functions["F"].Environment["V"], "https://sqs.us-east-1.amazonaws.com/123456789012/work"; got != url+" work "+url {
 		t.Errorf("!Ref Work, QueueName and QueueUrl = %q, want its URL, name and URL", got)
 	}
-	if w := strings.Join(cfg.Warnings, "\n"); !strings.Contains(w, "Events.Elsewhere is not run: queue other is not one of the project's queues") {
+	if w := strings.Join(cfg.Warnings, "\n"); !strings.Contains(w, "Events.Elsewhere is not run: queue other is not one of the project's queues") ||
+		!strings.Contains(w, "Resources.Stream is not run: only SQS event sources are") {
 		t.Errorf("warnings lack the event of a queue the template does not declare:\n%s", w)
 	}
 }

@@ -38,6 +38,7 @@ var samProperties = map[string][]string{
 	"AWS::Serverless::Function":        {"CodeUri", "Handler", "Runtime", "Timeout", "Environment", "FunctionName", "Description", "ReservedConcurrentExecutions", "Events"},
 	"AWS::Events::Rule":                {"Name", "Description", "EventBusName", "EventPattern", "State", "Targets"},
 	"AWS::Events::EventBus":            {"Name", "Description"},
+	"AWS::Lambda::EventSourceMapping":  {"EventSourceArn", "FunctionName", "BatchSize", "MaximumBatchingWindowInSeconds", "FunctionResponseTypes", "ScalingConfig", "Enabled"},
 	"AWS::SQS::Queue":                  {"QueueName", "VisibilityTimeout", "DelaySeconds", "MessageRetentionPeriod", "MaximumMessageSize", "RedrivePolicy", "FifoQueue"},
 	"AWS::Lambda::Function":            {"Code", "Handler", "Runtime", "Timeout", "Environment", "FunctionName", "Description", "ReservedConcurrentExecutions"},
 }
@@ -720,6 +721,15 @@ func (t *samTemplate) build(top map[string]any) error {
 	}
 	if err := t.templateQueues(byType); err != nil {
 		return err
+	}
+	for _, id := range byType["AWS::Lambda::EventSourceMapping"] {
+		ev, ok, err := t.eventSourceMapping(id, function)
+		if err != nil {
+			return err
+		}
+		if ok {
+			sqsEvents = append(sqsEvents, ev)
+		}
 	}
 	t.cfg.attachTriggers(sqsEvents, t.warn)
 	return t.eventRules(byType, function)

@@ -196,6 +196,36 @@ func sqsTrigger(fn string, props map[string]any, at string, warn func(string)) (
 	return ev, nil
 }
 
+// eventSourceMapping reads an AWS::Lambda::EventSourceMapping: one whose
+// EventSourceArn is a queue's is an SQS trigger of the function it names;
+// another kind of source is listed in a warning (ok false).
+func (t *samTemplate) eventSourceMapping(id string, function func(ref, where string) (string, error)) (sqsEvent, bool, error) {
+	p, err := t.props(id, t.eval.resources[id], nil)
+	if err != nil {
+		return sqsEvent{}, false, err
+	}
+	at := "Resources." + id + ".Properties"
+	arn, _ := cfnString(p["EventSourceArn"])
+	if sqsQueueName(arn) == "" {
+		t.warn(fmt.Sprintf("Resources.%s is not run: only SQS event sources are, not %q", id, arn))
+		return sqsEvent{}, false, nil
+	}
+	ref, _ := cfnString(p["FunctionName"])
+	fn, err := function(ref, at+".FunctionName")
+	if err != nil {
+		return sqsEvent{}, false, err
+	}
+	props := map[string]any{"Queue": arn}
+	for _, k := range []string{"BatchSize", "MaximumBatchingWindowInSeconds", "FunctionResponseTypes", "ScalingConfig", "Enabled"} {
+		if v, ok := p[k]; ok {
+			props[k] = v
+		}
+	}
+	ev, err := sqsTrigger(fn, props, at, t.warn)
+	ev.at = "Resources." + id
+	return ev, err == nil, err
+}
+
 // attachTriggers adds the SQS events' triggers to their queues; an event
 // of a queue the project does not declare is listed in a warning.
 func (c *Config) attachTriggers(events []sqsEvent, warn func(string)) {
