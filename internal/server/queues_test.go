@@ -254,6 +254,36 @@ func TestSQSDeadLetterRedrive(t *testing.T) {
 	if len(got) != 1 || aws.ToString(got[0].MessageId) != aws.ToString(sent.MessageId) || got[0].Attributes["ApproximateReceiveCount"] != "1" {
 		t.Fatalf("receive after redrive = %+v, want poison, received once", got)
 	}
+	// Dead again, and redriven with SQS's own StartMessageMoveTask.
+	if _, err := c.ChangeMessageVisibilityBatch(ctx, &sqs.ChangeMessageVisibilityBatchInput{QueueUrl: q, Entries: []sqstypes.ChangeMessageVisibilityBatchRequestEntry{
+		{Id: aws.String("a"), ReceiptHandle: got[0].ReceiptHandle}}}); err != nil {
+		t.Fatal(err)
+	}
+	again := receive(q)
+	if len(again) != 1 {
+		t.Fatalf("receive 2 after redrive = %+v, want poison", again)
+	}
+	cv, err := c.ChangeMessageVisibilityBatch(ctx, &sqs.ChangeMessageVisibilityBatchInput{QueueUrl: q, Entries: []sqstypes.ChangeMessageVisibilityBatchRequestEntry{
+		{Id: aws.String("a"), ReceiptHandle: again[0].ReceiptHandle}, {Id: aws.String("stale"), ReceiptHandle: got[0].ReceiptHandle}}})
+	if err != nil || len(cv.Successful) != 1 || len(cv.Failed) != 1 || aws.ToString(cv.Failed[0].Code) != "AWS.SimpleQueueService.MessageNotInflight" {
+		t.Fatalf("ChangeMessageVisibilityBatch = %+v, %v; want a changed, stale MessageNotInflight", cv, err)
+	}
+	if got := receive(q); len(got) != 0 {
+		t.Fatalf("receive 3 after redrive = %+v, want none: dead again", got)
+	}
+	sources, err := c.ListDeadLetterSourceQueues(ctx, &sqs.ListDeadLetterSourceQueuesInput{QueueUrl: aws.String("work-dlq")})
+	if err != nil || len(sources.QueueUrls) != 1 || !strings.HasSuffix(sources.QueueUrls[0], "/work") {
+		t.Fatalf("ListDeadLetterSourceQueues = %+v, %v; want work", sources, err)
+	}
+	if task, err := c.StartMessageMoveTask(ctx, &sqs.StartMessageMoveTaskInput{SourceArn: aws.String("arn:aws:sqs:us-east-1:123456789012:work-dlq")}); err != nil || aws.ToString(task.TaskHandle) == "" {
+		t.Fatalf("StartMessageMoveTask = %+v, %v", task, err)
+	}
+	if got := receive(q); len(got) != 1 || aws.ToString(got[0].MessageId) != aws.ToString(sent.MessageId) {
+		t.Fatalf("receive after StartMessageMoveTask = %+v, want poison", got)
+	}
+	if _, err := c.StartMessageMoveTask(ctx, &sqs.StartMessageMoveTaskInput{SourceArn: aws.String("arn:aws:sqs:us-east-1:123456789012:work")}); apiCode(err) != "InvalidParameterValue" {
+		t.Errorf("StartMessageMoveTask(work) = %v, want InvalidParameterValue: work is no dead-letter queue", err)
+	}
 	var bad struct{ Message string }
 	if st := adminJSON(t, http.MethodPost, r.HTTP+"/@queues/work/redrive", &bad); st != http.StatusBadRequest || !strings.Contains(bad.Message, "no queue's dead-letter queue") {
 		t.Errorf("redrive of work = %d %+v, want 400", st, bad)

@@ -1,8 +1,9 @@
 // Package sqs serves the SQS API on the gateway's listener, as the current
 // AWS SDKs speak it (AWS JSON 1.0, X-Amz-Target: AmazonSQS.<Operation>),
 // over a queue.Store: SendMessage, SendMessageBatch, ReceiveMessage,
-// DeleteMessage, DeleteMessageBatch, ChangeMessageVisibility,
-// GetQueueUrl, GetQueueAttributes and ListQueues, with SQS's error shapes
+// DeleteMessage, DeleteMessageBatch, ChangeMessageVisibility(Batch),
+// GetQueueUrl, GetQueueAttributes, ListQueues, ListDeadLetterSourceQueues
+// and StartMessageMoveTask (a redrive), with SQS's error shapes
 // and codes, checksums and limits. It owns the wire format only;
 // credentials are checked by whoever serves it.
 package sqs
@@ -214,6 +215,58 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request) (any, error) {
 		}
 		err = a.opts.Store.ChangeVisibility(ctx, name, in.ReceiptHandle, time.Duration(*in.VisibilityTimeout)*time.Second)
 		return struct{}{}, storeError(err)
+	case "ChangeMessageVisibilityBatch":
+		var in changeVisibilityBatchInput
+		if err := decode(&in); err != nil {
+			return nil, err
+		}
+		return a.changeVisibilityBatch(ctx, in)
+	case "ListDeadLetterSourceQueues":
+		var in struct {
+			QueueURL string `json:"QueueUrl"`
+		}
+		if err := decode(&in); err != nil {
+			return nil, err
+		}
+		name, err := a.queueName(in.QueueURL)
+		if err != nil {
+			return nil, err
+		}
+		info, err := a.opts.Store.Info(ctx, name)
+		if err != nil {
+			return nil, storeError(err)
+		}
+		urls := []string{}
+		for _, n := range info.Sources {
+			urls = append(urls, a.queueURL(r, n))
+		}
+		return map[string][]string{"queueUrls": urls}, nil
+	case "StartMessageMoveTask":
+		var in struct {
+			SourceArn      string `json:"SourceArn"`
+			DestinationArn string `json:"DestinationArn"`
+		}
+		if err := decode(&in); err != nil {
+			return nil, err
+		}
+		name := NameFromARN(in.SourceArn)
+		if name == "" {
+			return nil, errInvalid("SourceArn %q is not a queue's ARN.", in.SourceArn)
+		}
+		if in.DestinationArn != "" {
+			return nil, errInvalid("DestinationArn is not supported: messages move back to the queues they came from.")
+		}
+		if _, err := a.opts.Store.Redrive(ctx, name); err != nil {
+			if errors.Is(err, queue.ErrNoDeadLetter) {
+				return nil, errInvalid("Source queue must be configured as a Dead Letter Queue.")
+			}
+			if errors.Is(err, queue.ErrNotFound) {
+				return nil, &apiError{http.StatusNotFound, "ResourceNotFoundException", "ResourceNotFoundException", "The resource that you specified for the SourceArn parameter doesn't exist."}
+			}
+			return nil, storeError(err)
+		}
+		// The move is done by the time the call answers.
+		return map[string]string{"TaskHandle": newRequestID()}, nil
 	case "GetQueueUrl":
 		var in struct {
 			QueueName string `json:"QueueName"`
@@ -735,6 +788,48 @@ func (a *API) deleteBatch(ctx context.Context, in deleteBatchInput) (any, error)
 		}
 		if e.ReceiptHandle == "" {
 			err = fmt.Errorf("%w: empty", queue.ErrReceiptHandle)
+		}
+		if err != nil {
+			out.Failed = append(out.Failed, entryFailure(e.ID, err))
+			continue
+		}
+		out.Successful = append(out.Successful, success{e.ID})
+	}
+	return out, nil
+}
+
+type changeVisibilityBatchInput struct {
+	QueueURL string `json:"QueueUrl"`
+	Entries  []struct {
+		ID                string `json:"Id"`
+		ReceiptHandle     string `json:"ReceiptHandle"`
+		VisibilityTimeout int    `json:"VisibilityTimeout"`
+	} `json:"Entries"`
+}
+
+func (a *API) changeVisibilityBatch(ctx context.Context, in changeVisibilityBatchInput) (any, error) {
+	name, err := a.queueName(in.QueueURL)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(in.Entries))
+	for i, e := range in.Entries {
+		ids[i] = e.ID
+	}
+	if err := checkBatch(ids); err != nil {
+		return nil, err
+	}
+	type success struct {
+		ID string `json:"Id"`
+	}
+	out := struct {
+		Successful []success      `json:"Successful"`
+		Failed     []batchFailure `json:"Failed"`
+	}{Successful: []success{}, Failed: []batchFailure{}}
+	for _, e := range in.Entries {
+		err := a.opts.Store.ChangeVisibility(ctx, name, e.ReceiptHandle, time.Duration(e.VisibilityTimeout)*time.Second)
+		if errors.Is(err, queue.ErrNotFound) {
+			return nil, errNoQueue
 		}
 		if err != nil {
 			out.Failed = append(out.Failed, entryFailure(e.ID, err))
