@@ -52,6 +52,9 @@ func TestTemplateQueues(t *testing.T) {
   Mapping:
     Type: AWS::Lambda::EventSourceMapping
     Properties: {EventSourceArn: !GetAtt Dead.Arn, FunctionName: !Ref F, BatchSize: 1, Enabled: false}
+  Policy:
+    Type: AWS::SQS::QueuePolicy
+    Properties: {Queues: [!Ref Work], PolicyDocument: {}}
   Stream:
     Type: AWS::Lambda::EventSourceMapping
     Properties: {EventSourceArn: "arn:aws:kinesis:us-east-1:123456789012:stream/s", FunctionName: !Ref F}
@@ -75,7 +78,8 @@ func TestTemplateQueues(t *testing.T) {
 		t.Errorf("!Ref Work, QueueName and QueueUrl = %q, want its URL, name and URL", got)
 	}
 	if w := strings.Join(cfg.Warnings, "\n"); !strings.Contains(w, "Events.Elsewhere is not run: queue other is not one of the project's queues") ||
-		!strings.Contains(w, "Resources.Stream is not run: only SQS event sources are") {
+		!strings.Contains(w, "Resources.Stream is not run: only SQS event sources are") ||
+		!strings.Contains(w, "resources with no local effect: Policy (AWS::SQS::QueuePolicy)") {
 		t.Errorf("warnings lack the event of a queue the template does not declare:\n%s", w)
 	}
 }

@@ -45,7 +45,7 @@ var samProperties = map[string][]string{
 
 // samNoLocalEffect are resource types whose job API Gateway or Lambda does
 // on AWS and that mean nothing locally; they are listed in one warning too.
-var samNoLocalEffect = []string{"AWS::ApiGatewayV2::Deployment", "AWS::Lambda::Permission", "AWS::IAM::Role", "AWS::IAM::Policy"}
+var samNoLocalEffect = []string{"AWS::ApiGatewayV2::Deployment", "AWS::Lambda::Permission", "AWS::IAM::Role", "AWS::IAM::Policy", "AWS::SQS::QueuePolicy"}
 
 var lambdaARNFunction = regexp.MustCompile(`:function:([A-Za-z0-9_-]+)(?::[^/]*)?(?:/invocations)?$`)
 
