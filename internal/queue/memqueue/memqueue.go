@@ -46,8 +46,9 @@ type memQueue struct {
 	name    string
 	attrs   queue.Attributes // with defaults
 	created time.Time
-	msgs    []*message // in the order they arrived; deleted ones until compacted
-	live    int        // messages not deleted
+	msgs    []*message          // in the order they arrived; deleted ones until compacted
+	byID    map[string]*message // the messages not deleted, for receipt handles
+	live    int                 // messages not deleted
 	// changed is closed, and replaced, when a message may have become
 	// receivable other than by its clock (sent, made visible, moved in) or
 	// the queue is dropped.
@@ -101,7 +102,7 @@ func (s *Store) Declare(decls []queue.Declaration) error {
 			q.attrs = a
 			continue
 		}
-		s.queues[n] = &memQueue{name: n, attrs: a, created: now, changed: make(chan struct{})}
+		s.queues[n] = &memQueue{name: n, attrs: a, created: now, byID: map[string]*message{}, changed: make(chan struct{})}
 	}
 	return nil
 }
@@ -150,8 +151,7 @@ func (s *Store) Send(ctx context.Context, name string, msgs []queue.Outgoing) ([
 			delay = *m.Delay
 		}
 		msg := &message{id: newID(), body: m.Body, attrs: maps.Clone(m.Attributes), sentAt: now, visibleAt: now.Add(delay)}
-		q.msgs = append(q.msgs, msg)
-		q.live++
+		q.add(msg)
 		out[i] = queue.Sent{ID: msg.id}
 	}
 	q.notify()
@@ -169,8 +169,15 @@ func (s *Store) expire(q *memQueue, now time.Time) {
 	q.compact()
 }
 
+func (q *memQueue) add(m *message) {
+	q.msgs = append(q.msgs, m)
+	q.byID[m.id] = m
+	q.live++
+}
+
 func (q *memQueue) remove(m *message) {
 	m.deleted = true
+	delete(q.byID, m.id)
 	q.live--
 }
 
@@ -257,9 +264,7 @@ func (s *Store) take(q *memQueue, now time.Time, max int, visibility *time.Durat
 		if dlq != nil && m.receives >= q.attrs.MaxReceiveCount {
 			if dlq.live < dlq.attrs.MaxMessages {
 				q.remove(m)
-				dlq.msgs = append(dlq.msgs, &message{id: m.id, body: m.body, attrs: m.attrs, sentAt: m.sentAt,
-					visibleAt: now, source: q.name})
-				dlq.live++
+				dlq.add(&message{id: m.id, body: m.body, attrs: m.attrs, sentAt: m.sentAt, visibleAt: now, source: q.name})
 				dlq.notify()
 				s.left(q.name, "dead_letter")
 			}
@@ -286,12 +291,7 @@ func (q *memQueue) find(receipt string) (*message, string, error) {
 	if err != nil || qn != q.name {
 		return nil, "", fmt.Errorf("%w: %q", queue.ErrReceiptHandle, receipt)
 	}
-	for _, m := range q.msgs {
-		if m.id == id && !m.deleted {
-			return m, token, nil
-		}
-	}
-	return nil, token, nil
+	return q.byID[id], token, nil
 }
 
 // Delete implements queue.Store.
@@ -446,8 +446,7 @@ func (s *Store) Redrive(ctx context.Context, name string) (int, error) {
 			continue
 		}
 		dlq.remove(m)
-		src.msgs = append(src.msgs, &message{id: m.id, body: m.body, attrs: m.attrs, sentAt: m.sentAt, visibleAt: now})
-		src.live++
+		src.add(&message{id: m.id, body: m.body, attrs: m.attrs, sentAt: m.sentAt, visibleAt: now})
 		src.notify()
 		moved++
 	}
