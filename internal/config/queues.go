@@ -22,6 +22,9 @@ type Queue struct {
 	MaxMessageBytes Size `yaml:"maxMessageBytes"`
 	// MaxMessages bounds the messages the queue holds. Absent: 100000.
 	MaxMessages int `yaml:"maxMessages"`
+	// ReceiveWait is how long a receive that names no wait waits for a
+	// message (long polling). Absent: none.
+	ReceiveWait Duration `yaml:"receiveWait"`
 	// DeadLetter moves a message received MaxReceiveCount times to
 	// another queue of queues.
 	DeadLetter *DeadLetter `yaml:"deadLetter"`

@@ -23,6 +23,7 @@ func TestTemplateQueues(t *testing.T) {
       DelaySeconds: 2
       MessageRetentionPeriod: 3600
       MaximumMessageSize: 2048
+      ReceiveMessageWaitTimeSeconds: 20
       RedrivePolicy: {deadLetterTargetArn: !GetAtt Dead.Arn, maxReceiveCount: 3}
   Dead:
     Type: AWS::SQS::Queue
@@ -65,7 +66,7 @@ func TestTemplateQueues(t *testing.T) {
 	want := []config.Queue{
 		{Name: "Dead", Triggers: []config.QueueTrigger{{Function: "F", BatchSize: 1, Disabled: true}}},
 		{Name: "work", VisibilityTimeout: config.Duration(5 * time.Second), Delay: config.Duration(2 * time.Second),
-			Retention: config.Duration(time.Hour), MaxMessageBytes: 2048, DeadLetter: &config.DeadLetter{Queue: "Dead", MaxReceiveCount: 3},
+			Retention: config.Duration(time.Hour), MaxMessageBytes: 2048, ReceiveWait: config.Duration(20 * time.Second), DeadLetter: &config.DeadLetter{Queue: "Dead", MaxReceiveCount: 3},
 			Triggers: []config.QueueTrigger{{Function: "Push", BatchSize: 5, BatchWindow: config.Duration(time.Second), ReportBatchItemFailures: true, MaxConcurrency: 3}}},
 	}
 	if !reflect.DeepEqual(cfg.Queues, want) {

@@ -39,7 +39,7 @@ var samProperties = map[string][]string{
 	"AWS::Events::Rule":                {"Name", "Description", "EventBusName", "EventPattern", "State", "Targets"},
 	"AWS::Events::EventBus":            {"Name", "Description"},
 	"AWS::Lambda::EventSourceMapping":  {"EventSourceArn", "FunctionName", "BatchSize", "MaximumBatchingWindowInSeconds", "FunctionResponseTypes", "ScalingConfig", "Enabled"},
-	"AWS::SQS::Queue":                  {"QueueName", "VisibilityTimeout", "DelaySeconds", "MessageRetentionPeriod", "MaximumMessageSize", "RedrivePolicy", "FifoQueue"},
+	"AWS::SQS::Queue":                  {"QueueName", "VisibilityTimeout", "DelaySeconds", "MessageRetentionPeriod", "MaximumMessageSize", "RedrivePolicy", "FifoQueue", "ReceiveMessageWaitTimeSeconds"},
 	"AWS::Lambda::Function":            {"Code", "Handler", "Runtime", "Timeout", "Environment", "FunctionName", "Description", "ReservedConcurrentExecutions"},
 }
 

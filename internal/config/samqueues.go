@@ -79,6 +79,10 @@ func cfnQueue(id string, p map[string]any, at string, warn func(string)) (Queue,
 		return q, err
 	}
 	q.Retention = Duration(d)
+	if d, _, err = seconds("ReceiveMessageWaitTimeSeconds", 0, 20); err != nil {
+		return q, err
+	}
+	q.ReceiveWait = Duration(d)
 	if v, ok := p["MaximumMessageSize"]; ok {
 		n, err := cfnInt(v)
 		if err != nil || n < 1024 || n > 1<<20 {

@@ -73,6 +73,9 @@ type Attributes struct {
 	// MaxMessages bounds the messages the queue holds. Zero means
 	// DefaultMaxMessages.
 	MaxMessages int
+	// ReceiveWait is how long a receive that names no wait waits for a
+	// message (ReceiveMessageWaitTimeSeconds). Zero: none; at most 20s.
+	ReceiveWait time.Duration
 }
 
 // WithDefaults returns a with its zero fields set to their defaults.
@@ -106,6 +109,8 @@ func (a Attributes) Check() error {
 		return fmt.Errorf("%w: MaximumMessageSize %d is not within 1024 and 1048576 bytes", ErrInvalid, a.MaxMessageBytes)
 	case a.DeadLetter != "" && (a.MaxReceiveCount < 1 || a.MaxReceiveCount > MaxReceiveCountLimit):
 		return fmt.Errorf("%w: maxReceiveCount %d is not within 1 and 1000", ErrInvalid, a.MaxReceiveCount)
+	case a.ReceiveWait < 0 || a.ReceiveWait > MaxWait:
+		return fmt.Errorf("%w: ReceiveMessageWaitTimeSeconds %v is not within 0s and 20s", ErrInvalid, a.ReceiveWait)
 	case a.MaxMessages < 0:
 		return fmt.Errorf("%w: MaxMessages %d is negative", ErrInvalid, a.MaxMessages)
 	}

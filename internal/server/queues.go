@@ -22,6 +22,7 @@ func queueDeclarations(qs []config.Queue) []queue.Declaration {
 			Retention:         time.Duration(q.Retention),
 			MaxMessageBytes:   int(q.MaxMessageBytes),
 			MaxMessages:       q.MaxMessages,
+			ReceiveWait:       max(time.Duration(q.ReceiveWait), 0), // "0" reads as off: no wait
 		}
 		if dl := q.DeadLetter; dl != nil {
 			a.DeadLetter, a.MaxReceiveCount = dl.Queue, dl.MaxReceiveCount

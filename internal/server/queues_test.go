@@ -163,6 +163,38 @@ func TestSQSAPI(t *testing.T) {
 	}
 }
 
+// TestSQSQueueReceiveWait: a receive that names no wait waits as long as
+// the queue's receiveWait (ReceiveMessageWaitTimeSeconds).
+func TestSQSQueueReceiveWait(t *testing.T) {
+	t.Parallel()
+	r := servertest.StartYAML(t, "queues: [{name: polled, receiveWait: 20s}]\n")
+	c := sqsClient(r.HTTP, "AKIDEXAMPLE", "secret")
+	ctx := ctx30(t)
+	attrs, err := c.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String("polled"), AttributeNames: []sqstypes.QueueAttributeName{"ReceiveMessageWaitTimeSeconds"}})
+	if err != nil || attrs.Attributes["ReceiveMessageWaitTimeSeconds"] != "20" {
+		t.Fatalf("GetQueueAttributes = %v, %v; want ReceiveMessageWaitTimeSeconds 20", attrs, err)
+	}
+	done := make(chan *sqs.ReceiveMessageOutput, 1)
+	go func() {
+		out, err := c.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String("polled")})
+		if err != nil {
+			t.Errorf("ReceiveMessage: %v", err)
+		}
+		done <- out
+	}()
+	// The receive waits until a message is sent: it is not answered empty.
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		_, metrics := testutil.Get(t, r.HTTP+"/metrics")
+		return strings.Contains(metrics, `switchboard_queue_messages{queue="polled",state="visible"} 0`)
+	}, "the queue's gauge is missing")
+	if _, err := c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String("polled"), MessageBody: aws.String("late")}); err != nil {
+		t.Fatal(err)
+	}
+	if out := <-done; out == nil || len(out.Messages) != 1 || aws.ToString(out.Messages[0].Body) != "late" {
+		t.Errorf("ReceiveMessage without WaitTimeSeconds = %+v, want the message sent while it waited", out)
+	}
+}
+
 // TestSQSSignature: with management credentials configured, an SQS call
 // must be signed for the service sqs with one of them.
 func TestSQSSignature(t *testing.T) {

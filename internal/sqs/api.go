@@ -669,6 +669,12 @@ func (a *API) receive(ctx context.Context, in receiveInput) (any, error) {
 			return nil, errInvalid("Value %d for parameter WaitTimeSeconds is invalid. Reason: Must be >= 0 and <= 20, if provided.", *in.WaitTimeSeconds)
 		}
 		opts.Wait = time.Duration(*in.WaitTimeSeconds) * time.Second
+	} else {
+		info, err := a.opts.Store.Info(ctx, name)
+		if err != nil {
+			return nil, storeError(err)
+		}
+		opts.Wait = info.Attributes.ReceiveWait // the queue's ReceiveMessageWaitTimeSeconds
 	}
 	if stopping := a.opts.Stopping; stopping != nil && opts.Wait > 0 {
 		var cancel context.CancelFunc
@@ -865,7 +871,7 @@ func (a *API) attributes(ctx context.Context, rawURL string, names []string) (an
 		"DelaySeconds":                          strconv.Itoa(int(at.Delay / time.Second)),
 		"MessageRetentionPeriod":                strconv.Itoa(int(at.Retention / time.Second)),
 		"MaximumMessageSize":                    strconv.Itoa(at.MaxMessageBytes),
-		"ReceiveMessageWaitTimeSeconds":         "0",
+		"ReceiveMessageWaitTimeSeconds":         strconv.Itoa(int(at.ReceiveWait / time.Second)),
 		"CreatedTimestamp":                      strconv.FormatInt(in.CreatedAt.Unix(), 10),
 		"LastModifiedTimestamp":                 strconv.FormatInt(in.CreatedAt.Unix(), 10),
 		"SqsManagedSseEnabled":                  "false",
