@@ -65,6 +65,7 @@ Commands:
   users                    list the users online
   user send|list|disconnect USER [DATA]   reach every connection of a user
   presence TOPIC           list a topic's subscribers
+  queues list|show|redrive [QUEUE]   list the queues, show a dead-letter queue, redrive it
   bench WORKLOAD           load-test a gateway: conns, echo, fanout, mgmt or start (loopback unless --allow-remote)
   ca [--pem]               the local CA behind wss:// and https://: its file and how to trust it
   config validate|defaults check a config file, or print every key at its default
@@ -103,7 +104,7 @@ var versionHelp = &cli.Help{
 }
 
 // commands are the commands run knows, for "did you mean".
-var commands = []string{"serve", "connect", "post", "get", "delete", "publish", "broadcast", "list", "users", "user", "presence", "bench", "ca", "config", "version", "help"}
+var commands = []string{"serve", "connect", "post", "get", "delete", "publish", "broadcast", "list", "users", "user", "presence", "queues", "bench", "ca", "config", "version", "help"}
 
 // run is main without the process: testable with its own args, env and output.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -148,7 +149,7 @@ func command(ctx context.Context, args []string, getenv func(string) string, std
 		return serve(ctx, args[1:], getenv, stdout, stderr)
 	case "connect":
 		return cli.Connect(ctx, args[1:], getenv, os.Stdin, stdout, stderr)
-	case "post", "get", "delete", "publish", "broadcast", "list", "users", "user", "presence":
+	case "post", "get", "delete", "publish", "broadcast", "list", "users", "user", "presence", "queues":
 		return cli.Manage(ctx, args[0], args[1:], getenv, stdout, stderr)
 	case "bench":
 		return loadgen.Main(ctx, args[1:], getenv, stdout, stderr)

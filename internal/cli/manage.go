@@ -68,6 +68,9 @@ var manageExamples = map[string][]string{
 	"user list":       {`switchboard user list alice`},
 	"user disconnect": {`switchboard user disconnect alice`},
 	"presence":        {`switchboard presence chat`},
+	// Only list runs against a gateway without queues, as every example
+	// must; show and redrive take a queue of the configuration.
+	"queues list": {`switchboard queues list`, `switchboard queues list --endpoint http://127.0.0.1:3001`},
 }
 
 // userHelp is the help text of `switchboard user`, whose verb comes first.
@@ -82,9 +85,13 @@ func userHelp() *Help {
 // ManageHelp returns the help text of a management command.
 func ManageHelp(command string) *Help {
 	names := manageArgs[command]
+	text := manageText
+	if strings.HasPrefix(command, "queues ") {
+		text = queuesText
+	}
 	return &Help{
 		Usage:    []string{"switchboard " + strings.TrimSpace(command+" [flags] "+strings.Join(names, " "))},
-		Text:     manageText,
+		Text:     text,
 		Examples: manageExamples[command],
 	}
 }
@@ -113,6 +120,10 @@ var manageArgs = map[string][]string{
 	"user list":       {"USER_ID"},
 	"user disconnect": {"USER_ID"},
 	"presence":        {"TOPIC"},
+
+	"queues list":    {},
+	"queues show":    {"QUEUE"},
+	"queues redrive": {"QUEUE"},
 }
 
 // Manage runs the management command named by command ("post", "get",
@@ -127,15 +138,19 @@ func Manage(ctx context.Context, command string, args []string, getenv func(stri
 }
 
 func manage(ctx context.Context, command string, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
-	if command == "user" { // its verb is the first argument
+	if command == "user" || command == "queues" { // its verb is the first argument
+		h := userHelp()
+		if command == "queues" {
+			h = queuesHelp()
+		}
 		if len(args) > 0 && WantsHelp(args[:1]) {
-			userHelp().Write(stdout, nil)
+			h.Write(stdout, nil)
 			return flag.ErrHelp
 		}
-		if len(args) == 0 || manageArgs["user "+args[0]] == nil {
-			return Usagef("usage: %s", userHelp().Usage[0])
+		if len(args) == 0 || manageArgs[command+" "+args[0]] == nil {
+			return Usagef("usage: %s", h.Usage[0])
 		}
-		command, args = "user "+args[0], args[1:]
+		command, args = command+" "+args[0], args[1:]
 	}
 	names, ok := manageArgs[command]
 	if !ok {
@@ -266,6 +281,8 @@ func manage(ctx context.Context, command string, args []string, getenv func(stri
 			return err
 		}
 		_, _ = stdout.Write(append(b, '\n'))
+	case "queues list", "queues show", "queues redrive":
+		return manageQueues(ctx, c, command, pos, stdout)
 	default:
 		return manageUsers(ctx, c, command, pos, data, limit, cursor, stdout)
 	}

@@ -329,11 +329,15 @@ func (e *cfnEval) ref(name, where string) (any, error) {
 	if v, ok := e.pseudo[name]; ok {
 		return v, nil
 	}
-	if _, ok := e.resources[name]; ok {
+	if r, ok := e.resources[name]; ok {
+		phys := name
 		if p, ok := e.physical[name]; ok {
-			return p, nil
+			phys = p
 		}
-		return name, nil
+		if r.Type == "AWS::SQS::Queue" { // a queue's Ref is its URL
+			return fmt.Sprintf("https://sqs.%s.amazonaws.com/%s/%s", e.pseudo["AWS::Region"], e.pseudo["AWS::AccountId"], phys), nil
+		}
+		return phys, nil
 	}
 	return nil, fmt.Errorf("%s: Ref %q: no such parameter or resource", where, name)
 }
@@ -358,6 +362,10 @@ func (e *cfnEval) getAtt(res, attr, where string) (any, error) {
 		return name, nil
 	case r.Type == "AWS::ApiGatewayV2::Api" && attr == "ApiEndpoint":
 		return fmt.Sprintf("wss://%s.execute-api.%s.amazonaws.com", name, region), nil
+	case r.Type == "AWS::SQS::Queue" && attr == "QueueName":
+		return name, nil
+	case r.Type == "AWS::SQS::Queue" && attr == "QueueUrl":
+		return fmt.Sprintf("https://sqs.%s.amazonaws.com/%s/%s", region, account, name), nil
 	case attr == "Arn":
 		svc, _, _ := strings.Cut(strings.TrimPrefix(r.Type, "AWS::"), "::")
 		return fmt.Sprintf("arn:%s:%s:%s:%s:%s", partition, strings.ToLower(svc), region, account, name), nil

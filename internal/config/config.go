@@ -131,6 +131,10 @@ type Config struct {
 	// stream and publish each to a topic's subscribers (see docs/events.md).
 	Consumers []Consumer `yaml:"consumers"`
 
+	// Queues are message queues, served by the SQS API on the listener
+	// and read by the functions they trigger (see docs/events.md).
+	Queues []Queue `yaml:"queues"`
+
 	// HTTPRoutes are a Serverless Framework project's http and httpApi
 	// events, served beside the WebSocket API on the same listener.
 	HTTPRoutes []HTTPRoute `yaml:"-"`
@@ -179,8 +183,8 @@ type EventRule struct {
 	Targets []EventTarget `yaml:"targets"`
 }
 
-// EventTarget is where a rule sends an event: a function, or a topic's
-// subscribers (exactly one of Function and Topic).
+// EventTarget is where a rule sends an event: a function, a queue, or a
+// topic's subscribers (exactly one of Function, Queue and Topic).
 type EventTarget struct {
 	// ID names the target within its rule; empty means its function's
 	// name, or "topic" and its position.
@@ -188,6 +192,9 @@ type EventTarget struct {
 	// Function names an entry of functions, invoked asynchronously with
 	// the event.
 	Function string `yaml:"function"`
+	// Queue names an entry of queues; the event is sent to it as one
+	// message.
+	Queue string `yaml:"queue"`
 	// Topic is the topic to publish to: a path ($.detail.room) or a
 	// template (orders.${detail.orderId}).
 	Topic string `yaml:"topic"`
@@ -1273,7 +1280,8 @@ func (c *Config) Validate() error {
 	if c.IntegrationTimeout < 0 {
 		p.add("integrationTimeout", "expected a duration such as 29s; an invocation needs a bound, so 0 and unlimited are refused")
 	}
-	p = append(p, c.Events.validate(c.Functions)...)
+	p = append(p, c.Events.validate(c.Functions, c.Queues)...)
+	p = append(p, validateQueues(c.Queues, c.Functions)...)
 	p = append(p, validateConsumers(c.Consumers, c.Cluster)...)
 	p = append(p, c.Cluster.validate()...)
 	p = append(p, c.Presence.validate()...)
@@ -1282,7 +1290,7 @@ func (c *Config) Validate() error {
 
 // validate checks the rules' names and targets; their patterns and
 // templates are compiled, and refused with the reason, when the server is built.
-func (e Events) validate(functions map[string]Function) problems {
+func (e Events) validate(functions map[string]Function, queues []Queue) problems {
 	var p problems
 	seen := map[string]bool{}
 	for i, r := range e.Rules {
@@ -1304,8 +1312,15 @@ func (e Events) validate(functions map[string]Function) problems {
 		for j, t := range r.Targets {
 			tp := fmt.Sprintf("%s.targets[%d]", path, j)
 			switch {
-			case (t.Function == "") == (t.Topic == ""):
-				p.add(tp, "set exactly one of function or topic (rule %q)", r.Name)
+			case btoi(t.Function != "")+btoi(t.Topic != "")+btoi(t.Queue != "") != 1:
+				p.add(tp, "set exactly one of function, queue or topic (rule %q)", r.Name)
+			case t.Queue != "":
+				if !slices.ContainsFunc(queues, func(q Queue) bool { return q.Name == t.Queue }) {
+					p.add(tp+".queue", "queue %q is not defined under queues (rule %q)", t.Queue, r.Name)
+				}
+				if t.Data != "" {
+					p.add(tp+".data", "data is for topic targets (rule %q)", r.Name)
+				}
 			case t.Function != "":
 				if _, ok := functions[t.Function]; !ok {
 					p.add(tp+".function", "function %q is not defined under functions (rule %q)", t.Function, r.Name)

@@ -95,7 +95,7 @@ func TestEventRulesValidate(t *testing.T) {
 		{"events: {rules: [{pattern: {a: [b]}, targets: [{topic: t}]}]}", "events.rules[0].name: is required"},
 		{"events: {rules: [{name: r, targets: [{topic: t}]}]}", "events.rules[0].pattern: is required"},
 		{"events: {rules: [{name: r, pattern: {a: [b]}}]}", "no targets"},
-		{"events: {rules: [{name: r, pattern: {a: [b]}, targets: [{topic: t, function: f}]}]}", "exactly one of function or topic"},
+		{"events: {rules: [{name: r, pattern: {a: [b]}, targets: [{topic: t, function: f}]}]}", "exactly one of function, queue or topic"},
 		{"events: {rules: [{name: r, pattern: {a: [b]}, targets: [{function: nope}]}]}", `function "nope" is not defined`},
 		{"events: {rules: [{name: r, pattern: {a: [b]}, targets: [{topic: t}]}, {name: r, pattern: {a: [b]}, targets: [{topic: t}]}]}", "declared twice"},
 	} {

@@ -35,15 +35,17 @@ var samProperties = map[string][]string{
 	"AWS::ApiGatewayV2::RouteResponse": {"ApiId", "RouteId", "RouteResponseKey"},
 	"AWS::ApiGatewayV2::Authorizer":    {"ApiId", "Name", "AuthorizerType", "AuthorizerUri", "IdentitySource"},
 	"AWS::ApiGatewayV2::Stage":         {"ApiId", "StageName", "DeploymentId", "Description", "AutoDeploy"},
-	"AWS::Serverless::Function":        {"CodeUri", "Handler", "Runtime", "Timeout", "Environment", "FunctionName", "Description", "ReservedConcurrentExecutions"},
+	"AWS::Serverless::Function":        {"CodeUri", "Handler", "Runtime", "Timeout", "Environment", "FunctionName", "Description", "ReservedConcurrentExecutions", "Events"},
 	"AWS::Events::Rule":                {"Name", "Description", "EventBusName", "EventPattern", "State", "Targets"},
 	"AWS::Events::EventBus":            {"Name", "Description"},
+	"AWS::Lambda::EventSourceMapping":  {"EventSourceArn", "FunctionName", "BatchSize", "MaximumBatchingWindowInSeconds", "FunctionResponseTypes", "ScalingConfig", "Enabled"},
+	"AWS::SQS::Queue":                  {"QueueName", "VisibilityTimeout", "DelaySeconds", "MessageRetentionPeriod", "MaximumMessageSize", "RedrivePolicy", "FifoQueue", "ReceiveMessageWaitTimeSeconds"},
 	"AWS::Lambda::Function":            {"Code", "Handler", "Runtime", "Timeout", "Environment", "FunctionName", "Description", "ReservedConcurrentExecutions"},
 }
 
 // samNoLocalEffect are resource types whose job API Gateway or Lambda does
 // on AWS and that mean nothing locally; they are listed in one warning too.
-var samNoLocalEffect = []string{"AWS::ApiGatewayV2::Deployment", "AWS::Lambda::Permission", "AWS::IAM::Role", "AWS::IAM::Policy"}
+var samNoLocalEffect = []string{"AWS::ApiGatewayV2::Deployment", "AWS::Lambda::Permission", "AWS::IAM::Role", "AWS::IAM::Policy", "AWS::SQS::QueuePolicy"}
 
 var lambdaARNFunction = regexp.MustCompile(`:function:([A-Za-z0-9_-]+)(?::[^/]*)?(?:/invocations)?$`)
 
@@ -197,6 +199,11 @@ func parseTemplate(raw []byte, path string, getenv func(string) string, flags Ov
 		}
 		if typ == "AWS::Serverless::Function" || typ == "AWS::Lambda::Function" {
 			if name, ok := r.Properties["FunctionName"].(string); ok && name != "" {
+				e.physical[id] = name
+			}
+		}
+		if typ == "AWS::SQS::Queue" { // its Ref is its URL, made of its name
+			if name, ok := r.Properties["QueueName"].(string); ok && name != "" {
 				e.physical[id] = name
 			}
 		}
@@ -423,6 +430,7 @@ func (t *samTemplate) build(top map[string]any) error {
 
 	// Functions, by logical ID; the unsupported ones say why.
 	unsupported := map[string]string{}
+	var sqsEvents []sqsEvent
 	for _, typ := range []string{"AWS::Serverless::Function", "AWS::Lambda::Function"} {
 		for _, id := range byType[typ] {
 			var g map[string]any
@@ -442,6 +450,11 @@ func (t *samTemplate) build(top map[string]any) error {
 				continue
 			}
 			t.cfg.Functions[id] = fn
+			evs, err := t.samSQSEvents(id, p)
+			if err != nil {
+				return err
+			}
+			sqsEvents = append(sqsEvents, evs...)
 		}
 	}
 	// function finds the function an ARN or a name refers to.
@@ -706,12 +719,25 @@ func (t *samTemplate) build(top map[string]any) error {
 		stage = name
 		t.cfg.Stage = name
 	}
+	if err := t.templateQueues(byType); err != nil {
+		return err
+	}
+	for _, id := range byType["AWS::Lambda::EventSourceMapping"] {
+		ev, ok, err := t.eventSourceMapping(id, function)
+		if err != nil {
+			return err
+		}
+		if ok {
+			sqsEvents = append(sqsEvents, ev)
+		}
+	}
+	t.cfg.attachTriggers(sqsEvents, t.warn)
 	return t.eventRules(byType, function)
 }
 
 // eventRules reads the AWS::Events::EventBus and AWS::Events::Rule
-// resources: a rule's targets that are functions of the template run; any
-// other target is listed in a warning.
+// resources: a rule's targets that are functions or queues of the
+// template run; any other target is listed in a warning.
 func (t *samTemplate) eventRules(byType map[string][]string, function func(ref, where string) (string, error)) error {
 	e := t.eval
 	for _, id := range byType["AWS::Events::EventBus"] {
@@ -768,15 +794,22 @@ func (t *samTemplate) eventRules(byType map[string][]string, function func(ref, 
 				return fmt.Errorf("%w: %s.Arn: %v", ErrInvalid, where, err)
 			}
 			tid, _ := cfnString(tm["Id"])
-			if !strings.Contains(arn, ":lambda:") && !strings.Contains(arn, ":function:") {
-				t.warn(fmt.Sprintf("%s: target %s (%s) is not run: only functions are supported as rule targets", where, tid, arn))
+			target, isQueue := queueTarget(arn, tid)
+			if !isQueue && !strings.Contains(arn, ":lambda:") && !strings.Contains(arn, ":function:") {
+				t.warn(fmt.Sprintf("%s: target %s (%s) is not run: only functions and queues are supported as rule targets", where, tid, arn))
 				continue
 			}
-			fn, err := function(arn, where+".Arn")
-			if err != nil {
-				return err
+			if isQueue && t.cfg.queueIndex(target.Queue) < 0 {
+				t.warn(fmt.Sprintf("%s: target %s (%s) is not run: queue %s is not one of the template's queues", where, tid, arn, target.Queue))
+				continue
 			}
-			target := EventTarget{ID: tid, Function: fn}
+			if !isQueue {
+				fn, err := function(arn, where+".Arn")
+				if err != nil {
+					return err
+				}
+				target = EventTarget{ID: tid, Function: fn}
+			}
 			for _, k := range sortedKeys(tm) {
 				if k != "Arn" && k != "Id" && k != "RetryPolicy" {
 					t.warn(fmt.Sprintf("%s.%s is not applied locally", where, k))
@@ -801,7 +834,7 @@ func (t *samTemplate) eventRules(byType map[string][]string, function func(ref, 
 			rule.Targets = append(rule.Targets, target)
 		}
 		if len(rule.Targets) == 0 {
-			t.warn(fmt.Sprintf("Resources.%s is not run: none of its targets is a function of the template", id))
+			t.warn(fmt.Sprintf("Resources.%s is not run: none of its targets is a function or a queue of the template", id))
 			continue
 		}
 		t.cfg.Events.Rules = append(t.cfg.Events.Rules, rule)

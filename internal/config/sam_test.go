@@ -315,12 +315,11 @@ func TestTemplateResources(t *testing.T) {
 		"Resources.AuditRoute: AuthorizationType AWS_IAM is not enforced locally: route audit is open",
 		"Resources.AuditInteg: HTTP_PROXY runs as the http integration",
 		`Resources.PyFn is not run: runtime "python3.12" is not supported (nodejs*, provided*, go1.x)`,
-		"property Events is not applied locally: ConnectFn",
+		"Resources.ConnectFn.Properties.Events.Api: events of Type Api are not run (SQS is)",
 		"property MemorySize is not applied locally: AuthFn, ConnectFn, PyFn",
 		"property StageVariables is not applied locally: Stage",
 		"property TimeoutInMillis is not applied locally: ConnectInteg",
 		"resources with no local effect: Deployment (AWS::ApiGatewayV2::Deployment), Perm (AWS::Lambda::Permission), Role (AWS::IAM::Role)",
-		"resources not run locally: Queue (AWS::SQS::Queue)",
 	} {
 		if n := countPrefixed(cfg.Warnings, want); n != 1 {
 			t.Errorf("warning %q listed %d times, want once; warnings:\n%s", want, n, strings.Join(cfg.Warnings, "\n"))

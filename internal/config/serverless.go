@@ -258,6 +258,7 @@ func slsHTTPAPICORSOf(n yaml.Node, warn func(string)) (*CORS, error) {
 // are listed in a warning.
 var slsTopKeys = map[string]bool{
 	"frameworkVersion": true, "configValidationMode": true, "variablesResolutionMode": true,
+	"resources": true, // its queues are read; the rest is listed in the warnings
 }
 
 // SlsDefaultRuntime is the runtime of a function when neither it nor the
@@ -480,6 +481,12 @@ func serverlessConfig(path string, root *yaml.Node, getenv func(string) string, 
 	if err != nil {
 		return nil, fmt.Errorf("%s: custom.serverless-offline.noPrependStageInUrl: %w", path, err)
 	}
+	res, queues, err := slsResources(svc.Other["resources"], cmp.Or(cfg.Environment["AWS_REGION"], TemplateRegion), warn)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	cfg.Queues = queues
+	var sqsEvents []sqsEvent
 	var connectAuth *slsAuthorizer
 	for _, name := range sortedKeys(svc.Funcs) {
 		f := svc.Funcs[name]
@@ -516,6 +523,13 @@ func serverlessConfig(path string, root *yaml.Node, getenv func(string) string, 
 					if rule != nil {
 						cfg.Events.Rules = append(cfg.Events.Rules, *rule)
 					}
+					continue
+				case "sqs":
+					ev, err := slsSQS(node, res, fmt.Sprintf("functions.%s.events[%d].sqs", name, i), name, warn)
+					if err != nil {
+						return nil, fmt.Errorf("%s: %w", path, err)
+					}
+					sqsEvents = append(sqsEvents, ev)
 					continue
 				case "websocket":
 				default:
@@ -560,6 +574,7 @@ func serverlessConfig(path string, root *yaml.Node, getenv func(string) string, 
 		}
 		cfg.Functions[name] = fn
 	}
+	cfg.attachTriggers(sqsEvents, warn)
 	if a := connectAuth; a != nil {
 		for _, k := range sortedKeys(a.Other) {
 			warnings = append(warnings, "the $connect authorizer's "+k+" is not supported and is ignored")

@@ -106,7 +106,7 @@ func TestLoadServerless(t *testing.T) {
 		t.Errorf("function orphan = %+v, %v: a function with no event is still one of the project's", f, ok)
 	}
 	warnings := strings.Join(cfg.Warnings, "\n")
-	for _, want := range []string{"provider.memorySize", "functions.send.layers", "sqs events", "websocket.authorizer: only $connect takes an authorizer"} {
+	for _, want := range []string{"provider.memorySize", "functions.send.layers", "events[2].sqs is not run: queue jobs is not one of the project's queues", "websocket.authorizer: only $connect takes an authorizer"} {
 		if !strings.Contains(warnings, want) {
 			t.Errorf("warnings lack %q:\n%s", want, warnings)
 		}
@@ -354,7 +354,7 @@ func TestServerlessOfflineAndAuthorizer(t *testing.T) {
 service: chat
 provider: {name: aws, runtime: nodejs20.x}
 plugins: [serverless-offline, serverless-webpack]
-resources: {Resources: {}}
+resources: {Resources: {T: {Type: AWS::DynamoDB::Table}}}
 custom:
   serverless-offline: {host: 0.0.0.0, websocketPort: 4001, noPrependStageInUrl: true, lambdaPort: 3002}
 functions:
@@ -382,7 +382,7 @@ functions:
 		t.Errorf("authorizer %+v", a)
 	}
 	warnings := strings.Join(cfg.Warnings, "\n")
-	for _, want := range []string{"plugin serverless-webpack is not run", "resources is not supported", "custom.serverless-offline.lambdaPort"} {
+	for _, want := range []string{"plugin serverless-webpack is not run", "resources.Resources.T (AWS::DynamoDB::Table) is not run locally", "custom.serverless-offline.lambdaPort"} {
 		if !strings.Contains(warnings, want) {
 			t.Errorf("warnings lack %q:\n%s", want, warnings)
 		}

@@ -191,6 +191,9 @@ func (a asset) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 //	POST   /_/api/topics/{topic}       POST   /@topics/{topic}
 //	POST   /_/api/broadcast            POST   /@broadcast
 //	GET    /_/api/users                GET    /@users
+//	GET    /_/api/queues               GET    /@queues
+//	GET    /_/api/queues/{name}        GET    /@queues/{name}
+//	POST   /_/api/queues/{name}/redrive POST  /@queues/{name}/redrive
 //
 // Anything else under /_/ is 404: a JSON {"message"} under /_/api/, a
 // page that links to the dashboard elsewhere. The handler is safe for concurrent use;
@@ -210,7 +213,8 @@ func New(opts Options) http.Handler {
 	mux.HandleFunc("GET /_/api/rates", d.rates)
 	mux.HandleFunc("GET /_/api/consumers", d.consumers)
 	for _, p := range []string{"GET /_/api/connections", "GET /_/api/connections/{id}", "POST /_/api/connections/{id}",
-		"DELETE /_/api/connections/{id}", "POST /_/api/topics/{topic}", "POST /_/api/broadcast", "GET /_/api/users"} {
+		"DELETE /_/api/connections/{id}", "POST /_/api/topics/{topic}", "POST /_/api/broadcast", "GET /_/api/users",
+		"GET /_/api/queues", "GET /_/api/queues/{name}", "POST /_/api/queues/{name}/redrive"} {
 		mux.HandleFunc(p, d.forward)
 	}
 	mux.HandleFunc("GET /_", func(w http.ResponseWriter, r *http.Request) {

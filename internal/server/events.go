@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/switchboard-gateway/switchboard/internal/eventbridge"
+	"github.com/switchboard-gateway/switchboard/internal/sqs"
 )
 
 // awsJSONTarget reports whether r is a call of an AWS JSON API served on
@@ -38,6 +39,11 @@ func (b *builder) eventRouter(s *Server) (*eventbridge.Router, error) {
 		for i, tc := range rc.Targets {
 			t := eventbridge.RuleTarget{ID: tc.ID, MaxAttempts: tc.MaxAttempts, MaxAge: time.Duration(tc.MaxAge)}
 			switch {
+			case tc.Queue != "":
+				t.Kind, t.Target = "queue", eventbridge.QueueTarget{Store: s.queues, Queue: tc.Queue}
+				if t.ID == "" {
+					t.ID = tc.Queue
+				}
 			case tc.Function != "":
 				f, err := b.function(tc.Function)
 				if err != nil {
@@ -79,7 +85,7 @@ func (b *builder) eventsAPI(s *Server) *eventbridge.API {
 
 // awsJSON dispatches the AWS JSON APIs of the listener's root by their
 // X-Amz-Target; any other request for the root is not found.
-func awsJSON(events http.Handler) http.Handler {
+func awsJSON(events, sqsAPI http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !awsJSONTarget(r) {
 			http.NotFound(w, r)
@@ -87,6 +93,10 @@ func awsJSON(events http.Handler) http.Handler {
 		}
 		if strings.HasPrefix(r.Header.Get("X-Amz-Target"), eventbridge.TargetPrefix) {
 			events.ServeHTTP(w, r)
+			return
+		}
+		if strings.HasPrefix(r.Header.Get("X-Amz-Target"), sqs.TargetPrefix) {
+			sqsAPI.ServeHTTP(w, r)
 			return
 		}
 		w.Header().Set("Content-Type", "application/x-amz-json-1.1")

@@ -25,6 +25,7 @@ import (
 	"github.com/switchboard-gateway/switchboard/internal/integration/invoke"
 	"github.com/switchboard-gateway/switchboard/internal/integration/lambdahost"
 	"github.com/switchboard-gateway/switchboard/internal/lambdaapi"
+	"github.com/switchboard-gateway/switchboard/internal/sqs"
 )
 
 // builder turns configured routes into gateway routes, sharing one process
@@ -42,6 +43,7 @@ type builder struct {
 	fresh     []string                      // functions made here, not taken over from prev
 	router    *httpevent.Router             // the HTTP routes; nil when there are none
 	events    *eventbridge.Router           // the event rules
+	triggers  []sqs.TriggerOptions          // the queue triggers, started once the build is in force
 	closers   []io.Closer
 }
 
@@ -135,6 +137,9 @@ func (b *builder) function(name string) (*lambdahost.Function, error) {
 	maps.Copy(env, fc.Environment)
 	env[b.cfg.EndpointEnv] = b.endpoint
 	env["AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI"] = b.endpoint
+	if _, set := env["AWS_ENDPOINT_URL_SQS"]; !set { // the SQS API is served at the listener's root
+		env["AWS_ENDPOINT_URL_SQS"] = strings.TrimSuffix(b.endpoint, "/"+b.cfg.Stage)
+	}
 	for k, v := range map[string]string{"NODE_EXTRA_CA_CERTS": b.opts.CAFile, "AWS_CA_BUNDLE": b.opts.CABundle, "SSL_CERT_FILE": b.opts.CABundle} {
 		if _, set := env[k]; !set && v != "" {
 			env[k] = v

@@ -62,6 +62,7 @@ func (s *Server) Reload(cfg *config.Config) error {
 	s.httpRoutes.Store(b.router)
 	prev := s.built
 	s.built = b
+	s.startQueues(b)
 	prev.retire(b, &s.retiring, s.log)
 
 	for _, name := range pinned {

@@ -32,6 +32,7 @@ import (
 	"github.com/switchboard-gateway/switchboard/internal/integration/invoke"
 	"github.com/switchboard-gateway/switchboard/internal/integration/lambdahost"
 	"github.com/switchboard-gateway/switchboard/internal/metrics"
+	"github.com/switchboard-gateway/switchboard/internal/sqs"
 )
 
 // ErrExposed is returned by CheckExposure for an unprotected management API
@@ -193,6 +194,7 @@ type guard struct {
 	verifier    *sigv4.Verifier // nil: no credentials are configured
 	lambda      *sigv4.Verifier // the same credentials, for the Lambda Invoke API (service lambda)
 	events      *sigv4.Verifier // the same credentials, for PutEvents (service events)
+	sqs         *sigv4.Verifier // the same credentials, for the SQS API (service sqs)
 	hosts       map[string]bool // management.allowedHosts, lower-case
 	bodyTimeout time.Duration   // zero or less: none
 	metrics     *metrics.Metrics
@@ -232,6 +234,9 @@ func (s *Server) protect(next http.Handler, m *metrics.Metrics) (*guard, error) 
 			return nil, fmt.Errorf("management credentials: %w", err)
 		}
 		if g.events, err = sigv4.New(sigv4.Options{Credentials: mc.AccessKeys, BearerTokens: mc.Tokens, Region: mc.Region, Service: "events"}); err != nil {
+			return nil, fmt.Errorf("management credentials: %w", err)
+		}
+		if g.sqs, err = sigv4.New(sigv4.Options{Credentials: mc.AccessKeys, BearerTokens: mc.Tokens, Region: mc.Region, Service: "sqs"}); err != nil {
 			return nil, fmt.Errorf("management credentials: %w", err)
 		}
 		g.creds = config.Management{AccessKeys: mc.AccessKeys, Tokens: mc.Tokens}
@@ -342,6 +347,8 @@ func (g *guard) serve(w http.ResponseWriter, r *http.Request, next http.Handler)
 		v = g.lambda // the Lambda SDKs sign for the service "lambda"
 	} else if awsJSONTarget(r) && strings.HasPrefix(r.Header.Get("X-Amz-Target"), eventbridge.TargetPrefix) {
 		v = g.events // the EventBridge SDKs sign for the service "events"
+	} else if awsJSONTarget(r) && strings.HasPrefix(r.Header.Get("X-Amz-Target"), sqs.TargetPrefix) {
+		v = g.sqs // the SQS SDKs sign for the service "sqs"
 	}
 	if err := v.Verify(r); err != nil {
 		g.refuse(w, r, refusalReason(err), err)

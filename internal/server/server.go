@@ -41,6 +41,7 @@ import (
 	"github.com/switchboard-gateway/switchboard/internal/integration/lambdahost"
 	"github.com/switchboard-gateway/switchboard/internal/metrics"
 	"github.com/switchboard-gateway/switchboard/internal/mgmtapi"
+	"github.com/switchboard-gateway/switchboard/internal/queue/memqueue"
 	"github.com/switchboard-gateway/switchboard/internal/rates"
 	"github.com/switchboard-gateway/switchboard/internal/registry/memreg"
 	"github.com/switchboard-gateway/switchboard/internal/route"
@@ -74,6 +75,10 @@ type Server struct {
 	ratesDone  chan struct{}
 	events     *metrics.Events      // the event rules' metrics
 	consumers  []*consumer.Consumer // read events from a bus into topics; restart-only
+	queues     *memqueue.Store      // the queues, kept across reloads
+	qmetrics   *metrics.Queues      // the queues' metrics
+	draining   context.Context      // done once Drain starts: ends the SQS API's long polls
+	drain      context.CancelFunc   // ends draining
 	mgmtOnMain bool                 // the main listener serves the management surface
 }
 
@@ -120,6 +125,9 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.metricsReg = prometheus.NewRegistry()
 	s.metrics = metrics.New(s.metricsReg)
 	s.events = metrics.NewEvents(s.metricsReg)
+	s.qmetrics = metrics.NewQueues(s.metricsReg, s.queueCounts)
+	s.queues = memqueue.New(memqueue.Options{Left: s.qmetrics.Leave})
+	s.draining, s.drain = context.WithCancel(context.Background())
 	s.mgmtOnMain = cfg.Management.Listen == ""
 	var hist gateway.History
 	if cfg.Cluster.URL == "" { // a cluster keeps it in its engine
@@ -145,6 +153,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.built = b
+	s.startQueues(b)
 	s.httpRoutes.Store(b.router)
 	s.gw = gateway.New(hub, gopts)
 	if err := s.startConsumers(cfg, hub); err != nil {
@@ -335,6 +344,10 @@ func (s *Server) build(cfg *config.Config, hub *gateway.Hub, prev *builder) (*bu
 			return nil, gateway.Options{}, err
 		}
 	}
+	if err := b.checkQueues(s); err != nil {
+		_ = b.discard()
+		return nil, gateway.Options{}, err
+	}
 	// Limits go to the components as they are: absent ones are zero, which
 	// each component reads as its default, and Unlimited is negative, which
 	// each reads as disabled.
@@ -420,8 +433,10 @@ func (s *Server) management(b *builder) (*managed, error) {
 	mgmt := http.NewServeMux()
 	var recorded apiRoutes
 	api.Register(&recorded)
+	queues := b.sqsAPI(s)
+	queues.RegisterAdmin(&recorded, cfg.Stage)
 	b.invokeAPI(&s.async).Register(mgmt)
-	mgmt.Handle("/{$}", awsJSON(b.eventsAPI(s)))
+	mgmt.Handle("/{$}", awsJSON(b.eventsAPI(s), queues))
 	mgmt.Handle("GET /metrics", promhttp.HandlerFor(s.metricsReg, promhttp.HandlerOpts{}))
 	if cfg.Pprof {
 		mgmt.HandleFunc("/debug/pprof/", pprof.Index)
@@ -477,6 +492,7 @@ func (s *Server) serveManagement(w http.ResponseWriter, r *http.Request) {
 
 // Close stops hosted functions and releases integrations. Call it after Drain.
 func (s *Server) Close() error {
+	s.drain() // long polls end
 	// The consumers stop first: the event each has in progress is published
 	// through the hub, or left to be delivered again.
 	errs := []error{s.closeConsumers()}
@@ -506,7 +522,7 @@ func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
 // /metrics), which no HTTP route hides.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.mgmtOnMain && awsJSONTarget(r) {
-		s.serveManagement(w, r) // PutEvents, behind the management guard
+		s.serveManagement(w, r) // PutEvents and SQS, behind the management guard
 		return
 	}
 	if rt := s.httpRoutes.Load(); rt != nil && r.Header.Get("Upgrade") == "" && !s.ownPath(r.URL.Path) && rt.Handles(r) {
@@ -573,6 +589,7 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 // on a cluster, the node then leaves: its records go at once.
 func (s *Server) Drain(ctx context.Context) error {
 	s.ready.Store(false)
+	s.drain()
 	err := s.gw.Drain(ctx)
 	if s.cluster != nil {
 		err = errors.Join(err, s.cluster.Leave(ctx))

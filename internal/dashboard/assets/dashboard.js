@@ -474,6 +474,48 @@ async function refreshConsumers() {
 }
 
 // ---------------------------------------------------------------------------
+// Queues: message counts; a dead-letter queue (one with sources) can be
+// redriven to the queues its messages came from.
+
+function renderQueues(queues) {
+  $('#queues-panel').hidden = queues.length === 0;
+  $('#queues-body').replaceChildren(...queues.map((q) => {
+    const name = el('td', {}, el('div', { class: 'mono', textContent: q.name }));
+    if (q.deadLetter) name.append(el('div', { class: 'muted small-text', textContent: `dead letters → ${q.deadLetter} after ${q.maxReceiveCount}` }));
+    const action = el('td', {});
+    if (q.sources && q.sources.length) {
+      name.append(el('div', { class: 'muted small-text', textContent: `dead-letter queue of ${q.sources.join(', ')}` }));
+      const button = el('button', { type: 'button', class: 'ghost redrive', textContent: 'Redrive', disabled: q.visible + q.inFlight + q.delayed === 0 });
+      button.addEventListener('click', () => redrive(q.name, button));
+      action.append(button);
+    }
+    return labelCells(el('tr', { dataset: { queue: q.name } }, name,
+      el('td', { class: 'num visible', textContent: q.visible.toLocaleString() }),
+      el('td', { class: 'num in-flight', textContent: q.inFlight.toLocaleString() }),
+      el('td', { class: 'num delayed', textContent: q.delayed.toLocaleString() }),
+      action), 'queues');
+  }));
+}
+
+async function redrive(name, button) {
+  button.disabled = true;
+  const out = $('#queues-result');
+  const res = await api(`/_/api/queues/${encodeURIComponent(name)}/redrive`, { method: 'POST' });
+  if (res.ok) {
+    const body = await res.json();
+    out.textContent = `${body.moved} moved from ${name}`;
+  } else {
+    const d = await describe(res);
+    out.textContent = d.message ? `${d.title}: ${d.message}` : d.title;
+  }
+  refreshQueues().catch(() => {}); // the next poll reports a failure
+}
+
+async function refreshQueues() {
+  renderQueues((await getJSON('/_/api/queues')).queues || []);
+}
+
+// ---------------------------------------------------------------------------
 // Totals and rates
 
 function drawSpark(svg, values) {
@@ -745,6 +787,7 @@ function start() {
   every(POLL_MS, 'connections', refreshConnections);
   every(POLL_MS, 'stats', refreshStats);
   every(POLL_MS, 'cluster', refreshCluster);
+  every(POLL_MS, 'queues', refreshQueues);
   every(POLL_MS, 'rates', refreshRates);
   every(POLL_MS, 'consumers', refreshConsumers);
   openTail();

@@ -1,0 +1,115 @@
+package server
+
+import (
+	"cmp"
+	"context"
+	"io"
+	"time"
+
+	"github.com/switchboard-gateway/switchboard/internal/config"
+	"github.com/switchboard-gateway/switchboard/internal/metrics"
+	"github.com/switchboard-gateway/switchboard/internal/queue"
+	"github.com/switchboard-gateway/switchboard/internal/sqs"
+)
+
+// queueDeclarations turns the configured queues into the store's.
+func queueDeclarations(qs []config.Queue) []queue.Declaration {
+	decls := make([]queue.Declaration, len(qs))
+	for i, q := range qs {
+		a := queue.Attributes{
+			VisibilityTimeout: time.Duration(q.VisibilityTimeout),
+			Delay:             max(time.Duration(q.Delay), 0), // "0" reads as off: no delay
+			Retention:         time.Duration(q.Retention),
+			MaxMessageBytes:   int(q.MaxMessageBytes),
+			MaxMessages:       q.MaxMessages,
+			ReceiveWait:       max(time.Duration(q.ReceiveWait), 0), // "0" reads as off: no wait
+		}
+		if dl := q.DeadLetter; dl != nil {
+			a.DeadLetter, a.MaxReceiveCount = dl.Queue, dl.MaxReceiveCount
+		}
+		decls[i] = queue.Declaration{Name: q.Name, Attributes: a}
+	}
+	return decls
+}
+
+// checkQueues checks the configured queues and prepares their triggers,
+// changing nothing: a build that fails, or a Reload that is refused,
+// leaves the queues in force as they were.
+func (b *builder) checkQueues(s *Server) error {
+	if err := queue.Check(queueDeclarations(b.cfg.Queues)); err != nil {
+		return err
+	}
+	for _, q := range b.cfg.Queues {
+		for _, tc := range q.Triggers {
+			if tc.Disabled {
+				continue
+			}
+			f, err := b.function(tc.Function)
+			if err != nil {
+				return err
+			}
+			o := sqs.TriggerOptions{
+				Store: s.queues, Queue: q.Name, Function: tc.Function, Invoke: f.InvokeRaw,
+				BatchSize: tc.BatchSize, Window: time.Duration(tc.BatchWindow), ReportBatchItemFailures: tc.ReportBatchItemFailures,
+				MaxConcurrency: tc.MaxConcurrency, InvokeTimeout: f.InitTimeout() + f.Timeout() + time.Second,
+				Region: b.cfg.Environment["AWS_REGION"], Logger: b.opts.Logger, Metrics: s.qmetrics,
+			}
+			if err := o.Check(); err != nil {
+				return err
+			}
+			// Lambda refuses such a mapping; here its messages would come
+			// back while the function still runs them.
+			if vis := cmp.Or(time.Duration(q.VisibilityTimeout), queue.DefaultVisibilityTimeout); f.Timeout() > vis {
+				b.opts.Logger.Warn("queue trigger: the function's timeout is longer than the queue's visibility timeout; its messages may be received again while it runs",
+					"queue", q.Name, "function", tc.Function, "timeout", f.Timeout(), "visibilityTimeout", vis)
+			}
+			b.triggers = append(b.triggers, o)
+		}
+	}
+	return nil
+}
+
+// startQueues puts b's queues in force, once b is: s's store, which
+// outlives reloads, takes b's declarations (a kept queue keeps its
+// messages), and b's triggers start; b closes them before its functions.
+func (s *Server) startQueues(b *builder) {
+	if err := s.queues.Declare(queueDeclarations(b.cfg.Queues)); err != nil {
+		s.log.Error("queues: the checked declarations were refused", "err", err) // checkQueues refuses what Declare does
+		return
+	}
+	var started []io.Closer
+	for _, o := range b.triggers {
+		tr, err := sqs.StartTrigger(o)
+		if err != nil {
+			s.log.Error("queues: a checked trigger did not start", "queue", o.Queue, "function", o.Function, "err", err)
+			continue
+		}
+		started = append(started, tr)
+	}
+	b.closers = append(started, b.closers...)
+}
+
+// sqsAPI serves the SQS API over s's queues, and the queue calls of the
+// CLI and the dashboard.
+func (b *builder) sqsAPI(s *Server) *sqs.API {
+	return sqs.New(sqs.Options{Store: s.queues, Region: b.cfg.Environment["AWS_REGION"], Stopping: s.draining})
+}
+
+// queueCounts are the queues' messages by state, for the metrics' gauges.
+func (s *Server) queueCounts() []metrics.QueueCounts {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	names, err := s.queues.Queues(ctx)
+	if err != nil {
+		return nil
+	}
+	var out []metrics.QueueCounts
+	for _, n := range names {
+		in, err := s.queues.Info(ctx, n)
+		if err != nil {
+			continue // dropped by a reload meanwhile
+		}
+		out = append(out, metrics.QueueCounts{Queue: n, Visible: in.Visible, InFlight: in.InFlight, Delay: in.Delayed})
+	}
+	return out
+}
