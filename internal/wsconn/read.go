@@ -58,11 +58,9 @@ func (c *Conn) readReady() {
 			c.mu.Unlock()
 			return
 		}
-		c.reading, c.readTask = true, true
+		c.reading = true
 		c.mu.Unlock()
-		err := c.readAvailable()
-		c.writeReplies(true)
-		if !c.endRead(err) {
+		if !c.endRead(c.readAvailable()) {
 			return
 		}
 	}
@@ -70,22 +68,31 @@ func (c *Conn) readReady() {
 
 // WillWait tells the connection that its OnMessage is about to wait (for
 // room in a queue of its own): the replies it queued so far go out now,
-// and writers that other goroutines start for the rest of this read run
-// on their own goroutines, not after the read, so that no reply waits for
-// the reader's wait.
+// and writers that other goroutines start while it waits run on their own
+// goroutines, so that no reply waits for the reader's wait.
 func (c *Conn) WillWait() {
-	c.writeReplies(true)
+	c.writeReplies()
 }
 
-// writeReplies runs the writer that the frames handled so far started, if
-// any, on the read task's goroutine: before the socket is read again, or
-// armed for reading, the replies go out. end ends the read task: writers
-// start on their own goroutines again.
-func (c *Conn) writeReplies(end bool) {
+// handleFrames handles the whole frames at the start of b (parse) with the
+// writer their replies start held back, then runs it on this goroutine:
+// the replies of a burst go out in one write, with no handoff to another
+// goroutine. A writer that another goroutine starts meanwhile (a
+// broadcast, a ping) waits as long as the parse, no longer.
+func (c *Conn) handleFrames(b []byte) (off, need int, err error) {
 	c.mu.Lock()
-	if end {
-		c.readTask = false
-	}
+	c.readTask = true
+	c.mu.Unlock()
+	off, need, err = c.parse(b)
+	c.writeReplies()
+	return off, need, err
+}
+
+// writeReplies ends the hold of handleFrames, and runs the writer it held
+// back, if any.
+func (c *Conn) writeReplies() {
+	c.mu.Lock()
+	c.readTask = false
 	write := c.writeAfter
 	c.writeAfter = false
 	c.mu.Unlock()
@@ -113,17 +120,12 @@ func (c *Conn) readAvailable() error {
 		if len(b) > 0 && !c.discarding {
 			var off int
 			var err error
-			off, need, err = c.parse(b)
+			off, need, err = c.handleFrames(b)
 			b = b[:copy(b, b[off:])]
 			if errors.Is(err, errDiscard) {
 				c.discarding, b = true, b[:0]
 			} else if err != nil {
 				return err
-			}
-			if off > 0 {
-				// A client that never lets the socket run dry must not
-				// hold its replies back.
-				c.writeReplies(false)
 			}
 		}
 		if len(b) == cap(b) {

@@ -27,10 +27,9 @@ const (
 
 // startWriterLocked starts the writer unless it runs, the socket is closed,
 // or the connection is not started yet (Start then starts it). c.mu is
-// held. The writer exists only while there is work. Started from a read
-// task (a reply), it runs on that task's goroutine once the frames read
-// are handled, with every reply they queued: a handoff to another
-// goroutine less per message.
+// held. The writer exists only while there is work. Started while the
+// reader handles frames (a reply), it runs on the reader's goroutine once
+// they are handled (handleFrames).
 func (c *Conn) startWriterLocked() {
 	if c.started && !c.writing && !c.sockClosed {
 		c.writing = true

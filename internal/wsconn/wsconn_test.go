@@ -260,6 +260,33 @@ func TestCloseHandshake(t *testing.T) {
 			t.Errorf("CloseInfo = %+v, want 1002 by the server", ci)
 		}
 	})
+	t.Run("protocol error, then a client that never stops sending", func(t *testing.T) {
+		t.Parallel()
+		s := startServer(t, wsconn.Options{}, false)
+		c := dial(t, s.URL)
+		// The violation is the first frame the server reads, and the
+		// socket never runs dry after it: the close frame must still go
+		// out, not wait for a pause in the client's stream.
+		stop := make(chan struct{})
+		defer close(stop)
+		junk := make([]byte, 64<<10)
+		c.send(ws.OpContinuation, true, nil)
+		go func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := c.conn.Write(junk); err != nil {
+					return
+				}
+			}
+		}()
+		if code, _ := c.expectClose(); code != 1002 {
+			t.Errorf("close %d, want 1002", code)
+		}
+	})
 }
 
 func TestPingTimeout(t *testing.T) {
