@@ -149,8 +149,11 @@ func Watch(c net.Conn, onReadable, onWritable func()) (*Watcher, error) {
 	return w, nil
 }
 
-// event is the registration: reading always, edge-triggered; writing
-// while it is wanted. w.mu is held (or w is not yet shared).
+// event is the registration: reading always, edge-triggered; writing from
+// the first ArmWrite on. Writing stays registered once it fired (taking it
+// out would cost a system call per stall): a socket that once stalled may
+// wake the poller for write space nobody waits for, which fired ignores.
+// w.mu is held (or w is not yet shared).
 func (w *Watcher) event() *unix.EpollEvent {
 	ev := uint32(unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET)
 	if w.wantWrite {
