@@ -429,3 +429,49 @@ func TestDeadLetterNotWrittenStaysPending(t *testing.T) {
 		return err == nil && n == 1 && c.Stats().DeadLetters == 1
 	}, "the event is dead-lettered once the stream can be written")
 }
+
+// TestDeadLetterDropsJetStreamHeaders: an event published with JetStream's
+// own headers (an expected stream and last sequence, a message ID) is
+// dead-lettered all the same, those headers kept under another name; as
+// they are, JetStream would refuse the dead letter and leave the event
+// pending.
+func TestDeadLetterDropsJetStreamHeaders(t *testing.T) {
+	e := backends[0].setup(t)
+	hub := newRecorder()
+	var js jetstream.JetStream
+	start(t, e, hub, "node-a", func(o *consumer.Options, _ *consumer.Consumer) {
+		if o != nil {
+			js = o.NATS.JS
+		}
+	})
+	m := nats.NewMsg("orders.new")
+	m.Data = []byte(`{"id":"h1","body":"no room"}`)
+	m.Header.Set("Trace", "t-1")
+	if _, err := js.PublishMsg(bounded(t), m, jetstream.WithExpectStream("ORDERS"), jetstream.WithExpectLastSequence(0),
+		jetstream.WithMsgID("h1")); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 20*time.Second, func() bool { return len(e.dead(t)) == 1 }, "the event is dead-lettered")
+	s, err := js.Stream(bounded(t), "SWITCHBOARD_DEAD_orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dm, err := s.GetMsg(bounded(t), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"Trace": "t-1",
+		"Switchboard-Original-Nats-Expected-Stream":        "ORDERS",
+		"Switchboard-Original-Nats-Expected-Last-Sequence": "0",
+		"Switchboard-Original-Nats-Msg-Id":                 "h1",
+		"Nats-Expected-Stream":                             "",
+		"Nats-Expected-Last-Sequence":                      "",
+		"Nats-Msg-Id":                                      "",
+	}
+	for k, v := range want {
+		if got := dm.Header.Get(k); got != v {
+			t.Errorf("dead letter's header %s = %q, want %q", k, got, v)
+		}
+	}
+}

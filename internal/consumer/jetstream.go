@@ -189,6 +189,12 @@ func (n *natsSource) delivery(msg jetstream.Msg) delivery {
 		dm := nats.NewMsg(n.s.DeadLetter)
 		dm.Data = msg.Data()
 		for k, v := range msg.Headers() {
+			// JetStream acts on its own headers (an expected stream or
+			// sequence, a message ID, a TTL, a rollup) and would refuse or
+			// alter the dead letter: they are kept under another name.
+			if strings.HasPrefix(strings.ToLower(k), "nats-") {
+				k = "Switchboard-Original-" + k
+			}
 			dm.Header[k] = v
 		}
 		dm.Header.Set("Switchboard-Consumer", n.o.Name)
@@ -196,7 +202,6 @@ func (n *natsSource) delivery(msg jetstream.Msg) delivery {
 		dm.Header.Set("Switchboard-Subject", msg.Subject())
 		dm.Header.Set("Switchboard-Id", d.id)
 		dm.Header.Set("Switchboard-Deliveries", strconv.Itoa(d.attempt))
-		dm.Header.Del(nats.MsgIdHdr) // a dead letter is never a duplicate of the original
 		if _, err := n.s.JS.PublishMsg(ctx, dm); err != nil {
 			return fmt.Errorf("publish to %s: %w", n.s.DeadLetter, err)
 		}
