@@ -475,3 +475,55 @@ func TestDeadLetterDropsJetStreamHeaders(t *testing.T) {
 		}
 	}
 }
+
+// TestReplicasReachWhatIsCreated: each stream and bucket the consumer
+// creates asks for Replicas servers, which a single server refuses: the
+// stream read when missing, the dead-letter stream, the idempotency keys.
+func TestReplicasReachWhatIsCreated(t *testing.T) {
+	srv := testutil.StartNATS(t)
+	nc, err := nats.Connect(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sc := range []jetstream.StreamConfig{
+		{Name: "HAS_STREAM", Subjects: []string{"has.>"}},
+		{Name: "HAS_DEAD", Subjects: []string{"both.>"}},
+		{Name: "DEAD", Subjects: []string{"dead.both"}},
+	} {
+		if _, err := js.CreateStream(bounded(t), sc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name, stream, subject, dead, want string
+	}{
+		{"missing stream", "NEW", "new.>", "", "stream NEW"},
+		{"dead-letter stream", "HAS_STREAM", "has.>", "", "dead-letter stream"},
+		{"idempotency keys", "HAS_DEAD", "both.>", "dead.both", "idempotency keys"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := consumer.Options{Name: "r" + strings.ReplaceAll(tt.name, " ", "_"), Hub: newRecorder(), Topic: mustTemplate(t, "$.room"),
+				NATS: &consumer.NATSSource{JS: js, Stream: tt.stream, Subjects: []string{tt.subject}, DeadLetter: tt.dead, Replicas: 3}}
+			c, err := consumer.Start(bounded(t), o)
+			if err == nil {
+				_ = c.Close()
+				t.Fatalf("Start with 3 replicas on a single server succeeded, want the %s refused", tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.want) || !strings.Contains(strings.ToLower(err.Error()), "replicas") {
+				t.Errorf("Start() = %v, want %s refused for its replicas", err, tt.want)
+			}
+			o.NATS.Replicas = 1
+			c, err = consumer.Start(bounded(t), o)
+			if err != nil {
+				t.Fatalf("Start with 1 replica: %v", err)
+			}
+			_ = c.Close()
+		})
+	}
+}
