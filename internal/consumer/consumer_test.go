@@ -527,3 +527,29 @@ func TestReplicasReachWhatIsCreated(t *testing.T) {
 		})
 	}
 }
+
+// TestIsWrongRevision: every error JetStream answers an update whose
+// revision moved on is a lost race, which the claim tries again; others are not.
+func TestIsWrongRevision(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"key exists", jetstream.ErrKeyExists, true},
+		{"wrong last sequence", &jetstream.APIError{ErrorCode: jetstream.JSErrCodeStreamWrongLastSequence}, true},
+		{"wrong last sequence, constant", &jetstream.APIError{ErrorCode: jetstream.JSErrCodeStreamWrongLastSequenceConstant}, true},
+		{"wrapped", fmt.Errorf("update: %w", &jetstream.APIError{ErrorCode: jetstream.JSErrCodeStreamWrongLastSequenceConstant}), true},
+		{"other API error", &jetstream.APIError{ErrorCode: jetstream.JSErrCodeStreamNotFound}, false},
+		{"timeout", context.DeadlineExceeded, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := consumer.IsWrongRevisionForTest(tt.err); got != tt.want {
+				t.Errorf("isWrongRevision(%v) = %v, want %v", tt.err, got, tt.want)
+			}
+		})
+	}
+}

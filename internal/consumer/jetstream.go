@@ -271,9 +271,14 @@ func (k *kvClaims) claim(ctx context.Context, key string, lease time.Duration) (
 	}
 }
 
+// isWrongRevision reports whether an update lost to another writer: the
+// entry's revision (its subject's last sequence) moved on, as natsreg's
+// changed tells it.
 func isWrongRevision(err error) bool {
 	var apiErr *jetstream.APIError
-	return errors.Is(err, jetstream.ErrKeyExists) || errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+	return errors.Is(err, jetstream.ErrKeyExists) || errors.As(err, &apiErr) &&
+		(apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }
 
 func (k *kvClaims) done(ctx context.Context, key string) error {
