@@ -553,3 +553,65 @@ func TestIsWrongRevision(t *testing.T) {
 		})
 	}
 }
+
+// TestReclaimReadsEachDeliveryCount: entries claimed from a stopped node
+// get their own delivery count, though this node's other pending entries
+// (fresh, not claimed) lie between them; delivered more than maxDeliver
+// times already, each is dead-lettered, none published.
+func TestReclaimReadsEachDeliveryCount(t *testing.T) {
+	srv := testutil.StartRedis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { _ = rdb.Close() })
+	ctx := bounded(t)
+	if err := rdb.XGroupCreateMkStream(ctx, "orders", "switchboard-orders", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	const n = 11
+	for i := range n {
+		if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: "orders", Values: map[string]any{
+			"data": fmt.Sprintf(`{"id":"e%d","room":"r%d","body":"b"}`, i, i%2)}}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read, err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: "switchboard-orders", Consumer: "node-x",
+		Streams: []string{"orders", ">"}, Count: n}).Result()
+	if err != nil || len(read[0].Messages) != n {
+		t.Fatalf("XREADGROUP: %v, %v", read, err)
+	}
+	for i, m := range read[0].Messages {
+		// Even entries: node-x's, long idle, delivered 3 times. Odd ones:
+		// node-a's, just taken, not yet claimable.
+		args := []any{"XCLAIM", "orders", "switchboard-orders", "node-x", 0, m.ID, "IDLE", 600000, "RETRYCOUNT", 3}
+		if i%2 == 1 {
+			args = []any{"XCLAIM", "orders", "switchboard-orders", "node-a", 0, m.ID}
+		}
+		if err := rdb.Do(ctx, args...).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hub := newRecorder()
+	c := start(t, engine{source: func(t *testing.T, o *consumer.Options) {
+		o.Redis = &consumer.RedisSource{Client: rdb, Stream: "orders", MinIdle: time.Minute}
+	}}, hub, "node-a", func(o *consumer.Options, _ *consumer.Consumer) {
+		if o != nil {
+			o.MaxDeliver = 3
+		}
+	})
+	testutil.Eventually(t, 20*time.Second, func() bool { return c.Stats().DeadLetters+c.Stats().Consumed >= (n+1)/2 },
+		"the claimed entries are handled; stats %+v", lazy(func() any { return c.Stats() }))
+	if got := hub.count("room.r0"); got != 0 {
+		t.Errorf("published %d claimed entries, want 0: each was delivered more than maxDeliver times", got)
+	}
+	entries, err := rdb.XRange(ctx, "orders:dead", "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != (n+1)/2 {
+		t.Fatalf("%d dead letters, want %d", len(entries), (n+1)/2)
+	}
+	for _, e := range entries {
+		if e.Values["deliveries"] != "4" {
+			t.Errorf("dead letter of %v: deliveries %v, want 4 (3, and the claim)", e.Values["id"], e.Values["deliveries"])
+		}
+	}
+}

@@ -173,18 +173,28 @@ func (r *redisSource) reclaim(ctx context.Context, handle func(context.Context, 
 	return nil
 }
 
-// deliveries reads how many times each of msgs, just claimed, was delivered.
+// deliveries reads how many times each of msgs, just claimed, was
+// delivered: one XPENDING per entry, in one pipeline, since one over their
+// range would also page through this node's other pending entries there.
 func (r *redisSource) deliveries(ctx context.Context, msgs []redis.XMessage) (map[string]int, error) {
 	cctx, cancel := context.WithTimeout(ctx, r.o.CallTimeout)
 	defer cancel()
-	pend, err := r.s.Client.XPendingExt(cctx, &redis.XPendingExtArgs{Stream: r.s.Stream, Group: r.s.Group,
-		Start: msgs[0].ID, End: msgs[len(msgs)-1].ID, Count: int64(len(msgs)) + 1, Consumer: r.o.Node}).Result()
+	cmds := make([]*redis.XPendingExtCmd, len(msgs))
+	_, err := r.s.Client.Pipelined(cctx, func(p redis.Pipeliner) error {
+		for i, m := range msgs {
+			cmds[i] = p.XPendingExt(cctx, &redis.XPendingExtArgs{Stream: r.s.Stream, Group: r.s.Group,
+				Start: m.ID, End: m.ID, Count: 1, Consumer: r.o.Node})
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	counts := make(map[string]int, len(pend))
-	for _, p := range pend {
-		counts[p.ID] = int(p.RetryCount)
+	counts := make(map[string]int, len(msgs))
+	for _, c := range cmds {
+		for _, p := range c.Val() {
+			counts[p.ID] = int(p.RetryCount)
+		}
 	}
 	return counts, nil
 }
