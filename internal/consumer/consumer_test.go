@@ -615,3 +615,45 @@ func TestReclaimReadsEachDeliveryCount(t *testing.T) {
 		}
 	}
 }
+
+// TestReclaimPace: a node scans the pending entries every minIdle/2, and
+// not more than once a second however short minIdle is.
+func TestReclaimPace(t *testing.T) {
+	tests := []struct {
+		name     string
+		minIdle  time.Duration
+		min, max int // XAUTOCLAIM calls within the 3s watched
+	}{
+		{"short minIdle", 200 * time.Millisecond, 2, 4},
+		{"long minIdle", 8 * time.Second, 0, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := testutil.StartRedis(t)
+			rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+			t.Cleanup(func() { _ = rdb.Close() })
+			calls := func() int {
+				info, err := rdb.Info(bounded(t), "commandstats").Result()
+				if err != nil {
+					t.Fatal(err)
+				}
+				var n int
+				for _, line := range strings.Split(info, "\n") {
+					if strings.HasPrefix(line, "cmdstat_xautoclaim:calls=") {
+						_, _ = fmt.Sscanf(strings.TrimPrefix(line, "cmdstat_xautoclaim:calls="), "%d", &n)
+					}
+				}
+				return n
+			}
+			start(t, engine{source: func(t *testing.T, o *consumer.Options) {
+				o.Redis = &consumer.RedisSource{Client: rdb, Stream: "orders", MinIdle: tt.minIdle}
+			}}, newRecorder(), "node-a", nil)
+			testutil.Eventually(t, 10*time.Second, func() bool { return calls() >= 1 }, "the first claim at the start")
+			before := calls()
+			time.Sleep(3 * time.Second) // the window whose claims are counted
+			if got := calls() - before; got < tt.min || got > tt.max {
+				t.Errorf("minIdle %v: %d claims in 3s, want %d to %d", tt.minIdle, got, tt.min, tt.max)
+			}
+		})
+	}
+}

@@ -104,9 +104,13 @@ func (r *redisSource) lag(ctx context.Context) (int64, error) {
 }
 
 // run reads new entries, and every MinIdle/2 (at most every second)
-// claims those left pending.
+// claims those left pending: each claim scans the group's whole pending
+// list, on every node.
 func (r *redisSource) run(ctx context.Context, handle func(context.Context, delivery)) {
-	every := max(min(r.s.MinIdle/2, time.Second), 10*time.Millisecond) // a read blocks for whole milliseconds
+	every := max(r.s.MinIdle/2, time.Second)
+	// A read blocks a second at most: Close waits for it, and the claims
+	// come between reads.
+	const block = time.Second
 	var lastClaim time.Time
 	for ctx.Err() == nil {
 		if time.Since(lastClaim) >= every {
@@ -115,9 +119,9 @@ func (r *redisSource) run(ctx context.Context, handle func(context.Context, deli
 				r.o.Logger.Warn("consumer: pending entries not claimed; trying again", "consumer", r.o.Name, "err", err)
 			}
 		}
-		rctx, cancel := context.WithTimeout(ctx, every+r.o.CallTimeout)
+		rctx, cancel := context.WithTimeout(ctx, block+r.o.CallTimeout)
 		streams, err := r.s.Client.XReadGroup(rctx, &redis.XReadGroupArgs{Group: r.s.Group, Consumer: r.o.Node,
-			Streams: []string{r.s.Stream, ">"}, Count: int64(r.o.Batch), Block: every}).Result()
+			Streams: []string{r.s.Stream, ">"}, Count: int64(r.o.Batch), Block: block}).Result()
 		cancel()
 		if err != nil {
 			if errors.Is(err, redis.Nil) || ctx.Err() != nil {
