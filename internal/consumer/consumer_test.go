@@ -11,11 +11,14 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
 	"github.com/switchboard-gateway/switchboard/internal/consumer"
 	"github.com/switchboard-gateway/switchboard/internal/eventbridge"
+	"github.com/switchboard-gateway/switchboard/internal/metrics"
 	"github.com/switchboard-gateway/switchboard/internal/testutil"
 )
 
@@ -265,9 +268,11 @@ func TestDeadLetterAfterMaxDeliver(t *testing.T) {
 			e := b.setup(t)
 			hub := newRecorder()
 			hub.fail["room.poison"] = true
+			m := metrics.NewConsumers(prometheus.NewRegistry())
 			c := start(t, e, hub, "node-a", func(o *consumer.Options, _ *consumer.Consumer) {
 				if o != nil {
 					o.MaxDeliver = 3
+					o.Metrics = m
 				}
 			})
 			e.add(t, `{"id":"p1","room":"poison","body":"bad"}`)
@@ -287,6 +292,22 @@ func TestDeadLetterAfterMaxDeliver(t *testing.T) {
 			}
 			if st := c.Stats(); st.DeadLetters != 1 || st.Retries != 2 {
 				t.Errorf("stats %+v, want 1 dead letter and 2 retries", st)
+			}
+			for _, mc := range []struct {
+				name string
+				c    prometheus.Metric
+				want float64
+			}{
+				{"dead letters (attempts)", m.DeadLetters.WithLabelValues("orders", consumer.ReasonAttempts), 1},
+				{"dead letters (mapping)", m.DeadLetters.WithLabelValues("orders", consumer.ReasonMapping), 0},
+				{"retries", m.Retries.WithLabelValues("orders"), 2},
+				{"redeliveries", m.Redeliveries.WithLabelValues("orders"), 2},
+				{"events", m.Consumed.WithLabelValues("orders"), 1},
+				{"lag", m.Lag.WithLabelValues("orders"), 0},
+			} {
+				if got := value(t, mc.c); got != mc.want {
+					t.Errorf("metric %s = %v, want %v", mc.name, got, mc.want)
+				}
 			}
 		})
 	}
@@ -342,6 +363,19 @@ func TestStartRefuses(t *testing.T) {
 			}
 		})
 	}
+}
+
+// value reads a counter's or a gauge's value.
+func value(t *testing.T, m prometheus.Metric) float64 {
+	t.Helper()
+	var d dto.Metric
+	if err := m.Write(&d); err != nil {
+		t.Fatal(err)
+	}
+	if d.Counter != nil {
+		return d.Counter.GetValue()
+	}
+	return d.Gauge.GetValue()
 }
 
 type lazy func() any
