@@ -216,6 +216,7 @@ type Cluster struct {
 	sweep  func(ctx context.Context) (int, error) // nil when the directory sweeps by itself
 	closeE []func() error                         // what Start opened, closed in reverse order
 	nc     *nats.Conn                             // the engine's connection: NATS and embedded
+	repl   int                                    // servers holding each JetStream stream and bucket: NATS and embedded
 	rdb    *redis.Client                          // the engine's connection: Redis
 
 	started time.Time
@@ -358,6 +359,7 @@ func (c *Cluster) startNATS(ctx context.Context, u string, replicated bool) erro
 	if replicated {
 		ro.Replicas = 3
 	}
+	c.repl = max(ro.Replicas, 1)
 	// On a cluster of embedded servers the first bucket waits for a
 	// JetStream quorum, that is for peers still starting: try again
 	// until ctx ends.
@@ -498,6 +500,11 @@ func (c *Cluster) Directory() registry.Directory { return c.dir }
 // else nil: other components may share it (JetStream streams, key-value
 // buckets) until Close, which closes it.
 func (c *Cluster) NATS() *nats.Conn { return c.nc }
+
+// Replicas is how many servers hold each JetStream stream and key-value
+// bucket the cluster creates, when the engine is NATS or embedded (else 0):
+// other components that create some on NATS() replicate them alike.
+func (c *Cluster) Replicas() int { return c.repl }
 
 // Redis is the engine's connection when the engine is Redis, else nil:
 // other components may share it until Close, which closes it.

@@ -145,6 +145,11 @@ func TestLeaseLapse(t *testing.T) {
 			if st := a.c.Status(); st.State != cluster.StateOK || st.Nodes != 2 || st.Engine == "" {
 				t.Errorf("Status() = %+v, want ok with 2 nodes", st)
 			}
+			// One NATS server holds one replica of each stream and bucket;
+			// Redis has none.
+			if got, want := a.c.Replicas(), map[string]int{"nats": 1, "redis": 0}[name]; got != want {
+				t.Errorf("Replicas() = %d, want %d", got, want)
+			}
 		})
 	}
 }

@@ -245,7 +245,8 @@ type Consumer struct {
 type ConsumerNATS struct {
 	// URL is the NATS server; empty means the cluster's engine (nats or embedded).
 	URL string `yaml:"url"`
-	// Stream names the stream, which must exist.
+	// Stream names the stream; when it does not exist and Subjects are
+	// given, it is created on them.
 	Stream string `yaml:"stream"`
 	// Subjects filter the stream's subjects; empty reads them all.
 	Subjects []string `yaml:"subjects"`

@@ -246,6 +246,9 @@ type Consumer struct {
 	wg     sync.WaitGroup
 	once   sync.Once
 
+	// m counts in Prometheus; the atomics, for Stats, whether or not
+	// Options.Metrics is set.
+	m                                       *metrics.ConsumerCounters
 	lagV                                    atomic.Int64
 	consumed, duplicates, retries, deadLtrs atomic.Uint64
 
@@ -270,7 +273,7 @@ func Start(ctx context.Context, o Options) (*Consumer, error) {
 		return nil, err
 	}
 	o = o.withDefaults()
-	c := &Consumer{opts: o, log: o.Logger.With("consumer", o.Name)}
+	c := &Consumer{opts: o, log: o.Logger.With("consumer", o.Name), m: o.Metrics.For(o.Name, ReasonMapping, ReasonAttempts)}
 	c.lagV.Store(-1)
 	var err error
 	if o.NATS != nil {
@@ -326,8 +329,8 @@ func (c *Consumer) lagLoop(ctx context.Context) {
 			}
 			return
 		}
+		c.m.SetLag(n) // the gauge first: whoever saw Stats' lag finds it there too
 		c.lagV.Store(n)
-		c.opts.Metrics.SetLag(c.opts.Name, n)
 	}
 	read()
 	t := time.NewTicker(c.opts.LagInterval)
@@ -355,7 +358,6 @@ func (c *Consumer) backoff(attempt int) time.Duration {
 // acknowledges, retries or dead-letters it. It returns when the source
 // has been told which.
 func (c *Consumer) handle(ctx context.Context, d delivery) {
-	name := c.opts.Name
 	if d.attempt > c.opts.MaxDeliver {
 		// Delivered again after its last attempt (the node that made it
 		// stopped before it could dead-letter it).
@@ -368,7 +370,7 @@ func (c *Consumer) handle(ctx context.Context, d delivery) {
 		return
 	}
 	if d.attempt > 1 {
-		c.opts.Metrics.Redeliver(name)
+		c.m.Redeliver()
 	}
 	lease := 2 * c.opts.PublishTimeout
 	deadline := time.Now().Add(lease + c.opts.CallTimeout)
@@ -383,7 +385,7 @@ func (c *Consumer) handle(ctx context.Context, d delivery) {
 		switch st {
 		case claimDone:
 			c.duplicates.Add(1)
-			c.opts.Metrics.Duplicate(name)
+			c.m.Duplicate()
 			c.ack(ctx, d)
 			return
 		case claimBusy:
@@ -416,7 +418,7 @@ func (c *Consumer) handle(ctx context.Context, d delivery) {
 		return
 	}
 	c.consumed.Add(1)
-	c.opts.Metrics.Consume(name)
+	c.m.Consume()
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.CallTimeout)
 	err = c.claims.done(dctx, key)
 	cancel()
@@ -479,7 +481,7 @@ func (c *Consumer) fail(ctx context.Context, d delivery, err error) {
 		return
 	}
 	c.retries.Add(1)
-	c.opts.Metrics.Retry(c.opts.Name)
+	c.m.Retry()
 	c.log.Debug("consumer: event retried", "id", d.id, "attempt", d.attempt, "err", err)
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.CallTimeout)
 	defer cancel()
@@ -497,6 +499,6 @@ func (c *Consumer) deadLetter(ctx context.Context, d delivery, reason, detail st
 		return
 	}
 	c.deadLtrs.Add(1)
-	c.opts.Metrics.DeadLetter(c.opts.Name, reason)
+	c.m.DeadLetter(reason)
 	c.log.Warn("consumer: event dead-lettered", "id", d.id, "attempts", d.attempt, "reason", reason, "detail", detail)
 }

@@ -11,11 +11,14 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
 	"github.com/switchboard-gateway/switchboard/internal/consumer"
 	"github.com/switchboard-gateway/switchboard/internal/eventbridge"
+	"github.com/switchboard-gateway/switchboard/internal/metrics"
 	"github.com/switchboard-gateway/switchboard/internal/testutil"
 )
 
@@ -265,9 +268,11 @@ func TestDeadLetterAfterMaxDeliver(t *testing.T) {
 			e := b.setup(t)
 			hub := newRecorder()
 			hub.fail["room.poison"] = true
+			m := metrics.NewConsumers(prometheus.NewRegistry())
 			c := start(t, e, hub, "node-a", func(o *consumer.Options, _ *consumer.Consumer) {
 				if o != nil {
 					o.MaxDeliver = 3
+					o.Metrics = m
 				}
 			})
 			e.add(t, `{"id":"p1","room":"poison","body":"bad"}`)
@@ -287,6 +292,22 @@ func TestDeadLetterAfterMaxDeliver(t *testing.T) {
 			}
 			if st := c.Stats(); st.DeadLetters != 1 || st.Retries != 2 {
 				t.Errorf("stats %+v, want 1 dead letter and 2 retries", st)
+			}
+			for _, mc := range []struct {
+				name string
+				c    prometheus.Metric
+				want float64
+			}{
+				{"dead letters (attempts)", m.DeadLetters.WithLabelValues("orders", consumer.ReasonAttempts), 1},
+				{"dead letters (mapping)", m.DeadLetters.WithLabelValues("orders", consumer.ReasonMapping), 0},
+				{"retries", m.Retries.WithLabelValues("orders"), 2},
+				{"redeliveries", m.Redeliveries.WithLabelValues("orders"), 2},
+				{"events", m.Consumed.WithLabelValues("orders"), 1},
+				{"lag", m.Lag.WithLabelValues("orders"), 0},
+			} {
+				if got := value(t, mc.c); got != mc.want {
+					t.Errorf("metric %s = %v, want %v", mc.name, got, mc.want)
+				}
 			}
 		})
 	}
@@ -342,6 +363,19 @@ func TestStartRefuses(t *testing.T) {
 			}
 		})
 	}
+}
+
+// value reads a counter's or a gauge's value.
+func value(t *testing.T, m prometheus.Metric) float64 {
+	t.Helper()
+	var d dto.Metric
+	if err := m.Write(&d); err != nil {
+		t.Fatal(err)
+	}
+	if d.Counter != nil {
+		return d.Counter.GetValue()
+	}
+	return d.Gauge.GetValue()
 }
 
 type lazy func() any
@@ -428,4 +462,232 @@ func TestDeadLetterNotWrittenStaysPending(t *testing.T) {
 		n, err := rdb.XLen(bounded(t), "orders:dead").Result()
 		return err == nil && n == 1 && c.Stats().DeadLetters == 1
 	}, "the event is dead-lettered once the stream can be written")
+}
+
+// TestDeadLetterDropsJetStreamHeaders: an event published with JetStream's
+// own headers (an expected stream and last sequence, a message ID) is
+// dead-lettered all the same, those headers kept under another name; as
+// they are, JetStream would refuse the dead letter and leave the event
+// pending.
+func TestDeadLetterDropsJetStreamHeaders(t *testing.T) {
+	e := backends[0].setup(t)
+	hub := newRecorder()
+	var js jetstream.JetStream
+	start(t, e, hub, "node-a", func(o *consumer.Options, _ *consumer.Consumer) {
+		if o != nil {
+			js = o.NATS.JS
+		}
+	})
+	m := nats.NewMsg("orders.new")
+	m.Data = []byte(`{"id":"h1","body":"no room"}`)
+	m.Header.Set("Trace", "t-1")
+	if _, err := js.PublishMsg(bounded(t), m, jetstream.WithExpectStream("ORDERS"), jetstream.WithExpectLastSequence(0),
+		jetstream.WithMsgID("h1")); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 20*time.Second, func() bool { return len(e.dead(t)) == 1 }, "the event is dead-lettered")
+	s, err := js.Stream(bounded(t), "SWITCHBOARD_DEAD_orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dm, err := s.GetMsg(bounded(t), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"Trace": "t-1",
+		"Switchboard-Original-Nats-Expected-Stream":        "ORDERS",
+		"Switchboard-Original-Nats-Expected-Last-Sequence": "0",
+		"Switchboard-Original-Nats-Msg-Id":                 "h1",
+		"Nats-Expected-Stream":                             "",
+		"Nats-Expected-Last-Sequence":                      "",
+		"Nats-Msg-Id":                                      "",
+	}
+	for k, v := range want {
+		if got := dm.Header.Get(k); got != v {
+			t.Errorf("dead letter's header %s = %q, want %q", k, got, v)
+		}
+	}
+}
+
+// TestReplicasReachWhatIsCreated: each stream and bucket the consumer
+// creates asks for Replicas servers, which a single server refuses: the
+// stream read when missing, the dead-letter stream, the idempotency keys.
+func TestReplicasReachWhatIsCreated(t *testing.T) {
+	srv := testutil.StartNATS(t)
+	nc, err := nats.Connect(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sc := range []jetstream.StreamConfig{
+		{Name: "HAS_STREAM", Subjects: []string{"has.>"}},
+		{Name: "HAS_DEAD", Subjects: []string{"both.>"}},
+		{Name: "DEAD", Subjects: []string{"dead.both"}},
+	} {
+		if _, err := js.CreateStream(bounded(t), sc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name, stream, subject, dead, want string
+	}{
+		{"missing stream", "NEW", "new.>", "", "stream NEW"},
+		{"dead-letter stream", "HAS_STREAM", "has.>", "", "dead-letter stream"},
+		{"idempotency keys", "HAS_DEAD", "both.>", "dead.both", "idempotency keys"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := consumer.Options{Name: "r" + strings.ReplaceAll(tt.name, " ", "_"), Hub: newRecorder(), Topic: mustTemplate(t, "$.room"),
+				NATS: &consumer.NATSSource{JS: js, Stream: tt.stream, Subjects: []string{tt.subject}, DeadLetter: tt.dead, Replicas: 3}}
+			c, err := consumer.Start(bounded(t), o)
+			if err == nil {
+				_ = c.Close()
+				t.Fatalf("Start with 3 replicas on a single server succeeded, want the %s refused", tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.want) || !strings.Contains(strings.ToLower(err.Error()), "replicas") {
+				t.Errorf("Start() = %v, want %s refused for its replicas", err, tt.want)
+			}
+			o.NATS.Replicas = 1
+			c, err = consumer.Start(bounded(t), o)
+			if err != nil {
+				t.Fatalf("Start with 1 replica: %v", err)
+			}
+			_ = c.Close()
+		})
+	}
+}
+
+// TestIsWrongRevision: every error JetStream answers an update whose
+// revision moved on is a lost race, which the claim tries again; others are not.
+func TestIsWrongRevision(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"key exists", jetstream.ErrKeyExists, true},
+		{"wrong last sequence", &jetstream.APIError{ErrorCode: jetstream.JSErrCodeStreamWrongLastSequence}, true},
+		{"wrong last sequence, constant", &jetstream.APIError{ErrorCode: jetstream.JSErrCodeStreamWrongLastSequenceConstant}, true},
+		{"wrapped", fmt.Errorf("update: %w", &jetstream.APIError{ErrorCode: jetstream.JSErrCodeStreamWrongLastSequenceConstant}), true},
+		{"other API error", &jetstream.APIError{ErrorCode: jetstream.JSErrCodeStreamNotFound}, false},
+		{"timeout", context.DeadlineExceeded, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := consumer.IsWrongRevisionForTest(tt.err); got != tt.want {
+				t.Errorf("isWrongRevision(%v) = %v, want %v", tt.err, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestReclaimReadsEachDeliveryCount: entries claimed from a stopped node
+// get their own delivery count, though this node's other pending entries
+// (fresh, not claimed) lie between them; delivered more than maxDeliver
+// times already, each is dead-lettered, none published.
+func TestReclaimReadsEachDeliveryCount(t *testing.T) {
+	srv := testutil.StartRedis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { _ = rdb.Close() })
+	ctx := bounded(t)
+	if err := rdb.XGroupCreateMkStream(ctx, "orders", "switchboard-orders", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	const n = 11
+	for i := range n {
+		if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: "orders", Values: map[string]any{
+			"data": fmt.Sprintf(`{"id":"e%d","room":"r%d","body":"b"}`, i, i%2)}}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read, err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{Group: "switchboard-orders", Consumer: "node-x",
+		Streams: []string{"orders", ">"}, Count: n}).Result()
+	if err != nil || len(read[0].Messages) != n {
+		t.Fatalf("XREADGROUP: %v, %v", read, err)
+	}
+	for i, m := range read[0].Messages {
+		// Even entries: node-x's, long idle, delivered 3 times. Odd ones:
+		// node-a's, just taken, not yet claimable.
+		args := []any{"XCLAIM", "orders", "switchboard-orders", "node-x", 0, m.ID, "IDLE", 600000, "RETRYCOUNT", 3}
+		if i%2 == 1 {
+			args = []any{"XCLAIM", "orders", "switchboard-orders", "node-a", 0, m.ID}
+		}
+		if err := rdb.Do(ctx, args...).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hub := newRecorder()
+	c := start(t, engine{source: func(t *testing.T, o *consumer.Options) {
+		o.Redis = &consumer.RedisSource{Client: rdb, Stream: "orders", MinIdle: time.Minute}
+	}}, hub, "node-a", func(o *consumer.Options, _ *consumer.Consumer) {
+		if o != nil {
+			o.MaxDeliver = 3
+		}
+	})
+	testutil.Eventually(t, 20*time.Second, func() bool { return c.Stats().DeadLetters+c.Stats().Consumed >= (n+1)/2 },
+		"the claimed entries are handled; stats %+v", lazy(func() any { return c.Stats() }))
+	if got := hub.count("room.r0"); got != 0 {
+		t.Errorf("published %d claimed entries, want 0: each was delivered more than maxDeliver times", got)
+	}
+	entries, err := rdb.XRange(ctx, "orders:dead", "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != (n+1)/2 {
+		t.Fatalf("%d dead letters, want %d", len(entries), (n+1)/2)
+	}
+	for _, e := range entries {
+		if e.Values["deliveries"] != "4" {
+			t.Errorf("dead letter of %v: deliveries %v, want 4 (3, and the claim)", e.Values["id"], e.Values["deliveries"])
+		}
+	}
+}
+
+// TestReclaimPace: a node scans the pending entries every minIdle/2, and
+// not more than once a second however short minIdle is.
+func TestReclaimPace(t *testing.T) {
+	tests := []struct {
+		name     string
+		minIdle  time.Duration
+		min, max int // XAUTOCLAIM calls within the 3s watched
+	}{
+		{"short minIdle", 200 * time.Millisecond, 2, 4},
+		{"long minIdle", 8 * time.Second, 0, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := testutil.StartRedis(t)
+			rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+			t.Cleanup(func() { _ = rdb.Close() })
+			calls := func() int {
+				info, err := rdb.Info(bounded(t), "commandstats").Result()
+				if err != nil {
+					t.Fatal(err)
+				}
+				var n int
+				for _, line := range strings.Split(info, "\n") {
+					if strings.HasPrefix(line, "cmdstat_xautoclaim:calls=") {
+						_, _ = fmt.Sscanf(strings.TrimPrefix(line, "cmdstat_xautoclaim:calls="), "%d", &n)
+					}
+				}
+				return n
+			}
+			start(t, engine{source: func(t *testing.T, o *consumer.Options) {
+				o.Redis = &consumer.RedisSource{Client: rdb, Stream: "orders", MinIdle: tt.minIdle}
+			}}, newRecorder(), "node-a", nil)
+			testutil.Eventually(t, 10*time.Second, func() bool { return calls() >= 1 }, "the first claim at the start")
+			before := calls()
+			time.Sleep(3 * time.Second) // the window whose claims are counted
+			if got := calls() - before; got < tt.min || got > tt.max {
+				t.Errorf("minIdle %v: %d claims in 3s, want %d to %d", tt.minIdle, got, tt.min, tt.max)
+			}
+		})
+	}
 }

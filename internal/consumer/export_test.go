@@ -6,3 +6,7 @@ package consumer
 func (c *Consumer) SetBeforeAckForTest(f func(id string, attempt int) error) {
 	c.beforeAck = func(d delivery) error { return f(d.id, d.attempt) }
 }
+
+// IsWrongRevisionForTest reports whether err is a key-value update that
+// lost to another writer.
+var IsWrongRevisionForTest = isWrongRevision

@@ -38,6 +38,10 @@ type NATSSource struct {
 	// "switchboard.dead." and the consumer's name. When no stream captures
 	// it, a stream SWITCHBOARD_DEAD_<name> is created for it.
 	DeadLetter string
+	// Replicas is how many servers of a NATS cluster hold each stream and
+	// bucket the consumer creates: the stream when missing, the dead-letter
+	// stream, the idempotency keys. Zero means 1.
+	Replicas int
 	// Close, when set, is called by the consumer's Close (a connection of
 	// the consumer's own).
 	Close func()
@@ -58,6 +62,9 @@ func startNATS(ctx context.Context, o Options) (source, claims, error) {
 	if s.JS == nil || s.Stream == "" {
 		return nil, nil, fmt.Errorf("%w: consumer %s: nats needs a JetStream connection and a stream", ErrConfig, o.Name)
 	}
+	if s.Replicas < 0 {
+		return nil, nil, fmt.Errorf("%w: consumer %s: negative replicas", ErrConfig, o.Name)
+	}
 	if s.Durable == "" {
 		s.Durable = "switchboard-" + o.Name
 	}
@@ -66,6 +73,9 @@ func startNATS(ctx context.Context, o Options) (source, claims, error) {
 	}
 	if s.DeadLetter == "" {
 		s.DeadLetter = "switchboard.dead." + o.Name
+	}
+	if s.Replicas == 0 {
+		s.Replicas = 1
 	}
 	fail := func(err error) (source, claims, error) {
 		if s.Close != nil {
@@ -78,7 +88,7 @@ func startNATS(ctx context.Context, o Options) (source, claims, error) {
 	_, err := s.JS.Stream(cctx, s.Stream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) && len(s.Subjects) > 0 {
 		_, err = s.JS.CreateStream(cctx, jetstream.StreamConfig{Name: s.Stream, Subjects: s.Subjects,
-			Description: "created by switchboard consumer " + o.Name})
+			Replicas: s.Replicas, Description: "created by switchboard consumer " + o.Name})
 	}
 	if err != nil {
 		return fail(fmt.Errorf("consumer %s: stream %s: %w", o.Name, s.Stream, err))
@@ -86,7 +96,7 @@ func startNATS(ctx context.Context, o Options) (source, claims, error) {
 	switch dead, err := s.JS.StreamNameBySubject(cctx, s.DeadLetter); {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
 		_, err := s.JS.CreateOrUpdateStream(cctx, jetstream.StreamConfig{Name: "SWITCHBOARD_DEAD_" + o.Name,
-			Subjects: []string{s.DeadLetter}, Description: "dead letters of consumer " + o.Name})
+			Subjects: []string{s.DeadLetter}, Replicas: s.Replicas, Description: "dead letters of consumer " + o.Name})
 		if err != nil {
 			return fail(fmt.Errorf("consumer %s: dead-letter stream for %s: %w", o.Name, s.DeadLetter, err))
 		}
@@ -118,7 +128,7 @@ func startNATS(ctx context.Context, o Options) (source, claims, error) {
 		return fail(fmt.Errorf("consumer %s: durable consumer %s on %s: %w", o.Name, s.Durable, s.Stream, err))
 	}
 	kv, err := s.JS.CreateOrUpdateKeyValue(cctx, jetstream.KeyValueConfig{Bucket: "switchboard_idem_" + o.Name,
-		Description: "idempotency keys of consumer " + o.Name, TTL: o.Window, History: 1})
+		Description: "idempotency keys of consumer " + o.Name, TTL: o.Window, History: 1, Replicas: s.Replicas})
 	if err != nil {
 		return fail(fmt.Errorf("consumer %s: idempotency keys: %w", o.Name, err))
 	}
@@ -189,6 +199,12 @@ func (n *natsSource) delivery(msg jetstream.Msg) delivery {
 		dm := nats.NewMsg(n.s.DeadLetter)
 		dm.Data = msg.Data()
 		for k, v := range msg.Headers() {
+			// JetStream acts on its own headers (an expected stream or
+			// sequence, a message ID, a TTL, a rollup) and would refuse or
+			// alter the dead letter: they are kept under another name.
+			if strings.HasPrefix(strings.ToLower(k), "nats-") {
+				k = "Switchboard-Original-" + k
+			}
 			dm.Header[k] = v
 		}
 		dm.Header.Set("Switchboard-Consumer", n.o.Name)
@@ -196,7 +212,6 @@ func (n *natsSource) delivery(msg jetstream.Msg) delivery {
 		dm.Header.Set("Switchboard-Subject", msg.Subject())
 		dm.Header.Set("Switchboard-Id", d.id)
 		dm.Header.Set("Switchboard-Deliveries", strconv.Itoa(d.attempt))
-		dm.Header.Del(nats.MsgIdHdr) // a dead letter is never a duplicate of the original
 		if _, err := n.s.JS.PublishMsg(ctx, dm); err != nil {
 			return fmt.Errorf("publish to %s: %w", n.s.DeadLetter, err)
 		}
@@ -256,9 +271,14 @@ func (k *kvClaims) claim(ctx context.Context, key string, lease time.Duration) (
 	}
 }
 
+// isWrongRevision reports whether an update lost to another writer: the
+// entry's revision (its subject's last sequence) moved on, as natsreg's
+// changed tells it.
 func isWrongRevision(err error) bool {
 	var apiErr *jetstream.APIError
-	return errors.Is(err, jetstream.ErrKeyExists) || errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+	return errors.Is(err, jetstream.ErrKeyExists) || errors.As(err, &apiErr) &&
+		(apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }
 
 func (k *kvClaims) done(ctx context.Context, key string) error {

@@ -104,9 +104,13 @@ func (r *redisSource) lag(ctx context.Context) (int64, error) {
 }
 
 // run reads new entries, and every MinIdle/2 (at most every second)
-// claims those left pending.
+// claims those left pending: each claim scans the group's whole pending
+// list, on every node.
 func (r *redisSource) run(ctx context.Context, handle func(context.Context, delivery)) {
-	every := max(min(r.s.MinIdle/2, time.Second), 10*time.Millisecond) // a read blocks for whole milliseconds
+	every := max(r.s.MinIdle/2, time.Second)
+	// A read blocks a second at most: Close waits for it, and the claims
+	// come between reads.
+	const block = time.Second
 	var lastClaim time.Time
 	for ctx.Err() == nil {
 		if time.Since(lastClaim) >= every {
@@ -115,9 +119,9 @@ func (r *redisSource) run(ctx context.Context, handle func(context.Context, deli
 				r.o.Logger.Warn("consumer: pending entries not claimed; trying again", "consumer", r.o.Name, "err", err)
 			}
 		}
-		rctx, cancel := context.WithTimeout(ctx, every+r.o.CallTimeout)
+		rctx, cancel := context.WithTimeout(ctx, block+r.o.CallTimeout)
 		streams, err := r.s.Client.XReadGroup(rctx, &redis.XReadGroupArgs{Group: r.s.Group, Consumer: r.o.Node,
-			Streams: []string{r.s.Stream, ">"}, Count: int64(r.o.Batch), Block: every}).Result()
+			Streams: []string{r.s.Stream, ">"}, Count: int64(r.o.Batch), Block: block}).Result()
 		cancel()
 		if err != nil {
 			if errors.Is(err, redis.Nil) || ctx.Err() != nil {
@@ -173,18 +177,28 @@ func (r *redisSource) reclaim(ctx context.Context, handle func(context.Context, 
 	return nil
 }
 
-// deliveries reads how many times each of msgs, just claimed, was delivered.
+// deliveries reads how many times each of msgs, just claimed, was
+// delivered: one XPENDING per entry, in one pipeline, since one over their
+// range would also page through this node's other pending entries there.
 func (r *redisSource) deliveries(ctx context.Context, msgs []redis.XMessage) (map[string]int, error) {
 	cctx, cancel := context.WithTimeout(ctx, r.o.CallTimeout)
 	defer cancel()
-	pend, err := r.s.Client.XPendingExt(cctx, &redis.XPendingExtArgs{Stream: r.s.Stream, Group: r.s.Group,
-		Start: msgs[0].ID, End: msgs[len(msgs)-1].ID, Count: int64(len(msgs)) + 1, Consumer: r.o.Node}).Result()
+	cmds := make([]*redis.XPendingExtCmd, len(msgs))
+	_, err := r.s.Client.Pipelined(cctx, func(p redis.Pipeliner) error {
+		for i, m := range msgs {
+			cmds[i] = p.XPendingExt(cctx, &redis.XPendingExtArgs{Stream: r.s.Stream, Group: r.s.Group,
+				Start: m.ID, End: m.ID, Count: 1, Consumer: r.o.Node})
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	counts := make(map[string]int, len(pend))
-	for _, p := range pend {
-		counts[p.ID] = int(p.RetryCount)
+	counts := make(map[string]int, len(msgs))
+	for _, c := range cmds {
+		for _, p := range c.Val() {
+			counts[p.ID] = int(p.RetryCount)
+		}
 	}
 	return counts, nil
 }

@@ -328,44 +328,81 @@ func NewConsumers(reg prometheus.Registerer) *Consumers {
 	return c
 }
 
+// ConsumerCounters are one consumer's collectors, their labels resolved
+// once: counting an event looks no label up. A nil *ConsumerCounters
+// counts nothing. Safe for concurrent use.
+type ConsumerCounters struct {
+	consumed, duplicates, redeliveries, retries prometheus.Counter
+	deadLetters                                 *prometheus.CounterVec
+	dead                                        map[string]prometheus.Counter // by reason; read only
+	lag                                         prometheus.Gauge
+}
+
+// For resolves consumer's collectors, and those of its dead letters for
+// each of reasons; nil when c is nil.
+func (c *Consumers) For(consumer string, reasons ...string) *ConsumerCounters {
+	if c == nil {
+		return nil
+	}
+	cc := &ConsumerCounters{
+		consumed:     c.Consumed.WithLabelValues(consumer),
+		duplicates:   c.Duplicates.WithLabelValues(consumer),
+		redeliveries: c.Redeliveries.WithLabelValues(consumer),
+		retries:      c.Retries.WithLabelValues(consumer),
+		deadLetters:  c.DeadLetters.MustCurryWith(prometheus.Labels{"consumer": consumer}),
+		dead:         make(map[string]prometheus.Counter, len(reasons)),
+		lag:          c.Lag.WithLabelValues(consumer),
+	}
+	for _, r := range reasons {
+		cc.dead[r] = cc.deadLetters.WithLabelValues(r)
+	}
+	return cc
+}
+
 // Consume counts an event published.
-func (c *Consumers) Consume(consumer string) {
+func (c *ConsumerCounters) Consume() {
 	if c != nil {
-		c.Consumed.WithLabelValues(consumer).Inc()
+		c.consumed.Inc()
 	}
 }
 
 // Duplicate counts a redelivery not published again.
-func (c *Consumers) Duplicate(consumer string) {
+func (c *ConsumerCounters) Duplicate() {
 	if c != nil {
-		c.Duplicates.WithLabelValues(consumer).Inc()
+		c.duplicates.Inc()
 	}
 }
 
 // Redeliver counts a delivery after the first.
-func (c *Consumers) Redeliver(consumer string) {
+func (c *ConsumerCounters) Redeliver() {
 	if c != nil {
-		c.Redeliveries.WithLabelValues(consumer).Inc()
+		c.redeliveries.Inc()
 	}
 }
 
 // Retry counts a failed delivery handed back.
-func (c *Consumers) Retry(consumer string) {
+func (c *ConsumerCounters) Retry() {
 	if c != nil {
-		c.Retries.WithLabelValues(consumer).Inc()
+		c.retries.Inc()
 	}
 }
 
-// DeadLetter counts an event sent to the dead letters.
-func (c *Consumers) DeadLetter(consumer, reason string) {
-	if c != nil {
-		c.DeadLetters.WithLabelValues(consumer, reason).Inc()
+// DeadLetter counts an event sent to the dead letters; a reason not given
+// to For is looked up.
+func (c *ConsumerCounters) DeadLetter(reason string) {
+	if c == nil {
+		return
 	}
+	if m, ok := c.dead[reason]; ok {
+		m.Inc()
+		return
+	}
+	c.deadLetters.WithLabelValues(reason).Inc()
 }
 
-// SetLag records a consumer's lag.
-func (c *Consumers) SetLag(consumer string, n int64) {
+// SetLag records the consumer's lag.
+func (c *ConsumerCounters) SetLag(n int64) {
 	if c != nil {
-		c.Lag.WithLabelValues(consumer).Set(float64(n))
+		c.lag.Set(float64(n))
 	}
 }

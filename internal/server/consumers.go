@@ -75,6 +75,9 @@ func (s *Server) startConsumer(cc config.Consumer, hub *gateway.Hub, node string
 		src := &consumer.NATSSource{Stream: n.Stream, Subjects: n.Subjects, Durable: n.Durable,
 			AckWait: componentDuration(n.AckWait), DeadLetter: n.DeadLetter}
 		nc := s.clusterNATS()
+		if nc != nil && n.URL == "" {
+			src.Replicas = s.cluster.Replicas() // replicated as the cluster's own buckets
+		}
 		if n.URL != "" {
 			if nc, err = natsbus.Connect(n.URL, natsbus.ConnectOptions{Name: "switchboard consumer " + cc.Name}); err != nil {
 				return nil, err
