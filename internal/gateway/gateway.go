@@ -778,12 +778,7 @@ func (g *Gateway) receive(c *client, m wsconn.Message) {
 	if c.slots == nil { // the reader's own field: an idle connection has none
 		c.slots = make(chan struct{}, r.snap.opts.InboxSize)
 	}
-	select {
-	case c.slots <- struct{}{}:
-	default:
-		c.ws.WillWait() // the replies of this connection must not wait for the reader
-		c.slots <- struct{}{}
-	}
+	c.slots <- struct{}{}
 	c.pending.Add(1)
 	if concurrent {
 		workers.Go(func() {

@@ -66,41 +66,6 @@ func (c *Conn) readReady() {
 	}
 }
 
-// WillWait tells the connection that its OnMessage is about to wait (for
-// room in a queue of its own): the replies it queued so far go out now,
-// and writers that other goroutines start while it waits run on their own
-// goroutines, so that no reply waits for the reader's wait.
-func (c *Conn) WillWait() {
-	c.writeReplies()
-}
-
-// handleFrames handles the whole frames at the start of b (parse) with the
-// writer their replies start held back, then runs it on this goroutine:
-// the replies of a burst go out in one write, with no handoff to another
-// goroutine. A writer that another goroutine starts meanwhile (a
-// broadcast, a ping) waits as long as the parse, no longer.
-func (c *Conn) handleFrames(b []byte) (off, need int, err error) {
-	c.mu.Lock()
-	c.readTask = true
-	c.mu.Unlock()
-	off, need, err = c.parse(b)
-	c.writeReplies()
-	return off, need, err
-}
-
-// writeReplies ends the hold of handleFrames, and runs the writer it held
-// back, if any.
-func (c *Conn) writeReplies() {
-	c.mu.Lock()
-	c.readTask = false
-	write := c.writeAfter
-	c.writeAfter = false
-	c.mu.Unlock()
-	if write {
-		c.writeLoop()
-	}
-}
-
 // readAvailable reads and handles every frame the socket holds, without
 // waiting: a frame not yet whole stays in c.in until the next readiness,
 // and no goroutine waits for its rest. c.reading is set.
@@ -120,7 +85,7 @@ func (c *Conn) readAvailable() error {
 		if len(b) > 0 && !c.discarding {
 			var off int
 			var err error
-			off, need, err = c.handleFrames(b)
+			off, need, err = c.parse(b)
 			b = b[:copy(b, b[off:])]
 			if errors.Is(err, errDiscard) {
 				c.discarding, b = true, b[:0]

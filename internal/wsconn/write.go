@@ -27,16 +27,10 @@ const (
 
 // startWriterLocked starts the writer unless it runs, the socket is closed,
 // or the connection is not started yet (Start then starts it). c.mu is
-// held. The writer exists only while there is work. Started while the
-// reader handles frames (a reply), it runs on the reader's goroutine once
-// they are handled (handleFrames).
+// held. The writer exists only while there is work.
 func (c *Conn) startWriterLocked() {
 	if c.started && !c.writing && !c.sockClosed {
 		c.writing = true
-		if c.readTask {
-			c.writeAfter = true
-			return
-		}
 		workers.Go(c.writeLoop)
 	}
 }

@@ -260,8 +260,6 @@ type Conn struct {
 	started     bool   // Start ran: writers may start
 	writing     bool   // a writer goroutine is running
 	reading     bool   // a reader is running
-	readTask    bool   // the reader handles frames (handleFrames): a writer started meanwhile runs after it
-	writeAfter  bool   // a writer is due once handleFrames ends (writing is set)
 	closing     bool
 	closeSent   bool
 	dropAfter   bool        // close the socket once the close frame is written
