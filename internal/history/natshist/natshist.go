@@ -491,22 +491,22 @@ func (s *Store) Since(ctx context.Context, topic string, from *history.Position)
 		entries = append(entries, history.Entry{Epoch: epoch, Offset: m.Sequence, Prev: prev, Data: m.Data})
 		seq = m.Sequence + 1
 	}
-	if gap == "" && after > 0 {
-		switch {
-		case len(entries) > 0:
-			// Nothing was lost when the first kept publication after the
-			// position follows it directly; one that knew no previous
-			// publication cannot tell.
-			if p := entries[0].Prev; p > after || p == 0 {
-				gap = history.GapTrimmed
-			}
-		case now.Offset > after:
-			gap = history.GapTrimmed // published after the position, and expired
-		case now.Offset == 0:
-			// Nothing of the topic is kept: publications after the
-			// position may have expired, and the store cannot tell.
-			gap = history.GapTrimmed
+	if gap == "" {
+		var first *history.Entry
+		if len(entries) > 0 {
+			first = &entries[0]
 		}
+		last := now.Offset
+		if first == nil && last == 0 {
+			// Nothing of the topic is kept: the stream's last sequence
+			// bounds the offset the topic had.
+			info, err := st.Info(ctx)
+			if err != nil {
+				return history.Backlog{}, fmt.Errorf("history of %q: %w", topic, err)
+			}
+			last = info.State.LastSeq
+		}
+		gap = history.GapAfter(after, first, last)
 	}
 	return history.Backlog{Entries: entries, Gap: gap, Now: now}, nil
 }

@@ -334,6 +334,7 @@ func (s *Store) Since(ctx context.Context, topic string, from *history.Position)
 		after = from.Offset
 	}
 	var epoch *redis.StringCmd
+	var lasts *redis.SliceCmd
 	var lastE, kept *redis.XMessageSliceCmd
 	var now *redis.TimeCmd
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
@@ -342,6 +343,8 @@ func (s *Store) Since(ctx context.Context, topic string, from *history.Position)
 		lastE = p.XRevRangeN(ctx, stream, "+", "-", 1)
 		if from != nil {
 			kept = p.XRange(ctx, stream, "-", "+") // at most the rule's size
+			// The topic's last offset and the store's, nil when missing.
+			lasts = p.MGet(ctx, s.key("last", enc.EncodeToString([]byte(topic))), s.key("seq"))
 		}
 		now = p.Time(ctx)
 		return nil
@@ -371,22 +374,23 @@ func (s *Store) Since(ctx context.Context, topic string, from *history.Position)
 		d, _ := m.Values["d"].(string)
 		entries = append(entries, history.Entry{Epoch: pos.Epoch, Offset: off, Prev: prev, Data: []byte(d)})
 	}
-	if gap == "" && after > 0 {
-		switch {
-		case len(entries) > 0:
-			// Nothing was lost when the first kept publication after the
-			// position follows it directly; one that knew no previous
-			// publication cannot tell.
-			if p := entries[0].Prev; p > after || p == 0 {
-				gap = history.GapTrimmed
-			}
-		case pos.Offset > after:
-			gap = history.GapTrimmed // published after the position, and expired
-		case pos.Offset == 0:
-			// Nothing of the topic is kept: publications after the
-			// position may have expired, and the store cannot tell.
-			gap = history.GapTrimmed
+	if gap == "" {
+		var first *history.Entry
+		if len(entries) > 0 {
+			first = &entries[0]
 		}
+		last := pos.Offset
+		if first == nil && last == 0 {
+			// Nothing of the topic is kept: its last offset while the TTL
+			// has not passed since its last publication, else the last
+			// offset given to any topic, which bounds it.
+			for _, v := range lasts.Val() {
+				if v, ok := v.(string); ok && last == 0 {
+					last, _ = strconv.ParseUint(v, 10, 64)
+				}
+			}
+		}
+		gap = history.GapAfter(after, first, last)
 	}
 	return history.Backlog{Entries: entries, Gap: gap, Now: pos}, nil
 }
