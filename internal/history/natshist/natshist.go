@@ -105,6 +105,9 @@ type Store struct {
 	waiters map[string]chan int // by token: Appends waiting for their delivery here
 	last    map[string]uint64   // topic -> its last offset as last seen, a cache
 
+	deliver history.Deliver // set by Watch, under mu
+	watch   context.Context // Watch's, ended by Close; under mu
+
 	stop context.CancelFunc
 	wg   sync.WaitGroup
 }
@@ -114,6 +117,8 @@ type kept struct {
 	rule    history.Rule
 	name    string // stream name
 	subject string // subject prefix, ending in "."
+
+	checking sync.Mutex // held by recheck, one at a time; taken before mu
 
 	mu       sync.Mutex
 	stream   jetstream.Stream
@@ -237,6 +242,9 @@ func (k *kept) topicOf(subject string) (string, bool) {
 func (s *Store) Watch(deliver history.Deliver) error {
 	ctx, stop := context.WithCancel(context.Background())
 	s.stop = stop
+	s.mu.Lock()
+	s.deliver, s.watch = deliver, ctx
+	s.mu.Unlock()
 	for _, k := range s.streams {
 		if err := s.consume(ctx, k, deliver, jetstream.DeliverNewPolicy); err != nil {
 			stop()
@@ -317,13 +325,18 @@ func (s *Store) check(ctx context.Context, k *kept, deliver history.Deliver) {
 			return
 		case <-t.C:
 		}
-		if err := s.recheck(ctx, k, deliver); err != nil && ctx.Err() == nil {
+		if err := s.recheck(ctx, k); err != nil && ctx.Err() == nil {
 			s.opts.Logger.Debug("natshist: check of the stream failed; the next one tries again", "stream", k.name, "err", err)
 		}
 	}
 }
 
-func (s *Store) recheck(ctx context.Context, k *kept, deliver history.Deliver) error {
+// recheck takes k's stream again when it was deleted or created again
+// since k last took it: a new epoch, read from its start. Since calls it
+// too, when a position shows the stream is not the one k knows.
+func (s *Store) recheck(ctx context.Context, k *kept) error {
+	k.checking.Lock()
+	defer k.checking.Unlock()
 	cctx, cancel := context.WithTimeout(ctx, s.opts.CheckInterval)
 	defer cancel()
 	k.mu.Lock()
@@ -345,7 +358,13 @@ func (s *Store) recheck(ctx context.Context, k *kept, deliver history.Deliver) e
 	clear(s.last)
 	s.mu.Unlock()
 	s.opts.Logger.Warn("natshist: the history stream was created again: a new epoch", "stream", k.name)
-	return s.consume(ctx, k, deliver, jetstream.DeliverAllPolicy)
+	s.mu.Lock()
+	deliver, wctx := s.deliver, s.watch
+	s.mu.Unlock()
+	if deliver == nil {
+		return nil // not watched: nothing to read
+	}
+	return s.consume(wctx, k, deliver, jetstream.DeliverAllPolicy)
 }
 
 // Append implements history.Store. The topic's previous offset is taken
@@ -449,7 +468,9 @@ func (s *Store) prev(ctx context.Context, k *kept, topic, subject string) (uint6
 }
 
 // Since implements history.Store: it reads the topic's last offset, then
-// each publication kept after from, up to it.
+// each publication kept after from, up to it. A from in the epoch the
+// store knows is first checked against the stream: one created again
+// since the last check is taken at once, and from gets GapEpoch.
 func (s *Store) Since(ctx context.Context, topic string, from *history.Position) (history.Backlog, error) {
 	k := s.rule(topic)
 	if k == nil {
@@ -457,6 +478,21 @@ func (s *Store) Since(ctx context.Context, topic string, from *history.Position)
 	}
 	subject := k.subjectOf(topic)
 	st, epoch := k.current()
+	gone := false // from is of this epoch, but not of the stream there is now
+	if from != nil && from.Epoch == epoch {
+		var err error
+		if gone, err = k.gone(ctx, st, from.Offset); err != nil {
+			return history.Backlog{}, fmt.Errorf("history of %q: %w", topic, err)
+		}
+		if gone {
+			// Created again since the last check: take the new stream
+			// now rather than read it as a continuation of the old.
+			if err := s.recheck(ctx, k); err != nil {
+				return history.Backlog{}, fmt.Errorf("history of %q: %w", topic, err)
+			}
+			st, epoch = k.current()
+		}
+	}
 	now := history.Position{Epoch: epoch}
 	last, err := st.GetLastMsgForSubject(ctx, subject)
 	switch {
@@ -470,7 +506,7 @@ func (s *Store) Since(ctx context.Context, topic string, from *history.Position)
 		return history.Backlog{Now: now}, nil
 	}
 	after, gap := uint64(0), history.Gap("")
-	if from.Epoch != epoch {
+	if from.Epoch != epoch || gone {
 		gap = history.GapEpoch
 	} else {
 		after = from.Offset
@@ -509,6 +545,23 @@ func (s *Store) Since(ctx context.Context, topic string, from *history.Position)
 		gap = history.GapAfter(after, first, last)
 	}
 	return history.Backlog{Entries: entries, Gap: gap, Now: now}, nil
+}
+
+// gone reports whether st, k's stream, is not the stream a position at
+// offset was read from: deleted, created again after k took it, or
+// holding fewer sequences than offset (offsets never go back).
+func (k *kept) gone(ctx context.Context, st jetstream.Stream, offset uint64) (bool, error) {
+	k.mu.Lock()
+	known := k.created
+	k.mu.Unlock()
+	info, err := st.Info(ctx)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		return true, nil
+	case err != nil:
+		return false, err
+	}
+	return !info.Created.Equal(known) || info.State.LastSeq < offset, nil
 }
 
 // Close stops the consumers. The streams stay in the engine.
