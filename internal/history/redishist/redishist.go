@@ -31,6 +31,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -322,16 +323,22 @@ func (s *Store) Append(ctx context.Context, topic string, data []byte) (int, err
 
 // Since implements history.Store: one transaction reads the epoch, the
 // topic's last entry and what it kept after from, and the server's time
-// to leave out what is older than the TTL.
+// to leave out what is older than the TTL. A from of another epoch costs a
+// second read, of all the topic kept.
 func (s *Store) Since(ctx context.Context, topic string, from *history.Position) (history.Backlog, error) {
 	r, ok := s.rule(topic)
 	if !ok {
 		return history.Backlog{}, fmt.Errorf("history of %q: %w", topic, history.ErrNoHistory)
 	}
 	stream := s.key("t", enc.EncodeToString([]byte(topic)))
-	after := uint64(0)
+	after, start := uint64(0), "-"
 	if from != nil {
 		after = from.Offset
+	}
+	if after > 0 && after < math.MaxUint64 {
+		// Read only what follows the position, as when its epoch is the
+		// store's; when it is not, the stream is read again whole.
+		start = strconv.FormatUint(after+1, 10) + "-0"
 	}
 	var epoch *redis.StringCmd
 	var lasts *redis.SliceCmd
@@ -342,7 +349,7 @@ func (s *Store) Since(ctx context.Context, topic string, from *history.Position)
 		epoch = p.Get(ctx, s.key("epoch"))
 		lastE = p.XRevRangeN(ctx, stream, "+", "-", 1)
 		if from != nil {
-			kept = p.XRange(ctx, stream, "-", "+") // at most the rule's size
+			kept = p.XRange(ctx, stream, start, "+") // at most the rule's size
 			// The topic's last offset and the store's, nil when missing.
 			lasts = p.MGet(ctx, s.key("last", enc.EncodeToString([]byte(topic))), s.key("seq"))
 		}
@@ -360,11 +367,17 @@ func (s *Store) Since(ctx context.Context, topic string, from *history.Position)
 		return history.Backlog{Now: pos}, nil
 	}
 	gap := history.Gap("")
+	ms := kept.Val()
 	if from.Epoch != pos.Epoch {
 		gap, after = history.GapEpoch, 0
+		if start != "-" {
+			if ms, err = s.rdb.XRange(ctx, stream, "-", "+").Result(); err != nil {
+				return history.Backlog{}, fmt.Errorf("history of %q: %w", topic, err)
+			}
+		}
 	}
 	var entries []history.Entry
-	for _, m := range kept.Val() {
+	for _, m := range ms {
 		off := offsetOf(m.ID)
 		at, _ := strconv.ParseInt(fmt.Sprint(m.Values["t"]), 10, 64)
 		if off <= after || (r.TTL > 0 && now.Val().Sub(time.UnixMilli(at)) >= r.TTL) {
