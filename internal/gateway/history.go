@@ -113,8 +113,11 @@ func (h *Hub) catchUp(ctx context.Context, c *client, topic string, hs *histSub,
 			return err
 		}
 		hs.mu.Lock()
-		if first && from != nil && from.Epoch == b.Now.Epoch {
-			hs.last = from.Offset
+		if first && from != nil && from.Epoch == b.Now.Epoch && b.Gap != history.GapEpoch {
+			// What the client received, but never past the topic's last
+			// offset: a position ahead of it (a store that lost its data
+			// and did not know yet) must not hide what comes next.
+			hs.last = min(from.Offset, b.Now.Offset)
 		}
 		if b.Gap != "" {
 			_ = h.send(c, wsconn.Text, gapMessage(topic, b.Now.Epoch, b.Gap), out)

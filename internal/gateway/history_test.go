@@ -332,6 +332,7 @@ type fakeStore struct {
 	mu      sync.Mutex
 	deliver history.Deliver
 	now     history.Position
+	backlog history.Backlog // what Since answers a from, with now
 }
 
 func (f *fakeStore) Keeps(topic string) bool { return topic == "news" }
@@ -342,16 +343,76 @@ func (f *fakeStore) Watch(d history.Deliver) error {
 	return nil
 }
 func (f *fakeStore) Append(context.Context, string, []byte) (int, error) { return 0, nil }
-func (f *fakeStore) Since(context.Context, string, *history.Position) (history.Backlog, error) {
+func (f *fakeStore) Since(_ context.Context, _ string, from *history.Position) (history.Backlog, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return history.Backlog{Now: f.now}, nil
+	if from == nil {
+		return history.Backlog{Now: f.now}, nil
+	}
+	b := f.backlog
+	b.Now = f.now
+	return b, nil
 }
 func (f *fakeStore) push(e history.Entry) int {
 	f.mu.Lock()
 	d := f.deliver
 	f.mu.Unlock()
 	return d("news", e)
+}
+
+// startFakeHub serves a gateway whose history is st and dials it.
+func startFakeHub(t *testing.T, st *fakeStore) *websocket.Conn {
+	t.Helper()
+	hub, err := gateway.StartHub(context.Background(), gateway.HubOptions{Directory: memreg.New(), Node: "test", History: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := builtin.New(builtin.KindSubscribe, hub, builtin.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := gateway.New(hub, gateway.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Routes: map[string]gateway.Route{builtin.KindSubscribe: {Integration: in, Inline: true}}})
+	hs := httptest.NewServer(gw)
+	t.Cleanup(hs.Close)
+	return testutil.Dial(t, "ws"+strings.TrimPrefix(hs.URL, "http"), nil)
+}
+
+// A resume from a position ahead of the topic's (a store that lost its
+// data and says so by the epoch gap in the same epoch's name, or one that
+// knows the topic only up to an older offset) takes the topic's position,
+// not the client's: what the store kept and the next live publication are
+// sent, not left out as already received.
+func TestHistoryResumeAheadOfTheTopic(t *testing.T) {
+	t.Parallel()
+	entries := []history.Entry{{Epoch: "one", Offset: 1, Data: []byte(`1`)}, {Epoch: "one", Offset: 2, Prev: 1, Data: []byte(`2`)}}
+	tests := []struct {
+		name    string
+		backlog history.Backlog
+		want    []kept
+	}{
+		{"epoch gap in the same epoch", history.Backlog{Entries: entries, Gap: history.GapEpoch},
+			[]kept{{Type: "gap", Epoch: "one", Reason: "epoch"}, {Epoch: "one", Offset: 1}, {Epoch: "one", Offset: 2}}},
+		{"no gap, nothing kept after it", history.Backlog{}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			st := &fakeStore{now: history.Position{Epoch: "one", Offset: 2}, backlog: tt.backlog}
+			c := startFakeHub(t, st)
+			testutil.Write(t, c, `{"action":"subscribe","topic":"news","since":{"epoch":"one","offset":1000}}`)
+			want := append(tt.want, kept{Type: "subscribed", Epoch: "one", Offset: 2})
+			for _, w := range want {
+				if k := readKept(t, c); k.Type != w.Type || k.Epoch != w.Epoch || k.Offset != w.Offset || k.Reason != w.Reason {
+					t.Fatalf("got %+v, want %+v", k, w)
+				}
+			}
+			st.push(history.Entry{Epoch: "one", Offset: 3, Prev: 2, Data: []byte(`3`)})
+			if k := readKept(t, c); k.Type != "" || k.Epoch != "one" || k.Offset != 3 {
+				t.Fatalf("got %+v, want the live publication at 3", k)
+			}
+		})
+	}
 }
 
 // A live subscriber whose store starts a new epoch (an engine that lost

@@ -177,3 +177,26 @@ type Store interface {
 	// It returns an error wrapping ErrNoHistory for a topic no rule keeps.
 	Since(ctx context.Context, topic string, from *Position) (Backlog, error)
 }
+
+// GapAfter decides the gap of a resume from offset after, in the epoch of
+// the position. first is the first publication kept after it, nil when
+// none is; last is then the topic's last offset, or, when the store no
+// longer knows it (the topic expired whole), an offset no lower than it,
+// such as the store's last: publications after the position may have
+// expired, and the store cannot tell. An after of zero is a position too:
+// the one a subscriber gets while nothing is kept.
+func GapAfter(after uint64, first *Entry, last uint64) Gap {
+	if first != nil {
+		// Nothing was lost when the first kept publication after the
+		// position follows it directly; one that knew no previous
+		// publication (its topic was forgotten) cannot tell.
+		if p := first.Prev; p > after || (p == 0 && after > 0) {
+			return GapTrimmed
+		}
+		return ""
+	}
+	if last > after {
+		return GapTrimmed // published after the position, and expired
+	}
+	return ""
+}

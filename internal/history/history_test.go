@@ -51,3 +51,32 @@ func TestValidPattern(t *testing.T) {
 		t.Error("Validate(size -1) = nil, want an error")
 	}
 }
+
+func TestGapAfter(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		after uint64
+		first *history.Entry
+		last  uint64
+		want  history.Gap
+	}{
+		{"first follows the position", 5, &history.Entry{Offset: 7, Prev: 5}, 9, ""},
+		{"first follows an older one", 5, &history.Entry{Offset: 7, Prev: 6}, 9, history.GapTrimmed},
+		{"first of the topic from zero", 0, &history.Entry{Offset: 7}, 9, ""},
+		{"size trimmed from zero", 0, &history.Entry{Offset: 51, Prev: 50}, 150, history.GapTrimmed},
+		{"first knew no previous one", 5, &history.Entry{Offset: 7}, 9, history.GapTrimmed},
+		{"nothing kept, nothing since", 9, nil, 9, ""},
+		{"nothing kept, published since", 5, nil, 9, history.GapTrimmed},
+		{"everything expired, from zero", 0, nil, 9, history.GapTrimmed},
+		{"nothing ever published", 0, nil, 0, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := history.GapAfter(tt.after, tt.first, tt.last); got != tt.want {
+				t.Errorf("GapAfter(%d, %v, %d) = %q, want %q", tt.after, tt.first, tt.last, got, tt.want)
+			}
+		})
+	}
+}

@@ -201,21 +201,15 @@ func (s *Store) Since(_ context.Context, name string, from *history.Position) (h
 		}
 	}
 	if gap == "" {
-		switch {
-		case len(backlog) > 0:
-			// Nothing was lost when the first kept publication after the
-			// position follows it directly; one that knew no previous
-			// publication (its topic was forgotten) cannot tell.
-			if p := backlog[0].Prev; p > after || (p == 0 && after > 0) {
-				gap = history.GapTrimmed
-			}
-		case t != nil && t.last > after:
-			gap = history.GapTrimmed // published after the position, and expired
-		case t == nil && after < s.seq:
-			// Nothing of the topic is kept: publications after the
-			// position may have expired, and the store cannot tell.
-			gap = history.GapTrimmed
+		var first *history.Entry
+		if len(backlog) > 0 {
+			first = &backlog[0]
 		}
+		last := s.seq // the topic is forgotten: any publication may have been its
+		if t != nil {
+			last = t.last
+		}
+		gap = history.GapAfter(after, first, last)
 	}
 	return history.Backlog{Entries: backlog, Gap: gap, Now: pos}, nil
 }

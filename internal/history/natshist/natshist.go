@@ -105,6 +105,9 @@ type Store struct {
 	waiters map[string]chan int // by token: Appends waiting for their delivery here
 	last    map[string]uint64   // topic -> its last offset as last seen, a cache
 
+	deliver history.Deliver // set by Watch, under mu
+	watch   context.Context // Watch's, ended by Close; under mu
+
 	stop context.CancelFunc
 	wg   sync.WaitGroup
 }
@@ -114,6 +117,8 @@ type kept struct {
 	rule    history.Rule
 	name    string // stream name
 	subject string // subject prefix, ending in "."
+
+	checking sync.Mutex // held by recheck, one at a time; taken before mu
 
 	mu       sync.Mutex
 	stream   jetstream.Stream
@@ -237,6 +242,9 @@ func (k *kept) topicOf(subject string) (string, bool) {
 func (s *Store) Watch(deliver history.Deliver) error {
 	ctx, stop := context.WithCancel(context.Background())
 	s.stop = stop
+	s.mu.Lock()
+	s.deliver, s.watch = deliver, ctx
+	s.mu.Unlock()
 	for _, k := range s.streams {
 		if err := s.consume(ctx, k, deliver, jetstream.DeliverNewPolicy); err != nil {
 			stop()
@@ -317,13 +325,18 @@ func (s *Store) check(ctx context.Context, k *kept, deliver history.Deliver) {
 			return
 		case <-t.C:
 		}
-		if err := s.recheck(ctx, k, deliver); err != nil && ctx.Err() == nil {
+		if err := s.recheck(ctx, k); err != nil && ctx.Err() == nil {
 			s.opts.Logger.Debug("natshist: check of the stream failed; the next one tries again", "stream", k.name, "err", err)
 		}
 	}
 }
 
-func (s *Store) recheck(ctx context.Context, k *kept, deliver history.Deliver) error {
+// recheck takes k's stream again when it was deleted or created again
+// since k last took it: a new epoch, read from its start. Since calls it
+// too, when a position shows the stream is not the one k knows.
+func (s *Store) recheck(ctx context.Context, k *kept) error {
+	k.checking.Lock()
+	defer k.checking.Unlock()
 	cctx, cancel := context.WithTimeout(ctx, s.opts.CheckInterval)
 	defer cancel()
 	k.mu.Lock()
@@ -345,7 +358,13 @@ func (s *Store) recheck(ctx context.Context, k *kept, deliver history.Deliver) e
 	clear(s.last)
 	s.mu.Unlock()
 	s.opts.Logger.Warn("natshist: the history stream was created again: a new epoch", "stream", k.name)
-	return s.consume(ctx, k, deliver, jetstream.DeliverAllPolicy)
+	s.mu.Lock()
+	deliver, wctx := s.deliver, s.watch
+	s.mu.Unlock()
+	if deliver == nil {
+		return nil // not watched: nothing to read
+	}
+	return s.consume(wctx, k, deliver, jetstream.DeliverAllPolicy)
 }
 
 // Append implements history.Store. The topic's previous offset is taken
@@ -449,7 +468,9 @@ func (s *Store) prev(ctx context.Context, k *kept, topic, subject string) (uint6
 }
 
 // Since implements history.Store: it reads the topic's last offset, then
-// each publication kept after from, up to it.
+// what the topic kept after from, up to it, in one request. A from in the epoch the
+// store knows is first checked against the stream: one created again
+// since the last check is taken at once, and from gets GapEpoch.
 func (s *Store) Since(ctx context.Context, topic string, from *history.Position) (history.Backlog, error) {
 	k := s.rule(topic)
 	if k == nil {
@@ -457,6 +478,21 @@ func (s *Store) Since(ctx context.Context, topic string, from *history.Position)
 	}
 	subject := k.subjectOf(topic)
 	st, epoch := k.current()
+	gone := false // from is of this epoch, but not of the stream there is now
+	if from != nil && from.Epoch == epoch {
+		var err error
+		if gone, err = k.gone(ctx, st, from.Offset); err != nil {
+			return history.Backlog{}, fmt.Errorf("history of %q: %w", topic, err)
+		}
+		if gone {
+			// Created again since the last check: take the new stream
+			// now rather than read it as a continuation of the old.
+			if err := s.recheck(ctx, k); err != nil {
+				return history.Backlog{}, fmt.Errorf("history of %q: %w", topic, err)
+			}
+			st, epoch = k.current()
+		}
+	}
 	now := history.Position{Epoch: epoch}
 	last, err := st.GetLastMsgForSubject(ctx, subject)
 	switch {
@@ -470,45 +506,93 @@ func (s *Store) Since(ctx context.Context, topic string, from *history.Position)
 		return history.Backlog{Now: now}, nil
 	}
 	after, gap := uint64(0), history.Gap("")
-	if from.Epoch != epoch {
+	if from.Epoch != epoch || gone {
 		gap = history.GapEpoch
 	} else {
 		after = from.Offset
 	}
 	var entries []history.Entry
-	for seq := after + 1; seq <= now.Offset; {
-		m, err := st.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			break // expired meanwhile
+	if after < now.Offset {
+		var err error
+		if entries, err = k.read(ctx, st, subject, epoch, after+1, now.Offset); err != nil {
+			return history.Backlog{}, fmt.Errorf("history of %q from %d: %w", topic, after+1, err)
 		}
-		if err != nil {
-			return history.Backlog{}, fmt.Errorf("history of %q from %d: %w", topic, seq, err)
-		}
-		if m.Sequence > now.Offset {
-			break
-		}
-		prev, _ := strconv.ParseUint(m.Header.Get(HeaderPrev), 10, 64)
-		entries = append(entries, history.Entry{Epoch: epoch, Offset: m.Sequence, Prev: prev, Data: m.Data})
-		seq = m.Sequence + 1
 	}
-	if gap == "" && after > 0 {
-		switch {
-		case len(entries) > 0:
-			// Nothing was lost when the first kept publication after the
-			// position follows it directly; one that knew no previous
-			// publication cannot tell.
-			if p := entries[0].Prev; p > after || p == 0 {
-				gap = history.GapTrimmed
-			}
-		case now.Offset > after:
-			gap = history.GapTrimmed // published after the position, and expired
-		case now.Offset == 0:
-			// Nothing of the topic is kept: publications after the
-			// position may have expired, and the store cannot tell.
-			gap = history.GapTrimmed
+	if gap == "" {
+		var first *history.Entry
+		if len(entries) > 0 {
+			first = &entries[0]
 		}
+		last := now.Offset
+		if first == nil && last == 0 {
+			// Nothing of the topic is kept: the stream's last sequence
+			// bounds the offset the topic had.
+			info, err := st.Info(ctx)
+			if err != nil {
+				return history.Backlog{}, fmt.Errorf("history of %q: %w", topic, err)
+			}
+			last = info.State.LastSeq
+		}
+		gap = history.GapAfter(after, first, last)
 	}
 	return history.Backlog{Entries: entries, Gap: gap, Now: now}, nil
+}
+
+// read returns what subject kept in st from sequence from to sequence to,
+// in one request to an ordered consumer (a topic keeps at most its rule's
+// size); a read per publication would cost a round trip each. The
+// consumer is deleted after.
+func (k *kept) read(ctx context.Context, st jetstream.Stream, subject, epoch string, from, to uint64) ([]history.Entry, error) {
+	c, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects:    []string{subject},
+		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:       from,
+		InactiveThreshold: time.Minute, // should the delete below fail
+	})
+	if err != nil {
+		return nil, err
+	}
+	batch, err := c.FetchNoWait(int(min(to-from+1, uint64(k.rule.Size))))
+	defer func() {
+		if info := c.CachedInfo(); info != nil {
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			_ = st.DeleteConsumer(dctx, info.Name) // else the server drops it when inactive
+		}
+	}()
+	if err != nil {
+		return nil, err
+	}
+	var entries []history.Entry
+	for m := range batch.Messages() {
+		md, err := m.Metadata()
+		if err != nil || md.Sequence.Stream > to {
+			continue // published after the position was read: the live deliveries bring it
+		}
+		prev, _ := strconv.ParseUint(m.Headers().Get(HeaderPrev), 10, 64)
+		entries = append(entries, history.Entry{Epoch: epoch, Offset: md.Sequence.Stream, Prev: prev, Data: m.Data()})
+	}
+	if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+		return nil, err
+	}
+	return entries, nil
+}
+
+// gone reports whether st, k's stream, is not the stream a position at
+// offset was read from: deleted, created again after k took it, or
+// holding fewer sequences than offset (offsets never go back).
+func (k *kept) gone(ctx context.Context, st jetstream.Stream, offset uint64) (bool, error) {
+	k.mu.Lock()
+	known := k.created
+	k.mu.Unlock()
+	info, err := st.Info(ctx)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		return true, nil
+	case err != nil:
+		return false, err
+	}
+	return !info.Created.Equal(known) || info.State.LastSeq < offset, nil
 }
 
 // Close stops the consumers. The streams stay in the engine.

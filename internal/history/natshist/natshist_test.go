@@ -171,6 +171,84 @@ func TestStreamCreatedAgainStartsNewEpoch(t *testing.T) {
 	}
 }
 
+// A stream created again (here by another node) before this node's next
+// check is not read as the continuation of the old one: a resume from the
+// old epoch gets the epoch gap and everything the new stream kept, whether
+// its position is below the new stream's last sequence or above it.
+func TestStreamCreatedAgainBeforeTheCheck(t *testing.T) {
+	t.Parallel()
+	url := engines["embedded"](t)
+	js := connect(t, url)
+	rules := []history.Rule{{Topics: "t"}}
+	s := newStore(t, js, natshist.Options{Rules: rules, Prefix: "early", CheckInterval: time.Hour})
+	watched(t, s)
+	for range 5 {
+		if _, err := s.Append(bounded(t), "t", []byte("before")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old, err := s.Since(bounded(t), "t", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := js.StreamNames(bounded(t))
+	for name := range names.Name() {
+		if err := js.DeleteStream(bounded(t), name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other := newStore(t, connect(t, url), natshist.Options{Rules: rules, Prefix: "early", CheckInterval: time.Hour})
+	watched(t, other)
+	for range 3 {
+		if _, err := other.Append(bounded(t), "t", []byte("after")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, offset := range []uint64{2, old.Now.Offset, 1000} {
+		from := history.Position{Epoch: old.Now.Epoch, Offset: offset}
+		b, err := s.Since(bounded(t), "t", &from)
+		if err != nil {
+			t.Fatalf("Since(%v): %v", from, err)
+		}
+		if b.Gap != history.GapEpoch || len(b.Entries) != 3 || b.Now.Epoch == old.Now.Epoch {
+			t.Errorf("Since(%v) = %d entries gap %q at %v, want the 3 new ones, gap epoch and a new epoch", from, len(b.Entries), b.Gap, b.Now)
+		}
+	}
+}
+
+// A resume reads with a consumer of its own, and deletes it: the stream
+// keeps only the store's reader.
+func TestResumeLeavesNoConsumer(t *testing.T) {
+	t.Parallel()
+	js := connect(t, engines["embedded"](t))
+	s := newStore(t, js, natshist.Options{Rules: []history.Rule{{Topics: "t"}}, Prefix: "lean"})
+	watched(t, s)
+	for range 3 {
+		if _, err := s.Append(bounded(t), "t", []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 5 {
+		b, err := s.Since(bounded(t), "t", &history.Position{Epoch: "another"})
+		if err != nil || len(b.Entries) != 3 {
+			t.Fatalf("Since = %d entries err %v, want 3", len(b.Entries), err)
+		}
+	}
+	for name := range js.StreamNames(bounded(t)).Name() {
+		st, err := js.Stream(bounded(t), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for range st.ConsumerNames(bounded(t)).Name() {
+			n++
+		}
+		if n != 1 {
+			t.Errorf("stream %s has %d consumers after the resumes, want the reader alone", name, n)
+		}
+	}
+}
+
 // Publications older than the rule's TTL are no longer kept (the stream's
 // MaxAge), and a resume from before them gets the trimmed gap.
 func TestTTLTrims(t *testing.T) {

@@ -31,6 +31,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -322,18 +323,25 @@ func (s *Store) Append(ctx context.Context, topic string, data []byte) (int, err
 
 // Since implements history.Store: one transaction reads the epoch, the
 // topic's last entry and what it kept after from, and the server's time
-// to leave out what is older than the TTL.
+// to leave out what is older than the TTL. A from of another epoch costs a
+// second read, of all the topic kept.
 func (s *Store) Since(ctx context.Context, topic string, from *history.Position) (history.Backlog, error) {
 	r, ok := s.rule(topic)
 	if !ok {
 		return history.Backlog{}, fmt.Errorf("history of %q: %w", topic, history.ErrNoHistory)
 	}
 	stream := s.key("t", enc.EncodeToString([]byte(topic)))
-	after := uint64(0)
+	after, start := uint64(0), "-"
 	if from != nil {
 		after = from.Offset
 	}
+	if after > 0 && after < math.MaxUint64 {
+		// Read only what follows the position, as when its epoch is the
+		// store's; when it is not, the stream is read again whole.
+		start = strconv.FormatUint(after+1, 10) + "-0"
+	}
 	var epoch *redis.StringCmd
+	var lasts *redis.SliceCmd
 	var lastE, kept *redis.XMessageSliceCmd
 	var now *redis.TimeCmd
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
@@ -341,7 +349,9 @@ func (s *Store) Since(ctx context.Context, topic string, from *history.Position)
 		epoch = p.Get(ctx, s.key("epoch"))
 		lastE = p.XRevRangeN(ctx, stream, "+", "-", 1)
 		if from != nil {
-			kept = p.XRange(ctx, stream, "-", "+") // at most the rule's size
+			kept = p.XRange(ctx, stream, start, "+") // at most the rule's size
+			// The topic's last offset and the store's, nil when missing.
+			lasts = p.MGet(ctx, s.key("last", enc.EncodeToString([]byte(topic))), s.key("seq"))
 		}
 		now = p.Time(ctx)
 		return nil
@@ -357,11 +367,17 @@ func (s *Store) Since(ctx context.Context, topic string, from *history.Position)
 		return history.Backlog{Now: pos}, nil
 	}
 	gap := history.Gap("")
+	ms := kept.Val()
 	if from.Epoch != pos.Epoch {
 		gap, after = history.GapEpoch, 0
+		if start != "-" {
+			if ms, err = s.rdb.XRange(ctx, stream, "-", "+").Result(); err != nil {
+				return history.Backlog{}, fmt.Errorf("history of %q: %w", topic, err)
+			}
+		}
 	}
 	var entries []history.Entry
-	for _, m := range kept.Val() {
+	for _, m := range ms {
 		off := offsetOf(m.ID)
 		at, _ := strconv.ParseInt(fmt.Sprint(m.Values["t"]), 10, 64)
 		if off <= after || (r.TTL > 0 && now.Val().Sub(time.UnixMilli(at)) >= r.TTL) {
@@ -371,22 +387,23 @@ func (s *Store) Since(ctx context.Context, topic string, from *history.Position)
 		d, _ := m.Values["d"].(string)
 		entries = append(entries, history.Entry{Epoch: pos.Epoch, Offset: off, Prev: prev, Data: []byte(d)})
 	}
-	if gap == "" && after > 0 {
-		switch {
-		case len(entries) > 0:
-			// Nothing was lost when the first kept publication after the
-			// position follows it directly; one that knew no previous
-			// publication cannot tell.
-			if p := entries[0].Prev; p > after || p == 0 {
-				gap = history.GapTrimmed
-			}
-		case pos.Offset > after:
-			gap = history.GapTrimmed // published after the position, and expired
-		case pos.Offset == 0:
-			// Nothing of the topic is kept: publications after the
-			// position may have expired, and the store cannot tell.
-			gap = history.GapTrimmed
+	if gap == "" {
+		var first *history.Entry
+		if len(entries) > 0 {
+			first = &entries[0]
 		}
+		last := pos.Offset
+		if first == nil && last == 0 {
+			// Nothing of the topic is kept: its last offset while the TTL
+			// has not passed since its last publication, else the last
+			// offset given to any topic, which bounds it.
+			for _, v := range lasts.Val() {
+				if v, ok := v.(string); ok && last == 0 {
+					last, _ = strconv.ParseUint(v, 10, 64)
+				}
+			}
+		}
+		gap = history.GapAfter(after, first, last)
 	}
 	return history.Backlog{Entries: entries, Gap: gap, Now: pos}, nil
 }
