@@ -468,7 +468,7 @@ func (s *Store) prev(ctx context.Context, k *kept, topic, subject string) (uint6
 }
 
 // Since implements history.Store: it reads the topic's last offset, then
-// what the topic kept after from, up to it, in one request. A from in the epoch the
+// each publication kept after from, up to it. A from in the epoch the
 // store knows is first checked against the stream: one created again
 // since the last check is taken at once, and from gets GapEpoch.
 func (s *Store) Since(ctx context.Context, topic string, from *history.Position) (history.Backlog, error) {
@@ -512,11 +512,20 @@ func (s *Store) Since(ctx context.Context, topic string, from *history.Position)
 		after = from.Offset
 	}
 	var entries []history.Entry
-	if after < now.Offset {
-		var err error
-		if entries, err = k.read(ctx, st, subject, epoch, after+1, now.Offset); err != nil {
-			return history.Backlog{}, fmt.Errorf("history of %q from %d: %w", topic, after+1, err)
+	for seq := after + 1; seq <= now.Offset; {
+		m, err := st.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			break // expired meanwhile
 		}
+		if err != nil {
+			return history.Backlog{}, fmt.Errorf("history of %q from %d: %w", topic, seq, err)
+		}
+		if m.Sequence > now.Offset {
+			break
+		}
+		prev, _ := strconv.ParseUint(m.Header.Get(HeaderPrev), 10, 64)
+		entries = append(entries, history.Entry{Epoch: epoch, Offset: m.Sequence, Prev: prev, Data: m.Data})
+		seq = m.Sequence + 1
 	}
 	if gap == "" {
 		var first *history.Entry
@@ -536,46 +545,6 @@ func (s *Store) Since(ctx context.Context, topic string, from *history.Position)
 		gap = history.GapAfter(after, first, last)
 	}
 	return history.Backlog{Entries: entries, Gap: gap, Now: now}, nil
-}
-
-// read returns what subject kept in st from sequence from to sequence to,
-// in one request to an ordered consumer (a topic keeps at most its rule's
-// size); a read per publication would cost a round trip each. The
-// consumer is deleted after.
-func (k *kept) read(ctx context.Context, st jetstream.Stream, subject, epoch string, from, to uint64) ([]history.Entry, error) {
-	c, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects:    []string{subject},
-		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:       from,
-		InactiveThreshold: time.Minute, // should the delete below fail
-	})
-	if err != nil {
-		return nil, err
-	}
-	batch, err := c.FetchNoWait(int(min(to-from+1, uint64(k.rule.Size))))
-	defer func() {
-		if info := c.CachedInfo(); info != nil {
-			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			defer cancel()
-			_ = st.DeleteConsumer(dctx, info.Name) // else the server drops it when inactive
-		}
-	}()
-	if err != nil {
-		return nil, err
-	}
-	var entries []history.Entry
-	for m := range batch.Messages() {
-		md, err := m.Metadata()
-		if err != nil || md.Sequence.Stream > to {
-			continue // published after the position was read: the live deliveries bring it
-		}
-		prev, _ := strconv.ParseUint(m.Headers().Get(HeaderPrev), 10, 64)
-		entries = append(entries, history.Entry{Epoch: epoch, Offset: md.Sequence.Stream, Prev: prev, Data: m.Data()})
-	}
-	if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
-		return nil, err
-	}
-	return entries, nil
 }
 
 // gone reports whether st, k's stream, is not the stream a position at

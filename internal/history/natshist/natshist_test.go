@@ -216,39 +216,6 @@ func TestStreamCreatedAgainBeforeTheCheck(t *testing.T) {
 	}
 }
 
-// A resume reads with a consumer of its own, and deletes it: the stream
-// keeps only the store's reader.
-func TestResumeLeavesNoConsumer(t *testing.T) {
-	t.Parallel()
-	js := connect(t, engines["embedded"](t))
-	s := newStore(t, js, natshist.Options{Rules: []history.Rule{{Topics: "t"}}, Prefix: "lean"})
-	watched(t, s)
-	for range 3 {
-		if _, err := s.Append(bounded(t), "t", []byte("x")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for range 5 {
-		b, err := s.Since(bounded(t), "t", &history.Position{Epoch: "another"})
-		if err != nil || len(b.Entries) != 3 {
-			t.Fatalf("Since = %d entries err %v, want 3", len(b.Entries), err)
-		}
-	}
-	for name := range js.StreamNames(bounded(t)).Name() {
-		st, err := js.Stream(bounded(t), name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		n := 0
-		for range st.ConsumerNames(bounded(t)).Name() {
-			n++
-		}
-		if n != 1 {
-			t.Errorf("stream %s has %d consumers after the resumes, want the reader alone", name, n)
-		}
-	}
-}
-
 // Publications older than the rule's TTL are no longer kept (the stream's
 // MaxAge), and a resume from before them gets the trimmed gap.
 func TestTTLTrims(t *testing.T) {
