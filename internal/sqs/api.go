@@ -568,12 +568,21 @@ func (a *API) sendBatch(ctx context.Context, in sendBatchInput) (any, error) {
 	if err := checkBatch(ids); err != nil {
 		return nil, err
 	}
+	info, err := a.opts.Store.Info(ctx, name)
+	if err != nil {
+		return nil, storeError(err)
+	}
 	total := 0
 	msgs := make([]queue.Outgoing, len(in.Entries))
 	errs := make([]error, len(in.Entries))
 	for i, e := range in.Entries {
 		msgs[i], errs[i] = outgoing(e.sendMessageInput)
-		total += msgs[i].Size()
+		n := msgs[i].Size()
+		total += n
+		if errs[i] == nil && n > info.Attributes.MaxMessageBytes {
+			// SQS fails only the entry over the queue's limit.
+			errs[i] = errInvalid("One or more parameters are invalid. Reason: Message must be shorter than %d bytes.", info.Attributes.MaxMessageBytes)
+		}
 	}
 	if total > queue.MaxMessageBytes {
 		return nil, &apiError{http.StatusBadRequest, "BatchRequestTooLong", "AWS.SimpleQueueService.BatchRequestTooLong",
@@ -584,7 +593,9 @@ func (a *API) sendBatch(ctx context.Context, in sendBatchInput) (any, error) {
 		Failed     []batchFailure     `json:"Failed"`
 	}{Successful: []sendBatchSuccess{}, Failed: []batchFailure{}}
 	// The valid entries are sent in one call, so that a receive sees all
-	// of them or none; a failure of that call fails each of them.
+	// of them or none; a failure of that call (a full queue) fails each
+	// of them. An entry refused on its own (its size, its attributes) is
+	// not stored and does not hold back the others.
 	var valid []queue.Outgoing
 	for i := range in.Entries {
 		if errs[i] == nil {

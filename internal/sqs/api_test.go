@@ -128,3 +128,45 @@ func TestLongPollEndsWhenStopping(t *testing.T) {
 		t.Errorf("long poll while stopping = %d %s, want 200 {}", w.Code, w.Body)
 	}
 }
+
+// TestSendBatchOversizedEntry: an entry over the queue's MaximumMessageSize
+// or with more than 10 attributes fails on its own, with its own Id, and
+// the other entries are stored.
+func TestSendBatchOversizedEntry(t *testing.T) {
+	t.Parallel()
+	s := memqueue.New(memqueue.Options{})
+	if err := s.Declare([]queue.Declaration{{Name: "q"}}); err != nil { // 256 KiB
+		t.Fatal(err)
+	}
+	api := sqs.New(sqs.Options{Store: s})
+	var attrs []string
+	for i := 0; i < 11; i++ {
+		attrs = append(attrs, fmt.Sprintf(`"a%d":{"DataType":"String","StringValue":"v"}`, i))
+	}
+	body := `{"QueueUrl":"q","Entries":[{"Id":"big","MessageBody":"` + strings.Repeat("x", 300<<10) + `"},{"Id":"small","MessageBody":"x"},` +
+		`{"Id":"attrs","MessageBody":"x","MessageAttributes":{` + strings.Join(attrs, ",") + `}}]}`
+	status, _, out := call(t, api, "SendMessageBatch", body)
+	if status != http.StatusOK {
+		t.Fatalf("SendMessageBatch: status %d, %v", status, out)
+	}
+	ok, _ := out["Successful"].([]any)
+	failed, _ := out["Failed"].([]any)
+	if len(ok) != 1 || ok[0].(map[string]any)["Id"] != "small" {
+		t.Errorf("Successful = %v, want the entry small", ok)
+	}
+	if len(failed) != 2 {
+		t.Fatalf("Failed = %v, want the entries big and attrs", failed)
+	}
+	for i, id := range []string{"big", "attrs"} {
+		if f := failed[i].(map[string]any); f["Id"] != id || f["Code"] != "InvalidParameterValue" || f["SenderFault"] != true {
+			t.Errorf("Failed[%d] = %v, want the entry %s, InvalidParameterValue", i, f, id)
+		}
+	}
+	info, err := s.Info(context.Background(), "q")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Visible != 1 {
+		t.Errorf("queue holds %d messages, want 1", info.Visible)
+	}
+}

@@ -131,9 +131,9 @@ func (s *Store) Send(ctx context.Context, name string, msgs []queue.Outgoing) ([
 	if err != nil {
 		return nil, err
 	}
-	for i, m := range msgs {
+	for _, m := range msgs {
 		if n := m.Size(); n > q.attrs.MaxMessageBytes {
-			return nil, fmt.Errorf("%w: message %d is %d bytes, over the queue's %d", queue.ErrInvalid, i, n, q.attrs.MaxMessageBytes)
+			return nil, fmt.Errorf("%w: a message of %d bytes is over the queue's %d", queue.ErrInvalid, n, q.attrs.MaxMessageBytes)
 		}
 		if m.Delay != nil && (*m.Delay < 0 || *m.Delay > queue.MaxDelay) {
 			return nil, fmt.Errorf("%w: DelaySeconds %v is not within 0s and 15m", queue.ErrInvalid, *m.Delay)
