@@ -183,10 +183,7 @@ func TestSQSQueueReceiveWait(t *testing.T) {
 		done <- out
 	}()
 	// The receive waits until a message is sent: it is not answered empty.
-	testutil.Eventually(t, 10*time.Second, func() bool {
-		_, metrics := testutil.Get(t, r.HTTP+"/metrics")
-		return strings.Contains(metrics, `switchboard_queue_messages{queue="polled",state="visible"} 0`)
-	}, "the queue's gauge is missing")
+	testutil.Eventually(t, 10*time.Second, func() bool { return r.Server.QueueWaitersForTest() == 1 }, "the receive does not wait")
 	if _, err := c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String("polled"), MessageBody: aws.String("late")}); err != nil {
 		t.Fatal(err)
 	}

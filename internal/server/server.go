@@ -530,6 +530,10 @@ func (s *Server) ManagementHandler() http.Handler { return s.mgmt }
 // Gateway returns the gateway, for tests and the drain.
 func (s *Server) Gateway() *gateway.Gateway { return s.gw }
 
+// QueueWaitersForTest reports how many receives wait in a long poll on
+// the queues.
+func (s *Server) QueueWaitersForTest() int { return s.queues.WaitersForTest() }
+
 // SetReady marks the server ready (or not) for /healthz.
 func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
 

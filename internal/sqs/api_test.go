@@ -14,6 +14,7 @@ import (
 	"github.com/switchboard-gateway/switchboard/internal/queue"
 	"github.com/switchboard-gateway/switchboard/internal/queue/memqueue"
 	"github.com/switchboard-gateway/switchboard/internal/sqs"
+	"github.com/switchboard-gateway/switchboard/internal/testutil"
 )
 
 // call posts one operation to api and returns the status, the query error
@@ -106,7 +107,7 @@ func TestMD5OfAttributes(t *testing.T) {
 }
 
 // TestLongPollEndsWhenStopping: once Options.Stopping is done, a long poll
-// answers at once with no messages rather than holding a shutdown.
+// waiting answers at once with no messages rather than holding a shutdown.
 func TestLongPollEndsWhenStopping(t *testing.T) {
 	t.Parallel()
 	s := memqueue.New(memqueue.Options{})
@@ -114,16 +115,23 @@ func TestLongPollEndsWhenStopping(t *testing.T) {
 		t.Fatal(err)
 	}
 	stopping, stop := context.WithCancel(context.Background())
-	stop()
 	api := sqs.New(sqs.Options{Store: s, Stopping: stopping})
-	// The request's own bound is shorter than the wait: a poll that did not
-	// end would fail with it.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	req := httptest.NewRequestWithContext(ctx, http.MethodPost, "/", strings.NewReader(`{"QueueUrl":"q","WaitTimeSeconds":20}`))
-	req.Header.Set("X-Amz-Target", "AmazonSQS.ReceiveMessage")
 	w := httptest.NewRecorder()
-	api.ServeHTTP(w, req)
+	done := make(chan struct{})
+	start := time.Now()
+	go func() {
+		defer close(done)
+		req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(`{"QueueUrl":"q","WaitTimeSeconds":20}`))
+		req.Header.Set("X-Amz-Target", "AmazonSQS.ReceiveMessage")
+		api.ServeHTTP(w, req)
+	}()
+	testutil.Eventually(t, 10*time.Second, func() bool { return s.WaitersForTest() == 1 }, "the receive does not wait")
+	stop()
+	<-done
+	// A poll that ignored Stopping would answer empty too, after its 20s.
+	if elapsed := time.Since(start); elapsed > 10*time.Second {
+		t.Errorf("long poll ended %v after it began, want at once once stopping", elapsed)
+	}
 	if w.Code != http.StatusOK || strings.TrimSpace(w.Body.String()) != "{}" {
 		t.Errorf("long poll while stopping = %d %s, want 200 {}", w.Code, w.Body)
 	}

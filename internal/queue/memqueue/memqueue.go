@@ -38,8 +38,9 @@ type Store struct {
 	now  func() time.Time
 	left func(queue, reason string)
 
-	mu     sync.Mutex
-	queues map[string]*memQueue
+	mu      sync.Mutex
+	queues  map[string]*memQueue
+	waiters int // receives waiting in a long poll
 }
 
 type memQueue struct {
@@ -215,10 +216,12 @@ func (s *Store) Receive(ctx context.Context, name string, opts queue.ReceiveOpti
 		now := s.now()
 		out, next := s.take(q, now, max, opts.Visibility)
 		changed := q.changed
-		s.mu.Unlock()
 		if len(out) > 0 || !now.Before(deadline) {
+			s.mu.Unlock()
 			return out, nil
 		}
+		s.waiters++
+		s.mu.Unlock()
 		wake := deadline
 		if !next.IsZero() && next.Before(wake) {
 			wake = next
@@ -228,11 +231,23 @@ func (s *Store) Receive(ctx context.Context, name string, opts queue.ReceiveOpti
 		case <-changed:
 		case <-timer.C:
 		case <-ctx.Done():
-			timer.Stop()
-			return nil, ctx.Err()
 		}
 		timer.Stop()
+		s.mu.Lock()
+		s.waiters--
+		s.mu.Unlock()
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 	}
+}
+
+// WaitersForTest reports how many receives wait in a long poll, so that a
+// test sends or cancels once a receive waits rather than racing it.
+func (s *Store) WaitersForTest() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.waiters
 }
 
 // take receives up to max of q's visible messages, moving those that have

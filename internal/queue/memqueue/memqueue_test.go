@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/switchboard-gateway/switchboard/internal/queue"
+	"github.com/switchboard-gateway/switchboard/internal/testutil"
 )
 
 // clock is a settable clock for the store.
@@ -198,14 +199,30 @@ func TestLongPolling(t *testing.T) {
 		}
 		done <- got
 	}()
+	waiting(t, s, 1) // sent while the receive waits, not before
 	send(t, s, "q", "late")
 	if got := <-done; len(got) != 1 || got[0].Body != "late" {
 		t.Fatalf("long poll = %+v, want late", got)
 	}
+	// A cancelled context ends the wait with its error: a receive that
+	// ignored it would answer empty after 20s, without one.
 	ctx, cancel := context.WithCancel(context.Background())
-	go func() { _, err := s.Receive(ctx, "q", queue.ReceiveOptions{Wait: queue.MaxWait}); done <- nil; _ = err }()
+	errc := make(chan error, 1)
+	go func() { _, err := s.Receive(ctx, "q", queue.ReceiveOptions{Wait: queue.MaxWait}); errc <- err }()
+	waiting(t, s, 1)
 	cancel()
-	<-done // a cancelled context ends the wait
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Errorf("Receive(cancelled) = %v, want context.Canceled", err)
+	}
+	if n := s.WaitersForTest(); n != 0 {
+		t.Errorf("WaitersForTest() = %d after the waits ended, want 0", n)
+	}
+}
+
+// waiting waits until n receives wait in a long poll.
+func waiting(t *testing.T, s *Store, n int) {
+	t.Helper()
+	testutil.Eventually(t, 10*time.Second, func() bool { return s.WaitersForTest() == n }, "the receive does not wait")
 }
 
 func TestLimits(t *testing.T) {
