@@ -353,9 +353,10 @@ func (s *Store) ChangeVisibility(ctx context.Context, name, receipt string, time
 	if m == nil || m.token != token || !m.visibleAt.After(now) {
 		return fmt.Errorf("%w: %s", queue.ErrNotInFlight, receipt)
 	}
+	old := m.visibleAt
 	m.visibleAt = now.Add(timeout)
-	if timeout == 0 {
-		q.notify()
+	if m.visibleAt.Before(old) {
+		q.notify() // a long poll may wake earlier
 	}
 	return nil
 }

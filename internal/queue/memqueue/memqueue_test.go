@@ -219,6 +219,43 @@ func TestLongPolling(t *testing.T) {
 	}
 }
 
+// TestChangeVisibilityWakesLongPoll: a visibility timeout shortened to a
+// non-zero time wakes the long polls, which receive the message then
+// rather than at the end of their wait.
+func TestChangeVisibilityWakesLongPoll(t *testing.T) {
+	t.Parallel()
+	s := New(Options{})
+	if err := s.Declare([]queue.Declaration{{Name: "q"}}); err != nil {
+		t.Fatal(err)
+	}
+	send(t, s, "q", "a")
+	hour := time.Hour
+	got, err := s.Receive(context.Background(), "q", queue.ReceiveOptions{Visibility: &hour})
+	if err != nil || len(got) != 1 {
+		t.Fatalf("Receive = %+v, %v", got, err)
+	}
+	// The poll's own bound is half its wait: a poll not woken by the
+	// change sleeps past it, until its 20s or the hour.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	type result struct {
+		msgs []queue.Message
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		msgs, err := s.Receive(ctx, "q", queue.ReceiveOptions{Wait: queue.MaxWait})
+		done <- result{msgs, err}
+	}()
+	waiting(t, s, 1)
+	if err := s.ChangeVisibility(context.Background(), "q", got[0].ReceiptHandle, 50*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-done; r.err != nil || len(r.msgs) != 1 || r.msgs[0].Body != "a" || r.msgs[0].ReceiveCount != 2 {
+		t.Errorf("long poll = %+v, %v; want a, received again once its new timeout ended", r.msgs, r.err)
+	}
+}
+
 // waiting waits until n receives wait in a long poll.
 func waiting(t *testing.T, s *Store, n int) {
 	t.Helper()
