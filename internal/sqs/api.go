@@ -645,13 +645,17 @@ type messageOutput struct {
 }
 
 // SystemAttributes are a received message's attributes as SQS names
-// them, for ReceiveMessage and the SQS event.
-func SystemAttributes(m queue.Message, senderID string) map[string]string {
+// them, for ReceiveMessage and the SQS event; DeadLetterQueueSourceArn
+// is among them for a message moved to a dead-letter queue.
+func SystemAttributes(m queue.Message, region, account string) map[string]string {
 	out := map[string]string{
 		"ApproximateReceiveCount":          strconv.Itoa(m.ReceiveCount),
 		"SentTimestamp":                    strconv.FormatInt(m.SentAt.UnixMilli(), 10),
-		"SenderId":                         senderID,
+		"SenderId":                         account,
 		"ApproximateFirstReceiveTimestamp": strconv.FormatInt(m.FirstReceivedAt.UnixMilli(), 10),
+	}
+	if m.DeadLetterSource != "" {
+		out["DeadLetterQueueSourceArn"] = ARN(region, account, m.DeadLetterSource)
 	}
 	return out
 }
@@ -706,10 +710,7 @@ func (a *API) receive(ctx context.Context, in receiveInput) (any, error) {
 	}{}
 	for _, m := range msgs {
 		mo := messageOutput{MessageID: m.ID, ReceiptHandle: m.ReceiptHandle, MD5OfBody: md5Hex(m.Body), Body: m.Body}
-		if attrs := selectNames(SystemAttributes(m, a.opts.Account), sysNames); len(attrs) > 0 {
-			if m.DeadLetterSource != "" && (slices.Contains(sysNames, "All") || slices.Contains(sysNames, "DeadLetterQueueSourceArn")) {
-				attrs["DeadLetterQueueSourceArn"] = ARN(a.opts.Region, a.opts.Account, m.DeadLetterSource)
-			}
+		if attrs := selectNames(SystemAttributes(m, a.opts.Region, a.opts.Account), sysNames); len(attrs) > 0 {
 			mo.Attributes = attrs
 		}
 		if user := selectUser(m.Attributes, in.MessageAttributeNames); len(user) > 0 {

@@ -178,3 +178,35 @@ func TestSendBatchOversizedEntry(t *testing.T) {
 		t.Errorf("queue holds %d messages, want 1", info.Visible)
 	}
 }
+
+// TestReceiveDeadLetterQueueSourceArn: DeadLetterQueueSourceArn is
+// returned when it is the only attribute asked for.
+func TestReceiveDeadLetterQueueSourceArn(t *testing.T) {
+	t.Parallel()
+	s := memqueue.New(memqueue.Options{})
+	if err := s.Declare([]queue.Declaration{{Name: "dlq"}, {Name: "q", Attributes: queue.Attributes{DeadLetter: "dlq", MaxReceiveCount: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := s.Send(ctx, "q", []queue.Outgoing{{Body: "poison"}}); err != nil {
+		t.Fatal(err)
+	}
+	zero := time.Duration(0)
+	for range 2 { // the second receive moves it to dlq
+		if _, err := s.Receive(ctx, "q", queue.ReceiveOptions{Visibility: &zero}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	api := sqs.New(sqs.Options{Store: s, Region: "eu-west-1"})
+	for _, field := range []string{"AttributeNames", "MessageSystemAttributeNames"} {
+		_, _, out := call(t, api, "ReceiveMessage", `{"QueueUrl":"dlq","VisibilityTimeout":0,"`+field+`":["DeadLetterQueueSourceArn"]}`)
+		msgs, _ := out["Messages"].([]any)
+		if len(msgs) != 1 {
+			t.Fatalf("ReceiveMessage(dlq) = %v, want the dead letter", out)
+		}
+		attrs, _ := msgs[0].(map[string]any)["Attributes"].(map[string]any)
+		if len(attrs) != 1 || attrs["DeadLetterQueueSourceArn"] != "arn:aws:sqs:eu-west-1:123456789012:q" {
+			t.Errorf("%s [DeadLetterQueueSourceArn]: Attributes = %v, want only q's ARN", field, attrs)
+		}
+	}
+}

@@ -252,11 +252,7 @@ func NewEvent(batch []queue.Message, queueName, region, account string) Event {
 			}
 			attrs[k] = ra
 		}
-		sys := SystemAttributes(m, account)
-		if m.DeadLetterSource != "" {
-			sys["DeadLetterQueueSourceArn"] = ARN(region, account, m.DeadLetterSource)
-		}
-		ev.Records[i] = Record{MessageID: m.ID, ReceiptHandle: m.ReceiptHandle, Body: m.Body, Attributes: sys,
+		ev.Records[i] = Record{MessageID: m.ID, ReceiptHandle: m.ReceiptHandle, Body: m.Body, Attributes: SystemAttributes(m, region, account),
 			MessageAttributes: attrs, MD5OfBody: md5Hex(m.Body), EventSource: "aws:sqs", EventSourceARN: arn, AWSRegion: region}
 	}
 	return ev
