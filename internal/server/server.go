@@ -140,6 +140,10 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		if hub, err = s.joinCluster(cfg); err != nil {
 			return nil, err
 		}
+		if len(cfg.Queues) > 0 {
+			s.log.Warn("queues: each node of the cluster has its own queues, in its memory; a message sent to one node is received only from that node",
+				"queues", len(cfg.Queues))
+		}
 	}
 	s.tail = tail.New(200, 64)
 	b, gopts, err := s.build(cfg, hub, nil)
