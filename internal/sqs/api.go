@@ -145,7 +145,10 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request) (any, error) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
-		return nil, &apiError{http.StatusRequestEntityTooLarge, "BatchRequestTooLong", "AWS.SimpleQueueService.BatchRequestTooLong", "The request is over the size limit."}
+		if strings.HasSuffix(op, "Batch") {
+			return nil, &apiError{http.StatusRequestEntityTooLarge, "BatchRequestTooLong", "AWS.SimpleQueueService.BatchRequestTooLong", "The request is over the size limit."}
+		}
+		return nil, errInvalid("One or more parameters are invalid. Reason: the request is over the size limit of %d bytes.", maxBody)
 	}
 	if err != nil {
 		return nil, errInvalid("reading the request: %v", err)
@@ -803,9 +806,6 @@ func (a *API) deleteBatch(ctx context.Context, in deleteBatchInput) (any, error)
 		err := a.opts.Store.Delete(ctx, name, e.ReceiptHandle)
 		if errors.Is(err, queue.ErrNotFound) {
 			return nil, errNoQueue
-		}
-		if e.ReceiptHandle == "" {
-			err = fmt.Errorf("%w: empty", queue.ErrReceiptHandle)
 		}
 		if err != nil {
 			out.Failed = append(out.Failed, entryFailure(e.ID, err))
