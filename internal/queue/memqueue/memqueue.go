@@ -44,12 +44,13 @@ type Store struct {
 }
 
 type memQueue struct {
-	name    string
-	attrs   queue.Attributes // with defaults
-	created time.Time
-	msgs    []*message          // in the order they arrived; deleted ones until compacted
-	byID    map[string]*message // the messages not deleted, for receipt handles
-	live    int                 // messages not deleted
+	name      string
+	attrs     queue.Attributes // with defaults
+	created   time.Time
+	msgs      []*message          // in the order they arrived; deleted ones until compacted
+	byID      map[string]*message // the messages not deleted, for receipt handles
+	live      int                 // messages not deleted
+	expiredAt time.Time           // when expire last scanned msgs
 	// changed is closed, and replaced, when a message may have become
 	// receivable other than by its clock (sent, made visible, moved in) or
 	// the queue is dropped.
@@ -161,6 +162,12 @@ func (s *Store) Send(ctx context.Context, name string, msgs []queue.Outgoing) ([
 
 // expire drops the messages past q's retention. Called with s.mu held.
 func (s *Store) expire(q *memQueue, now time.Time) {
+	// A scan of every message, at most once a second: a retention is a
+	// minute at least, and a message kept a second past it does no harm.
+	if !q.expiredAt.IsZero() && now.Sub(q.expiredAt) < time.Second && !now.Before(q.expiredAt) {
+		return
+	}
+	q.expiredAt = now
 	for _, m := range q.msgs {
 		if !m.deleted && !now.Before(m.sentAt.Add(q.attrs.Retention)) {
 			q.remove(m)
