@@ -688,13 +688,9 @@ func (a *API) receive(ctx context.Context, in receiveInput) (any, error) {
 		}
 		opts.Wait = time.Duration(*in.WaitTimeSeconds) * time.Second
 	} else {
-		info, err := a.opts.Store.Info(ctx, name)
-		if err != nil {
-			return nil, storeError(err)
-		}
-		opts.Wait = info.Attributes.ReceiveWait // the queue's ReceiveMessageWaitTimeSeconds
+		opts.QueueWait = true // the queue's ReceiveMessageWaitTimeSeconds
 	}
-	if stopping := a.opts.Stopping; stopping != nil && opts.Wait > 0 {
+	if stopping := a.opts.Stopping; stopping != nil && (opts.Wait > 0 || opts.QueueWait) {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithCancel(ctx)
 		defer cancel()

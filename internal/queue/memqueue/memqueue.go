@@ -212,7 +212,7 @@ func (s *Store) Receive(ctx context.Context, name string, opts queue.ReceiveOpti
 	if opts.Wait < 0 || opts.Wait > queue.MaxWait {
 		return nil, fmt.Errorf("%w: WaitTimeSeconds %v is not within 0s and 20s", queue.ErrInvalid, opts.Wait)
 	}
-	deadline := s.now().Add(opts.Wait)
+	var deadline time.Time
 	for {
 		s.mu.Lock()
 		q, err := s.queue(name)
@@ -221,6 +221,13 @@ func (s *Store) Receive(ctx context.Context, name string, opts queue.ReceiveOpti
 			return nil, err
 		}
 		now := s.now()
+		if deadline.IsZero() {
+			wait := opts.Wait
+			if opts.QueueWait {
+				wait = q.attrs.ReceiveWait
+			}
+			deadline = now.Add(wait)
+		}
 		out, next := s.take(q, now, max, opts.Visibility)
 		changed := q.changed
 		if len(out) > 0 || !now.Before(deadline) {

@@ -319,3 +319,29 @@ func TestDeclare(t *testing.T) {
 		t.Errorf("Info(dropped) = %v, want ErrNotFound", err)
 	}
 }
+
+// TestReceiveQueueWait: a receive with QueueWait waits as long as the
+// queue's ReceiveWait; one with neither answers at once.
+func TestReceiveQueueWait(t *testing.T) {
+	t.Parallel()
+	s := New(Options{})
+	if err := s.Declare([]queue.Declaration{{Name: "q", Attributes: queue.Attributes{ReceiveWait: queue.MaxWait}}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Receive(context.Background(), "q", queue.ReceiveOptions{}); err != nil || len(got) != 0 {
+		t.Fatalf("Receive(no wait) = %+v, %v; want nothing at once", got, err)
+	}
+	done := make(chan []queue.Message, 1)
+	go func() {
+		got, err := s.Receive(context.Background(), "q", queue.ReceiveOptions{QueueWait: true})
+		if err != nil {
+			t.Errorf("Receive(QueueWait): %v", err)
+		}
+		done <- got
+	}()
+	waiting(t, s, 1)
+	send(t, s, "q", "late")
+	if got := <-done; len(got) != 1 || got[0].Body != "late" {
+		t.Errorf("Receive(QueueWait) = %+v, want late", got)
+	}
+}
