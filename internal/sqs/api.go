@@ -11,7 +11,6 @@ package sqs
 import (
 	"context"
 	"crypto/md5"
-	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -26,6 +25,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/switchboard-gateway/switchboard/internal/apigw"
 	"github.com/switchboard-gateway/switchboard/internal/queue"
 )
 
@@ -117,7 +117,7 @@ func storeError(err error) error {
 
 // ServeHTTP serves POST / with an X-Amz-Target of TargetPrefix.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("X-Amzn-RequestId", newRequestID())
+	w.Header().Set("X-Amzn-RequestId", apigw.NewUUID())
 	out, err := a.serve(w, r)
 	w.Header().Set("Content-Type", "application/x-amz-json-1.0")
 	if err != nil {
@@ -269,7 +269,7 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request) (any, error) {
 			return nil, storeError(err)
 		}
 		// The move is done by the time the call answers.
-		return map[string]string{"TaskHandle": newRequestID()}, nil
+		return map[string]string{"TaskHandle": apigw.NewUUID()}, nil
 	case "GetQueueUrl":
 		var in struct {
 			QueueName string `json:"QueueName"`
@@ -889,11 +889,4 @@ func (a *API) attributes(ctx context.Context, rawURL string, names []string) (an
 		all["RedrivePolicy"] = string(rp)
 	}
 	return map[string]map[string]string{"Attributes": selectNames(all, names)}, nil
-}
-
-func newRequestID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	h := hex.EncodeToString(b[:])
-	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/switchboard-gateway/switchboard/internal/apigw"
 	"github.com/switchboard-gateway/switchboard/internal/queue"
 )
 
@@ -152,7 +153,7 @@ func (s *Store) Send(ctx context.Context, name string, msgs []queue.Outgoing) ([
 		if m.Delay != nil {
 			delay = *m.Delay
 		}
-		msg := &message{id: newID(), body: m.Body, attrs: maps.Clone(m.Attributes), sentAt: now, visibleAt: now.Add(delay)}
+		msg := &message{id: apigw.NewUUID(), body: m.Body, attrs: maps.Clone(m.Attributes), sentAt: now, visibleAt: now.Add(delay)}
 		q.add(msg)
 		out[i] = queue.Sent{ID: msg.id}
 	}
@@ -482,16 +483,6 @@ func (s *Store) Redrive(ctx context.Context, name string) (int, error) {
 	}
 	dlq.compact()
 	return moved, nil
-}
-
-// newID makes a message ID in SQS's shape (a UUID).
-func newID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b[:])
-	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
 func newToken() string {
