@@ -7,6 +7,7 @@ package apigw
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"hash/fnv"
 	"strings"
@@ -51,6 +52,18 @@ func NewID() string {
 	var b [idBytes]byte
 	_, _ = rand.Read(b[:]) // never returns an error: it crashes the program instead
 	return base64.URLEncoding.EncodeToString(b[:])
+}
+
+// NewUUID returns a random UUID (version 4, RFC 9562), the shape of AWS's
+// request and message IDs: SQS's MessageId, EventBridge's event IDs,
+// Lambda's request IDs.
+func NewUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])  // never returns an error: it crashes the program instead
+	b[6] = b[6]&0x0f | 0x40 // version 4
+	b[8] = b[8]&0x3f | 0x80 // variant 10
+	h := hex.EncodeToString(b[:])
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
 // NodeTagBits is how many leading bits of a connection ID NewTaggedID gives

@@ -2,6 +2,7 @@ package apigw_test
 
 import (
 	"encoding/json"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -228,5 +229,19 @@ func TestNewTaggedID(t *testing.T) {
 	}
 	if _, ok := apigw.IDTag("not an id"); ok {
 		t.Errorf("IDTag of a malformed ID reported a tag")
+	}
+}
+
+// TestNewUUID: a version 4 UUID of RFC 9562's variant, in its text form.
+func TestNewUUID(t *testing.T) {
+	t.Parallel()
+	re := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+	seen := map[string]bool{}
+	for range 100 {
+		id := apigw.NewUUID()
+		if !re.MatchString(id) || seen[id] {
+			t.Fatalf("NewUUID() = %q, want a fresh version 4 UUID", id)
+		}
+		seen[id] = true
 	}
 }

@@ -9,8 +9,6 @@ package eventbridge
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/switchboard-gateway/switchboard/internal/apigw"
 	"github.com/switchboard-gateway/switchboard/internal/metrics"
 )
 
@@ -72,7 +71,7 @@ func (e *apiError) Error() string { return "eventbridge: " + e.kind + ": " + e.m
 
 // ServeHTTP serves POST / with an X-Amz-Target of TargetPrefix.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	id := newID()
+	id := apigw.NewUUID()
 	w.Header().Set("X-Amzn-RequestId", id)
 	out, err := a.serve(w, r)
 	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
@@ -229,7 +228,7 @@ func (a *API) put(e entry) resultEntry {
 	if resources == nil {
 		resources = []string{}
 	}
-	ev := Event{Version: "0", ID: newID(), DetailType: *e.DetailType, Source: *e.Source, Account: a.opts.Account,
+	ev := Event{Version: "0", ID: apigw.NewUUID(), DetailType: *e.DetailType, Source: *e.Source, Account: a.opts.Account,
 		Time: t.UTC().Format("2006-01-02T15:04:05Z"), Region: a.opts.Region, Resources: resources, Detail: detail}
 	raw, err := json.Marshal(ev)
 	if err != nil { // the detail was checked: unreachable
@@ -257,14 +256,4 @@ func busName(s string) string {
 		}
 	}
 	return s
-}
-
-// newID makes an EventBridge-style ID (a UUID).
-func newID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b[:])
-	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }

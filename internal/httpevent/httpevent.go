@@ -8,9 +8,7 @@ package httpevent
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,6 +21,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/switchboard-gateway/switchboard/internal/apigw"
 )
 
 // Function is what the router needs of a hosted function.
@@ -369,7 +369,7 @@ func (rt *Router) invoke(w http.ResponseWriter, r *http.Request, c *compiled, pa
 		writeMessage(w, http.StatusBadRequest, "Bad Request")
 		return
 	}
-	id := requestID()
+	id := apigw.NewUUID()
 	now := time.Now()
 	var event any
 	if c.Version == V1 {
@@ -677,11 +677,4 @@ func scalarText(v any) string {
 	}
 	b, _ := json.Marshal(v)
 	return string(b)
-}
-
-func requestID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	h := hex.EncodeToString(b[:])
-	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }

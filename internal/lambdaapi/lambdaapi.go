@@ -8,8 +8,6 @@ package lambdaapi
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +15,8 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+
+	"github.com/switchboard-gateway/switchboard/internal/apigw"
 )
 
 // Function is what the API needs of a hosted function.
@@ -105,7 +105,7 @@ func (e *apiError) Error() string { return "lambdaapi: " + e.kind + ": " + e.msg
 
 // ServeHTTP implements http.Handler for Pattern.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	id := requestID()
+	id := apigw.NewUUID()
 	w.Header().Set("X-Amzn-RequestId", id)
 	if err := a.serve(w, r, id); err != nil {
 		var ae *apiError
@@ -204,14 +204,4 @@ func functionName(s string) (name, qualifier string) {
 
 func (a *API) arn(name string) string {
 	return "arn:aws:lambda:" + a.opts.Region + ":" + a.opts.Account + ":function:" + name
-}
-
-// requestID makes a Lambda-style request ID (a UUID).
-func requestID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b[:])
-	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }

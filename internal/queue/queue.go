@@ -187,6 +187,10 @@ type ReceiveOptions struct {
 	// Wait is how long to wait for a message when none is visible (long
 	// polling), bounded by MaxWait and ctx. Zero returns at once.
 	Wait time.Duration
+	// QueueWait makes the wait the queue's ReceiveWait
+	// (ReceiveMessageWaitTimeSeconds), for a receive that names none;
+	// Wait is then ignored.
+	QueueWait bool
 }
 
 // Info describes a queue for GetQueueAttributes, the CLI and the dashboard.

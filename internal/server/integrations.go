@@ -211,14 +211,28 @@ func (b *builder) warm(log *slog.Logger) error {
 }
 
 // close releases everything b holds, the functions it took over from the
-// previous configuration included: for the final Close.
+// previous configuration included: for the final Close. The queue
+// triggers stop first and are waited for last, once the functions they
+// invoke are closed (which ends their invocations).
 func (b *builder) close() error {
 	if b == nil {
 		return nil
 	}
 	var errs []error
+	var triggers []*sqs.Trigger
 	for _, c := range b.closers {
-		errs = append(errs, c.Close())
+		if tr, ok := c.(*sqs.Trigger); ok {
+			tr.Stop()
+			triggers = append(triggers, tr)
+		}
+	}
+	for _, c := range b.closers {
+		if _, ok := c.(*sqs.Trigger); !ok {
+			errs = append(errs, c.Close())
+		}
+	}
+	for _, tr := range triggers {
+		errs = append(errs, tr.Close())
 	}
 	return errors.Join(errs...)
 }
@@ -253,11 +267,24 @@ func uses(in *builder, f *lambdahost.Function) bool {
 }
 
 // retire releases what b (the configuration replaced) holds and next does
-// not: functions once their invocations in flight are done (bounded by
-// their cold start and timeout), everything else now. retiring counts the
-// functions still finishing.
+// not: queue triggers stop receiving now and finish their invocations in
+// flight (bounded by their invoke timeout), functions once those and
+// their own invocations in flight are done (bounded by their cold start
+// and timeout), everything else now. retiring counts the triggers and
+// functions still finishing; nothing here waits for them.
 func (b *builder) retire(next *builder, retiring *sync.WaitGroup, log *slog.Logger) {
+	var triggers sync.WaitGroup // b's triggers, finishing their invocations
 	for _, c := range b.closers {
+		if tr, ok := c.(*sqs.Trigger); ok {
+			tr.Stop()
+			triggers.Go(func() { _ = tr.Close() }) // Close returns no error
+		}
+	}
+	retiring.Go(triggers.Wait)
+	for _, c := range b.closers {
+		if _, ok := c.(*sqs.Trigger); ok {
+			continue
+		}
 		f, ok := c.(*lambdahost.Function)
 		if !ok {
 			if err := c.Close(); err != nil {
@@ -269,6 +296,7 @@ func (b *builder) retire(next *builder, retiring *sync.WaitGroup, log *slog.Logg
 			continue
 		}
 		retiring.Go(func() {
+			triggers.Wait() // a trigger's invocation in flight is served
 			ctx, cancel := context.WithTimeout(context.Background(), f.InitTimeout()+f.Timeout()+time.Second)
 			defer cancel()
 			if err := f.Retire(ctx); err != nil {

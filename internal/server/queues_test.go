@@ -183,10 +183,7 @@ func TestSQSQueueReceiveWait(t *testing.T) {
 		done <- out
 	}()
 	// The receive waits until a message is sent: it is not answered empty.
-	testutil.Eventually(t, 10*time.Second, func() bool {
-		_, metrics := testutil.Get(t, r.HTTP+"/metrics")
-		return strings.Contains(metrics, `switchboard_queue_messages{queue="polled",state="visible"} 0`)
-	}, "the queue's gauge is missing")
+	testutil.Eventually(t, 10*time.Second, func() bool { return r.Server.QueueWaitersForTest() == 1 }, "the receive does not wait")
 	if _, err := c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String("polled"), MessageBody: aws.String("late")}); err != nil {
 		t.Fatal(err)
 	}
@@ -638,5 +635,69 @@ func TestQueuesReload(t *testing.T) {
 	var missing *sqstypes.QueueDoesNotExist
 	if _, err := c.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String("work-dlq")}); !errors.As(err, &missing) {
 		t.Errorf("GetQueueUrl(work-dlq) = %v, want QueueDoesNotExist: the reload dropped it", err)
+	}
+}
+
+// TestSQSTriggerReload: a reload while a queue's function runs returns at
+// once, and the invocation completes: its message is deleted, not sent
+// back with one more receive.
+func TestSQSTriggerReload(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Skip("node is not installed")
+	}
+	dir := t.TempDir()
+	// Each invocation logs its receive count, then waits for the file go.
+	code := `const fs = require("fs"), path = require("path");
+exports.handler = async (event) => {
+  fs.appendFileSync(path.join(__dirname, "log"), event.Records[0].attributes.ApproximateReceiveCount + "\n");
+  while (!fs.existsSync(path.join(__dirname, "go"))) await new Promise(r => setTimeout(r, 20));
+};`
+	if err := os.WriteFile(filepath.Join(dir, "slow.js"), []byte(code), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	yaml := `
+functions:
+  slow: {runtime: nodejs20.x, handler: slow.handler, codeDir: "` + dir + `", timeout: 60s}
+queues:
+  - name: jobs
+    visibilityTimeout: 3s
+    triggers: [{function: slow, maxConcurrency: 1}]
+`
+	r := servertest.StartYAML(t, yaml)
+	c := sqsClient(r.HTTP, "AKIDEXAMPLE", "secret")
+	ctx := ctx30(t)
+	if _, err := c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String("jobs"), MessageBody: aws.String("a")}); err != nil {
+		t.Fatal(err)
+	}
+	log := filepath.Join(dir, "log")
+	testutil.Eventually(t, 30*time.Second, func() bool { _, err := os.Stat(log); return err == nil }, "the function did not start")
+	path := filepath.Join(t.TempDir(), "switchboard.yaml")
+	if err := os.WriteFile(path, []byte(yaml+"    receiveWait: 1s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path, func(string) string { return "" }, config.Overrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reloaded := make(chan error, 1)
+	go func() { reloaded <- r.Server.Reload(cfg) }()
+	select {
+	case err := <-reloaded:
+		if err != nil {
+			t.Fatalf("Reload: %v", err)
+		}
+	case <-time.After(10 * time.Second): // the function waits for go, which comes only after
+		t.Fatal("Reload waited for the invocation in progress")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "go"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 20*time.Second, func() bool {
+		out, err := c.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String("jobs"), AttributeNames: []sqstypes.QueueAttributeName{"All"}})
+		return err == nil && out.Attributes["ApproximateNumberOfMessages"] == "0" && out.Attributes["ApproximateNumberOfMessagesNotVisible"] == "0"
+	}, "the message was not deleted")
+	if b, err := os.ReadFile(log); err != nil || string(b) != "1\n" {
+		t.Errorf("receive counts = %q, %v; want one invocation, of the first receive", b, err)
 	}
 }

@@ -145,6 +145,10 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		if hub, err = s.joinCluster(cfg); err != nil {
 			return nil, err
 		}
+		if len(cfg.Queues) > 0 {
+			s.log.Warn("queues: each node of the cluster has its own queues, in its memory; a message sent to one node is received only from that node",
+				"queues", len(cfg.Queues))
+		}
 	}
 	s.tail = tail.New(200, 64)
 	b, gopts, err := s.build(cfg, hub, nil)
@@ -552,6 +556,10 @@ func (s *Server) ManagementHandler() http.Handler { return s.mgmt }
 
 // Gateway returns the gateway, for tests and the drain.
 func (s *Server) Gateway() *gateway.Gateway { return s.gw }
+
+// QueueWaitersForTest reports how many receives wait in a long poll on
+// the queues.
+func (s *Server) QueueWaitersForTest() int { return s.queues.WaitersForTest() }
 
 // SetReady marks the server ready (or not) for /healthz.
 func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }

@@ -11,7 +11,6 @@ package sqs
 import (
 	"context"
 	"crypto/md5"
-	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -26,6 +25,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/switchboard-gateway/switchboard/internal/apigw"
 	"github.com/switchboard-gateway/switchboard/internal/queue"
 )
 
@@ -117,7 +117,7 @@ func storeError(err error) error {
 
 // ServeHTTP serves POST / with an X-Amz-Target of TargetPrefix.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("X-Amzn-RequestId", newRequestID())
+	w.Header().Set("X-Amzn-RequestId", apigw.NewUUID())
 	out, err := a.serve(w, r)
 	w.Header().Set("Content-Type", "application/x-amz-json-1.0")
 	if err != nil {
@@ -145,7 +145,10 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request) (any, error) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
-		return nil, &apiError{http.StatusRequestEntityTooLarge, "BatchRequestTooLong", "AWS.SimpleQueueService.BatchRequestTooLong", "The request is over the size limit."}
+		if strings.HasSuffix(op, "Batch") {
+			return nil, &apiError{http.StatusRequestEntityTooLarge, "BatchRequestTooLong", "AWS.SimpleQueueService.BatchRequestTooLong", "The request is over the size limit."}
+		}
+		return nil, errInvalid("One or more parameters are invalid. Reason: the request is over the size limit of %d bytes.", maxBody)
 	}
 	if err != nil {
 		return nil, errInvalid("reading the request: %v", err)
@@ -266,7 +269,7 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request) (any, error) {
 			return nil, storeError(err)
 		}
 		// The move is done by the time the call answers.
-		return map[string]string{"TaskHandle": newRequestID()}, nil
+		return map[string]string{"TaskHandle": apigw.NewUUID()}, nil
 	case "GetQueueUrl":
 		var in struct {
 			QueueName string `json:"QueueName"`
@@ -568,12 +571,21 @@ func (a *API) sendBatch(ctx context.Context, in sendBatchInput) (any, error) {
 	if err := checkBatch(ids); err != nil {
 		return nil, err
 	}
+	info, err := a.opts.Store.Info(ctx, name)
+	if err != nil {
+		return nil, storeError(err)
+	}
 	total := 0
 	msgs := make([]queue.Outgoing, len(in.Entries))
 	errs := make([]error, len(in.Entries))
 	for i, e := range in.Entries {
 		msgs[i], errs[i] = outgoing(e.sendMessageInput)
-		total += msgs[i].Size()
+		n := msgs[i].Size()
+		total += n
+		if errs[i] == nil && n > info.Attributes.MaxMessageBytes {
+			// SQS fails only the entry over the queue's limit.
+			errs[i] = errInvalid("One or more parameters are invalid. Reason: Message must be shorter than %d bytes.", info.Attributes.MaxMessageBytes)
+		}
 	}
 	if total > queue.MaxMessageBytes {
 		return nil, &apiError{http.StatusBadRequest, "BatchRequestTooLong", "AWS.SimpleQueueService.BatchRequestTooLong",
@@ -584,7 +596,9 @@ func (a *API) sendBatch(ctx context.Context, in sendBatchInput) (any, error) {
 		Failed     []batchFailure     `json:"Failed"`
 	}{Successful: []sendBatchSuccess{}, Failed: []batchFailure{}}
 	// The valid entries are sent in one call, so that a receive sees all
-	// of them or none; a failure of that call fails each of them.
+	// of them or none; a failure of that call (a full queue) fails each
+	// of them. An entry refused on its own (its size, its attributes) is
+	// not stored and does not hold back the others.
 	var valid []queue.Outgoing
 	for i := range in.Entries {
 		if errs[i] == nil {
@@ -634,13 +648,17 @@ type messageOutput struct {
 }
 
 // SystemAttributes are a received message's attributes as SQS names
-// them, for ReceiveMessage and the SQS event.
-func SystemAttributes(m queue.Message, senderID string) map[string]string {
+// them, for ReceiveMessage and the SQS event; DeadLetterQueueSourceArn
+// is among them for a message moved to a dead-letter queue.
+func SystemAttributes(m queue.Message, region, account string) map[string]string {
 	out := map[string]string{
 		"ApproximateReceiveCount":          strconv.Itoa(m.ReceiveCount),
 		"SentTimestamp":                    strconv.FormatInt(m.SentAt.UnixMilli(), 10),
-		"SenderId":                         senderID,
+		"SenderId":                         account,
 		"ApproximateFirstReceiveTimestamp": strconv.FormatInt(m.FirstReceivedAt.UnixMilli(), 10),
+	}
+	if m.DeadLetterSource != "" {
+		out["DeadLetterQueueSourceArn"] = ARN(region, account, m.DeadLetterSource)
 	}
 	return out
 }
@@ -670,13 +688,9 @@ func (a *API) receive(ctx context.Context, in receiveInput) (any, error) {
 		}
 		opts.Wait = time.Duration(*in.WaitTimeSeconds) * time.Second
 	} else {
-		info, err := a.opts.Store.Info(ctx, name)
-		if err != nil {
-			return nil, storeError(err)
-		}
-		opts.Wait = info.Attributes.ReceiveWait // the queue's ReceiveMessageWaitTimeSeconds
+		opts.QueueWait = true // the queue's ReceiveMessageWaitTimeSeconds
 	}
-	if stopping := a.opts.Stopping; stopping != nil && opts.Wait > 0 {
+	if stopping := a.opts.Stopping; stopping != nil && (opts.Wait > 0 || opts.QueueWait) {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithCancel(ctx)
 		defer cancel()
@@ -695,10 +709,7 @@ func (a *API) receive(ctx context.Context, in receiveInput) (any, error) {
 	}{}
 	for _, m := range msgs {
 		mo := messageOutput{MessageID: m.ID, ReceiptHandle: m.ReceiptHandle, MD5OfBody: md5Hex(m.Body), Body: m.Body}
-		if attrs := selectNames(SystemAttributes(m, a.opts.Account), sysNames); len(attrs) > 0 {
-			if m.DeadLetterSource != "" && (slices.Contains(sysNames, "All") || slices.Contains(sysNames, "DeadLetterQueueSourceArn")) {
-				attrs["DeadLetterQueueSourceArn"] = ARN(a.opts.Region, a.opts.Account, m.DeadLetterSource)
-			}
+		if attrs := selectNames(SystemAttributes(m, a.opts.Region, a.opts.Account), sysNames); len(attrs) > 0 {
 			mo.Attributes = attrs
 		}
 		if user := selectUser(m.Attributes, in.MessageAttributeNames); len(user) > 0 {
@@ -792,9 +803,6 @@ func (a *API) deleteBatch(ctx context.Context, in deleteBatchInput) (any, error)
 		if errors.Is(err, queue.ErrNotFound) {
 			return nil, errNoQueue
 		}
-		if e.ReceiptHandle == "" {
-			err = fmt.Errorf("%w: empty", queue.ErrReceiptHandle)
-		}
 		if err != nil {
 			out.Failed = append(out.Failed, entryFailure(e.ID, err))
 			continue
@@ -881,11 +889,4 @@ func (a *API) attributes(ctx context.Context, rawURL string, names []string) (an
 		all["RedrivePolicy"] = string(rp)
 	}
 	return map[string]map[string]string{"Attributes": selectNames(all, names)}, nil
-}
-
-func newRequestID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	h := hex.EncodeToString(b[:])
-	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/switchboard-gateway/switchboard/internal/queue"
 	"github.com/switchboard-gateway/switchboard/internal/queue/memqueue"
 	"github.com/switchboard-gateway/switchboard/internal/sqs"
+	"github.com/switchboard-gateway/switchboard/internal/testutil"
 )
 
 // call posts one operation to api and returns the status, the query error
@@ -73,6 +74,9 @@ func TestAPIRefusals(t *testing.T) {
 		{"bad id", "SendMessageBatch", entries(1, "a b"), 400, "AWS.SimpleQueueService.InvalidBatchEntryId;Sender", "com.amazonaws.sqs#InvalidBatchEntryId"},
 		{"batch over 1 MiB", "SendMessageBatch", `{"QueueUrl":"q","Entries":[{"Id":"a","MessageBody":"` + strings.Repeat("x", 600<<10) + `"},{"Id":"b","MessageBody":"` + strings.Repeat("x", 600<<10) + `"}]}`,
 			400, "AWS.SimpleQueueService.BatchRequestTooLong;Sender", "com.amazonaws.sqs#BatchRequestTooLong"},
+		{"request over the size limit", "SendMessage", `{"QueueUrl":"q","MessageBody":"` + strings.Repeat("x", 4<<20) + `"}`, 400, "InvalidParameterValue;Sender", "com.amazonaws.sqs#InvalidParameterValue"},
+		{"batch request over the size limit", "SendMessageBatch", `{"QueueUrl":"q","Entries":[{"Id":"a","MessageBody":"` + strings.Repeat("x", 4<<20) + `"}]}`,
+			413, "AWS.SimpleQueueService.BatchRequestTooLong;Sender", "com.amazonaws.sqs#BatchRequestTooLong"},
 		{"wait over 20s", "ReceiveMessage", `{"QueueUrl":"q","WaitTimeSeconds":21}`, 400, "InvalidParameterValue;Sender", "com.amazonaws.sqs#InvalidParameterValue"},
 		{"eleven messages", "ReceiveMessage", `{"QueueUrl":"q","MaxNumberOfMessages":11}`, 400, "InvalidParameterValue;Sender", "com.amazonaws.sqs#InvalidParameterValue"},
 		{"forged receipt", "ChangeMessageVisibility", `{"QueueUrl":"q","ReceiptHandle":"forged","VisibilityTimeout":0}`, 404, "ReceiptHandleIsInvalid;Sender", "com.amazonaws.sqs#ReceiptHandleIsInvalid"},
@@ -106,7 +110,7 @@ func TestMD5OfAttributes(t *testing.T) {
 }
 
 // TestLongPollEndsWhenStopping: once Options.Stopping is done, a long poll
-// answers at once with no messages rather than holding a shutdown.
+// waiting answers at once with no messages rather than holding a shutdown.
 func TestLongPollEndsWhenStopping(t *testing.T) {
 	t.Parallel()
 	s := memqueue.New(memqueue.Options{})
@@ -114,17 +118,98 @@ func TestLongPollEndsWhenStopping(t *testing.T) {
 		t.Fatal(err)
 	}
 	stopping, stop := context.WithCancel(context.Background())
-	stop()
 	api := sqs.New(sqs.Options{Store: s, Stopping: stopping})
-	// The request's own bound is shorter than the wait: a poll that did not
-	// end would fail with it.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	req := httptest.NewRequestWithContext(ctx, http.MethodPost, "/", strings.NewReader(`{"QueueUrl":"q","WaitTimeSeconds":20}`))
-	req.Header.Set("X-Amz-Target", "AmazonSQS.ReceiveMessage")
 	w := httptest.NewRecorder()
-	api.ServeHTTP(w, req)
+	done := make(chan struct{})
+	start := time.Now()
+	go func() {
+		defer close(done)
+		req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(`{"QueueUrl":"q","WaitTimeSeconds":20}`))
+		req.Header.Set("X-Amz-Target", "AmazonSQS.ReceiveMessage")
+		api.ServeHTTP(w, req)
+	}()
+	testutil.Eventually(t, 10*time.Second, func() bool { return s.WaitersForTest() == 1 }, "the receive does not wait")
+	stop()
+	<-done
+	// A poll that ignored Stopping would answer empty too, after its 20s.
+	if elapsed := time.Since(start); elapsed > 10*time.Second {
+		t.Errorf("long poll ended %v after it began, want at once once stopping", elapsed)
+	}
 	if w.Code != http.StatusOK || strings.TrimSpace(w.Body.String()) != "{}" {
 		t.Errorf("long poll while stopping = %d %s, want 200 {}", w.Code, w.Body)
+	}
+}
+
+// TestSendBatchOversizedEntry: an entry over the queue's MaximumMessageSize
+// or with more than 10 attributes fails on its own, with its own Id, and
+// the other entries are stored.
+func TestSendBatchOversizedEntry(t *testing.T) {
+	t.Parallel()
+	s := memqueue.New(memqueue.Options{})
+	if err := s.Declare([]queue.Declaration{{Name: "q"}}); err != nil { // 256 KiB
+		t.Fatal(err)
+	}
+	api := sqs.New(sqs.Options{Store: s})
+	var attrs []string
+	for i := 0; i < 11; i++ {
+		attrs = append(attrs, fmt.Sprintf(`"a%d":{"DataType":"String","StringValue":"v"}`, i))
+	}
+	body := `{"QueueUrl":"q","Entries":[{"Id":"big","MessageBody":"` + strings.Repeat("x", 300<<10) + `"},{"Id":"small","MessageBody":"x"},` +
+		`{"Id":"attrs","MessageBody":"x","MessageAttributes":{` + strings.Join(attrs, ",") + `}}]}`
+	status, _, out := call(t, api, "SendMessageBatch", body)
+	if status != http.StatusOK {
+		t.Fatalf("SendMessageBatch: status %d, %v", status, out)
+	}
+	ok, _ := out["Successful"].([]any)
+	failed, _ := out["Failed"].([]any)
+	if len(ok) != 1 || ok[0].(map[string]any)["Id"] != "small" {
+		t.Errorf("Successful = %v, want the entry small", ok)
+	}
+	if len(failed) != 2 {
+		t.Fatalf("Failed = %v, want the entries big and attrs", failed)
+	}
+	for i, id := range []string{"big", "attrs"} {
+		if f := failed[i].(map[string]any); f["Id"] != id || f["Code"] != "InvalidParameterValue" || f["SenderFault"] != true {
+			t.Errorf("Failed[%d] = %v, want the entry %s, InvalidParameterValue", i, f, id)
+		}
+	}
+	info, err := s.Info(context.Background(), "q")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Visible != 1 {
+		t.Errorf("queue holds %d messages, want 1", info.Visible)
+	}
+}
+
+// TestReceiveDeadLetterQueueSourceArn: DeadLetterQueueSourceArn is
+// returned when it is the only attribute asked for.
+func TestReceiveDeadLetterQueueSourceArn(t *testing.T) {
+	t.Parallel()
+	s := memqueue.New(memqueue.Options{})
+	if err := s.Declare([]queue.Declaration{{Name: "dlq"}, {Name: "q", Attributes: queue.Attributes{DeadLetter: "dlq", MaxReceiveCount: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := s.Send(ctx, "q", []queue.Outgoing{{Body: "poison"}}); err != nil {
+		t.Fatal(err)
+	}
+	zero := time.Duration(0)
+	for range 2 { // the second receive moves it to dlq
+		if _, err := s.Receive(ctx, "q", queue.ReceiveOptions{Visibility: &zero}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	api := sqs.New(sqs.Options{Store: s, Region: "eu-west-1"})
+	for _, field := range []string{"AttributeNames", "MessageSystemAttributeNames"} {
+		_, _, out := call(t, api, "ReceiveMessage", `{"QueueUrl":"dlq","VisibilityTimeout":0,"`+field+`":["DeadLetterQueueSourceArn"]}`)
+		msgs, _ := out["Messages"].([]any)
+		if len(msgs) != 1 {
+			t.Fatalf("ReceiveMessage(dlq) = %v, want the dead letter", out)
+		}
+		attrs, _ := msgs[0].(map[string]any)["Attributes"].(map[string]any)
+		if len(attrs) != 1 || attrs["DeadLetterQueueSourceArn"] != "arn:aws:sqs:eu-west-1:123456789012:q" {
+			t.Errorf("%s [DeadLetterQueueSourceArn]: Attributes = %v, want only q's ARN", field, attrs)
+		}
 	}
 }

@@ -87,8 +87,9 @@ func (o TriggerOptions) withDefaults() TriggerOptions {
 // event source mapping does: batches of messages in an SQS event; the
 // messages of a batch the function took are deleted, those of a failed
 // one (an error, or the items it reports) come back after their
-// visibility timeout and count toward the queue's maxReceiveCount. Close
-// stops it and waits for the batches in progress.
+// visibility timeout and count toward the queue's maxReceiveCount. Stop
+// ends its receives; Close stops it and waits for the invocations in
+// progress, which closing does not cut short.
 type Trigger struct {
 	opts   TriggerOptions
 	cancel context.CancelFunc
@@ -126,10 +127,18 @@ func StartTrigger(opts TriggerOptions) (*Trigger, error) {
 	return t, nil
 }
 
-// Close stops the pollers and waits for the invocations in progress; the
-// messages of an unfinished batch come back after their visibility timeout.
+// Stop ends the trigger's receives and returns at once: no batch starts
+// from then on, the invocations in progress go on (each bounded by
+// InvokeTimeout) and their messages are deleted as usual, and a batch
+// gathered but not yet sent is released (visible again at once). Stop
+// may be called more than once.
+func (t *Trigger) Stop() { t.cancel() }
+
+// Close stops the trigger and waits for the invocations in progress. A
+// reload, which must not wait for them, calls Stop and then Close in the
+// background.
 func (t *Trigger) Close() error {
-	t.cancel()
+	t.Stop()
 	t.wg.Wait()
 	return nil
 }
@@ -152,6 +161,10 @@ func (t *Trigger) poll(ctx context.Context) {
 				return
 			}
 			continue
+		}
+		if ctx.Err() != nil {
+			t.release(batch) // stopped while gathering: it will not run
+			return
 		}
 		if len(batch) > 0 {
 			t.run(ctx, batch)
@@ -239,17 +252,28 @@ func NewEvent(batch []queue.Message, queueName, region, account string) Event {
 			}
 			attrs[k] = ra
 		}
-		sys := SystemAttributes(m, account)
-		if m.DeadLetterSource != "" {
-			sys["DeadLetterQueueSourceArn"] = ARN(region, account, m.DeadLetterSource)
-		}
-		ev.Records[i] = Record{MessageID: m.ID, ReceiptHandle: m.ReceiptHandle, Body: m.Body, Attributes: sys,
+		ev.Records[i] = Record{MessageID: m.ID, ReceiptHandle: m.ReceiptHandle, Body: m.Body, Attributes: SystemAttributes(m, region, account),
 			MessageAttributes: attrs, MD5OfBody: md5Hex(m.Body), EventSource: "aws:sqs", EventSourceARN: arn, AWSRegion: region}
 	}
 	return ev
 }
 
-// run invokes the function with batch and deletes what it took.
+// release makes batch's messages visible again at once.
+func (t *Trigger) release(batch []queue.Message) {
+	o := t.opts
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, m := range batch {
+		if err := o.Store.ChangeVisibility(ctx, o.Queue, m.ReceiptHandle, 0); err != nil {
+			o.Logger.Warn("sqs trigger: releasing a message of a batch that will not run", "queue", o.Queue, "message", m.ID, "err", err)
+		}
+	}
+}
+
+// run invokes the function with batch and deletes what it took. The
+// invocation does not end with ctx (Stop): a function cut short would
+// send its messages back with one more receive, toward the dead-letter
+// queue, without having failed.
 func (t *Trigger) run(ctx context.Context, batch []queue.Message) {
 	o := t.opts
 	event, err := json.Marshal(NewEvent(batch, o.Queue, o.Region, o.Account))
@@ -257,7 +281,7 @@ func (t *Trigger) run(ctx context.Context, batch []queue.Message) {
 		o.Logger.Error("sqs trigger: encoding the event", "queue", o.Queue, "err", err)
 		return
 	}
-	ictx, cancel := context.WithTimeout(ctx, o.InvokeTimeout)
+	ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.InvokeTimeout)
 	result, err := o.Invoke(ictx, event)
 	cancel()
 	if err != nil {

@@ -247,3 +247,53 @@ func TestTriggerWindowKeepsOneReceive(t *testing.T) {
 		t.Errorf("events = %+v, want one with a once", evs)
 	}
 }
+
+// TestTriggerCloseLetsInvocationFinish: closing a trigger (every reload
+// does) does not cut short the invocation in progress: it completes and
+// its messages are deleted, not sent back with one more receive.
+func TestTriggerCloseLetsInvocationFinish(t *testing.T) {
+	t.Parallel()
+	s := newQueue(t, time.Minute, "a")
+	started, finish := make(chan struct{}), make(chan struct{})
+	tr, err := sqs.StartTrigger(sqs.TriggerOptions{Store: s, Queue: "q", MaxConcurrency: 1,
+		Invoke: func(ctx context.Context, _ []byte) ([]byte, error) {
+			close(started)
+			<-finish
+			return nil, ctx.Err() // an invocation cut short fails
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	tr.Stop() // ends the receives at once, the invocation still running
+	closed := make(chan error, 1)
+	go func() { closed <- tr.Close() }()
+	close(finish)
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if in := left(t, s); in.Visible+in.InFlight+in.Delayed != 0 {
+		t.Errorf("queue after Close = %+v, want the message deleted", in)
+	}
+}
+
+// TestTriggerStopReleasesGatheredBatch: a batch gathered when the trigger
+// stops does not run, and its messages are visible again at once.
+func TestTriggerStopReleasesGatheredBatch(t *testing.T) {
+	t.Parallel()
+	s := newQueue(t, time.Hour, "a")
+	var invoked atomic.Int32
+	tr, err := sqs.StartTrigger(sqs.TriggerOptions{Store: s, Queue: "q", MaxConcurrency: 1, Window: sqs.MaxBatchWindow,
+		Invoke: func(context.Context, []byte) ([]byte, error) { invoked.Add(1); return nil, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The message is received; the window waits for more.
+	testutil.Eventually(t, 10*time.Second, func() bool { return left(t, s).InFlight == 1 }, "the message was not received")
+	if err := tr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if in := left(t, s); in.Visible != 1 || invoked.Load() != 0 {
+		t.Errorf("queue after Close = %+v, %d invocations; want the message visible and no invocation", in, invoked.Load())
+	}
+}

@@ -18,6 +18,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/switchboard-gateway/switchboard/internal/apigw"
 )
 
 // process is one running instance of the function, with its own Runtime
@@ -293,7 +295,7 @@ const (
 
 func newInvocation(event []byte, timeout time.Duration, bound time.Time) *invocation {
 	return &invocation{
-		id:        newRequestID(),
+		id:        apigw.NewUUID(),
 		event:     event,
 		timeout:   timeout,
 		deadline:  bound,
@@ -351,17 +353,6 @@ func (inv *invocation) complete(out []byte, err error) bool {
 	inv.state, inv.out, inv.err = completed, out, err
 	close(inv.done)
 	return true
-}
-
-// newRequestID returns a random UUID (version 4), the shape of Lambda's
-// request IDs.
-func newRequestID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // never fails
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }
 
 func randomHex(n int) string {

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/switchboard-gateway/switchboard/internal/apigw"
 	"github.com/switchboard-gateway/switchboard/internal/queue"
 )
 
@@ -38,17 +39,19 @@ type Store struct {
 	now  func() time.Time
 	left func(queue, reason string)
 
-	mu     sync.Mutex
-	queues map[string]*memQueue
+	mu      sync.Mutex
+	queues  map[string]*memQueue
+	waiters int // receives waiting in a long poll
 }
 
 type memQueue struct {
-	name    string
-	attrs   queue.Attributes // with defaults
-	created time.Time
-	msgs    []*message          // in the order they arrived; deleted ones until compacted
-	byID    map[string]*message // the messages not deleted, for receipt handles
-	live    int                 // messages not deleted
+	name      string
+	attrs     queue.Attributes // with defaults
+	created   time.Time
+	msgs      []*message          // in the order they arrived; deleted ones until compacted
+	byID      map[string]*message // the messages not deleted, for receipt handles
+	live      int                 // messages not deleted
+	expiredAt time.Time           // when expire last scanned msgs
 	// changed is closed, and replaced, when a message may have become
 	// receivable other than by its clock (sent, made visible, moved in) or
 	// the queue is dropped.
@@ -131,9 +134,9 @@ func (s *Store) Send(ctx context.Context, name string, msgs []queue.Outgoing) ([
 	if err != nil {
 		return nil, err
 	}
-	for i, m := range msgs {
+	for _, m := range msgs {
 		if n := m.Size(); n > q.attrs.MaxMessageBytes {
-			return nil, fmt.Errorf("%w: message %d is %d bytes, over the queue's %d", queue.ErrInvalid, i, n, q.attrs.MaxMessageBytes)
+			return nil, fmt.Errorf("%w: a message of %d bytes is over the queue's %d", queue.ErrInvalid, n, q.attrs.MaxMessageBytes)
 		}
 		if m.Delay != nil && (*m.Delay < 0 || *m.Delay > queue.MaxDelay) {
 			return nil, fmt.Errorf("%w: DelaySeconds %v is not within 0s and 15m", queue.ErrInvalid, *m.Delay)
@@ -150,7 +153,7 @@ func (s *Store) Send(ctx context.Context, name string, msgs []queue.Outgoing) ([
 		if m.Delay != nil {
 			delay = *m.Delay
 		}
-		msg := &message{id: newID(), body: m.Body, attrs: maps.Clone(m.Attributes), sentAt: now, visibleAt: now.Add(delay)}
+		msg := &message{id: apigw.NewUUID(), body: m.Body, attrs: maps.Clone(m.Attributes), sentAt: now, visibleAt: now.Add(delay)}
 		q.add(msg)
 		out[i] = queue.Sent{ID: msg.id}
 	}
@@ -160,6 +163,12 @@ func (s *Store) Send(ctx context.Context, name string, msgs []queue.Outgoing) ([
 
 // expire drops the messages past q's retention. Called with s.mu held.
 func (s *Store) expire(q *memQueue, now time.Time) {
+	// A scan of every message, at most once a second: a retention is a
+	// minute at least, and a message kept a second past it does no harm.
+	if !q.expiredAt.IsZero() && now.Sub(q.expiredAt) < time.Second && !now.Before(q.expiredAt) {
+		return
+	}
+	q.expiredAt = now
 	for _, m := range q.msgs {
 		if !m.deleted && !now.Before(m.sentAt.Add(q.attrs.Retention)) {
 			q.remove(m)
@@ -204,7 +213,7 @@ func (s *Store) Receive(ctx context.Context, name string, opts queue.ReceiveOpti
 	if opts.Wait < 0 || opts.Wait > queue.MaxWait {
 		return nil, fmt.Errorf("%w: WaitTimeSeconds %v is not within 0s and 20s", queue.ErrInvalid, opts.Wait)
 	}
-	deadline := s.now().Add(opts.Wait)
+	var deadline time.Time
 	for {
 		s.mu.Lock()
 		q, err := s.queue(name)
@@ -213,12 +222,21 @@ func (s *Store) Receive(ctx context.Context, name string, opts queue.ReceiveOpti
 			return nil, err
 		}
 		now := s.now()
+		if deadline.IsZero() {
+			wait := opts.Wait
+			if opts.QueueWait {
+				wait = q.attrs.ReceiveWait
+			}
+			deadline = now.Add(wait)
+		}
 		out, next := s.take(q, now, max, opts.Visibility)
 		changed := q.changed
-		s.mu.Unlock()
 		if len(out) > 0 || !now.Before(deadline) {
+			s.mu.Unlock()
 			return out, nil
 		}
+		s.waiters++
+		s.mu.Unlock()
 		wake := deadline
 		if !next.IsZero() && next.Before(wake) {
 			wake = next
@@ -228,11 +246,23 @@ func (s *Store) Receive(ctx context.Context, name string, opts queue.ReceiveOpti
 		case <-changed:
 		case <-timer.C:
 		case <-ctx.Done():
-			timer.Stop()
-			return nil, ctx.Err()
 		}
 		timer.Stop()
+		s.mu.Lock()
+		s.waiters--
+		s.mu.Unlock()
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 	}
+}
+
+// WaitersForTest reports how many receives wait in a long poll, so that a
+// test sends or cancels once a receive waits rather than racing it.
+func (s *Store) WaitersForTest() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.waiters
 }
 
 // take receives up to max of q's visible messages, moving those that have
@@ -338,9 +368,10 @@ func (s *Store) ChangeVisibility(ctx context.Context, name, receipt string, time
 	if m == nil || m.token != token || !m.visibleAt.After(now) {
 		return fmt.Errorf("%w: %s", queue.ErrNotInFlight, receipt)
 	}
+	old := m.visibleAt
 	m.visibleAt = now.Add(timeout)
-	if timeout == 0 {
-		q.notify()
+	if m.visibleAt.Before(old) {
+		q.notify() // a long poll may wake earlier
 	}
 	return nil
 }
@@ -452,16 +483,6 @@ func (s *Store) Redrive(ctx context.Context, name string) (int, error) {
 	}
 	dlq.compact()
 	return moved, nil
-}
-
-// newID makes a message ID in SQS's shape (a UUID).
-func newID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b[:])
-	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
 func newToken() string {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/switchboard-gateway/switchboard/internal/queue"
+	"github.com/switchboard-gateway/switchboard/internal/testutil"
 )
 
 // clock is a settable clock for the store.
@@ -198,14 +199,67 @@ func TestLongPolling(t *testing.T) {
 		}
 		done <- got
 	}()
+	waiting(t, s, 1) // sent while the receive waits, not before
 	send(t, s, "q", "late")
 	if got := <-done; len(got) != 1 || got[0].Body != "late" {
 		t.Fatalf("long poll = %+v, want late", got)
 	}
+	// A cancelled context ends the wait with its error: a receive that
+	// ignored it would answer empty after 20s, without one.
 	ctx, cancel := context.WithCancel(context.Background())
-	go func() { _, err := s.Receive(ctx, "q", queue.ReceiveOptions{Wait: queue.MaxWait}); done <- nil; _ = err }()
+	errc := make(chan error, 1)
+	go func() { _, err := s.Receive(ctx, "q", queue.ReceiveOptions{Wait: queue.MaxWait}); errc <- err }()
+	waiting(t, s, 1)
 	cancel()
-	<-done // a cancelled context ends the wait
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Errorf("Receive(cancelled) = %v, want context.Canceled", err)
+	}
+	if n := s.WaitersForTest(); n != 0 {
+		t.Errorf("WaitersForTest() = %d after the waits ended, want 0", n)
+	}
+}
+
+// TestChangeVisibilityWakesLongPoll: a visibility timeout shortened to a
+// non-zero time wakes the long polls, which receive the message then
+// rather than at the end of their wait.
+func TestChangeVisibilityWakesLongPoll(t *testing.T) {
+	t.Parallel()
+	s := New(Options{})
+	if err := s.Declare([]queue.Declaration{{Name: "q"}}); err != nil {
+		t.Fatal(err)
+	}
+	send(t, s, "q", "a")
+	hour := time.Hour
+	got, err := s.Receive(context.Background(), "q", queue.ReceiveOptions{Visibility: &hour})
+	if err != nil || len(got) != 1 {
+		t.Fatalf("Receive = %+v, %v", got, err)
+	}
+	// The poll's own bound is half its wait: a poll not woken by the
+	// change sleeps past it, until its 20s or the hour.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	type result struct {
+		msgs []queue.Message
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		msgs, err := s.Receive(ctx, "q", queue.ReceiveOptions{Wait: queue.MaxWait})
+		done <- result{msgs, err}
+	}()
+	waiting(t, s, 1)
+	if err := s.ChangeVisibility(context.Background(), "q", got[0].ReceiptHandle, 50*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-done; r.err != nil || len(r.msgs) != 1 || r.msgs[0].Body != "a" || r.msgs[0].ReceiveCount != 2 {
+		t.Errorf("long poll = %+v, %v; want a, received again once its new timeout ended", r.msgs, r.err)
+	}
+}
+
+// waiting waits until n receives wait in a long poll.
+func waiting(t *testing.T, s *Store, n int) {
+	t.Helper()
+	testutil.Eventually(t, 10*time.Second, func() bool { return s.WaitersForTest() == n }, "the receive does not wait")
 }
 
 func TestLimits(t *testing.T) {
@@ -263,5 +317,31 @@ func TestDeclare(t *testing.T) {
 	}
 	if _, err := s.Info(context.Background(), "drop"); !errors.Is(err, queue.ErrNotFound) {
 		t.Errorf("Info(dropped) = %v, want ErrNotFound", err)
+	}
+}
+
+// TestReceiveQueueWait: a receive with QueueWait waits as long as the
+// queue's ReceiveWait; one with neither answers at once.
+func TestReceiveQueueWait(t *testing.T) {
+	t.Parallel()
+	s := New(Options{})
+	if err := s.Declare([]queue.Declaration{{Name: "q", Attributes: queue.Attributes{ReceiveWait: queue.MaxWait}}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Receive(context.Background(), "q", queue.ReceiveOptions{}); err != nil || len(got) != 0 {
+		t.Fatalf("Receive(no wait) = %+v, %v; want nothing at once", got, err)
+	}
+	done := make(chan []queue.Message, 1)
+	go func() {
+		got, err := s.Receive(context.Background(), "q", queue.ReceiveOptions{QueueWait: true})
+		if err != nil {
+			t.Errorf("Receive(QueueWait): %v", err)
+		}
+		done <- got
+	}()
+	waiting(t, s, 1)
+	send(t, s, "q", "late")
+	if got := <-done; len(got) != 1 || got[0].Body != "late" {
+		t.Errorf("Receive(QueueWait) = %+v, want late", got)
 	}
 }
