@@ -780,13 +780,23 @@ type deleteBatchInput struct {
 }
 
 func (a *API) deleteBatch(ctx context.Context, in deleteBatchInput) (any, error) {
-	name, err := a.queueName(in.QueueURL)
-	if err != nil {
-		return nil, err
-	}
 	ids := make([]string, len(in.Entries))
 	for i, e := range in.Entries {
 		ids[i] = e.ID
+	}
+	return a.eachEntry(in.QueueURL, ids, func(name string, i int) error {
+		return a.opts.Store.Delete(ctx, name, in.Entries[i].ReceiptHandle)
+	})
+}
+
+// eachEntry runs do on each entry of a batch (DeleteMessageBatch,
+// ChangeMessageVisibilityBatch) of the queue at url, once the batch's IDs
+// pass checkBatch, and answers which entries succeeded and which failed,
+// each with its own error; a queue that does not exist fails the batch.
+func (a *API) eachEntry(url string, ids []string, do func(name string, i int) error) (any, error) {
+	name, err := a.queueName(url)
+	if err != nil {
+		return nil, err
 	}
 	if err := checkBatch(ids); err != nil {
 		return nil, err
@@ -798,16 +808,16 @@ func (a *API) deleteBatch(ctx context.Context, in deleteBatchInput) (any, error)
 		Successful []success      `json:"Successful"`
 		Failed     []batchFailure `json:"Failed"`
 	}{Successful: []success{}, Failed: []batchFailure{}}
-	for _, e := range in.Entries {
-		err := a.opts.Store.Delete(ctx, name, e.ReceiptHandle)
+	for i, id := range ids {
+		err := do(name, i)
 		if errors.Is(err, queue.ErrNotFound) {
 			return nil, errNoQueue
 		}
 		if err != nil {
-			out.Failed = append(out.Failed, entryFailure(e.ID, err))
+			out.Failed = append(out.Failed, entryFailure(id, err))
 			continue
 		}
-		out.Successful = append(out.Successful, success{e.ID})
+		out.Successful = append(out.Successful, success{id})
 	}
 	return out, nil
 }
@@ -822,36 +832,14 @@ type changeVisibilityBatchInput struct {
 }
 
 func (a *API) changeVisibilityBatch(ctx context.Context, in changeVisibilityBatchInput) (any, error) {
-	name, err := a.queueName(in.QueueURL)
-	if err != nil {
-		return nil, err
-	}
 	ids := make([]string, len(in.Entries))
 	for i, e := range in.Entries {
 		ids[i] = e.ID
 	}
-	if err := checkBatch(ids); err != nil {
-		return nil, err
-	}
-	type success struct {
-		ID string `json:"Id"`
-	}
-	out := struct {
-		Successful []success      `json:"Successful"`
-		Failed     []batchFailure `json:"Failed"`
-	}{Successful: []success{}, Failed: []batchFailure{}}
-	for _, e := range in.Entries {
-		err := a.opts.Store.ChangeVisibility(ctx, name, e.ReceiptHandle, time.Duration(e.VisibilityTimeout)*time.Second)
-		if errors.Is(err, queue.ErrNotFound) {
-			return nil, errNoQueue
-		}
-		if err != nil {
-			out.Failed = append(out.Failed, entryFailure(e.ID, err))
-			continue
-		}
-		out.Successful = append(out.Successful, success{e.ID})
-	}
-	return out, nil
+	return a.eachEntry(in.QueueURL, ids, func(name string, i int) error {
+		e := in.Entries[i]
+		return a.opts.Store.ChangeVisibility(ctx, name, e.ReceiptHandle, time.Duration(e.VisibilityTimeout)*time.Second)
+	})
 }
 
 type changeVisibilityInput struct {
