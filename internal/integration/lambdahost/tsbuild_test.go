@@ -56,9 +56,15 @@ export const main: APIGatewayProxyWebsocketHandlerV2 = async (event: any) => {
 	return dir
 }
 
+// writeFile replaces path's content at once, as an editor that saves
+// through a rename does: the watcher never sees it empty or half written.
 func writeFile(t *testing.T, path, content string) {
 	t.Helper()
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
 		t.Fatal(err)
 	}
 }
