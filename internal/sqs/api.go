@@ -187,12 +187,9 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request) (any, error) {
 		if err := decode(&in); err != nil {
 			return nil, err
 		}
-		name, err := a.queueName(in.QueueURL)
+		name, err := a.receiptQueue(in.QueueURL, in.ReceiptHandle)
 		if err != nil {
 			return nil, err
-		}
-		if in.ReceiptHandle == "" {
-			return nil, errMissing("ReceiptHandle")
 		}
 		return struct{}{}, storeError(a.opts.Store.Delete(ctx, name, in.ReceiptHandle))
 	case "DeleteMessageBatch":
@@ -206,12 +203,9 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request) (any, error) {
 		if err := decode(&in); err != nil {
 			return nil, err
 		}
-		name, err := a.queueName(in.QueueURL)
+		name, err := a.receiptQueue(in.QueueURL, in.ReceiptHandle)
 		if err != nil {
 			return nil, err
-		}
-		if in.ReceiptHandle == "" {
-			return nil, errMissing("ReceiptHandle")
 		}
 		if in.VisibilityTimeout == nil {
 			return nil, errMissing("VisibilityTimeout")
@@ -787,6 +781,19 @@ func (a *API) deleteBatch(ctx context.Context, in deleteBatchInput) (any, error)
 	return a.eachEntry(in.QueueURL, ids, func(name string, i int) error {
 		return a.opts.Store.Delete(ctx, name, in.Entries[i].ReceiptHandle)
 	})
+}
+
+// receiptQueue is the name of the queue at url, for a call on one of its
+// messages by its receipt handle, which must be given.
+func (a *API) receiptQueue(url, handle string) (string, error) {
+	name, err := a.queueName(url)
+	if err != nil {
+		return "", err
+	}
+	if handle == "" {
+		return "", errMissing("ReceiptHandle")
+	}
+	return name, nil
 }
 
 // eachEntry runs do on each entry of a batch (DeleteMessageBatch,
