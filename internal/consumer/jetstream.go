@@ -12,6 +12,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/switchboard-gateway/switchboard/internal/natsjs"
 )
 
 // NATSSource reads a JetStream stream through a durable pull consumer
@@ -272,13 +274,10 @@ func (k *kvClaims) claim(ctx context.Context, key string, lease time.Duration) (
 }
 
 // isWrongRevision reports whether an update lost to another writer: the
-// entry's revision (its subject's last sequence) moved on, as natsreg's
-// changed tells it.
+// entry's revision (its subject's last sequence) moved on, or the key
+// was created first by another (ErrKeyExists).
 func isWrongRevision(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.Is(err, jetstream.ErrKeyExists) || errors.As(err, &apiErr) &&
-		(apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
-			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+	return errors.Is(err, jetstream.ErrKeyExists) || natsjs.WrongLast(err)
 }
 
 func (k *kvClaims) done(ctx context.Context, key string) error {

@@ -40,6 +40,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/switchboard-gateway/switchboard/internal/history"
+	"github.com/switchboard-gateway/switchboard/internal/natsjs"
 )
 
 // Headers of a kept publication.
@@ -405,7 +406,7 @@ func (s *Store) Append(ctx context.Context, topic string, data []byte) (int, err
 		ack, err := s.js.PublishMsg(actx, m, jetstream.WithExpectLastSequencePerSubject(prev),
 			jetstream.WithMsgID(token), jetstream.WithRetryAttempts(100)) // no responders: a stream electing its leader
 		cancel()
-		if wrongLast(err) {
+		if natsjs.WrongLast(err) {
 			s.forget(topic)
 			continue
 		}
@@ -434,12 +435,6 @@ func (s *Store) Append(ctx context.Context, topic string, data []byte) (int, err
 			return 0, nil
 		}
 	}
-}
-
-func wrongLast(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
-		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }
 
 func (s *Store) forget(topic string) {

@@ -11,6 +11,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/switchboard-gateway/switchboard/internal/registry"
+
+	"github.com/switchboard-gateway/switchboard/internal/natsjs"
 )
 
 var (
@@ -170,7 +172,7 @@ func (d *Directory) sweepIndex(ctx context.Context, keep func(node string) bool)
 		switch {
 		case err == nil:
 			n++
-		case changed(err):
+		case natsjs.WrongLast(err):
 		default:
 			return n, err
 		}

@@ -46,6 +46,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/switchboard-gateway/switchboard/internal/natsjs"
 	"github.com/switchboard-gateway/switchboard/internal/registry"
 )
 
@@ -467,7 +468,7 @@ func (d *Directory) Leave(ctx context.Context, node string) error {
 		}
 		// Only the revision read: a record another node wrote for the same
 		// ID since (a connection that moved) is not this node's to delete.
-		if err := d.conns.Delete(ctx, e.Key(), jetstream.LastRevision(e.Revision())); err != nil && !changed(err) {
+		if err := d.conns.Delete(ctx, e.Key(), jetstream.LastRevision(e.Revision())); err != nil && !natsjs.WrongLast(err) {
 			return fmt.Errorf("natsreg: leave %s: %w", node, err)
 		}
 	}
@@ -505,7 +506,7 @@ func (d *Directory) Sweep(ctx context.Context) (int, error) {
 		switch {
 		case err == nil:
 			n++
-		case changed(err): // written again since read: not ours to delete
+		case natsjs.WrongLast(err): // written again since read: not ours to delete
 		default:
 			return n, fmt.Errorf("natsreg: sweep: %w", err)
 		}
@@ -515,12 +516,4 @@ func (d *Directory) Sweep(ctx context.Context) (int, error) {
 		return n, fmt.Errorf("natsreg: sweep: %w", err)
 	}
 	return n + m, nil
-}
-
-// changed reports a conditional write refused because the key has a newer
-// revision.
-func changed(err error) bool {
-	var ae *jetstream.APIError
-	return errors.As(err, &ae) && (ae.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
-		ae.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }
