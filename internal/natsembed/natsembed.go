@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 )
 
 // ErrNotReady is returned when the server did not accept client connections
@@ -51,6 +52,11 @@ type Options struct {
 	// too: User and Password, or Token (not both). Empty: no
 	// authentication, so keep Listen on loopback or a private network.
 	User, Password, Token string
+	// InProcess makes a server that accepts no network clients: only
+	// connections made with Server.Connect, inside the process, reach it.
+	// Listen is ignored, and a cluster needs a network, so ClusterListen
+	// and Routes must be empty.
+	InProcess bool
 	// ReadyTimeout bounds the wait for the server to accept clients.
 	// Default 10s.
 	ReadyTimeout time.Duration
@@ -71,9 +77,10 @@ func (o Options) withDefaults() Options {
 
 // Server is a running embedded NATS server. Close it when done.
 type Server struct {
-	ns       *server.Server
-	storeDir string
-	tempDir  string // removed on Close; empty when the caller chose StoreDir
+	ns        *server.Server
+	inProcess bool
+	storeDir  string
+	tempDir   string // removed on Close; empty when the caller chose StoreDir
 }
 
 // Start starts a server and returns once it accepts client connections.
@@ -97,6 +104,10 @@ func Start(opts Options) (*Server, error) {
 		Password:      o.Password,
 		Authorization: o.Token,
 	}
+	if o.InProcess && (o.ClusterListen != "" || len(o.Routes) > 0) {
+		return nil, errors.New("natsembed: an in-process server cannot join a cluster")
+	}
+	so.DontListen = o.InProcess
 	if o.ClusterListen != "" && len(o.Routes) == 0 {
 		return nil, errors.New("natsembed: a cluster listen address needs Routes (JetStream in a cluster requires them; list every peer, this server included)")
 	}
@@ -139,7 +150,7 @@ func Start(opts Options) (*Server, error) {
 		s.removeTemp()
 		return nil, fmt.Errorf("natsembed: %w", err)
 	}
-	s.ns, s.storeDir = ns, so.StoreDir
+	s.ns, s.storeDir, s.inProcess = ns, so.StoreDir, o.InProcess
 	ns.Start()
 	if !ns.ReadyForConnections(o.ReadyTimeout) {
 		s.Close()
@@ -162,6 +173,15 @@ func splitAddr(addr string) (string, int, error) {
 		port = server.RANDOM_PORT
 	}
 	return host, port, nil
+}
+
+// Connect opens a client connection to the server: inside the process
+// for an InProcess server, else to ClientURL.
+func (s *Server) Connect(opts ...nats.Option) (*nats.Conn, error) {
+	if s.inProcess {
+		opts = append(opts, nats.InProcessServer(s.ns))
+	}
+	return nats.Connect(s.ClientURL(), opts...)
 }
 
 // ClientURL is the URL clients connect to (nats://host:port).
