@@ -3,6 +3,7 @@ package server
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"io"
 	"time"
 
@@ -69,13 +70,20 @@ func (b *builder) checkQueues(s *Server) error {
 	return nil
 }
 
+// queueDeclareTimeout bounds declaring the queues in their store: an
+// engine's streams can take a while to appear while its replicas elect.
+const queueDeclareTimeout = 30 * time.Second
+
 // startQueues puts b's queues in force, once b is: s's store, which
 // outlives reloads, takes b's declarations (a kept queue keeps its
 // messages), and b's triggers start; b closes them before its functions.
-func (s *Server) startQueues(b *builder) {
-	if err := s.queues.Declare(queueDeclarations(b.cfg.Queues)); err != nil {
-		s.log.Error("queues: the checked declarations were refused", "err", err) // checkQueues refuses what Declare does
-		return
+// When the store refuses the declarations (an engine that cannot be
+// reached), no trigger starts and the error is returned.
+func (s *Server) startQueues(b *builder) error {
+	ctx, cancel := context.WithTimeout(context.Background(), queueDeclareTimeout)
+	defer cancel()
+	if err := s.queues.Declare(ctx, queueDeclarations(b.cfg.Queues)); err != nil {
+		return fmt.Errorf("queues: %w", err)
 	}
 	var started []io.Closer
 	for _, o := range b.triggers {
@@ -87,6 +95,7 @@ func (s *Server) startQueues(b *builder) {
 		started = append(started, tr)
 	}
 	b.closers = append(started, b.closers...)
+	return nil
 }
 
 // sqsAPI serves the SQS API over s's queues, and the queue calls of the
