@@ -3,7 +3,7 @@
 // and the Store that keeps them (visibility timeout, delay, retention,
 // receive counts, redrive to a dead-letter queue, long polling), with the
 // errors every store returns. Implementations live in subpackages (memqueue
-// keeps a node's queues in its memory);
+// keeps a node's queues in its memory, natsqueue keeps them in JetStream);
 // queuetest checks them all; the SQS wire format lives in sqs.
 package queue
 
@@ -235,9 +235,11 @@ type Store interface {
 	// Send adds msgs to queue. A message over the queue's size, or with
 	// a delay outside 0 to 15m, fails the call with ErrInvalid before any
 	// is sent. A full queue fails it with ErrFull: a node's own store
-	// sends none of msgs then; an engine store may have taken the batch's
-	// first messages, up to MaxMessages. A queue holds at most MaxMessages
-	// on every store.
+	// sends none of msgs then; an engine store may have stored the batch's
+	// first messages, and may leave them, or remove them after a receive
+	// saw them. A queue holds at most MaxMessages messages that are not
+	// delayed on every store (an engine store may bound its delayed
+	// messages apart).
 	Send(ctx context.Context, queue string, msgs []Outgoing) ([]Sent, error)
 	// Receive returns up to opts.Max visible messages, hiding each for the
 	// visibility timeout and counting the receive; a message received
