@@ -12,6 +12,11 @@ import (
 	"github.com/switchboard-gateway/switchboard/internal/sqs"
 )
 
+// declareTimeout bounds a declaration of the queues: an engine store
+// creates or updates a stream per queue, and replicated streams may take a
+// while to appear.
+const declareTimeout = 30 * time.Second
+
 // queueDeclarations turns the configured queues into the store's.
 func queueDeclarations(qs []config.Queue) []queue.Declaration {
 	decls := make([]queue.Declaration, len(qs))
@@ -73,7 +78,9 @@ func (b *builder) checkQueues(s *Server) error {
 // outlives reloads, takes b's declarations (a kept queue keeps its
 // messages), and b's triggers start; b closes them before its functions.
 func (s *Server) startQueues(b *builder) {
-	if err := s.queues.Declare(queueDeclarations(b.cfg.Queues)); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), declareTimeout)
+	defer cancel()
+	if err := s.queues.Declare(ctx, queueDeclarations(b.cfg.Queues)); err != nil {
 		s.log.Error("queues: the checked declarations were refused", "err", err) // checkQueues refuses what Declare does
 		return
 	}
