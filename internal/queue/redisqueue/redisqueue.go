@@ -6,10 +6,10 @@
 // Keys, under Options.Prefix (default "switchboard:"), with <q> the queue's
 // name as it is (names are letters, digits, - and _):
 //
-//	queues            set, the names of the declared queues
-//	queue:<q>         hash, the queue's attributes as last declared (vis,
-//	                  delay, ret, wait in ns; maxbytes, dlq, maxrc, maxmsgs),
-//	                  created (ms) and seq, the last message key given
+//	queue:<q>         hash, the queue's attributes as last declared by any
+//	                  node (vis, delay, ret, wait in ns; maxbytes, dlq,
+//	                  maxrc, maxmsgs), created (ms, its first declaration)
+//	                  and seq, the last message key given
 //	queue:<q>:msgs    hash, message key -> its body and message attributes,
 //	                  encoded here (the scripts copy them, never read them)
 //	queue:<q>:state   hash, message key -> JSON {i: message ID, s: sent (ms),
@@ -21,35 +21,39 @@
 //	queue:<q>:sent    sorted set, message key by when it was sent (ms):
 //	                  retention, and Peek's order
 //	queues:changed    pub/sub channel: a queue's name, when a message of it
-//	                  may have become receivable or it is no longer declared
+//	                  may have become receivable
 //
 // A message key is the queue's sequence number when the message arrived,
-// 12 hex digits: keys sort in arrival order, so messages due at the same
+// 12 hex digits: keys sort in arrival order, so messages due in the same
 // millisecond are received in the order they came. A receipt handle names
 // the queue, the key and the receive's token, base64url-encoded.
 //
 // Every change is one Lua script, atomic, that reads the time from the
 // server (TIME), so nodes whose clocks differ agree on visibility, delay and
-// retention. What is exact, as SQS has it: a message is received by one
-// receive at a time, until its visibility timeout ends; a stale handle
-// deletes nothing and cannot change a visibility; a message received
-// maxReceiveCount times moves to the dead-letter queue when it comes due
-// again, in the same script; a send is all or none. Approximate: a script
-// drops at most a thousand messages past their retention at once (a receive
-// never returns one, but Info may count one until the next scripts dropped
-// them), and a Redrive moves a large dead-letter queue in batches, each
-// atomic, so messages that arrive meanwhile may stay.
+// retention. Exact, as SQS has it and memqueue does: a message is received
+// by one receive at a time, until its visibility timeout ends; a stale
+// handle deletes nothing and cannot change a visibility (ErrNotInFlight); a
+// message received maxReceiveCount times moves to the dead-letter queue
+// when it comes due again, in the same script, or stays while that is
+// full; a send is all or none; Info's counts are exact. Approximate: a
+// script drops at most a thousand messages past their retention at once (a
+// receive never returns one, but Info may count one until later calls
+// dropped it), and a Redrive moves a large dead-letter queue in batches,
+// each atomic, so messages that arrive meanwhile may stay.
 //
-// Declare replaces the set of declared queues for every node: the last
-// Declare of any node wins. A queue no longer declared is no longer served
-// (ErrNotFound), but its messages stay, and are served again when it is
-// declared again.
+// Declare is a node's: the node serves the queues its configuration
+// declares, and answers ErrNotFound for others, while their messages stay
+// in the server for the nodes that declare them (as during a rolling
+// deploy). The attributes are the server's, the same on every node: the
+// last Declare of any node sets them. A node that finds a queue's
+// attributes gone (the server restarted without its data) writes its own
+// declarations again.
 //
 // A long poll runs the receive script, and when it finds nothing waits for
 // a notification on queues:changed (published by Send, a visibility made
-// shorter, a move to a dead-letter queue, Redrive, Declare) or for the
-// next message's due time, at most Options.Recheck, so a lost notification
-// only delays a receive.
+// shorter, a move to a dead-letter queue, Redrive) or for the next
+// message's due time, at most Options.Recheck, so a lost notification only
+// delays a receive.
 //
 // The store needs one standalone server (or a failover client): its
 // scripts compute their keys, which Redis Cluster refuses.
@@ -63,6 +67,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"slices"
 	"strconv"
@@ -82,6 +87,8 @@ const (
 	reasonExpired    = "expired"
 	reasonDeadLetter = "dead_letter"
 )
+
+var _ queue.Store = (*Store)(nil)
 
 // redriveBatch is how many messages one redrive script reads.
 const redriveBatch = 500
@@ -134,8 +141,9 @@ type Store struct {
 	subscribed atomic.Bool
 
 	mu      sync.Mutex
-	watches map[string]*watch // by queue, while receives wait on it
-	waiters int               // receives waiting in a long poll
+	served  map[string]queue.Attributes // the queues this node declared, with defaults
+	watches map[string]*watch           // by queue, while receives wait on it
+	waiters int                         // receives waiting in a long poll
 }
 
 // watch is how the receives waiting on one queue learn of a notification.
@@ -277,17 +285,39 @@ func (s *Store) left(name, reason string, n int64) {
 // nanos is a duration as the attributes hash keeps it.
 func nanos(d time.Duration) string { return strconv.FormatInt(int64(d), 10) }
 
-// Declare implements queue.Store for every node: the declared queues
-// become those of decls. A queue left out keeps its messages in the
-// server, unserved until it is declared again.
+// Declare implements queue.Store: this node serves the queues of decls
+// from now on, and the server keeps their attributes for every node (the
+// last Declare of any node sets them). A queue left out keeps its
+// messages in the server, for the nodes that still declare it and for a
+// later Declare here.
 func (s *Store) Declare(ctx context.Context, decls []queue.Declaration) error {
 	if err := queue.Check(decls); err != nil {
 		return err
 	}
-	args := []any{len(decls)}
+	served := make(map[string]queue.Attributes, len(decls))
 	for _, d := range decls {
-		a := d.Attributes.WithDefaults()
-		args = append(args, d.Name, nanos(a.VisibilityTimeout), nanos(a.Delay), nanos(a.Retention), a.MaxMessageBytes,
+		served[d.Name] = d.Attributes.WithDefaults()
+	}
+	if err := s.write(ctx, served); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	old := s.served
+	s.served = served
+	s.mu.Unlock()
+	for name := range old {
+		if _, ok := served[name]; !ok {
+			s.notify(name) // its waiting receives find it gone
+		}
+	}
+	return nil
+}
+
+// write stores the attributes of served in the server.
+func (s *Store) write(ctx context.Context, served map[string]queue.Attributes) error {
+	args := []any{len(served)}
+	for name, a := range served {
+		args = append(args, name, nanos(a.VisibilityTimeout), nanos(a.Delay), nanos(a.Retention), a.MaxMessageBytes,
 			a.DeadLetter, a.MaxReceiveCount, a.MaxMessages, nanos(a.ReceiveWait))
 	}
 	if _, err := s.run(ctx, declareScript, args...); err != nil {
@@ -296,9 +326,51 @@ func (s *Store) Declare(ctx context.Context, decls []queue.Declaration) error {
 	return nil
 }
 
-// Send implements queue.Store.
+// serves reports ErrNotFound unless this node serves queue name.
+func (s *Store) serves(name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.served[name]; !ok {
+		return fmt.Errorf("%w: %s", queue.ErrNotFound, name)
+	}
+	return nil
+}
+
+// call runs a script on the served queue name (ARGV[3]) and reports what
+// it dropped past retention. When the server has lost the queue's
+// attributes (it restarted without its data), it writes those this node
+// declared again, and runs the script once more.
+func (s *Store) call(ctx context.Context, sc *redis.Script, op, name string, args ...any) (reply, error) {
+	if err := s.serves(name); err != nil {
+		return nil, err
+	}
+	args = append([]any{name}, args...)
+	for try := 0; ; try++ {
+		res, err := s.run(ctx, sc, args...)
+		if err != nil {
+			return nil, fmt.Errorf("redisqueue: %s %s: %w", op, name, err)
+		}
+		r := reply(res)
+		if r.str(0) != "lost" {
+			s.left(name, reasonExpired, r.int(1))
+			return r, nil
+		}
+		if try > 0 {
+			return nil, fmt.Errorf("redisqueue: %s %s: the server lost the queue's attributes", op, name)
+		}
+		s.mu.Lock()
+		served := s.served
+		s.mu.Unlock()
+		s.o.Logger.Warn("redisqueue: the server lost the queues' attributes (a restart without its data?); declaring this node's again", "queue", name)
+		if err := s.write(ctx, served); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// Send implements queue.Store, all or none.
 func (s *Store) Send(ctx context.Context, name string, msgs []queue.Outgoing) ([]queue.Sent, error) {
-	args := []any{name, len(msgs)}
+	args := []any{len(msgs)}
 	out := make([]queue.Sent, len(msgs))
 	for i, m := range msgs {
 		delay := int64(-1)
@@ -311,17 +383,13 @@ func (s *Store) Send(ctx context.Context, name string, msgs []queue.Outgoing) ([
 		out[i] = queue.Sent{ID: apigw.NewUUID()}
 		args = append(args, out[i].ID, encodeBody(m.Body, m.Attributes), m.Size(), delay)
 	}
-	res, err := s.run(ctx, sendScript, args...)
+	r, err := s.call(ctx, sendScript, "send to", name, args...)
 	if err != nil {
-		return nil, fmt.Errorf("redisqueue: send to %s: %w", name, err)
+		return nil, err
 	}
-	r := reply(res)
-	s.left(name, reasonExpired, r.int(1))
 	switch r.str(0) {
 	case "ok":
 		return out, nil
-	case "notfound":
-		return nil, fmt.Errorf("%w: %s", queue.ErrNotFound, name)
 	case "toolarge":
 		return nil, fmt.Errorf("%w: a message of %d bytes is over the queue's %d", queue.ErrInvalid, r.int(2), r.int(3))
 	case "full":
@@ -398,20 +466,14 @@ func (s *Store) Receive(ctx context.Context, name string, opts queue.ReceiveOpti
 // (negative: none is), and the queue's ReceiveWait.
 func (s *Store) take(ctx context.Context, name string, max int, vis int64) ([]queue.Message, time.Duration, time.Duration, error) {
 	token := newToken()
-	res, err := s.run(ctx, receiveScript, name, max, vis, token)
+	r, err := s.call(ctx, receiveScript, "receive from", name, max, vis, token)
 	if err != nil {
-		return nil, 0, 0, fmt.Errorf("redisqueue: receive from %s: %w", name, err)
+		return nil, 0, 0, err
 	}
-	r := reply(res)
-	s.left(name, reasonExpired, r.int(1))
-	s.left(name, reasonDeadLetter, r.int(2))
-	switch r.str(0) {
-	case "ok":
-	case "notfound":
-		return nil, 0, 0, fmt.Errorf("%w: %s", queue.ErrNotFound, name)
-	default:
+	if r.str(0) != "ok" {
 		return nil, 0, 0, r.unexpected("receive from " + name)
 	}
+	s.left(name, reasonDeadLetter, r.int(2))
 	next := time.Duration(-1)
 	if n := r.int(3); n >= 0 {
 		next = time.Duration(n) * time.Millisecond
@@ -443,28 +505,31 @@ func (s *Store) messages(name string, r reply, token string) ([]queue.Message, e
 	return out, nil
 }
 
-// Delete implements queue.Store.
+// Delete implements queue.Store. A stale handle deletes nothing, as in SQS.
 func (s *Store) Delete(ctx context.Context, name, receipt string) error {
+	if err := s.serves(name); err != nil {
+		return err
+	}
 	k, token, err := parseHandle(name, receipt)
 	if err != nil {
 		return err
 	}
-	res, err := s.run(ctx, deleteScript, name, k, token)
+	r, err := s.call(ctx, deleteScript, "delete from", name, k, token)
 	if err != nil {
-		return fmt.Errorf("redisqueue: delete from %s: %w", name, err)
+		return err
 	}
-	switch r := reply(res); r.str(0) {
-	case "ok":
-		return nil
-	case "notfound":
-		return fmt.Errorf("%w: %s", queue.ErrNotFound, name)
-	default:
+	if r.str(0) != "ok" {
 		return r.unexpected("delete from " + name)
 	}
+	return nil
 }
 
-// ChangeVisibility implements queue.Store.
+// ChangeVisibility implements queue.Store. A stale handle answers
+// ErrNotInFlight, as in SQS.
 func (s *Store) ChangeVisibility(ctx context.Context, name, receipt string, timeout time.Duration) error {
+	if err := s.serves(name); err != nil {
+		return err
+	}
 	if timeout < 0 || timeout > queue.MaxVisibilityTimeout {
 		return fmt.Errorf("%w: VisibilityTimeout %v is not within 0s and 12h", queue.ErrInvalid, timeout)
 	}
@@ -472,38 +537,27 @@ func (s *Store) ChangeVisibility(ctx context.Context, name, receipt string, time
 	if err != nil {
 		return err
 	}
-	res, err := s.run(ctx, visibilityScript, name, k, token, int64(timeout))
+	r, err := s.call(ctx, visibilityScript, "change visibility in", name, k, token, int64(timeout))
 	if err != nil {
-		return fmt.Errorf("redisqueue: change visibility in %s: %w", name, err)
+		return err
 	}
-	switch r := reply(res); r.str(0) {
-	case "ok":
-		return nil
-	case "notfound":
-		return fmt.Errorf("%w: %s", queue.ErrNotFound, name)
-	case "notinflight":
-		return fmt.Errorf("%w: %s", queue.ErrNotInFlight, receipt)
-	default:
-		return r.unexpected("change visibility in " + name)
-	}
-}
-
-// Info implements queue.Store.
-func (s *Store) Info(ctx context.Context, name string) (queue.Info, error) {
-	res, err := s.run(ctx, infoScript, name)
-	if err != nil {
-		return queue.Info{}, fmt.Errorf("redisqueue: info of %s: %w", name, err)
-	}
-	r := reply(res)
-	s.left(name, reasonExpired, r.int(1))
 	switch r.str(0) {
 	case "ok":
-	case "notfound":
-		return queue.Info{}, fmt.Errorf("%w: %s", queue.ErrNotFound, name)
-	default:
-		return queue.Info{}, r.unexpected("info of " + name)
+		return nil
+	case "notinflight":
+		return fmt.Errorf("%w: %s", queue.ErrNotInFlight, receipt)
 	}
-	if len(r) < 14 {
+	return r.unexpected("change visibility in " + name)
+}
+
+// Info implements queue.Store: the attributes in force on every node, and
+// the queues this node serves whose dead-letter queue it is.
+func (s *Store) Info(ctx context.Context, name string) (queue.Info, error) {
+	r, err := s.call(ctx, infoScript, "info of", name)
+	if err != nil {
+		return queue.Info{}, err
+	}
+	if r.str(0) != "ok" || len(r) < 14 {
 		return queue.Info{}, r.unexpected("info of " + name)
 	}
 	in := queue.Info{
@@ -523,59 +577,71 @@ func (s *Store) Info(ctx context.Context, name string) (queue.Info, error) {
 		InFlight:  int(r.int(12)),
 		Delayed:   int(r.int(13)),
 	}
-	for i := 14; i < len(r); i++ {
-		in.Sources = append(in.Sources, r.str(i))
-	}
-	slices.Sort(in.Sources)
+	in.Sources = s.sources(name)
 	return in, nil
 }
 
-// Queues implements queue.Store.
-func (s *Store) Queues(ctx context.Context) ([]string, error) {
-	names, err := s.rdb.SMembers(ctx, s.o.Prefix+"queues").Result()
-	if err != nil {
-		return nil, fmt.Errorf("redisqueue: queues: %w", err)
+// sources returns the queues this node serves whose dead-letter queue is
+// dlq, sorted.
+func (s *Store) sources(dlq string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for name, a := range s.served {
+		if a.DeadLetter == dlq {
+			out = append(out, name)
+		}
 	}
-	slices.Sort(names)
-	return names, nil
+	slices.Sort(out)
+	return out
+}
+
+// Queues implements queue.Store: the queues this node serves.
+func (s *Store) Queues(ctx context.Context) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Sorted(maps.Keys(s.served)), nil
 }
 
 // Peek implements queue.Store: the messages the earliest sent first.
 func (s *Store) Peek(ctx context.Context, name string, max int) ([]queue.Message, error) {
-	res, err := s.run(ctx, peekScript, name, max)
+	r, err := s.call(ctx, peekScript, "peek at", name, max)
 	if err != nil {
-		return nil, fmt.Errorf("redisqueue: peek at %s: %w", name, err)
+		return nil, err
 	}
-	r := reply(res)
-	s.left(name, reasonExpired, r.int(1))
-	switch r.str(0) {
-	case "ok":
-		return s.messages(name, r[2:], "")
-	case "notfound":
-		return nil, fmt.Errorf("%w: %s", queue.ErrNotFound, name)
+	if r.str(0) != "ok" {
+		return nil, r.unexpected("peek at " + name)
 	}
-	return nil, r.unexpected("peek at " + name)
+	return s.messages(name, r[2:], "")
 }
 
 // Redrive implements queue.Store, in batches of a few hundred messages,
-// each moved atomically. A message whose source queue is not declared, or
-// full, stays in dlq.
+// each moved atomically. A message whose source queue this node does not
+// serve, or which is full, stays in dlq.
 func (s *Store) Redrive(ctx context.Context, dlq string) (int, error) {
+	if err := s.serves(dlq); err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	served := slices.Collect(maps.Keys(s.served))
+	s.mu.Unlock()
+	if len(s.sources(dlq)) == 0 {
+		return 0, fmt.Errorf("%w: no queue names %s as its dead-letter queue", queue.ErrNoDeadLetter, dlq)
+	}
 	moved, from := 0, int64(0)
 	for {
-		res, err := s.run(ctx, redriveScript, dlq, from, redriveBatch)
-		if err != nil {
-			return moved, fmt.Errorf("redisqueue: redrive %s: %w", dlq, err)
+		args := []any{from, redriveBatch}
+		for _, n := range served {
+			args = append(args, n)
 		}
-		r := reply(res)
-		s.left(dlq, reasonExpired, r.int(1))
-		switch r.str(0) {
-		case "ok":
-		case "notfound":
-			return moved, fmt.Errorf("%w: %s", queue.ErrNotFound, dlq)
-		case "nodeadletter":
-			return moved, fmt.Errorf("%w: no queue names %s as its dead-letter queue", queue.ErrNoDeadLetter, dlq)
-		default:
+		r, err := s.call(ctx, redriveScript, "redrive", dlq, args...)
+		if err != nil {
+			return moved, err
+		}
+		if r.str(0) != "ok" {
 			return moved, r.unexpected("redrive " + dlq)
 		}
 		moved += int(r.int(2))

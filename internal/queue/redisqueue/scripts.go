@@ -5,7 +5,8 @@ import "github.com/redis/go-redis/v9"
 // Every script starts with ARGV[1] the key prefix and ARGV[2] a shift of
 // the server's clock in milliseconds (zero but in tests), and computes its
 // keys from the prefix: the store runs on one server, where a script may
-// touch any key.
+// touch any key. A script on a queue whose attributes the server lacks
+// (it lost its data) answers 'lost', changing nothing.
 //
 // A message is known inside a queue by its key: the queue's sequence
 // number when it arrived, 12 hex digits, so that keys sort in arrival
@@ -23,8 +24,10 @@ local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + SKEW
 end
-local function declared(q)
-  return redis.call('SISMEMBER', P .. 'queues', q) == 1
+-- known reports whether the server has q's attributes: a queue some
+-- node declared, unless the server lost its data since.
+local function known(q)
+  return redis.call('HEXISTS', key(q), 'vis') == 1
 end
 local function ms(ns)
   return math.ceil(tonumber(ns) / 1000000)
@@ -70,29 +73,19 @@ local function notify(q)
 end
 `
 
-// declareScript makes the declared queues those of ARGV, writing each
-// one's attributes (created is kept from its first declaration), and
-// tells the waiting receives of the queues no longer declared. Their
-// messages stay. ARGV[3]: the count; then per queue: name, vis, delay,
-// ret, maxbytes, dlq, maxrc, maxmsgs, wait (durations in ns).
+// declareScript writes the attributes of the queues of ARGV (created is
+// kept from a queue's first declaration). ARGV[3]: the count; then per
+// queue: name, vis, delay, ret, maxbytes, dlq, maxrc, maxmsgs, wait
+// (durations in ns).
 var declareScript = redis.NewScript(prelude + `
 local now = now_ms()
-local names = P .. 'queues'
-local old = redis.call('SMEMBERS', names)
 local n = tonumber(ARGV[3])
-local new = {}
-redis.call('DEL', names)
 for i = 0, n - 1 do
   local b = 4 + i * 9
   local q = ARGV[b]
-  new[q] = true
   redis.call('HSET', key(q), 'vis', ARGV[b+1], 'delay', ARGV[b+2], 'ret', ARGV[b+3], 'maxbytes', ARGV[b+4],
     'dlq', ARGV[b+5], 'maxrc', ARGV[b+6], 'maxmsgs', ARGV[b+7], 'wait', ARGV[b+8])
   redis.call('HSETNX', key(q), 'created', now)
-  redis.call('SADD', names, q)
-end
-for _, q in ipairs(old) do
-  if not new[q] then notify(q) end
 end
 return {'ok'}
 `)
@@ -100,11 +93,11 @@ return {'ok'}
 // sendScript adds messages to a queue, all or none. ARGV[3]: the queue;
 // ARGV[4]: the count; then per message: ID, body (encoded), size, delay
 // (ns, -1 for the queue's). It returns {status, expired, ...}: 'ok',
-// 'notfound', 'toolarge' with the size and the limit, 'full' with the
+// 'toolarge' with the size and the limit, 'full' with the
 // messages held.
 var sendScript = redis.NewScript(prelude + `
 local q = ARGV[3]
-if not declared(q) then return {'notfound', 0} end
+if not known(q) then return {'lost', 0} end
 local a = attrs(q)
 local n = tonumber(ARGV[4])
 for i = 0, n - 1 do
@@ -135,7 +128,7 @@ return {'ok', ex}
 // first received, receives, dead-letter source.
 var receiveScript = redis.NewScript(prelude + `
 local q = ARGV[3]
-if not declared(q) then return {'notfound', 0, 0, -1, '0'} end
+if not known(q) then return {'lost', 0, 0, -1, '0'} end
 local max = tonumber(ARGV[4])
 local vis = tonumber(ARGV[5])
 local token = ARGV[6]
@@ -144,7 +137,7 @@ local now = now_ms()
 local ex = expire(q, a, now)
 if vis < 0 then vis = a.vis end
 local dlq, dmax
-if a.dlq ~= '' and a.maxrc > 0 and declared(a.dlq) then
+if a.dlq ~= '' and a.maxrc > 0 and known(a.dlq) then
   dlq = a.dlq
   dmax = attrs(dlq).maxmsgs
 end
@@ -204,7 +197,7 @@ return out
 // token is ARGV[5]; else nothing.
 var deleteScript = redis.NewScript(prelude + `
 local q = ARGV[3]
-if not declared(q) then return {'notfound'} end
+if not known(q) then return {'lost'} end
 local st = state(q, ARGV[4])
 if st and st.t == ARGV[5] then drop(q, ARGV[4]) end
 return {'ok'}
@@ -216,7 +209,7 @@ return {'ok'}
 // when it is not in flight under that token.
 var visibilityScript = redis.NewScript(prelude + `
 local q = ARGV[3]
-if not declared(q) then return {'notfound'} end
+if not known(q) then return {'lost'} end
 local k = ARGV[4]
 local st = state(q, k)
 if not st or st.t ~= ARGV[5] then return {'notinflight'} end
@@ -232,11 +225,10 @@ return {'ok'}
 
 // infoScript describes queue ARGV[3]: {status, expired, its nine raw
 // attributes (vis, delay, ret, maxbytes, dlq, maxrc, maxmsgs, wait,
-// created), visible, in flight, delayed}, then the names of the declared
-// queues whose dead-letter queue it is.
+// created), visible, in flight, delayed}.
 var infoScript = redis.NewScript(prelude + `
 local q = ARGV[3]
-if not declared(q) then return {'notfound', 0} end
+if not known(q) then return {'lost', 0} end
 local a = attrs(q)
 local now = now_ms()
 local ex = expire(q, a, now)
@@ -248,9 +240,6 @@ for i = 1, 9 do out[#out + 1] = a.raw[i] end
 out[#out + 1] = visible
 out[#out + 1] = inflight
 out[#out + 1] = total - visible - inflight
-for _, n in ipairs(redis.call('SMEMBERS', P .. 'queues')) do
-  if redis.call('HGET', key(n), 'dlq') == q then out[#out + 1] = n end
-end
 return out
 `)
 
@@ -259,7 +248,7 @@ return out
 // body, sent, first received, receives, dead-letter source.
 var peekScript = redis.NewScript(prelude + `
 local q = ARGV[3]
-if not declared(q) then return {'notfound', 0} end
+if not known(q) then return {'lost', 0} end
 local a = attrs(q)
 local now = now_ms()
 local out = {'ok', expire(q, a, now)}
@@ -278,17 +267,14 @@ return out
 // redriveScript moves up to ARGV[5] messages of dead-letter queue ARGV[3],
 // from the ARGV[4]th earliest sent on, back to their source queues,
 // receivable at once and never received; a message whose source is not
-// declared, or full, stays. It returns {status, expired, moved, the
-// position to go on from, 1 when it read the last}. 'nodeadletter' when
-// no declared queue names ARGV[3] as its dead-letter queue.
+// one of ARGV[6...] (the queues the node serves), or is full, stays. It
+// returns {status, expired, moved, the position to go on from, 1 when it
+// read the last}.
 var redriveScript = redis.NewScript(prelude + `
 local q = ARGV[3]
-if not declared(q) then return {'notfound', 0} end
-local isdlq = false
-for _, n in ipairs(redis.call('SMEMBERS', P .. 'queues')) do
-  if redis.call('HGET', key(n), 'dlq') == q then isdlq = true break end
-end
-if not isdlq then return {'nodeadletter', 0} end
+if not known(q) then return {'lost', 0} end
+local served = {}
+for i = 6, #ARGV do served[ARGV[i]] = true end
 local a = attrs(q)
 local now = now_ms()
 local ex = expire(q, a, now)
@@ -299,7 +285,7 @@ local moved, limits, touched = 0, {}, {}
 for _, k in ipairs(ks) do
   local st = state(q, k)
   local src = st and st.d or ''
-  local ok = src ~= '' and declared(src)
+  local ok = served[src] and known(src)
   if ok then
     if not limits[src] then limits[src] = attrs(src).maxmsgs end
     ok = redis.call('HLEN', key(src, 'state')) < limits[src]
