@@ -24,7 +24,7 @@ var prefixSeq atomic.Int64
 
 // node is one store with a client of its own, as one node of a cluster
 // has; nodes made with the same prefix share their queues.
-func node(t *testing.T, addr, prefix string, o redisqueue.Options) *redisqueue.Store {
+func node(t testing.TB, addr, prefix string, o redisqueue.Options) *redisqueue.Store {
 	t.Helper()
 	rdb := redis.NewClient(&redis.Options{Addr: addr})
 	o.Prefix = prefix
