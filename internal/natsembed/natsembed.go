@@ -19,6 +19,11 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
+// MaxPayload is the largest message the server takes: room for a queue's
+// largest message (1 MiB, as SQS's) in its envelope, where NATS's default
+// is 1 MB.
+const MaxPayload = 4 << 20
+
 // ErrNotReady is returned when the server did not accept client connections
 // within Options.ReadyTimeout.
 var ErrNotReady = errors.New("natsembed: server not ready")
@@ -98,6 +103,7 @@ func Start(opts Options) (*Server, error) {
 		Host:          host,
 		Port:          port,
 		JetStream:     true,
+		MaxPayload:    MaxPayload,
 		NoLog:         true,
 		NoSigs:        true,
 		Username:      o.User,

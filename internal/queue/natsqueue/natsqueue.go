@@ -51,9 +51,10 @@
 //   - A receive whose context ends while the server hands it a message
 //     leaves that message hidden for its visibility timeout, its receive
 //     counted.
-//   - The largest message is what the server's max_payload carries (1 MB
-//     by default), less its headers: a queue's 1 MiB limit is refused at
-//     Send with ErrInvalid unless the server's max_payload is raised.
+//   - The largest message is what the server's max_payload carries, less
+//     its headers: a nats-server's default (1 MB) refuses a queue's 1 MiB
+//     message at Send with ErrInvalid unless max_payload is raised; the
+//     embedded server (natsembed) carries it.
 //
 // A queue no longer declared is no longer served here, but its streams and
 // messages stay: another node may still declare it, and a later

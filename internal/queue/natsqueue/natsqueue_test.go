@@ -207,18 +207,28 @@ func TestDeadLetterLeft(t *testing.T) {
 	}
 }
 
-// TestMaxPayload: a message the NATS server cannot carry (1 MB by
-// default) is refused as invalid, before anything is sent.
+// TestMaxPayload: a message the NATS server cannot carry (a nats-server's
+// default max_payload is 1 MB) is refused as invalid, before anything is
+// sent; the embedded server carries a queue's largest message, 1 MiB.
 func TestMaxPayload(t *testing.T) {
 	t.Parallel()
-	js := connect(t, engines["embedded"](t))
-	s := open(t, js, natsqueue.Options{}, queue.Declaration{Name: "q", Attributes: queue.Attributes{MaxMessageBytes: queue.MaxMessageBytes}})
-	_, err := s.Send(ctxFor(t), "q", []queue.Outgoing{{Body: strings.Repeat("x", queue.MaxMessageBytes)}})
+	decl := queue.Declaration{Name: "q", Attributes: queue.Attributes{MaxMessageBytes: queue.MaxMessageBytes}}
+	largest := []queue.Outgoing{{Body: strings.Repeat("x", queue.MaxMessageBytes)}}
+	s := open(t, connect(t, engines["process"](t)), natsqueue.Options{}, decl)
+	_, err := s.Send(ctxFor(t), "q", largest)
 	if !errors.Is(err, queue.ErrInvalid) || !strings.Contains(err.Error(), "max_payload") {
-		t.Errorf("Send(1 MiB) = %v, want ErrInvalid naming max_payload", err)
+		t.Errorf("Send(1 MiB) to a nats-server = %v, want ErrInvalid naming max_payload", err)
 	}
 	if _, err := s.Send(ctxFor(t), "q", []queue.Outgoing{{Body: strings.Repeat("x", 900<<10)}}); err != nil {
 		t.Errorf("Send(900 KiB) = %v", err)
+	}
+	e := open(t, connect(t, engines["embedded"](t)), natsqueue.Options{}, decl)
+	if _, err := e.Send(ctxFor(t), "q", largest); err != nil {
+		t.Errorf("Send(1 MiB) to the embedded server = %v", err)
+	}
+	got, err := e.Receive(ctxFor(t), "q", queue.ReceiveOptions{Wait: 5 * time.Second})
+	if err != nil || len(got) != 1 || len(got[0].Body) != queue.MaxMessageBytes {
+		t.Errorf("Receive of the 1 MiB message: %d messages, %v", len(got), err)
 	}
 }
 
