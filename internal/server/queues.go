@@ -3,6 +3,7 @@ package server
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -70,9 +71,14 @@ func (b *builder) checkQueues(s *Server) error {
 	return nil
 }
 
-// queueDeclareTimeout bounds declaring the queues in their store: an
-// engine's streams can take a while to appear while its replicas elect.
-const queueDeclareTimeout = 30 * time.Second
+// Declaring the queues in their store is tried for up to queueDeclareTimeout,
+// each attempt bounded by queueDeclareAttempt: an engine's replicated
+// streams wait for their peers, and a request made while the engine's
+// servers elect a leader may go unanswered.
+const (
+	queueDeclareTimeout = time.Minute
+	queueDeclareAttempt = 15 * time.Second
+)
 
 // startQueues puts b's queues in force, once b is: s's store, which
 // outlives reloads, takes b's declarations (a kept queue keeps its
@@ -82,8 +88,23 @@ const queueDeclareTimeout = 30 * time.Second
 func (s *Server) startQueues(b *builder) error {
 	ctx, cancel := context.WithTimeout(context.Background(), queueDeclareTimeout)
 	defer cancel()
-	if err := s.queues.Declare(ctx, queueDeclarations(b.cfg.Queues)); err != nil {
-		return fmt.Errorf("queues: %w", err)
+	decls := queueDeclarations(b.cfg.Queues)
+	for {
+		actx, acancel := context.WithTimeout(ctx, queueDeclareAttempt)
+		err := s.queues.Declare(actx, decls)
+		acancel()
+		if err == nil {
+			break
+		}
+		if errors.Is(err, queue.ErrInvalid) || ctx.Err() != nil {
+			return fmt.Errorf("queues: %w", err)
+		}
+		s.log.Warn("queues: declaring them failed; trying again", "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("queues: %w", err)
+		case <-time.After(250 * time.Millisecond): // retry pacing
+		}
 	}
 	var started []io.Closer
 	for _, o := range b.triggers {

@@ -230,13 +230,21 @@ func (s *Store) Declare(ctx context.Context, decls []queue.Declaration) error {
 	}
 	s.declaring.Lock()
 	defer s.declaring.Unlock()
+	// The queues' streams are made at once: a replicated stream waits for
+	// its peers, and queues one after another would add those waits up.
+	made := make([]*served, len(decls))
+	errs := make([]error, len(decls))
+	var wg sync.WaitGroup
+	for i, d := range decls {
+		wg.Go(func() { made[i], errs[i] = s.ensure(ctx, d.Name, d.Attributes.WithDefaults()) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
 	next := map[string]*served{}
-	for _, d := range decls {
-		q, err := s.ensure(ctx, d.Name, d.Attributes.WithDefaults())
-		if err != nil {
-			return err
-		}
-		next[d.Name] = q
+	for i, d := range decls {
+		next[d.Name] = made[i]
 	}
 	s.mu.Lock()
 	if s.closed {
