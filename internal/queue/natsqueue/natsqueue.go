@@ -550,6 +550,17 @@ func (s *Store) Receive(ctx context.Context, name string, opts queue.ReceiveOpti
 			return nil, err
 		}
 		out, err := s.fetch(ctx, q, max, time.Time{}, opts.Visibility)
+		if err != nil && transient(err) && time.Until(deadline) > failoverPause {
+			// The queue's stream is choosing a new leader (a server of the
+			// engine died): ask again while the receive may wait.
+			pause := time.NewTimer(failoverPause)
+			select {
+			case <-pause.C:
+			case <-ctx.Done():
+				pause.Stop()
+			}
+			continue
+		}
 		if err != nil || len(out) > 0 {
 			return out, err
 		}
@@ -569,6 +580,9 @@ func (s *Store) Receive(ctx context.Context, name string, opts queue.ReceiveOpti
 		s.waiting(1)
 		out, err = s.fetch(ctx, q, 1, deadline, opts.Visibility)
 		s.waiting(-1)
+		if err != nil && transient(err) {
+			continue // the loop's first fetch waits, or answers the error
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -583,6 +597,14 @@ func (s *Store) Receive(ctx context.Context, name string, opts queue.ReceiveOpti
 			return out, nil
 		}
 	}
+}
+
+// failoverPause paces a receive's requests while its stream has no leader.
+const failoverPause = 100 * time.Millisecond
+
+// transient reports an error a stream answers while it chooses a leader.
+func transient(err error) bool {
+	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrTimeout)
 }
 
 func (s *Store) waiting(n int) {
