@@ -24,6 +24,10 @@ import (
 // is 1 MB.
 const MaxPayload = 4 << 20
 
+// ErrStoreInUse is returned when another server, of this process or
+// another, holds the store directory.
+var ErrStoreInUse = errors.New("natsembed: the store directory is in use by another server")
+
 // ErrNotReady is returned when the server did not accept client connections
 // within Options.ReadyTimeout.
 var ErrNotReady = errors.New("natsembed: server not ready")
@@ -85,7 +89,8 @@ type Server struct {
 	ns        *server.Server
 	inProcess bool
 	storeDir  string
-	tempDir   string // removed on Close; empty when the caller chose StoreDir
+	lock      *os.File // the store directory's lock, when the caller chose it
+	tempDir   string   // removed on Close; empty when the caller chose StoreDir
 }
 
 // Start starts a server and returns once it accepts client connections.
@@ -144,6 +149,13 @@ func Start(opts Options) (*Server, error) {
 	}
 	s := &Server{}
 	so.StoreDir = o.StoreDir
+	if so.StoreDir != "" {
+		lock, err := lockStore(so.StoreDir)
+		if err != nil {
+			return nil, fmt.Errorf("natsembed: store dir: %w", err)
+		}
+		s.lock = lock
+	}
 	if so.StoreDir == "" {
 		dir, err := os.MkdirTemp("", "switchboard-nats-")
 		if err != nil {
@@ -153,6 +165,7 @@ func Start(opts Options) (*Server, error) {
 	}
 	ns, err := server.NewServer(so)
 	if err != nil {
+		s.unlock()
 		s.removeTemp()
 		return nil, fmt.Errorf("natsembed: %w", err)
 	}
@@ -223,7 +236,15 @@ func (s *Server) Close() {
 		s.ns.Shutdown()
 		s.ns.WaitForShutdown()
 	}
+	s.unlock()
 	s.removeTemp()
+}
+
+func (s *Server) unlock() {
+	if s.lock != nil {
+		_ = s.lock.Close()
+		s.lock = nil
+	}
 }
 
 func (s *Server) removeTemp() {

@@ -231,8 +231,9 @@ func TestReplicatedDirectorySurvivesAServer(t *testing.T) {
 	}, "record not readable after losing a server")
 }
 
-// An in-process server keeps its streams in StoreDir across a restart and
-// accepts no network client.
+// An in-process server keeps its streams in StoreDir across a restart,
+// accepts no network client, and holds its store: a second server given
+// the same one is refused.
 func TestInProcessKeepsItsStore(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -271,6 +272,9 @@ func TestInProcessKeepsItsStore(t *testing.T) {
 	e, err := kv.Get(ctx, "k")
 	if err != nil || string(e.Value()) != "v" {
 		t.Fatalf("after a restart: %v, %v", e, err)
+	}
+	if _, err := natsembed.Start(natsembed.Options{InProcess: true, StoreDir: dir}); !errors.Is(err, natsembed.ErrStoreInUse) {
+		t.Fatalf("a second server on the same store = %v, want ErrStoreInUse", err)
 	}
 	if _, err := natsembed.Start(natsembed.Options{InProcess: true, Routes: []string{"nats-route://127.0.0.1:1"}}); err == nil {
 		t.Fatal("an in-process server joined a cluster")
