@@ -71,41 +71,49 @@ func (b *builder) checkQueues(s *Server) error {
 	return nil
 }
 
-// Declaring the queues in their store is tried for up to queueDeclareTimeout,
-// each attempt bounded by queueDeclareAttempt: an engine's replicated
-// streams wait for their peers, and a request made while the engine's
-// servers elect a leader may go unanswered.
+// Declaring the queues in a cluster's engine is tried for up to
+// queueDeclareTimeout, each attempt bounded by queueDeclareAttempt: the
+// engine's replicated streams wait for their peers, and a request made
+// while its servers elect a leader may go unanswered.
 const (
 	queueDeclareTimeout = time.Minute
 	queueDeclareAttempt = 15 * time.Second
 )
 
-// startQueues puts b's queues in force, once b is: s's store, which
-// outlives reloads, takes b's declarations (a kept queue keeps its
-// messages), and b's triggers start; b closes them before its functions.
-// When the store refuses the declarations (an engine that cannot be
-// reached), no trigger starts and the error is returned.
-func (s *Server) startQueues(b *builder) error {
-	ctx, cancel := context.WithTimeout(context.Background(), queueDeclareTimeout)
+// declareQueues makes s's store, which outlives reloads, serve b's queues
+// (a kept queue keeps its messages), before b is put in force: when the
+// store refuses them (an engine that cannot be reached, a data directory
+// another gateway holds), the error is returned and b must not be. On a
+// cluster a failure is tried again until queueDeclareTimeout, or the drain;
+// a node's own store answers at once.
+func (s *Server) declareQueues(b *builder) error {
+	ctx, cancel := context.WithTimeout(s.draining, queueDeclareTimeout)
 	defer cancel()
 	decls := queueDeclarations(b.cfg.Queues)
 	for {
 		actx, acancel := context.WithTimeout(ctx, queueDeclareAttempt)
 		err := s.queues.Declare(actx, decls)
 		acancel()
-		if err == nil {
-			break
-		}
-		if errors.Is(err, queue.ErrInvalid) || ctx.Err() != nil {
+		switch {
+		case err == nil:
+			return nil
+		case s.cluster == nil || errors.Is(err, queue.ErrInvalid) || ctx.Err() != nil:
 			return fmt.Errorf("queues: %w", err)
 		}
-		s.log.Warn("queues: declaring them failed; trying again", "err", err)
+		s.log.Warn("queues: declaring them in the cluster's engine failed; trying again", "err", err)
+		t := time.NewTimer(250 * time.Millisecond) // retry pacing
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return fmt.Errorf("queues: %w", err)
-		case <-time.After(250 * time.Millisecond): // retry pacing
+		case <-t.C:
 		}
 	}
+}
+
+// startTriggers starts b's queue triggers, once b is in force and its
+// queues declared; b closes them before its functions.
+func (s *Server) startTriggers(b *builder) {
 	var started []io.Closer
 	for _, o := range b.triggers {
 		tr, err := sqs.StartTrigger(o)
@@ -116,7 +124,6 @@ func (s *Server) startQueues(b *builder) error {
 		started = append(started, tr)
 	}
 	b.closers = append(started, b.closers...)
-	return nil
 }
 
 // sqsAPI serves the SQS API over s's queues, and the queue calls of the

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,6 +20,8 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/switchboard-gateway/switchboard/internal/config"
+	"github.com/switchboard-gateway/switchboard/internal/natsembed"
+	"github.com/switchboard-gateway/switchboard/internal/server"
 	"github.com/switchboard-gateway/switchboard/internal/server/servertest"
 	"github.com/switchboard-gateway/switchboard/internal/testutil"
 )
@@ -699,5 +702,48 @@ queues:
 	}, "the message was not deleted")
 	if b, err := os.ReadFile(log); err != nil || string(b) != "1\n" {
 		t.Errorf("receive counts = %q, %v; want one invocation, of the first receive", b, err)
+	}
+}
+
+// TestQueuesDataDirHeld: a data directory whose queue storage another
+// server holds refuses, at once and saying why, a gateway started on it
+// and a reload that adds the first queue; the refused reload leaves the
+// configuration in force.
+func TestQueuesDataDirHeld(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	holder, err := natsembed.Start(natsembed.Options{InProcess: true, StoreDir: filepath.Join(dir, "queues")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	load := func(yaml string) *config.Config {
+		path := filepath.Join(t.TempDir(), "switchboard.yaml")
+		if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := config.Load(path, func(string) string { return "" }, config.Overrides{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	withQueues := fmt.Sprintf("dataDir: %s\nqueues: [{name: work}]\n", dir)
+	var log testutil.Buffer
+	if _, err := server.New(load(withQueues), server.Options{Logger: slog.New(slog.NewTextHandler(&log, nil))}); !errors.Is(err, natsembed.ErrStoreInUse) {
+		t.Fatalf("server.New on a held data directory = %v, want ErrStoreInUse", err)
+	}
+	if strings.Contains(log.String(), "trying again") {
+		t.Errorf("a held data directory was tried again:\n%s", log.String())
+	}
+
+	r := servertest.Start(t, load(fmt.Sprintf("dataDir: %s\n", dir)))
+	if err := r.Server.Reload(load(withQueues)); !errors.Is(err, natsembed.ErrStoreInUse) {
+		t.Fatalf("Reload adding a queue on a held data directory = %v, want ErrStoreInUse", err)
+	}
+	c := sqsClient(r.HTTP, "AKIDEXAMPLE", "secret")
+	var missing *sqstypes.QueueDoesNotExist
+	if _, err := c.GetQueueUrl(ctx30(t), &sqs.GetQueueUrlInput{QueueName: aws.String("work")}); !errors.As(err, &missing) {
+		t.Errorf("GetQueueUrl(work) after the refused reload = %v, want QueueDoesNotExist", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"path/filepath"
 	"sync"
 	"time"
@@ -56,10 +57,13 @@ type fileQueues struct {
 	left func(queue, reason string)
 	log  *slog.Logger
 
-	mu sync.Mutex
-	st *natsqueue.Store // nil until the first queue is declared
-	nc *nats.Conn
-	ns *natsembed.Server
+	opening sync.Mutex // one open at a time, without holding mu
+
+	mu     sync.Mutex
+	st     *natsqueue.Store // nil until the first queue is declared
+	nc     *nats.Conn
+	ns     *natsembed.Server
+	closed bool
 }
 
 var _ queueStore = (*fileQueues)(nil)
@@ -71,14 +75,24 @@ func (f *fileQueues) store() *natsqueue.Store {
 	return f.st
 }
 
-// open starts the engine and the store, once.
+// open starts the engine and the store, once, within ctx; not after Close.
 func (f *fileQueues) open(ctx context.Context) (*natsqueue.Store, error) {
+	f.opening.Lock()
+	defer f.opening.Unlock()
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.st != nil {
-		return f.st, nil
+	st, closed := f.st, f.closed
+	f.mu.Unlock()
+	switch {
+	case closed:
+		return nil, fmt.Errorf("queues: %w", net.ErrClosed)
+	case st != nil:
+		return st, nil
 	}
-	ns, err := natsembed.Start(natsembed.Options{InProcess: true, StoreDir: f.dir, ReadyTimeout: queueEngineTimeout})
+	ready := queueEngineTimeout
+	if d, ok := ctx.Deadline(); ok {
+		ready = min(ready, max(time.Until(d), time.Millisecond))
+	}
+	ns, err := natsembed.Start(natsembed.Options{InProcess: true, StoreDir: f.dir, ReadyTimeout: ready})
 	if err != nil {
 		return nil, fmt.Errorf("queues: storage in %s: %w", f.dir, err)
 	}
@@ -89,16 +103,25 @@ func (f *fileQueues) open(ctx context.Context) (*natsqueue.Store, error) {
 	}
 	js, err := jetstream.New(nc)
 	if err == nil {
-		f.st, err = natsqueue.New(ctx, js, natsqueue.Options{Left: f.left, Logger: f.log})
+		st, err = natsqueue.New(ctx, js, natsqueue.Options{Left: f.left, Logger: f.log})
 	}
 	if err != nil {
 		nc.Close()
 		ns.Close()
 		return nil, fmt.Errorf("queues: storage in %s: %w", f.dir, err)
 	}
-	f.nc, f.ns = nc, ns
+	f.mu.Lock()
+	if f.closed { // Close came meanwhile: it found nothing to close
+		f.mu.Unlock()
+		_ = st.Close()
+		nc.Close()
+		ns.Close()
+		return nil, fmt.Errorf("queues: %w", net.ErrClosed)
+	}
+	f.st, f.nc, f.ns = st, nc, ns
+	f.mu.Unlock()
 	f.log.Info("queues: messages are kept across restarts", "dir", f.dir)
-	return f.st, nil
+	return st, nil
 }
 
 func (f *fileQueues) Declare(ctx context.Context, decls []queue.Declaration) error {
@@ -171,16 +194,18 @@ func (f *fileQueues) Redrive(ctx context.Context, dlq string) (int, error) {
 	return 0, queue.ErrNotFound
 }
 
-// Close stops the store and its engine; the messages stay in dir.
+// Close stops the store and its engine; the messages stay in dir. The
+// store serves nothing after.
 func (f *fileQueues) Close() error {
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.st == nil {
+	st, nc, ns := f.st, f.nc, f.ns
+	f.st, f.closed = nil, true
+	f.mu.Unlock()
+	if st == nil {
 		return nil
 	}
-	err := f.st.Close()
-	f.nc.Close()
-	f.ns.Close()
-	f.st = nil
+	err := st.Close()
+	nc.Close()
+	ns.Close()
 	return err
 }

@@ -51,6 +51,11 @@ func (s *Server) Reload(cfg *config.Config) error {
 		_ = b.discard()
 		return fmt.Errorf("reload: %w", err)
 	}
+	if err := s.declareQueues(b); err != nil {
+		s.cfg = old
+		_ = b.discard()
+		return fmt.Errorf("reload: %w", err)
+	}
 	s.gw.Reload(gopts)
 	if len(h.api) != len(s.guarded.Load().api) {
 		// The API's routes depend on the stage, which a Reload keeps.
@@ -62,9 +67,7 @@ func (s *Server) Reload(cfg *config.Config) error {
 	s.httpRoutes.Store(b.router)
 	prev := s.built
 	s.built = b
-	if err := s.startQueues(b); err != nil {
-		s.log.Error("reload: the queues kept their previous declarations", "err", err)
-	}
+	s.startTriggers(b)
 	prev.retire(b, &s.retiring, s.log)
 
 	for _, name := range pinned {

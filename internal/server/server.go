@@ -41,7 +41,7 @@ import (
 	"github.com/switchboard-gateway/switchboard/internal/integration/lambdahost"
 	"github.com/switchboard-gateway/switchboard/internal/metrics"
 	"github.com/switchboard-gateway/switchboard/internal/mgmtapi"
-	"github.com/switchboard-gateway/switchboard/internal/queue/memqueue"
+	"github.com/switchboard-gateway/switchboard/internal/queue"
 	"github.com/switchboard-gateway/switchboard/internal/rates"
 	"github.com/switchboard-gateway/switchboard/internal/registry/memreg"
 	"github.com/switchboard-gateway/switchboard/internal/route"
@@ -154,11 +154,14 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		s.closeCluster()
 		return nil, err
 	}
-	s.built = b
-	if err := s.startQueues(b); err != nil {
-		_ = s.Close()
+	if err := s.declareQueues(b); err != nil {
+		_ = b.discard()
+		_ = s.queues.Close()
+		s.closeCluster()
 		return nil, err
 	}
+	s.built = b
+	s.startTriggers(b)
 	s.httpRoutes.Store(b.router)
 	s.gw = gateway.New(hub, gopts)
 	if err := s.startConsumers(cfg, hub); err != nil {
@@ -564,12 +567,14 @@ func (s *Server) ManagementHandler() http.Handler { return s.mgmt }
 func (s *Server) Gateway() *gateway.Gateway { return s.gw }
 
 // QueueWaitersForTest reports how many receives wait in a long poll on
-// the queues; -1 when they are not in the node's memory.
+// the queues; -1 when their store does not tell.
 func (s *Server) QueueWaitersForTest() int {
-	if u, ok := s.queues.(unclosed); ok {
-		if m, ok := u.Store.(*memqueue.Store); ok {
-			return m.WaitersForTest()
-		}
+	var st queue.Store = s.queues
+	if u, ok := st.(unclosed); ok {
+		st = u.Store
+	}
+	if w, ok := st.(interface{ WaitersForTest() int }); ok {
+		return w.WaitersForTest()
 	}
 	return -1
 }
