@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -118,6 +119,34 @@ func TestSAMEntitiesTemplate(t *testing.T) {
 			"$disconnect did not forget order-7's subscriber")
 	})
 
+	// With a data directory, the queue keeps an event the push function
+	// has not delivered across a restart: the push function holds the
+	// event (the drill file says hold) when the gateway is stopped with
+	// SIGTERM; the gateway started again on the same data directory
+	// delivers it to the client, subscribed again on a new connection.
+	t.Run("restart", func(t *testing.T) {
+		t.Parallel()
+		drill := filepath.Join(t.TempDir(), "drill")
+		env := []string{"SWITCHBOARD_DATA_DIR=" + t.TempDir(),
+			"SWITCHBOARD_PARAMETER_OVERRIDES=SubscriptionsDir=" + t.TempDir() + " DrillFile=" + drill}
+		writeFile(t, drill, "hold")
+		g := startIn(t, dir, nil, env...)
+		dialEntities(t, g.ws).subscribe(t, "order-9")
+		held := putEvent(t, dir, g.http, "order-9", `{"status":"before the restart"}`)
+		testutil.Eventually(t, time.Minute, func() bool { return strings.Contains(g.stderr.String(), "[PushFunction] holding 1 event(s)") },
+			"the push function did not get the event")
+		g.stop(t, syscall.SIGTERM)
+
+		g = startIn(t, dir, nil, env...)
+		c := dialEntities(t, g.ws)
+		c.subscribe(t, "order-9")
+		writeFile(t, drill, "")
+		// Delivered at once, or, if the push function held it until its
+		// timeout, after the visibility timeout (60s).
+		if p := c.nextWithin(t, 2*time.Minute); p.ID != held {
+			t.Errorf("after the restart the subscriber got %+v, want the event %s put before it", p, held)
+		}
+	})
 }
 
 // entityClient is a client of examples/sam-entities. Each event it reads
