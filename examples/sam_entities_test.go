@@ -135,7 +135,9 @@ func TestSAMEntitiesTemplate(t *testing.T) {
 		held := putEvent(t, dir, g.http, "order-9", `{"status":"before the restart"}`)
 		testutil.Eventually(t, time.Minute, func() bool { return strings.Contains(g.stderr.String(), "[PushFunction] holding 1 event(s)") },
 			"the push function did not get the event")
-		g.stop(t, syscall.SIGTERM)
+		if err := g.stop(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
 
 		g = startIn(t, dir, nil, env...)
 		c := dialEntities(t, g.ws)

@@ -1,6 +1,7 @@
 package examples_test
 
 import (
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -44,7 +45,7 @@ func startIn(t *testing.T, dir string, args []string, env ...string) *gatewayPro
 	}
 	go func() { _ = g.cmd.Wait(); close(g.exited) }()
 	t.Cleanup(func() {
-		g.stop(t, os.Interrupt)
+		_ = g.stop(os.Interrupt)
 		if t.Failed() {
 			t.Logf("gateway stdout:\n%s\ngateway stderr:\n%s", g.stdout, g.stderr)
 		}
@@ -64,22 +65,22 @@ func startIn(t *testing.T, dir string, args []string, env ...string) *gatewayPro
 }
 
 // stop sends sig and waits for the gateway to exit: it drains within its
-// shutdown timeout (10s); past 15s it is killed. Stopping a stopped
-// gateway does nothing.
-func (g *gatewayProcess) stop(t *testing.T, sig os.Signal) {
-	t.Helper()
+// shutdown timeout (10s); past 15s it is killed, and stop says so.
+// Stopping a stopped gateway does nothing.
+func (g *gatewayProcess) stop(sig os.Signal) error {
 	select {
 	case <-g.exited:
-		return
+		return nil
 	default:
 	}
 	_ = g.cmd.Process.Signal(sig)
 	select {
 	case <-g.exited:
+		return nil
 	case <-time.After(15 * time.Second):
 		_ = g.cmd.Process.Kill()
 		<-g.exited
-		t.Errorf("the gateway did not stop within 15s of %v", sig)
+		return fmt.Errorf("the gateway did not stop within 15s of %v: killed", sig)
 	}
 }
 
