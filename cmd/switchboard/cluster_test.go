@@ -993,9 +993,11 @@ func engineRestart(t *testing.T, cl *cluster) {
 	if status, body := mgmt(t, http.MethodPost, a.http+"/@connections/"+rc.id, "cross-up"); status != http.StatusOK {
 		t.Errorf("POST node-a /@connections/r-c after the restart = %d %s", status, body)
 	}
-	if !answers(t, a, rc.id, http.StatusOK) || !answers(t, c, ra1.id, http.StatusOK) {
-		t.Errorf("the directory does not know the connections opened before the restart")
-	}
+	// Each node adds its records again once it sees the directory lost
+	// them, which the probe above need not have waited for.
+	testutil.Eventually(t, 30*time.Second, func() bool {
+		return answers(t, a, rc.id, http.StatusOK) && answers(t, c, ra1.id, http.StatusOK)
+	}, "the directory does not know the connections opened before the restart")
 	if n := len(listAll(t, b, 3)); n < len(all) {
 		t.Errorf("listing through node-b after the restart: %d connections, want at least %d", n, len(all))
 	}

@@ -38,6 +38,9 @@ import (
 	"github.com/switchboard-gateway/switchboard/internal/history/redishist"
 	"github.com/switchboard-gateway/switchboard/internal/metrics"
 	"github.com/switchboard-gateway/switchboard/internal/natsembed"
+	"github.com/switchboard-gateway/switchboard/internal/queue"
+	"github.com/switchboard-gateway/switchboard/internal/queue/natsqueue"
+	"github.com/switchboard-gateway/switchboard/internal/queue/redisqueue"
 	"github.com/switchboard-gateway/switchboard/internal/redisurl"
 	"github.com/switchboard-gateway/switchboard/internal/registry"
 	"github.com/switchboard-gateway/switchboard/internal/registry/natsreg"
@@ -119,6 +122,10 @@ type Options struct {
 	// the engine, shared by every node (see History): in JetStream
 	// (natshist) or in Redis (redishist).
 	History []history.Rule
+	// QueueLeft is told of each message that leaves one of the cluster's
+	// queues without being deleted, as queue stores tell it (for metrics).
+	// Nil: no one is told.
+	QueueLeft func(queue, reason string)
 
 	// Logger receives the cluster's logs. Nil means slog.Default().
 	Logger *slog.Logger
@@ -210,6 +217,7 @@ type Cluster struct {
 
 	raw    bus.Bus       // the engine's bus, with its health check
 	hist   history.Store // nil when no topic keeps history
+	queues queue.Store   // the queues, in the engine
 	bus    *countingBus
 	dir    *countingDirectory
 	leaser registry.Leaser
@@ -404,6 +412,12 @@ func (c *Cluster) startNATS(ctx context.Context, u string, replicated bool) erro
 		c.hist = st
 		c.closeE = append(c.closeE, st.Close)
 	}
+	qs, err := natsqueue.New(ctx, js, natsqueue.Options{Replicas: ro.Replicas, Left: c.opts.QueueLeft, Logger: c.log})
+	if err != nil {
+		return fmt.Errorf("cluster: queues on JetStream: %w", err)
+	}
+	c.queues = qs
+	c.closeE = append(c.closeE, qs.Close)
 	b := natsbus.New(nc, natsbus.Options{Timeout: c.opts.CallTimeout})
 	c.m.RegisterMissed(b.Missed)
 	c.setEngine(b, dir, dir, nil)
@@ -447,6 +461,12 @@ func (c *Cluster) startRedis(ctx context.Context, u string) error {
 		c.hist = st
 		c.closeE = append(c.closeE, st.Close)
 	}
+	qs, err := redisqueue.New(rdb, redisqueue.Options{Left: c.opts.QueueLeft, Logger: c.log})
+	if err != nil {
+		return fmt.Errorf("cluster: queues in Redis: %w", err)
+	}
+	c.queues = qs
+	c.closeE = append(c.closeE, qs.Close)
 	dir := redisreg.New(rdb, redisreg.Options{})
 	b := redisbus.New(rdb, redisbus.Options{CallTimeout: c.opts.CallTimeout, HealthInterval: c.opts.HealthInterval})
 	c.setEngine(b, dir, dir, dir.Sweep)
@@ -516,6 +536,11 @@ func (c *Cluster) Bus() bus.Bus { return c.bus }
 // History is the topic history the nodes share in the engine, for
 // gateway.HubOptions; nil when Options.History is empty.
 func (c *Cluster) History() history.Store { return c.hist }
+
+// Queues is the store of the cluster's queues, in its engine: every node
+// serves the same queues, and a message outlives the node that took it
+// (natsqueue on JetStream, redisqueue in Redis).
+func (c *Cluster) Queues() queue.Store { return c.queues }
 
 // Run starts the node's background work, until Close: lease renewal every
 // TTL/3, the bus's health check every HealthInterval, the sweep of lapsed

@@ -7,6 +7,7 @@ package config
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -134,6 +135,14 @@ type Config struct {
 	// Queues are message queues, served by the SQS API on the listener
 	// and read by the functions they trigger (see docs/events.md).
 	Queues []Queue `yaml:"queues"`
+
+	// DataDir is where a node alone keeps what must survive a restart: its
+	// queues' messages, in embedded JetStream file storage under
+	// queues/. Env SWITCHBOARD_DATA_DIR wins. Empty: queues live in
+	// memory and are lost when the gateway stops. The local CA is kept
+	// here too, unless tls.dataDir names another directory. A cluster
+	// keeps its queues in its engine instead.
+	DataDir string `yaml:"dataDir"`
 
 	// HTTPRoutes are a Serverless Framework project's http and httpApi
 	// events, served beside the WebSocket API on the same listener.
@@ -471,7 +480,7 @@ type TLS struct {
 	// Disable serves only plain ws:// and http:// when no certificate is set.
 	Disable bool `yaml:"disable"`
 	// DataDir keeps the local CA (env SWITCHBOARD_DATA_DIR, which wins).
-	// Empty means DefaultDataDir.
+	// Empty means the top-level dataDir, else DefaultDataDir.
 	DataDir string `yaml:"dataDir"`
 }
 
@@ -964,7 +973,10 @@ func locate(err error, path string, lines map[string]int, set map[string]bool) e
 // applyEnv adds management credentials from the environment, so that
 // secrets need not be written in the file.
 func (c *Config) applyEnv(getenv func(string) string) error {
-	c.TLS.DataDir = DataDir(getenv, c.TLS.DataDir)
+	if d := getenv("SWITCHBOARD_DATA_DIR"); d != "" {
+		c.DataDir = d
+	}
+	c.TLS.DataDir = DataDir(getenv, cmp.Or(c.TLS.DataDir, c.DataDir))
 	if keys := getenv("SWITCHBOARD_MANAGEMENT_KEYS"); keys != "" {
 		if c.Management.AccessKeys == nil {
 			c.Management.AccessKeys = map[string]string{}
@@ -1025,6 +1037,7 @@ func (c *Config) resolvePaths() {
 	abs(&c.TLS.CertFile)
 	abs(&c.TLS.KeyFile)
 	abs(&c.TLS.DataDir)
+	abs(&c.DataDir)
 	abs(&c.Cluster.CredsFile)
 	abs(&c.Cluster.TLS.CAFile)
 	abs(&c.Cluster.TLS.CertFile)

@@ -15,7 +15,7 @@ import (
 func TestQueueTarget(t *testing.T) {
 	t.Parallel()
 	s := memqueue.New(memqueue.Options{})
-	if err := s.Declare([]queue.Declaration{{Name: "q", Attributes: queue.Attributes{MaxMessages: 1, MaxMessageBytes: 1024}}}); err != nil {
+	if err := s.Declare(context.Background(), []queue.Declaration{{Name: "q", Attributes: queue.Attributes{MaxMessages: 1, MaxMessageBytes: 1024}}}); err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()

@@ -435,3 +435,52 @@ func TestSubscribeRefusedWhenTheBusIs(t *testing.T) {
 		t.Errorf("Conn = %+v, %v; want no topics", info, err)
 	}
 }
+
+// electingDirectory is a directory whose presence writes fail a number of
+// times first, as a replicated directory's do while its replicas elect a
+// leader.
+type electingDirectory struct {
+	*memreg.Registry
+	failures atomic.Int32 // writes left to fail
+	joins    atomic.Int32 // writes tried
+}
+
+func (d *electingDirectory) Join(ctx context.Context, topic string, m registry.Member) error {
+	d.joins.Add(1)
+	if d.failures.Add(-1) >= 0 {
+		return errors.New("directory: no leader")
+	}
+	return d.Registry.Join(ctx, topic, m)
+}
+
+// TestSubscribeWaitsForTheDirectory: a subscribe whose presence write fails
+// for a moment succeeds once the directory takes it, and a subscribe the
+// directory refuses throughout the call's bound is answered with an error
+// and leaves no subscription behind.
+func TestSubscribeWaitsForTheDirectory(t *testing.T) {
+	t.Parallel()
+	engine := new(membus.Engine)
+	dir := &electingDirectory{Registry: memreg.New()}
+	dir.failures.Store(3)
+	hub, url := startNode(t, engine, dir, "a")
+	_, id := dialAs(t, url, "sub:news")
+	if n := dir.joins.Load(); n != 4 {
+		t.Errorf("presence written %d times, want 4 (three refused, then taken)", n)
+	}
+	members, err := dir.Members(t.Context(), "news")
+	if err != nil || len(members) != 1 || members[0].ConnID != id {
+		t.Fatalf("members of news = %v, %v; want the subscriber %s", members, err, id)
+	}
+
+	dir.failures.Store(1 << 30)
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	err = hub.Subscribe(ctx, id, "sports", -1)
+	if err == nil || !strings.Contains(err.Error(), "record presence") {
+		t.Fatalf("Subscribe while the directory refuses = %v, want a presence error", err)
+	}
+	info, err := hub.Conn(t.Context(), id)
+	if err != nil || slices.Contains(info.Topics, "sports") {
+		t.Errorf("Conn = %+v, %v; the refused subscription was kept", info, err)
+	}
+}

@@ -23,6 +23,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
 	"github.com/switchboard-gateway/switchboard/internal/apigw"
@@ -247,15 +248,49 @@ type snapshot struct {
 	routes         *route.Table[Route]
 	ws             *wsconn.Upgrader
 	connectLimiter *rate.Limiter // nil when unlimited
+	// series are each route's per-message metrics, by route key, so that a
+	// message does not look its labels up.
+	series map[string]*routeSeries
 }
 
-func newSnapshot(opts Options) *snapshot {
+// routeSeries are one route's per-message metrics, each looked up by its
+// labels once, when first used, and then kept for the snapshot's life.
+type routeSeries struct {
+	kind     string
+	in       func() prometheus.Counter
+	out      func() prometheus.Counter
+	duration func() prometheus.Observer
+}
+
+func newRouteSeries(m *metrics.Metrics, key, kind string) *routeSeries {
+	return &routeSeries{
+		kind:     kind,
+		in:       sync.OnceValue(func() prometheus.Counter { return m.MessagesIn.WithLabelValues(key) }),
+		out:      sync.OnceValue(func() prometheus.Counter { return m.MessagesOut.WithLabelValues(key) }),
+		duration: sync.OnceValue(func() prometheus.Observer { return m.IntegrationDuration.WithLabelValues(key, kind) }),
+	}
+}
+
+func newSnapshot(opts Options, m *metrics.Metrics) *snapshot {
 	opts = opts.withDefaults()
-	s := &snapshot{opts: opts, routes: route.NewTable(opts.Routes), ws: wsconn.NewUpgrader(opts.Conn)}
+	s := &snapshot{opts: opts, routes: route.NewTable(opts.Routes), ws: wsconn.NewUpgrader(opts.Conn),
+		series: make(map[string]*routeSeries, len(opts.Routes))}
+	for key := range opts.Routes {
+		s.series[key] = newRouteSeries(m, key, opts.Kinds[key])
+	}
 	if opts.ConnectRate > 0 {
 		s.connectLimiter = rate.NewLimiter(rate.Limit(opts.ConnectRate), burst(opts.ConnectRate, opts.ConnectBurst))
 	}
 	return s
+}
+
+// routeSeries returns the metrics of the route key: the snapshot's for one
+// of its routes, else new ones (a route key the options did not list).
+func (s *snapshot) routeSeries(m *metrics.Metrics, key string) *routeSeries {
+	if rs, ok := s.series[key]; ok {
+		return rs
+	}
+	return newRouteSeries(m, key, s.opts.Kinds[key])
 }
 
 // New returns a gateway delivering through hub.
@@ -268,7 +303,7 @@ func New(hub *Hub, opts Options) *Gateway {
 		cancel: cancel,
 		perIP:  make(map[string]int),
 	}
-	g.cur.Store(newSnapshot(opts))
+	g.cur.Store(newSnapshot(opts, hub.metrics))
 	return g
 }
 
@@ -283,7 +318,7 @@ func New(hub *Hub, opts Options) *Gateway {
 // fixed by New. Reload is safe to call concurrently with everything else;
 // the caller stops what the previous routes' integrations hold once their
 // invocations are done.
-func (g *Gateway) Reload(opts Options) { g.cur.Store(newSnapshot(opts)) }
+func (g *Gateway) Reload(opts Options) { g.cur.Store(newSnapshot(opts, g.hub.metrics)) }
 
 func burst(r float64, b int) int {
 	if b > 0 {
@@ -876,11 +911,12 @@ func (g *Gateway) handle(c *client, r routed) {
 		}
 		return
 	}
-	g.hub.metrics.MessagesIn.WithLabelValues(routeKey).Inc()
+	series := r.snap.routeSeries(g.hub.metrics, routeKey)
+	series.in().Inc()
 	req.RouteKey = routeKey
 	resp, err := g.invoke(r.snap, rt, req)
 	if err != nil {
-		_ = g.hub.send(c, wsconn.Text, apigw.ErrorFrame(g.clientMessage(routeKey, c.info.ID, err), c.info.ID, req.RequestID), g.hub.out(routeKey))
+		_ = g.hub.send(c, wsconn.Text, apigw.ErrorFrame(g.clientMessage(routeKey, c.info.ID, err), c.info.ID, req.RequestID), series.out())
 		return
 	}
 	if rt.RouteResponse && len(resp.Body) > 0 {
@@ -888,7 +924,7 @@ func (g *Gateway) handle(c *client, r routed) {
 		if resp.Binary {
 			typ = wsconn.Binary
 		}
-		_ = g.hub.send(c, typ, resp.Body, g.hub.out(routeKey))
+		_ = g.hub.send(c, typ, resp.Body, series.out())
 	}
 }
 
@@ -946,9 +982,10 @@ func (g *Gateway) invoke(s *snapshot, rt Route, req *integration.Request) (*inte
 // observe records one invocation in metrics, the access log and the tail.
 func (g *Gateway) observe(s *snapshot, req *integration.Request, resp *integration.Response, err error, start time.Time) {
 	latency := time.Since(start)
-	kind := s.opts.Kinds[req.RouteKey]
 	m := g.hub.metrics
-	m.IntegrationDuration.WithLabelValues(req.RouteKey, kind).Observe(latency.Seconds())
+	series := s.routeSeries(m, req.RouteKey)
+	kind := series.kind
+	series.duration().Observe(latency.Seconds())
 	status := 0
 	if err == nil {
 		status = resp.StatusCode

@@ -87,12 +87,46 @@ var contextVarRE = regexp.MustCompile(`\$context\.[A-Za-z]+(?:\.[A-Za-z]+)?`)
 
 // accessLog writes one line for an invocation, with API Gateway's
 // $context variable names, or rendered from format when it is not empty.
+// It costs nothing when the logger drops info lines.
 func (g *Gateway) accessLog(format string, req *integration.Request, status int, latency time.Duration, err error) {
+	ctx := context.Background()
+	if !g.log.Enabled(ctx, slog.LevelInfo) {
+		return
+	}
 	errMsg := ""
 	if err != nil {
 		errMsg = err.Error()
 	}
-	vars := map[string]string{
+	if format != "" {
+		vars := contextVars(req, status, latency, errMsg)
+		line := contextVarRE.ReplaceAllStringFunc(format, func(v string) string {
+			if s, ok := vars[v]; ok && s != "" {
+				return s
+			}
+			return "-"
+		})
+		g.log.LogAttrs(ctx, slog.LevelInfo, line)
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("requestId", req.RequestID),
+		slog.String("connectionId", req.Conn.ID),
+		slog.String("routeKey", req.RouteKey),
+		slog.String("eventType", req.EventType),
+		slog.Int("status", status),
+		slog.Int64("integrationLatency", latency.Milliseconds()), // milliseconds, as API Gateway's
+		slog.String("sourceIp", req.Conn.SourceIP),
+		slog.String("requestTime", apigw.RequestTime(req.Time)),
+	}
+	if errMsg != "" { // no empty fields
+		attrs = append(attrs, slog.String("error", errMsg))
+	}
+	g.log.LogAttrs(ctx, slog.LevelInfo, "access", attrs...)
+}
+
+// contextVars are the $context variables of an access log format.
+func contextVars(req *integration.Request, status int, latency time.Duration, errMsg string) map[string]string {
+	return map[string]string{
 		"$context.requestId":              req.RequestID,
 		"$context.extendedRequestId":      req.RequestID,
 		"$context.connectionId":           req.Conn.ID,
@@ -113,28 +147,4 @@ func (g *Gateway) accessLog(format string, req *integration.Request, status int,
 		"$context.error.message":          errMsg,
 		"$context.disconnectStatusCode":   strconv.Itoa(req.DisconnectStatusCode),
 	}
-	if format != "" {
-		line := contextVarRE.ReplaceAllStringFunc(format, func(v string) string {
-			if s, ok := vars[v]; ok && s != "" {
-				return s
-			}
-			return "-"
-		})
-		g.log.LogAttrs(context.Background(), slog.LevelInfo, line)
-		return
-	}
-	attrs := []slog.Attr{
-		slog.String("requestId", req.RequestID),
-		slog.String("connectionId", req.Conn.ID),
-		slog.String("routeKey", req.RouteKey),
-		slog.String("eventType", req.EventType),
-		slog.Int("status", status),
-		slog.Int64("integrationLatency", latency.Milliseconds()), // milliseconds, as API Gateway's
-		slog.String("sourceIp", req.Conn.SourceIP),
-		slog.String("requestTime", apigw.RequestTime(req.Time)),
-	}
-	if errMsg != "" { // no empty fields
-		attrs = append(attrs, slog.String("error", errMsg))
-	}
-	g.log.LogAttrs(context.Background(), slog.LevelInfo, "access", attrs...)
 }

@@ -185,11 +185,32 @@ func (h *Hub) join(ctx context.Context, c *client, topic string) error {
 	if h.presence == nil {
 		return nil
 	}
-	if err := h.presence.Join(ctx, topic, registry.Member{ConnID: c.info.ID, User: c.info.User, Node: h.node}); err != nil {
-		return fmt.Errorf("record presence: %w", err)
+	m := registry.Member{ConnID: c.info.ID, User: c.info.User, Node: h.node}
+	// A directory whose replicas elect a leader (an engine's server just
+	// died) fails writes for a moment: try again, paced, while ctx lasts.
+	// Joining is idempotent, so a write that took effect unanswered is
+	// harmless to repeat.
+	for wait := joinRetryFirst; ; wait = min(2*wait, joinRetryMax) {
+		err := h.presence.Join(ctx, topic, m)
+		if err == nil {
+			return nil
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("record presence: %w", err)
+		case <-t.C:
+		}
 	}
-	return nil
 }
+
+// The pacing of join's retries: from joinRetryFirst, doubling up to
+// joinRetryMax.
+const (
+	joinRetryFirst = 50 * time.Millisecond
+	joinRetryMax   = time.Second
+)
 
 // part ends id's memberships of topics in the directory, on a bus; each
 // call has a bound of its own and is made even when ctx ended.

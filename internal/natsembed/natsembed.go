@@ -16,7 +16,17 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 )
+
+// MaxPayload is the largest message the server takes: room for a queue's
+// largest message (1 MiB, as SQS's) in its envelope, where NATS's default
+// is 1 MB.
+const MaxPayload = 4 << 20
+
+// ErrStoreInUse is returned when another server, of this process or
+// another, holds the store directory.
+var ErrStoreInUse = errors.New("natsembed: the store directory is in use by another server")
 
 // ErrNotReady is returned when the server did not accept client connections
 // within Options.ReadyTimeout.
@@ -51,6 +61,11 @@ type Options struct {
 	// too: User and Password, or Token (not both). Empty: no
 	// authentication, so keep Listen on loopback or a private network.
 	User, Password, Token string
+	// InProcess makes a server that accepts no network clients: only
+	// connections made with Server.Connect, inside the process, reach it.
+	// Listen is ignored, and a cluster needs a network, so ClusterListen
+	// and Routes must be empty.
+	InProcess bool
 	// ReadyTimeout bounds the wait for the server to accept clients.
 	// Default 10s.
 	ReadyTimeout time.Duration
@@ -71,9 +86,11 @@ func (o Options) withDefaults() Options {
 
 // Server is a running embedded NATS server. Close it when done.
 type Server struct {
-	ns       *server.Server
-	storeDir string
-	tempDir  string // removed on Close; empty when the caller chose StoreDir
+	ns        *server.Server
+	inProcess bool
+	storeDir  string
+	lock      *os.File // the store directory's lock, when the caller chose it
+	tempDir   string   // removed on Close; empty when the caller chose StoreDir
 }
 
 // Start starts a server and returns once it accepts client connections.
@@ -91,12 +108,17 @@ func Start(opts Options) (*Server, error) {
 		Host:          host,
 		Port:          port,
 		JetStream:     true,
+		MaxPayload:    MaxPayload,
 		NoLog:         true,
 		NoSigs:        true,
 		Username:      o.User,
 		Password:      o.Password,
 		Authorization: o.Token,
 	}
+	if o.InProcess && (o.ClusterListen != "" || len(o.Routes) > 0) {
+		return nil, errors.New("natsembed: an in-process server cannot join a cluster")
+	}
+	so.DontListen = o.InProcess
 	if o.ClusterListen != "" && len(o.Routes) == 0 {
 		return nil, errors.New("natsembed: a cluster listen address needs Routes (JetStream in a cluster requires them; list every peer, this server included)")
 	}
@@ -127,6 +149,13 @@ func Start(opts Options) (*Server, error) {
 	}
 	s := &Server{}
 	so.StoreDir = o.StoreDir
+	if so.StoreDir != "" {
+		lock, err := lockStore(so.StoreDir)
+		if err != nil {
+			return nil, fmt.Errorf("natsembed: store dir: %w", err)
+		}
+		s.lock = lock
+	}
 	if so.StoreDir == "" {
 		dir, err := os.MkdirTemp("", "switchboard-nats-")
 		if err != nil {
@@ -136,10 +165,11 @@ func Start(opts Options) (*Server, error) {
 	}
 	ns, err := server.NewServer(so)
 	if err != nil {
+		s.unlock()
 		s.removeTemp()
 		return nil, fmt.Errorf("natsembed: %w", err)
 	}
-	s.ns, s.storeDir = ns, so.StoreDir
+	s.ns, s.storeDir, s.inProcess = ns, so.StoreDir, o.InProcess
 	ns.Start()
 	if !ns.ReadyForConnections(o.ReadyTimeout) {
 		s.Close()
@@ -162,6 +192,15 @@ func splitAddr(addr string) (string, int, error) {
 		port = server.RANDOM_PORT
 	}
 	return host, port, nil
+}
+
+// Connect opens a client connection to the server: inside the process
+// for an InProcess server, else to ClientURL.
+func (s *Server) Connect(opts ...nats.Option) (*nats.Conn, error) {
+	if s.inProcess {
+		opts = append(opts, nats.InProcessServer(s.ns))
+	}
+	return nats.Connect(s.ClientURL(), opts...)
 }
 
 // ClientURL is the URL clients connect to (nats://host:port).
@@ -197,7 +236,15 @@ func (s *Server) Close() {
 		s.ns.Shutdown()
 		s.ns.WaitForShutdown()
 	}
+	s.unlock()
 	s.removeTemp()
+}
+
+func (s *Server) unlock() {
+	if s.lock != nil {
+		_ = s.lock.Close()
+		s.lock = nil
+	}
 }
 
 func (s *Server) removeTemp() {

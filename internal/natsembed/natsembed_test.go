@@ -230,3 +230,53 @@ func TestReplicatedDirectorySurvivesAServer(t *testing.T) {
 		return err == nil && rec.Node == "n"
 	}, "record not readable after losing a server")
 }
+
+// An in-process server keeps its streams in StoreDir across a restart,
+// accepts no network client, and holds its store: a second server given
+// the same one is refused.
+func TestInProcessKeepsItsStore(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	open := func() (*natsembed.Server, jetstream.JetStream) {
+		s := start(t, natsembed.Options{InProcess: true, StoreDir: dir})
+		nc, err := s.Connect()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		js, err := jetstream.New(nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s, js
+	}
+	s, js := open()
+	if _, err := nats.Connect(s.ClientURL(), nats.Timeout(time.Second)); err == nil {
+		t.Fatalf("a network client reached the in-process server at %s", s.ClientURL())
+	}
+	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "kept", Storage: jetstream.FileStorage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(ctx, "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	_, js = open()
+	kv, err = js.KeyValue(ctx, "kept")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := kv.Get(ctx, "k")
+	if err != nil || string(e.Value()) != "v" {
+		t.Fatalf("after a restart: %v, %v", e, err)
+	}
+	if _, err := natsembed.Start(natsembed.Options{InProcess: true, StoreDir: dir}); !errors.Is(err, natsembed.ErrStoreInUse) {
+		t.Fatalf("a second server on the same store = %v, want ErrStoreInUse", err)
+	}
+	if _, err := natsembed.Start(natsembed.Options{InProcess: true, Routes: []string{"nats-route://127.0.0.1:1"}}); err == nil {
+		t.Fatal("an in-process server joined a cluster")
+	}
+}

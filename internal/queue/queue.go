@@ -3,7 +3,8 @@
 // and the Store that keeps them (visibility timeout, delay, retention,
 // receive counts, redrive to a dead-letter queue, long polling), with the
 // errors every store returns. Implementations live in subpackages (memqueue
-// keeps a node's queues in its memory); the SQS wire format lives in sqs.
+// keeps a node's queues in its memory, natsqueue keeps them in JetStream);
+// queuetest checks them all; the SQS wire format lives in sqs.
 package queue
 
 import (
@@ -167,9 +168,12 @@ type Message struct {
 	ReceiptHandle string
 	Body          string
 	Attributes    map[string]MessageAttribute
-	// SentAt is when the message was first sent (kept by a redrive).
+	// SentAt is when the message was first sent (kept by a redrive and a
+	// move to the dead-letter queue).
 	SentAt time.Time
-	// FirstReceivedAt is when it was first received.
+	// FirstReceivedAt is when it was first received. An engine store
+	// that does not keep it reports when this receive began instead:
+	// never before SentAt, never after now.
 	FirstReceivedAt time.Time
 	// ReceiveCount counts its receives, this one included.
 	ReceiveCount int
@@ -207,39 +211,78 @@ type Info struct {
 
 // Store keeps queues and their messages. Every method is safe for
 // concurrent use, and every one that can wait takes a context.
+//
+// A store is a node's own (memqueue) or lives in an engine that several
+// nodes share (JetStream, Redis): there, every node that declares a queue
+// serves the same messages, and a receipt handle issued on one node is
+// good on every other. What an engine store cannot do exactly is said on
+// each method; the conformance suite in queuetest checks what every store
+// guarantees.
 type Store interface {
-	// Declare makes the store's queues those of decls: new ones are
-	// created, kept ones take their new attributes and keep their
-	// messages, others are dropped with theirs. A dead-letter queue must
-	// be one of decls.
-	Declare(decls []Declaration) error
-	// Send adds msgs to queue, all or none: a message over the queue's
-	// size fails the call with ErrInvalid, a full queue with ErrFull.
+	// Declare makes the store serve the queues of decls: new ones are
+	// created, kept ones take their new attributes (for receives from now
+	// on) and keep their messages. A dead-letter queue must be one of
+	// decls. It refuses what Check refuses, changing nothing. Declaring
+	// the same queues again, or from several nodes at once, is no error.
+	//
+	// A queue no longer declared is no longer served (Queues omits it,
+	// every call on it answers ErrNotFound). A node's own store drops it
+	// with its messages; an engine store keeps its messages, so that a
+	// node still running an older configuration during a rolling deploy
+	// does not delete a queue a newer node serves, and a later Declare
+	// that names it again serves them again.
+	Declare(ctx context.Context, decls []Declaration) error
+	// Send adds msgs to queue. A message over the queue's size, or with
+	// a delay outside 0 to 15m, fails the call with ErrInvalid before any
+	// is sent. A full queue fails it with ErrFull: a node's own store
+	// sends none of msgs then; an engine store may have stored the batch's
+	// first messages, and may leave them, or remove them after a receive
+	// saw them. A queue holds at most MaxMessages messages that are not
+	// delayed on every store (an engine store may bound its delayed
+	// messages apart).
 	Send(ctx context.Context, queue string, msgs []Outgoing) ([]Sent, error)
 	// Receive returns up to opts.Max visible messages, hiding each for the
 	// visibility timeout and counting the receive; a message received
 	// MaxReceiveCount times that comes due again moves to the dead-letter
-	// queue instead. With opts.Wait it waits for a message until the wait
-	// or ctx ends, and returns none (and no error) then.
+	// queue instead and is not returned. It may return fewer messages
+	// than are visible. With a wait (opts.Wait or opts.QueueWait) it
+	// waits for a message until the wait ends, and returns none and no
+	// error then; when ctx ends first it returns ctx's error. A delay
+	// (the queue's or the message's) never counts as a receive.
+	//
+	// A receive whose ctx ends while an engine store hands it a message
+	// may leave that message hidden, its receive counted, until the
+	// visibility timeout, as a receive whose answer was lost does in SQS.
 	Receive(ctx context.Context, queue string, opts ReceiveOptions) ([]Message, error)
-	// Delete removes the message of receipt. A handle of an earlier
-	// receive of a message received again since, or of a message already
-	// deleted, deletes nothing and is no error, as in SQS.
+	// Delete removes the message of receipt. A handle of a message
+	// already deleted deletes nothing and is no error. A handle of an
+	// earlier receive of a message received again since is no error
+	// either: a node's own store deletes nothing then, as SQS does; an
+	// engine store may delete the message.
 	Delete(ctx context.Context, queue, receipt string) error
 	// ChangeVisibility makes the message of receipt visible again after
-	// timeout, from now (zero: at once); ErrNotInFlight when it is not
-	// in flight under that receipt.
+	// timeout, from now (zero: at once, which wakes a waiting receive).
+	// ErrNotInFlight when the message is gone (deleted, moved to the
+	// dead-letter queue). When the receipt is stale (the message was
+	// received again since, or its timeout ended) a node's own store
+	// answers ErrNotInFlight too; an engine store may instead change the
+	// visibility of the message's current receive.
 	ChangeVisibility(ctx context.Context, queue, receipt string, timeout time.Duration) error
-	// Info describes queue.
+	// Info describes queue. Its counts are approximate, as SQS's are:
+	// once no call is under way they settle on the exact figures, but a
+	// message being moved (delayed to due, redriven, dead-lettered) may
+	// be counted in neither or both of its states meanwhile.
 	Info(ctx context.Context, queue string) (Info, error)
-	// Queues lists the queues' names, sorted.
+	// Queues lists the names of the queues the store serves, sorted.
 	Queues(ctx context.Context) ([]string, error)
 	// Peek returns up to max of queue's messages without receiving them,
-	// oldest first (for listing dead letters).
+	// oldest first (for listing dead letters), with no ReceiptHandle. An
+	// engine store may leave ReceiveCount and FirstReceivedAt zero, and
+	// omit a message that is delayed.
 	Peek(ctx context.Context, queue string, max int) ([]Message, error)
 	// Redrive moves the messages of the dead-letter queue dlq back to the
 	// queues they came from, visible at once with their receive counts
-	// reset, and returns how many moved. ErrNoDeadLetter when dlq is no
-	// queue's dead-letter queue.
+	// reset (SentAt kept), and returns how many moved. ErrNoDeadLetter
+	// when dlq is no declared queue's dead-letter queue.
 	Redrive(ctx context.Context, dlq string) (int, error)
 }

@@ -335,13 +335,3 @@ func TestClusterReloadNeedsRestart(t *testing.T) {
 		t.Errorf("healthz after reload = %d %v, want node a", code, h)
 	}
 }
-
-// TestClusterQueuesPerNode: queues on a cluster are logged as each node's
-// own.
-func TestClusterQueuesPerNode(t *testing.T) {
-	r := testutil.StartRedis(t)
-	n := startCluster(t, nodeYAML("redis://"+r.Addr, "a", "queues: [{name: jobs}]"))[0]
-	if !strings.Contains(n.log.String(), "each node of the cluster has its own queues") {
-		t.Errorf("log lacks the warning that queues are per node:\n%s", n.log)
-	}
-}

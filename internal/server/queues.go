@@ -86,13 +86,40 @@ func interruptible(invoke func(context.Context, []byte) ([]byte, error)) func(co
 	}
 }
 
+// Declaring the queues in their store is tried for up to queueDeclareTimeout,
+// each attempt bounded by queueDeclareAttempt: an engine's replicated
+// streams wait for their peers, and a request made while the engine's
+// servers elect a leader may go unanswered.
+const (
+	queueDeclareTimeout = time.Minute
+	queueDeclareAttempt = 15 * time.Second
+)
+
 // startQueues puts b's queues in force, once b is: s's store, which
 // outlives reloads, takes b's declarations (a kept queue keeps its
 // messages), and b's triggers start; b closes them before its functions.
-func (s *Server) startQueues(b *builder) {
-	if err := s.queues.Declare(queueDeclarations(b.cfg.Queues)); err != nil {
-		s.log.Error("queues: the checked declarations were refused", "err", err) // checkQueues refuses what Declare does
-		return
+// When the store refuses the declarations (an engine that cannot be
+// reached), no trigger starts and the error is returned.
+func (s *Server) startQueues(b *builder) error {
+	ctx, cancel := context.WithTimeout(context.Background(), queueDeclareTimeout)
+	defer cancel()
+	decls := queueDeclarations(b.cfg.Queues)
+	for {
+		actx, acancel := context.WithTimeout(ctx, queueDeclareAttempt)
+		err := s.queues.Declare(actx, decls)
+		acancel()
+		if err == nil {
+			break
+		}
+		if errors.Is(err, queue.ErrInvalid) || ctx.Err() != nil {
+			return fmt.Errorf("queues: %w", err)
+		}
+		s.log.Warn("queues: declaring them failed; trying again", "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("queues: %w", err)
+		case <-time.After(250 * time.Millisecond): // retry pacing
+		}
 	}
 	var started []io.Closer
 	for _, o := range b.triggers {
@@ -104,6 +131,7 @@ func (s *Server) startQueues(b *builder) {
 		started = append(started, tr)
 	}
 	b.closers = append(started, b.closers...)
+	return nil
 }
 
 // sqsAPI serves the SQS API over s's queues, and the queue calls of the

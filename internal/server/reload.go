@@ -62,7 +62,9 @@ func (s *Server) Reload(cfg *config.Config) error {
 	s.httpRoutes.Store(b.router)
 	prev := s.built
 	s.built = b
-	s.startQueues(b)
+	if err := s.startQueues(b); err != nil {
+		s.log.Error("reload: the queues kept their previous declarations", "err", err)
+	}
 	prev.retire(b, &s.retiring, s.log)
 
 	for _, name := range pinned {
@@ -89,6 +91,8 @@ func restartOnly(running, next *config.Config) []string {
 	keep("limits.maxHeaderBytes", running.Limits.MaxHeaderBytes != next.Limits.MaxHeaderBytes)
 	keep("cluster", !reflect.DeepEqual(running.Cluster, next.Cluster))
 	next.Cluster = running.Cluster
+	keep("dataDir", running.DataDir != next.DataDir)
+	next.DataDir = running.DataDir
 	keep("presence", !reflect.DeepEqual(running.Presence, next.Presence))
 	keep("consumers", !reflect.DeepEqual(running.Consumers, next.Consumers))
 	next.Consumers = running.Consumers

@@ -75,7 +75,7 @@ type Server struct {
 	ratesDone  chan struct{}
 	events     *metrics.Events      // the event rules' metrics
 	consumers  []*consumer.Consumer // read events from a bus into topics; restart-only
-	queues     *memqueue.Store      // the queues, kept across reloads
+	queues     queueStore           // the queues, kept across reloads
 	qmetrics   *metrics.Queues      // the queues' metrics
 	draining   context.Context      // done once Drain starts: ends the SQS API's long polls
 	drain      context.CancelFunc   // ends draining
@@ -126,7 +126,6 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.metrics = metrics.New(s.metricsReg)
 	s.events = metrics.NewEvents(s.metricsReg)
 	s.qmetrics = metrics.NewQueues(s.metricsReg, s.queueCounts)
-	s.queues = memqueue.New(memqueue.Options{Left: s.qmetrics.Leave})
 	s.draining, s.drain = context.WithCancel(context.Background())
 	s.mgmtOnMain = cfg.Management.Listen == ""
 	var hist gateway.History
@@ -145,10 +144,9 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		if hub, err = s.joinCluster(cfg); err != nil {
 			return nil, err
 		}
-		if len(cfg.Queues) > 0 {
-			s.log.Warn("queues: each node of the cluster has its own queues, in its memory; a message sent to one node is received only from that node",
-				"queues", len(cfg.Queues))
-		}
+		s.queues = newQueueStore(cfg, s.cluster, s.qmetrics.Leave, s.log)
+	} else {
+		s.queues = newQueueStore(cfg, nil, s.qmetrics.Leave, s.log)
 	}
 	s.tail = tail.New(200, 64)
 	b, gopts, err := s.build(cfg, hub, nil)
@@ -157,7 +155,10 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.built = b
-	s.startQueues(b)
+	if err := s.startQueues(b); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
 	s.httpRoutes.Store(b.router)
 	s.gw = gateway.New(hub, gopts)
 	if err := s.startConsumers(cfg, hub); err != nil {
@@ -215,6 +216,8 @@ func (s *Server) joinCluster(cfg *config.Config) (*gateway.Hub, error) {
 		Logger:  s.log,
 		Metrics: metrics.NewCluster(s.metricsReg),
 		History: historyRules(cfg),
+		// The queues' metrics are registered before the cluster starts.
+		QueueLeft: s.qmetrics.Leave,
 	}
 	// A named node keeps its JetStream store in the data directory across
 	// restarts; an unnamed one gets a new name, and a temporary store, each time.
@@ -512,6 +515,9 @@ func (s *Server) Close() error {
 	s.reloadMu.Unlock()
 	s.retiring.Wait()
 	s.async.Wait() // bounded: the functions are closed
+	if s.queues != nil {
+		errs = append(errs, s.queues.Close())
+	}
 	errs = append(errs, s.closeCluster())
 	return errors.Join(errs...)
 }
@@ -558,8 +564,15 @@ func (s *Server) ManagementHandler() http.Handler { return s.mgmt }
 func (s *Server) Gateway() *gateway.Gateway { return s.gw }
 
 // QueueWaitersForTest reports how many receives wait in a long poll on
-// the queues.
-func (s *Server) QueueWaitersForTest() int { return s.queues.WaitersForTest() }
+// the queues; -1 when they are not in the node's memory.
+func (s *Server) QueueWaitersForTest() int {
+	if u, ok := s.queues.(unclosed); ok {
+		if m, ok := u.Store.(*memqueue.Store); ok {
+			return m.WaitersForTest()
+		}
+	}
+	return -1
+}
 
 // SetReady marks the server ready (or not) for /healthz.
 func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }

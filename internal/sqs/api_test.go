@@ -38,7 +38,7 @@ func call(t *testing.T, api http.Handler, op, body string) (int, string, map[str
 func TestAPIRefusals(t *testing.T) {
 	t.Parallel()
 	s := memqueue.New(memqueue.Options{})
-	if err := s.Declare([]queue.Declaration{{Name: "q"}}); err != nil {
+	if err := s.Declare(context.Background(), []queue.Declaration{{Name: "q"}}); err != nil {
 		t.Fatal(err)
 	}
 	api := sqs.New(sqs.Options{Store: s})
@@ -114,7 +114,7 @@ func TestMD5OfAttributes(t *testing.T) {
 func TestLongPollEndsWhenStopping(t *testing.T) {
 	t.Parallel()
 	s := memqueue.New(memqueue.Options{})
-	if err := s.Declare([]queue.Declaration{{Name: "q"}}); err != nil {
+	if err := s.Declare(context.Background(), []queue.Declaration{{Name: "q"}}); err != nil {
 		t.Fatal(err)
 	}
 	stopping, stop := context.WithCancel(context.Background())
@@ -146,7 +146,7 @@ func TestLongPollEndsWhenStopping(t *testing.T) {
 func TestSendBatchOversizedEntry(t *testing.T) {
 	t.Parallel()
 	s := memqueue.New(memqueue.Options{})
-	if err := s.Declare([]queue.Declaration{{Name: "q"}}); err != nil { // 256 KiB
+	if err := s.Declare(context.Background(), []queue.Declaration{{Name: "q"}}); err != nil { // 256 KiB
 		t.Fatal(err)
 	}
 	api := sqs.New(sqs.Options{Store: s})
@@ -187,7 +187,7 @@ func TestSendBatchOversizedEntry(t *testing.T) {
 func TestReceiveDeadLetterQueueSourceArn(t *testing.T) {
 	t.Parallel()
 	s := memqueue.New(memqueue.Options{})
-	if err := s.Declare([]queue.Declaration{{Name: "dlq"}, {Name: "q", Attributes: queue.Attributes{DeadLetter: "dlq", MaxReceiveCount: 1}}}); err != nil {
+	if err := s.Declare(context.Background(), []queue.Declaration{{Name: "dlq"}, {Name: "q", Attributes: queue.Attributes{DeadLetter: "dlq", MaxReceiveCount: 1}}}); err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()

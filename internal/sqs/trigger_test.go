@@ -53,7 +53,7 @@ func bodies(ev sqs.Event) []string {
 func newQueue(t *testing.T, vis time.Duration, bodies ...string) *memqueue.Store {
 	t.Helper()
 	s := memqueue.New(memqueue.Options{})
-	if err := s.Declare([]queue.Declaration{{Name: "q", Attributes: queue.Attributes{VisibilityTimeout: vis}}}); err != nil {
+	if err := s.Declare(context.Background(), []queue.Declaration{{Name: "q", Attributes: queue.Attributes{VisibilityTimeout: vis}}}); err != nil {
 		t.Fatal(err)
 	}
 	var msgs []queue.Outgoing

@@ -82,8 +82,12 @@ func New(opts Options) *Store {
 	return &Store{now: opts.Now, left: opts.Left, queues: map[string]*memQueue{}}
 }
 
-// Declare implements queue.Store.
-func (s *Store) Declare(decls []queue.Declaration) error {
+// Declare implements queue.Store. The queues no longer declared are
+// dropped with their messages: they live in this node's memory only.
+func (s *Store) Declare(ctx context.Context, decls []queue.Declaration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if err := queue.Check(decls); err != nil {
 		return err
 	}

@@ -53,7 +53,7 @@ func newStoreLog(t *testing.T, decls ...queue.Declaration) (*Store, *clock, *lef
 	c := &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
 	l := &leftLog{}
 	s := New(Options{Now: c.now, Left: l.add})
-	if err := s.Declare(decls); err != nil {
+	if err := s.Declare(context.Background(), decls); err != nil {
 		t.Fatalf("Declare: %v", err)
 	}
 	return s, c, l
@@ -188,7 +188,7 @@ func TestDeadLetterAndRedrive(t *testing.T) {
 func TestLongPolling(t *testing.T) {
 	t.Parallel()
 	s := New(Options{})
-	if err := s.Declare([]queue.Declaration{{Name: "q"}}); err != nil {
+	if err := s.Declare(context.Background(), []queue.Declaration{{Name: "q"}}); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan []queue.Message, 1)
@@ -225,7 +225,7 @@ func TestLongPolling(t *testing.T) {
 func TestChangeVisibilityWakesLongPoll(t *testing.T) {
 	t.Parallel()
 	s := New(Options{})
-	if err := s.Declare([]queue.Declaration{{Name: "q"}}); err != nil {
+	if err := s.Declare(context.Background(), []queue.Declaration{{Name: "q"}}); err != nil {
 		t.Fatal(err)
 	}
 	send(t, s, "q", "a")
@@ -300,7 +300,7 @@ func TestDeclare(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			err := New(Options{}).Declare(tt.decls)
+			err := New(Options{}).Declare(context.Background(), tt.decls)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("Declare = %v, want an error with %q", err, tt.want)
 			}
@@ -309,7 +309,7 @@ func TestDeclare(t *testing.T) {
 	// A new declaration keeps the messages of the queues it keeps.
 	s, _ := newStore(t, queue.Declaration{Name: "keep"}, queue.Declaration{Name: "drop"})
 	send(t, s, "keep", "a")
-	if err := s.Declare([]queue.Declaration{{Name: "keep", Attributes: queue.Attributes{VisibilityTimeout: time.Minute}}}); err != nil {
+	if err := s.Declare(context.Background(), []queue.Declaration{{Name: "keep", Attributes: queue.Attributes{VisibilityTimeout: time.Minute}}}); err != nil {
 		t.Fatal(err)
 	}
 	if got := receive(t, s, "keep", 1); len(got) != 1 {
@@ -325,7 +325,7 @@ func TestDeclare(t *testing.T) {
 func TestReceiveQueueWait(t *testing.T) {
 	t.Parallel()
 	s := New(Options{})
-	if err := s.Declare([]queue.Declaration{{Name: "q", Attributes: queue.Attributes{ReceiveWait: queue.MaxWait}}}); err != nil {
+	if err := s.Declare(context.Background(), []queue.Declaration{{Name: "q", Attributes: queue.Attributes{ReceiveWait: queue.MaxWait}}}); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := s.Receive(context.Background(), "q", queue.ReceiveOptions{}); err != nil || len(got) != 0 {

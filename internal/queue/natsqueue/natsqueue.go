@@ -1,0 +1,1010 @@
+// Package natsqueue keeps queues in NATS JetStream: a queue.Store whose
+// messages survive a restart (a single node's embedded server with a store
+// directory) and that every node of a cluster serves alike. It works with
+// servers from 2.9 on: it uses no message scheduling.
+//
+// Each queue is a work-queue stream, <Prefix>_queue_<name> on the subject
+// <prefix>.queue.<name>, on file storage, with MaxAge = the retention and
+// MaxMsgs = MaxMessages (DiscardNew, so a full queue refuses a send), read
+// through one durable pull consumer whose AckWait is the visibility
+// timeout. A receive is a fetch, its ReceiveCount the delivery count the
+// server keeps; a receipt handle is the delivery's acknowledgement subject,
+// so any node can Delete (an acknowledgement, answered by the server) or
+// ChangeVisibility (a negative acknowledgement with a delay: the server
+// keeps the message pending and delivers it again after the delay). A
+// message is kept as its body, with its ID, send time, attributes and
+// dead-letter source in headers; it is published with Nats-Msg-Id, so a
+// retried publish is stored once.
+//
+// A delayed message (the queue's delay or its own) waits in a second
+// work-queue stream per queue, <Prefix>_qdelay_<name>, that a mover on
+// every node serving the queue drains: a message not yet due is
+// acknowledged negatively with its remaining delay, a due one published to
+// the queue's stream and acknowledged. A delay thus never counts as a
+// receive.
+//
+// What is exact: visibility timeouts, delays and receive counts (kept by
+// the server); a message received MaxReceiveCount times moves to the
+// dead-letter queue on the next receive that gets it; messages survive a
+// restart of the server, and so do receive counts when it shuts down
+// cleanly. What is approximate:
+//   - A server killed at once may forget its consumers' latest state: a
+//     message received (or handed back) just before comes back after its
+//     queue's visibility timeout at the latest, and counts fewer receives;
+//     a delayed message comes due up to 5s late. None is lost.
+//   - Info's counts come from the streams' and consumer's state: a message
+//     whose visibility timeout ended but that no receive has taken since
+//     counts as in flight, a message being moved may count twice or not at
+//     all for a moment.
+//   - FirstReceivedAt is the time of the receive that returns it: the
+//     server keeps no first delivery time.
+//   - A stale receipt handle (of a message received again since) still
+//     deletes the message, or changes its visibility: the server
+//     identifies a delivery by the message's sequence.
+//   - A batch send that would overfill the queue fails with ErrFull once
+//     its first messages are stored; they are removed again, but a receive
+//     may see them meanwhile. Delayed messages are bounded apart, by
+//     MaxMessages too, until they move to the queue.
+//   - A message moved (delayed to due, to the dead-letter queue, redriven)
+//     starts its retention again; Peek shows neither delayed messages nor
+//     receive counts.
+//   - A receive whose context ends while the server hands it a message
+//     leaves that message hidden for its visibility timeout, its receive
+//     counted.
+//   - The largest message is what the server's max_payload carries, less
+//     its headers: a nats-server's default (1 MB) refuses a queue's 1 MiB
+//     message at Send with ErrInvalid unless max_payload is raised; the
+//     embedded server (natsembed) carries it.
+//
+// A queue no longer declared is no longer served here, but its streams and
+// messages stay: another node may still declare it, and a later
+// declaration serves them again. The expiry of a message at the end of its
+// retention is the server's and is not reported to Options.Left.
+package natsqueue
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/switchboard-gateway/switchboard/internal/apigw"
+	"github.com/switchboard-gateway/switchboard/internal/queue"
+)
+
+// Headers of a kept message.
+const (
+	headerID     = "Switchboard-Id"     // the message's ID
+	headerSent   = "Switchboard-Sent"   // when it was first sent, RFC 3339
+	headerAttrs  = "Switchboard-Attrs"  // its attributes: base64 of their JSON
+	headerSource = "Switchboard-Source" // the queue a dead letter came from
+	headerDue    = "Switchboard-Due"    // when a delayed message is due, RFC 3339
+)
+
+// Consumers' durable names.
+const (
+	receivers = "receivers" // of a queue's stream
+	movers    = "movers"    // of a queue's delay stream
+)
+
+// attemptTimeout bounds one call to the server within the caller's bound,
+// and each call of the store's own background work.
+const attemptTimeout = 5 * time.Second
+
+// moverAckWait is how long a delayed message a mover took is left to it.
+const moverAckWait = 5 * time.Second
+
+// retryFull is how long a message that cannot move (its target queue full)
+// waits before it is tried again.
+const retryFull = time.Second
+
+var _ queue.Store = (*Store)(nil)
+
+// Options configures a Store. The zero value works.
+type Options struct {
+	// Prefix is the first subject token and the streams' name prefix, so
+	// that clusters can share a NATS: letters, digits, - and _. Empty
+	// means "switchboard".
+	Prefix string
+	// Replicas is each stream's replica count. Zero means 1.
+	Replicas int
+	// Left is told of each message this store moves to a dead-letter
+	// queue, with reason "dead_letter". It must not block. Nil: no one is
+	// told.
+	Left func(queue, reason string)
+	// Logger receives the store's logs. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.Prefix == "" {
+		o.Prefix = "switchboard"
+	}
+	if o.Replicas <= 0 {
+		o.Replicas = 1
+	}
+	if o.Left == nil {
+		o.Left = func(string, string) {}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
+
+// Store keeps queues in JetStream. Safe for concurrent use; Close stops
+// its movers. The NATS connection is the caller's.
+//
+// declaring is taken before mu.
+type Store struct {
+	js   jetstream.JetStream
+	nc   *nats.Conn
+	opts Options
+
+	ctx  context.Context // ended by Close: the movers' lifetime
+	stop context.CancelFunc
+
+	declaring sync.Mutex // one Declare at a time
+
+	mu      sync.Mutex
+	queues  map[string]*served // the declared queues, by name
+	moving  map[string]jetstream.ConsumeContext
+	waiters int // receives waiting in a long poll
+	closed  bool
+}
+
+// served is a declared queue and its streams.
+type served struct {
+	name         string
+	attrs        queue.Attributes // with defaults
+	streamName   string
+	subject      string
+	delaySubject string
+	stream       jetstream.Stream
+	delayStream  jetstream.Stream
+	consumer     jetstream.Consumer // receivers
+	mover        jetstream.Consumer // movers
+}
+
+// New returns a store that serves no queue until Declare. ctx bounds the
+// check that js reaches a JetStream server.
+func New(ctx context.Context, js jetstream.JetStream, o Options) (*Store, error) {
+	o = o.withDefaults()
+	if err := queue.CheckName(o.Prefix); err != nil {
+		return nil, fmt.Errorf("natsqueue: prefix %q: want 1 to 80 letters, digits, - and _", o.Prefix)
+	}
+	if _, err := js.AccountInfo(ctx); err != nil {
+		return nil, fmt.Errorf("natsqueue: JetStream: %w", err)
+	}
+	sctx, stop := context.WithCancel(context.Background())
+	return &Store{js: js, nc: js.Conn(), opts: o, ctx: sctx, stop: stop,
+		queues: map[string]*served{}, moving: map[string]jetstream.ConsumeContext{}}, nil
+}
+
+// Close stops the store's movers and waits for them. The streams and
+// their messages stay. Calls after Close fail.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	moving := s.moving
+	s.moving = nil
+	s.mu.Unlock()
+	s.stop()
+	for _, cc := range moving {
+		cc.Stop()
+	}
+	for _, cc := range moving {
+		<-cc.Closed() // after its handler's last message
+	}
+	return nil
+}
+
+func (s *Store) names(name string) (stream, subject, delayStream, delaySubject string) {
+	p := s.opts.Prefix
+	return p + "_queue_" + name, p + ".queue." + name, p + "_qdelay_" + name, p + ".qdelay." + name
+}
+
+// Declare implements queue.Store. It creates or updates each queue's
+// streams and consumers, and starts a mover for each queue's delayed
+// messages; a queue no longer declared keeps its streams and messages,
+// for the nodes that still declare it.
+func (s *Store) Declare(ctx context.Context, decls []queue.Declaration) error {
+	if err := queue.Check(decls); err != nil {
+		return err
+	}
+	s.declaring.Lock()
+	defer s.declaring.Unlock()
+	// The queues' streams are made at once: a replicated stream waits for
+	// its peers, and queues one after another would add those waits up.
+	made := make([]*served, len(decls))
+	errs := make([]error, len(decls))
+	var wg sync.WaitGroup
+	for i, d := range decls {
+		wg.Go(func() { made[i], errs[i] = s.ensure(ctx, d.Name, d.Attributes.WithDefaults()) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	next := map[string]*served{}
+	for i, d := range decls {
+		next[d.Name] = made[i]
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return fmt.Errorf("natsqueue: declare: %w", net.ErrClosed)
+	}
+	s.queues = next
+	var stop []jetstream.ConsumeContext
+	for name, cc := range s.moving {
+		if _, ok := next[name]; !ok {
+			stop = append(stop, cc)
+			delete(s.moving, name)
+		}
+	}
+	var start []*served
+	for name, q := range next {
+		cc, ok := s.moving[name]
+		if ok {
+			select {
+			case <-cc.Closed(): // ended by an error (its consumer deleted): start again
+				ok = false
+			default:
+			}
+		}
+		if !ok {
+			start = append(start, q)
+		}
+	}
+	s.mu.Unlock()
+	for _, cc := range stop {
+		cc.Stop()
+	}
+	for _, q := range start {
+		if err := s.startMover(q); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ensure creates or updates the streams and consumers of queue name.
+func (s *Store) ensure(ctx context.Context, name string, a queue.Attributes) (*served, error) {
+	streamName, subject, delayName, delaySubject := s.names(name)
+	q := &served{name: name, attrs: a, streamName: streamName, subject: subject, delaySubject: delaySubject}
+	cfg := jetstream.StreamConfig{
+		Name:        streamName,
+		Description: "switchboard queue " + name,
+		Subjects:    []string{subject},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    s.opts.Replicas,
+		MaxAge:      a.Retention,
+		MaxMsgs:     int64(a.MaxMessages),
+		Discard:     jetstream.DiscardNew,
+		// The body, the attributes (grown by their encoding) and the headers.
+		MaxMsgSize: int32(2*a.MaxMessageBytes + 16<<10),
+		Duplicates: min(2*time.Minute, a.Retention),
+	}
+	var err error
+	if q.stream, err = s.ensureStream(ctx, cfg); err != nil {
+		return nil, err
+	}
+	cfg.Name, cfg.Description, cfg.Subjects = delayName, "switchboard queue "+name+": delayed messages", []string{delaySubject}
+	if q.delayStream, err = s.ensureStream(ctx, cfg); err != nil {
+		return nil, err
+	}
+	q.consumer, err = s.js.CreateOrUpdateConsumer(ctx, streamName, jetstream.ConsumerConfig{
+		Durable:       receivers,
+		Description:   "switchboard receives of queue " + name,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       a.VisibilityTimeout,
+		MaxDeliver:    -1,
+		MaxAckPending: a.MaxMessages,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("natsqueue: queue %s: consumer: %w", name, err)
+	}
+	q.mover, err = s.js.CreateOrUpdateConsumer(ctx, delayName, jetstream.ConsumerConfig{
+		Durable:     movers,
+		Description: "switchboard movers of queue " + name + "'s delayed messages",
+		AckPolicy:   jetstream.AckExplicitPolicy,
+		// A message whose mover is gone (or whose handing back a server
+		// killed at once forgot) is delivered again after this.
+		AckWait:    moverAckWait,
+		MaxDeliver: -1,
+		// Every delayed message is pending, handed back until it is due.
+		MaxAckPending: a.MaxMessages,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("natsqueue: queue %s: delay consumer: %w", name, err)
+	}
+	return q, nil
+}
+
+// ensureStream creates the stream of cfg, or updates its limits. Every
+// node runs this at start, at once: most find the stream made and leave
+// it be.
+func (s *Store) ensureStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	st, err := s.js.Stream(ctx, cfg.Name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		st, err = s.js.CreateStream(ctx, cfg)
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			st, err = s.js.Stream(ctx, cfg.Name) // another node made it first
+		}
+	}
+	if err == nil {
+		have := st.CachedInfo().Config
+		if have.MaxAge != cfg.MaxAge || have.MaxMsgs != cfg.MaxMsgs || have.MaxMsgSize != cfg.MaxMsgSize ||
+			have.Duplicates != cfg.Duplicates || have.Replicas != cfg.Replicas {
+			st, err = s.js.UpdateStream(ctx, cfg)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("natsqueue: stream %s: %w", cfg.Name, err)
+	}
+	return st, nil
+}
+
+func (s *Store) queue(name string) (*served, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, fmt.Errorf("natsqueue: %w", net.ErrClosed)
+	}
+	q, ok := s.queues[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", queue.ErrNotFound, name)
+	}
+	return q, nil
+}
+
+// Send implements queue.Store. The messages are published at once and
+// their acknowledgements awaited together.
+func (s *Store) Send(ctx context.Context, name string, msgs []queue.Outgoing) ([]queue.Sent, error) {
+	q, err := s.queue(name)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	out := make([]queue.Sent, len(msgs))
+	nms := make([]*nats.Msg, len(msgs))
+	for i, m := range msgs {
+		if n := m.Size(); n > q.attrs.MaxMessageBytes {
+			return nil, fmt.Errorf("%w: a message of %d bytes is over the queue's %d", queue.ErrInvalid, n, q.attrs.MaxMessageBytes)
+		}
+		delay := q.attrs.Delay
+		if m.Delay != nil {
+			delay = *m.Delay
+		}
+		if delay < 0 || delay > queue.MaxDelay {
+			return nil, fmt.Errorf("%w: DelaySeconds %v is not within 0s and 15m", queue.ErrInvalid, delay)
+		}
+		id := apigw.NewUUID()
+		nm := newMsg(q.subject, id, id, m.Body, m.Attributes, now, "")
+		if delay > 0 {
+			nm.Subject = q.delaySubject
+			nm.Header.Set(headerDue, now.Add(delay).UTC().Format(time.RFC3339Nano))
+		}
+		if size := len(nm.Data) + headerSize(nm.Header); size > int(s.nc.MaxPayload()) {
+			return nil, fmt.Errorf("%w: a message of %d bytes with its headers is over the NATS server's max_payload of %d", queue.ErrInvalid, size, s.nc.MaxPayload())
+		}
+		nms[i], out[i] = nm, queue.Sent{ID: id}
+	}
+	futures := make([]jetstream.PubAckFuture, 0, len(nms))
+	var firstErr error
+	for _, nm := range nms {
+		f, err := s.js.PublishMsgAsync(nm)
+		if err != nil {
+			firstErr = err
+			break
+		}
+		futures = append(futures, f)
+	}
+	var stored []*nats.Msg // published, to remove when the batch fails
+	var seqs []uint64
+	for _, f := range futures {
+		select {
+		case ack := <-f.Ok():
+			stored, seqs = append(stored, f.Msg()), append(seqs, ack.Sequence)
+		case err := <-f.Err():
+			if firstErr == nil || errors.Is(publishErr(err), queue.ErrFull) {
+				firstErr = err
+			}
+		case <-ctx.Done():
+			if firstErr == nil {
+				firstErr = ctx.Err()
+			}
+		}
+	}
+	if firstErr == nil {
+		return out, nil
+	}
+	// All or none, as far as a stream allows: what was stored goes.
+	for i, nm := range stored {
+		st := q.stream
+		if nm.Subject == q.delaySubject {
+			st = q.delayStream
+		}
+		dctx, cancel := context.WithTimeout(context.Background(), attemptTimeout)
+		if err := st.DeleteMsg(dctx, seqs[i]); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+			s.opts.Logger.Warn("natsqueue: a message of a failed batch was not removed", "queue", name, "err", err)
+		}
+		cancel()
+	}
+	return nil, fmt.Errorf("send to %s: %w", name, publishErr(firstErr))
+}
+
+// publishErr maps a stream's refusal to the queue's errors.
+func publishErr(err error) error {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		switch {
+		case strings.Contains(apiErr.Description, "maximum messages"):
+			return fmt.Errorf("%w: %w", queue.ErrFull, err)
+		case apiErr.ErrorCode == jetstream.JSErrCodeStreamMessageExceedsMaximum,
+			strings.Contains(apiErr.Description, "message size exceeds"):
+			return fmt.Errorf("%w: %w", queue.ErrInvalid, err)
+		}
+	}
+	if errors.Is(err, nats.ErrMaxPayload) {
+		return fmt.Errorf("%w: %w", queue.ErrInvalid, err)
+	}
+	return err
+}
+
+// newMsg makes the NATS message of a queue's message.
+func newMsg(subject, id, dedup, body string, attrs map[string]queue.MessageAttribute, sent time.Time, source string) *nats.Msg {
+	nm := nats.NewMsg(subject)
+	nm.Data = []byte(body)
+	nm.Header.Set(jetstream.MsgIDHeader, dedup)
+	nm.Header.Set(headerID, id)
+	nm.Header.Set(headerSent, sent.UTC().Format(time.RFC3339Nano))
+	if len(attrs) > 0 {
+		b, _ := json.Marshal(attrs) // a map of strings and bytes always marshals
+		nm.Header.Set(headerAttrs, base64.StdEncoding.EncodeToString(b))
+	}
+	if source != "" {
+		nm.Header.Set(headerSource, source)
+	}
+	return nm
+}
+
+func headerSize(h nats.Header) int {
+	n := len("NATS/1.0\r\n\r\n")
+	for k, vs := range h {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
+}
+
+// kept is a message as a stream keeps it.
+type kept struct {
+	id, body, source string
+	attrs            map[string]queue.MessageAttribute
+	sent             time.Time
+}
+
+func decode(h nats.Header, data []byte) kept {
+	k := kept{id: h.Get(headerID), body: string(data), source: h.Get(headerSource)}
+	k.sent, _ = time.Parse(time.RFC3339Nano, h.Get(headerSent))
+	if a := h.Get(headerAttrs); a != "" {
+		if b, err := base64.StdEncoding.DecodeString(a); err == nil {
+			_ = json.Unmarshal(b, &k.attrs) // published by this package; a foreign one has none
+		}
+	}
+	return k
+}
+
+func (k kept) message() queue.Message {
+	return queue.Message{ID: k.id, Body: k.body, Attributes: maps.Clone(k.attrs), SentAt: k.sent, DeadLetterSource: k.source}
+}
+
+// Receive implements queue.Store. It takes what the consumer has at once;
+// with a wait and nothing there it waits for one message, then takes what
+// else is there.
+func (s *Store) Receive(ctx context.Context, name string, opts queue.ReceiveOptions) ([]queue.Message, error) {
+	max := opts.Max
+	if max == 0 {
+		max = 1
+	}
+	if max < 1 || max > queue.MaxBatch {
+		return nil, fmt.Errorf("%w: MaxNumberOfMessages %d is not within 1 and 10", queue.ErrInvalid, max)
+	}
+	if opts.Visibility != nil && (*opts.Visibility < 0 || *opts.Visibility > queue.MaxVisibilityTimeout) {
+		return nil, fmt.Errorf("%w: VisibilityTimeout %v is not within 0s and 12h", queue.ErrInvalid, *opts.Visibility)
+	}
+	if opts.Wait < 0 || opts.Wait > queue.MaxWait {
+		return nil, fmt.Errorf("%w: WaitTimeSeconds %v is not within 0s and 20s", queue.ErrInvalid, opts.Wait)
+	}
+	q, err := s.queue(name)
+	if err != nil {
+		return nil, err
+	}
+	wait := opts.Wait
+	if opts.QueueWait {
+		wait = q.attrs.ReceiveWait
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		out, err := s.fetch(ctx, q, max, time.Time{}, opts.Visibility)
+		if err != nil && transient(err) && time.Until(deadline) > failoverPause {
+			// The queue's stream is choosing a new leader (a server of the
+			// engine died): ask again while the receive may wait.
+			pause := time.NewTimer(failoverPause)
+			select {
+			case <-pause.C:
+			case <-ctx.Done():
+				pause.Stop()
+			}
+			continue
+		}
+		if err != nil || len(out) > 0 {
+			return out, err
+		}
+		switch left := time.Until(deadline); {
+		case left <= 0:
+			return nil, nil
+		case left < 50*time.Millisecond:
+			// Too short to ask the server: wait it out, then look once more.
+			timer := time.NewTimer(left)
+			select {
+			case <-timer.C:
+			case <-ctx.Done():
+				timer.Stop()
+			}
+			continue
+		}
+		s.waiting(1)
+		out, err = s.fetch(ctx, q, 1, deadline, opts.Visibility)
+		s.waiting(-1)
+		if err != nil && transient(err) {
+			continue // the loop's first fetch waits, or answers the error
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(out) > 0 {
+			if max > 1 {
+				more, err := s.fetch(ctx, q, max-1, time.Time{}, opts.Visibility)
+				if err != nil {
+					s.opts.Logger.Warn("natsqueue: receive after a long poll", "queue", name, "err", err)
+				}
+				out = append(out, more...)
+			}
+			return out, nil
+		}
+	}
+}
+
+// failoverPause paces a receive's requests while its stream has no leader.
+const failoverPause = 100 * time.Millisecond
+
+// transient reports an error a stream answers while it chooses a leader.
+func transient(err error) bool {
+	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrTimeout)
+}
+
+func (s *Store) waiting(n int) {
+	s.mu.Lock()
+	s.waiters += n
+	s.mu.Unlock()
+}
+
+// WaitersForTest reports how many receives wait in a long poll, so that a
+// test sends or cancels once a receive waits rather than racing it.
+func (s *Store) WaitersForTest() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.waiters
+}
+
+// fetch takes up to max messages of q: those there now when until is
+// zero, else the first to come before until. It returns them as received,
+// moving the dead letters among them.
+func (s *Store) fetch(ctx context.Context, q *served, max int, until time.Time, vis *time.Duration) ([]queue.Message, error) {
+	var batch jetstream.MessageBatch
+	var err error
+	if until.IsZero() {
+		batch, err = q.consumer.FetchNoWait(max)
+	} else {
+		wctx, cancel := context.WithDeadline(ctx, until)
+		defer cancel()
+		batch, err = q.consumer.Fetch(max, jetstream.FetchContext(wctx))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("receive from %s: %w", q.name, err)
+	}
+	var out []queue.Message
+	for m := range batch.Messages() {
+		if msg, ok := s.take(ctx, q, m, vis); ok {
+			out = append(out, msg)
+		}
+	}
+	if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) &&
+		!errors.Is(err, jetstream.ErrNoHeartbeat) && !errors.Is(err, context.Canceled) {
+		if len(out) > 0 {
+			return out, nil // the error ended the batch after these
+		}
+		return nil, fmt.Errorf("receive from %s: %w", q.name, err)
+	}
+	return out, nil
+}
+
+// take turns a delivery into a received message, or moves it to the
+// dead-letter queue when it has had its receives (ok false then).
+func (s *Store) take(ctx context.Context, q *served, m jetstream.Msg, vis *time.Duration) (queue.Message, bool) {
+	md, err := m.Metadata()
+	if err != nil {
+		s.opts.Logger.Warn("natsqueue: a delivery without metadata", "queue", q.name, "err", err)
+		return queue.Message{}, false
+	}
+	if q.attrs.DeadLetter != "" && md.NumDelivered > uint64(q.attrs.MaxReceiveCount) {
+		s.deadLetter(ctx, q, m, md)
+		return queue.Message{}, false
+	}
+	msg := decode(m.Headers(), m.Data()).message()
+	msg.ReceiptHandle = base64.RawURLEncoding.EncodeToString([]byte(m.Reply()))
+	msg.ReceiveCount = int(md.NumDelivered)
+	msg.FirstReceivedAt = time.Now()
+	if vis != nil && *vis != q.attrs.VisibilityTimeout {
+		if err := s.nak(ctx, m.Reply(), *vis); err != nil {
+			s.opts.Logger.Warn("natsqueue: a receive's visibility timeout not set", "queue", q.name, "err", err)
+		}
+	}
+	return msg, true
+}
+
+// deadLetter moves m, received MaxReceiveCount times, to q's dead-letter
+// queue. A message that cannot move (the dead-letter queue full) stays
+// where it is, and is tried again a moment later.
+func (s *Store) deadLetter(ctx context.Context, q *served, m jetstream.Msg, md *jetstream.MsgMetadata) {
+	s.mu.Lock()
+	dlq := s.queues[q.attrs.DeadLetter]
+	s.mu.Unlock()
+	k := decode(m.Headers(), m.Data())
+	err := errors.New("its dead-letter queue is not declared")
+	if dlq != nil {
+		nm := newMsg(dlq.subject, k.id, k.id+":dead:"+strconv.FormatUint(md.Sequence.Stream, 10), k.body, k.attrs, k.sent, q.name)
+		pctx, cancel := context.WithTimeout(ctx, attemptTimeout)
+		_, err = s.js.PublishMsg(pctx, nm)
+		cancel()
+	}
+	if err != nil {
+		s.opts.Logger.Warn("natsqueue: a message did not move to its dead-letter queue", "queue", q.name, "deadLetter", q.attrs.DeadLetter, "err", publishErr(err))
+		_ = s.nak(ctx, m.Reply(), retryFull)
+		return
+	}
+	if err := s.ack(ctx, m.Reply()); err != nil {
+		// Delivered again, it moves again; the dead-letter queue stores it once.
+		s.opts.Logger.Warn("natsqueue: a dead letter stays in its queue", "queue", q.name, "err", err)
+		return
+	}
+	s.opts.Left(q.name, "dead_letter")
+}
+
+// ack acknowledges the delivery of reply, and waits for the server to
+// take it.
+func (s *Store) ack(ctx context.Context, reply string) error {
+	return s.request(ctx, reply, []byte("+ACK"))
+}
+
+// nak makes the delivery of reply due again after delay (at once: zero).
+// The server keeps it pending meanwhile.
+func (s *Store) nak(ctx context.Context, reply string, delay time.Duration) error {
+	body := []byte("-NAK")
+	if delay > 0 {
+		body = fmt.Appendf(body, ` {"delay": %d}`, delay.Nanoseconds())
+	}
+	return s.request(ctx, reply, body)
+}
+
+func (s *Store) request(ctx context.Context, subject string, body []byte) error {
+	rctx, cancel := context.WithTimeout(ctx, attemptTimeout)
+	defer cancel()
+	_, err := s.nc.RequestWithContext(rctx, subject, body)
+	return err
+}
+
+// handle checks that receipt is an acknowledgement subject of q's
+// consumer, and returns it with the message's stream sequence.
+func (q *served) handle(receipt string) (string, uint64, error) {
+	bad := fmt.Errorf("%w: %q", queue.ErrReceiptHandle, receipt)
+	raw, err := base64.RawURLEncoding.DecodeString(receipt)
+	if err != nil {
+		return "", 0, bad
+	}
+	subject := string(raw)
+	t := strings.Split(subject, ".")
+	// $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<time>.<pending>,
+	// or with a domain and an account hash after ACK (and a last token).
+	var stream, consumer string
+	var nums []string
+	switch {
+	case len(t) == 9:
+		stream, consumer, nums = t[2], t[3], t[4:9]
+	case len(t) == 11 || len(t) == 12:
+		stream, consumer, nums = t[4], t[5], t[6:11]
+	default:
+		return "", 0, bad
+	}
+	if t[0] != "$JS" || t[1] != "ACK" || stream != q.streamName || consumer != receivers {
+		return "", 0, bad
+	}
+	for _, tok := range t {
+		if tok == "" || strings.ContainsAny(tok, "*> \t\r\n") {
+			return "", 0, bad
+		}
+	}
+	for _, n := range nums {
+		if _, err := strconv.ParseUint(n, 10, 64); err != nil {
+			return "", 0, bad
+		}
+	}
+	seq, _ := strconv.ParseUint(nums[1], 10, 64)
+	return subject, seq, nil
+}
+
+// Delete implements queue.Store: an acknowledgement of the receive, which
+// the server answers, from any node.
+func (s *Store) Delete(ctx context.Context, name, receipt string) error {
+	q, err := s.queue(name)
+	if err != nil {
+		return err
+	}
+	subject, _, err := q.handle(receipt)
+	if err != nil {
+		return err
+	}
+	if err := s.ack(ctx, subject); err != nil {
+		return fmt.Errorf("delete from %s: %w", name, err)
+	}
+	return nil
+}
+
+// ChangeVisibility implements queue.Store: a negative acknowledgement with
+// the new timeout as its delay.
+func (s *Store) ChangeVisibility(ctx context.Context, name, receipt string, timeout time.Duration) error {
+	if timeout < 0 || timeout > queue.MaxVisibilityTimeout {
+		return fmt.Errorf("%w: VisibilityTimeout %v is not within 0s and 12h", queue.ErrInvalid, timeout)
+	}
+	q, err := s.queue(name)
+	if err != nil {
+		return err
+	}
+	subject, seq, err := q.handle(receipt)
+	if err != nil {
+		return err
+	}
+	// A work-queue stream keeps only what is not yet deleted.
+	if _, err := q.stream.GetMsg(ctx, seq); errors.Is(err, jetstream.ErrMsgNotFound) {
+		return fmt.Errorf("%w: %s", queue.ErrNotInFlight, receipt)
+	} else if err != nil {
+		return fmt.Errorf("change visibility in %s: %w", name, err)
+	}
+	if err := s.nak(ctx, subject, timeout); err != nil {
+		return fmt.Errorf("change visibility in %s: %w", name, err)
+	}
+	return nil
+}
+
+// Info implements queue.Store: the counts come from the streams' and the
+// consumer's state.
+func (s *Store) Info(ctx context.Context, name string) (queue.Info, error) {
+	q, err := s.queue(name)
+	if err != nil {
+		return queue.Info{}, err
+	}
+	st, err := q.stream.Info(ctx)
+	if err != nil {
+		return queue.Info{}, fmt.Errorf("info of %s: %w", name, err)
+	}
+	ci, err := q.consumer.Info(ctx)
+	if err != nil {
+		return queue.Info{}, fmt.Errorf("info of %s: %w", name, err)
+	}
+	dt, err := q.delayStream.Info(ctx)
+	if err != nil {
+		return queue.Info{}, fmt.Errorf("info of %s: %w", name, err)
+	}
+	in := queue.Info{Name: name, Attributes: q.attrs, CreatedAt: st.Created, Delayed: int(dt.State.Msgs)}
+	in.InFlight = min(ci.NumAckPending, int(st.State.Msgs))
+	in.Visible = int(st.State.Msgs) - in.InFlight
+	s.mu.Lock()
+	for n, o := range s.queues {
+		if o.attrs.DeadLetter == name {
+			in.Sources = append(in.Sources, n)
+		}
+	}
+	s.mu.Unlock()
+	slices.Sort(in.Sources)
+	return in, nil
+}
+
+// Queues implements queue.Store.
+func (s *Store) Queues(ctx context.Context) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Sorted(maps.Keys(s.queues)), nil
+}
+
+// each calls f with q's stored messages, oldest first, until f returns
+// false; the messages stored after the call began are not visited.
+func (s *Store) each(ctx context.Context, q *served, f func(*jetstream.RawStreamMsg) bool) error {
+	info, err := q.stream.Info(ctx)
+	if err != nil {
+		return err
+	}
+	last := info.State.LastSeq
+	for seq := info.State.FirstSeq; seq > 0 && seq <= last; {
+		m, err := q.stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(q.subject))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if m.Sequence > last || !f(m) {
+			return nil
+		}
+		seq = m.Sequence + 1
+	}
+	return nil
+}
+
+// Peek implements queue.Store: it reads the stream, which keeps the
+// messages not yet deleted, without the delayed ones or receive counts.
+func (s *Store) Peek(ctx context.Context, name string, max int) ([]queue.Message, error) {
+	q, err := s.queue(name)
+	if err != nil {
+		return nil, err
+	}
+	var out []queue.Message
+	if max <= 0 {
+		return out, nil
+	}
+	err = s.each(ctx, q, func(m *jetstream.RawStreamMsg) bool {
+		out = append(out, decode(m.Header, m.Data).message())
+		return len(out) < max
+	})
+	if err != nil {
+		return nil, fmt.Errorf("peek at %s: %w", name, err)
+	}
+	return out, nil
+}
+
+// Redrive implements queue.Store. Each message of dlq is published to the
+// queue it came from, then deleted from dlq; one whose queue is not
+// declared here, or full, stays.
+func (s *Store) Redrive(ctx context.Context, name string) (int, error) {
+	dlq, err := s.queue(name)
+	if err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	isDLQ := false
+	for _, q := range s.queues {
+		isDLQ = isDLQ || q.attrs.DeadLetter == name
+	}
+	s.mu.Unlock()
+	if !isDLQ {
+		return 0, fmt.Errorf("%w: no queue names %s as its dead-letter queue", queue.ErrNoDeadLetter, name)
+	}
+	moved := 0
+	var moveErr error
+	err = s.each(ctx, dlq, func(m *jetstream.RawStreamMsg) bool {
+		k := decode(m.Header, m.Data)
+		s.mu.Lock()
+		src := s.queues[k.source]
+		s.mu.Unlock()
+		if src == nil {
+			return true
+		}
+		nm := newMsg(src.subject, k.id, k.id+":redrive:"+strconv.FormatUint(m.Sequence, 10), k.body, k.attrs, k.sent, "")
+		if _, err := s.js.PublishMsg(ctx, nm); err != nil {
+			if err = publishErr(err); !errors.Is(err, queue.ErrFull) {
+				moveErr = err
+				return false
+			}
+			return true
+		}
+		if err := dlq.stream.DeleteMsg(ctx, m.Sequence); err != nil {
+			if !errors.Is(err, jetstream.ErrMsgNotFound) { // another node moved it first
+				moveErr = err
+				return false
+			}
+			return true
+		}
+		moved++
+		return true
+	})
+	if err == nil {
+		err = moveErr
+	}
+	if err != nil {
+		return moved, fmt.Errorf("redrive %s: %w", name, err)
+	}
+	return moved, nil
+}
+
+// startMover drains q's delayed messages into q while q is declared here.
+func (s *Store) startMover(q *served) error {
+	name, subject := q.name, q.subject
+	cc, err := q.mover.Consume(func(m jetstream.Msg) { s.move(name, subject, m) },
+		jetstream.PullMaxMessages(64),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			s.opts.Logger.Debug("natsqueue: delayed messages", "queue", name, "err", err)
+		}))
+	if err != nil {
+		return fmt.Errorf("natsqueue: queue %s: delayed messages: %w", name, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		cc.Stop()
+		return nil
+	}
+	if old, ok := s.moving[name]; ok {
+		old.Stop()
+	}
+	s.moving[name] = cc
+	return nil
+}
+
+// move publishes a delayed message to its queue's subject when it is due,
+// or hands it back to the server until it is.
+func (s *Store) move(name, subject string, m jetstream.Msg) {
+	due, err := time.Parse(time.RFC3339Nano, m.Headers().Get(headerDue))
+	if wait := time.Until(due); err == nil && wait > 0 {
+		if err := m.NakWithDelay(wait); err != nil {
+			s.opts.Logger.Debug("natsqueue: a delayed message", "queue", name, "err", err)
+		}
+		return
+	}
+	nm := nats.NewMsg(subject)
+	nm.Data = m.Data()
+	for k, v := range m.Headers() {
+		if k != headerDue && !strings.HasPrefix(k, "Nats-") {
+			nm.Header[k] = v
+		}
+	}
+	nm.Header.Set(jetstream.MsgIDHeader, m.Headers().Get(jetstream.MsgIDHeader))
+	ctx, cancel := context.WithTimeout(s.ctx, attemptTimeout)
+	defer cancel()
+	if _, err := s.js.PublishMsg(ctx, nm); err != nil {
+		if !errors.Is(publishErr(err), queue.ErrFull) && s.ctx.Err() == nil {
+			s.opts.Logger.Warn("natsqueue: a due message did not move to its queue", "queue", name, "err", err)
+		}
+		_ = m.NakWithDelay(retryFull)
+		return
+	}
+	if err := m.DoubleAck(ctx); err != nil && s.ctx.Err() == nil {
+		// Delivered again, it moves again; the queue stores it once.
+		s.opts.Logger.Debug("natsqueue: a moved message stays delayed", "queue", name, "err", err)
+	}
+}

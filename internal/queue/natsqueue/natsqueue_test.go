@@ -1,0 +1,338 @@
+package natsqueue_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/switchboard-gateway/switchboard/internal/natsembed"
+	"github.com/switchboard-gateway/switchboard/internal/queue"
+	"github.com/switchboard-gateway/switchboard/internal/queue/natsqueue"
+	"github.com/switchboard-gateway/switchboard/internal/queue/queuetest"
+	"github.com/switchboard-gateway/switchboard/internal/testutil"
+)
+
+// engines are a real nats-server process (Debian's, older than the
+// module) and the server embedded from the module.
+var engines = map[string]func(t *testing.T) string{
+	"process": func(t *testing.T) string { return testutil.StartNATS(t).URL },
+	"embedded": func(t *testing.T) string {
+		s, err := natsembed.Start(natsembed.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Close)
+		return s.ClientURL()
+	},
+}
+
+func connect(t *testing.T, url string) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+func ctxFor(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// open returns a store on js that serves decls, closed at the end of t.
+func open(t *testing.T, js jetstream.JetStream, o natsqueue.Options, decls ...queue.Declaration) *natsqueue.Store {
+	t.Helper()
+	s, err := natsqueue.New(ctxFor(t), js, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	if err := s.Declare(ctxFor(t), decls); err != nil {
+		t.Fatalf("Declare: %v", err)
+	}
+	return s
+}
+
+// TestConformance runs the store suite on each engine, and the two-node
+// suite with two stores on two connections to one server; each subtest is
+// isolated by its own prefix.
+func TestConformance(t *testing.T) {
+	t.Parallel()
+	var seq atomic.Int64
+	prefix := func() string { return fmt.Sprintf("conf%d", seq.Add(1)) }
+	for name, start := range engines {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			url := start(t)
+			js := connect(t, url)
+			t.Run("Run", func(t *testing.T) {
+				t.Parallel()
+				queuetest.Run(t, func(t *testing.T, decls ...queue.Declaration) queue.Store {
+					return open(t, js, natsqueue.Options{Prefix: prefix()}, decls...)
+				})
+			})
+			t.Run("RunShared", func(t *testing.T) {
+				t.Parallel()
+				queuetest.RunShared(t, func(t *testing.T, decls ...queue.Declaration) (queue.Store, queue.Store) {
+					o := natsqueue.Options{Prefix: prefix()}
+					return open(t, connect(t, url), o, decls...), open(t, connect(t, url), o, decls...)
+				})
+			})
+		})
+	}
+}
+
+// TestNakWithDelay: a visibility timeout set after the receive (by the
+// receive's own, or by ChangeVisibility) is a negative acknowledgement
+// with a delay; the server keeps the message pending, delivers it again
+// no sooner than the delay, and a later Delete still removes it from the
+// stream.
+func TestNakWithDelay(t *testing.T) {
+	t.Parallel()
+	for name, start := range engines {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			js := connect(t, start(t))
+			s := open(t, js, natsqueue.Options{Prefix: "nak"}, queue.Declaration{Name: "q", Attributes: queue.Attributes{VisibilityTimeout: time.Hour}})
+			ctx := ctxFor(t)
+			stream, err := js.Stream(ctx, "nak_queue_q")
+			if err != nil {
+				t.Fatal(err)
+			}
+			stored := func() uint64 {
+				info, err := stream.Info(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return info.State.Msgs
+			}
+			hour, short := time.Hour, 300*time.Millisecond
+
+			// Delivered again after the receive's own timeout, no sooner.
+			send(t, s, "a")
+			begin := time.Now()
+			first := receive(t, s, queue.ReceiveOptions{Visibility: &short})
+			again := receive(t, s, queue.ReceiveOptions{Wait: queue.MaxWait})
+			if d := time.Since(begin); d < short {
+				t.Errorf("delivered again after %v, want no sooner than %v", d, short)
+			}
+			if again.ID != first.ID || again.ReceiveCount != 2 {
+				t.Fatalf("delivered again %+v, want a with ReceiveCount 2", again)
+			}
+			// Held for an hour by ChangeVisibility, then deleted.
+			if err := s.ChangeVisibility(ctx, "q", again.ReceiptHandle, hour); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Delete(ctx, "q", again.ReceiptHandle); err != nil {
+				t.Fatal(err)
+			}
+			if n := stored(); n != 0 {
+				t.Errorf("stream holds %d messages after a Delete that followed a delayed NAK, want 0", n)
+			}
+			// Held for an hour by the receive's own timeout, then deleted.
+			send(t, s, "b")
+			b := receive(t, s, queue.ReceiveOptions{Visibility: &hour})
+			if err := s.Delete(ctx, "q", b.ReceiptHandle); err != nil {
+				t.Fatal(err)
+			}
+			if n := stored(); n != 0 {
+				t.Errorf("stream holds %d messages after a Delete that followed a delayed NAK, want 0", n)
+			}
+			if err := s.ChangeVisibility(ctx, "q", b.ReceiptHandle, 0); !errors.Is(err, queue.ErrNotInFlight) {
+				t.Errorf("ChangeVisibility(deleted) = %v, want ErrNotInFlight", err)
+			}
+		})
+	}
+}
+
+func send(t *testing.T, s queue.Store, bodies ...string) {
+	t.Helper()
+	var msgs []queue.Outgoing
+	for _, b := range bodies {
+		msgs = append(msgs, queue.Outgoing{Body: b})
+	}
+	if _, err := s.Send(ctxFor(t), "q", msgs); err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+}
+
+// receive receives one message of q, failing the test without one.
+func receive(t *testing.T, s queue.Store, opts queue.ReceiveOptions) queue.Message {
+	t.Helper()
+	got, err := s.Receive(ctxFor(t), "q", opts)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("Receive(%+v) = %+v, %v; want one message", opts, got, err)
+	}
+	return got[0]
+}
+
+// TestDeadLetterLeft: Options.Left is told of each message the store
+// moves to a dead-letter queue.
+func TestDeadLetterLeft(t *testing.T) {
+	t.Parallel()
+	js := connect(t, engines["embedded"](t))
+	left := make(chan string, 10)
+	s := open(t, js, natsqueue.Options{Prefix: "left", Left: func(q, reason string) { left <- q + " " + reason }},
+		queue.Declaration{Name: "q", Attributes: queue.Attributes{DeadLetter: "dlq", MaxReceiveCount: 1}},
+		queue.Declaration{Name: "dlq"})
+	send(t, s, "poison")
+	m := receive(t, s, queue.ReceiveOptions{})
+	if err := s.ChangeVisibility(ctxFor(t), "q", m.ReceiptHandle, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Receive(ctxFor(t), "q", queue.ReceiveOptions{Wait: time.Second}); err != nil || len(got) != 0 {
+		t.Fatalf("Receive = %+v, %v; want none: the message moved", got, err)
+	}
+	select {
+	case got := <-left:
+		if got != "q dead_letter" {
+			t.Errorf("Left was told %q, want q dead_letter", got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Left was not told of the dead letter")
+	}
+}
+
+// TestMaxPayload: a message the NATS server cannot carry (a nats-server's
+// default max_payload is 1 MB) is refused as invalid, before anything is
+// sent; the embedded server carries a queue's largest message, 1 MiB.
+func TestMaxPayload(t *testing.T) {
+	t.Parallel()
+	decl := queue.Declaration{Name: "q", Attributes: queue.Attributes{MaxMessageBytes: queue.MaxMessageBytes}}
+	largest := []queue.Outgoing{{Body: strings.Repeat("x", queue.MaxMessageBytes)}}
+	s := open(t, connect(t, engines["process"](t)), natsqueue.Options{}, decl)
+	_, err := s.Send(ctxFor(t), "q", largest)
+	if !errors.Is(err, queue.ErrInvalid) || !strings.Contains(err.Error(), "max_payload") {
+		t.Errorf("Send(1 MiB) to a nats-server = %v, want ErrInvalid naming max_payload", err)
+	}
+	if _, err := s.Send(ctxFor(t), "q", []queue.Outgoing{{Body: strings.Repeat("x", 900<<10)}}); err != nil {
+		t.Errorf("Send(900 KiB) = %v", err)
+	}
+	e := open(t, connect(t, engines["embedded"](t)), natsqueue.Options{}, decl)
+	if _, err := e.Send(ctxFor(t), "q", largest); err != nil {
+		t.Errorf("Send(1 MiB) to the embedded server = %v", err)
+	}
+	got, err := e.Receive(ctxFor(t), "q", queue.ReceiveOptions{Wait: 5 * time.Second})
+	if err != nil || len(got) != 1 || len(got[0].Body) != queue.MaxMessageBytes {
+		t.Errorf("Receive of the 1 MiB message: %d messages, %v", len(got), err)
+	}
+}
+
+// TestSurvivesRestart: a queue's messages, delayed ones included, outlive
+// a restart of the engine: the embedded server shut down and started again
+// on the same store directory, and a nats-server process killed and
+// started again. A clean shutdown keeps the receive counts too; a killed
+// server may forget its consumers' latest state, so a message received
+// just before comes back after its visibility timeout at the latest.
+func TestSurvivesRestart(t *testing.T) {
+	t.Parallel()
+	type engine struct {
+		start func(t *testing.T) (url string, restart func() string)
+		clean bool // the restart shuts the server down cleanly
+	}
+	restarts := map[string]engine{
+		"embedded": {clean: true, start: func(t *testing.T) (string, func() string) {
+			dir := t.TempDir()
+			start := func() *natsembed.Server {
+				s, err := natsembed.Start(natsembed.Options{StoreDir: dir})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(s.Close)
+				return s
+			}
+			s := start()
+			return s.ClientURL(), func() string {
+				s.Close()
+				s = start()
+				return s.ClientURL()
+			}
+		}},
+		"process": {clean: false, start: func(t *testing.T) (string, func() string) {
+			p := testutil.StartNATS(t)
+			return p.URL, func() string {
+				p.Stop() // SIGKILL
+				p.Start()
+				return p.URL
+			}
+		}},
+	}
+	for name, e := range restarts {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			url, restart := e.start(t)
+			decls := []queue.Declaration{{Name: "q", Attributes: queue.Attributes{VisibilityTimeout: 2 * time.Second}}}
+			js := connect(t, url)
+			s := open(t, js, natsqueue.Options{}, decls...)
+			attrs := map[string]queue.MessageAttribute{"k": {DataType: "String", StringValue: "v"}}
+			delay := 500 * time.Millisecond
+			sent, err := s.Send(ctxFor(t), "q", []queue.Outgoing{
+				{Body: "kept", Attributes: attrs},
+				{Body: "received once"},
+				{Body: "delayed", Delay: &delay},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// kept and then "received once" are received and handed back.
+			first := receive(t, s, queue.ReceiveOptions{Wait: time.Second, Visibility: &delay})
+			second := receive(t, s, queue.ReceiveOptions{Wait: time.Second, Visibility: &delay})
+			if first.ID != sent[0].ID || second.ID != sent[1].ID {
+				t.Fatalf("received %s then %s, want kept then received once", first.Body, second.Body)
+			}
+			_ = s.Close()
+			js.Conn().Close()
+
+			s = open(t, connect(t, restart()), natsqueue.Options{}, decls...)
+			got := map[string]queue.Message{} // the first receive of each after the restart
+			for len(got) < 3 {
+				m := receive(t, s, queue.ReceiveOptions{Wait: queue.MaxWait})
+				if _, ok := got[m.ID]; !ok {
+					got[m.ID] = m
+				}
+			}
+			if m := got[sent[0].ID]; m.Body != "kept" || m.Attributes["k"].StringValue != "v" || !m.SentAt.Equal(first.SentAt) {
+				t.Errorf("after the restart %+v, want kept with its attributes, sent at %v", m, first.SentAt)
+			}
+			if m := got[sent[2].ID]; m.Body != "delayed" || m.ReceiveCount != 1 {
+				t.Errorf("after the restart %+v, want delayed with ReceiveCount 1", m)
+			}
+			for _, i := range []int{0, 1} {
+				if m := got[sent[i].ID]; e.clean && m.ReceiveCount != 2 {
+					t.Errorf("after a clean restart %s has ReceiveCount %d, want 2", m.Body, m.ReceiveCount)
+				}
+			}
+		})
+	}
+}
+
+// TestLongPollEnds: a long poll long enough for the client to ask the
+// server for heartbeats ends with no message and no error, on the older
+// server (the module's own is checked by the suite's shorter waits).
+func TestLongPollEnds(t *testing.T) {
+	t.Parallel()
+	s := open(t, connect(t, engines["process"](t)), natsqueue.Options{}, queue.Declaration{Name: "q"})
+	wait := 11 * time.Second // the client asks for heartbeats from 10s on
+	begin := time.Now()
+	got, err := s.Receive(ctxFor(t), "q", queue.ReceiveOptions{Wait: wait})
+	if err != nil || len(got) != 0 {
+		t.Errorf("Receive(Wait %v) = %+v, %v; want none and no error", wait, got, err)
+	}
+	if d := time.Since(begin); d < wait {
+		t.Errorf("Receive(Wait %v) returned after %v, want no sooner", wait, d)
+	}
+}
