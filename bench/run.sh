@@ -30,6 +30,18 @@
 # management API: consumer as fast as the events are taken (events/s),
 # consumer-200 at 200 events/s (the latency from the stream to the subscribers).
 #
+# The putevents cases send the fan-out messages as EventBridge events, one
+# PutEvents call of one entry at a time, to the gateway's listener, and
+# compare, in the same run, with the same messages published to the topic
+# through the management API: putevents through a rule whose topic target
+# publishes them (the short path), as fast as they are taken;
+# putevents-queue at 200 events/s through a rule into a queue whose trigger
+# runs a hosted Node function (up to 4 processes, started by an unmeasured
+# run first) that publishes each to the topic through the management API
+# (as fast as they are taken, the latency would be the queue's backlog). Events/s (deliveries/s over the 100
+# subscribers) and the latency from the PutEvents call to the subscribers;
+# server CPU is the gateway's alone, not its function's.
+#
 # The start case (not in the default CASES: it installs serverless and
 # serverless-offline from npm) runs examples/chat-node's serverless.yml with
 # `switchboard serve --project`, with and without --warm, and with
@@ -45,6 +57,7 @@
 #   CASES=start bench/run.sh     # start to ready and first answers, beside serverless-offline
 #   CASES=ordering bench/run.sh  # a Node function's route, ordered against concurrent
 #   CASES="consumer consumer-200" bench/run.sh   # events from a JetStream subject to the subscribers
+#   CASES="putevents putevents-queue" bench/run.sh   # PutEvents to the subscribers, through a rule (and a queue)
 #   PROFILE=1 bench/run.sh       # also saves a 10s CPU profile of the gateway per case (first run;
 #                                # profiling adds to that run's server CPU figure)
 #   LOADGEN="/path/to/switchboard bench" bench/run.sh   # another load generator build
@@ -56,7 +69,7 @@ cd "$(dirname "$0")/.."
 repo=$(pwd)
 
 RUNS=${RUNS:-3}
-CASES=${CASES:-"conns echo fanout-1k fanout-10k fanout-mgmt mgmt mgmt-1cpu mgmt-100 mgmt-batch ordering cluster-fanout cluster-mgmt consumer consumer-200"}
+CASES=${CASES:-"conns echo fanout-1k fanout-10k fanout-mgmt mgmt mgmt-1cpu mgmt-100 mgmt-batch ordering cluster-fanout cluster-mgmt consumer consumer-200 putevents putevents-queue"}
 OUT=${OUT:-$(mktemp -d -t switchboard-bench.XXXXXX)}
 PROFILE=${PROFILE:-}
 SIDES=${SIDES:-"ceiling gateway peer"}
@@ -153,6 +166,49 @@ limits: {messageRate: unlimited, idleTimeout: unlimited, maxLifetime: unlimited,
 logging: {accessLog: false}
 EOF
 done
+
+# The putevents cases' gateways: the suite's configuration with a rule on
+# the source the load generator sends, whose target is the topic (the
+# event's detail names it and holds the data), or a queue whose trigger
+# runs a Node function publishing each event's data to its topic through
+# the management API (up to 4 processes, started by an unmeasured run).
+cat >"$OUT/fn/publish.js" <<'EOF'
+exports.handler = async (event) => {
+  const failed = [];
+  await Promise.all(event.Records.map(async (r) => {
+    const { topic, data } = JSON.parse(r.body).detail;
+    const res = await fetch(process.env.APIG_ENDPOINT + "/@topics/" + encodeURIComponent(topic), { method: "POST", body: data });
+    await res.arrayBuffer();
+    if (!res.ok) failed.push({ itemIdentifier: r.messageId });
+  }));
+  return { batchItemFailures: failed };
+};
+EOF
+{
+  cat "$OUT/gateway.yaml"
+  cat <<'EOF'
+events:
+  rules:
+    - name: bench
+      pattern: {source: [switchboard.bench]}
+      targets: [{topic: $.detail.topic, data: $.detail.data}]
+EOF
+} >"$OUT/putevents.yaml"
+{
+  cat "$OUT/gateway.yaml"
+  cat <<'EOF'
+functions:
+  publish: {runtime: nodejs20.x, handler: publish.handler, codeDir: fn, maxProcesses: 4}
+queues:
+  - name: bench
+    triggers: [{function: publish, reportBatchItemFailures: true, maxConcurrency: 4}]
+events:
+  rules:
+    - name: bench
+      pattern: {source: [switchboard.bench]}
+      targets: [{queue: bench}]
+EOF
+} >"$OUT/putevents-queue.yaml"
 
 # wait_banner WHAT PID OUT: waits up to TRIES × 0.1 s for the WebSocket URL
 # in a server's output and prints it; fails the run when it never comes.
@@ -275,6 +331,8 @@ sides() {
   cluster-fanout) echo "one-node three-nodes" ;;
   cluster-mgmt) echo "via-holder via-other-node" ;;
   consumer | consumer-200) echo "via-mgmt via-jetstream" ;;
+  putevents) echo "via-mgmt via-putevents" ;;
+  putevents-queue) echo "via-mgmt via-queue" ;;
   start) echo "serverless-offline gateway gateway-warm" ;;
   ordering) echo "ordered concurrent" ;;
   *)
@@ -323,6 +381,14 @@ start_side() {
       web_url=${node_web[1]}
     fi
     ;;
+  via-mgmt | via-putevents | via-queue)
+    if [[ $case_now == putevents* ]]; then
+      # The same gateway on both sides: the messages go through the rule,
+      # or straight to the topic through the management API.
+      gateway_config=$OUT/$case_now.yaml start_server gateway "$name"
+      return
+    fi
+    ;;&
   via-mgmt | via-jetstream)
     # The suite's gateway on an embedded NATS server whose client port is
     # known, with a consumer of the subject the load generator publishes to.
@@ -359,6 +425,8 @@ case_title() {
   cluster-mgmt) echo "mgmt 32 × 20000 to connections of node 1: through node 2 ÷ through node 1 (3 nodes)" ;;
   consumer) echo "fanout 100 × 5000 × 100 B to a topic: from a JetStream subject through a consumer ÷ via mgmt" ;;
   consumer-200) echo "fanout 100 × 5000 × 100 B to a topic at 200/s: from a JetStream subject through a consumer ÷ via mgmt" ;;
+  putevents) echo "fanout 100 × 5000 × 100 B to a topic: PutEvents through a rule's topic target ÷ via mgmt" ;;
+  putevents-queue) echo "fanout 100 × 2000 × 100 B to a topic at 200/s: PutEvents through a rule, a queue and a Node function ÷ via mgmt" ;;
   start) echo "start examples/chat-node (serverless.yml, 4 Node functions), then whoami" ;;
   ordering) echo "echo 1 × 400 × 100 B, window 32, through a Node function (16 processes) that sleeps 25 ms: concurrent ÷ ordered" ;;
   esac
@@ -425,6 +493,12 @@ case_args() {
     [ "$1" = consumer-200 ] && via+=(--rate 200)
     echo fanout --url "$ws_url" --subscribers 100 --messages 5000 --size 100 --topic t --pid "$server_pid" "${via[@]}"
     ;;
+  putevents | putevents-queue)
+    local via=(--via mgmt) n=5000
+    case ${2:-} in via-putevents | via-queue) via=(--via putevents) ;; esac
+    [ "$1" = putevents-queue ] && n=2000 && via+=(--rate 200)
+    echo fanout --url "$ws_url" --subscribers 100 --messages "$n" --size 100 --topic t --pid "$server_pid" "${via[@]}"
+    ;;
   start)
     local common=(start --message '{"action":"whoami"}' --expect welcome --repeat 20 --duration 3m --dir "$start_dir")
     case ${2:-gateway} in
@@ -468,8 +542,7 @@ setup_start() {
 # its own, as it compares other servers.
 results_of() {
   case $1 in
-  cluster-* | start | ordering) echo "$1.jsonl" ;;
-  cluster-* | start | consumer*) echo "$1.jsonl" ;;
+  cluster-* | start | ordering | consumer* | putevents*) echo "$1.jsonl" ;;
   *) echo results.jsonl ;;
   esac
 }
@@ -501,7 +574,7 @@ for c in $CASES; do
         pids+=("$prof_pid")
       fi
       echo "== $title: $kind, run $run/$RUNS" >&2
-      if [ "$c" = ordering ]; then
+      if [ "$c" = ordering ] || [ "$kind" = via-queue ]; then
         # Unmeasured: starts the function's processes, so that the
         # measured run compares warm invocations.
         "${lg[@]}" "${args[@]}" >/dev/null 2>>"$OUT/logs/progress.log" || true
@@ -529,6 +602,7 @@ if [ -s "$results" ]; then
   echo "$table"
 fi
 cluster_tables=""
+events_tables=""
 start_tables=""
 ordering_table=""
 for c in $CASES; do
@@ -549,11 +623,18 @@ for c in $CASES; do
     continue
   fi
   read -r base other <<<"$(sides "$c")"
-  cluster_tables+=$("$OUT/bin/report" -base "$base" -other "$other" <"$f")$'\n\n'
+  case $c in
+  consumer* | putevents*) events_tables+=$("$OUT/bin/report" -base "$base" -other "$other" <"$f")$'\n\n' ;;
+  *) cluster_tables+=$("$OUT/bin/report" -base "$base" -other "$other" <"$f")$'\n\n' ;;
+  esac
 done
 if [ -n "$cluster_tables" ]; then
   echo
   echo "$cluster_tables"
+fi
+if [ -n "$events_tables" ]; then
+  echo
+  echo "$events_tables"
 fi
 
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || echo unknown)
@@ -661,6 +742,35 @@ fi
         echo "switchboard bench $(case_args "$c")"
         web_url='$WEB1'
         echo "switchboard bench $(case_args "$c")   # through the holder"
+        ;;
+      esac
+    done
+    echo '```'
+  fi
+  if [ -n "$events_tables" ]; then
+    echo
+    echo "## Events to the subscribers"
+    echo
+    echo "100 subscribers of a topic, with the suite's gateway: messages published to the"
+    echo "topic through the management API (the baseline), against the same messages as"
+    echo "events that reach the topic another way, in the same run. consumer: events on"
+    echo "a JetStream subject of the gateway's embedded NATS server, read by a consumer"
+    echo "(consumer-200 at 200 events/s). putevents: one PutEvents call of one entry"
+    echo "each, through a rule whose target is the topic. putevents-queue: the same at"
+    echo "200 events/s, through a rule into a queue whose trigger runs a Node function (up to 4"
+    echo "processes, started by an unmeasured run first) that publishes each event to the topic"
+    echo "through the management API;"
+    echo "server CPU is the gateway's alone, not its function's. Latency is from the"
+    echo "publish (or the PutEvents call) to the subscriber."
+    echo
+    echo "$events_tables"
+    echo '```sh'
+    ws_url='$WS' server_pid='$PID' nats_port='$NATS_PORT'
+    for c in $CASES; do
+      case $c in
+      consumer* | putevents*)
+        read -r base other <<<"$(sides "$c")"
+        echo "switchboard bench $(case_args "$c" "$other")   # $c"
         ;;
       esac
     done

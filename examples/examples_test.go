@@ -198,6 +198,13 @@ func nodeProject(t testing.TB) string {
 // absolute path.
 func npmProject(t testing.TB, name string) string {
 	t.Helper()
+	return npmProjectWith(t, name, "@aws-sdk/client-apigatewaymanagementapi")
+}
+
+// npmProjectWith is npmProject for an example whose installed
+// dependencies are told by the package want.
+func npmProjectWith(t testing.TB, name, want string) string {
+	t.Helper()
 	if _, err := exec.LookPath("node"); err != nil {
 		t.Skip("node is not installed")
 	}
@@ -205,7 +212,7 @@ func npmProject(t testing.TB, name string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	testutil.NPMModules(t, dir, "@aws-sdk/client-apigatewaymanagementapi", "--omit=dev")
+	testutil.NPMModules(t, dir, want, "--omit=dev")
 	return dir
 }
 

@@ -1,6 +1,7 @@
 package examples_test
 
 import (
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,32 +18,70 @@ import (
 // and returns its WebSocket URL and its output once the banner is printed.
 func serveIn(t *testing.T, dir string, env ...string) (ws string, stdout, stderr *testutil.Buffer) {
 	t.Helper()
-	stdout, stderr = &testutil.Buffer{}, &testutil.Buffer{}
-	cmd := exec.Command(switchboardBinary(t), "serve")
-	cmd.Dir = dir
-	cmd.Env = append(append(os.Environ(), "SWITCHBOARD_LISTEN=127.0.0.1:0", "SWITCHBOARD_DATA_DIR="+t.TempDir()), env...)
-	cmd.Stdout, cmd.Stderr = stdout, stderr
-	if err := cmd.Start(); err != nil {
+	g := startIn(t, dir, nil, append([]string{"SWITCHBOARD_DATA_DIR=" + t.TempDir()}, env...)...)
+	return g.ws, g.stdout, g.stderr
+}
+
+// gatewayProcess is `switchboard serve` run in a project's folder.
+type gatewayProcess struct {
+	ws, http       string // ws://127.0.0.1:PORT and http://127.0.0.1:PORT
+	stdout, stderr *testutil.Buffer
+	cmd            *exec.Cmd
+	exited         chan struct{}
+}
+
+// startIn runs `switchboard serve args...` in dir, with env added (a data
+// directory among them, for the local CA), until stop or the end of the
+// test, and waits for its banner.
+func startIn(t *testing.T, dir string, args []string, env ...string) *gatewayProcess {
+	t.Helper()
+	g := &gatewayProcess{stdout: &testutil.Buffer{}, stderr: &testutil.Buffer{}, exited: make(chan struct{})}
+	g.cmd = exec.Command(switchboardBinary(t), append([]string{"serve"}, args...)...)
+	g.cmd.Dir = dir
+	g.cmd.Env = append(append(os.Environ(), "SWITCHBOARD_LISTEN=127.0.0.1:0"), env...)
+	g.cmd.Stdout, g.cmd.Stderr = g.stdout, g.stderr
+	if err := g.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
+	go func() { _ = g.cmd.Wait(); close(g.exited) }()
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
+		_ = g.stop(os.Interrupt)
 		if t.Failed() {
-			t.Logf("gateway stdout:\n%s\ngateway stderr:\n%s", stdout, stderr)
+			t.Logf("gateway stdout:\n%s\ngateway stderr:\n%s", g.stdout, g.stderr)
 		}
 	})
 	// A cap for a loaded machine: the banner ends the wait.
-	testutil.Eventually(t, 60*time.Second, func() bool { return bannerWSRE.MatchString(stdout.String()) },
-		"banner printed; stdout %q stderr %q", stdout, stderr)
-	return bannerWSRE.FindStringSubmatch(stdout.String())[1], stdout, stderr
+	testutil.Eventually(t, 60*time.Second, func() bool {
+		select {
+		case <-g.exited:
+			t.Fatalf("switchboard exited before its banner; stderr:\n%s", g.stderr)
+		default:
+		}
+		return bannerWSRE.MatchString(g.stdout.String())
+	}, "banner printed; stdout %q stderr %q", g.stdout, g.stderr)
+	g.ws = bannerWSRE.FindStringSubmatch(g.stdout.String())[1]
+	g.http = "http" + strings.TrimPrefix(g.ws, "ws")
+	return g
+}
+
+// stop sends sig and waits for the gateway to exit: it drains within its
+// shutdown timeout (10s); past 15s it is killed, and stop says so.
+// Stopping a stopped gateway does nothing.
+func (g *gatewayProcess) stop(sig os.Signal) error {
+	select {
+	case <-g.exited:
+		return nil
+	default:
+	}
+	_ = g.cmd.Process.Signal(sig)
+	select {
+	case <-g.exited:
+		return nil
+	case <-time.After(15 * time.Second):
+		_ = g.cmd.Process.Kill()
+		<-g.exited
+		return fmt.Errorf("the gateway did not stop within 15s of %v: killed", sig)
+	}
 }
 
 // AWS's chat sample as a SAM template, found by `switchboard serve` run in

@@ -51,7 +51,15 @@ processes, whose CPU times are summed.
 gateway whose consumer reads that subject with topic $.topic and data $.data
 (docs/events.md): the figures are then from the stream to the subscribers.
 Publishing is asynchronous, at most 1000 events awaiting JetStream's
-acknowledgement; it needs --topic.`,
+acknowledgement; it needs --topic.
+
+--via putevents sends each message as an EventBridge event, one PutEvents
+call of one entry at a time, to the gateway's listener (--mgmt-url): source
+--event-source, detail {"topic":T,"data":PAYLOAD}, for a gateway whose rule
+matches that source and reaches the topic's subscribers, through a topic
+target (topic $.detail.topic, data $.detail.data) or through a queue and a
+function that publishes to the topic (docs/events.md): the figures are then
+from the PutEvents call to the subscribers. It needs --topic.`,
 	Examples: []string{
 		`switchboard bench fanout --url ws://127.0.0.1:3001 --subscribers 100 --messages 50 --size 100`,
 		`switchboard bench fanout --url ws://127.0.0.1:3001 --subscribers 100 --messages 200 --via mgmt --topic t`,
@@ -106,7 +114,8 @@ func fanout(ctx context.Context, args []string, getenv func(string) string, stdo
 	subs := fs.Int("subscribers", 100, fmt.Sprintf("receiving connections (at most %d)", maxSubscribers))
 	msgs := fs.Int("messages", 100, fmt.Sprintf("messages sent (at most %d; subscribers×messages at most %d)", maxFanoutMessages, maxFanoutDelivered))
 	size := fs.Int("size", 100, fmt.Sprintf("payload bytes (at most %d)", maxSize))
-	via := fs.String("via", "ws", "ws: send over a WebSocket connection; mgmt: through the management API; jetstream: to a JetStream subject a consumer reads")
+	via := fs.String("via", "ws", "ws: send over a WebSocket connection; mgmt: through the management API; jetstream: to a JetStream subject a consumer reads; putevents: as EventBridge events a rule delivers")
+	eventSource := fs.String("event-source", "switchboard.bench", "the Source of the events --via putevents sends")
 	natsURL := fs.String("nats-url", "nats://127.0.0.1:4222", "the NATS server of --via jetstream")
 	subject := fs.String("subject", "switchboard.bench", "the subject --via jetstream publishes to")
 	topic := fs.String("topic", "", "publish to this topic; empty: broadcast to every connection")
@@ -129,8 +138,13 @@ func fanout(ctx context.Context, args []string, getenv func(string) string, stdo
 		if err := checkURL(ctx, "--nats-url", *natsURL, []string{"nats", "tls"}, t.allowRemote); err != nil {
 			return err
 		}
+	case "putevents":
+		if *topic == "" || t.protocol == protoCentrifuge || *eventSource == "" {
+			return cli.Usagef("--via putevents needs --topic, --event-source, and the gateway's protocol")
+		}
+		which |= flagMgmt
 	default:
-		return cli.Usagef("--via %q: want ws, mgmt or jetstream", *via)
+		return cli.Usagef("--via %q: want ws, mgmt, jetstream or putevents", *via)
 	}
 	if err := t.check(ctx, which); err != nil {
 		return err
@@ -226,9 +240,12 @@ dialing:
 	var pub publisher
 	if runCtx.Err() == nil && f.subscribed.Load() > 0 {
 		var err error
-		if *via == "jetstream" {
+		switch *via {
+		case "jetstream":
 			pub, err = newJetStreamPublisher(*natsURL, *subject, *topic, f.fail)
-		} else {
+		case "putevents":
+			pub = newEventsPublisher(t.mgmtURL, t.token, *eventSource, *topic)
+		default:
 			pub, err = f.newPublisher(runCtx, &t, d, *via, *topic, all)
 		}
 		if err != nil {

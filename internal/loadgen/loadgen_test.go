@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -710,6 +712,75 @@ consumers:
 `, addr))
 	r := mustBench(t, "fanout", "--url", srv.WS, "--subscribers", "6", "--messages", "50", "--size", "80",
 		"--via", "jetstream", "--nats-url", "nats://"+addr, "--subject", "switchboard.bench", "--topic", "t")
+	if r.Subscribed != 6 || r.Published != 50 || r.Deliveries != 300 || r.Lost != 0 || r.Duplicated != 0 || r.Unexpected != 0 {
+		t.Errorf("subscribed=%d published=%d deliveries=%d lost=%d duplicated=%d unexpected=%d, want 6, 50, 300 and none lost or duplicated",
+			r.Subscribed, r.Published, r.Deliveries, r.Lost, r.Duplicated, r.Unexpected)
+	}
+	r.Latency.check(t, "latency_ms", 300)
+}
+
+// putEventsRule is a rule that reaches the bench's topic, with the
+// target given.
+const putEventsRule = `
+events:
+  rules:
+    - name: bench
+      pattern: {source: [switchboard.bench]}
+      targets: [%s]
+`
+
+// TestFanoutViaPutEvents: --via putevents sends the messages as
+// EventBridge events, which a rule's topic target publishes: every
+// subscriber receives each once.
+func TestFanoutViaPutEvents(t *testing.T) {
+	t.Parallel()
+	srv := servertest.StartYAML(t, benchConfig+fmt.Sprintf(putEventsRule, `{topic: $.detail.topic, data: $.detail.data}`))
+	r := mustBench(t, "fanout", "--url", srv.WS, "--subscribers", "6", "--messages", "50", "--size", "80",
+		"--via", "putevents", "--topic", "t")
+	if r.Subscribed != 6 || r.Published != 50 || r.Deliveries != 300 || r.Lost != 0 || r.Duplicated != 0 || r.Unexpected != 0 {
+		t.Errorf("subscribed=%d published=%d deliveries=%d lost=%d duplicated=%d unexpected=%d, want 6, 50, 300 and none lost or duplicated",
+			r.Subscribed, r.Published, r.Deliveries, r.Lost, r.Duplicated, r.Unexpected)
+	}
+	r.Latency.check(t, "latency_ms", 300)
+	// An event no rule takes is answered, and reaches no one: every
+	// delivery is lost, and the run fails.
+	srv = servertest.StartYAML(t, benchConfig)
+	r, err := bench(t, "fanout", "--url", srv.WS, "--subscribers", "2", "--messages", "3", "--via", "putevents", "--topic", "t", "--settle", "200ms")
+	if err == nil || r.Published != 3 || r.Lost != 6 {
+		t.Errorf("with no rule: err=%v published=%d lost=%d, want a failed run, 3 published and 6 lost", err, r.Published, r.Lost)
+	}
+}
+
+// TestFanoutViaPutEventsQueue: the events go through a rule into a queue
+// whose trigger runs a Node function that publishes each to the topic.
+func TestFanoutViaPutEventsQueue(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Skip("node is not installed")
+	}
+	dir := t.TempDir()
+	code := `exports.handler = async (event) => {
+  const failed = [];
+  await Promise.all(event.Records.map(async (r) => {
+    const { topic, data } = JSON.parse(r.body).detail;
+    const res = await fetch(process.env.APIG_ENDPOINT + "/@topics/" + encodeURIComponent(topic), { method: "POST", body: data });
+    await res.arrayBuffer();
+    if (!res.ok) failed.push({ itemIdentifier: r.messageId });
+  }));
+  return { batchItemFailures: failed };
+};`
+	if err := os.WriteFile(filepath.Join(dir, "publish.js"), []byte(code), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := servertest.StartYAML(t, benchConfig+fmt.Sprintf(`
+functions:
+  publish: {runtime: nodejs20.x, handler: publish.handler, codeDir: %q, maxProcesses: 2}
+queues:
+  - name: bench
+    triggers: [{function: publish, reportBatchItemFailures: true}]
+`, dir)+fmt.Sprintf(putEventsRule, `{queue: bench}`))
+	r := mustBench(t, "fanout", "--url", srv.WS, "--subscribers", "6", "--messages", "50", "--size", "80",
+		"--via", "putevents", "--topic", "t")
 	if r.Subscribed != 6 || r.Published != 50 || r.Deliveries != 300 || r.Lost != 0 || r.Duplicated != 0 || r.Unexpected != 0 {
 		t.Errorf("subscribed=%d published=%d deliveries=%d lost=%d duplicated=%d unexpected=%d, want 6, 50, 300 and none lost or duplicated",
 			r.Subscribed, r.Published, r.Deliveries, r.Lost, r.Duplicated, r.Unexpected)

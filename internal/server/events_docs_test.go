@@ -68,7 +68,7 @@ func TestDocsEvents(t *testing.T) {
 		t.Fatalf("docs/events.md's consumers = %+v, want one on NATS and one on Redis", cfg.Consumers)
 	}
 	var tests strings.Builder
-	for _, glob := range []string{"../*/*_test.go", "../*/*/*_test.go", "../../cmd/*/*_test.go"} {
+	for _, glob := range []string{"../*/*_test.go", "../*/*/*_test.go", "../../cmd/*/*_test.go", "../../examples/*_test.go"} {
 		files, _ := filepath.Glob(glob)
 		for _, f := range files {
 			src, _ := os.ReadFile(f)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/switchboard-gateway/switchboard/internal/config"
+	"github.com/switchboard-gateway/switchboard/internal/integration/lambdahost"
 	"github.com/switchboard-gateway/switchboard/internal/metrics"
 	"github.com/switchboard-gateway/switchboard/internal/queue"
 	"github.com/switchboard-gateway/switchboard/internal/sqs"
@@ -51,7 +52,7 @@ func (b *builder) checkQueues(s *Server) error {
 				return err
 			}
 			o := sqs.TriggerOptions{
-				Store: s.queues, Queue: q.Name, Function: tc.Function, Invoke: f.InvokeRaw,
+				Store: s.queues, Queue: q.Name, Function: tc.Function, Invoke: interruptible(f.InvokeRaw),
 				BatchSize: tc.BatchSize, Window: time.Duration(tc.BatchWindow), ReportBatchItemFailures: tc.ReportBatchItemFailures,
 				MaxConcurrency: tc.MaxConcurrency, InvokeTimeout: f.InitTimeout() + f.Timeout() + time.Second,
 				Region: b.cfg.Environment["AWS_REGION"], Logger: b.opts.Logger, Metrics: s.qmetrics,
@@ -69,6 +70,20 @@ func (b *builder) checkQueues(s *Server) error {
 		}
 	}
 	return nil
+}
+
+// interruptible marks the invocations that a function's Close refused or
+// cut short (the gateway stops) as interrupted, so that the trigger makes
+// their messages visible again at once instead of after their visibility
+// timeout.
+func interruptible(invoke func(context.Context, []byte) ([]byte, error)) func(context.Context, []byte) ([]byte, error) {
+	return func(ctx context.Context, event []byte) ([]byte, error) {
+		out, err := invoke(ctx, event)
+		if errors.Is(err, lambdahost.ErrClosed) {
+			return nil, fmt.Errorf("%w: %w", sqs.ErrInterrupted, err)
+		}
+		return out, err
+	}
 }
 
 // Declaring the queues in a cluster's engine is tried for up to

@@ -83,6 +83,14 @@ func (o TriggerOptions) withDefaults() TriggerOptions {
 	return o
 }
 
+// ErrInterrupted, wrapped in an error that TriggerOptions.Invoke returns,
+// says that the invocation did not fail on its own: the function was
+// closed (the gateway stops) before it took the event or while it ran it.
+// Its batch is released, visible again at once, rather than hidden until
+// its visibility timeout ends: a gateway that starts again on a durable
+// store runs it at once.
+var ErrInterrupted = errors.New("sqs: invocation interrupted")
+
 // Trigger runs a function with the messages of a queue, as Lambda's SQS
 // event source mapping does: batches of messages in an SQS event; the
 // messages of a batch the function took are deleted, those of a failed
@@ -130,8 +138,9 @@ func StartTrigger(opts TriggerOptions) (*Trigger, error) {
 // Stop ends the trigger's receives and returns at once: no batch starts
 // from then on, the invocations in progress go on (each bounded by
 // InvokeTimeout) and their messages are deleted as usual, and a batch
-// gathered but not yet sent is released (visible again at once). Stop
-// may be called more than once.
+// gathered but not yet sent is released (visible again at once), as is
+// the batch of an invocation that fails with ErrInterrupted. Stop may be
+// called more than once.
 func (t *Trigger) Stop() { t.cancel() }
 
 // Close stops the trigger and waits for the invocations in progress. A
@@ -273,7 +282,8 @@ func (t *Trigger) release(batch []queue.Message) {
 // run invokes the function with batch and deletes what it took. The
 // invocation does not end with ctx (Stop): a function cut short would
 // send its messages back with one more receive, toward the dead-letter
-// queue, without having failed.
+// queue, without having failed. An invocation interrupted all the same
+// (the function closed with the gateway) releases its batch.
 func (t *Trigger) run(ctx context.Context, batch []queue.Message) {
 	o := t.opts
 	event, err := json.Marshal(NewEvent(batch, o.Queue, o.Region, o.Account))
@@ -284,6 +294,14 @@ func (t *Trigger) run(ctx context.Context, batch []queue.Message) {
 	ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.InvokeTimeout)
 	result, err := o.Invoke(ictx, event)
 	cancel()
+	if errors.Is(err, ErrInterrupted) {
+		// Not the function's failure: its messages are not held back for
+		// their visibility timeout, and the batch is not counted as failed.
+		o.Logger.Info("sqs trigger: the invocation was interrupted; its batch is visible again",
+			"queue", o.Queue, "function", o.Function, "messages", len(batch), "err", err)
+		t.release(batch)
+		return
+	}
 	if err != nil {
 		o.Metrics.Batch(o.Queue, o.Function, metrics.BatchFailed)
 		o.Logger.Warn("sqs trigger: the function failed; the batch comes back after its visibility timeout",

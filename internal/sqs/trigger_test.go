@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -295,5 +296,52 @@ func TestTriggerStopReleasesGatheredBatch(t *testing.T) {
 	}
 	if in := left(t, s); in.Visible != 1 || invoked.Load() != 0 {
 		t.Errorf("queue after Close = %+v, %d invocations; want the message visible and no invocation", in, invoked.Load())
+	}
+}
+
+// TestTriggerInterruptedInvocation: an invocation that fails with
+// ErrInterrupted (the function closed with the gateway) releases its
+// batch at once, uncounted; one that fails on its own leaves it hidden
+// for its visibility timeout.
+func TestTriggerInterruptedInvocation(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name          string
+		err           error
+		visible       int
+		failedBatches float64
+	}{
+		{"interrupted", fmt.Errorf("invoke f: %w", sqs.ErrInterrupted), 1, 0},
+		{"failed", errors.New("invoke f: boom"), 0, 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := newQueue(t, time.Hour, "a")
+			m := metrics.NewQueues(prometheus.NewRegistry(), func() []metrics.QueueCounts { return nil })
+			started, finish := make(chan struct{}), make(chan struct{})
+			tr, err := sqs.StartTrigger(sqs.TriggerOptions{Store: s, Queue: "q", Function: "f", MaxConcurrency: 1, Metrics: m,
+				Invoke: func(context.Context, []byte) ([]byte, error) {
+					close(started)
+					<-finish
+					return nil, tt.err
+				}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			<-started
+			tr.Stop() // the gateway stops: receives end, the invocation is in progress
+			close(finish)
+			if err := tr.Close(); err != nil {
+				t.Fatal(err)
+			}
+			in := left(t, s)
+			if in.Visible != tt.visible || in.Visible+in.InFlight != 1 {
+				t.Errorf("queue after Close = %+v, want %d visible of 1", in, tt.visible)
+			}
+			var failed dto.Metric
+			if err := m.Batches.WithLabelValues("q", "f", metrics.BatchFailed).Write(&failed); err != nil || failed.GetCounter().GetValue() != tt.failedBatches {
+				t.Errorf("failed batches counted %v (%v), want %v", failed.GetCounter().GetValue(), err, tt.failedBatches)
+			}
+		})
 	}
 }
