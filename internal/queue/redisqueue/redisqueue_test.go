@@ -269,6 +269,47 @@ func TestDeadLetterFull(t *testing.T) {
 	}
 }
 
+// TestZeroVisibilityPages: a receive with a visibility timeout of 0
+// leaves what it takes in the range of due messages, at the end (due
+// now), and still reads every message behind a page that it took some of
+// and moved the rest of to the dead-letter queue.
+func TestZeroVisibilityPages(t *testing.T) {
+	t.Parallel()
+	s, left := newStore(t,
+		queue.Declaration{Name: "work", Attributes: queue.Attributes{DeadLetter: "dlq", MaxReceiveCount: 1}},
+		queue.Declaration{Name: "dlq"})
+	const dead = 45 // with 5 fresh messages, a page of the receive script
+	for i := 0; i < dead; i += queue.MaxBatch {
+		var msgs []queue.Outgoing
+		for j := i; j < min(i+queue.MaxBatch, dead); j++ {
+			msgs = append(msgs, queue.Outgoing{Body: fmt.Sprint("dead", j)})
+		}
+		if _, err := s.Send(bounded(t), "work", msgs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for got := 0; got < dead; {
+		got += len(receive(t, s, "work", queue.MaxBatch))
+	}
+	// Due again before the fresh messages, received once: each moves to
+	// the dead-letter queue when a receive reaches it.
+	s.AdvanceForTest(queue.DefaultVisibilityTimeout + time.Second)
+	fresh := []string{"f1", "f2", "f3", "f4", "f5", "f6", "f7", "f8"}
+	send(t, s, "work", fresh...)
+	s.AdvanceForTest(time.Millisecond) // due before the receive's now
+	zero := time.Duration(0)
+	got, err := s.Receive(bounded(t), "work", queue.ReceiveOptions{Max: queue.MaxBatch, Visibility: &zero})
+	if err != nil || !slices.Equal(bodies(got), fresh) {
+		t.Fatalf("Receive(visibility 0) = %v, %v; want every fresh message, in the order sent", bodies(got), err)
+	}
+	if n := len(left.all()); n != dead {
+		t.Errorf("Left was told of %d messages, want %d dead letters", n, dead)
+	}
+	if in, _ := s.Info(bounded(t), "dlq"); in.Visible != dead {
+		t.Errorf("Info(dlq) = %+v, want %d visible", in, dead)
+	}
+}
+
 // TestRedriveMany: a redrive moves a dead-letter queue larger than one of
 // its batches, leaving the messages whose source is no longer declared.
 func TestRedriveMany(t *testing.T) {
