@@ -128,6 +128,8 @@ func (o Options) withDefaults() Options {
 
 // Store is a queue.Store over Redis, safe for concurrent use. It does not
 // own the client: the caller closes it, after Close.
+//
+// declaring is taken before mu.
 type Store struct {
 	rdb  redis.UniversalClient
 	o    Options
@@ -139,6 +141,11 @@ type Store struct {
 	closeOnce sync.Once
 
 	subscribed atomic.Bool
+
+	// declaring is held by whoever writes the served queues' attributes
+	// (Declare, and a call that finds them lost) until served is what it
+	// wrote: the server keeps the last writer's, and so does the node.
+	declaring sync.Mutex
 
 	mu      sync.Mutex
 	served  map[string]queue.Attributes // the queues this node declared, with defaults
@@ -289,11 +296,13 @@ func nanos(d time.Duration) string { return strconv.FormatInt(int64(d), 10) }
 // from now on, and the server keeps their attributes for every node (the
 // last Declare of any node sets them). A queue left out keeps its
 // messages in the server, for the nodes that still declare it and for a
-// later Declare here.
+// later Declare here. Declares run one at a time.
 func (s *Store) Declare(ctx context.Context, decls []queue.Declaration) error {
 	if err := queue.Check(decls); err != nil {
 		return err
 	}
+	s.declaring.Lock()
+	defer s.declaring.Unlock()
 	served := make(map[string]queue.Attributes, len(decls))
 	for _, d := range decls {
 		served[d.Name] = d.Attributes.WithDefaults()
@@ -358,14 +367,22 @@ func (s *Store) call(ctx context.Context, sc *redis.Script, op, name string, arg
 		if try > 0 {
 			return nil, fmt.Errorf("redisqueue: %s %s: the server lost the queue's attributes", op, name)
 		}
-		s.mu.Lock()
-		served := s.served
-		s.mu.Unlock()
 		s.o.Logger.Warn("redisqueue: the server lost the queues' attributes (a restart without its data?); declaring this node's again", "queue", name)
-		if err := s.write(ctx, served); err != nil {
+		if err := s.declareAgain(ctx); err != nil {
 			return nil, err
 		}
 	}
+}
+
+// declareAgain writes the attributes of the queues this node serves, as
+// its last Declare did, once no Declare runs.
+func (s *Store) declareAgain(ctx context.Context) error {
+	s.declaring.Lock()
+	defer s.declaring.Unlock()
+	s.mu.Lock()
+	served := s.served
+	s.mu.Unlock()
+	return s.write(ctx, served)
 }
 
 // Send implements queue.Store, all or none.

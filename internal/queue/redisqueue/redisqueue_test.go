@@ -634,6 +634,42 @@ func TestDeclare(t *testing.T) {
 	}
 }
 
+// TestConcurrentDeclare: of Declares that run at once, the one whose
+// attributes the server keeps is the one whose queues the node serves.
+func TestConcurrentDeclare(t *testing.T) {
+	t.Parallel()
+	one := []queue.Declaration{{Name: "q", Attributes: queue.Attributes{VisibilityTimeout: time.Minute}}}
+	two := []queue.Declaration{{Name: "q", Attributes: queue.Attributes{VisibilityTimeout: 2 * time.Minute}}, {Name: "r"}}
+	s, _ := newStore(t, one...)
+	for round := range 50 {
+		var wg sync.WaitGroup
+		for i := range 4 {
+			wg.Go(func() {
+				decls := one
+				if i%2 == 1 {
+					decls = two
+				}
+				if err := s.Declare(bounded(t), decls); err != nil {
+					t.Errorf("Declare: %v", err)
+				}
+			})
+		}
+		wg.Wait()
+		names, _ := s.Queues(bounded(t))
+		in, err := s.Info(bounded(t), "q")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := time.Minute
+		if slices.Contains(names, "r") {
+			want = 2 * time.Minute
+		}
+		if in.Attributes.VisibilityTimeout != want {
+			t.Fatalf("round %d: the node serves %v, and the server keeps q's VisibilityTimeout %v, want %v", round, names, in.Attributes.VisibilityTimeout, want)
+		}
+	}
+}
+
 // TestInfoAndPeek: Info counts messages by state; Peek lists them the
 // earliest sent first, receiving none; a batch is received in the order
 // it was sent.
