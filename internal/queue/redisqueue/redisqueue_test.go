@@ -509,8 +509,10 @@ func TestPersistence(t *testing.T) {
 	inflight := receive(t, s, "q", 1)
 	r.Kill()
 	r.Start()
+	// Info runs a script: it answers once the store's client reaches the
+	// server again and the server has loaded its file.
 	testutil.Eventually(t, 10*time.Second, func() bool {
-		_, err := s.Queues(bounded(t))
+		_, err := s.Info(bounded(t), "q")
 		return err == nil
 	}, "the store does not reach the server again")
 	got := receive(t, s, "q", 10)
