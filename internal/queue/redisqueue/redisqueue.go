@@ -392,8 +392,8 @@ func (s *Store) Send(ctx context.Context, name string, msgs []queue.Outgoing) ([
 	for i, m := range msgs {
 		delay := int64(-1)
 		if m.Delay != nil {
-			if *m.Delay < 0 || *m.Delay > queue.MaxDelay {
-				return nil, fmt.Errorf("%w: DelaySeconds %v is not within 0s and 15m", queue.ErrInvalid, *m.Delay)
+			if err := queue.CheckDelay(*m.Delay); err != nil {
+				return nil, err
 			}
 			delay = int64(*m.Delay)
 		}
@@ -421,18 +421,12 @@ func (s *Store) Receive(ctx context.Context, name string, opts queue.ReceiveOpti
 	if max == 0 {
 		max = 1
 	}
-	if max < 1 || max > queue.MaxBatch {
-		return nil, fmt.Errorf("%w: MaxNumberOfMessages %d is not within 1 and 10", queue.ErrInvalid, max)
+	if err := opts.Check(); err != nil {
+		return nil, err
 	}
 	vis := int64(-1)
 	if v := opts.Visibility; v != nil {
-		if *v < 0 || *v > queue.MaxVisibilityTimeout {
-			return nil, fmt.Errorf("%w: VisibilityTimeout %v is not within 0s and 12h", queue.ErrInvalid, *v)
-		}
 		vis = ceilMillis(*v)
-	}
-	if opts.Wait < 0 || opts.Wait > queue.MaxWait {
-		return nil, fmt.Errorf("%w: WaitTimeSeconds %v is not within 0s and 20s", queue.ErrInvalid, opts.Wait)
 	}
 	start := time.Now()
 	var deadline time.Time
@@ -547,8 +541,8 @@ func (s *Store) ChangeVisibility(ctx context.Context, name, receipt string, time
 	if err := s.serves(name); err != nil {
 		return err
 	}
-	if timeout < 0 || timeout > queue.MaxVisibilityTimeout {
-		return fmt.Errorf("%w: VisibilityTimeout %v is not within 0s and 12h", queue.ErrInvalid, timeout)
+	if err := queue.CheckVisibility(timeout); err != nil {
+		return err
 	}
 	k, token, err := parseHandle(name, receipt)
 	if err != nil {
