@@ -99,11 +99,13 @@ func (a Attributes) WithDefaults() Attributes {
 // Check reports the first attribute outside SQS's limits, wrapping ErrInvalid.
 func (a Attributes) Check() error {
 	a = a.WithDefaults()
+	if err := CheckVisibility(a.VisibilityTimeout); err != nil {
+		return err
+	}
+	if err := CheckDelay(a.Delay); err != nil {
+		return err
+	}
 	switch {
-	case a.VisibilityTimeout < 0 || a.VisibilityTimeout > MaxVisibilityTimeout:
-		return fmt.Errorf("%w: VisibilityTimeout %v is not within 0s and 12h", ErrInvalid, a.VisibilityTimeout)
-	case a.Delay < 0 || a.Delay > MaxDelay:
-		return fmt.Errorf("%w: DelaySeconds %v is not within 0s and 15m", ErrInvalid, a.Delay)
 	case a.Retention < MinRetention || a.Retention > MaxRetention:
 		return fmt.Errorf("%w: MessageRetentionPeriod %v is not within 1m and 14 days", ErrInvalid, a.Retention)
 	case a.MaxMessageBytes < MinMaxMessageBytes || a.MaxMessageBytes > MaxMessageBytes:
@@ -114,6 +116,24 @@ func (a Attributes) Check() error {
 		return fmt.Errorf("%w: ReceiveMessageWaitTimeSeconds %v is not within 0s and 20s", ErrInvalid, a.ReceiveWait)
 	case a.MaxMessages < 0:
 		return fmt.Errorf("%w: MaxMessages %d is negative", ErrInvalid, a.MaxMessages)
+	}
+	return nil
+}
+
+// CheckVisibility reports a visibility timeout outside 0 to 12h (a
+// receive's, or ChangeVisibility's), wrapping ErrInvalid.
+func CheckVisibility(d time.Duration) error {
+	if d < 0 || d > MaxVisibilityTimeout {
+		return fmt.Errorf("%w: VisibilityTimeout %v is not within 0s and 12h", ErrInvalid, d)
+	}
+	return nil
+}
+
+// CheckDelay reports a delay outside 0 to 15m (a queue's, or a
+// message's), wrapping ErrInvalid.
+func CheckDelay(d time.Duration) error {
+	if d < 0 || d > MaxDelay {
+		return fmt.Errorf("%w: DelaySeconds %v is not within 0s and 15m", ErrInvalid, d)
 	}
 	return nil
 }
@@ -195,6 +215,24 @@ type ReceiveOptions struct {
 	// (ReceiveMessageWaitTimeSeconds), for a receive that names none;
 	// Wait is then ignored.
 	QueueWait bool
+}
+
+// Check reports the first option outside SQS's limits, wrapping
+// ErrInvalid: Max 1 to 10 (or zero), Visibility 0 to 12h, Wait 0 to 20s
+// (checked with QueueWait too). Store.Receive refuses what Check refuses.
+func (o ReceiveOptions) Check() error {
+	if o.Max < 0 || o.Max > MaxBatch {
+		return fmt.Errorf("%w: MaxNumberOfMessages %d is not within 1 and 10", ErrInvalid, o.Max)
+	}
+	if o.Visibility != nil {
+		if err := CheckVisibility(*o.Visibility); err != nil {
+			return err
+		}
+	}
+	if o.Wait < 0 || o.Wait > MaxWait {
+		return fmt.Errorf("%w: WaitTimeSeconds %v is not within 0s and 20s", ErrInvalid, o.Wait)
+	}
+	return nil
 }
 
 // Info describes a queue for GetQueueAttributes, the CLI and the dashboard.

@@ -142,8 +142,10 @@ func (s *Store) Send(ctx context.Context, name string, msgs []queue.Outgoing) ([
 		if n := m.Size(); n > q.attrs.MaxMessageBytes {
 			return nil, fmt.Errorf("%w: a message of %d bytes is over the queue's %d", queue.ErrInvalid, n, q.attrs.MaxMessageBytes)
 		}
-		if m.Delay != nil && (*m.Delay < 0 || *m.Delay > queue.MaxDelay) {
-			return nil, fmt.Errorf("%w: DelaySeconds %v is not within 0s and 15m", queue.ErrInvalid, *m.Delay)
+		if m.Delay != nil {
+			if err := queue.CheckDelay(*m.Delay); err != nil {
+				return nil, err
+			}
 		}
 	}
 	now := s.now()
@@ -208,14 +210,8 @@ func (s *Store) Receive(ctx context.Context, name string, opts queue.ReceiveOpti
 	if max == 0 {
 		max = 1
 	}
-	if max < 1 || max > queue.MaxBatch {
-		return nil, fmt.Errorf("%w: MaxNumberOfMessages %d is not within 1 and 10", queue.ErrInvalid, max)
-	}
-	if opts.Visibility != nil && (*opts.Visibility < 0 || *opts.Visibility > queue.MaxVisibilityTimeout) {
-		return nil, fmt.Errorf("%w: VisibilityTimeout %v is not within 0s and 12h", queue.ErrInvalid, *opts.Visibility)
-	}
-	if opts.Wait < 0 || opts.Wait > queue.MaxWait {
-		return nil, fmt.Errorf("%w: WaitTimeSeconds %v is not within 0s and 20s", queue.ErrInvalid, opts.Wait)
+	if err := opts.Check(); err != nil {
+		return nil, err
 	}
 	var deadline time.Time
 	for {
@@ -355,8 +351,8 @@ func (s *Store) ChangeVisibility(ctx context.Context, name, receipt string, time
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if timeout < 0 || timeout > queue.MaxVisibilityTimeout {
-		return fmt.Errorf("%w: VisibilityTimeout %v is not within 0s and 12h", queue.ErrInvalid, timeout)
+	if err := queue.CheckVisibility(timeout); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -394,8 +394,8 @@ func (s *Store) Send(ctx context.Context, name string, msgs []queue.Outgoing) ([
 		if m.Delay != nil {
 			delay = *m.Delay
 		}
-		if delay < 0 || delay > queue.MaxDelay {
-			return nil, fmt.Errorf("%w: DelaySeconds %v is not within 0s and 15m", queue.ErrInvalid, delay)
+		if err := queue.CheckDelay(delay); err != nil {
+			return nil, err
 		}
 		id := apigw.NewUUID()
 		nm := newMsg(q.subject, id, id, m.Body, m.Attributes, now, "")
@@ -527,14 +527,8 @@ func (s *Store) Receive(ctx context.Context, name string, opts queue.ReceiveOpti
 	if max == 0 {
 		max = 1
 	}
-	if max < 1 || max > queue.MaxBatch {
-		return nil, fmt.Errorf("%w: MaxNumberOfMessages %d is not within 1 and 10", queue.ErrInvalid, max)
-	}
-	if opts.Visibility != nil && (*opts.Visibility < 0 || *opts.Visibility > queue.MaxVisibilityTimeout) {
-		return nil, fmt.Errorf("%w: VisibilityTimeout %v is not within 0s and 12h", queue.ErrInvalid, *opts.Visibility)
-	}
-	if opts.Wait < 0 || opts.Wait > queue.MaxWait {
-		return nil, fmt.Errorf("%w: WaitTimeSeconds %v is not within 0s and 20s", queue.ErrInvalid, opts.Wait)
+	if err := opts.Check(); err != nil {
+		return nil, err
 	}
 	q, err := s.queue(name)
 	if err != nil {
@@ -787,8 +781,8 @@ func (s *Store) Delete(ctx context.Context, name, receipt string) error {
 // ChangeVisibility implements queue.Store: a negative acknowledgement with
 // the new timeout as its delay.
 func (s *Store) ChangeVisibility(ctx context.Context, name, receipt string, timeout time.Duration) error {
-	if timeout < 0 || timeout > queue.MaxVisibilityTimeout {
-		return fmt.Errorf("%w: VisibilityTimeout %v is not within 0s and 12h", queue.ErrInvalid, timeout)
+	if err := queue.CheckVisibility(timeout); err != nil {
+		return err
 	}
 	q, err := s.queue(name)
 	if err != nil {

@@ -416,15 +416,29 @@ func testChangeVisibility(t *testing.T, open Open) {
 }
 
 // testChangeVisibilityExtends: a message's timeout extended before it
-// ends keeps it hidden past its first. The first is a few seconds, so
-// that the change comes before it ends on a loaded machine too.
+// ends keeps it hidden past its first. The first is a few seconds. On a
+// machine so slow that it ended before the change (ErrNotInFlight, its
+// timeout after the receive began), the message, visible again, is
+// received with a timeout twice as long, up to maxVis, and extended again.
 func testChangeVisibilityExtends(t *testing.T, open Open) {
-	const vis = 3 * time.Second
+	const maxVis = 12 * time.Second // with quiet, within MaxWait
+	vis := 3 * time.Second
 	s := open(t, decl("q", queue.Attributes{VisibilityTimeout: vis}))
 	send(t, s, "q", body("a"))
-	m := await(t, s, "q", queue.ReceiveOptions{})
-	if err := s.ChangeVisibility(ctxFor(t), "q", m.ReceiptHandle, long); err != nil {
-		t.Fatalf("ChangeVisibility(%v): %v", long, err)
+	var opts queue.ReceiveOptions // the queue's timeout first
+	for {
+		start := time.Now()
+		m := await(t, s, "q", opts)
+		err := s.ChangeVisibility(ctxFor(t), "q", m.ReceiptHandle, long)
+		if err == nil {
+			break
+		}
+		since := time.Since(start)
+		if !errors.Is(err, queue.ErrNotInFlight) || since < vis-vis/10 || vis >= maxVis {
+			t.Fatalf("ChangeVisibility(%v) %v after the receive of a message hidden for %v began: %v", long, since, vis, err)
+		}
+		vis *= 2
+		opts.Visibility = dur(vis)
 	}
 	got, err := s.Receive(ctxFor(t), "q", queue.ReceiveOptions{Wait: vis + quiet})
 	if err != nil || len(got) != 0 {

@@ -128,6 +128,8 @@ func (o Options) withDefaults() Options {
 
 // Store is a queue.Store over Redis, safe for concurrent use. It does not
 // own the client: the caller closes it, after Close.
+//
+// declaring is taken before mu.
 type Store struct {
 	rdb  redis.UniversalClient
 	o    Options
@@ -139,6 +141,11 @@ type Store struct {
 	closeOnce sync.Once
 
 	subscribed atomic.Bool
+
+	// declaring is held by whoever writes the served queues' attributes
+	// (Declare, and a call that finds them lost) until served is what it
+	// wrote: the server keeps the last writer's, and so does the node.
+	declaring sync.Mutex
 
 	mu      sync.Mutex
 	served  map[string]queue.Attributes // the queues this node declared, with defaults
@@ -289,11 +296,13 @@ func nanos(d time.Duration) string { return strconv.FormatInt(int64(d), 10) }
 // from now on, and the server keeps their attributes for every node (the
 // last Declare of any node sets them). A queue left out keeps its
 // messages in the server, for the nodes that still declare it and for a
-// later Declare here.
+// later Declare here. Declares run one at a time.
 func (s *Store) Declare(ctx context.Context, decls []queue.Declaration) error {
 	if err := queue.Check(decls); err != nil {
 		return err
 	}
+	s.declaring.Lock()
+	defer s.declaring.Unlock()
 	served := make(map[string]queue.Attributes, len(decls))
 	for _, d := range decls {
 		served[d.Name] = d.Attributes.WithDefaults()
@@ -358,14 +367,22 @@ func (s *Store) call(ctx context.Context, sc *redis.Script, op, name string, arg
 		if try > 0 {
 			return nil, fmt.Errorf("redisqueue: %s %s: the server lost the queue's attributes", op, name)
 		}
-		s.mu.Lock()
-		served := s.served
-		s.mu.Unlock()
 		s.o.Logger.Warn("redisqueue: the server lost the queues' attributes (a restart without its data?); declaring this node's again", "queue", name)
-		if err := s.write(ctx, served); err != nil {
+		if err := s.declareAgain(ctx); err != nil {
 			return nil, err
 		}
 	}
+}
+
+// declareAgain writes the attributes of the queues this node serves, as
+// its last Declare did, once no Declare runs.
+func (s *Store) declareAgain(ctx context.Context) error {
+	s.declaring.Lock()
+	defer s.declaring.Unlock()
+	s.mu.Lock()
+	served := s.served
+	s.mu.Unlock()
+	return s.write(ctx, served)
 }
 
 // Send implements queue.Store, all or none.
@@ -375,8 +392,8 @@ func (s *Store) Send(ctx context.Context, name string, msgs []queue.Outgoing) ([
 	for i, m := range msgs {
 		delay := int64(-1)
 		if m.Delay != nil {
-			if *m.Delay < 0 || *m.Delay > queue.MaxDelay {
-				return nil, fmt.Errorf("%w: DelaySeconds %v is not within 0s and 15m", queue.ErrInvalid, *m.Delay)
+			if err := queue.CheckDelay(*m.Delay); err != nil {
+				return nil, err
 			}
 			delay = int64(*m.Delay)
 		}
@@ -404,18 +421,12 @@ func (s *Store) Receive(ctx context.Context, name string, opts queue.ReceiveOpti
 	if max == 0 {
 		max = 1
 	}
-	if max < 1 || max > queue.MaxBatch {
-		return nil, fmt.Errorf("%w: MaxNumberOfMessages %d is not within 1 and 10", queue.ErrInvalid, max)
+	if err := opts.Check(); err != nil {
+		return nil, err
 	}
 	vis := int64(-1)
 	if v := opts.Visibility; v != nil {
-		if *v < 0 || *v > queue.MaxVisibilityTimeout {
-			return nil, fmt.Errorf("%w: VisibilityTimeout %v is not within 0s and 12h", queue.ErrInvalid, *v)
-		}
 		vis = ceilMillis(*v)
-	}
-	if opts.Wait < 0 || opts.Wait > queue.MaxWait {
-		return nil, fmt.Errorf("%w: WaitTimeSeconds %v is not within 0s and 20s", queue.ErrInvalid, opts.Wait)
 	}
 	start := time.Now()
 	var deadline time.Time
@@ -530,8 +541,8 @@ func (s *Store) ChangeVisibility(ctx context.Context, name, receipt string, time
 	if err := s.serves(name); err != nil {
 		return err
 	}
-	if timeout < 0 || timeout > queue.MaxVisibilityTimeout {
-		return fmt.Errorf("%w: VisibilityTimeout %v is not within 0s and 12h", queue.ErrInvalid, timeout)
+	if err := queue.CheckVisibility(timeout); err != nil {
+		return err
 	}
 	k, token, err := parseHandle(name, receipt)
 	if err != nil {

@@ -269,6 +269,47 @@ func TestDeadLetterFull(t *testing.T) {
 	}
 }
 
+// TestZeroVisibilityPages: a receive with a visibility timeout of 0
+// leaves what it takes in the range of due messages, at the end (due
+// now), and still reads every message behind a page that it took some of
+// and moved the rest of to the dead-letter queue.
+func TestZeroVisibilityPages(t *testing.T) {
+	t.Parallel()
+	s, left := newStore(t,
+		queue.Declaration{Name: "work", Attributes: queue.Attributes{DeadLetter: "dlq", MaxReceiveCount: 1}},
+		queue.Declaration{Name: "dlq"})
+	const dead = 45 // with 5 fresh messages, a page of the receive script
+	for i := 0; i < dead; i += queue.MaxBatch {
+		var msgs []queue.Outgoing
+		for j := i; j < min(i+queue.MaxBatch, dead); j++ {
+			msgs = append(msgs, queue.Outgoing{Body: fmt.Sprint("dead", j)})
+		}
+		if _, err := s.Send(bounded(t), "work", msgs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for got := 0; got < dead; {
+		got += len(receive(t, s, "work", queue.MaxBatch))
+	}
+	// Due again before the fresh messages, received once: each moves to
+	// the dead-letter queue when a receive reaches it.
+	s.AdvanceForTest(queue.DefaultVisibilityTimeout + time.Second)
+	fresh := []string{"f1", "f2", "f3", "f4", "f5", "f6", "f7", "f8"}
+	send(t, s, "work", fresh...)
+	s.AdvanceForTest(time.Millisecond) // due before the receive's now
+	zero := time.Duration(0)
+	got, err := s.Receive(bounded(t), "work", queue.ReceiveOptions{Max: queue.MaxBatch, Visibility: &zero})
+	if err != nil || !slices.Equal(bodies(got), fresh) {
+		t.Fatalf("Receive(visibility 0) = %v, %v; want every fresh message, in the order sent", bodies(got), err)
+	}
+	if n := len(left.all()); n != dead {
+		t.Errorf("Left was told of %d messages, want %d dead letters", n, dead)
+	}
+	if in, _ := s.Info(bounded(t), "dlq"); in.Visible != dead {
+		t.Errorf("Info(dlq) = %+v, want %d visible", in, dead)
+	}
+}
+
 // TestRedriveMany: a redrive moves a dead-letter queue larger than one of
 // its batches, leaving the messages whose source is no longer declared.
 func TestRedriveMany(t *testing.T) {
@@ -468,8 +509,10 @@ func TestPersistence(t *testing.T) {
 	inflight := receive(t, s, "q", 1)
 	r.Kill()
 	r.Start()
+	// Info runs a script: it answers once the store's client reaches the
+	// server again and the server has loaded its file.
 	testutil.Eventually(t, 10*time.Second, func() bool {
-		_, err := s.Queues(bounded(t))
+		_, err := s.Info(bounded(t), "q")
 		return err == nil
 	}, "the store does not reach the server again")
 	got := receive(t, s, "q", 10)
@@ -590,6 +633,42 @@ func TestDeclare(t *testing.T) {
 	declare(t, s, queue.Declaration{Name: "keep"}, queue.Declaration{Name: "drop"})
 	if in, err := s.Info(ctx, "drop"); err != nil || in.InFlight != 1 {
 		t.Errorf("Info(drop declared again) = %+v, %v; want its message, still in flight", in, err)
+	}
+}
+
+// TestConcurrentDeclare: of Declares that run at once, the one whose
+// attributes the server keeps is the one whose queues the node serves.
+func TestConcurrentDeclare(t *testing.T) {
+	t.Parallel()
+	one := []queue.Declaration{{Name: "q", Attributes: queue.Attributes{VisibilityTimeout: time.Minute}}}
+	two := []queue.Declaration{{Name: "q", Attributes: queue.Attributes{VisibilityTimeout: 2 * time.Minute}}, {Name: "r"}}
+	s, _ := newStore(t, one...)
+	for round := range 50 {
+		var wg sync.WaitGroup
+		for i := range 4 {
+			wg.Go(func() {
+				decls := one
+				if i%2 == 1 {
+					decls = two
+				}
+				if err := s.Declare(bounded(t), decls); err != nil {
+					t.Errorf("Declare: %v", err)
+				}
+			})
+		}
+		wg.Wait()
+		names, _ := s.Queues(bounded(t))
+		in, err := s.Info(bounded(t), "q")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := time.Minute
+		if slices.Contains(names, "r") {
+			want = 2 * time.Minute
+		}
+		if in.Attributes.VisibilityTimeout != want {
+			t.Fatalf("round %d: the node serves %v, and the server keeps q's VisibilityTimeout %v, want %v", round, names, in.Attributes.VisibilityTimeout, want)
+		}
 	}
 }
 

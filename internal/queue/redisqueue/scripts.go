@@ -143,12 +143,14 @@ if a.dlq ~= '' and a.maxrc > 0 and known(a.dlq) then
 end
 local out = {'ok', 0, 0, -1, a.wait}
 local taken, dead, skipped, seen = 0, 0, 0, {}
--- Pages of due messages: those taken leave the range (unless hidden for
--- 0 ms), those dropped or moved leave the queue, so the next page starts
--- after the ones left where they were.
+-- Pages of due messages. Those dropped or moved leave the queue, those
+-- skipped stay where they were, before every message not yet read; those
+-- taken leave the range, or, hidden for 0 ms, are due now and sort among
+-- the last. So the next page starts after the skipped ones, and seen
+-- passes over the taken ones it meets again (at most max: a page of 50
+-- always holds a message not yet read, unless it is the last).
 while taken < max do
   local from = skipped
-  if vis == 0 then from = from + taken end
   local ks = redis.call('ZRANGEBYSCORE', key(q, 'due'), '-inf', now, 'LIMIT', from, 50)
   local fresh = 0
   for _, k in ipairs(ks) do
