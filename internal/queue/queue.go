@@ -3,7 +3,8 @@
 // and the Store that keeps them (visibility timeout, delay, retention,
 // receive counts, redrive to a dead-letter queue, long polling), with the
 // errors every store returns. Implementations live in subpackages (memqueue
-// keeps a node's queues in its memory, natsqueue keeps them in JetStream);
+// keeps a node's queues in its memory, natsqueue keeps them in JetStream,
+// redisqueue in Redis);
 // queuetest checks them all; the SQS wire format lives in sqs.
 package queue
 
