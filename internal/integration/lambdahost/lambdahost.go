@@ -668,11 +668,9 @@ func (f *Function) run(ctx context.Context, p *process, inv *invocation) ([]byte
 			fnTimeout = t.C
 			continue
 		case <-fnTimeout:
-			select {
-			case <-inv.done:
+			if inv.answered() {
 				f.release(p)
 				return inv.out, inv.err
-			default:
 			}
 			f.log.Warn("function "+f.opts.Name+" timed out; killing its process",
 				"function", f.opts.Name, "process", p.id, "pid", p.pid(), "request_id", inv.id)
@@ -682,10 +680,8 @@ func (f *Function) run(ctx context.Context, p *process, inv *invocation) ([]byte
 			f.release(p)
 			return inv.out, inv.err
 		case <-p.exited:
-			select {
-			case <-inv.done: // answered, then exited (aws-lambda-go exits after reporting a panic)
+			if inv.answered() { // answered, then exited (aws-lambda-go exits after reporting a panic)
 				return inv.out, inv.err
-			default:
 			}
 			if f.isClosed() {
 				return nil, ErrClosed
@@ -701,11 +697,9 @@ func (f *Function) run(ctx context.Context, p *process, inv *invocation) ([]byte
 			}
 			return nil, fmt.Errorf("%w: exited before asking for work (%s)", ErrInit, p.exitStatus())
 		case <-ctx.Done():
-			select {
-			case <-inv.done:
+			if inv.answered() {
 				f.release(p)
 				return inv.out, inv.err
-			default:
 			}
 			timedOut := errors.Is(ctx.Err(), context.DeadlineExceeded)
 			withdrawn := inv.withdraw()

@@ -122,6 +122,9 @@ func (p *process) serveNext(w http.ResponseWriter, r *http.Request) {
 }
 
 // serveResult completes invocation id with a response or an error body.
+// The function is told its answer was taken before the invocation's caller
+// is woken, so that its next request for work is on its way while the
+// answer goes back.
 func (p *process) serveResult(w http.ResponseWriter, r *http.Request, id string, isError bool) {
 	p.mu.Lock()
 	inv := p.inflight[id]
@@ -134,8 +137,12 @@ func (p *process) serveResult(w http.ResponseWriter, r *http.Request, id string,
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
-		p.complete(inv, nil, tooLarge)
+		answered := p.answer(inv, nil, tooLarge)
 		writeAPIError(w, http.StatusRequestEntityTooLarge, tooLarge.Type, tooLarge.Message)
+		if answered {
+			flush(w)
+			inv.settle()
+		}
 		return
 	case err != nil:
 		writeAPIError(w, http.StatusBadRequest, "InvalidRequest", "reading body: "+err.Error())
@@ -153,21 +160,24 @@ func (p *process) serveResult(w http.ResponseWriter, r *http.Request, id string,
 	default:
 		out = body
 	}
-	if !p.complete(inv, out, ferr) {
+	if !p.answer(inv, out, ferr) {
 		writeAPIError(w, http.StatusBadRequest, "InvalidRequestID", "invocation "+strconv.Quote(id)+" already answered")
 		return
 	}
 	writeJSON(w, http.StatusAccepted, map[string]string{"status": "OK"})
+	flush(w)
+	inv.settle()
 }
 
-// complete removes inv from the invocations in flight and records its
-// answer, reporting false if another request answered it first.
-func (p *process) complete(inv *invocation, out []byte, err error) bool {
+// answer removes inv from the invocations in flight and records its
+// answer, reporting false if another request answered it first. The
+// caller settles inv once it has acknowledged the answer.
+func (p *process) answer(inv *invocation, out []byte, err error) bool {
 	p.mu.Lock()
 	current := p.inflight[inv.id] == inv
 	delete(p.inflight, inv.id)
 	p.mu.Unlock()
-	return current && inv.complete(out, err)
+	return current && inv.answer(out, err)
 }
 
 // serveInitError records the runtime's start-up failure; the process is
@@ -185,9 +195,7 @@ func (p *process) serveInitError(w http.ResponseWriter, r *http.Request) {
 	p.f.log.Warn("function "+p.f.opts.Name+" failed to initialise; killing its process",
 		"function", p.f.opts.Name, "process", p.id, "pid", p.pid(), "error_type", fe.Type, "error", fe.Message)
 	writeJSON(w, http.StatusAccepted, map[string]string{"status": "OK"})
-	if fl, ok := w.(http.Flusher); ok {
-		fl.Flush()
-	}
+	flush(w)
 	p.kill()
 }
 
@@ -227,4 +235,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Length", strconv.Itoa(len(b))) // whole once flushed, even if the process is then killed
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
+}
+
+// flush sends what w holds to the process now.
+func flush(w http.ResponseWriter) {
+	if fl, ok := w.(http.Flusher); ok {
+		fl.Flush()
+	}
 }
