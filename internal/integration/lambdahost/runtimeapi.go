@@ -79,9 +79,18 @@ func (p *process) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// serveNext waits for an invocation and hands it to the process.
+// serveNext waits for an invocation and hands it to the process. A
+// process that asked for work before there was any is frozen until there
+// is, and thawed once its event is in its socket (unless the event is
+// larger than frozenWriteMax), so that it wakes once, to read it.
 func (p *process) serveNext(w http.ResponseWriter, r *http.Request) {
 	p.markReady()
+	frozen := false
+	defer func() {
+		if frozen {
+			p.thaw()
+		}
+	}()
 	for {
 		var inv *invocation
 		select {
@@ -90,20 +99,25 @@ func (p *process) serveNext(w http.ResponseWriter, r *http.Request) {
 			// Nothing to do: the process is frozen until there is, so that
 			// work a handler left pending (timers, sockets) waits for the
 			// next invocation, as on AWS.
-			freezeProcess(p.cmd.Process)
+			if !frozen {
+				freezeProcess(p.cmd.Process)
+				frozen = true
+			}
 			select {
 			case inv = <-p.next:
 			case <-r.Context().Done():
+				return
 			case <-p.exited:
-				return // reaped: its PID may belong to another process now
-			}
-			thawProcess(p.cmd.Process)
-			if inv == nil {
+				frozen = false // reaped: its PID may belong to another process now
 				return
 			}
 		}
 		if !inv.deliver() {
 			continue // its caller gave up
+		}
+		if frozen && len(inv.event) > frozenWriteMax {
+			p.thaw()
+			frozen = false
 		}
 		p.mu.Lock()
 		p.inflight[inv.id] = inv
@@ -117,7 +131,23 @@ func (p *process) serveNext(w http.ResponseWriter, r *http.Request) {
 		h.Set("Content-Length", strconv.Itoa(len(inv.event)))
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write(inv.event) // if the process is gone, its invocation fails with ErrCrashed
+		flush(w)
 		return
+	}
+}
+
+// frozenWriteMax is the largest event written to a frozen process before
+// it is thawed. A frozen process reads nothing: a larger event could fill
+// its socket's buffers (loopback TCP's receive buffer is 128 KiB by default)
+// and block the write for good.
+const frozenWriteMax = 32 << 10
+
+// thaw resumes the process frozen by serveNext, unless it has been reaped.
+func (p *process) thaw() {
+	select {
+	case <-p.exited:
+	default:
+		thawProcess(p.cmd.Process)
 	}
 }
 
