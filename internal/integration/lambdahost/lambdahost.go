@@ -668,9 +668,11 @@ func (f *Function) run(ctx context.Context, p *process, inv *invocation) ([]byte
 			fnTimeout = t.C
 			continue
 		case <-fnTimeout:
-			if inv.answered() {
+			select {
+			case <-inv.done:
 				f.release(p)
 				return inv.out, inv.err
+			default:
 			}
 			f.log.Warn("function "+f.opts.Name+" timed out; killing its process",
 				"function", f.opts.Name, "process", p.id, "pid", p.pid(), "request_id", inv.id)
@@ -680,8 +682,10 @@ func (f *Function) run(ctx context.Context, p *process, inv *invocation) ([]byte
 			f.release(p)
 			return inv.out, inv.err
 		case <-p.exited:
-			if inv.answered() { // answered, then exited (aws-lambda-go exits after reporting a panic)
+			select {
+			case <-inv.done: // answered, then exited (aws-lambda-go exits after reporting a panic)
 				return inv.out, inv.err
+			default:
 			}
 			if f.isClosed() {
 				return nil, ErrClosed
@@ -697,9 +701,11 @@ func (f *Function) run(ctx context.Context, p *process, inv *invocation) ([]byte
 			}
 			return nil, fmt.Errorf("%w: exited before asking for work (%s)", ErrInit, p.exitStatus())
 		case <-ctx.Done():
-			if inv.answered() {
+			select {
+			case <-inv.done:
 				f.release(p)
 				return inv.out, inv.err
+			default:
 			}
 			timedOut := errors.Is(ctx.Err(), context.DeadlineExceeded)
 			withdrawn := inv.withdraw()

@@ -265,7 +265,7 @@ type invocation struct {
 	event     []byte
 	timeout   time.Duration // the function's, from delivery
 	trace     string
-	done      chan struct{} // closed by settle, after answer set out and err
+	done      chan struct{} // closed by complete; out and err are set before
 	delivered chan struct{} // closed by deliver; deadline is final then
 
 	mu       sync.Mutex
@@ -281,7 +281,7 @@ const (
 	queued    invocationState = iota // waiting for the process to ask for work
 	delivered                        // returned by /next; the function has it
 	withdrawn                        // its caller gave up before /next took it
-	completed                        // answered on /response or /error (see answer)
+	completed                        // answered on /response or /error
 )
 
 func newInvocation(event []byte, timeout time.Duration, bound time.Time) *invocation {
@@ -333,29 +333,17 @@ func (inv *invocation) deliver() bool {
 // withdraw takes inv back if the function has not received it.
 func (inv *invocation) withdraw() bool { return inv.transition(queued, withdrawn) }
 
-// answer records the function's answer; it reports false if inv was not
-// waiting for one. The caller is woken by settle, which the Runtime API
-// calls once it has acknowledged the answer: the function then asks for its
-// next event while the answer is on its way.
-func (inv *invocation) answer(out []byte, err error) bool {
+// complete records the function's answer; it reports false if inv was not
+// waiting for one.
+func (inv *invocation) complete(out []byte, err error) bool {
 	inv.mu.Lock()
 	defer inv.mu.Unlock()
 	if inv.state != delivered {
 		return false
 	}
 	inv.state, inv.out, inv.err = completed, out, err
+	close(inv.done)
 	return true
-}
-
-// settle wakes inv's caller; answer has recorded the answer.
-func (inv *invocation) settle() { close(inv.done) }
-
-// answered reports whether answer has recorded inv's answer, settled or
-// not; out and err are then final.
-func (inv *invocation) answered() bool {
-	inv.mu.Lock()
-	defer inv.mu.Unlock()
-	return inv.state == completed
 }
 
 func randomHex(n int) string {

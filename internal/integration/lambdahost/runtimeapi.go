@@ -378,9 +378,6 @@ func (ac *apiConn) watch() (hangup <-chan struct{}, unwatch func()) {
 var aLongTimeAgo = time.Unix(1, 0)
 
 // serveResult completes invocation id with a response or an error body.
-// The function is told its answer was taken before the invocation's caller
-// is woken, so that its next request for work is on its way while the
-// answer goes back.
 func (ac *apiConn) serveResult(req *http.Request, id string, isError bool) {
 	p := ac.p
 	p.mu.Lock()
@@ -397,12 +394,9 @@ func (ac *apiConn) serveResult(req *http.Request, id string, isError bool) {
 		ac.replyError(http.StatusBadRequest, "InvalidRequest", "reading body: "+err.Error())
 		return
 	case len(body) > maxPayload:
-		answered := p.answer(inv, nil, tooLarge)
+		p.complete(inv, nil, tooLarge)
 		ac.closing = true
 		ac.replyError(http.StatusRequestEntityTooLarge, tooLarge.Type, tooLarge.Message)
-		if answered {
-			inv.settle()
-		}
 		return
 	}
 	var out []byte
@@ -417,23 +411,21 @@ func (ac *apiConn) serveResult(req *http.Request, id string, isError bool) {
 	default:
 		out = body
 	}
-	if !p.answer(inv, out, ferr) {
+	if !p.complete(inv, out, ferr) {
 		ac.replyError(http.StatusBadRequest, "InvalidRequestID", "invocation "+strconv.Quote(id)+" already answered")
 		return
 	}
 	ac.reply(http.StatusAccepted, statusOK)
-	inv.settle()
 }
 
-// answer removes inv from the invocations in flight and records its
-// answer, reporting false if another request answered it first. The
-// caller settles inv once it has acknowledged the answer.
-func (p *process) answer(inv *invocation, out []byte, err error) bool {
+// complete removes inv from the invocations in flight and records its
+// answer, reporting false if another request answered it first.
+func (p *process) complete(inv *invocation, out []byte, err error) bool {
 	p.mu.Lock()
 	current := p.inflight[inv.id] == inv
 	delete(p.inflight, inv.id)
 	p.mu.Unlock()
-	return current && inv.answer(out, err)
+	return current && inv.complete(out, err)
 }
 
 // serveInitError records the runtime's start-up failure; the process is
