@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,14 +26,17 @@ const nodeEcho = `exports.echo = async (event) => ({ statusCode: 200, body: even
 
 // BenchmarkFunctionEcho measures one message's warm round trip over a
 // WebSocket connection through a two-way route whose integration is, in
-// the same server: "http", the built-in http integration to a local
-// backend that answers with the message's body; "go", a hosted Go function
-// built with aws-lambda-go (testdata/goecho) that does the same; "node", a
-// hosted Node function that does the same. The hosted functions' figures
-// over http's are what running a function locally costs over calling a
-// local HTTP service. Each route runs back to back ("http", "go", "node"),
-// then the three in turn ("interleaved"), which reports each route's time
-// and the functions' ratios to http.
+// the same server: "http", the built-in http integration to a backend in
+// the benchmark's process (httptest) that answers with the message's body;
+// "http-process", the same to the same backend in a process of its own
+// (testdata/httpecho); "go", a hosted Go function built with aws-lambda-go
+// (testdata/goecho) that does the same; "node", a hosted Node function that
+// does the same. The hosted functions' figures over http's are what running
+// a function locally costs over calling a local HTTP service; http-process
+// shows how much of that is the process boundary alone. Each route runs
+// back to back, then the four in turn ("interleaved"), which reports each
+// route's time and the ratios of the others to http and of the functions
+// to http-process.
 func BenchmarkFunctionEcho(b *testing.B) {
 	if _, err := exec.LookPath("node"); err != nil {
 		b.Skip("node is not installed")
@@ -44,6 +49,7 @@ func BenchmarkFunctionEcho(b *testing.B) {
 	if err := os.WriteFile(filepath.Join(dir, "handler.js"), []byte(nodeEcho), 0o600); err != nil {
 		b.Fatal(err)
 	}
+	processURL := startHTTPEcho(b, dir)
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var event struct{ Body string }
 		if err := json.NewDecoder(r.Body).Decode(&event); err != nil {
@@ -60,13 +66,14 @@ functions:
   nodeecho: {runtime: nodejs20.x, handler: handler.echo, codeDir: %q, maxProcesses: 1}
 routes:
   http: {integration: {type: http, url: %q}, routeResponse: true}
+  http-process: {integration: {type: http, url: %q}, routeResponse: true}
   go: {integration: {type: lambda, function: goecho}, routeResponse: true}
   node: {integration: {type: lambda, function: nodeecho}, routeResponse: true}
 limits: {messageRate: unlimited, idleTimeout: unlimited, pingInterval: off}
 logging: {accessLog: false}
-`, goecho, dir, dir, backend.URL))
+`, goecho, dir, dir, backend.URL, processURL))
 	ctx := context.Background()
-	routes := []string{"http", "go", "node"}
+	routes := []string{"http", "http-process", "go", "node"}
 	conns := make(map[string]*websocket.Conn)
 	echo := func(b *testing.B, route string) {
 		c := conns[route]
@@ -99,7 +106,7 @@ logging: {accessLog: false}
 	}
 	// One round trip through each route per operation: each function waits
 	// between its invocations, as one does between a user's messages, and
-	// the three figures come from the same moments of a shared machine.
+	// the figures come from the same moments of a shared machine.
 	b.Run("interleaved", func(b *testing.B) {
 		took := make([]time.Duration, len(routes))
 		for b.Loop() {
@@ -115,5 +122,35 @@ logging: {accessLog: false}
 		for i, route := range routes[1:] {
 			b.ReportMetric(float64(took[i+1])/float64(took[0]), route+"/http")
 		}
+		for i, route := range routes[2:] {
+			b.ReportMetric(float64(took[i+2])/float64(took[1]), route+"/http-process")
+		}
 	})
+}
+
+// startHTTPEcho builds and starts testdata/httpecho, stopped when the
+// benchmark ends, and returns its URL.
+func startHTTPEcho(b *testing.B, dir string) string {
+	b.Helper()
+	bin := filepath.Join(dir, "httpecho")
+	if out, err := exec.Command("go", "build", "-o", bin, "./testdata/httpecho").CombinedOutput(); err != nil {
+		b.Fatalf("go build ./testdata/httpecho: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	url, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		b.Fatalf("httpecho: reading its URL: %v", err)
+	}
+	return strings.TrimSpace(url)
 }
