@@ -23,6 +23,13 @@
 # gateway whose route is ordered and one whose route is concurrent (after a
 # first, unmeasured run that starts the function's processes).
 #
+# The function-echo case runs echo from one connection, one message at a
+# time, through a gateway with two two-way routes: "http", the http
+# integration to a local HTTP backend (examples/http-backend) that answers
+# with the message, and "node", a hosted Node function that does the same
+# (after a first, unmeasured run that starts its process): a warm
+# function's round trip against a local service's.
+#
 # The consumer cases publish fan-out messages as events to a JetStream
 # subject of the gateway's embedded NATS server, which a consumer
 # (docs/events.md) reads into the topic the subscribers are on, and compare,
@@ -56,6 +63,7 @@
 #   CASES="cluster-fanout cluster-mgmt" bench/run.sh   # only the cluster cases
 #   CASES=start bench/run.sh     # start to ready and first answers, beside serverless-offline
 #   CASES=ordering bench/run.sh  # a Node function's route, ordered against concurrent
+#   CASES=function-echo bench/run.sh   # a warm Node function's round trip against an http route's
 #   CASES="consumer consumer-200" bench/run.sh   # events from a JetStream subject to the subscribers
 #   CASES="putevents putevents-queue" bench/run.sh   # PutEvents to the subscribers, through a rule (and a queue)
 #   PROFILE=1 bench/run.sh       # also saves a 10s CPU profile of the gateway per case (first run;
@@ -69,7 +77,7 @@ cd "$(dirname "$0")/.."
 repo=$(pwd)
 
 RUNS=${RUNS:-3}
-CASES=${CASES:-"conns echo fanout-1k fanout-10k fanout-mgmt mgmt mgmt-1cpu mgmt-100 mgmt-batch ordering cluster-fanout cluster-mgmt consumer consumer-200 putevents putevents-queue"}
+CASES=${CASES:-"conns echo fanout-1k fanout-10k fanout-mgmt mgmt mgmt-1cpu mgmt-100 mgmt-batch ordering function-echo cluster-fanout cluster-mgmt consumer consumer-200 putevents putevents-queue"}
 OUT=${OUT:-$(mktemp -d -t switchboard-bench.XXXXXX)}
 PROFILE=${PROFILE:-}
 SIDES=${SIDES:-"ceiling gateway peer"}
@@ -108,6 +116,9 @@ echo "== build" >&2
 go build -o "$OUT/bin/switchboard" ./cmd/switchboard
 go build -o "$OUT/bin/ceiling" ./bench/ceiling
 go build -o "$OUT/bin/report" ./bench/report
+if [[ " $CASES " == *" function-echo "* ]]; then
+  go build -o "$OUT/bin/http-backend" ./examples/http-backend/backend
+fi
 if [[ " $SIDES " == *" peer "* ]]; then
   # A module of its own: the centrifuge library's dependencies stay out of the gateway's.
   (cd bench/peer-centrifuge && go build -o "$OUT/bin/peer-centrifuge" .)
@@ -209,6 +220,13 @@ events:
       targets: [{queue: bench}]
 EOF
 } >"$OUT/putevents-queue.yaml"
+
+# The function-echo case's Node function answers with the message; its
+# gateway's configuration is written once the backend has its port.
+mkdir -p "$OUT/fn-echo"
+cat >"$OUT/fn-echo/handler.js" <<'EOF'
+exports.echo = async (event) => ({ statusCode: 200, body: event.body });
+EOF
 
 # wait_banner WHAT PID OUT: waits up to TRIES × 0.1 s for the WebSocket URL
 # in a server's output and prints it; fails the run when it never comes.
@@ -335,6 +353,7 @@ sides() {
   putevents-queue) echo "via-mgmt via-queue" ;;
   start) echo "serverless-offline gateway gateway-warm" ;;
   ordering) echo "ordered concurrent" ;;
+  function-echo) echo "http node" ;;
   *)
     for s in $SIDES; do
       if [ "$s" = peer ]; then
@@ -367,6 +386,36 @@ start_side() {
     gateway_config=$OUT/gateway-$side.yaml
     start_server gateway "$name"
     gateway_config=""
+    ;;
+  http | node)
+    # The backend of the http route, then the gateway with both routes.
+    "$OUT/bin/http-backend" --listen 127.0.0.1:0 >"$OUT/logs/$name-backend.out" 2>&1 &
+    local backend_pid=$! backend_url=""
+    pids+=("$backend_pid")
+    for _ in $(seq 100); do
+      backend_url=$(grep -m1 -o 'http://127\.0\.0\.1:[0-9]*' "$OUT/logs/$name-backend.out" 2>/dev/null || true)
+      [ -n "$backend_url" ] && break
+      kill -0 "$backend_pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    if [ -z "$backend_url" ]; then
+      echo "run.sh: the http backend did not start:" >&2
+      cat "$OUT/logs/$name-backend.out" >&2
+      exit 1
+    fi
+    cat >"$OUT/gateway-function-echo.yaml" <<EOF
+functions:
+  echo: {runtime: nodejs20.x, handler: handler.echo, codeDir: fn-echo, maxProcesses: 1}
+routes:
+  http: {integration: {type: http, url: "$backend_url/default"}, routeResponse: true}
+  node: {integration: {type: lambda, function: echo}, routeResponse: true}
+limits: {messageRate: unlimited, idleTimeout: unlimited, maxLifetime: unlimited, pingInterval: off}
+logging: {accessLog: false}
+EOF
+    gateway_config=$OUT/gateway-function-echo.yaml
+    start_server gateway "$name"
+    gateway_config=""
+    running+=("$backend_pid")
     ;;
   three-nodes)
     start_cluster "$name" 3
@@ -429,6 +478,7 @@ case_title() {
   putevents-queue) echo "fanout 100 × 2000 × 100 B to a topic at 200/s: PutEvents through a rule, a queue and a Node function ÷ via mgmt" ;;
   start) echo "start examples/chat-node (serverless.yml, 4 Node functions), then whoami" ;;
   ordering) echo "echo 1 × 400 × 100 B, window 32, through a Node function (16 processes) that sleeps 25 ms: concurrent ÷ ordered" ;;
+  function-echo) echo "echo 1 × 2000 × 100 B through a warm Node function ÷ through the http integration to a local backend" ;;
   esac
 }
 
@@ -487,6 +537,9 @@ case_args() {
   ordering)
     echo echo --url "$ws_url" -c 1 -m 400 -s 100 --window 32 --any-order --pid "$server_pid"
     ;;
+  function-echo)
+    echo echo --url "$ws_url" -c 1 -m 2000 -s 100 --route "{\"action\":\"$2\",\"data\":\"%s\"}" --pid "$server_pid"
+    ;;
   consumer | consumer-200)
     local via=(--via mgmt)
     [ "${2:-}" = via-jetstream ] && via=(--via jetstream --nats-url "nats://127.0.0.1:$nats_port" --subject switchboard.bench)
@@ -542,7 +595,7 @@ setup_start() {
 # its own, as it compares other servers.
 results_of() {
   case $1 in
-  cluster-* | start | ordering | consumer* | putevents*) echo "$1.jsonl" ;;
+  cluster-* | start | ordering | function-echo | consumer* | putevents*) echo "$1.jsonl" ;;
   *) echo results.jsonl ;;
   esac
 }
@@ -574,7 +627,7 @@ for c in $CASES; do
         pids+=("$prof_pid")
       fi
       echo "== $title: $kind, run $run/$RUNS" >&2
-      if [ "$c" = ordering ] || [ "$kind" = via-queue ]; then
+      if [ "$c" = ordering ] || [ "$c" = function-echo ] || [ "$kind" = via-queue ]; then
         # Unmeasured: starts the function's processes, so that the
         # measured run compares warm invocations.
         "${lg[@]}" "${args[@]}" >/dev/null 2>>"$OUT/logs/progress.log" || true
@@ -605,6 +658,7 @@ cluster_tables=""
 events_tables=""
 start_tables=""
 ordering_table=""
+function_table=""
 for c in $CASES; do
   f=$OUT/$(results_of "$c")
   [ "$f" != "$results" ] && [ -s "$f" ] || continue
@@ -620,6 +674,12 @@ for c in $CASES; do
     ordering_table=$("$OUT/bin/report" -base ordered -other concurrent <"$f")
     echo
     echo "$ordering_table"
+    continue
+  fi
+  if [ "$c" = function-echo ]; then
+    function_table=$("$OUT/bin/report" -base http -other node <"$f")
+    echo
+    echo "$function_table"
     continue
   fi
   read -r base other <<<"$(sides "$c")"
@@ -796,6 +856,29 @@ fi
     echo '```sh'
     ws_url='$WS' server_pid='$PID'
     echo "switchboard bench $(case_args ordering)"
+    echo '```'
+  fi
+  if [ -n "$function_table" ]; then
+    echo
+    echo "## A warm function's round trip, beside the http integration's"
+    echo
+    echo "Echo from one connection, one message at a time, through a gateway with two"
+    echo "two-way routes: http, the http integration to a local HTTP backend"
+    echo "(examples/http-backend, whose answer carries the message), and node, a hosted"
+    echo "Node function that answers with the message, after an unmeasured run that"
+    echo "starts its process. Server CPU is the gateway's alone, not its function's"
+    echo "nor the backend's. Ratios are node over http."
+    echo
+    echo "$function_table"
+    echo
+    echo '```yaml'
+    sed 's|127\.0\.0\.1:[0-9]*|127.0.0.1:PORT|' "$OUT/gateway-function-echo.yaml"
+    echo '```'
+    echo
+    echo '```sh'
+    ws_url='$WS' server_pid='$PID'
+    echo "switchboard bench $(case_args function-echo http)"
+    echo "switchboard bench $(case_args function-echo node)"
     echo '```'
   fi
   if [ -n "$start_tables" ]; then

@@ -20,12 +20,11 @@
 'use strict';
 
 const fs = require('node:fs');
-const http = require('node:http');
+const net = require('node:net');
 const path = require('node:path');
 const { pathToFileURL } = require('node:url');
 
 const env = process.env;
-const api = `http://${env.AWS_LAMBDA_RUNTIME_API}/2018-06-01/runtime`;
 
 // current is the request id of the invocation in progress, if any.
 let current = null;
@@ -54,31 +53,128 @@ function errorBody(err) {
   return { errorType: typeof err, errorMessage: String(message), stackTrace: [] };
 }
 
-// request makes one call to the Runtime API with node:http, which is loaded
-// already, rather than fetch, whose first use loads a client that would add
-// to the first invocation's time, and whose default 300 s headers timeout
-// would end a wait for work that lasts longer (or fire at once when a
-// process frozen for longer is thawed).
+// The Runtime API client: requests are written to a TCP connection and
+// their responses read from it directly, one at a time, on a connection
+// kept open between them. node:http's client (a ClientRequest, an agent and
+// streams per request, the URL parsed each time) was most of this
+// process's time in a warm invocation; fetch would add a client loaded on
+// first use and a 300 s headers timeout that ends a longer wait for work
+// (or fires at once when a process frozen for longer is thawed).
+//
+// The host's Runtime API answers every request with a Content-Length body
+// and keeps the connection unless it says "Connection: close".
+const apiAddr = env.AWS_LAMBDA_RUNTIME_API || '';
+const apiPort = Number(apiAddr.slice(apiAddr.lastIndexOf(':') + 1));
+const apiHost = apiAddr.slice(0, apiAddr.lastIndexOf(':')).replace(/^\[(.*)\]$/, '$1');
+const apiPath = '/2018-06-01/runtime';
+const CRLF2 = Buffer.from('\r\n\r\n');
+// A connection's request under way and the bytes of its response so far.
+const kPending = Symbol('pending');
+const kReceived = Symbol('received');
+
+// idle is the open connection no request uses, if any.
+let idle = null;
+
+// request makes one call to the Runtime API and resolves with its status,
+// headers (lower-case names) and body. It uses the idle connection, or a
+// new one when that is taken (an uncaught exception reported while a
+// request is under way) or closed. A connection keeps the event loop alive
+// only while a request is under way, so that an empty event loop still
+// tells that a handler's work is done.
 function request(method, route, headers, body) {
   return new Promise((resolve, reject) => {
-    const req = http.request(api + route, { method, headers }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('error', reject);
-      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
-    });
-    req.on('error', reject);
-    req.end(body);
+    let sock = idle;
+    idle = null;
+    if (sock === null || sock.destroyed) {
+      sock = net.connect({ host: apiHost, port: apiPort, noDelay: true });
+      let failure = null;
+      sock.on('error', (err) => {
+        failure = err; // reported by the request under way, on 'close'
+      });
+      sock.on('close', () => {
+        if (idle === sock) {
+          idle = null;
+        }
+        const f = sock[kPending];
+        sock[kPending] = null;
+        if (f !== null && f !== undefined) {
+          const why = failure === null ? 'the Runtime API closed the connection' : failure.message;
+          f.reject(new Error(`${f.method} ${apiPath}${f.route}: ${why}`));
+        }
+      });
+      sock.on('data', (chunk) => onData(sock, chunk));
+    }
+    sock.ref();
+    sock[kReceived] = { chunks: [], size: 0, head: -1, length: 0, status: 0, headers: {} };
+    sock[kPending] = { method, route, resolve, reject };
+    let head = `${method} ${apiPath}${route} HTTP/1.1\r\nHost: ${apiAddr}\r\n`;
+    for (const [k, v] of Object.entries(headers)) {
+      head += `${k}: ${v}\r\n`;
+    }
+    if (body === undefined) {
+      sock.write(head + '\r\n');
+    } else {
+      sock.write(`${head}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    }
   });
+}
+
+// onData gathers a response; once it is whole, the request under way
+// resolves and the connection becomes idle, or closes if the Runtime API
+// said so. The chunks of a large event are joined once, when all are in.
+function onData(sock, chunk) {
+  const f = sock[kPending];
+  if (f === null || f === undefined) {
+    sock.destroy(); // nothing was asked
+    return;
+  }
+  const r = sock[kReceived];
+  r.chunks.push(chunk);
+  r.size += chunk.length;
+  if (r.head < 0) {
+    const data = r.chunks.length === 1 ? chunk : Buffer.concat(r.chunks);
+    r.chunks = [data];
+    const end = data.indexOf(CRLF2);
+    if (end < 0) {
+      return;
+    }
+    const lines = data.toString('latin1', 0, end).split('\r\n');
+    r.status = Number(lines[0].split(' ')[1]);
+    for (let i = 1; i < lines.length; i++) {
+      const colon = lines[i].indexOf(':');
+      if (colon > 0) {
+        r.headers[lines[i].slice(0, colon).trim().toLowerCase()] = lines[i].slice(colon + 1).trim();
+      }
+    }
+    r.head = end + 4;
+    r.length = Number(r.headers['content-length'] || 0);
+  }
+  if (r.size < r.head + r.length) {
+    return;
+  }
+  const data = r.chunks.length === 1 ? r.chunks[0] : Buffer.concat(r.chunks);
+  sock[kPending] = null;
+  sock[kReceived] = null;
+  if (r.size > r.head + r.length || (r.headers.connection || '').toLowerCase() === 'close') {
+    sock.destroy();
+  } else {
+    sock.unref();
+    if (idle === null) {
+      idle = sock;
+    } else {
+      sock.destroy();
+    }
+  }
+  f.resolve({ status: r.status, headers: r.headers, body: data.toString('utf8', r.head, r.head + r.length) });
 }
 
 // next long-polls for the next invocation.
 function next() {
-  return request('GET', '/invocation/next', {});
+  return request('GET', '/invocation/next', {}, undefined);
 }
 
 async function post(route, body, errorType) {
-  const headers = { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) };
+  const headers = { 'Content-Type': 'application/json' };
   if (errorType) {
     headers['Lambda-Runtime-Function-Error-Type'] = errorType;
   }

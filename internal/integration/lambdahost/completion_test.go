@@ -225,3 +225,19 @@ func TestNodeContextFields(t *testing.T) {
 		}
 	}
 }
+
+// An event larger than a socket's buffers reaches a process frozen between
+// invocations: the process reads it only once it is thawed.
+func TestLargeEventToFrozenProcess(t *testing.T) {
+	t.Parallel()
+	h := newGoHost(t, lambdahost.Options{MaxProcs: 1})
+	pid := h.pid(t, `{"pid":true}`)
+	if runtime.GOOS == "linux" {
+		testutil.Eventually(t, 10*time.Second, func() bool { return procState(pid) == "T" },
+			"process %d is frozen (state T) between invocations; state %q", pid, procState(pid))
+	}
+	event := `{"pad":"` + strings.Repeat("x", 4<<20) + `"}`
+	if got, err := h.invoke(t, event); err != nil || got != event {
+		t.Errorf("InvokeRaw(%d bytes) = %d bytes, %v; want the event back", len(event), len(got), err)
+	}
+}

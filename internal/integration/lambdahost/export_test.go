@@ -13,3 +13,15 @@ func (f *Function) ProcsForTest() (procs, idle int) {
 	defer f.mu.Unlock()
 	return f.nprocs, len(f.idle)
 }
+
+// WaitingForWorkForTest is how many requests for work (GET /next) of the
+// function's processes wait for an invocation.
+func (f *Function) WaitingForWorkForTest() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for p := range f.procs {
+		n += int(p.waiting.Load())
+	}
+	return n
+}

@@ -557,27 +557,42 @@ func TestInvokeIntegration(t *testing.T) {
 	}
 }
 
-func BenchmarkInvokeGo(b *testing.B) {
-	f, err := lambdahost.New(lambdahost.Options{
-		Name:     "bench",
-		Command:  []string{buildGoFunc(b)},
-		MaxProcs: 1,
-		Output:   io.Discard,
-		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = f.Close() }()
-	ctx := context.Background()
+// BenchmarkInvoke measures warm invocations of a Go function built with
+// aws-lambda-go and of a Node function, one after the other.
+func BenchmarkInvoke(b *testing.B) {
 	event := []byte(`{"action":"sendMessage","data":"Hello World!"}`)
-	if _, err := f.InvokeRaw(ctx, event); err != nil { // cold start
-		b.Fatal(err)
-	}
-	for b.Loop() {
-		if _, err := f.InvokeRaw(ctx, event); err != nil {
-			b.Fatal(err)
-		}
+	for _, runtime := range []string{"go", "node"} {
+		b.Run(runtime, func(b *testing.B) {
+			opts := lambdahost.Options{
+				Name:     "bench",
+				MaxProcs: 1,
+				Output:   io.Discard,
+				Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+			}
+			if runtime == "go" {
+				opts.Command = []string{buildGoFunc(b)}
+			} else {
+				if _, err := exec.LookPath("node"); err != nil {
+					b.Skip("node is not on PATH")
+				}
+				opts.Runtime, opts.Handler, opts.CodeDir = "nodejs20.x", "handler.echo", "testdata/nodefunc"
+				opts.NodePath = os.Getenv("BENCH_NODE") // a wrapper that profiles, when set
+			}
+			f, err := lambdahost.New(opts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer func() { _ = f.Close() }()
+			ctx := context.Background()
+			if _, err := f.InvokeRaw(ctx, event); err != nil { // cold start
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				if _, err := f.InvokeRaw(ctx, event); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 

@@ -286,3 +286,16 @@ func TestColdStartHasItsOwnLimit(t *testing.T) {
 		}
 	})
 }
+
+// An event that arrives in many reads of the bootstrap's socket is put
+// together whole, the second time to a process frozen between invocations.
+func TestNodeLargeEvent(t *testing.T) {
+	t.Parallel()
+	h := newNodeHost(t, "handler.echo", lambdahost.Options{MaxProcs: 1})
+	event := `{"pad":"` + strings.Repeat("é", 1<<20) + `"}`
+	for i := range 2 {
+		if got, err := h.invoke(t, event); err != nil || got != event {
+			t.Errorf("InvokeRaw #%d (%d bytes) = %d bytes, %v; want the event back", i, len(event), len(got), err)
+		}
+	}
+}

@@ -1,15 +1,12 @@
 package lambdahost
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"log/slog"
 	"maps"
 	"math"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,7 +26,7 @@ type process struct {
 	id      int // sequence number within the function, for logs
 	gen     int // the Function's gen when it started
 	cmd     *exec.Cmd
-	srv     *http.Server
+	api     *apiServer
 	started time.Time
 	stdout  *lineWriter
 	stderr  *lineWriter
@@ -42,6 +39,8 @@ type process struct {
 	ready  atomic.Bool   // it has asked for work at least once
 	readyc chan struct{} // closed when ready is first set
 	doomed atomic.Bool   // killed by the host or failed its init: never reused
+
+	waiting atomic.Int32 // GET /next requests waiting for an invocation (tests read it)
 
 	mu       sync.Mutex
 	inflight map[string]*invocation // handed out by /next, not yet answered
@@ -65,11 +64,7 @@ func (f *Function) start() (*process, error) {
 		stdout:   &lineWriter{w: f.opts.Output, prefix: prefix},
 		stderr:   &lineWriter{w: f.opts.Output, prefix: prefix},
 	}
-	p.srv = &http.Server{
-		Handler:           p,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(f.log.Handler(), slog.LevelDebug),
-	}
+	p.api = &apiServer{p: p, ln: ln, conns: make(map[net.Conn]struct{})}
 	cmd := exec.Command(f.path, f.args[1:]...)
 	cmd.Args[0] = f.args[0]
 	cmd.Dir = f.taskRoot
@@ -104,7 +99,7 @@ func (f *Function) start() (*process, error) {
 
 	go func() {
 		defer f.wg.Done()
-		_ = p.srv.Serve(ln) // http.ErrServerClosed once the process is reaped
+		p.api.serve() // until the process is reaped
 	}()
 	go f.reap(p)
 	return p, nil
@@ -119,12 +114,8 @@ func (f *Function) reap(p *process) {
 	p.stdout.flush()
 	p.stderr.flush()
 	close(p.exited) // ends a pending GET /next
-	// Shutdown waits for the handlers still running; Close is the fallback.
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	if p.srv.Shutdown(ctx) != nil {
-		_ = p.srv.Close()
-	}
-	cancel()
+	// What the process sent before it exited is answered.
+	p.api.close(time.Second)
 
 	f.mu.Lock()
 	delete(f.procs, p)

@@ -1,11 +1,16 @@
 package lambdahost_test
 
 import (
+	"bufio"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -341,6 +346,144 @@ func TestRuntimeAPIWithdrawnInvocation(t *testing.T) {
 	status, hdr, body := call(t, http.MethodGet, api+"/invocation/next", "", nil)
 	if status != http.StatusOK || body != `"second"` {
 		t.Fatalf("GET /next = %d %s, want 200 \"second\" (the withdrawn event is never delivered)", status, body)
+	}
+	id := hdr.Get("Lambda-Runtime-Aws-Request-Id")
+	if status, _, _ := call(t, http.MethodPost, api+"/invocation/"+id+"/response", `"done"`, nil); status != http.StatusAccepted {
+		t.Errorf("POST /response = %d, want 202", status)
+	}
+	if r := wait(t, res); r.err != nil || r.out != `"done"` {
+		t.Errorf("InvokeRaw = %s, %v; want \"done\"", r.out, r.err)
+	}
+}
+
+// rawConn is one connection to a Runtime API, written to as a runtime's own
+// HTTP client would.
+type rawConn struct {
+	net.Conn
+	br *bufio.Reader
+}
+
+func dialAPI(t *testing.T, api string) *rawConn {
+	t.Helper()
+	u, err := url.Parse(api)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	return &rawConn{Conn: c, br: bufio.NewReader(c)}
+}
+
+func (c *rawConn) send(t *testing.T, s string) {
+	t.Helper()
+	if _, err := io.WriteString(c, s); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// response reads one response and its body.
+func (c *rawConn) response(t *testing.T) (*http.Response, string) {
+	t.Helper()
+	resp, err := http.ReadResponse(c.br, nil)
+	if err != nil {
+		t.Fatalf("reading a response: %v", err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("reading a response body: %v", err)
+	}
+	return resp, string(b)
+}
+
+// One connection carries a runtime's requests one after the other; a
+// client that waits for 100 Continue before sending its body gets it; an
+// answer in chunks with the error in its trailers, as aws-lambda-go sends
+// a response that failed while being written, is the function's error.
+func TestRuntimeAPIOneConnection(t *testing.T) {
+	t.Parallel()
+	h := newShellHost(t)
+	first := h.invokeAsync(t, `"first"`)
+	c := dialAPI(t, h.runtimeAPI(t))
+	next := func() string {
+		t.Helper()
+		c.send(t, "GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: api\r\n\r\n")
+		resp, _ := c.response(t)
+		id := resp.Header.Get("Lambda-Runtime-Aws-Request-Id")
+		if resp.StatusCode != http.StatusOK || id == "" {
+			t.Fatalf("GET /next = %d, request id %q", resp.StatusCode, id)
+		}
+		return id
+	}
+
+	id := next()
+	body := `{"answer":1}`
+	c.send(t, fmt.Sprintf("POST /2018-06-01/runtime/invocation/%s/response HTTP/1.1\r\nHost: api\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n", id, len(body)))
+	line, err := c.br.ReadString('\n')
+	if err != nil || line != "HTTP/1.1 100 Continue\r\n" {
+		t.Fatalf("after Expect: 100-continue, read %q, %v; want the 100 Continue", line, err)
+	}
+	if blank, _ := c.br.ReadString('\n'); blank != "\r\n" {
+		t.Fatalf("after 100 Continue, read %q, want its blank line", blank)
+	}
+	c.send(t, body)
+	if resp, got := c.response(t); resp.StatusCode != http.StatusAccepted || got != `{"status":"OK"}` {
+		t.Errorf("POST /response = %d %s, want 202", resp.StatusCode, got)
+	}
+	if r := wait(t, first); r.err != nil || r.out != body {
+		t.Errorf("first InvokeRaw = %s, %v; want %s", r.out, r.err, body)
+	}
+
+	second := h.invokeAsync(t, `"second"`)
+	id = next()
+	errBody := base64.StdEncoding.EncodeToString([]byte(`{"errorMessage":"stream broke","errorType":"StreamError"}`))
+	c.send(t, "POST /2018-06-01/runtime/invocation/"+id+"/response HTTP/1.1\r\nHost: api\r\nTransfer-Encoding: chunked\r\n"+
+		"Trailer: Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body\r\n\r\n"+
+		"3\r\npar\r\n0\r\nLambda-Runtime-Function-Error-Type: StreamError\r\nLambda-Runtime-Function-Error-Body: "+errBody+"\r\n\r\n")
+	if resp, got := c.response(t); resp.StatusCode != http.StatusAccepted {
+		t.Errorf("chunked POST /response = %d %s, want 202", resp.StatusCode, got)
+	}
+	var fe *lambdahost.FunctionError
+	if r := wait(t, second); !errors.As(r.err, &fe) || fe.Type != "StreamError" || fe.Message != "stream broke" {
+		t.Errorf("second InvokeRaw: err = %v, want the StreamError of the trailers", r.err)
+	}
+
+	// Connection: close is honoured.
+	c.send(t, "GET /2018-06-01/runtime/restore/next HTTP/1.1\r\nHost: api\r\nConnection: close\r\n\r\n")
+	if resp, _ := c.response(t); resp.StatusCode != http.StatusNotFound || !resp.Close {
+		t.Errorf("request with Connection: close = %d, close %v; want 404 and the connection closed", resp.StatusCode, resp.Close)
+	}
+	if _, err := c.br.ReadByte(); err != io.EOF {
+		t.Errorf("after Connection: close, read: %v, want EOF", err)
+	}
+}
+
+// A runtime that hangs up while it waits for work does not get the next
+// event: the next request for work does.
+func TestRuntimeAPIHangupWhileWaiting(t *testing.T) {
+	t.Parallel()
+	h := newShellHost(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	warm := make(chan error, 1)
+	go func() { warm <- h.Warm(ctx) }() // starts the process without an event
+	api := h.runtimeAPI(t)
+	c := dialAPI(t, api)
+	c.send(t, "GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: api\r\n\r\n")
+	if err := <-warm; err != nil {
+		t.Fatalf("Warm: %v", err)
+	}
+	testutil.Eventually(t, 10*time.Second, func() bool { return h.WaitingForWorkForTest() == 1 }, "the request for work waits")
+	_ = c.Close()
+	testutil.Eventually(t, 10*time.Second, func() bool { return h.WaitingForWorkForTest() == 0 }, "the hangup ends the wait")
+
+	res := h.invokeAsync(t, `"after the hangup"`)
+	status, hdr, body := call(t, http.MethodGet, api+"/invocation/next", "", nil)
+	if status != http.StatusOK || body != `"after the hangup"` {
+		t.Fatalf("GET /next after a hangup = %d %s, want the event", status, body)
 	}
 	id := hdr.Get("Lambda-Runtime-Aws-Request-Id")
 	if status, _, _ := call(t, http.MethodPost, api+"/invocation/"+id+"/response", `"done"`, nil); status != http.StatusAccepted {
