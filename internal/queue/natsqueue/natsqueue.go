@@ -45,6 +45,10 @@
 //     its first messages are stored; they are removed again, but a receive
 //     may see them meanwhile. Delayed messages are bounded apart, by
 //     MaxMessages too, until they move to the queue.
+//   - A send whose acknowledgements do not come (a stream's leader dying
+//     as it stores them) fails after CallTimeout, twice; messages of it
+//     that the stream did store stay, and a caller that sends again has
+//     them twice.
 //   - A message moved (delayed to due, to the dead-letter queue, redriven)
 //     starts its retention again; Peek shows neither delayed messages nor
 //     receive counts.
@@ -99,10 +103,6 @@ const (
 	movers    = "movers"    // of a queue's delay stream
 )
 
-// attemptTimeout bounds one call to the server within the caller's bound,
-// and each call of the store's own background work.
-const attemptTimeout = 5 * time.Second
-
 // moverAckWait is how long a delayed message a mover took is left to it.
 const moverAckWait = 5 * time.Second
 
@@ -126,6 +126,12 @@ type Options struct {
 	Left func(queue, reason string)
 	// Logger receives the store's logs. Nil means slog.Default().
 	Logger *slog.Logger
+	// CallTimeout bounds each call the store makes to JetStream, within
+	// the caller's context: a request, a publish's acknowledgement, an
+	// acknowledgement of a delivery, each call of the store's own
+	// background work. A long poll waits for its message as long as the
+	// receive asked instead. Zero means 5s.
+	CallTimeout time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -141,6 +147,9 @@ func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.CallTimeout <= 0 {
+		o.CallTimeout = 5 * time.Second
+	}
 	return o
 }
 
@@ -150,6 +159,7 @@ func (o Options) withDefaults() Options {
 // declaring is taken before mu.
 type Store struct {
 	js   jetstream.JetStream
+	pub  jetstream.JetStream // on js's connection; its asynchronous publishes time out
 	nc   *nats.Conn
 	opts Options
 
@@ -185,11 +195,21 @@ func New(ctx context.Context, js jetstream.JetStream, o Options) (*Store, error)
 	if err := queue.CheckName(o.Prefix); err != nil {
 		return nil, fmt.Errorf("natsqueue: prefix %q: want 1 to 80 letters, digits, - and _", o.Prefix)
 	}
-	if _, err := js.AccountInfo(ctx); err != nil {
+	actx, cancel := context.WithTimeout(ctx, o.CallTimeout)
+	_, err := js.AccountInfo(actx)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("natsqueue: JetStream: %w", err)
+	}
+	// A publish is sent to its stream's subject, whatever js's API prefix
+	// or domain. Without a timeout, a lost acknowledgement would be
+	// awaited, and count as pending, until the connection drops.
+	pub, err := jetstream.New(js.Conn(), jetstream.WithPublishAsyncTimeout(o.CallTimeout))
+	if err != nil {
 		return nil, fmt.Errorf("natsqueue: JetStream: %w", err)
 	}
 	sctx, stop := context.WithCancel(context.Background())
-	return &Store{js: js, nc: js.Conn(), opts: o, ctx: sctx, stop: stop,
+	return &Store{js: js, pub: pub, nc: js.Conn(), opts: o, ctx: sctx, stop: stop,
 		queues: map[string]*served{}, moving: map[string]jetstream.ConsumeContext{}}, nil
 }
 
@@ -206,6 +226,10 @@ func (s *Store) Close() error {
 	s.moving = nil
 	s.mu.Unlock()
 	s.stop()
+	// s.pub's reply subscription is left to end with the connection:
+	// cleaning the publisher up may strand the client's goroutine that
+	// watches the connection (it reads the watch after the clean-up unset
+	// it), and an asynchronous publish left times out.
 	for _, cc := range moving {
 		cc.Stop()
 	}
@@ -311,7 +335,9 @@ func (s *Store) ensure(ctx context.Context, name string, a queue.Attributes) (*s
 	if q.delayStream, err = s.ensureStream(ctx, cfg); err != nil {
 		return nil, err
 	}
-	q.consumer, err = s.js.CreateOrUpdateConsumer(ctx, streamName, jetstream.ConsumerConfig{
+	cctx, cancel := s.call(ctx)
+	defer cancel()
+	q.consumer, err = s.js.CreateOrUpdateConsumer(cctx, streamName, jetstream.ConsumerConfig{
 		Durable:       receivers,
 		Description:   "switchboard receives of queue " + name,
 		AckPolicy:     jetstream.AckExplicitPolicy,
@@ -322,7 +348,9 @@ func (s *Store) ensure(ctx context.Context, name string, a queue.Attributes) (*s
 	if err != nil {
 		return nil, fmt.Errorf("natsqueue: queue %s: consumer: %w", name, err)
 	}
-	q.mover, err = s.js.CreateOrUpdateConsumer(ctx, delayName, jetstream.ConsumerConfig{
+	mctx, cancel := s.call(ctx)
+	defer cancel()
+	q.mover, err = s.js.CreateOrUpdateConsumer(mctx, delayName, jetstream.ConsumerConfig{
 		Durable:     movers,
 		Description: "switchboard movers of queue " + name + "'s delayed messages",
 		AckPolicy:   jetstream.AckExplicitPolicy,
@@ -343,24 +371,38 @@ func (s *Store) ensure(ctx context.Context, name string, a queue.Attributes) (*s
 // node runs this at start, at once: most find the stream made and leave
 // it be.
 func (s *Store) ensureStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
-	st, err := s.js.Stream(ctx, cfg.Name)
+	stream := func() (jetstream.Stream, error) {
+		cctx, cancel := s.call(ctx)
+		defer cancel()
+		return s.js.Stream(cctx, cfg.Name)
+	}
+	st, err := stream()
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		st, err = s.js.CreateStream(ctx, cfg)
+		cctx, cancel := s.call(ctx)
+		st, err = s.js.CreateStream(cctx, cfg)
+		cancel()
 		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-			st, err = s.js.Stream(ctx, cfg.Name) // another node made it first
+			st, err = stream() // another node made it first
 		}
 	}
 	if err == nil {
 		have := st.CachedInfo().Config
 		if have.MaxAge != cfg.MaxAge || have.MaxMsgs != cfg.MaxMsgs || have.MaxMsgSize != cfg.MaxMsgSize ||
 			have.Duplicates != cfg.Duplicates || have.Replicas != cfg.Replicas {
-			st, err = s.js.UpdateStream(ctx, cfg)
+			cctx, cancel := s.call(ctx)
+			st, err = s.js.UpdateStream(cctx, cfg)
+			cancel()
 		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("natsqueue: stream %s: %w", cfg.Name, err)
 	}
 	return st, nil
+}
+
+// call bounds one call to JetStream within ctx.
+func (s *Store) call(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.opts.CallTimeout)
 }
 
 func (s *Store) queue(name string) (*served, error) {
@@ -377,7 +419,12 @@ func (s *Store) queue(name string) (*served, error) {
 }
 
 // Send implements queue.Store. The messages are published at once and
-// their acknowledgements awaited together.
+// their acknowledgements awaited together, each for CallTimeout, then once
+// more for a message published again with its message ID (which the
+// stream stores once). A send whose acknowledgements do not come fails
+// with an error wrapping context.DeadlineExceeded, however long ctx
+// lasts: the caller may send again, and the messages of the first send
+// that the stream did store are then there twice.
 func (s *Store) Send(ctx context.Context, name string, msgs []queue.Outgoing) ([]queue.Sent, error) {
 	q, err := s.queue(name)
 	if err != nil {
@@ -408,30 +455,43 @@ func (s *Store) Send(ctx context.Context, name string, msgs []queue.Outgoing) ([
 		}
 		nms[i], out[i] = nm, queue.Sent{ID: id}
 	}
+	acks := make([]*jetstream.PubAck, len(nms))
+	errs := make([]error, len(nms))
 	futures := make([]jetstream.PubAckFuture, 0, len(nms))
-	var firstErr error
-	for _, nm := range nms {
-		f, err := s.js.PublishMsgAsync(nm)
+	for _, nm := range nms { // in order, so that a batch is stored in its order
+		f, err := s.pub.PublishMsgAsync(nm)
 		if err != nil {
-			firstErr = err
+			errs[len(futures)] = err
 			break
 		}
 		futures = append(futures, f)
 	}
-	var stored []*nats.Msg // published, to remove when the batch fails
-	var seqs []uint64
-	for _, f := range futures {
+	// Each acknowledgement comes, or fails, within CallTimeout (the
+	// publisher's own bound); one that did not come is asked for again.
+	var again sync.WaitGroup
+	for i, f := range futures {
 		select {
-		case ack := <-f.Ok():
-			stored, seqs = append(stored, f.Msg()), append(seqs, ack.Sequence)
+		case acks[i] = <-f.Ok():
 		case err := <-f.Err():
-			if firstErr == nil || errors.Is(publishErr(err), queue.ErrFull) {
-				firstErr = err
+			if errors.Is(err, jetstream.ErrAsyncPublishTimeout) {
+				again.Go(func() { acks[i], errs[i] = s.publish(ctx, nms[i]) })
+			} else {
+				errs[i] = err
 			}
 		case <-ctx.Done():
-			if firstErr == nil {
-				firstErr = ctx.Err()
-			}
+			errs[i] = ctx.Err()
+		}
+	}
+	again.Wait()
+	var firstErr error
+	var stored []*nats.Msg // published, to remove when the batch fails
+	var seqs []uint64
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			stored, seqs = append(stored, nms[i]), append(seqs, acks[i].Sequence)
+		case firstErr == nil || errors.Is(publishErr(err), queue.ErrFull) && !errors.Is(publishErr(firstErr), queue.ErrFull):
+			firstErr = err
 		}
 	}
 	if firstErr == nil {
@@ -443,13 +503,28 @@ func (s *Store) Send(ctx context.Context, name string, msgs []queue.Outgoing) ([
 		if nm.Subject == q.delaySubject {
 			st = q.delayStream
 		}
-		dctx, cancel := context.WithTimeout(context.Background(), attemptTimeout)
+		dctx, cancel := s.call(context.Background())
 		if err := st.DeleteMsg(dctx, seqs[i]); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 			s.opts.Logger.Warn("natsqueue: a message of a failed batch was not removed", "queue", name, "err", err)
 		}
 		cancel()
 	}
 	return nil, fmt.Errorf("send to %s: %w", name, publishErr(firstErr))
+}
+
+// publish stores nm in its stream and returns the stream's
+// acknowledgement. One that does not come within CallTimeout (the
+// stream's leader died as it stored nm, or before) is an error wrapping
+// context.DeadlineExceeded: nm may or may not be stored, and publishing it
+// again with its message ID stores it once.
+func (s *Store) publish(ctx context.Context, nm *nats.Msg) (*jetstream.PubAck, error) {
+	pctx, cancel := s.call(ctx)
+	defer cancel()
+	ack, err := s.js.PublishMsg(pctx, nm)
+	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		return nil, fmt.Errorf("no acknowledgement from the stream within %v: %w", s.opts.CallTimeout, err)
+	}
+	return ack, err
 }
 
 // publishErr maps a stream's refusal to the queue's errors.
@@ -682,9 +757,7 @@ func (s *Store) deadLetter(ctx context.Context, q *served, m jetstream.Msg, md *
 	err := errors.New("its dead-letter queue is not declared")
 	if dlq != nil {
 		nm := newMsg(dlq.subject, k.id, k.id+":dead:"+strconv.FormatUint(md.Sequence.Stream, 10), k.body, k.attrs, k.sent, q.name)
-		pctx, cancel := context.WithTimeout(ctx, attemptTimeout)
-		_, err = s.js.PublishMsg(pctx, nm)
-		cancel()
+		_, err = s.publish(ctx, nm)
 	}
 	if err != nil {
 		s.opts.Logger.Warn("natsqueue: a message did not move to its dead-letter queue", "queue", q.name, "deadLetter", q.attrs.DeadLetter, "err", publishErr(err))
@@ -716,7 +789,7 @@ func (s *Store) nak(ctx context.Context, reply string, delay time.Duration) erro
 }
 
 func (s *Store) request(ctx context.Context, subject string, body []byte) error {
-	rctx, cancel := context.WithTimeout(ctx, attemptTimeout)
+	rctx, cancel := s.call(ctx)
 	defer cancel()
 	_, err := s.nc.RequestWithContext(rctx, subject, body)
 	return err
@@ -793,7 +866,10 @@ func (s *Store) ChangeVisibility(ctx context.Context, name, receipt string, time
 		return err
 	}
 	// A work-queue stream keeps only what is not yet deleted.
-	if _, err := q.stream.GetMsg(ctx, seq); errors.Is(err, jetstream.ErrMsgNotFound) {
+	gctx, cancel := s.call(ctx)
+	_, err = q.stream.GetMsg(gctx, seq)
+	cancel()
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return fmt.Errorf("%w: %s", queue.ErrNotInFlight, receipt)
 	} else if err != nil {
 		return fmt.Errorf("change visibility in %s: %w", name, err)
@@ -811,17 +887,19 @@ func (s *Store) Info(ctx context.Context, name string) (queue.Info, error) {
 	if err != nil {
 		return queue.Info{}, err
 	}
-	st, err := q.stream.Info(ctx)
-	if err != nil {
-		return queue.Info{}, fmt.Errorf("info of %s: %w", name, err)
-	}
-	ci, err := q.consumer.Info(ctx)
-	if err != nil {
-		return queue.Info{}, fmt.Errorf("info of %s: %w", name, err)
-	}
-	dt, err := q.delayStream.Info(ctx)
-	if err != nil {
-		return queue.Info{}, fmt.Errorf("info of %s: %w", name, err)
+	var st, dt *jetstream.StreamInfo
+	var ci *jetstream.ConsumerInfo
+	for _, f := range []func(context.Context) error{
+		func(ctx context.Context) (err error) { st, err = q.stream.Info(ctx); return err },
+		func(ctx context.Context) (err error) { ci, err = q.consumer.Info(ctx); return err },
+		func(ctx context.Context) (err error) { dt, err = q.delayStream.Info(ctx); return err },
+	} {
+		cctx, cancel := s.call(ctx)
+		err := f(cctx)
+		cancel()
+		if err != nil {
+			return queue.Info{}, fmt.Errorf("info of %s: %w", name, err)
+		}
 	}
 	in := queue.Info{Name: name, Attributes: q.attrs, CreatedAt: st.Created, Delayed: int(dt.State.Msgs)}
 	in.InFlight = min(ci.NumAckPending, int(st.State.Msgs))
@@ -850,13 +928,17 @@ func (s *Store) Queues(ctx context.Context) ([]string, error) {
 // each calls f with q's stored messages, oldest first, until f returns
 // false; the messages stored after the call began are not visited.
 func (s *Store) each(ctx context.Context, q *served, f func(*jetstream.RawStreamMsg) bool) error {
-	info, err := q.stream.Info(ctx)
+	cctx, cancel := s.call(ctx)
+	info, err := q.stream.Info(cctx)
+	cancel()
 	if err != nil {
 		return err
 	}
 	last := info.State.LastSeq
 	for seq := info.State.FirstSeq; seq > 0 && seq <= last; {
-		m, err := q.stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(q.subject))
+		cctx, cancel := s.call(ctx)
+		m, err := q.stream.GetMsg(cctx, seq, jetstream.WithGetMsgSubject(q.subject))
+		cancel()
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return nil
 		}
@@ -920,14 +1002,17 @@ func (s *Store) Redrive(ctx context.Context, name string) (int, error) {
 			return true
 		}
 		nm := newMsg(src.subject, k.id, k.id+":redrive:"+strconv.FormatUint(m.Sequence, 10), k.body, k.attrs, k.sent, "")
-		if _, err := s.js.PublishMsg(ctx, nm); err != nil {
+		if _, err := s.publish(ctx, nm); err != nil {
 			if err = publishErr(err); !errors.Is(err, queue.ErrFull) {
 				moveErr = err
 				return false
 			}
 			return true
 		}
-		if err := dlq.stream.DeleteMsg(ctx, m.Sequence); err != nil {
+		cctx, cancel := s.call(ctx)
+		err := dlq.stream.DeleteMsg(cctx, m.Sequence)
+		cancel()
+		if err != nil {
 			if !errors.Is(err, jetstream.ErrMsgNotFound) { // another node moved it first
 				moveErr = err
 				return false
@@ -988,15 +1073,18 @@ func (s *Store) move(name, subject string, m jetstream.Msg) {
 		}
 	}
 	nm.Header.Set(jetstream.MsgIDHeader, m.Headers().Get(jetstream.MsgIDHeader))
-	ctx, cancel := context.WithTimeout(s.ctx, attemptTimeout)
-	defer cancel()
-	if _, err := s.js.PublishMsg(ctx, nm); err != nil {
+	ctx, cancel := s.call(s.ctx)
+	_, err = s.js.PublishMsg(ctx, nm)
+	cancel()
+	if err != nil {
 		if !errors.Is(publishErr(err), queue.ErrFull) && s.ctx.Err() == nil {
 			s.opts.Logger.Warn("natsqueue: a due message did not move to its queue", "queue", name, "err", err)
 		}
 		_ = m.NakWithDelay(retryFull)
 		return
 	}
+	ctx, cancel = s.call(s.ctx)
+	defer cancel()
 	if err := m.DoubleAck(ctx); err != nil && s.ctx.Err() == nil {
 		// Delivered again, it moves again; the queue stores it once.
 		s.opts.Logger.Debug("natsqueue: a moved message stays delayed", "queue", name, "err", err)

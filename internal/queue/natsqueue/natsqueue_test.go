@@ -336,3 +336,54 @@ func TestLongPollEnds(t *testing.T) {
 		t.Errorf("Receive(Wait %v) returned after %v, want no sooner", wait, d)
 	}
 }
+
+// TestSendLostAck: a send whose acknowledgement never comes (its stream
+// gone, and a subscriber on its subject that never answers) fails after
+// CallTimeout twice, however long its context, with an error a caller
+// retries; the second publish carries the first one's message ID, so a
+// stream that stored the first stores it once.
+func TestSendLostAck(t *testing.T) {
+	t.Parallel()
+	url := engines["embedded"](t)
+	js := connect(t, url)
+	s := open(t, js, natsqueue.Options{Prefix: "lost", CallTimeout: 200 * time.Millisecond}, queue.Declaration{Name: "q"})
+	if err := js.DeleteStream(ctxFor(t), "lost_queue_q"); err != nil {
+		t.Fatal(err)
+	}
+	silent := connect(t, url).Conn()
+	got := make(chan *nats.Msg, 10)
+	if _, err := silent.ChanSubscribe("lost.queue.q", got); err != nil {
+		t.Fatal(err)
+	}
+	if err := silent.Flush(); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 24*time.Hour) // an EventBridge target's
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Send(ctx, "q", []queue.Outgoing{{Body: "a"}})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, queue.ErrInvalid) || errors.Is(err, queue.ErrNotFound) {
+			t.Errorf("Send without an acknowledgement = %v, want an error wrapping context.DeadlineExceeded", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Send still waits for an acknowledgement that will not come")
+	}
+	var ids []string
+	for len(ids) < 2 {
+		select {
+		case m := <-got:
+			ids = append(ids, m.Header.Get(jetstream.MsgIDHeader))
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the subscriber saw %d publishes, want 2", len(ids))
+		}
+	}
+	if ids[0] == "" || ids[0] != ids[1] {
+		t.Errorf("published with message IDs %q, want the same one twice", ids)
+	}
+}
