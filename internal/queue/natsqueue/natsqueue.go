@@ -620,14 +620,10 @@ func (s *Store) Receive(ctx context.Context, name string, opts queue.ReceiveOpti
 		}
 		out, err := s.fetch(ctx, q, max, time.Time{}, opts.Visibility)
 		if err != nil && transient(err) && time.Until(deadline) > failoverPause {
-			// The queue's stream is choosing a new leader (a server of the
-			// engine died): ask again while the receive may wait.
-			pause := time.NewTimer(failoverPause)
-			select {
-			case <-pause.C:
-			case <-ctx.Done():
-				pause.Stop()
-			}
+			// The queue's stream or consumer is choosing a new leader (a
+			// server of the engine died or left): ask again while the
+			// receive may wait.
+			pauseFor(ctx, failoverPause)
 			continue
 		}
 		if err != nil || len(out) > 0 {
@@ -638,19 +634,18 @@ func (s *Store) Receive(ctx context.Context, name string, opts queue.ReceiveOpti
 			return nil, nil
 		case left < 50*time.Millisecond:
 			// Too short to ask the server: wait it out, then look once more.
-			timer := time.NewTimer(left)
-			select {
-			case <-timer.C:
-			case <-ctx.Done():
-				timer.Stop()
-			}
+			pauseFor(ctx, left)
 			continue
 		}
 		s.waiting(1)
 		out, err = s.fetch(ctx, q, 1, deadline, opts.Visibility)
 		s.waiting(-1)
 		if err != nil && transient(err) {
-			continue // the loop's first fetch waits, or answers the error
+			// The loop's first fetch asks again, or answers the error.
+			if time.Until(deadline) > failoverPause {
+				pauseFor(ctx, failoverPause)
+			}
+			continue
 		}
 		if err != nil {
 			return nil, err
@@ -671,9 +666,25 @@ func (s *Store) Receive(ctx context.Context, name string, opts queue.ReceiveOpti
 // failoverPause paces a receive's requests while its stream has no leader.
 const failoverPause = 100 * time.Millisecond
 
-// transient reports an error a stream answers while it chooses a leader.
+// transient reports an error a pull (or a publish) gets while a stream or
+// its consumer chooses a leader: no server answers for it (no responders,
+// or no answer in time), or a pull waiting at a leader is ended because
+// the leader changed or its server shuts down (409 Leadership Change, 409
+// Server Shutdown).
 func transient(err error) bool {
-	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrTimeout)
+	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
+		errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrConsumerLeadershipChanged) ||
+		errors.Is(err, jetstream.ErrServerShutdown)
+}
+
+// pauseFor waits for d, or until ctx ends.
+func pauseFor(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 func (s *Store) waiting(n int) {
