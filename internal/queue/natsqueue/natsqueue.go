@@ -16,6 +16,16 @@
 // dead-letter source in headers; it is published with Nats-Msg-Id, so a
 // retried publish is stored once.
 //
+// A queue's consumer lets 8192 pulls wait at once (its MaxWaiting), from
+// all nodes together; each node lets Options.LongPolls (512) long polls of
+// a queue wait at the server, and the others wait their turn on the node,
+// so that a receive never fails for the number of receives waiting. A
+// consumer made before keeps its MaxWaiting, which the server cannot
+// change (512 by its default): each node's bound is lowered to it, and a
+// pull that several nodes together take past it is asked again, after a
+// pause (a long poll of 10s or more, which the server drops silently, once
+// its heartbeats are missed, 10s later).
+//
 // A delayed message (the queue's delay or its own) waits in a second
 // work-queue stream per queue, <Prefix>_qdelay_<name>, that a mover on
 // every node serving the queue drains: a message not yet due is
@@ -106,6 +116,11 @@ const (
 // moverAckWait is how long a delayed message a mover took is left to it.
 const moverAckWait = 5 * time.Second
 
+// maxWaiting is how many pulls a queue's consumer lets wait at once, from
+// all nodes (MaxWaiting; the server's default is 512): room for 16 nodes
+// with LongPolls pulls each.
+const maxWaiting = 8192
+
 // retryFull is how long a message that cannot move (its target queue full)
 // waits before it is tried again.
 const retryFull = time.Second
@@ -126,6 +141,11 @@ type Options struct {
 	Left func(queue, reason string)
 	// Logger receives the store's logs. Nil means slog.Default().
 	Logger *slog.Logger
+	// LongPolls bounds the receives of one queue that this store lets wait
+	// at the server at once; more wait their turn here, until one of those
+	// ends. It is lowered to the queue's consumer's MaxWaiting. Zero means
+	// 512.
+	LongPolls int
 	// CallTimeout bounds each call the store makes to JetStream, within
 	// the caller's context: a request, a publish's acknowledgement, an
 	// acknowledgement of a delivery, each call of the store's own
@@ -149,6 +169,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.CallTimeout <= 0 {
 		o.CallTimeout = 5 * time.Second
+	}
+	if o.LongPolls <= 0 {
+		o.LongPolls = 512
 	}
 	return o
 }
@@ -186,6 +209,7 @@ type served struct {
 	delayStream  jetstream.Stream
 	consumer     jetstream.Consumer // receivers
 	mover        jetstream.Consumer // movers
+	polls        chan struct{}      // a token for each long poll waiting at the server
 }
 
 // New returns a store that serves no queue until Declare. ctx bounds the
@@ -275,6 +299,12 @@ func (s *Store) Declare(ctx context.Context, decls []queue.Declaration) error {
 		s.mu.Unlock()
 		return fmt.Errorf("natsqueue: declare: %w", net.ErrClosed)
 	}
+	for name, q := range next {
+		// The receives waiting here keep their turns.
+		if old, ok := s.queues[name]; ok && cap(old.polls) == cap(q.polls) {
+			q.polls = old.polls
+		}
+	}
 	s.queues = next
 	var stop []jetstream.ConsumeContext
 	for name, cc := range s.moving {
@@ -335,19 +365,18 @@ func (s *Store) ensure(ctx context.Context, name string, a queue.Attributes) (*s
 	if q.delayStream, err = s.ensureStream(ctx, cfg); err != nil {
 		return nil, err
 	}
-	cctx, cancel := s.call(ctx)
-	defer cancel()
-	q.consumer, err = s.js.CreateOrUpdateConsumer(cctx, streamName, jetstream.ConsumerConfig{
+	if q.consumer, err = s.ensureConsumer(ctx, streamName, jetstream.ConsumerConfig{
 		Durable:       receivers,
 		Description:   "switchboard receives of queue " + name,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       a.VisibilityTimeout,
 		MaxDeliver:    -1,
 		MaxAckPending: a.MaxMessages,
-	})
-	if err != nil {
+		MaxWaiting:    maxWaiting,
+	}); err != nil {
 		return nil, fmt.Errorf("natsqueue: queue %s: consumer: %w", name, err)
 	}
+	q.polls = make(chan struct{}, max(1, min(s.opts.LongPolls, q.consumer.CachedInfo().Config.MaxWaiting)))
 	mctx, cancel := s.call(ctx)
 	defer cancel()
 	q.mover, err = s.js.CreateOrUpdateConsumer(mctx, delayName, jetstream.ConsumerConfig{
@@ -365,6 +394,25 @@ func (s *Store) ensure(ctx context.Context, name string, a queue.Attributes) (*s
 		return nil, fmt.Errorf("natsqueue: queue %s: delay consumer: %w", name, err)
 	}
 	return q, nil
+}
+
+// ensureConsumer creates the consumer of cfg on stream, or updates it. A
+// consumer made before keeps its MaxWaiting, which the server does not let
+// change (one made by an earlier version of this store has the server's
+// default, 512).
+func (s *Store) ensureConsumer(ctx context.Context, stream string, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	cctx, cancel := s.call(ctx)
+	c, err := s.js.Consumer(cctx, stream, cfg.Durable)
+	cancel()
+	switch {
+	case err == nil:
+		cfg.MaxWaiting = c.CachedInfo().Config.MaxWaiting
+	case !errors.Is(err, jetstream.ErrConsumerNotFound):
+		return nil, err
+	}
+	cctx, cancel = s.call(ctx)
+	defer cancel()
+	return s.js.CreateOrUpdateConsumer(cctx, stream, cfg)
 }
 
 // ensureStream creates the stream of cfg, or updates its limits. Every
@@ -638,7 +686,12 @@ func (s *Store) Receive(ctx context.Context, name string, opts queue.ReceiveOpti
 			continue
 		}
 		s.waiting(1)
+		if !q.turn(ctx, deadline) {
+			s.waiting(-1)
+			continue // the loop's first fetch looks once more, or answers ctx's end
+		}
 		out, err = s.fetch(ctx, q, 1, deadline, opts.Visibility)
+		<-q.polls
 		s.waiting(-1)
 		if err != nil && transient(err) {
 			// The loop's first fetch asks again, or answers the error.
@@ -663,6 +716,25 @@ func (s *Store) Receive(ctx context.Context, name string, opts queue.ReceiveOpti
 	}
 }
 
+// turn waits until a long poll of q may wait at the server, and reports
+// whether it may before deadline and ctx's end.
+func (q *served) turn(ctx context.Context, deadline time.Time) bool {
+	select {
+	case q.polls <- struct{}{}:
+		return true
+	default:
+	}
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case q.polls <- struct{}{}:
+		return true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return false
+}
+
 // failoverPause paces a receive's requests while its stream has no leader.
 const failoverPause = 100 * time.Millisecond
 
@@ -670,11 +742,13 @@ const failoverPause = 100 * time.Millisecond
 // its consumer chooses a leader: no server answers for it (no responders,
 // or no answer in time), or a pull waiting at a leader is ended because
 // the leader changed or its server shuts down (409 Leadership Change, 409
-// Server Shutdown).
+// Server Shutdown). So is a pull refused because the consumer holds its
+// MaxWaiting of pulls (409 Exceeded MaxWaiting), from several nodes.
 func transient(err error) bool {
 	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
 		errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrConsumerLeadershipChanged) ||
-		errors.Is(err, jetstream.ErrServerShutdown)
+		errors.Is(err, jetstream.ErrServerShutdown) ||
+		strings.Contains(err.Error(), "Exceeded MaxWaiting") // the client has no error of its own for it
 }
 
 // pauseFor waits for d, or until ctx ends.
@@ -693,8 +767,9 @@ func (s *Store) waiting(n int) {
 	s.mu.Unlock()
 }
 
-// WaitersForTest reports how many receives wait in a long poll, so that a
-// test sends or cancels once a receive waits rather than racing it.
+// WaitersForTest reports how many receives wait in a long poll, at the
+// server or for their turn, so that a test sends or cancels once a
+// receive waits rather than racing it.
 func (s *Store) WaitersForTest() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -387,3 +387,100 @@ func TestSendLostAck(t *testing.T) {
 		t.Errorf("published with message IDs %q, want the same one twice", ids)
 	}
 }
+
+// TestManyLongPolls: more receives of a queue wait at once than the
+// server lets a consumer hold by default (512): on a queue this store
+// made, and on one whose consumer was made with that default (which the
+// server does not let change), even from two stores together, no receive
+// fails and every message is received once. A store that lets only a few
+// long polls wait at the server makes the others wait their turn.
+func TestManyLongPolls(t *testing.T) {
+	t.Parallel()
+	const many = 600
+	tests := []struct {
+		name      string
+		premade   bool // the consumer made beforehand, with the server's default MaxWaiting
+		longPolls int
+		stores    int
+	}{
+		{"made here", false, 0, 1},
+		{"made with the default", true, 0, 1},
+		{"made with the default, two stores", true, 0, 2},
+		{"a few at the server", false, 3, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			url := engines["embedded"](t)
+			js := connect(t, url)
+			if tt.premade {
+				ctx := ctxFor(t)
+				if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "many_queue_q", Subjects: []string{"many.queue.q"},
+					Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage}); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := js.CreateConsumer(ctx, "many_queue_q", jetstream.ConsumerConfig{Durable: "receivers", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var stores []*natsqueue.Store
+			for range tt.stores {
+				stores = append(stores, open(t, connect(t, url), natsqueue.Options{Prefix: "many", LongPolls: tt.longPolls}, queue.Declaration{Name: "q"}))
+			}
+			s := stores[0]
+			type result struct {
+				msgs []queue.Message
+				err  error
+			}
+			results := make(chan result, many)
+			for i := range many {
+				go func() {
+					// Under 10s, a pull the server refuses is answered (past
+					// that it is dropped silently and asked again later).
+					msgs, err := stores[i%len(stores)].Receive(ctxFor(t), "q", queue.ReceiveOptions{Wait: 8 * time.Second})
+					results <- result{msgs, err}
+				}()
+			}
+			testutil.Eventually(t, 20*time.Second, func() bool {
+				n := 0
+				for _, s := range stores {
+					n += s.WaitersForTest()
+				}
+				return n == many
+			}, "%d receives waiting", many)
+			for i := 0; i < many; i += queue.MaxBatch {
+				var batch []queue.Outgoing
+				for j := range queue.MaxBatch {
+					batch = append(batch, queue.Outgoing{Body: fmt.Sprint(i + j)})
+				}
+				if _, err := s.Send(ctxFor(t), "q", batch); err != nil {
+					t.Fatal(err)
+				}
+			}
+			seen := map[string]bool{}
+			take := func(msgs []queue.Message) {
+				for _, m := range msgs {
+					if seen[m.Body] {
+						t.Errorf("message %s received twice", m.Body)
+					}
+					seen[m.Body] = true
+				}
+			}
+			for range many {
+				r := <-results
+				if r.err != nil {
+					t.Errorf("Receive = %v", r.err)
+				}
+				take(r.msgs)
+			}
+			// Those whose wait ended before their message came are still there.
+			for len(seen) < many {
+				msgs, err := s.Receive(ctxFor(t), "q", queue.ReceiveOptions{Max: queue.MaxBatch})
+				if err != nil || len(msgs) == 0 {
+					t.Fatalf("%d of %d messages received; then Receive = %d messages, %v", len(seen), many, len(msgs), err)
+				}
+				take(msgs)
+			}
+		})
+	}
+}
