@@ -191,11 +191,13 @@ type Store struct {
 
 	declaring sync.Mutex // one Declare at a time
 
-	mu      sync.Mutex
-	queues  map[string]*served // the declared queues, by name
-	moving  map[string]jetstream.ConsumeContext
-	waiters int // receives waiting in a long poll
-	closed  bool
+	mu       sync.Mutex
+	queues   map[string]*served // the declared queues, by name
+	moving   map[string]jetstream.ConsumeContext
+	stopped  []jetstream.ConsumeContext // movers stopped, maybe not yet done; Close waits for them
+	starting sync.WaitGroup             // a Declare starting movers; Add under mu while not closed
+	waiters  int                        // receives waiting in a long poll
+	closed   bool
 }
 
 // served is a declared queue and its streams.
@@ -237,8 +239,10 @@ func New(ctx context.Context, js jetstream.JetStream, o Options) (*Store, error)
 		queues: map[string]*served{}, moving: map[string]jetstream.ConsumeContext{}}, nil
 }
 
-// Close stops the store's movers and waits for them. The streams and
-// their messages stay. Calls after Close fail.
+// Close stops the store's movers and waits for them: those serving, those
+// stopped before (by a Declare that dropped their queue, or replaced) and
+// those a Declare starts meanwhile. The streams and their messages stay.
+// Calls after Close fail.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -246,7 +250,9 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
-	moving := s.moving
+	for _, cc := range s.moving {
+		s.stopped = append(s.stopped, cc)
+	}
 	s.moving = nil
 	s.mu.Unlock()
 	s.stop()
@@ -254,13 +260,32 @@ func (s *Store) Close() error {
 	// cleaning the publisher up may strand the client's goroutine that
 	// watches the connection (it reads the watch after the clean-up unset
 	// it), and an asynchronous publish left times out.
-	for _, cc := range moving {
+	s.starting.Wait() // a mover started after Close is stopped at once
+	s.mu.Lock()
+	stopped := s.stopped
+	s.stopped = nil
+	s.mu.Unlock()
+	for _, cc := range stopped {
 		cc.Stop()
 	}
-	for _, cc := range moving {
+	for _, cc := range stopped {
 		<-cc.Closed() // after its handler's last message
 	}
 	return nil
+}
+
+// retire records cc, stopped or about to be, for Close to wait for, and
+// forgets those done. s.mu is held.
+func (s *Store) retire(cc jetstream.ConsumeContext) {
+	s.stopped = slices.DeleteFunc(s.stopped, func(c jetstream.ConsumeContext) bool {
+		select {
+		case <-c.Closed():
+			return true
+		default:
+			return false
+		}
+	})
+	s.stopped = append(s.stopped, cc)
 }
 
 func (s *Store) names(name string) (stream, subject, delayStream, delaySubject string) {
@@ -310,6 +335,7 @@ func (s *Store) Declare(ctx context.Context, decls []queue.Declaration) error {
 	for name, cc := range s.moving {
 		if _, ok := next[name]; !ok {
 			stop = append(stop, cc)
+			s.retire(cc)
 			delete(s.moving, name)
 		}
 	}
@@ -327,6 +353,8 @@ func (s *Store) Declare(ctx context.Context, decls []queue.Declaration) error {
 			start = append(start, q)
 		}
 	}
+	s.starting.Add(1)
+	defer s.starting.Done()
 	s.mu.Unlock()
 	for _, cc := range stop {
 		cc.Stop()
@@ -1132,10 +1160,12 @@ func (s *Store) startMover(q *served) error {
 	defer s.mu.Unlock()
 	if s.closed {
 		cc.Stop()
+		s.retire(cc)
 		return nil
 	}
 	if old, ok := s.moving[name]; ok {
 		old.Stop()
+		s.retire(old)
 	}
 	s.moving[name] = cc
 	return nil
