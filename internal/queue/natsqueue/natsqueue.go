@@ -816,6 +816,10 @@ func (s *Store) fetch(ctx context.Context, q *served, max int, until time.Time, 
 		wctx, cancel := context.WithDeadline(ctx, until)
 		defer cancel()
 		batch, err = q.consumer.Fetch(max, jetstream.FetchContext(wctx))
+		if dl, _ := wctx.Deadline(); errors.Is(err, jetstream.ErrInvalidOption) && !time.Now().Before(dl) {
+			// The wait ended before the client asked: no message came.
+			return nil, nil
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("receive from %s: %w", q.name, err)
