@@ -8,10 +8,12 @@
 // MaxMsgs = MaxMessages (DiscardNew, so a full queue refuses a send), read
 // through one durable pull consumer whose AckWait is the visibility
 // timeout. A receive is a fetch, its ReceiveCount the delivery count the
-// server keeps; a receipt handle is the delivery's acknowledgement subject,
-// so any node can Delete (an acknowledgement, answered by the server) or
-// ChangeVisibility (a negative acknowledgement with a delay: the server
-// keeps the message pending and delivers it again after the delay). A
+// server keeps; a receipt handle is the delivery's acknowledgement
+// subject, signed (HMAC-SHA256) with a key the engine keeps in the bucket
+// <Prefix>_queues, so that any node can Delete (an acknowledgement,
+// answered by the server) or ChangeVisibility (a negative acknowledgement
+// with a delay: the server keeps the message pending and delivers it again
+// after the delay), and none acts on a handle it was not given. A
 // message is kept as its body, with its ID, send time, attributes and
 // dead-letter source in headers; it is published with Nats-Msg-Id, so a
 // retried publish is stored once.
@@ -78,6 +80,9 @@ package natsqueue
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -95,6 +100,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/switchboard-gateway/switchboard/internal/apigw"
+	"github.com/switchboard-gateway/switchboard/internal/natsjs"
 	"github.com/switchboard-gateway/switchboard/internal/queue"
 )
 
@@ -185,6 +191,7 @@ type Store struct {
 	pub  jetstream.JetStream // on js's connection; its asynchronous publishes time out
 	nc   *nats.Conn
 	opts Options
+	key  []byte // signs receipt handles; the same on every node of the engine
 
 	ctx  context.Context // ended by Close: the movers' lifetime
 	stop context.CancelFunc
@@ -214,8 +221,11 @@ type served struct {
 	polls        chan struct{}      // a token for each long poll waiting at the server
 }
 
-// New returns a store that serves no queue until Declare. ctx bounds the
-// check that js reaches a JetStream server.
+// New returns a store that serves no queue until Declare. It reads the
+// key that signs receipt handles from the bucket <Prefix>_queues, where
+// the first store of the engine puts it, so that every node accepts the
+// handles of every other, and of itself before a restart. A replicated
+// bucket waits for its peers: New tries again until ctx ends.
 func New(ctx context.Context, js jetstream.JetStream, o Options) (*Store, error) {
 	o = o.withDefaults()
 	if err := queue.CheckName(o.Prefix); err != nil {
@@ -234,9 +244,61 @@ func New(ctx context.Context, js jetstream.JetStream, o Options) (*Store, error)
 	if err != nil {
 		return nil, fmt.Errorf("natsqueue: JetStream: %w", err)
 	}
+	key, err := receiptKey(ctx, js, o)
+	if err != nil {
+		return nil, err
+	}
 	sctx, stop := context.WithCancel(context.Background())
-	return &Store{js: js, pub: pub, nc: js.Conn(), opts: o, ctx: sctx, stop: stop,
+	return &Store{js: js, pub: pub, nc: js.Conn(), opts: o, key: key, ctx: sctx, stop: stop,
 		queues: map[string]*served{}, moving: map[string]jetstream.ConsumeContext{}}, nil
+}
+
+// receiptKeyName is the key in <Prefix>_queues of the key that signs
+// receipt handles: 32 random bytes, put once.
+const receiptKeyName = "receipt-key"
+
+// receiptKey reads the key that signs receipt handles, putting it first
+// when no store has: a create that fails when the key is there, so that
+// stores starting at once all read the one that was put first.
+func receiptKey(ctx context.Context, js jetstream.JetStream, o Options) ([]byte, error) {
+	bucket := o.Prefix + "_queues"
+	attempt := func() ([]byte, error) {
+		cctx, cancel := context.WithTimeout(ctx, o.CallTimeout)
+		defer cancel()
+		kv, err := js.CreateOrUpdateKeyValue(cctx, jetstream.KeyValueConfig{
+			Bucket:      bucket,
+			Description: "switchboard queues: the key that signs receipt handles",
+			History:     1,
+			Storage:     jetstream.FileStorage,
+			Replicas:    o.Replicas,
+		})
+		if err != nil {
+			return nil, err
+		}
+		fresh := make([]byte, sha256.Size)
+		_, _ = rand.Read(fresh) // never fails
+		if _, err := kv.Create(cctx, receiptKeyName, fresh); err != nil &&
+			!errors.Is(err, jetstream.ErrKeyExists) && !natsjs.WrongLast(err) {
+			return nil, err
+		}
+		e, err := kv.Get(cctx, receiptKeyName)
+		if err != nil {
+			return nil, err
+		}
+		if len(e.Value()) != sha256.Size {
+			return nil, fmt.Errorf("%s holds %d bytes, want %d", receiptKeyName, len(e.Value()), sha256.Size)
+		}
+		return e.Value(), nil
+	}
+	for {
+		key, err := attempt()
+		if err == nil {
+			return key, nil
+		}
+		if pauseFor(ctx, 250*time.Millisecond); ctx.Err() != nil {
+			return nil, fmt.Errorf("natsqueue: bucket %s: %w", bucket, err)
+		}
+	}
 }
 
 // Close stops the store's movers and waits for them: those serving, those
@@ -853,7 +915,7 @@ func (s *Store) take(ctx context.Context, q *served, m jetstream.Msg, vis *time.
 		return queue.Message{}, false
 	}
 	msg := decode(m.Headers(), m.Data()).message()
-	msg.ReceiptHandle = base64.RawURLEncoding.EncodeToString([]byte(m.Reply()))
+	msg.ReceiptHandle = s.receipt(m.Reply())
 	msg.ReceiveCount = int(md.NumDelivered)
 	msg.FirstReceivedAt = time.Now()
 	if vis != nil && *vis != q.attrs.VisibilityTimeout {
@@ -913,15 +975,33 @@ func (s *Store) request(ctx context.Context, subject string, body []byte) error 
 	return err
 }
 
-// handle checks that receipt is an acknowledgement subject of q's
-// consumer, and returns it with the message's stream sequence.
-func (q *served) handle(receipt string) (string, uint64, error) {
+// receipt is the receipt handle of the delivery whose acknowledgement
+// subject is reply: the subject after its MAC (HMAC-SHA256 under the
+// engine's receipt key), in URL-safe base64.
+func (s *Store) receipt(reply string) string {
+	return base64.RawURLEncoding.EncodeToString(append(s.mac(reply), reply...))
+}
+
+func (s *Store) mac(subject string) []byte {
+	m := hmac.New(sha256.New, s.key)
+	m.Write([]byte(subject))
+	return m.Sum(nil)
+}
+
+// handle checks that receipt is a receipt handle this engine's stores
+// issued for q (its MAC verifies, its subject is an acknowledgement
+// subject of q's consumer), and returns the subject with the message's
+// stream sequence.
+func (s *Store) handle(q *served, receipt string) (string, uint64, error) {
 	bad := fmt.Errorf("%w: %q", queue.ErrReceiptHandle, receipt)
 	raw, err := base64.RawURLEncoding.DecodeString(receipt)
-	if err != nil {
+	if err != nil || len(raw) <= sha256.Size {
 		return "", 0, bad
 	}
-	subject := string(raw)
+	subject := string(raw[sha256.Size:])
+	if !hmac.Equal(raw[:sha256.Size], s.mac(subject)) {
+		return "", 0, bad
+	}
 	t := strings.Split(subject, ".")
 	// $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<time>.<pending>,
 	// or with a domain and an account hash after ACK (and a last token).
@@ -959,7 +1039,7 @@ func (s *Store) Delete(ctx context.Context, name, receipt string) error {
 	if err != nil {
 		return err
 	}
-	subject, _, err := q.handle(receipt)
+	subject, _, err := s.handle(q, receipt)
 	if err != nil {
 		return err
 	}
@@ -979,7 +1059,7 @@ func (s *Store) ChangeVisibility(ctx context.Context, name, receipt string, time
 	if err != nil {
 		return err
 	}
-	subject, seq, err := q.handle(receipt)
+	subject, seq, err := s.handle(q, receipt)
 	if err != nil {
 		return err
 	}
