@@ -61,6 +61,13 @@
 //     as it stores them) fails after CallTimeout, twice; messages of it
 //     that the stream did store stay, and a caller that sends again has
 //     them twice.
+//   - A move to the dead-letter queue whose acknowledgement failed is made
+//     again at the message's next delivery, a visibility timeout later;
+//     the dead-letter queue stores it once when that falls within its
+//     stream's duplicate window (the longest visibility timeout of the
+//     queues declared here that name it, and a minute; from 2 minutes to
+//     1 hour), so a source whose visibility timeout is over 59 minutes
+//     may put a second copy in it.
 //   - A message moved (delayed to due, to the dead-letter queue, redriven)
 //     starts its retention again; Peek shows neither delayed messages nor
 //     receive counts.
@@ -71,6 +78,15 @@
 //     its headers: a nats-server's default (1 MB) refuses a queue's 1 MiB
 //     message at Send with ErrInvalid unless max_payload is raised; the
 //     embedded server (natsembed) carries it.
+//
+// Every node declares the queues of its own configuration, and the last to
+// declare a queue sets what the engine keeps of it: its streams' limits
+// (MaxMessages, retention, MaxMessageBytes, the duplicate window,
+// Replicas) and its consumer's AckWait (the visibility timeout) and
+// MaxAckPending. Nodes whose configurations differ overwrite each other's
+// at each Declare (a start, a reload); a queue's other attributes (delay,
+// ReceiveWait, dead-letter queue, MaxReceiveCount) apply to the sends and
+// receives each node serves.
 //
 // A queue no longer declared is no longer served here, but its streams and
 // messages stay: another node may still declare it, and a later
@@ -369,9 +385,16 @@ func (s *Store) Declare(ctx context.Context, decls []queue.Declaration) error {
 	// its peers, and queues one after another would add those waits up.
 	made := make([]*served, len(decls))
 	errs := make([]error, len(decls))
+	redelivery := map[string]time.Duration{} // by dead-letter queue: its sources' longest visibility timeout
+	for _, d := range decls {
+		if dl := d.Attributes.DeadLetter; dl != "" {
+			redelivery[dl] = max(redelivery[dl], d.Attributes.WithDefaults().VisibilityTimeout)
+		}
+	}
 	var wg sync.WaitGroup
 	for i, d := range decls {
-		wg.Go(func() { made[i], errs[i] = s.ensure(ctx, d.Name, d.Attributes.WithDefaults()) })
+		a := d.Attributes.WithDefaults()
+		wg.Go(func() { made[i], errs[i] = s.ensure(ctx, d.Name, a, duplicateWindow(a.Retention, redelivery[d.Name])) })
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
@@ -429,8 +452,31 @@ func (s *Store) Declare(ctx context.Context, decls []queue.Declaration) error {
 	return nil
 }
 
-// ensure creates or updates the streams and consumers of queue name.
-func (s *Store) ensure(ctx context.Context, name string, a queue.Attributes) (*served, error) {
+// Bounds of a queue's stream's duplicate window: how long it remembers
+// the message IDs published to it.
+const (
+	minDuplicates = 2 * time.Minute
+	maxDuplicates = time.Hour
+)
+
+// duplicateWindow is the duplicate window of a queue's stream. A queue
+// named as a dead-letter queue remembers the IDs of the messages moved to
+// it for as long as a source may deliver one of them again after a move
+// whose acknowledgement failed (redelivery, its longest visibility
+// timeout; zero for a queue that is no dead-letter queue), and a minute
+// more: at least minDuplicates, at most maxDuplicates (the server keeps
+// every ID of the window in memory) and the queue's retention.
+func duplicateWindow(retention, redelivery time.Duration) time.Duration {
+	w := minDuplicates
+	if redelivery > 0 {
+		w = max(w, min(redelivery+time.Minute, maxDuplicates))
+	}
+	return min(w, retention)
+}
+
+// ensure creates or updates the streams and consumers of queue name,
+// whose stream remembers message IDs for duplicates.
+func (s *Store) ensure(ctx context.Context, name string, a queue.Attributes, duplicates time.Duration) (*served, error) {
 	streamName, subject, delayName, delaySubject := s.names(name)
 	q := &served{name: name, attrs: a, streamName: streamName, subject: subject, delaySubject: delaySubject}
 	cfg := jetstream.StreamConfig{
@@ -445,13 +491,14 @@ func (s *Store) ensure(ctx context.Context, name string, a queue.Attributes) (*s
 		Discard:     jetstream.DiscardNew,
 		// The body, the attributes (grown by their encoding) and the headers.
 		MaxMsgSize: int32(2*a.MaxMessageBytes + 16<<10),
-		Duplicates: min(2*time.Minute, a.Retention),
+		Duplicates: duplicates,
 	}
 	var err error
 	if q.stream, err = s.ensureStream(ctx, cfg); err != nil {
 		return nil, err
 	}
 	cfg.Name, cfg.Description, cfg.Subjects = delayName, "switchboard queue "+name+": delayed messages", []string{delaySubject}
+	cfg.Duplicates = duplicateWindow(a.Retention, 0) // a move is retried within moverAckWait
 	if q.delayStream, err = s.ensureStream(ctx, cfg); err != nil {
 		return nil, err
 	}
@@ -945,7 +992,8 @@ func (s *Store) deadLetter(ctx context.Context, q *served, m jetstream.Msg, md *
 		return
 	}
 	if err := s.ack(ctx, m.Reply()); err != nil {
-		// Delivered again, it moves again; the dead-letter queue stores it once.
+		// Delivered again, it moves again; the dead-letter queue stores it
+		// once (within its duplicate window: see duplicateWindow).
 		s.opts.Logger.Warn("natsqueue: a dead letter stays in its queue", "queue", q.name, "err", err)
 		return
 	}

@@ -484,3 +484,39 @@ func TestManyLongPolls(t *testing.T) {
 		})
 	}
 }
+
+// TestDuplicateWindow: a dead-letter queue's stream remembers the message
+// IDs published to it for its sources' longest visibility timeout and a
+// minute, so that a move made again after an acknowledgement that failed
+// stores one copy; at least the 2 minutes every queue has, at most an hour
+// and the queue's retention.
+func TestDuplicateWindow(t *testing.T) {
+	t.Parallel()
+	js := connect(t, engines["embedded"](t))
+	dl := func(vis time.Duration, dlq string) queue.Attributes {
+		return queue.Attributes{VisibilityTimeout: vis, DeadLetter: dlq, MaxReceiveCount: 1}
+	}
+	open(t, js, natsqueue.Options{Prefix: "dup"},
+		queue.Declaration{Name: "short", Attributes: dl(0, "dlq")}, // 30s
+		queue.Declaration{Name: "long", Attributes: dl(10*time.Minute, "dlq")},
+		queue.Declaration{Name: "dlq"},
+		queue.Declaration{Name: "slow", Attributes: dl(queue.MaxVisibilityTimeout, "capped")},
+		queue.Declaration{Name: "capped"},
+		queue.Declaration{Name: "to-kept", Attributes: dl(10*time.Minute, "kept")},
+		queue.Declaration{Name: "kept", Attributes: queue.Attributes{Retention: 5 * time.Minute}})
+	for stream, want := range map[string]time.Duration{
+		"dup_queue_short":  2 * time.Minute,
+		"dup_queue_dlq":    11 * time.Minute,
+		"dup_qdelay_dlq":   2 * time.Minute,
+		"dup_queue_capped": time.Hour,
+		"dup_queue_kept":   5 * time.Minute,
+	} {
+		st, err := js.Stream(ctxFor(t), stream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := st.CachedInfo().Config.Duplicates; got != want {
+			t.Errorf("%s: duplicate window %v, want %v", stream, got, want)
+		}
+	}
+}
