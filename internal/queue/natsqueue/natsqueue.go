@@ -203,8 +203,13 @@ func (o Options) withDefaults() Options {
 //
 // declaring is taken before mu.
 type Store struct {
-	js   jetstream.JetStream
-	pub  jetstream.JetStream // on js's connection; its asynchronous publishes time out
+	js jetstream.JetStream
+	// pub publishes on js's connection, its acknowledgements awaited for
+	// CallTimeout at most. Close leaves its reply subscription to end with
+	// the connection: cleaning a publisher up may strand the client's
+	// goroutine that watches the connection (it can read the watch after
+	// the clean-up unset it).
+	pub  jetstream.JetStream
 	nc   *nats.Conn
 	opts Options
 	key  []byte // signs receipt handles; the same on every node of the engine
@@ -334,10 +339,6 @@ func (s *Store) Close() error {
 	s.moving = nil
 	s.mu.Unlock()
 	s.stop()
-	// s.pub's reply subscription is left to end with the connection:
-	// cleaning the publisher up may strand the client's goroutine that
-	// watches the connection (it reads the watch after the clean-up unset
-	// it), and an asynchronous publish left times out.
 	s.starting.Wait() // a mover started after Close is stopped at once
 	s.mu.Lock()
 	stopped := s.stopped
@@ -1133,19 +1134,23 @@ func (s *Store) Info(ctx context.Context, name string) (queue.Info, error) {
 	if err != nil {
 		return queue.Info{}, err
 	}
-	var st, dt *jetstream.StreamInfo
-	var ci *jetstream.ConsumerInfo
-	for _, f := range []func(context.Context) error{
-		func(ctx context.Context) (err error) { st, err = q.stream.Info(ctx); return err },
-		func(ctx context.Context) (err error) { ci, err = q.consumer.Info(ctx); return err },
-		func(ctx context.Context) (err error) { dt, err = q.delayStream.Info(ctx); return err },
-	} {
-		cctx, cancel := s.call(ctx)
-		err := f(cctx)
-		cancel()
-		if err != nil {
-			return queue.Info{}, fmt.Errorf("info of %s: %w", name, err)
-		}
+	cctx, cancel := s.call(ctx)
+	st, err := q.stream.Info(cctx)
+	cancel()
+	if err != nil {
+		return queue.Info{}, fmt.Errorf("info of %s: %w", name, err)
+	}
+	cctx, cancel = s.call(ctx)
+	ci, err := q.consumer.Info(cctx)
+	cancel()
+	if err != nil {
+		return queue.Info{}, fmt.Errorf("info of %s: %w", name, err)
+	}
+	cctx, cancel = s.call(ctx)
+	dt, err := q.delayStream.Info(cctx)
+	cancel()
+	if err != nil {
+		return queue.Info{}, fmt.Errorf("info of %s: %w", name, err)
 	}
 	in := queue.Info{Name: name, Attributes: q.attrs, CreatedAt: st.Created, Delayed: int(dt.State.Msgs)}
 	in.InFlight = min(ci.NumAckPending, int(st.State.Msgs))
