@@ -8,13 +8,25 @@
 // MaxMsgs = MaxMessages (DiscardNew, so a full queue refuses a send), read
 // through one durable pull consumer whose AckWait is the visibility
 // timeout. A receive is a fetch, its ReceiveCount the delivery count the
-// server keeps; a receipt handle is the delivery's acknowledgement subject,
-// so any node can Delete (an acknowledgement, answered by the server) or
-// ChangeVisibility (a negative acknowledgement with a delay: the server
-// keeps the message pending and delivers it again after the delay). A
+// server keeps; a receipt handle is the delivery's acknowledgement
+// subject, signed (HMAC-SHA256) with a key the engine keeps in the bucket
+// <Prefix>_queues, so that any node can Delete (an acknowledgement,
+// answered by the server) or ChangeVisibility (a negative acknowledgement
+// with a delay: the server keeps the message pending and delivers it again
+// after the delay), and none acts on a handle it was not given. A
 // message is kept as its body, with its ID, send time, attributes and
 // dead-letter source in headers; it is published with Nats-Msg-Id, so a
 // retried publish is stored once.
+//
+// A queue's consumer lets 8192 pulls wait at once (its MaxWaiting), from
+// all nodes together; each node lets Options.LongPolls (512) long polls of
+// a queue wait at the server, and the others wait their turn on the node,
+// so that a receive never fails for the number of receives waiting. A
+// consumer made before keeps its MaxWaiting, which the server cannot
+// change (512 by its default): each node's bound is lowered to it, and a
+// pull that several nodes together take past it is asked again, after a
+// pause (a long poll of 10s or more, which the server drops silently, once
+// its heartbeats are missed, 10s later).
 //
 // A delayed message (the queue's delay or its own) waits in a second
 // work-queue stream per queue, <Prefix>_qdelay_<name>, that a mover on
@@ -45,6 +57,17 @@
 //     its first messages are stored; they are removed again, but a receive
 //     may see them meanwhile. Delayed messages are bounded apart, by
 //     MaxMessages too, until they move to the queue.
+//   - A send whose acknowledgements do not come (a stream's leader dying
+//     as it stores them) fails after CallTimeout, twice; messages of it
+//     that the stream did store stay, and a caller that sends again has
+//     them twice.
+//   - A move to the dead-letter queue whose acknowledgement failed is made
+//     again at the message's next delivery, a visibility timeout later;
+//     the dead-letter queue stores it once when that falls within its
+//     stream's duplicate window (the longest visibility timeout of the
+//     queues declared here that name it, and a minute; from 2 minutes to
+//     1 hour), so a source whose visibility timeout is over 59 minutes
+//     may put a second copy in it.
 //   - A message moved (delayed to due, to the dead-letter queue, redriven)
 //     starts its retention again; Peek shows neither delayed messages nor
 //     receive counts.
@@ -56,6 +79,15 @@
 //     message at Send with ErrInvalid unless max_payload is raised; the
 //     embedded server (natsembed) carries it.
 //
+// Every node declares the queues of its own configuration, and the last to
+// declare a queue sets what the engine keeps of it: its streams' limits
+// (MaxMessages, retention, MaxMessageBytes, the duplicate window,
+// Replicas) and its consumer's AckWait (the visibility timeout) and
+// MaxAckPending. Nodes whose configurations differ overwrite each other's
+// at each Declare (a start, a reload); a queue's other attributes (delay,
+// ReceiveWait, dead-letter queue, MaxReceiveCount) apply to the sends and
+// receives each node serves.
+//
 // A queue no longer declared is no longer served here, but its streams and
 // messages stay: another node may still declare it, and a later
 // declaration serves them again. The expiry of a message at the end of its
@@ -64,6 +96,9 @@ package natsqueue
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -81,6 +116,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/switchboard-gateway/switchboard/internal/apigw"
+	"github.com/switchboard-gateway/switchboard/internal/natsjs"
 	"github.com/switchboard-gateway/switchboard/internal/queue"
 )
 
@@ -99,12 +135,13 @@ const (
 	movers    = "movers"    // of a queue's delay stream
 )
 
-// attemptTimeout bounds one call to the server within the caller's bound,
-// and each call of the store's own background work.
-const attemptTimeout = 5 * time.Second
-
 // moverAckWait is how long a delayed message a mover took is left to it.
 const moverAckWait = 5 * time.Second
+
+// maxWaiting is how many pulls a queue's consumer lets wait at once, from
+// all nodes (MaxWaiting; the server's default is 512): room for 16 nodes
+// with LongPolls pulls each.
+const maxWaiting = 8192
 
 // retryFull is how long a message that cannot move (its target queue full)
 // waits before it is tried again.
@@ -126,6 +163,17 @@ type Options struct {
 	Left func(queue, reason string)
 	// Logger receives the store's logs. Nil means slog.Default().
 	Logger *slog.Logger
+	// LongPolls bounds the receives of one queue that this store lets wait
+	// at the server at once; more wait their turn here, until one of those
+	// ends. It is lowered to the queue's consumer's MaxWaiting. Zero means
+	// 512.
+	LongPolls int
+	// CallTimeout bounds each call the store makes to JetStream, within
+	// the caller's context: a request, a publish's acknowledgement, an
+	// acknowledgement of a delivery, each call of the store's own
+	// background work. A long poll waits for its message as long as the
+	// receive asked instead. Zero means 5s.
+	CallTimeout time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -141,6 +189,12 @@ func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.CallTimeout <= 0 {
+		o.CallTimeout = 5 * time.Second
+	}
+	if o.LongPolls <= 0 {
+		o.LongPolls = 512
+	}
 	return o
 }
 
@@ -149,20 +203,29 @@ func (o Options) withDefaults() Options {
 //
 // declaring is taken before mu.
 type Store struct {
-	js   jetstream.JetStream
+	js jetstream.JetStream
+	// pub publishes on js's connection, its acknowledgements awaited for
+	// CallTimeout at most. Close leaves its reply subscription to end with
+	// the connection: cleaning a publisher up may strand the client's
+	// goroutine that watches the connection (it can read the watch after
+	// the clean-up unset it).
+	pub  jetstream.JetStream
 	nc   *nats.Conn
 	opts Options
+	key  []byte // signs receipt handles; the same on every node of the engine
 
 	ctx  context.Context // ended by Close: the movers' lifetime
 	stop context.CancelFunc
 
 	declaring sync.Mutex // one Declare at a time
 
-	mu      sync.Mutex
-	queues  map[string]*served // the declared queues, by name
-	moving  map[string]jetstream.ConsumeContext
-	waiters int // receives waiting in a long poll
-	closed  bool
+	mu       sync.Mutex
+	queues   map[string]*served // the declared queues, by name
+	moving   map[string]jetstream.ConsumeContext
+	stopped  []jetstream.ConsumeContext // movers stopped, maybe not yet done; Close waits for them
+	starting sync.WaitGroup             // a Declare starting movers; Add under mu while not closed
+	waiters  int                        // receives waiting in a long poll
+	closed   bool
 }
 
 // served is a declared queue and its streams.
@@ -176,25 +239,93 @@ type served struct {
 	delayStream  jetstream.Stream
 	consumer     jetstream.Consumer // receivers
 	mover        jetstream.Consumer // movers
+	polls        chan struct{}      // a token for each long poll waiting at the server
 }
 
-// New returns a store that serves no queue until Declare. ctx bounds the
-// check that js reaches a JetStream server.
+// New returns a store that serves no queue until Declare. It reads the
+// key that signs receipt handles from the bucket <Prefix>_queues, where
+// the first store of the engine puts it, so that every node accepts the
+// handles of every other, and of itself before a restart. A replicated
+// bucket waits for its peers: New tries again until ctx ends.
 func New(ctx context.Context, js jetstream.JetStream, o Options) (*Store, error) {
 	o = o.withDefaults()
 	if err := queue.CheckName(o.Prefix); err != nil {
 		return nil, fmt.Errorf("natsqueue: prefix %q: want 1 to 80 letters, digits, - and _", o.Prefix)
 	}
-	if _, err := js.AccountInfo(ctx); err != nil {
+	actx, cancel := context.WithTimeout(ctx, o.CallTimeout)
+	_, err := js.AccountInfo(actx)
+	cancel()
+	if err != nil {
 		return nil, fmt.Errorf("natsqueue: JetStream: %w", err)
 	}
+	// A publish is sent to its stream's subject, whatever js's API prefix
+	// or domain. Without a timeout, a lost acknowledgement would be
+	// awaited, and count as pending, until the connection drops.
+	pub, err := jetstream.New(js.Conn(), jetstream.WithPublishAsyncTimeout(o.CallTimeout))
+	if err != nil {
+		return nil, fmt.Errorf("natsqueue: JetStream: %w", err)
+	}
+	key, err := receiptKey(ctx, js, o)
+	if err != nil {
+		return nil, err
+	}
 	sctx, stop := context.WithCancel(context.Background())
-	return &Store{js: js, nc: js.Conn(), opts: o, ctx: sctx, stop: stop,
+	return &Store{js: js, pub: pub, nc: js.Conn(), opts: o, key: key, ctx: sctx, stop: stop,
 		queues: map[string]*served{}, moving: map[string]jetstream.ConsumeContext{}}, nil
 }
 
-// Close stops the store's movers and waits for them. The streams and
-// their messages stay. Calls after Close fail.
+// receiptKeyName is the key in <Prefix>_queues of the key that signs
+// receipt handles: 32 random bytes, put once.
+const receiptKeyName = "receipt-key"
+
+// receiptKey reads the key that signs receipt handles, putting it first
+// when no store has: a create that fails when the key is there, so that
+// stores starting at once all read the one that was put first.
+func receiptKey(ctx context.Context, js jetstream.JetStream, o Options) ([]byte, error) {
+	bucket := o.Prefix + "_queues"
+	attempt := func() ([]byte, error) {
+		cctx, cancel := context.WithTimeout(ctx, o.CallTimeout)
+		defer cancel()
+		kv, err := js.CreateOrUpdateKeyValue(cctx, jetstream.KeyValueConfig{
+			Bucket:      bucket,
+			Description: "switchboard queues: the key that signs receipt handles",
+			History:     1,
+			Storage:     jetstream.FileStorage,
+			Replicas:    o.Replicas,
+		})
+		if err != nil {
+			return nil, err
+		}
+		fresh := make([]byte, sha256.Size)
+		_, _ = rand.Read(fresh) // never fails
+		if _, err := kv.Create(cctx, receiptKeyName, fresh); err != nil &&
+			!errors.Is(err, jetstream.ErrKeyExists) && !natsjs.WrongLast(err) {
+			return nil, err
+		}
+		e, err := kv.Get(cctx, receiptKeyName)
+		if err != nil {
+			return nil, err
+		}
+		if len(e.Value()) != sha256.Size {
+			return nil, fmt.Errorf("%s holds %d bytes, want %d", receiptKeyName, len(e.Value()), sha256.Size)
+		}
+		return e.Value(), nil
+	}
+	for {
+		key, err := attempt()
+		if err == nil {
+			return key, nil
+		}
+		if pauseFor(ctx, 250*time.Millisecond); ctx.Err() != nil {
+			return nil, fmt.Errorf("natsqueue: bucket %s: %w", bucket, err)
+		}
+	}
+}
+
+// Close stops the store's movers and waits for them: those serving, those
+// stopped before (by a Declare that dropped their queue, or replaced) and
+// those a Declare starts meanwhile. The streams and their messages stay.
+// Calls after Close fail.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -202,17 +333,38 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
-	moving := s.moving
+	for _, cc := range s.moving {
+		s.stopped = append(s.stopped, cc)
+	}
 	s.moving = nil
 	s.mu.Unlock()
 	s.stop()
-	for _, cc := range moving {
+	s.starting.Wait() // a mover started after Close is stopped at once
+	s.mu.Lock()
+	stopped := s.stopped
+	s.stopped = nil
+	s.mu.Unlock()
+	for _, cc := range stopped {
 		cc.Stop()
 	}
-	for _, cc := range moving {
+	for _, cc := range stopped {
 		<-cc.Closed() // after its handler's last message
 	}
 	return nil
+}
+
+// retire records cc, stopped or about to be, for Close to wait for, and
+// forgets those done. s.mu is held.
+func (s *Store) retire(cc jetstream.ConsumeContext) {
+	s.stopped = slices.DeleteFunc(s.stopped, func(c jetstream.ConsumeContext) bool {
+		select {
+		case <-c.Closed():
+			return true
+		default:
+			return false
+		}
+	})
+	s.stopped = append(s.stopped, cc)
 }
 
 func (s *Store) names(name string) (stream, subject, delayStream, delaySubject string) {
@@ -234,9 +386,16 @@ func (s *Store) Declare(ctx context.Context, decls []queue.Declaration) error {
 	// its peers, and queues one after another would add those waits up.
 	made := make([]*served, len(decls))
 	errs := make([]error, len(decls))
+	redelivery := map[string]time.Duration{} // by dead-letter queue: its sources' longest visibility timeout
+	for _, d := range decls {
+		if dl := d.Attributes.DeadLetter; dl != "" {
+			redelivery[dl] = max(redelivery[dl], d.Attributes.WithDefaults().VisibilityTimeout)
+		}
+	}
 	var wg sync.WaitGroup
 	for i, d := range decls {
-		wg.Go(func() { made[i], errs[i] = s.ensure(ctx, d.Name, d.Attributes.WithDefaults()) })
+		a := d.Attributes.WithDefaults()
+		wg.Go(func() { made[i], errs[i] = s.ensure(ctx, d.Name, a, duplicateWindow(a.Retention, redelivery[d.Name])) })
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
@@ -251,11 +410,18 @@ func (s *Store) Declare(ctx context.Context, decls []queue.Declaration) error {
 		s.mu.Unlock()
 		return fmt.Errorf("natsqueue: declare: %w", net.ErrClosed)
 	}
+	for name, q := range next {
+		// The receives waiting here keep their turns.
+		if old, ok := s.queues[name]; ok && cap(old.polls) == cap(q.polls) {
+			q.polls = old.polls
+		}
+	}
 	s.queues = next
 	var stop []jetstream.ConsumeContext
 	for name, cc := range s.moving {
 		if _, ok := next[name]; !ok {
 			stop = append(stop, cc)
+			s.retire(cc)
 			delete(s.moving, name)
 		}
 	}
@@ -273,6 +439,8 @@ func (s *Store) Declare(ctx context.Context, decls []queue.Declaration) error {
 			start = append(start, q)
 		}
 	}
+	s.starting.Add(1)
+	defer s.starting.Done()
 	s.mu.Unlock()
 	for _, cc := range stop {
 		cc.Stop()
@@ -285,8 +453,31 @@ func (s *Store) Declare(ctx context.Context, decls []queue.Declaration) error {
 	return nil
 }
 
-// ensure creates or updates the streams and consumers of queue name.
-func (s *Store) ensure(ctx context.Context, name string, a queue.Attributes) (*served, error) {
+// Bounds of a queue's stream's duplicate window: how long it remembers
+// the message IDs published to it.
+const (
+	minDuplicates = 2 * time.Minute
+	maxDuplicates = time.Hour
+)
+
+// duplicateWindow is the duplicate window of a queue's stream. A queue
+// named as a dead-letter queue remembers the IDs of the messages moved to
+// it for as long as a source may deliver one of them again after a move
+// whose acknowledgement failed (redelivery, its longest visibility
+// timeout; zero for a queue that is no dead-letter queue), and a minute
+// more: at least minDuplicates, at most maxDuplicates (the server keeps
+// every ID of the window in memory) and the queue's retention.
+func duplicateWindow(retention, redelivery time.Duration) time.Duration {
+	w := minDuplicates
+	if redelivery > 0 {
+		w = max(w, min(redelivery+time.Minute, maxDuplicates))
+	}
+	return min(w, retention)
+}
+
+// ensure creates or updates the streams and consumers of queue name,
+// whose stream remembers message IDs for duplicates.
+func (s *Store) ensure(ctx context.Context, name string, a queue.Attributes, duplicates time.Duration) (*served, error) {
 	streamName, subject, delayName, delaySubject := s.names(name)
 	q := &served{name: name, attrs: a, streamName: streamName, subject: subject, delaySubject: delaySubject}
 	cfg := jetstream.StreamConfig{
@@ -301,28 +492,32 @@ func (s *Store) ensure(ctx context.Context, name string, a queue.Attributes) (*s
 		Discard:     jetstream.DiscardNew,
 		// The body, the attributes (grown by their encoding) and the headers.
 		MaxMsgSize: int32(2*a.MaxMessageBytes + 16<<10),
-		Duplicates: min(2*time.Minute, a.Retention),
+		Duplicates: duplicates,
 	}
 	var err error
 	if q.stream, err = s.ensureStream(ctx, cfg); err != nil {
 		return nil, err
 	}
 	cfg.Name, cfg.Description, cfg.Subjects = delayName, "switchboard queue "+name+": delayed messages", []string{delaySubject}
+	cfg.Duplicates = duplicateWindow(a.Retention, 0) // a move is retried within moverAckWait
 	if q.delayStream, err = s.ensureStream(ctx, cfg); err != nil {
 		return nil, err
 	}
-	q.consumer, err = s.js.CreateOrUpdateConsumer(ctx, streamName, jetstream.ConsumerConfig{
+	if q.consumer, err = s.ensureConsumer(ctx, streamName, jetstream.ConsumerConfig{
 		Durable:       receivers,
 		Description:   "switchboard receives of queue " + name,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       a.VisibilityTimeout,
 		MaxDeliver:    -1,
 		MaxAckPending: a.MaxMessages,
-	})
-	if err != nil {
+		MaxWaiting:    maxWaiting,
+	}); err != nil {
 		return nil, fmt.Errorf("natsqueue: queue %s: consumer: %w", name, err)
 	}
-	q.mover, err = s.js.CreateOrUpdateConsumer(ctx, delayName, jetstream.ConsumerConfig{
+	q.polls = make(chan struct{}, max(1, min(s.opts.LongPolls, q.consumer.CachedInfo().Config.MaxWaiting)))
+	mctx, cancel := s.call(ctx)
+	defer cancel()
+	q.mover, err = s.js.CreateOrUpdateConsumer(mctx, delayName, jetstream.ConsumerConfig{
 		Durable:     movers,
 		Description: "switchboard movers of queue " + name + "'s delayed messages",
 		AckPolicy:   jetstream.AckExplicitPolicy,
@@ -339,28 +534,61 @@ func (s *Store) ensure(ctx context.Context, name string, a queue.Attributes) (*s
 	return q, nil
 }
 
+// ensureConsumer creates the consumer of cfg on stream, or updates it. A
+// consumer made before keeps its MaxWaiting, which the server does not let
+// change (one made by an earlier version of this store has the server's
+// default, 512).
+func (s *Store) ensureConsumer(ctx context.Context, stream string, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	cctx, cancel := s.call(ctx)
+	c, err := s.js.Consumer(cctx, stream, cfg.Durable)
+	cancel()
+	switch {
+	case err == nil:
+		cfg.MaxWaiting = c.CachedInfo().Config.MaxWaiting
+	case !errors.Is(err, jetstream.ErrConsumerNotFound):
+		return nil, err
+	}
+	cctx, cancel = s.call(ctx)
+	defer cancel()
+	return s.js.CreateOrUpdateConsumer(cctx, stream, cfg)
+}
+
 // ensureStream creates the stream of cfg, or updates its limits. Every
 // node runs this at start, at once: most find the stream made and leave
 // it be.
 func (s *Store) ensureStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
-	st, err := s.js.Stream(ctx, cfg.Name)
+	stream := func() (jetstream.Stream, error) {
+		cctx, cancel := s.call(ctx)
+		defer cancel()
+		return s.js.Stream(cctx, cfg.Name)
+	}
+	st, err := stream()
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		st, err = s.js.CreateStream(ctx, cfg)
+		cctx, cancel := s.call(ctx)
+		st, err = s.js.CreateStream(cctx, cfg)
+		cancel()
 		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-			st, err = s.js.Stream(ctx, cfg.Name) // another node made it first
+			st, err = stream() // another node made it first
 		}
 	}
 	if err == nil {
 		have := st.CachedInfo().Config
 		if have.MaxAge != cfg.MaxAge || have.MaxMsgs != cfg.MaxMsgs || have.MaxMsgSize != cfg.MaxMsgSize ||
 			have.Duplicates != cfg.Duplicates || have.Replicas != cfg.Replicas {
-			st, err = s.js.UpdateStream(ctx, cfg)
+			cctx, cancel := s.call(ctx)
+			st, err = s.js.UpdateStream(cctx, cfg)
+			cancel()
 		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("natsqueue: stream %s: %w", cfg.Name, err)
 	}
 	return st, nil
+}
+
+// call bounds one call to JetStream within ctx.
+func (s *Store) call(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.opts.CallTimeout)
 }
 
 func (s *Store) queue(name string) (*served, error) {
@@ -377,7 +605,12 @@ func (s *Store) queue(name string) (*served, error) {
 }
 
 // Send implements queue.Store. The messages are published at once and
-// their acknowledgements awaited together.
+// their acknowledgements awaited together, each for CallTimeout, then once
+// more for a message published again with its message ID (which the
+// stream stores once). A send whose acknowledgements do not come fails
+// with an error wrapping context.DeadlineExceeded, however long ctx
+// lasts: the caller may send again, and the messages of the first send
+// that the stream did store are then there twice.
 func (s *Store) Send(ctx context.Context, name string, msgs []queue.Outgoing) ([]queue.Sent, error) {
 	q, err := s.queue(name)
 	if err != nil {
@@ -408,30 +641,43 @@ func (s *Store) Send(ctx context.Context, name string, msgs []queue.Outgoing) ([
 		}
 		nms[i], out[i] = nm, queue.Sent{ID: id}
 	}
+	acks := make([]*jetstream.PubAck, len(nms))
+	errs := make([]error, len(nms))
 	futures := make([]jetstream.PubAckFuture, 0, len(nms))
-	var firstErr error
-	for _, nm := range nms {
-		f, err := s.js.PublishMsgAsync(nm)
+	for _, nm := range nms { // in order, so that a batch is stored in its order
+		f, err := s.pub.PublishMsgAsync(nm)
 		if err != nil {
-			firstErr = err
+			errs[len(futures)] = err
 			break
 		}
 		futures = append(futures, f)
 	}
-	var stored []*nats.Msg // published, to remove when the batch fails
-	var seqs []uint64
-	for _, f := range futures {
+	// Each acknowledgement comes, or fails, within CallTimeout (the
+	// publisher's own bound); one that did not come is asked for again.
+	var again sync.WaitGroup
+	for i, f := range futures {
 		select {
-		case ack := <-f.Ok():
-			stored, seqs = append(stored, f.Msg()), append(seqs, ack.Sequence)
+		case acks[i] = <-f.Ok():
 		case err := <-f.Err():
-			if firstErr == nil || errors.Is(publishErr(err), queue.ErrFull) {
-				firstErr = err
+			if errors.Is(err, jetstream.ErrAsyncPublishTimeout) {
+				again.Go(func() { acks[i], errs[i] = s.publish(ctx, nms[i]) })
+			} else {
+				errs[i] = err
 			}
 		case <-ctx.Done():
-			if firstErr == nil {
-				firstErr = ctx.Err()
-			}
+			errs[i] = ctx.Err()
+		}
+	}
+	again.Wait()
+	var firstErr error
+	var stored []*nats.Msg // published, to remove when the batch fails
+	var seqs []uint64
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			stored, seqs = append(stored, nms[i]), append(seqs, acks[i].Sequence)
+		case firstErr == nil || errors.Is(publishErr(err), queue.ErrFull) && !errors.Is(publishErr(firstErr), queue.ErrFull):
+			firstErr = err
 		}
 	}
 	if firstErr == nil {
@@ -443,13 +689,28 @@ func (s *Store) Send(ctx context.Context, name string, msgs []queue.Outgoing) ([
 		if nm.Subject == q.delaySubject {
 			st = q.delayStream
 		}
-		dctx, cancel := context.WithTimeout(context.Background(), attemptTimeout)
+		dctx, cancel := s.call(context.Background())
 		if err := st.DeleteMsg(dctx, seqs[i]); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 			s.opts.Logger.Warn("natsqueue: a message of a failed batch was not removed", "queue", name, "err", err)
 		}
 		cancel()
 	}
 	return nil, fmt.Errorf("send to %s: %w", name, publishErr(firstErr))
+}
+
+// publish stores nm in its stream and returns the stream's
+// acknowledgement. One that does not come within CallTimeout (the
+// stream's leader died as it stored nm, or before) is an error wrapping
+// context.DeadlineExceeded: nm may or may not be stored, and publishing it
+// again with its message ID stores it once.
+func (s *Store) publish(ctx context.Context, nm *nats.Msg) (*jetstream.PubAck, error) {
+	pctx, cancel := s.call(ctx)
+	defer cancel()
+	ack, err := s.js.PublishMsg(pctx, nm)
+	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		return nil, fmt.Errorf("no acknowledgement from the stream within %v: %w", s.opts.CallTimeout, err)
+	}
+	return ack, err
 }
 
 // publishErr maps a stream's refusal to the queue's errors.
@@ -545,14 +806,10 @@ func (s *Store) Receive(ctx context.Context, name string, opts queue.ReceiveOpti
 		}
 		out, err := s.fetch(ctx, q, max, time.Time{}, opts.Visibility)
 		if err != nil && transient(err) && time.Until(deadline) > failoverPause {
-			// The queue's stream is choosing a new leader (a server of the
-			// engine died): ask again while the receive may wait.
-			pause := time.NewTimer(failoverPause)
-			select {
-			case <-pause.C:
-			case <-ctx.Done():
-				pause.Stop()
-			}
+			// The queue's stream or consumer is choosing a new leader (a
+			// server of the engine died or left): ask again while the
+			// receive may wait.
+			pauseFor(ctx, failoverPause)
 			continue
 		}
 		if err != nil || len(out) > 0 {
@@ -563,19 +820,23 @@ func (s *Store) Receive(ctx context.Context, name string, opts queue.ReceiveOpti
 			return nil, nil
 		case left < 50*time.Millisecond:
 			// Too short to ask the server: wait it out, then look once more.
-			timer := time.NewTimer(left)
-			select {
-			case <-timer.C:
-			case <-ctx.Done():
-				timer.Stop()
-			}
+			pauseFor(ctx, left)
 			continue
 		}
 		s.waiting(1)
+		if !q.turn(ctx, deadline) {
+			s.waiting(-1)
+			continue // the loop's first fetch looks once more, or answers ctx's end
+		}
 		out, err = s.fetch(ctx, q, 1, deadline, opts.Visibility)
+		<-q.polls
 		s.waiting(-1)
 		if err != nil && transient(err) {
-			continue // the loop's first fetch waits, or answers the error
+			// The loop's first fetch asks again, or answers the error.
+			if time.Until(deadline) > failoverPause {
+				pauseFor(ctx, failoverPause)
+			}
+			continue
 		}
 		if err != nil {
 			return nil, err
@@ -593,12 +854,49 @@ func (s *Store) Receive(ctx context.Context, name string, opts queue.ReceiveOpti
 	}
 }
 
+// turn waits until a long poll of q may wait at the server, and reports
+// whether it may before deadline and ctx's end.
+func (q *served) turn(ctx context.Context, deadline time.Time) bool {
+	select {
+	case q.polls <- struct{}{}:
+		return true
+	default:
+	}
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case q.polls <- struct{}{}:
+		return true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return false
+}
+
 // failoverPause paces a receive's requests while its stream has no leader.
 const failoverPause = 100 * time.Millisecond
 
-// transient reports an error a stream answers while it chooses a leader.
+// transient reports an error a pull (or a publish) gets while a stream or
+// its consumer chooses a leader: no server answers for it (no responders,
+// or no answer in time), or a pull waiting at a leader is ended because
+// the leader changed or its server shuts down (409 Leadership Change, 409
+// Server Shutdown). So is a pull refused because the consumer holds its
+// MaxWaiting of pulls (409 Exceeded MaxWaiting), from several nodes.
 func transient(err error) bool {
-	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrTimeout)
+	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
+		errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrConsumerLeadershipChanged) ||
+		errors.Is(err, jetstream.ErrServerShutdown) ||
+		strings.Contains(err.Error(), "Exceeded MaxWaiting") // the client has no error of its own for it
+}
+
+// pauseFor waits for d, or until ctx ends.
+func pauseFor(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 func (s *Store) waiting(n int) {
@@ -607,8 +905,9 @@ func (s *Store) waiting(n int) {
 	s.mu.Unlock()
 }
 
-// WaitersForTest reports how many receives wait in a long poll, so that a
-// test sends or cancels once a receive waits rather than racing it.
+// WaitersForTest reports how many receives wait in a long poll, at the
+// server or for their turn, so that a test sends or cancels once a
+// receive waits rather than racing it.
 func (s *Store) WaitersForTest() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -627,6 +926,10 @@ func (s *Store) fetch(ctx context.Context, q *served, max int, until time.Time, 
 		wctx, cancel := context.WithDeadline(ctx, until)
 		defer cancel()
 		batch, err = q.consumer.Fetch(max, jetstream.FetchContext(wctx))
+		if dl, _ := wctx.Deadline(); errors.Is(err, jetstream.ErrInvalidOption) && !time.Now().Before(dl) {
+			// The wait ended before the client asked: no message came.
+			return nil, nil
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("receive from %s: %w", q.name, err)
@@ -660,7 +963,7 @@ func (s *Store) take(ctx context.Context, q *served, m jetstream.Msg, vis *time.
 		return queue.Message{}, false
 	}
 	msg := decode(m.Headers(), m.Data()).message()
-	msg.ReceiptHandle = base64.RawURLEncoding.EncodeToString([]byte(m.Reply()))
+	msg.ReceiptHandle = s.receipt(m.Reply())
 	msg.ReceiveCount = int(md.NumDelivered)
 	msg.FirstReceivedAt = time.Now()
 	if vis != nil && *vis != q.attrs.VisibilityTimeout {
@@ -682,9 +985,7 @@ func (s *Store) deadLetter(ctx context.Context, q *served, m jetstream.Msg, md *
 	err := errors.New("its dead-letter queue is not declared")
 	if dlq != nil {
 		nm := newMsg(dlq.subject, k.id, k.id+":dead:"+strconv.FormatUint(md.Sequence.Stream, 10), k.body, k.attrs, k.sent, q.name)
-		pctx, cancel := context.WithTimeout(ctx, attemptTimeout)
-		_, err = s.js.PublishMsg(pctx, nm)
-		cancel()
+		_, err = s.publish(ctx, nm)
 	}
 	if err != nil {
 		s.opts.Logger.Warn("natsqueue: a message did not move to its dead-letter queue", "queue", q.name, "deadLetter", q.attrs.DeadLetter, "err", publishErr(err))
@@ -692,7 +993,8 @@ func (s *Store) deadLetter(ctx context.Context, q *served, m jetstream.Msg, md *
 		return
 	}
 	if err := s.ack(ctx, m.Reply()); err != nil {
-		// Delivered again, it moves again; the dead-letter queue stores it once.
+		// Delivered again, it moves again; the dead-letter queue stores it
+		// once (within its duplicate window: see duplicateWindow).
 		s.opts.Logger.Warn("natsqueue: a dead letter stays in its queue", "queue", q.name, "err", err)
 		return
 	}
@@ -716,21 +1018,39 @@ func (s *Store) nak(ctx context.Context, reply string, delay time.Duration) erro
 }
 
 func (s *Store) request(ctx context.Context, subject string, body []byte) error {
-	rctx, cancel := context.WithTimeout(ctx, attemptTimeout)
+	rctx, cancel := s.call(ctx)
 	defer cancel()
 	_, err := s.nc.RequestWithContext(rctx, subject, body)
 	return err
 }
 
-// handle checks that receipt is an acknowledgement subject of q's
-// consumer, and returns it with the message's stream sequence.
-func (q *served) handle(receipt string) (string, uint64, error) {
+// receipt is the receipt handle of the delivery whose acknowledgement
+// subject is reply: the subject after its MAC (HMAC-SHA256 under the
+// engine's receipt key), in URL-safe base64.
+func (s *Store) receipt(reply string) string {
+	return base64.RawURLEncoding.EncodeToString(append(s.mac(reply), reply...))
+}
+
+func (s *Store) mac(subject string) []byte {
+	m := hmac.New(sha256.New, s.key)
+	m.Write([]byte(subject))
+	return m.Sum(nil)
+}
+
+// handle checks that receipt is a receipt handle this engine's stores
+// issued for q (its MAC verifies, its subject is an acknowledgement
+// subject of q's consumer), and returns the subject with the message's
+// stream sequence.
+func (s *Store) handle(q *served, receipt string) (string, uint64, error) {
 	bad := fmt.Errorf("%w: %q", queue.ErrReceiptHandle, receipt)
 	raw, err := base64.RawURLEncoding.DecodeString(receipt)
-	if err != nil {
+	if err != nil || len(raw) <= sha256.Size {
 		return "", 0, bad
 	}
-	subject := string(raw)
+	subject := string(raw[sha256.Size:])
+	if !hmac.Equal(raw[:sha256.Size], s.mac(subject)) {
+		return "", 0, bad
+	}
 	t := strings.Split(subject, ".")
 	// $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<time>.<pending>,
 	// or with a domain and an account hash after ACK (and a last token).
@@ -768,7 +1088,7 @@ func (s *Store) Delete(ctx context.Context, name, receipt string) error {
 	if err != nil {
 		return err
 	}
-	subject, _, err := q.handle(receipt)
+	subject, _, err := s.handle(q, receipt)
 	if err != nil {
 		return err
 	}
@@ -788,12 +1108,15 @@ func (s *Store) ChangeVisibility(ctx context.Context, name, receipt string, time
 	if err != nil {
 		return err
 	}
-	subject, seq, err := q.handle(receipt)
+	subject, seq, err := s.handle(q, receipt)
 	if err != nil {
 		return err
 	}
 	// A work-queue stream keeps only what is not yet deleted.
-	if _, err := q.stream.GetMsg(ctx, seq); errors.Is(err, jetstream.ErrMsgNotFound) {
+	gctx, cancel := s.call(ctx)
+	_, err = q.stream.GetMsg(gctx, seq)
+	cancel()
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return fmt.Errorf("%w: %s", queue.ErrNotInFlight, receipt)
 	} else if err != nil {
 		return fmt.Errorf("change visibility in %s: %w", name, err)
@@ -811,15 +1134,21 @@ func (s *Store) Info(ctx context.Context, name string) (queue.Info, error) {
 	if err != nil {
 		return queue.Info{}, err
 	}
-	st, err := q.stream.Info(ctx)
+	cctx, cancel := s.call(ctx)
+	st, err := q.stream.Info(cctx)
+	cancel()
 	if err != nil {
 		return queue.Info{}, fmt.Errorf("info of %s: %w", name, err)
 	}
-	ci, err := q.consumer.Info(ctx)
+	cctx, cancel = s.call(ctx)
+	ci, err := q.consumer.Info(cctx)
+	cancel()
 	if err != nil {
 		return queue.Info{}, fmt.Errorf("info of %s: %w", name, err)
 	}
-	dt, err := q.delayStream.Info(ctx)
+	cctx, cancel = s.call(ctx)
+	dt, err := q.delayStream.Info(cctx)
+	cancel()
 	if err != nil {
 		return queue.Info{}, fmt.Errorf("info of %s: %w", name, err)
 	}
@@ -850,13 +1179,17 @@ func (s *Store) Queues(ctx context.Context) ([]string, error) {
 // each calls f with q's stored messages, oldest first, until f returns
 // false; the messages stored after the call began are not visited.
 func (s *Store) each(ctx context.Context, q *served, f func(*jetstream.RawStreamMsg) bool) error {
-	info, err := q.stream.Info(ctx)
+	cctx, cancel := s.call(ctx)
+	info, err := q.stream.Info(cctx)
+	cancel()
 	if err != nil {
 		return err
 	}
 	last := info.State.LastSeq
 	for seq := info.State.FirstSeq; seq > 0 && seq <= last; {
-		m, err := q.stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(q.subject))
+		cctx, cancel := s.call(ctx)
+		m, err := q.stream.GetMsg(cctx, seq, jetstream.WithGetMsgSubject(q.subject))
+		cancel()
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return nil
 		}
@@ -920,14 +1253,17 @@ func (s *Store) Redrive(ctx context.Context, name string) (int, error) {
 			return true
 		}
 		nm := newMsg(src.subject, k.id, k.id+":redrive:"+strconv.FormatUint(m.Sequence, 10), k.body, k.attrs, k.sent, "")
-		if _, err := s.js.PublishMsg(ctx, nm); err != nil {
+		if _, err := s.publish(ctx, nm); err != nil {
 			if err = publishErr(err); !errors.Is(err, queue.ErrFull) {
 				moveErr = err
 				return false
 			}
 			return true
 		}
-		if err := dlq.stream.DeleteMsg(ctx, m.Sequence); err != nil {
+		cctx, cancel := s.call(ctx)
+		err := dlq.stream.DeleteMsg(cctx, m.Sequence)
+		cancel()
+		if err != nil {
 			if !errors.Is(err, jetstream.ErrMsgNotFound) { // another node moved it first
 				moveErr = err
 				return false
@@ -961,10 +1297,12 @@ func (s *Store) startMover(q *served) error {
 	defer s.mu.Unlock()
 	if s.closed {
 		cc.Stop()
+		s.retire(cc)
 		return nil
 	}
 	if old, ok := s.moving[name]; ok {
 		old.Stop()
+		s.retire(old)
 	}
 	s.moving[name] = cc
 	return nil
@@ -988,15 +1326,18 @@ func (s *Store) move(name, subject string, m jetstream.Msg) {
 		}
 	}
 	nm.Header.Set(jetstream.MsgIDHeader, m.Headers().Get(jetstream.MsgIDHeader))
-	ctx, cancel := context.WithTimeout(s.ctx, attemptTimeout)
-	defer cancel()
-	if _, err := s.js.PublishMsg(ctx, nm); err != nil {
+	ctx, cancel := s.call(s.ctx)
+	_, err = s.js.PublishMsg(ctx, nm)
+	cancel()
+	if err != nil {
 		if !errors.Is(publishErr(err), queue.ErrFull) && s.ctx.Err() == nil {
 			s.opts.Logger.Warn("natsqueue: a due message did not move to its queue", "queue", name, "err", err)
 		}
 		_ = m.NakWithDelay(retryFull)
 		return
 	}
+	ctx, cancel = s.call(s.ctx)
+	defer cancel()
 	if err := m.DoubleAck(ctx); err != nil && s.ctx.Err() == nil {
 		// Delivered again, it moves again; the queue stores it once.
 		s.opts.Logger.Debug("natsqueue: a moved message stays delayed", "queue", name, "err", err)

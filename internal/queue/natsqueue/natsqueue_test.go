@@ -336,3 +336,187 @@ func TestLongPollEnds(t *testing.T) {
 		t.Errorf("Receive(Wait %v) returned after %v, want no sooner", wait, d)
 	}
 }
+
+// TestSendLostAck: a send whose acknowledgement never comes (its stream
+// gone, and a subscriber on its subject that never answers) fails after
+// CallTimeout twice, however long its context, with an error a caller
+// retries; the second publish carries the first one's message ID, so a
+// stream that stored the first stores it once.
+func TestSendLostAck(t *testing.T) {
+	t.Parallel()
+	url := engines["embedded"](t)
+	js := connect(t, url)
+	s := open(t, js, natsqueue.Options{Prefix: "lost", CallTimeout: 200 * time.Millisecond}, queue.Declaration{Name: "q"})
+	if err := js.DeleteStream(ctxFor(t), "lost_queue_q"); err != nil {
+		t.Fatal(err)
+	}
+	silent := connect(t, url).Conn()
+	got := make(chan *nats.Msg, 10)
+	if _, err := silent.ChanSubscribe("lost.queue.q", got); err != nil {
+		t.Fatal(err)
+	}
+	if err := silent.Flush(); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 24*time.Hour) // an EventBridge target's
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Send(ctx, "q", []queue.Outgoing{{Body: "a"}})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, queue.ErrInvalid) || errors.Is(err, queue.ErrNotFound) {
+			t.Errorf("Send without an acknowledgement = %v, want an error wrapping context.DeadlineExceeded", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Send still waits for an acknowledgement that will not come")
+	}
+	var ids []string
+	for len(ids) < 2 {
+		select {
+		case m := <-got:
+			ids = append(ids, m.Header.Get(jetstream.MsgIDHeader))
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the subscriber saw %d publishes, want 2", len(ids))
+		}
+	}
+	if ids[0] == "" || ids[0] != ids[1] {
+		t.Errorf("published with message IDs %q, want the same one twice", ids)
+	}
+}
+
+// TestManyLongPolls: more receives of a queue wait at once than the
+// server lets a consumer hold by default (512): on a queue this store
+// made, and on one whose consumer was made with that default (which the
+// server does not let change), even from two stores together, no receive
+// fails and every message is received once. A store that lets only a few
+// long polls wait at the server makes the others wait their turn.
+func TestManyLongPolls(t *testing.T) {
+	t.Parallel()
+	const many = 600
+	tests := []struct {
+		name      string
+		premade   bool // the consumer made beforehand, with the server's default MaxWaiting
+		longPolls int
+		stores    int
+	}{
+		{"made here", false, 0, 1},
+		{"made with the default", true, 0, 1},
+		{"made with the default, two stores", true, 0, 2},
+		{"a few at the server", false, 3, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			url := engines["embedded"](t)
+			js := connect(t, url)
+			if tt.premade {
+				ctx := ctxFor(t)
+				if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "many_queue_q", Subjects: []string{"many.queue.q"},
+					Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage}); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := js.CreateConsumer(ctx, "many_queue_q", jetstream.ConsumerConfig{Durable: "receivers", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var stores []*natsqueue.Store
+			for range tt.stores {
+				stores = append(stores, open(t, connect(t, url), natsqueue.Options{Prefix: "many", LongPolls: tt.longPolls}, queue.Declaration{Name: "q"}))
+			}
+			s := stores[0]
+			type result struct {
+				msgs []queue.Message
+				err  error
+			}
+			results := make(chan result, many)
+			for i := range many {
+				go func() {
+					// Under 10s, a pull the server refuses is answered (past
+					// that it is dropped silently and asked again later).
+					msgs, err := stores[i%len(stores)].Receive(ctxFor(t), "q", queue.ReceiveOptions{Wait: 8 * time.Second})
+					results <- result{msgs, err}
+				}()
+			}
+			testutil.Eventually(t, 20*time.Second, func() bool {
+				n := 0
+				for _, s := range stores {
+					n += s.WaitersForTest()
+				}
+				return n == many
+			}, "%d receives waiting", many)
+			for i := 0; i < many; i += queue.MaxBatch {
+				var batch []queue.Outgoing
+				for j := range queue.MaxBatch {
+					batch = append(batch, queue.Outgoing{Body: fmt.Sprint(i + j)})
+				}
+				if _, err := s.Send(ctxFor(t), "q", batch); err != nil {
+					t.Fatal(err)
+				}
+			}
+			seen := map[string]bool{}
+			take := func(msgs []queue.Message) {
+				for _, m := range msgs {
+					if seen[m.Body] {
+						t.Errorf("message %s received twice", m.Body)
+					}
+					seen[m.Body] = true
+				}
+			}
+			for range many {
+				r := <-results
+				if r.err != nil {
+					t.Errorf("Receive = %v", r.err)
+				}
+				take(r.msgs)
+			}
+			// Those whose wait ended before their message came are still there.
+			for len(seen) < many {
+				msgs, err := s.Receive(ctxFor(t), "q", queue.ReceiveOptions{Max: queue.MaxBatch})
+				if err != nil || len(msgs) == 0 {
+					t.Fatalf("%d of %d messages received; then Receive = %d messages, %v", len(seen), many, len(msgs), err)
+				}
+				take(msgs)
+			}
+		})
+	}
+}
+
+// TestDuplicateWindow: a dead-letter queue's stream remembers the message
+// IDs published to it for its sources' longest visibility timeout and a
+// minute, so that a move made again after an acknowledgement that failed
+// stores one copy; at least the 2 minutes every queue has, at most an hour
+// and the queue's retention.
+func TestDuplicateWindow(t *testing.T) {
+	t.Parallel()
+	js := connect(t, engines["embedded"](t))
+	dl := func(vis time.Duration, dlq string) queue.Attributes {
+		return queue.Attributes{VisibilityTimeout: vis, DeadLetter: dlq, MaxReceiveCount: 1}
+	}
+	open(t, js, natsqueue.Options{Prefix: "dup"},
+		queue.Declaration{Name: "short", Attributes: dl(0, "dlq")}, // 30s
+		queue.Declaration{Name: "long", Attributes: dl(10*time.Minute, "dlq")},
+		queue.Declaration{Name: "dlq"},
+		queue.Declaration{Name: "slow", Attributes: dl(queue.MaxVisibilityTimeout, "capped")},
+		queue.Declaration{Name: "capped"},
+		queue.Declaration{Name: "to-kept", Attributes: dl(10*time.Minute, "kept")},
+		queue.Declaration{Name: "kept", Attributes: queue.Attributes{Retention: 5 * time.Minute}})
+	for stream, want := range map[string]time.Duration{
+		"dup_queue_short":  2 * time.Minute,
+		"dup_queue_dlq":    11 * time.Minute,
+		"dup_qdelay_dlq":   2 * time.Minute,
+		"dup_queue_capped": time.Hour,
+		"dup_queue_kept":   5 * time.Minute,
+	} {
+		st, err := js.Stream(ctxFor(t), stream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := st.CachedInfo().Config.Duplicates; got != want {
+			t.Errorf("%s: duplicate window %v, want %v", stream, got, want)
+		}
+	}
+}
