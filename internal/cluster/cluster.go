@@ -412,7 +412,7 @@ func (c *Cluster) startNATS(ctx context.Context, u string, replicated bool) erro
 		c.hist = st
 		c.closeE = append(c.closeE, st.Close)
 	}
-	qs, err := natsqueue.New(ctx, js, natsqueue.Options{Replicas: ro.Replicas, Left: c.opts.QueueLeft, Logger: c.log})
+	qs, err := natsqueue.New(ctx, js, natsqueue.Options{Replicas: ro.Replicas, CallTimeout: c.opts.CallTimeout, Left: c.opts.QueueLeft, Logger: c.log})
 	if err != nil {
 		return fmt.Errorf("cluster: queues on JetStream: %w", err)
 	}
