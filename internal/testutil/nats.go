@@ -6,7 +6,43 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/switchboard-gateway/switchboard/internal/natsembed"
 )
+
+// NATSEngines start a NATS engine with JetStream for a test and return its
+// client URL: a real nats-server process (Debian's, older than the module)
+// and the server embedded from the module. Tests of a package that talks
+// to NATS run against both.
+var NATSEngines = map[string]func(t *testing.T) string{
+	"process": func(t *testing.T) string { return StartNATS(t).URL },
+	"embedded": func(t *testing.T) string {
+		s, err := natsembed.Start(natsembed.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Close)
+		return s.ClientURL()
+	},
+}
+
+// JetStream connects to the NATS server at url until the end of the test.
+func JetStream(t testing.TB, url string) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
 
 // NATSProcess is a real nats-server process started by a test.
 type NATSProcess struct {

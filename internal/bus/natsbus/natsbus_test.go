@@ -14,23 +14,12 @@ import (
 	"github.com/switchboard-gateway/switchboard/internal/bus"
 	"github.com/switchboard-gateway/switchboard/internal/bus/natsbus"
 	"github.com/switchboard-gateway/switchboard/internal/conn"
-	"github.com/switchboard-gateway/switchboard/internal/natsembed"
 	"github.com/switchboard-gateway/switchboard/internal/testutil"
 )
 
-// engines start a NATS engine for a test and return its client URL: a real
-// nats-server process, and the embedded server.
-var engines = map[string]func(t *testing.T) string{
-	"process": func(t *testing.T) string { return testutil.StartNATS(t).URL },
-	"embedded": func(t *testing.T) string {
-		s, err := natsembed.Start(natsembed.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(s.Close)
-		return s.ClientURL()
-	},
-}
+// engines are testutil.NATSEngines: a nats-server process and the
+// embedded server.
+var engines = testutil.NATSEngines
 
 // handler records what the bus delivers to one node.
 type handler struct {

@@ -7,43 +7,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/switchboard-gateway/switchboard/internal/history"
 	"github.com/switchboard-gateway/switchboard/internal/history/histtest"
 	"github.com/switchboard-gateway/switchboard/internal/history/natshist"
-	"github.com/switchboard-gateway/switchboard/internal/natsembed"
 	"github.com/switchboard-gateway/switchboard/internal/testutil"
 )
 
-// engines are a real nats-server process (Debian's, older than the
-// module) and the server embedded from the module.
-var engines = map[string]func(t *testing.T) string{
-	"process": func(t *testing.T) string { return testutil.StartNATS(t).URL },
-	"embedded": func(t *testing.T) string {
-		s, err := natsembed.Start(natsembed.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(s.Close)
-		return s.ClientURL()
-	},
-}
+// engines are testutil.NATSEngines: a nats-server process and the
+// embedded server.
+var engines = testutil.NATSEngines
 
-func connect(t *testing.T, url string) jetstream.JetStream {
-	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
-}
+func connect(t *testing.T, url string) jetstream.JetStream { return testutil.JetStream(t, url) }
 
 func newStore(t *testing.T, js jetstream.JetStream, o natshist.Options) *natshist.Store {
 	t.Helper()

@@ -19,33 +19,11 @@ import (
 	"github.com/switchboard-gateway/switchboard/internal/testutil"
 )
 
-// engines are a real nats-server process (Debian's, older than the
-// module) and the server embedded from the module.
-var engines = map[string]func(t *testing.T) string{
-	"process": func(t *testing.T) string { return testutil.StartNATS(t).URL },
-	"embedded": func(t *testing.T) string {
-		s, err := natsembed.Start(natsembed.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(s.Close)
-		return s.ClientURL()
-	},
-}
+// engines are testutil.NATSEngines: a nats-server process and the
+// embedded server.
+var engines = testutil.NATSEngines
 
-func connect(t *testing.T, url string) jetstream.JetStream {
-	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
-}
+func connect(t *testing.T, url string) jetstream.JetStream { return testutil.JetStream(t, url) }
 
 func ctxFor(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -436,18 +414,28 @@ func TestManyLongPolls(t *testing.T) {
 			for i := range many {
 				go func() {
 					// Under 10s, a pull the server refuses is answered (past
-					// that it is dropped silently and asked again later).
-					msgs, err := stores[i%len(stores)].Receive(ctxFor(t), "q", queue.ReceiveOptions{Wait: 8 * time.Second})
-					results <- result{msgs, err}
+					// that it is dropped silently and asked again later). A
+					// receive that ends empty, on a machine too slow to have
+					// all of them waiting by then, waits again.
+					for {
+						msgs, err := stores[i%len(stores)].Receive(ctxFor(t), "q", queue.ReceiveOptions{Wait: 8 * time.Second})
+						if err != nil || len(msgs) > 0 {
+							results <- result{msgs, err}
+							return
+						}
+					}
 				}()
 			}
-			testutil.Eventually(t, 20*time.Second, func() bool {
+			// Most of them wait before the messages are sent. (All at once is
+			// not a state to wait for: past a server's MaxWaiting, refused
+			// pulls are asked again after a pause, out of the count meanwhile.)
+			testutil.Eventually(t, 60*time.Second, func() bool {
 				n := 0
 				for _, s := range stores {
 					n += s.WaitersForTest()
 				}
-				return n == many
-			}, "%d receives waiting", many)
+				return n >= many*3/4
+			}, "%d receives waiting", many*3/4)
 			for i := 0; i < many; i += queue.MaxBatch {
 				var batch []queue.Outgoing
 				for j := range queue.MaxBatch {
@@ -473,13 +461,8 @@ func TestManyLongPolls(t *testing.T) {
 				}
 				take(r.msgs)
 			}
-			// Those whose wait ended before their message came are still there.
-			for len(seen) < many {
-				msgs, err := s.Receive(ctxFor(t), "q", queue.ReceiveOptions{Max: queue.MaxBatch})
-				if err != nil || len(msgs) == 0 {
-					t.Fatalf("%d of %d messages received; then Receive = %d messages, %v", len(seen), many, len(msgs), err)
-				}
-				take(msgs)
+			if len(seen) != many {
+				t.Errorf("%d different messages received, want %d", len(seen), many)
 			}
 		})
 	}

@@ -11,23 +11,14 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/switchboard-gateway/switchboard/internal/bus/natsbus"
-	"github.com/switchboard-gateway/switchboard/internal/natsembed"
 	"github.com/switchboard-gateway/switchboard/internal/registry"
 	"github.com/switchboard-gateway/switchboard/internal/registry/natsreg"
 	"github.com/switchboard-gateway/switchboard/internal/testutil"
 )
 
-var engines = map[string]func(t *testing.T) string{
-	"process": func(t *testing.T) string { return testutil.StartNATS(t).URL },
-	"embedded": func(t *testing.T) string {
-		s, err := natsembed.Start(natsembed.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(s.Close)
-		return s.ClientURL()
-	},
-}
+// engines are testutil.NATSEngines: a nats-server process and the
+// embedded server.
+var engines = testutil.NATSEngines
 
 func ctx10(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
