@@ -137,7 +137,7 @@ func (h *Hub) catchUp(ctx context.Context, c *client, topic string, hs *histSub,
 			hs.mu.Unlock()
 			continue
 		}
-		hs.last = max64(hs.last, b.Now.Offset)
+		hs.last = max(hs.last, b.Now.Offset)
 		hs.epoch = b.Now.Epoch
 		_ = h.send(c, wsconn.Text, subscribedMessage(topic, b.Now), out)
 		for _, e := range hs.pending {
@@ -162,13 +162,6 @@ func (h *Hub) catchUp(ctx context.Context, c *client, topic string, hs *histSub,
 func (h *Hub) newEpochLocked(c *client, topic string, hs *histSub, epoch string, out prometheus.Counter) {
 	_ = h.send(c, wsconn.Text, gapMessage(topic, epoch, history.GapEpoch), out)
 	hs.epoch, hs.last = epoch, 0
-}
-
-func max64(a, b uint64) uint64 {
-	if a > b {
-		return a
-	}
-	return b
 }
 
 // publishKept publishes to a topic whose history is kept: the store gives
@@ -216,7 +209,7 @@ func (h *Hub) deliverKept(topic string, e history.Entry) int {
 				hs.mu.Unlock()
 				continue
 			case e.Epoch != hs.epoch:
-				h.newEpochLocked(c, topic, hs, e.Epoch, h.out(historySource))
+				h.newEpochLocked(c, topic, hs, e.Epoch, h.histOut)
 			case e.Offset <= hs.last:
 				hs.mu.Unlock()
 				continue // its catch-up sent it
@@ -233,7 +226,7 @@ func (h *Hub) deliverKept(topic string, e history.Entry) int {
 		}
 	}
 	h.mu.RUnlock()
-	h.out(historySource).Add(float64(n))
+	h.histOut.Add(float64(n))
 	return n
 }
 

@@ -93,7 +93,8 @@ type Hub struct {
 	interestMu sync.Mutex          // serializes declarations of interest on the bus
 	declared   map[string]struct{} // topics this node declared on the bus
 
-	hist    History // nil: no topic keeps history
+	hist    History            // nil: no topic keeps history
+	histOut prometheus.Counter // messages out of kept topics' deliveries
 	metrics *metrics.Metrics
 }
 
@@ -167,7 +168,12 @@ func newHub(o HubOptions) *Hub {
 	if o.Bus == nil {
 		presence = nil // a node alone answers from its own index
 	}
+	var histOut prometheus.Counter
+	if o.History != nil {
+		histOut = o.Metrics.MessagesOut.WithLabelValues(historySource)
+	}
 	return &Hub{
+		histOut:     histOut,
 		users:       users,
 		presence:    presence,
 		announce:    o.Announce,
