@@ -212,7 +212,10 @@ type Store struct {
 	pub  jetstream.JetStream
 	nc   *nats.Conn
 	opts Options
-	key  []byte // signs receipt handles; the same on every node of the engine
+	// key signs receipt handles, the same on every node of the engine:
+	// read by the first Declare that serves a queue (under declaring,
+	// before mu publishes the queues that use it), never changed after.
+	key []byte
 
 	ctx  context.Context // ended by Close: the movers' lifetime
 	stop context.CancelFunc
@@ -242,11 +245,10 @@ type served struct {
 	polls        chan struct{}      // a token for each long poll waiting at the server
 }
 
-// New returns a store that serves no queue until Declare. It reads the
-// key that signs receipt handles from the bucket <Prefix>_queues, where
-// the first store of the engine puts it, so that every node accepts the
-// handles of every other, and of itself before a restart. A replicated
-// bucket waits for its peers: New tries again until ctx ends.
+// New returns a store that serves no queue until Declare. It makes no
+// stream or bucket: an engine whose nodes declare no queue holds nothing
+// for them, and a cluster starting up waits for no replicated bucket it
+// does not need.
 func New(ctx context.Context, js jetstream.JetStream, o Options) (*Store, error) {
 	o = o.withDefaults()
 	if err := queue.CheckName(o.Prefix); err != nil {
@@ -265,12 +267,8 @@ func New(ctx context.Context, js jetstream.JetStream, o Options) (*Store, error)
 	if err != nil {
 		return nil, fmt.Errorf("natsqueue: JetStream: %w", err)
 	}
-	key, err := receiptKey(ctx, js, o)
-	if err != nil {
-		return nil, err
-	}
 	sctx, stop := context.WithCancel(context.Background())
-	return &Store{js: js, pub: pub, nc: js.Conn(), opts: o, key: key, ctx: sctx, stop: stop,
+	return &Store{js: js, pub: pub, nc: js.Conn(), opts: o, ctx: sctx, stop: stop,
 		queues: map[string]*served{}, moving: map[string]jetstream.ConsumeContext{}}, nil
 }
 
@@ -278,9 +276,12 @@ func New(ctx context.Context, js jetstream.JetStream, o Options) (*Store, error)
 // receipt handles: 32 random bytes, put once.
 const receiptKeyName = "receipt-key"
 
-// receiptKey reads the key that signs receipt handles, putting it first
-// when no store has: a create that fails when the key is there, so that
-// stores starting at once all read the one that was put first.
+// receiptKey reads the key that signs receipt handles from the bucket
+// <Prefix>_queues, putting it first when no store has: a create that
+// fails when the key is there, so that stores starting at once all read
+// the one that was put first, every node accepts the handles of every
+// other, and of itself before a restart. A replicated bucket waits for
+// its peers: receiptKey tries again until ctx ends.
 func receiptKey(ctx context.Context, js jetstream.JetStream, o Options) ([]byte, error) {
 	bucket := o.Prefix + "_queues"
 	attempt := func() ([]byte, error) {
@@ -382,6 +383,13 @@ func (s *Store) Declare(ctx context.Context, decls []queue.Declaration) error {
 	}
 	s.declaring.Lock()
 	defer s.declaring.Unlock()
+	if len(decls) > 0 && s.key == nil {
+		key, err := receiptKey(ctx, s.js, s.opts)
+		if err != nil {
+			return err
+		}
+		s.key = key
+	}
 	// The queues' streams are made at once: a replicated stream waits for
 	// its peers, and queues one after another would add those waits up.
 	made := make([]*served, len(decls))

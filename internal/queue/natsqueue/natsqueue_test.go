@@ -158,6 +158,37 @@ func receive(t *testing.T, s queue.Store, opts queue.ReceiveOptions) queue.Messa
 	return got[0]
 }
 
+// TestNothingUntilAQueue: a store that serves no queue makes no stream
+// and no bucket in the engine (a cluster that declares no queue waits for
+// no replicated bucket as it starts); the first Declare of a queue makes
+// the bucket of the receipt key.
+func TestNothingUntilAQueue(t *testing.T) {
+	t.Parallel()
+	js := connect(t, engines["embedded"](t))
+	s := open(t, js, natsqueue.Options{Prefix: "lazy"})
+	if err := s.Declare(ctxFor(t), nil); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for n := range js.StreamNames(ctxFor(t)).Name() {
+		names = append(names, n)
+	}
+	if len(names) != 0 {
+		t.Fatalf("streams before a queue: %v, want none", names)
+	}
+	if err := s.Declare(ctxFor(t), []queue.Declaration{{Name: "q"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.KeyValue(ctxFor(t), "lazy_queues"); err != nil {
+		t.Fatalf("bucket after the first queue: %v", err)
+	}
+	send(t, s, "one")
+	m := receive(t, s, queue.ReceiveOptions{})
+	if err := s.Delete(ctxFor(t), "q", m.ReceiptHandle); err != nil {
+		t.Fatalf("Delete with the handle Receive gave: %v", err)
+	}
+}
+
 // TestDeadLetterLeft: Options.Left is told of each message the store
 // moves to a dead-letter queue.
 func TestDeadLetterLeft(t *testing.T) {
