@@ -24,9 +24,10 @@
 # first, unmeasured run that starts the function's processes).
 #
 # The function-echo case runs echo from one connection, one message at a
-# time, through a gateway with two two-way routes: "http", the http
+# time, through a gateway with three two-way routes: "http", the http
 # integration to a local HTTP backend (examples/http-backend) that answers
-# with the message, and "node", a hosted Node function that does the same
+# with the message, "node", a hosted Node function that does the same, and
+# "go", a hosted Go function built with aws-lambda-go that does the same
 # (after a first, unmeasured run that starts its process): a warm
 # function's round trip against a local service's.
 #
@@ -49,6 +50,18 @@
 # subscribers) and the latency from the PutEvents call to the subscribers;
 # server CPU is the gateway's alone, not its function's.
 #
+# The offline cases run the WebSocket chat tutorial as its users write it
+# (bench/chat-tutorial: Node handlers on the AWS SDK v2, connection IDs in
+# a DynamoDB table on dynalite, replies through PostToConnection) under
+# serverless-offline and under `switchboard serve --project`, in turn, each
+# on a fresh table, after an unmeasured run that starts (or warms) the
+# handlers: offline-echo, 20 connections whose messages the echo handler
+# posts back to their sender; offline-fanout, 100 subscribers of the
+# broadcasts the sendMessage handler makes (a scan, then a post to each),
+# ten of them (at fifty serverless-offline's handlers time out).
+# Like the start case they install serverless, serverless-offline, the
+# AWS SDK v2 and dynalite from npm.
+#
 # The start case (not in the default CASES: it installs serverless and
 # serverless-offline from npm) runs examples/chat-node's serverless.yml with
 # `switchboard serve --project`, with and without --warm, and with
@@ -62,8 +75,9 @@
 #   SIDES="ceiling gateway" bench/run.sh   # without the peer (it runs conns, echo and the fanouts)
 #   CASES="cluster-fanout cluster-mgmt" bench/run.sh   # only the cluster cases
 #   CASES=start bench/run.sh     # start to ready and first answers, beside serverless-offline
+#   CASES="offline-echo offline-fanout" bench/run.sh   # the chat tutorial, beside serverless-offline
 #   CASES=ordering bench/run.sh  # a Node function's route, ordered against concurrent
-#   CASES=function-echo bench/run.sh   # a warm Node function's round trip against an http route's
+#   CASES=function-echo bench/run.sh   # a warm Node and Go function's round trip against an http route's
 #   CASES="consumer consumer-200" bench/run.sh   # events from a JetStream subject to the subscribers
 #   CASES="putevents putevents-queue" bench/run.sh   # PutEvents to the subscribers, through a rule (and a queue)
 #   PROFILE=1 bench/run.sh       # also saves a 10s CPU profile of the gateway per case (first run;
@@ -77,7 +91,7 @@ cd "$(dirname "$0")/.."
 repo=$(pwd)
 
 RUNS=${RUNS:-3}
-CASES=${CASES:-"conns echo fanout-1k fanout-10k fanout-mgmt mgmt mgmt-1cpu mgmt-100 mgmt-batch ordering function-echo cluster-fanout cluster-mgmt consumer consumer-200 putevents putevents-queue"}
+CASES=${CASES:-"conns echo fanout-1k fanout-10k fanout-mgmt mgmt mgmt-1cpu mgmt-100 mgmt-batch ordering function-echo offline-echo offline-fanout cluster-fanout cluster-mgmt consumer consumer-200 putevents putevents-queue"}
 OUT=${OUT:-$(mktemp -d -t switchboard-bench.XXXXXX)}
 PROFILE=${PROFILE:-}
 SIDES=${SIDES:-"ceiling gateway peer"}
@@ -118,6 +132,7 @@ go build -o "$OUT/bin/ceiling" ./bench/ceiling
 go build -o "$OUT/bin/report" ./bench/report
 if [[ " $CASES " == *" function-echo "* ]]; then
   go build -o "$OUT/bin/http-backend" ./examples/http-backend/backend
+  go build -o "$OUT/bin/goecho" ./internal/server/testdata/goecho
 fi
 if [[ " $SIDES " == *" peer "* ]]; then
   # A module of its own: the centrifuge library's dependencies stay out of the gateway's.
@@ -221,7 +236,8 @@ events:
 EOF
 } >"$OUT/putevents-queue.yaml"
 
-# The function-echo case's Node function answers with the message; its
+# The function-echo case's Node function answers with the message (its Go
+# function, internal/server/testdata/goecho, too); its
 # gateway's configuration is written once the backend has its port.
 mkdir -p "$OUT/fn-echo"
 cat >"$OUT/fn-echo/handler.js" <<'EOF'
@@ -278,17 +294,81 @@ start_server() {
 }
 
 # free_port prints a loopback TCP port nothing listens on, picked at random
-# above 20000 (bash alone cannot ask the kernel for one without keeping it).
+# (bash alone cannot ask the kernel for one without keeping it) below the
+# kernel's range of ports for outgoing connections: a client's socket there
+# would make the server's bind fail.
 free_port() {
-  local p
+  local p lo=32768
+  read -r lo _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+  ((lo > 11000)) || lo=32768
   for _ in $(seq 100); do
-    p=$((20000 + RANDOM % 30000))
+    p=$((10000 + RANDOM % (lo - 10000)))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
       echo "$p"
       return 0
     fi
   done
   return 1
+}
+
+# start_offline SIDE NAME: starts dynalite on a free loopback port, makes
+# the chat tutorial's table in it, then serverless-offline or the gateway
+# on the project, its handlers told both endpoints; sets server_pid,
+# ws_url and web_url. dynalite_pid is stopped after the server.
+start_offline() {
+  local side=$1 name=$2 out=$OUT/logs/$2.out dport port hp lp
+  dport=$(free_port) && port=$(free_port) || { echo "run.sh: no free loopback port" >&2; exit 1; }
+  (cd "$offline_dir" && exec node_modules/.bin/dynalite --port "$dport") >"$OUT/logs/$name-dynalite.out" 2>&1 &
+  dynalite_pid=$!
+  pids+=("$dynalite_pid")
+  local env=(env AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1
+    AWS_SDK_JS_SUPPRESS_MAINTENANCE_MODE_MESSAGE=1 "DYNAMODB_ENDPOINT=http://127.0.0.1:$dport")
+  if ! (cd "$offline_dir" && "${env[@]}" node create-table.js) >>"$OUT/logs/$name-dynalite.out" 2>&1; then
+    echo "run.sh: the chat tutorial's table was not made:" >&2
+    cat "$OUT/logs/$name-dynalite.out" >&2
+    exit 1
+  fi
+  case $side in
+  serverless-offline)
+    # It listens on localhost; its HTTP and Lambda ports must be free too.
+    hp=$(free_port) && lp=$(free_port) || { echo "run.sh: no free loopback port" >&2; exit 1; }
+    (cd "$offline_dir" && exec "${env[@]}" "MGMT_ENDPOINT=http://localhost:$port" node_modules/.bin/serverless offline \
+      --websocketPort "$port" --httpPort "$hp" --lambdaPort "$lp") >"$out" 2>&1 &
+    ws_url=ws://localhost:$port
+    ;;
+  gateway)
+    (cd "$offline_dir" && exec "${env[@]}" "MGMT_ENDPOINT=http://127.0.0.1:$port" "SWITCHBOARD_DATA_DIR=$OUT/data" \
+      "$OUT/bin/switchboard" serve --project serverless.yml --listen "127.0.0.1:$port" --log-level warn) >"$out" 2>&1 &
+    ws_url=ws://127.0.0.1:$port
+    ;;
+  esac
+  server_pid=$!
+  pids+=("$server_pid")
+  running=("$server_pid")
+  web_url=http${ws_url#ws}
+  for _ in $(seq 600); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+    kill -0 "$server_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "run.sh: $side did not start:" >&2
+  cat "$out" >&2
+  exit 1
+}
+
+# setup_offline makes the offline cases' project: bench/chat-tutorial with
+# its dependencies and, as serverless-offline needs them there, the
+# framework and the plugin, which its serverless.yml names.
+setup_offline() {
+  offline_dir=$OUT/offline-project
+  [ -d "$offline_dir/node_modules" ] && return 0
+  mkdir -p "$offline_dir"
+  cp "$repo"/bench/chat-tutorial/{handler.js,create-table.js,package.json,package-lock.json,serverless.yml} "$offline_dir/"
+  printf 'plugins:\n  - serverless-offline\n' >>"$offline_dir/serverless.yml"
+  echo "== npm: the chat tutorial's dependencies, serverless@$SLS_VERSION and serverless-offline@$SLS_OFFLINE_VERSION" >&2
+  (cd "$offline_dir" && npm ci --no-audit --no-fund --loglevel=error &&
+    npm install --no-save --no-audit --no-fund --loglevel=error "serverless@$SLS_VERSION" "serverless-offline@$SLS_OFFLINE_VERSION") \
+    >>"$OUT/logs/npm.log" 2>&1 || { echo "run.sh: npm failed (see $OUT/logs/npm.log)" >&2; exit 1; }
 }
 
 # start_cluster NAME N: starts N gateways, nodes node1…nodeN, each with the
@@ -332,6 +412,14 @@ stop_server() {
   for p in "${running[@]}"; do
     wait "$p" 2>/dev/null || true
   done
+  # The offline cases' DynamoDB, once the server's $disconnect handlers
+  # have had it.
+  if [ -n "${dynalite_pid:-}" ]; then
+    kill -TERM "$dynalite_pid" 2>/dev/null || true
+    wait "$dynalite_pid" 2>/dev/null || true
+    running+=("$dynalite_pid")
+    dynalite_pid=""
+  fi
   for p in "${pids[@]}"; do
     [[ " ${running[*]} " == *" $p "* ]] || keep+=("$p")
   done
@@ -353,7 +441,8 @@ sides() {
   putevents-queue) echo "via-mgmt via-queue" ;;
   start) echo "serverless-offline gateway gateway-warm" ;;
   ordering) echo "ordered concurrent" ;;
-  function-echo) echo "http node" ;;
+  function-echo) echo "http node go" ;;
+  offline-*) echo "serverless-offline gateway" ;;
   *)
     for s in $SIDES; do
       if [ "$s" = peer ]; then
@@ -379,6 +468,10 @@ start_side() {
     running=()
     return
   fi
+  if [[ $case_now == offline-* ]]; then
+    start_offline "$side" "$name"
+    return
+  fi
   case $side in
   ceiling | gateway | peer) start_server "$side" "$name" "$cpu" ;;
   one-node) start_server gateway "$name" ;;
@@ -387,7 +480,7 @@ start_side() {
     start_server gateway "$name"
     gateway_config=""
     ;;
-  http | node)
+  http | node | go)
     # The backend of the http route, then the gateway with both routes.
     "$OUT/bin/http-backend" --listen 127.0.0.1:0 >"$OUT/logs/$name-backend.out" 2>&1 &
     local backend_pid=$! backend_url=""
@@ -406,9 +499,11 @@ start_side() {
     cat >"$OUT/gateway-function-echo.yaml" <<EOF
 functions:
   echo: {runtime: nodejs20.x, handler: handler.echo, codeDir: fn-echo, maxProcesses: 1}
+  goecho: {command: ["$OUT/bin/goecho"], codeDir: fn-echo, maxProcesses: 1}
 routes:
   http: {integration: {type: http, url: "$backend_url/default"}, routeResponse: true}
   node: {integration: {type: lambda, function: echo}, routeResponse: true}
+  go: {integration: {type: lambda, function: goecho}, routeResponse: true}
 limits: {messageRate: unlimited, idleTimeout: unlimited, maxLifetime: unlimited, pingInterval: off}
 logging: {accessLog: false}
 EOF
@@ -478,7 +573,9 @@ case_title() {
   putevents-queue) echo "fanout 100 × 2000 × 100 B to a topic at 200/s: PutEvents through a rule, a queue and a Node function ÷ via mgmt" ;;
   start) echo "start examples/chat-node (serverless.yml, 4 Node functions), then whoami" ;;
   ordering) echo "echo 1 × 400 × 100 B, window 32, through a Node function (16 processes) that sleeps 25 ms: concurrent ÷ ordered" ;;
-  function-echo) echo "echo 1 × 2000 × 100 B through a warm Node function ÷ through the http integration to a local backend" ;;
+  function-echo) echo "echo 1 × 2000 × 100 B through a warm hosted function ÷ through the http integration to a local backend" ;;
+  offline-echo) echo "echo 20 × 100 × 100 B through the chat tutorial's echo handler: gateway ÷ serverless-offline" ;;
+  offline-fanout) echo "fanout 100 × 10 × 100 B through the chat tutorial's sendMessage handler: gateway ÷ serverless-offline" ;;
   esac
 }
 
@@ -536,6 +633,14 @@ case_args() {
     ;;
   ordering)
     echo echo --url "$ws_url" -c 1 -m 400 -s 100 --window 32 --any-order --pid "$server_pid"
+    ;;
+  offline-echo)
+    echo echo --url "$ws_url" -c 20 -m 100 -s 100 --route '{"action":"echo","data":"%s"}' --pid "$server_pid"
+    ;;
+  offline-fanout)
+    # serverless-offline times out its handlers beyond a few connects at
+    # once, or fifty broadcasts at once.
+    echo fanout --url "$ws_url" --subscribers 100 --messages 10 --size 100 --concurrency 5 --pid "$server_pid"
     ;;
   function-echo)
     echo echo --url "$ws_url" -c 1 -m 2000 -s 100 --route "{\"action\":\"$2\",\"data\":\"%s\"}" --pid "$server_pid"
@@ -595,7 +700,7 @@ setup_start() {
 # its own, as it compares other servers.
 results_of() {
   case $1 in
-  cluster-* | start | ordering | function-echo | consumer* | putevents*) echo "$1.jsonl" ;;
+  cluster-* | start | ordering | function-echo | offline-* | consumer* | putevents*) echo "$1.jsonl" ;;
   *) echo results.jsonl ;;
   esac
 }
@@ -606,6 +711,7 @@ cluster_load=""
 for c in $CASES; do
   case_now=$c
   [ "$c" = start ] && setup_start
+  [[ $c == offline-* ]] && setup_offline
   if [ -z "$cluster_load" ] && [ "$(results_of "$c")" != results.jsonl ]; then
     cluster_load=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
   fi
@@ -627,7 +733,7 @@ for c in $CASES; do
         pids+=("$prof_pid")
       fi
       echo "== $title: $kind, run $run/$RUNS" >&2
-      if [ "$c" = ordering ] || [ "$c" = function-echo ] || [ "$kind" = via-queue ]; then
+      if [ "$c" = ordering ] || [ "$c" = function-echo ] || [[ $c == offline-* ]] || [ "$kind" = via-queue ]; then
         # Unmeasured: starts the function's processes, so that the
         # measured run compares warm invocations.
         "${lg[@]}" "${args[@]}" >/dev/null 2>>"$OUT/logs/progress.log" || true
@@ -659,6 +765,7 @@ events_tables=""
 start_tables=""
 ordering_table=""
 function_table=""
+offline_tables=""
 for c in $CASES; do
   f=$OUT/$(results_of "$c")
   [ "$f" != "$results" ] && [ -s "$f" ] || continue
@@ -676,8 +783,13 @@ for c in $CASES; do
     echo "$ordering_table"
     continue
   fi
+  if [[ $c == offline-* ]]; then
+    offline_tables+=$("$OUT/bin/report" -base serverless-offline -other gateway <"$f")$'\n\n'
+    continue
+  fi
   if [ "$c" = function-echo ]; then
-    function_table=$("$OUT/bin/report" -base http -other node <"$f")
+    function_table=$("$OUT/bin/report" -base http -other node <"$f")$'\n\n'
+    function_table+=$("$OUT/bin/report" -base http -other go <"$f")
     echo
     echo "$function_table"
     continue
@@ -862,23 +974,52 @@ fi
     echo
     echo "## A warm function's round trip, beside the http integration's"
     echo
-    echo "Echo from one connection, one message at a time, through a gateway with two"
+    echo "Echo from one connection, one message at a time, through a gateway with three"
     echo "two-way routes: http, the http integration to a local HTTP backend"
-    echo "(examples/http-backend, whose answer carries the message), and node, a hosted"
-    echo "Node function that answers with the message, after an unmeasured run that"
-    echo "starts its process. Server CPU is the gateway's alone, not its function's"
-    echo "nor the backend's. Ratios are node over http."
+    echo "(examples/http-backend, whose answer carries the message); node, a hosted"
+    echo "Node function that answers with the message; go, a hosted Go function built"
+    echo "with aws-lambda-go (internal/server/testdata/goecho) that does the same; each"
+    echo "after an unmeasured run that starts its process. Server CPU is the gateway's"
+    echo "alone, not its function's nor the backend's. Ratios are node, then go, over http."
     echo
     echo "$function_table"
     echo
     echo '```yaml'
-    sed 's|127\.0\.0\.1:[0-9]*|127.0.0.1:PORT|' "$OUT/gateway-function-echo.yaml"
+    sed -e 's|127\.0\.0\.1:[0-9]*|127.0.0.1:PORT|' -e "s|$OUT/bin/|./|" "$OUT/gateway-function-echo.yaml"
     echo '```'
     echo
     echo '```sh'
     ws_url='$WS' server_pid='$PID'
     echo "switchboard bench $(case_args function-echo http)"
     echo "switchboard bench $(case_args function-echo node)"
+    echo "switchboard bench $(case_args function-echo go)"
+    echo '```'
+  fi
+  if [ -n "$offline_tables" ]; then
+    echo
+    echo "## The chat tutorial, beside serverless-offline"
+    echo
+    echo "The WebSocket chat tutorial as its users write it (bench/chat-tutorial:"
+    echo "Node handlers on the AWS SDK for JavaScript v2, connection IDs in a"
+    echo "DynamoDB table, replies and broadcasts through PostToConnection) run by"
+    echo "serverless-offline $SLS_OFFLINE_VERSION under the Serverless Framework $SLS_VERSION"
+    echo "and by \`switchboard serve --project\`, in turn, each on a fresh table in"
+    echo "dynalite (a DynamoDB on Node) and after an unmeasured run of the same"
+    echo "load that starts the handlers. Echo: 20 connections, each sending its next"
+    echo "message once the echo handler has posted the last one back. Fan-out: 100"
+    echo "subscribers of the broadcasts of one more connection's sendMessage, whose"
+    echo "handler scans the table and posts to every connection. Server CPU is the"
+    echo "server process's: serverless-offline's includes its handlers (they run in"
+    echo "its worker threads), the gateway's does not (each function runs in"
+    echo "processes of its own), so its ratio says little. Ratios are the gateway's"
+    echo "median over serverless-offline's."
+    echo
+    echo "$offline_tables"
+    echo '```sh'
+    ws_url='$WS' server_pid='$PID'
+    for c in $CASES; do
+      [[ $c == offline-* ]] && echo "switchboard bench $(case_args "$c" gateway)"
+    done
     echo '```'
   fi
   if [ -n "$start_tables" ]; then

@@ -399,8 +399,15 @@ var bannerWSRE = regexp.MustCompile(`WebSocket:\s+(wss?://\S+)`)
 // data directory of its own for the local CA, and waits for its banner.
 func serve(t *testing.T, args ...string) *servedProcess {
 	t.Helper()
+	return serveEnv(t, nil, args...)
+}
+
+// serveEnv is serve with env (KEY=value) added to the process's
+// environment.
+func serveEnv(t *testing.T, env []string, args ...string) *servedProcess {
+	t.Helper()
 	cmd := exec.Command(switchboardBinary(t), append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
-	cmd.Env = append(os.Environ(), "SWITCHBOARD_DATA_DIR="+t.TempDir())
+	cmd.Env = append(append(os.Environ(), "SWITCHBOARD_DATA_DIR="+t.TempDir()), env...)
 	p := &servedProcess{cmd: cmd, stdout: &testutil.Buffer{}, stderr: &testutil.Buffer{}}
 	stdout := p.stdout
 	cmd.Stdout, cmd.Stderr = stdout, p.stderr
