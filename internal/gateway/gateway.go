@@ -795,7 +795,7 @@ func (g *Gateway) receive(c *client, m wsconn.Message) {
 	}
 	if c.limiter != nil && !c.limiter.Allow() {
 		g.hub.metrics.Dropped.WithLabelValues(metrics.DropRateLimited).Inc()
-		_ = g.hub.send(c, wsconn.Text, apigw.ErrorFrame(apigw.MsgTooManyRequests, c.info.ID, apigw.NewID()), g.hub.out(noRoute))
+		_ = g.hub.answer(c, true, wsconn.Text, apigw.ErrorFrame(apigw.MsgTooManyRequests, c.info.ID, apigw.NewID()), g.hub.out(noRoute))
 		return
 	}
 	r := g.route(snap, m)
@@ -806,7 +806,7 @@ func (g *Gateway) receive(c *client, m wsconn.Message) {
 		c.mu.Unlock()
 		if !overtakes {
 			// Nothing of this connection waits, or nothing need be waited for.
-			g.handle(c, r)
+			g.handle(c, r, true)
 			return
 		}
 	}
@@ -817,7 +817,7 @@ func (g *Gateway) receive(c *client, m wsconn.Message) {
 	c.pending.Add(1)
 	if concurrent {
 		workers.Go(func() {
-			g.handle(c, r)
+			g.handle(c, r, false)
 			<-c.slots
 			c.pending.Done()
 		})
@@ -860,7 +860,7 @@ func (g *Gateway) drainInbox(c *client) {
 			// hold integrations that are being stopped.
 			r = g.route(s, r.msg)
 		}
-		g.handle(c, r)
+		g.handle(c, r, false)
 		<-c.slots
 		c.pending.Done()
 	}
@@ -886,8 +886,9 @@ func (g *Gateway) route(s *snapshot, m wsconn.Message) routed {
 	return r
 }
 
-// handle runs one message's route and answers the caller as API Gateway would.
-func (g *Gateway) handle(c *client, r routed) {
+// handle runs one message's route and answers the caller as API Gateway
+// would; onReader says it runs on the reader that read the message.
+func (g *Gateway) handle(c *client, r routed, onReader bool) {
 	m := r.msg
 	req := &integration.Request{
 		EventType: apigw.EventMessage,
@@ -901,7 +902,7 @@ func (g *Gateway) handle(c *client, r routed) {
 	routeKey, rt := r.routeKey, r.route
 	if !r.found {
 		g.hub.metrics.MessagesIn.WithLabelValues(noRoute).Inc()
-		_ = g.hub.send(c, wsconn.Text, apigw.ErrorFrame(apigw.MsgForbidden, c.info.ID, req.RequestID), g.hub.out(noRoute))
+		_ = g.hub.answer(c, onReader, wsconn.Text, apigw.ErrorFrame(apigw.MsgForbidden, c.info.ID, req.RequestID), g.hub.out(noRoute))
 		if t := r.snap.opts.Tail; t != nil {
 			// No integration ran; the tail shows what the caller was told.
 			t.Publish(tail.Record{
@@ -916,7 +917,7 @@ func (g *Gateway) handle(c *client, r routed) {
 	req.RouteKey = routeKey
 	resp, err := g.invoke(r.snap, rt, req)
 	if err != nil {
-		_ = g.hub.send(c, wsconn.Text, apigw.ErrorFrame(g.clientMessage(routeKey, c.info.ID, err), c.info.ID, req.RequestID), series.out())
+		_ = g.hub.answer(c, onReader, wsconn.Text, apigw.ErrorFrame(g.clientMessage(routeKey, c.info.ID, err), c.info.ID, req.RequestID), series.out())
 		return
 	}
 	if rt.RouteResponse && len(resp.Body) > 0 {
@@ -924,7 +925,7 @@ func (g *Gateway) handle(c *client, r routed) {
 		if resp.Binary {
 			typ = wsconn.Binary
 		}
-		_ = g.hub.send(c, typ, resp.Body, series.out())
+		_ = g.hub.answer(c, onReader, typ, resp.Body, series.out())
 	}
 }
 

@@ -320,6 +320,24 @@ func (h *Hub) send(c *client, typ wsconn.MessageType, data []byte, out prometheu
 	return err
 }
 
+// answer is send for the answer to a message of c; onReader says it is
+// sent by the reader that read the message, while it handles it, so that
+// the reader writes it with the other answers of its read (wsconn's
+// ReplyFrame).
+func (h *Hub) answer(c *client, onReader bool, typ wsconn.MessageType, data []byte, out prometheus.Counter) error {
+	if !onReader {
+		return h.send(c, typ, data, out)
+	}
+	err := c.ws.ReplyFrame(wsconn.NewFrame(typ, data))
+	if errors.Is(err, wsconn.ErrQueueFull) {
+		h.metrics.Dropped.WithLabelValues(metrics.DropQueueFull).Inc()
+	}
+	if err == nil {
+		out.Inc()
+	}
+	return err
+}
+
 // queue queues f on c, counting a drop; fan-outs encode their frame and
 // count their deliveries once per call, not once per recipient.
 func (h *Hub) queue(c *client, f wsconn.Frame) error {

@@ -69,9 +69,17 @@ func (c *Conn) readReady() {
 // readAvailable reads and handles every frame the socket holds, without
 // waiting: a frame not yet whole stays in c.in until the next readiness,
 // and no goroutine waits for its rest. c.reading is set.
+//
+// What the frames handled queue for this connection, their answers among
+// them, is written by the reader itself after each read's frames
+// (writeBatch): one writev for them, and no writer goroutine to wake.
 func (c *Conn) readAvailable() error {
 	pooled := readBuffers.Get().(*[readBufferSize]byte)
 	defer readBuffers.Put(pooled)
+	c.mu.Lock()
+	c.batching = true
+	c.mu.Unlock()
+	defer c.writeBatch(false)
 	b, need := pooled[:0], 0
 	if in := c.in; in != nil {
 		c.in, need = nil, in.need
@@ -86,6 +94,9 @@ func (c *Conn) readAvailable() error {
 			var off int
 			var err error
 			off, need, err = c.parse(b)
+			if off > 0 {
+				c.writeBatch(true)
+			}
 			b = b[:copy(b, b[off:])]
 			if errors.Is(err, errDiscard) {
 				c.discarding, b = true, b[:0]

@@ -35,6 +35,26 @@ func (c *Conn) startWriterLocked() {
 	}
 }
 
+// writeBatch runs on a reader (readAvailable) once the frames it read are
+// handled: it writes the answers they queued with ReplyFrame on the
+// reader's goroutine, in one writev, instead of handing each to a writer
+// goroutine to wake; what the socket does not take waits for the poller,
+// as the writer's would. batching stays as keep says: a reader that goes
+// on reading keeps batching until it stops.
+func (c *Conn) writeBatch(keep bool) {
+	c.mu.Lock()
+	c.batching = keep
+	start := c.batched && c.started && !c.writing && !c.sockClosed
+	c.batched = false
+	if start {
+		c.writing = true
+	}
+	c.mu.Unlock()
+	if start {
+		c.write(true)
+	}
+}
+
 // writeLoop writes control frames, then everything queued, then the close
 // frame, until nothing is left; it is the only writer of the socket. It
 // takes the queue whole and hands back the previous one, emptied. Its
@@ -45,7 +65,11 @@ func (c *Conn) startWriterLocked() {
 // the unwritten frames stay on the connection (c.stalled), the poller is
 // asked to say when it is writable, and the task ends; WriteTimeout then
 // bounds the wait. Other connections (TLS) write with a deadline instead.
-func (c *Conn) writeLoop() {
+func (c *Conn) writeLoop() { c.write(false) }
+
+// write is the writer: writeLoop's body, run by a writer goroutine or, when
+// inline, by a reader (writeBatch), which does not yield between writes.
+func (c *Conn) write(inline bool) {
 	c.mu.Lock()
 	s := c.stalled
 	c.stalled, c.writeBy = nil, 0
@@ -56,7 +80,7 @@ func (c *Conn) writeLoop() {
 	wrote := false
 	for {
 		if len(s.out) == 0 {
-			if wrote {
+			if wrote && !inline {
 				// Let the producers run before taking the queue again, so
 				// that in a fan-out one writev carries more messages: in
 				// fanout 1000x5000, 85k writev calls become 57k and the

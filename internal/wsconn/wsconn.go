@@ -260,6 +260,12 @@ type Conn struct {
 	started     bool   // Start ran: writers may start
 	writing     bool   // a writer goroutine is running
 	reading     bool   // a reader is running
+	// batching: a reader (readAvailable) is handling frames and writes the
+	// answers they queue (ReplyFrame) itself once they are handled
+	// (writeBatch), instead of starting a writer for each; batched: an
+	// answer waits for that.
+	batching    bool
+	batched     bool
 	closing     bool
 	closeSent   bool
 	dropAfter   bool        // close the socket once the close frame is written
@@ -471,7 +477,17 @@ func (c *Conn) Send(typ MessageType, data []byte) error { return c.SendFrame(New
 
 // SendFrame is Send for a frame encoded by NewFrame, which may be queued on
 // many connections at once.
-func (c *Conn) SendFrame(f Frame) error {
+func (c *Conn) SendFrame(f Frame) error { return c.sendFrame(f, false) }
+
+// ReplyFrame is SendFrame for an answer that OnMessage queues on the
+// connection it was called for, on the reader's goroutine, before it
+// returns: the reader writes it once the frames it read are handled, with
+// their other answers, in one write and without waking a writer. Anywhere
+// else it is SendFrame, and it must not be called from another goroutine
+// while OnMessage runs: the answer would wait for the reader.
+func (c *Conn) ReplyFrame(f Frame) error { return c.sendFrame(f, true) }
+
+func (c *Conn) sendFrame(f Frame, reply bool) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closing {
@@ -487,6 +503,10 @@ func (c *Conn) SendFrame(f Frame) error {
 	}
 	c.queue = push(c.queue, f.b)
 	c.queuedBytes += len(f.b)
+	if reply && c.batching && !c.writing {
+		c.batched = true
+		return nil
+	}
 	c.startWriterLocked()
 	return nil
 }

@@ -31,6 +31,13 @@ type server struct {
 
 func startServer(t *testing.T, opts wsconn.Options, tls bool) *server {
 	t.Helper()
+	return startEcho(t, opts, tls, false)
+}
+
+// startEcho is startServer whose echo answers with ReplyFrame when reply
+// is set.
+func startEcho(t *testing.T, opts wsconn.Options, tls, reply bool) *server {
+	t.Helper()
 	s := &server{conns: make(chan *wsconn.Conn, 1000), closed: make(chan wsconn.CloseInfo, 1000)}
 	u := wsconn.NewUpgrader(opts)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -38,7 +45,7 @@ func startServer(t *testing.T, opts wsconn.Options, tls bool) *server {
 		if err != nil {
 			return
 		}
-		c.Start(echo{c, s.closed})
+		c.Start(echo{c, s.closed, reply})
 		s.conns <- c
 	})
 	var hs *httptest.Server
@@ -52,13 +59,22 @@ func startServer(t *testing.T, opts wsconn.Options, tls bool) *server {
 	return s
 }
 
-// echo answers every message with itself and reports the end on closed.
+// echo answers every message with itself, with ReplyFrame when reply is
+// set, and reports the end on closed.
 type echo struct {
 	c      *wsconn.Conn
 	closed chan wsconn.CloseInfo
+	reply  bool
 }
 
-func (e echo) OnMessage(m wsconn.Message)  { _ = e.c.Send(m.Type, m.Data) }
+func (e echo) OnMessage(m wsconn.Message) {
+	if e.reply {
+		_ = e.c.ReplyFrame(wsconn.NewFrame(m.Type, m.Data))
+		return
+	}
+	_ = e.c.Send(m.Type, m.Data)
+}
+
 func (e echo) OnClose(ci wsconn.CloseInfo) { e.closed <- ci }
 
 // client is a raw WebSocket client with no goroutine of its own.
@@ -127,18 +143,24 @@ func closed(t *testing.T, s *server) wsconn.CloseInfo {
 	}
 }
 
+// Answers come in order, queued with Send or, by the reader that read the
+// messages, with ReplyFrame, which that reader writes itself once a read's
+// frames are handled: here many frames a read, and more answers than the
+// socket takes at once, so that the reader's write stalls and the poller
+// resumes it.
 func TestEchoInOrder(t *testing.T) {
 	t.Parallel()
 	for _, tls := range []bool{false, true} {
-		s := startServer(t, wsconn.Options{}, tls)
-		u := s.URL
-		c := dial(t, u)
-		for i := range 100 {
-			c.send(ws.OpText, true, []byte(strings.Repeat("x", i*100)))
-		}
-		for i := range 100 {
-			if f := c.next(); f.Header.OpCode != ws.OpText || len(f.Payload) != i*100 {
-				t.Fatalf("tls=%v: message %d: %v %d bytes, want text of %d", tls, i, f.Header.OpCode, len(f.Payload), i*100)
+		for _, reply := range []bool{false, true} {
+			s := startEcho(t, wsconn.Options{}, tls, reply)
+			c := dial(t, s.URL)
+			for i := range 100 {
+				c.send(ws.OpText, true, []byte(strings.Repeat("x", i*100)))
+			}
+			for i := range 100 {
+				if f := c.next(); f.Header.OpCode != ws.OpText || len(f.Payload) != i*100 {
+					t.Fatalf("tls=%v reply=%v: message %d: %v %d bytes, want text of %d", tls, reply, i, f.Header.OpCode, len(f.Payload), i*100)
+				}
 			}
 		}
 	}
@@ -405,7 +427,7 @@ func TestSendBeforeStart(t *testing.T) {
 		for i := range 3 {
 			_ = c.Send(wsconn.Text, []byte{'0' + byte(i)})
 		}
-		c.Start(echo{c, closed})
+		c.Start(echo{c: c, closed: closed})
 	}))
 	t.Cleanup(hs.Close)
 	c := dial(t, "ws"+strings.TrimPrefix(hs.URL, "http"))
@@ -471,7 +493,7 @@ func TestFailedArmWriteClosesTheConnection(t *testing.T) {
 		if err != nil {
 			return
 		}
-		c.Start(unwatcher{echo{c, closed}, t})
+		c.Start(unwatcher{echo{c: c, closed: closed}, t})
 	}))
 	t.Cleanup(hs.Close)
 	c := dial(t, "ws"+strings.TrimPrefix(hs.URL, "http"))
