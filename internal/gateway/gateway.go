@@ -248,35 +248,41 @@ type snapshot struct {
 	routes         *route.Table[Route]
 	ws             *wsconn.Upgrader
 	connectLimiter *rate.Limiter // nil when unlimited
-	// series are each route's per-message metrics, by route key, so that a
-	// message does not look its labels up.
+	// series are each route's per-message metrics and invocation context,
+	// by route key, so that a message does not look its labels up or
+	// make a context.
 	series map[string]*routeSeries
+	base   context.Context // the gateway's: invocations run under it
 }
 
 // routeSeries are one route's per-message metrics, each looked up by its
-// labels once, when first used, and then kept for the snapshot's life.
+// labels once, when first used, and then kept for the snapshot's life, and
+// the context its invocations run under (base, marked as the route's for
+// the deliveries they make).
 type routeSeries struct {
 	kind     string
+	source   context.Context
 	in       func() prometheus.Counter
 	out      func() prometheus.Counter
 	duration func() prometheus.Observer
 }
 
-func newRouteSeries(m *metrics.Metrics, key, kind string) *routeSeries {
+func newRouteSeries(m *metrics.Metrics, base context.Context, key, kind string) *routeSeries {
 	return &routeSeries{
 		kind:     kind,
+		source:   withSource(base, key),
 		in:       sync.OnceValue(func() prometheus.Counter { return m.MessagesIn.WithLabelValues(key) }),
 		out:      sync.OnceValue(func() prometheus.Counter { return m.MessagesOut.WithLabelValues(key) }),
 		duration: sync.OnceValue(func() prometheus.Observer { return m.IntegrationDuration.WithLabelValues(key, kind) }),
 	}
 }
 
-func newSnapshot(opts Options, m *metrics.Metrics) *snapshot {
+func newSnapshot(opts Options, m *metrics.Metrics, base context.Context) *snapshot {
 	opts = opts.withDefaults()
 	s := &snapshot{opts: opts, routes: route.NewTable(opts.Routes), ws: wsconn.NewUpgrader(opts.Conn),
-		series: make(map[string]*routeSeries, len(opts.Routes))}
+		series: make(map[string]*routeSeries, len(opts.Routes)), base: base}
 	for key := range opts.Routes {
-		s.series[key] = newRouteSeries(m, key, opts.Kinds[key])
+		s.series[key] = newRouteSeries(m, base, key, opts.Kinds[key])
 	}
 	if opts.ConnectRate > 0 {
 		s.connectLimiter = rate.NewLimiter(rate.Limit(opts.ConnectRate), burst(opts.ConnectRate, opts.ConnectBurst))
@@ -290,7 +296,7 @@ func (s *snapshot) routeSeries(m *metrics.Metrics, key string) *routeSeries {
 	if rs, ok := s.series[key]; ok {
 		return rs
 	}
-	return newRouteSeries(m, key, s.opts.Kinds[key])
+	return newRouteSeries(m, s.base, key, s.opts.Kinds[key])
 }
 
 // New returns a gateway delivering through hub.
@@ -303,7 +309,7 @@ func New(hub *Hub, opts Options) *Gateway {
 		cancel: cancel,
 		perIP:  make(map[string]int),
 	}
-	g.cur.Store(newSnapshot(opts, hub.metrics))
+	g.cur.Store(newSnapshot(opts, hub.metrics, base))
 	return g
 }
 
@@ -318,7 +324,7 @@ func New(hub *Hub, opts Options) *Gateway {
 // fixed by New. Reload is safe to call concurrently with everything else;
 // the caller stops what the previous routes' integrations hold once their
 // invocations are done.
-func (g *Gateway) Reload(opts Options) { g.cur.Store(newSnapshot(opts, g.hub.metrics)) }
+func (g *Gateway) Reload(opts Options) { g.cur.Store(newSnapshot(opts, g.hub.metrics, g.base)) }
 
 func burst(r float64, b int) int {
 	if b > 0 {
@@ -456,7 +462,7 @@ func (g *Gateway) handshake(w http.ResponseWriter, r *http.Request, s *snapshot,
 		}
 	}
 	if hasConnect {
-		resp, err := g.invoke(s, connect, &integration.Request{
+		resp, err := g.invoke(s, s.routeSeries(m, route.Connect), connect, &integration.Request{
 			RouteKey:  route.Connect,
 			EventType: apigw.EventConnect,
 			RequestID: apigw.NewID(),
@@ -567,7 +573,7 @@ func (g *Gateway) runDisconnect(s *snapshot, info *integration.Conn, code wsconn
 	if !ok {
 		return
 	}
-	if _, err := g.invoke(s, rt, &integration.Request{
+	if _, err := g.invoke(s, s.routeSeries(g.hub.metrics, route.Disconnect), rt, &integration.Request{
 		RouteKey:             route.Disconnect,
 		EventType:            apigw.EventDisconnect,
 		RequestID:            apigw.NewID(),
@@ -915,7 +921,7 @@ func (g *Gateway) handle(c *client, r routed, onReader bool) {
 	series := r.snap.routeSeries(g.hub.metrics, routeKey)
 	series.in().Inc()
 	req.RouteKey = routeKey
-	resp, err := g.invoke(r.snap, rt, req)
+	resp, err := g.invoke(r.snap, series, rt, req)
 	if err != nil {
 		_ = g.hub.answer(c, onReader, wsconn.Text, apigw.ErrorFrame(g.clientMessage(routeKey, c.info.ID, err), c.info.ID, req.RequestID), series.out())
 		return
@@ -947,12 +953,12 @@ func (g *Gateway) clientMessage(routeKey, connID string, err error) string {
 
 // invoke runs one integration with the integration timeout. A nil response
 // from a successful integration reads as 200 with no body.
-func (g *Gateway) invoke(s *snapshot, rt Route, req *integration.Request) (*integration.Response, error) {
+func (g *Gateway) invoke(s *snapshot, series *routeSeries, rt Route, req *integration.Request) (*integration.Response, error) {
 	timeout := rt.Timeout
 	if timeout <= 0 {
 		timeout = s.opts.IntegrationTimeout
 	}
-	ctx := withSource(g.base, req.RouteKey)
+	ctx := series.source
 	if !rt.Inline { // an inline route never waits: no timer for it
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)
@@ -973,7 +979,7 @@ func (g *Gateway) invoke(s *snapshot, rt Route, req *integration.Request) (*inte
 		}
 		err = integration.CheckStatus(resp.StatusCode)
 	}
-	g.observe(s, req, resp, err, start)
+	g.observe(s, series, req, resp, err, start)
 	if err != nil {
 		return nil, err
 	}
@@ -981,10 +987,9 @@ func (g *Gateway) invoke(s *snapshot, rt Route, req *integration.Request) (*inte
 }
 
 // observe records one invocation in metrics, the access log and the tail.
-func (g *Gateway) observe(s *snapshot, req *integration.Request, resp *integration.Response, err error, start time.Time) {
+func (g *Gateway) observe(s *snapshot, series *routeSeries, req *integration.Request, resp *integration.Response, err error, start time.Time) {
 	latency := time.Since(start)
 	m := g.hub.metrics
-	series := s.routeSeries(m, req.RouteKey)
 	kind := series.kind
 	series.duration().Observe(latency.Seconds())
 	status := 0
