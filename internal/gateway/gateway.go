@@ -819,7 +819,13 @@ func (g *Gateway) receive(c *client, m wsconn.Message) {
 	if c.slots == nil { // the reader's own field: an idle connection has none
 		c.slots = make(chan struct{}, r.snap.opts.InboxSize)
 	}
-	c.slots <- struct{}{}
+	select {
+	case c.slots <- struct{}{}:
+	default:
+		// The reader waits for room: the answers it queued go out first.
+		c.ws.Flush()
+		c.slots <- struct{}{}
+	}
 	c.pending.Add(1)
 	if concurrent {
 		workers.Go(func() {

@@ -798,3 +798,40 @@ func TestReplyIsNotHeldByAWaitingReader(t *testing.T) {
 		}
 	}
 }
+
+// An answer a route running on the reader queued goes out before the
+// reader blocks for room in the connection's inbox: it does not wait for
+// the messages behind it. The slow route holds until the answer came, so
+// that a held answer hangs the test (until the client's deadline) rather
+// than arriving late; no ping could write it meanwhile.
+func TestAnswerNotHeldByAFullInbox(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	slow := integration.Func(func(ctx context.Context, req *integration.Request) (*integration.Response, error) {
+		select {
+		case <-release:
+			return &integration.Response{}, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	})
+	echo := integration.Func(func(_ context.Context, req *integration.Request) (*integration.Response, error) {
+		return &integration.Response{Body: req.Body}, nil
+	})
+	_, url := startGateway(t, gateway.Options{
+		InboxSize: 1,
+		Conn:      wsconn.Options{PingInterval: -1},
+		Routes: map[string]gateway.Route{
+			"echo": {Integration: echo, RouteResponse: true, Inline: true},
+			"slow": {Integration: slow, Timeout: 10 * time.Minute},
+		},
+	})
+	echoMsg, slowMsg := []byte(`{"action":"echo"}`), []byte(`{"action":"slow"}`)
+	c := dialPipelined(t, strings.TrimPrefix(url, "ws://"),
+		maskedFrame(0x1, echoMsg), maskedFrame(0x1, slowMsg), maskedFrame(0x1, slowMsg))
+	got := c.text(t)
+	close(release)
+	if got != string(echoMsg) {
+		t.Fatalf("first answer %q, want the echo %s", got, echoMsg)
+	}
+}

@@ -70,9 +70,9 @@ func (c *Conn) readReady() {
 // waiting: a frame not yet whole stays in c.in until the next readiness,
 // and no goroutine waits for its rest. c.reading is set.
 //
-// What the frames handled queue for this connection, their answers among
-// them, is written by the reader itself after each read's frames
-// (writeBatch): one writev for them, and no writer goroutine to wake.
+// The answers the frames' handler queues with ReplyFrame are written by
+// the reader itself after each read's frames (writeBatch): one writev for
+// them, and no writer goroutine to wake.
 func (c *Conn) readAvailable() error {
 	pooled := readBuffers.Get().(*[readBufferSize]byte)
 	defer readBuffers.Put(pooled)
@@ -351,6 +351,9 @@ func (c *Conn) handleFrame(h ws.Header, payload []byte) error {
 		}
 		return nil
 	case ws.OpClose:
+		// The answers to the messages before it go out before the close
+		// drops what is queued.
+		c.writeBatch(c.batching)
 		return c.peerClosed(payload)
 	}
 	if !h.Fin && len(payload) == 0 && !c.allowControl() {

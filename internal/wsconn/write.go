@@ -68,7 +68,8 @@ func (c *Conn) writeBatch(keep bool) {
 func (c *Conn) writeLoop() { c.write(false) }
 
 // write is the writer: writeLoop's body, run by a writer goroutine or, when
-// inline, by a reader (writeBatch), which does not yield between writes.
+// inline, by a reader (writeBatch), which writes what it takes once and
+// hands what comes meanwhile to a writer goroutine.
 func (c *Conn) write(inline bool) {
 	c.mu.Lock()
 	s := c.stalled
@@ -80,7 +81,20 @@ func (c *Conn) write(inline bool) {
 	wrote := false
 	for {
 		if len(s.out) == 0 {
-			if wrote && !inline {
+			if wrote && inline {
+				if !c.take(s) {
+					s.release()
+					return
+				}
+				// More came while the reader wrote its answers: a writer
+				// goroutine goes on with it, and the reader reads again.
+				c.mu.Lock()
+				c.stalled = s
+				c.mu.Unlock()
+				workers.Go(c.writeLoop)
+				return
+			}
+			if wrote {
 				// Let the producers run before taking the queue again, so
 				// that in a fan-out one writev carries more messages: in
 				// fanout 1000x5000, 85k writev calls become 57k and the

@@ -258,7 +258,7 @@ type Conn struct {
 	queuedBytes int
 	control     []byte // encoded pongs and pings, written before queued messages
 	started     bool   // Start ran: writers may start
-	writing     bool   // a writer goroutine is running
+	writing     bool   // a writer runs: a goroutine of its own, or a reader writing its answers
 	reading     bool   // a reader is running
 	// batching: a reader (readAvailable) is handling frames and writes the
 	// answers they queue (ReplyFrame) itself once they are handled
@@ -503,12 +503,38 @@ func (c *Conn) sendFrame(f Frame, reply bool) error {
 	}
 	c.queue = push(c.queue, f.b)
 	c.queuedBytes += len(f.b)
-	if reply && c.batching && !c.writing {
+	if reply && c.batching && !c.writing && c.batchRoom() {
 		c.batched = true
 		return nil
 	}
 	c.startWriterLocked()
 	return nil
+}
+
+// Answers wait for the reader's write while the queue holds fewer than
+// maxReplyBatch frames and half its limits: past them a writer takes the
+// queue at once, so that answers waiting for the end of a long read never
+// make a reading client a slow consumer.
+const maxReplyBatch = 256
+
+// batchRoom reports whether the queue has room for answers that wait for
+// the reader's write. c.mu is held.
+func (c *Conn) batchRoom() bool {
+	n := len(c.queue)
+	return n < maxReplyBatch &&
+		(c.opts.SendQueueMessages <= 0 || 2*n < c.opts.SendQueueMessages) &&
+		(c.opts.SendQueueBytes <= 0 || 2*c.queuedBytes < c.opts.SendQueueBytes)
+}
+
+// Flush writes, at once, the answers that wait for the end of the reader's
+// read (ReplyFrame): OnMessage calls it before it blocks.
+func (c *Conn) Flush() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.batched {
+		c.batched = false
+		c.startWriterLocked()
+	}
 }
 
 // Close starts a graceful close: queued messages are written, then the close

@@ -145,9 +145,8 @@ func closed(t *testing.T, s *server) wsconn.CloseInfo {
 
 // Answers come in order, queued with Send or, by the reader that read the
 // messages, with ReplyFrame, which that reader writes itself once a read's
-// frames are handled: here many frames a read, and more answers than the
-// socket takes at once, so that the reader's write stalls and the poller
-// resumes it.
+// frames are handled: here many frames a read, and answers of up to 10 KB
+// that the client reads only once it sent them all.
 func TestEchoInOrder(t *testing.T) {
 	t.Parallel()
 	for _, tls := range []bool{false, true} {
