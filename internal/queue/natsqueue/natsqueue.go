@@ -374,8 +374,9 @@ func (s *Store) names(name string) (stream, subject, delayStream, delaySubject s
 }
 
 // Declare implements queue.Store. It creates or updates each queue's
-// streams and consumers, and starts a mover for each queue's delayed
-// messages; a queue no longer declared keeps its streams and messages,
+// streams and consumers (and, with the first queue, reads or puts the key
+// that signs receipt handles: see receiptKey), and starts a mover for each
+// queue's delayed messages; a queue no longer declared keeps its streams and messages,
 // for the nodes that still declare it.
 func (s *Store) Declare(ctx context.Context, decls []queue.Declaration) error {
 	if err := queue.Check(decls); err != nil {
@@ -383,15 +384,15 @@ func (s *Store) Declare(ctx context.Context, decls []queue.Declaration) error {
 	}
 	s.declaring.Lock()
 	defer s.declaring.Unlock()
+	// The queues' streams, and the receipt key's bucket with the first
+	// queue, are made at once: a replicated stream waits for its peers, and
+	// one after another would add those waits up.
+	var key []byte
+	var keyErr error
+	var wg sync.WaitGroup
 	if len(decls) > 0 && s.key == nil {
-		key, err := receiptKey(ctx, s.js, s.opts)
-		if err != nil {
-			return err
-		}
-		s.key = key
+		wg.Go(func() { key, keyErr = receiptKey(ctx, s.js, s.opts) })
 	}
-	// The queues' streams are made at once: a replicated stream waits for
-	// its peers, and queues one after another would add those waits up.
 	made := make([]*served, len(decls))
 	errs := make([]error, len(decls))
 	redelivery := map[string]time.Duration{} // by dead-letter queue: its sources' longest visibility timeout
@@ -400,14 +401,16 @@ func (s *Store) Declare(ctx context.Context, decls []queue.Declaration) error {
 			redelivery[dl] = max(redelivery[dl], d.Attributes.WithDefaults().VisibilityTimeout)
 		}
 	}
-	var wg sync.WaitGroup
 	for i, d := range decls {
 		a := d.Attributes.WithDefaults()
 		wg.Go(func() { made[i], errs[i] = s.ensure(ctx, d.Name, a, duplicateWindow(a.Retention, redelivery[d.Name])) })
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err := errors.Join(append(errs, keyErr)...); err != nil {
 		return err
+	}
+	if key != nil {
+		s.key = key // before mu publishes the queues that use it
 	}
 	next := map[string]*served{}
 	for i, d := range decls {
