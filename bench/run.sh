@@ -60,7 +60,7 @@
 # broadcasts the sendMessage handler makes (a scan, then a post to each),
 # ten of them (at fifty serverless-offline's handlers time out).
 # Like the start case they install serverless, serverless-offline, the
-# AWS SDK v2 and dynalite from npm.
+# AWS SDK v2 and dynalite from npm; without the registry they are skipped.
 #
 # The start case (not in the default CASES: it installs serverless and
 # serverless-offline from npm) runs examples/chat-node's serverless.yml with
@@ -293,8 +293,9 @@ start_server() {
   fi
 }
 
-# free_port prints a loopback TCP port nothing listens on, picked at random
-# (bash alone cannot ask the kernel for one without keeping it) below the
+# free_port [TAKEN...] prints a loopback TCP port nothing listens on, none
+# of TAKEN (ports picked for what has not bound yet), picked at random (bash
+# alone cannot ask the kernel for one without keeping it) below the
 # kernel's range of ports for outgoing connections: a client's socket there
 # would make the server's bind fail.
 free_port() {
@@ -303,6 +304,7 @@ free_port() {
   ((lo > 11000)) || lo=32768
   for _ in $(seq 100); do
     p=$((10000 + RANDOM % (lo - 10000)))
+    [[ " $* " == *" $p "* ]] && continue
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
       echo "$p"
       return 0
@@ -317,7 +319,7 @@ free_port() {
 # ws_url and web_url. dynalite_pid is stopped after the server.
 start_offline() {
   local side=$1 name=$2 out=$OUT/logs/$2.out dport port hp lp
-  dport=$(free_port) && port=$(free_port) || { echo "run.sh: no free loopback port" >&2; exit 1; }
+  dport=$(free_port) && port=$(free_port "$dport") || { echo "run.sh: no free loopback port" >&2; exit 1; }
   (cd "$offline_dir" && exec node_modules/.bin/dynalite --port "$dport") >"$OUT/logs/$name-dynalite.out" 2>&1 &
   dynalite_pid=$!
   pids+=("$dynalite_pid")
@@ -330,15 +332,17 @@ start_offline() {
   fi
   case $side in
   serverless-offline)
-    # It listens on localhost; its HTTP and Lambda ports must be free too.
-    hp=$(free_port) && lp=$(free_port) || { echo "run.sh: no free loopback port" >&2; exit 1; }
-    (cd "$offline_dir" && exec "${env[@]}" "MGMT_ENDPOINT=http://localhost:$port" node_modules/.bin/serverless offline \
-      --websocketPort "$port" --httpPort "$hp" --lambdaPort "$lp") >"$out" 2>&1 &
-    ws_url=ws://localhost:$port
+    # On 127.0.0.1, as the gateway (its default, localhost, may be ::1
+    # alone); its HTTP and Lambda ports must be free too.
+    hp=$(free_port "$dport" "$port") && lp=$(free_port "$dport" "$port" "$hp") ||
+      { echo "run.sh: no free loopback port" >&2; exit 1; }
+    (cd "$offline_dir" && exec "${env[@]}" "MGMT_ENDPOINT=http://127.0.0.1:$port" node_modules/.bin/serverless offline \
+      --host 127.0.0.1 --websocketPort "$port" --httpPort "$hp" --lambdaPort "$lp") >"$out" 2>&1 &
+    ws_url=ws://127.0.0.1:$port
     ;;
   gateway)
     (cd "$offline_dir" && exec "${env[@]}" "MGMT_ENDPOINT=http://127.0.0.1:$port" "SWITCHBOARD_DATA_DIR=$OUT/data" \
-      "$OUT/bin/switchboard" serve --project serverless.yml --listen "127.0.0.1:$port" --log-level warn) >"$out" 2>&1 &
+      "$OUT/bin/switchboard" serve --project serverless.yml --listen "127.0.0.1:$port" --pprof --log-level warn) >"$out" 2>&1 &
     ws_url=ws://127.0.0.1:$port
     ;;
   esac
@@ -368,7 +372,7 @@ setup_offline() {
   echo "== npm: the chat tutorial's dependencies, serverless@$SLS_VERSION and serverless-offline@$SLS_OFFLINE_VERSION" >&2
   (cd "$offline_dir" && npm ci --no-audit --no-fund --loglevel=error &&
     npm install --no-save --no-audit --no-fund --loglevel=error "serverless@$SLS_VERSION" "serverless-offline@$SLS_OFFLINE_VERSION") \
-    >>"$OUT/logs/npm.log" 2>&1 || { echo "run.sh: npm failed (see $OUT/logs/npm.log)" >&2; exit 1; }
+    >>"$OUT/logs/npm.log" 2>&1 || { echo "run.sh: npm failed (see $OUT/logs/npm.log)" >&2; rm -rf "$offline_dir/node_modules"; return 1; }
 }
 
 # start_cluster NAME N: starts N gateways, nodes node1…nodeN, each with the
@@ -380,7 +384,7 @@ setup_offline() {
 start_cluster() {
   local name=$1 n=$2 i port routes=() list out
   for i in $(seq "$n"); do
-    port=$(free_port) || { echo "run.sh: no free loopback port for a route" >&2; exit 1; }
+    port=$(free_port "${routes[@]#127.0.0.1:}") || { echo "run.sh: no free loopback port for a route" >&2; exit 1; }
     routes+=("127.0.0.1:$port")
   done
   list=$(IFS=,; echo "${routes[*]}")
@@ -481,7 +485,7 @@ start_side() {
     gateway_config=""
     ;;
   http | node | go)
-    # The backend of the http route, then the gateway with both routes.
+    # The backend of the http route, then the gateway with all three routes.
     "$OUT/bin/http-backend" --listen 127.0.0.1:0 >"$OUT/logs/$name-backend.out" 2>&1 &
     local backend_pid=$! backend_url=""
     pids+=("$backend_pid")
@@ -664,7 +668,7 @@ case_args() {
       # It listens on localhost; its HTTP and Lambda ports must be free too.
       local hp='$HTTP_PORT' lp='$LAMBDA_PORT'
       if [ "$start_port" != '$PORT' ]; then
-        hp=$(free_port) && lp=$(free_port) || { echo "run.sh: no free loopback port" >&2; exit 1; }
+        hp=$(free_port "$start_port") && lp=$(free_port "$start_port" "$hp") || { echo "run.sh: no free loopback port" >&2; exit 1; }
       fi
       echo "${common[@]}" --url "ws://localhost:$start_port" --log "$OUT/logs/$3.out" -- \
         "$start_dir/node_modules/.bin/serverless" offline --websocketPort "$start_port" --httpPort "$hp" --lambdaPort "$lp"
@@ -711,7 +715,10 @@ cluster_load=""
 for c in $CASES; do
   case_now=$c
   [ "$c" = start ] && setup_start
-  [[ $c == offline-* ]] && setup_offline
+  if [[ $c == offline-* ]] && ! setup_offline; then
+    echo "run.sh: $c skipped: the npm registry is needed for it" >&2
+    continue
+  fi
   if [ -z "$cluster_load" ] && [ "$(results_of "$c")" != results.jsonl ]; then
     cluster_load=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
   fi
@@ -737,6 +744,9 @@ for c in $CASES; do
         # Unmeasured: starts the function's processes, so that the
         # measured run compares warm invocations.
         "${lg[@]}" "${args[@]}" >/dev/null 2>>"$OUT/logs/progress.log" || true
+        # The tutorial's $disconnect handlers remove the warm-up's
+        # connections from the table before the measured run.
+        [[ $c == offline-* ]] && sleep 3
       fi
       status=0
       line=$("${lg[@]}" "${args[@]}" 2>>"$OUT/logs/progress.log") || status=$?

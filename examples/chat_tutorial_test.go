@@ -28,8 +28,11 @@ import (
 func TestChatTutorialOnDynamoDB(t *testing.T) {
 	t.Parallel()
 	dir := npmProjectWith(t, filepath.Join("..", "bench", "chat-tutorial"), "aws-sdk")
+	// The gateway reads DYNAMODB_ENDPOINT for serverless.yml's
+	// ${env:DYNAMODB_ENDPOINT}; the rest is for this test's own node runs.
+	dynamo := "DYNAMODB_ENDPOINT=http://127.0.0.1:" + strconv.Itoa(startDynalite(t, dir))
 	env := []string{"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_REGION=us-east-1",
-		"AWS_SDK_JS_SUPPRESS_MAINTENANCE_MODE_MESSAGE=1", "DYNAMODB_ENDPOINT=http://127.0.0.1:" + strconv.Itoa(startDynalite(t, dir))}
+		"AWS_SDK_JS_SUPPRESS_MAINTENANCE_MODE_MESSAGE=1", dynamo}
 	node := func(args ...string) string {
 		t.Helper()
 		cmd := exec.Command("node", args...)
@@ -54,7 +57,7 @@ func TestChatTutorialOnDynamoDB(t *testing.T) {
 		return ids
 	}
 
-	gw := serveEnv(t, env, "--project", filepath.Join(dir, "serverless.yml"))
+	gw := serveEnv(t, []string{dynamo}, "--project", filepath.Join(dir, "serverless.yml"))
 	a := testutil.Dial(t, gw.ws+"/dev", nil)
 	b := testutil.Dial(t, gw.ws+"/dev", nil)
 	if ids := connections(); len(ids) != 2 {
@@ -92,9 +95,16 @@ func startDynalite(t *testing.T, dir string) int {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
 		if t.Failed() {
 			t.Logf("dynalite output:\n%s", out)
 		}
