@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -89,25 +88,6 @@ func TestChatTutorialOnDynamoDB(t *testing.T) {
 func startDynalite(t *testing.T, dir string) int {
 	t.Helper()
 	port := testutil.FreePort(t)
-	cmd := exec.Command("node", filepath.Join(dir, "node_modules", "dynalite", "cli.js"), "--port", strconv.Itoa(port))
-	out := &testutil.Buffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("dynalite output:\n%s", out)
-		}
-	})
+	startCommand(t, exec.Command("node", filepath.Join(dir, "node_modules", "dynalite", "cli.js"), "--port", strconv.Itoa(port)))
 	return port
 }
