@@ -87,7 +87,7 @@ func launchProcess(t *testing.T, env []string, args ...string) *gatewayProcess {
 func (p *gatewayProcess) awaitBanner(t *testing.T) {
 	t.Helper()
 	// A cap for a loaded machine, not a pace: the banner ends the wait.
-	testutil.Eventually(t, 60*time.Second, func() bool { return wsURLRE.MatchString(p.stdout.String()) },
+	testutil.Eventually(t, 3*time.Minute, func() bool { return wsURLRE.MatchString(p.stdout.String()) },
 		"banner printed; stdout %q stderr %q", p.stdout, p.stderr)
 	p.ws = wsURLRE.FindStringSubmatch(p.stdout.String())[1]
 	p.http = "http" + strings.TrimPrefix(p.ws, "ws")

@@ -79,9 +79,10 @@ const (
 	// DefaultHealthInterval is how often the bus's health is checked.
 	DefaultHealthInterval = time.Second
 	// DefaultJoinTimeout bounds Start: connecting, creating the directory
-	// (which, on embedded NATS with peers, waits for a quorum of them),
-	// and the first lease.
-	DefaultJoinTimeout = 30 * time.Second
+	// and the history's streams (which, on embedded NATS with peers, wait
+	// for a quorum of them: peers started one after another, or replicated
+	// streams slow to form on a loaded machine), and the first lease.
+	DefaultJoinTimeout = 2 * time.Minute
 )
 
 // Options configure a node's membership. URL is required; the zero value
