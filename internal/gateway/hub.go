@@ -313,11 +313,7 @@ func (h *Hub) out(source string) prometheus.Counter {
 // send queues data on c and counts the delivery on out: every message to
 // a single client goes through here.
 func (h *Hub) send(c *client, typ wsconn.MessageType, data []byte, out prometheus.Counter) error {
-	err := h.queue(c, wsconn.NewFrame(typ, data))
-	if err == nil {
-		out.Inc()
-	}
-	return err
+	return h.answer(c, false, typ, data, out)
 }
 
 // answer is send for the answer to a message of c; onReader says it is
@@ -325,12 +321,12 @@ func (h *Hub) send(c *client, typ wsconn.MessageType, data []byte, out prometheu
 // the reader writes it with the other answers of its read (wsconn's
 // ReplyFrame).
 func (h *Hub) answer(c *client, onReader bool, typ wsconn.MessageType, data []byte, out prometheus.Counter) error {
-	if !onReader {
-		return h.send(c, typ, data, out)
-	}
-	err := c.ws.ReplyFrame(wsconn.NewFrame(typ, data))
-	if errors.Is(err, wsconn.ErrQueueFull) {
-		h.metrics.Dropped.WithLabelValues(metrics.DropQueueFull).Inc()
+	f := wsconn.NewFrame(typ, data)
+	var err error
+	if onReader {
+		err = h.dropped(c.ws.ReplyFrame(f))
+	} else {
+		err = h.queue(c, f)
 	}
 	if err == nil {
 		out.Inc()
@@ -340,8 +336,10 @@ func (h *Hub) answer(c *client, onReader bool, typ wsconn.MessageType, data []by
 
 // queue queues f on c, counting a drop; fan-outs encode their frame and
 // count their deliveries once per call, not once per recipient.
-func (h *Hub) queue(c *client, f wsconn.Frame) error {
-	err := c.ws.SendFrame(f)
+func (h *Hub) queue(c *client, f wsconn.Frame) error { return h.dropped(c.ws.SendFrame(f)) }
+
+// dropped counts a frame a full send queue refused, and returns err.
+func (h *Hub) dropped(err error) error {
 	if errors.Is(err, wsconn.ErrQueueFull) {
 		h.metrics.Dropped.WithLabelValues(metrics.DropQueueFull).Inc()
 	}
