@@ -376,8 +376,8 @@ func (s *Store) names(name string) (stream, subject, delayStream, delaySubject s
 // Declare implements queue.Store. It creates or updates each queue's
 // streams and consumers (and, with the first queue, reads or puts the key
 // that signs receipt handles: see receiptKey), and starts a mover for each
-// queue's delayed messages; a queue no longer declared keeps its streams and messages,
-// for the nodes that still declare it.
+// queue's delayed messages; a queue no longer declared keeps its streams
+// and messages, for the nodes that still declare it.
 func (s *Store) Declare(ctx context.Context, decls []queue.Declaration) error {
 	if err := queue.Check(decls); err != nil {
 		return err
