@@ -360,19 +360,28 @@ start_offline() {
   exit 1
 }
 
-# setup_offline makes the offline cases' project: bench/chat-tutorial with
-# its dependencies and, as serverless-offline needs them there, the
-# framework and the plugin, which its serverless.yml names.
+# setup_offline makes the offline cases' project: bench/chat-tutorial
+# (serverless_project); it fails when npm does.
 setup_offline() {
   offline_dir=$OUT/offline-project
-  [ -d "$offline_dir/node_modules" ] && return 0
-  mkdir -p "$offline_dir"
-  cp "$repo"/bench/chat-tutorial/{handler.js,create-table.js,package.json,package-lock.json,serverless.yml} "$offline_dir/"
-  printf 'plugins:\n  - serverless-offline\n' >>"$offline_dir/serverless.yml"
-  echo "== npm: the chat tutorial's dependencies, serverless@$SLS_VERSION and serverless-offline@$SLS_OFFLINE_VERSION" >&2
-  (cd "$offline_dir" && npm ci --no-audit --no-fund --loglevel=error &&
+  serverless_project bench/chat-tutorial "$offline_dir" handler.js create-table.js package.json package-lock.json serverless.yml
+}
+
+# serverless_project SRC DIR FILE...: copies the FILEs of the project in
+# SRC (in the repository) to DIR, with its dependencies and, as
+# serverless-offline needs them there, the framework and the plugin, which
+# its serverless.yml then names. Done once per DIR; fails when npm does.
+serverless_project() {
+  local src=$1 dir=$2 f
+  shift 2
+  [ -d "$dir/node_modules" ] && return 0
+  mkdir -p "$dir"
+  for f; do cp "$repo/$src/$f" "$dir/"; done
+  printf 'plugins:\n  - serverless-offline\n' >>"$dir/serverless.yml"
+  echo "== npm: $src's dependencies, serverless@$SLS_VERSION and serverless-offline@$SLS_OFFLINE_VERSION" >&2
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error &&
     npm install --no-save --no-audit --no-fund --loglevel=error "serverless@$SLS_VERSION" "serverless-offline@$SLS_OFFLINE_VERSION") \
-    >>"$OUT/logs/npm.log" 2>&1 || { echo "run.sh: npm failed (see $OUT/logs/npm.log)" >&2; rm -rf "$offline_dir/node_modules"; return 1; }
+    >>"$OUT/logs/npm.log" 2>&1 || { echo "run.sh: npm failed (see $OUT/logs/npm.log)" >&2; rm -rf "$dir/node_modules"; return 1; }
 }
 
 # start_cluster NAME N: starts N gateways, nodes node1…nodeN, each with the
@@ -685,18 +694,11 @@ case_args() {
   esac
 }
 
-# setup_start makes the start case's project: examples/chat-node with its
-# dependencies and, as serverless-offline needs them there, the framework
-# and the plugin, which its serverless.yml names.
+# setup_start makes the start case's project: examples/chat-node
+# (serverless_project).
 setup_start() {
   start_dir=$OUT/start-project
-  mkdir -p "$start_dir"
-  cp "$repo"/examples/chat-node/{handler.js,package.json,package-lock.json,serverless.yml} "$start_dir/"
-  printf 'plugins:\n  - serverless-offline\n' >>"$start_dir/serverless.yml"
-  echo "== npm: the project's dependencies, serverless@$SLS_VERSION and serverless-offline@$SLS_OFFLINE_VERSION" >&2
-  (cd "$start_dir" && npm ci --no-audit --no-fund --loglevel=error &&
-    npm install --no-save --no-audit --no-fund --loglevel=error "serverless@$SLS_VERSION" "serverless-offline@$SLS_OFFLINE_VERSION") \
-    >>"$OUT/logs/npm.log" 2>&1 || { echo "run.sh: npm failed (see $OUT/logs/npm.log)" >&2; exit 1; }
+  serverless_project examples/chat-node "$start_dir" handler.js package.json package-lock.json serverless.yml || exit 1
 }
 
 # results_of CASE: the file of raw results the case's table is made from:
