@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -26,7 +27,9 @@ import (
 //
 // Reading is edge-triggered: the socket is registered once, and the
 // kernel reports new bytes, not bytes waiting, so arming for reading costs
-// no system call. Bytes that arrive while reading is not armed are noted
+// no system call. A reader has read all the socket held when a read
+// returned EAGAIN, or returned less than it asked for while HungUp is
+// false (epoll(7)): bytes that arrive after such a read fire again. Bytes that arrive while reading is not armed are noted
 // (readPending), and Rearm tells the reader to read again. Writing is
 // armed with a system call, which reports a socket already writable at
 // once; a writer stalls far less often than a reader waits.
@@ -42,6 +45,8 @@ type Watcher struct {
 	wantWrite   bool
 	readPending bool // the socket reported bytes while reading was not armed
 	stopped     bool
+
+	hungUp atomic.Bool // the peer closed its side, or the socket failed: see HungUp
 
 	fdMu   sync.RWMutex // held (shared) by every use of fd; Close takes it whole
 	closed bool
@@ -164,8 +169,8 @@ func (w *Watcher) event() *unix.EpollEvent {
 
 // Rearm asks for the next readiness to read, and reports whether bytes
 // arrived since the last one: then reading is not armed, and the caller
-// reads again instead of waiting. The reader must have read until the
-// socket had none left (EAGAIN): bytes it left fire only when more arrive.
+// reads again instead of waiting. The reader must have read all the socket
+// held (see Watcher): bytes it left fire only when more arrive.
 func (w *Watcher) Rearm() (again bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -179,6 +184,12 @@ func (w *Watcher) Rearm() (again bool) {
 	w.wantRead = true
 	return false
 }
+
+// HungUp reports whether a readiness told of the peer's end of the stream
+// or of a failure: then a read that returned less than it asked for may
+// not have reached the end, which fires no readiness of its own, and the
+// reader reads on until EAGAIN or the end.
+func (w *Watcher) HungUp() bool { return w.hungUp.Load() }
 
 // ArmWrite asks to be told (onWritable) when the socket takes bytes again;
 // a socket that already does fires at once. An error means it will not be
@@ -426,6 +437,9 @@ func (w *Watcher) fired(events uint32, tasks []func()) []func() {
 		return tasks
 	}
 	const failed = unix.EPOLLHUP | unix.EPOLLERR
+	if events&(unix.EPOLLRDHUP|failed) != 0 {
+		w.hungUp.Store(true) // before the reader it starts can look
+	}
 	if events&(unix.EPOLLIN|unix.EPOLLRDHUP|failed) != 0 {
 		if w.wantRead {
 			w.wantRead = false

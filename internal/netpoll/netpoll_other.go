@@ -19,6 +19,9 @@ func (*Watcher) Rearm() bool { return false }
 // ArmWrite does nothing off Linux.
 func (*Watcher) ArmWrite() error { return nil }
 
+// HungUp reports false off Linux.
+func (*Watcher) HungUp() bool { return false }
+
 // UnregisterForTest does nothing off Linux.
 func (*Watcher) UnregisterForTest() error { return nil }
 

@@ -113,8 +113,14 @@ func TestReadinessFiresOncePerArming(t *testing.T) {
 		t.Fatal("Rearm with nothing waiting: told to read again")
 	}
 	expect(t, ready, false, "Rearm with nothing waiting")
+	if w.HungUp() {
+		t.Fatal("HungUp before the peer hung up")
+	}
 	_ = client.Close()
 	expect(t, ready, true, "the peer hung up")
+	if !w.HungUp() {
+		t.Fatal("HungUp after the readiness that told of the end = false: a short read would be taken for all there is")
+	}
 	if _, err := w.Read(buf); err != io.EOF {
 		t.Fatalf("Read after the peer hung up = %v, want io.EOF", err)
 	}

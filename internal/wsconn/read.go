@@ -34,7 +34,16 @@ var errDiscard = errors.New("wsconn: discard input")
 // arrived (grow), never to the length its header claims.
 const readBufferSize = 4096
 
-var readBuffers = sync.Pool{New: func() any { return new([readBufferSize]byte) }}
+// readSpace is what the reader of a watched socket borrows while the
+// socket has bytes: the read buffer, and the header reader of parse, so
+// that a frame costs no allocation of its own to parse.
+type readSpace struct {
+	buf    [readBufferSize]byte
+	r      bytes.Reader
+	header [ws.MaxHeaderSize]byte
+}
+
+var readSpaces = sync.Pool{New: func() any { return new(readSpace) }}
 
 // reader is the stream reader of a connection read on a goroutine of its
 // own, with room for a frame header.
@@ -74,13 +83,14 @@ func (c *Conn) readReady() {
 // the reader itself after each read's frames (writeBatch): one writev for
 // them, and no writer goroutine to wake.
 func (c *Conn) readAvailable() error {
-	pooled := readBuffers.Get().(*[readBufferSize]byte)
-	defer readBuffers.Put(pooled)
+	sp := readSpaces.Get().(*readSpace)
+	defer readSpaces.Put(sp)
+	pooled := &sp.buf
 	c.mu.Lock()
 	c.batching = true
 	c.mu.Unlock()
 	defer c.writeBatch(false)
-	b, need := pooled[:0], 0
+	b, need, drained := pooled[:0], 0, false
 	if in := c.in; in != nil {
 		c.in, need = nil, in.need
 		if cap(in.b) <= readBufferSize {
@@ -93,7 +103,7 @@ func (c *Conn) readAvailable() error {
 		if len(b) > 0 && !c.discarding {
 			var off int
 			var err error
-			off, need, err = c.parse(b)
+			off, need, err = c.parse(sp, b)
 			if off > 0 {
 				c.writeBatch(true)
 			}
@@ -104,33 +114,50 @@ func (c *Conn) readAvailable() error {
 				return err
 			}
 		}
+		if drained {
+			c.keep(b, pooled, need)
+			return nil
+		}
 		if len(b) == cap(b) {
 			b = grow(b, need, c.watch.Buffered())
 		}
+		room := cap(b) - len(b)
 		n, err := c.watch.Read(b[len(b):cap(b)])
 		b = b[:len(b)+n]
 		switch {
 		case errors.Is(err, syscall.EAGAIN):
-			if len(b) == 0 || c.discarding {
-				c.frameDone()
-				return nil
-			}
-			kept := b
-			if &b[:1][0] == &pooled[0] || cap(b) > max(need, readBufferSize) {
-				// The pooled buffer goes back, and a large one is not held
-				// for a small remainder: the start is kept in an array of
-				// its own length.
-				kept = bytes.Clone(b)
-			}
-			c.in = &input{b: kept, need: need}
-			c.frameStarted()
+			c.keep(b, pooled, need)
 			return nil
 		case err != nil:
 			return err
 		case c.discarding:
 			b = b[:0]
 		}
+		// A read that filled less than the room it was given took all the
+		// socket held (epoll(7)): what arrives later fires the poller
+		// again, and a read that would only find EAGAIN is saved. A socket
+		// whose peer hung up is read to its end, which no later readiness
+		// would announce.
+		drained = n < room && !c.watch.HungUp()
 	}
+}
+
+// keep holds the start of a frame not yet whole, the last bytes read
+// (b), in c.in until the next readiness.
+func (c *Conn) keep(b []byte, pooled *[readBufferSize]byte, need int) {
+	if len(b) == 0 || c.discarding {
+		c.frameDone()
+		return
+	}
+	kept := b
+	if &b[:1][0] == &pooled[0] || cap(b) > max(need, readBufferSize) {
+		// The pooled buffer goes back, and a large one is not held
+		// for a small remainder: the start is kept in an array of
+		// its own length.
+		kept = bytes.Clone(b)
+	}
+	c.in = &input{b: kept, need: need}
+	c.frameStarted()
 }
 
 // grow returns b, which is full, in an array with room for the bytes
@@ -151,16 +178,18 @@ func grow(b []byte, need, arrived int) []byte {
 // parse handles the whole frames at the start of b and returns how many
 // bytes they took, and the length of the frame that follows when its
 // header is there but not all of it.
-func (c *Conn) parse(b []byte) (off, need int, err error) {
-	var header [ws.MaxHeaderSize]byte
+func (c *Conn) parse(sp *readSpace, b []byte) (off, need int, err error) {
+	r := &sp.r
+	defer r.Reset(nil)           // the pool must not keep b alive
+	now := time.Now().UnixNano() // one clock reading for the frames of one read
 	for off < len(b) {
-		r := bytes.NewReader(b[off:])
-		h, err := ws.ReadHeaderBuffer(r, header[:])
+		r.Reset(b[off:])
+		h, err := ws.ReadHeaderBuffer(r, sp.header[:])
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return off, 0, nil // the header's rest is on its way
 		}
 		if err == nil {
-			err = c.checkHeader(h)
+			err = c.checkHeader(h, now)
 		} else {
 			err = c.fail(StatusProtocolError, err.Error())
 		}
@@ -180,7 +209,7 @@ func (c *Conn) parse(b []byte) (off, need int, err error) {
 		off += size
 		c.frameDone()
 		ws.Cipher(payload, h.Mask, 0)
-		if err := c.handleFrame(h, payload); err != nil {
+		if err := c.handleFrame(h, payload, now); err != nil {
 			return off, 0, err
 		}
 	}
@@ -246,7 +275,7 @@ func (c *Conn) readFrame(r *reader) error {
 		}
 		return err
 	}
-	if err := c.checkHeader(h); err != nil {
+	if err := c.checkHeader(h, time.Now().UnixNano()); err != nil {
 		return err
 	}
 	if int64(r.br.Buffered()) < h.Length {
@@ -258,7 +287,7 @@ func (c *Conn) readFrame(r *reader) error {
 	}
 	c.frameDone()
 	ws.Cipher(payload, h.Mask, 0)
-	return c.handleFrame(h, payload)
+	return c.handleFrame(h, payload, time.Now().UnixNano())
 }
 
 // readPayload reads a payload of n bytes into an array that grows with
@@ -305,10 +334,11 @@ func (c *Conn) frameDone() {
 }
 
 // checkHeader applies RFC 6455's rules and the read limit to a frame's
-// header, before any of its payload is read. A broken rule closes the
-// connection and returns errDiscard (or errStop, for an unmasked frame).
-func (c *Conn) checkHeader(h ws.Header) error {
-	c.lastRead.Store(time.Now().UnixNano())
+// header, before any of its payload is read, at now (unix nanoseconds). A
+// broken rule closes the connection and returns errDiscard (or errStop, for
+// an unmasked frame).
+func (c *Conn) checkHeader(h ws.Header, now int64) error {
+	c.lastRead.Store(now)
 	state := ws.StateServerSide
 	if c.partial != nil {
 		state |= ws.StateFragmented
@@ -336,8 +366,9 @@ func (c *Conn) checkHeader(h ws.Header) error {
 }
 
 // handleFrame acts on a frame: control frames are answered, data frames
-// are gathered into messages for OnMessage.
-func (c *Conn) handleFrame(h ws.Header, payload []byte) error {
+// are gathered into messages for OnMessage; now is when it was read (unix
+// nanoseconds).
+func (c *Conn) handleFrame(h ws.Header, payload []byte, now int64) error {
 	switch h.OpCode {
 	case ws.OpPing:
 		if !c.allowControl() {
@@ -363,7 +394,7 @@ func (c *Conn) handleFrame(h ws.Header, payload []byte) error {
 	}
 	switch {
 	case h.Fin && c.partial == nil:
-		return c.deliver(Message{Type: MessageType(h.OpCode), Data: payload})
+		return c.deliver(Message{Type: MessageType(h.OpCode), Data: payload}, now)
 	case c.partial == nil:
 		c.partial = &partial{typ: MessageType(h.OpCode), data: payload, frames: 1}
 		return nil
@@ -375,12 +406,13 @@ func (c *Conn) handleFrame(h ws.Header, payload []byte) error {
 	}
 	m := Message{Type: c.partial.typ, Data: c.partial.data}
 	c.partial = nil
-	return c.deliver(m)
+	return c.deliver(m, now)
 }
 
 // deliver hands a whole message to OnMessage, unless the connection is
-// closing: then it is only read, as RFC 6455 §1.4 asks, and dropped.
-func (c *Conn) deliver(m Message) error {
+// closing: then it is only read, as RFC 6455 §1.4 asks, and dropped; now is
+// when it was read (unix nanoseconds).
+func (c *Conn) deliver(m Message, now int64) error {
 	if m.Type == Text && !utf8.Valid(m.Data) {
 		// RFC 6455 §8.1: a text message must be UTF-8.
 		return c.fail(StatusInvalidPayload, ReasonInvalidUTF8)
@@ -388,7 +420,7 @@ func (c *Conn) deliver(m Message) error {
 	if c.Closing() {
 		return nil
 	}
-	c.touch()
+	c.lastActive.Store(now)
 	c.inCallback.Store(true)
 	c.handler.OnMessage(m)
 	c.inCallback.Store(false)
