@@ -54,6 +54,20 @@ func NewID() string {
 	return base64.URLEncoding.EncodeToString(b[:])
 }
 
+// NewIDPair returns two fresh identifiers shaped as NewID's, from one
+// read of random bytes and in one allocation: a message's request and
+// message IDs.
+func NewIDPair() (string, string) {
+	var b [2 * idBytes]byte
+	_, _ = rand.Read(b[:])
+	const n = 16 // base64.URLEncoding.EncodedLen(idBytes)
+	var s [2 * n]byte
+	base64.URLEncoding.Encode(s[:n], b[:idBytes])
+	base64.URLEncoding.Encode(s[n:], b[idBytes:])
+	both := string(s[:])
+	return both[:n], both[n:]
+}
+
 // NewUUID returns a random UUID (version 4, RFC 9562), the shape of AWS's
 // request and message IDs: SQS's MessageId, EventBridge's event IDs,
 // Lambda's request IDs.

@@ -14,9 +14,13 @@ import (
 func TestNewID(t *testing.T) {
 	t.Parallel()
 	const n = 10000
-	seen := make(map[string]bool, n)
+	seen := make(map[string]bool, 3*n)
+	var ids []string
 	for range n {
-		id := apigw.NewID()
+		a, b := apigw.NewIDPair() // a message's request and message IDs
+		ids = append(ids, apigw.NewID(), a, b)
+	}
+	for _, id := range ids {
 		if len(id) != 16 || !strings.HasSuffix(id, "=") || strings.HasSuffix(id, "==") {
 			t.Fatalf("NewID() = %q, want 16 characters ending in a single =", id)
 		}
@@ -27,7 +31,7 @@ func TestNewID(t *testing.T) {
 			t.Fatalf("ValidID(NewID()) = false for %q, want true", id)
 		}
 		if seen[id] {
-			t.Fatalf("NewID() returned %q twice in %d calls", id, len(seen)+1)
+			t.Fatalf("%q came twice in %d identifiers", id, len(seen)+1)
 		}
 		seen[id] = true
 	}

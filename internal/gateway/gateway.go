@@ -462,7 +462,7 @@ func (g *Gateway) handshake(w http.ResponseWriter, r *http.Request, s *snapshot,
 		}
 	}
 	if hasConnect {
-		resp, err := g.invoke(s, s.routeSeries(m, route.Connect), connect, &integration.Request{
+		resp, err := g.invoke(s, s.routeSeries(m, route.Connect), connect, time.Now(), &integration.Request{
 			RouteKey:  route.Connect,
 			EventType: apigw.EventConnect,
 			RequestID: apigw.NewID(),
@@ -573,7 +573,7 @@ func (g *Gateway) runDisconnect(s *snapshot, info *integration.Conn, code wsconn
 	if !ok {
 		return
 	}
-	if _, err := g.invoke(s, s.routeSeries(g.hub.metrics, route.Disconnect), rt, &integration.Request{
+	if _, err := g.invoke(s, s.routeSeries(g.hub.metrics, route.Disconnect), rt, time.Now(), &integration.Request{
 		RouteKey:             route.Disconnect,
 		EventType:            apigw.EventDisconnect,
 		RequestID:            apigw.NewID(),
@@ -902,10 +902,11 @@ func (g *Gateway) route(s *snapshot, m wsconn.Message) routed {
 // would; onReader says it runs on the reader that read the message.
 func (g *Gateway) handle(c *client, r routed, onReader bool) {
 	m := r.msg
+	requestID, messageID := apigw.NewIDPair()
 	req := &integration.Request{
 		EventType: apigw.EventMessage,
-		RequestID: apigw.NewID(),
-		MessageID: apigw.NewID(),
+		RequestID: requestID,
+		MessageID: messageID,
 		Time:      time.Now(),
 		Conn:      c.info,
 		Body:      m.Data,
@@ -927,7 +928,7 @@ func (g *Gateway) handle(c *client, r routed, onReader bool) {
 	series := r.snap.routeSeries(g.hub.metrics, routeKey)
 	series.in().Inc()
 	req.RouteKey = routeKey
-	resp, err := g.invoke(r.snap, series, rt, req)
+	resp, err := g.invoke(r.snap, series, rt, req.Time, req)
 	if err != nil {
 		_ = g.hub.answer(c, onReader, wsconn.Text, apigw.ErrorFrame(g.clientMessage(routeKey, c.info.ID, err), c.info.ID, req.RequestID), series.out())
 		return
@@ -957,9 +958,10 @@ func (g *Gateway) clientMessage(routeKey, connID string, err error) string {
 	}
 }
 
-// invoke runs one integration with the integration timeout. A nil response
-// from a successful integration reads as 200 with no body.
-func (g *Gateway) invoke(s *snapshot, series *routeSeries, rt Route, req *integration.Request) (*integration.Response, error) {
+// invoke runs one integration with the integration timeout; its latency
+// counts from start. A nil response from a successful integration reads as
+// 200 with no body.
+func (g *Gateway) invoke(s *snapshot, series *routeSeries, rt Route, start time.Time, req *integration.Request) (*integration.Response, error) {
 	timeout := rt.Timeout
 	if timeout <= 0 {
 		timeout = s.opts.IntegrationTimeout
@@ -970,7 +972,6 @@ func (g *Gateway) invoke(s *snapshot, series *routeSeries, rt Route, req *integr
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
-	start := time.Now()
 	resp, err := rt.Integration.Invoke(ctx, req)
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		// The gateway's own deadline, even if the integration ignored it.
