@@ -380,48 +380,59 @@ func (w *Watcher) Writev(bufs [][]byte) (int, error) {
 func (p *poller) run() {
 	events := make([]unix.EpollEvent, 256)
 	var tasks []func()
-	var n int
-	var waitErr error
-	// wait takes what is ready without waiting; false parks the goroutine
-	// until epfd is readable, then the runtime calls it again.
-	wait := func(fd uintptr) bool {
+	var pollErr error
+	// poll takes what is ready without waiting and hands it to workers,
+	// until an epoll_wait returns fewer events than it had room for: it
+	// took all that were ready, and one that comes later makes epfd
+	// readable to the runtime's poller again. It then returns false, and
+	// the goroutine parks until then; true ends the loop. The whole loop
+	// is one RawRead: a readiness that came while it handed out tasks is
+	// kept for the next wait, which returns at once, where a new RawRead
+	// would forget it, and an epoll_wait that would only find nothing is
+	// saved.
+	poll := func(fd uintptr) bool {
 		for {
-			n, waitErr = unix.EpollWait(int(fd), events, 0)
-			if waitErr != unix.EINTR {
-				return n != 0 || waitErr != nil
+			n, err := unix.EpollWait(int(fd), events, 0)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil {
+				pollErr = err
+				return true
+			}
+			tasks = tasks[:0]
+			p.mu.Lock()
+			for _, ev := range events[:n] {
+				if ev.Fd == -1 {
+					var buf [8]byte
+					_, _ = unix.Read(p.wakefd, buf[:])
+					continue
+				}
+				if w := p.watchers[ev.Fd]; w != nil && w.gen == ev.Pad {
+					tasks = w.fired(ev.Events, tasks)
+				}
+			}
+			if len(p.watchers) == 0 {
+				p.running = false
+				p.mu.Unlock()
+				return true
+			}
+			p.mu.Unlock()
+			for i, f := range tasks {
+				workers.Go(f)
+				tasks[i] = nil
+			}
+			if n < len(events) {
+				return false
 			}
 		}
 	}
-	for {
-		err := p.rc.Read(wait)
-		if err == nil {
-			err = waitErr
-		}
-		if err != nil {
-			panic("netpoll: epoll_wait: " + err.Error()) // only EBADF/EFAULT/EINVAL: a broken invariant
-		}
-		tasks = tasks[:0]
-		p.mu.Lock()
-		for _, ev := range events[:max(n, 0)] {
-			if ev.Fd == -1 {
-				var buf [8]byte
-				_, _ = unix.Read(p.wakefd, buf[:])
-				continue
-			}
-			if w := p.watchers[ev.Fd]; w != nil && w.gen == ev.Pad {
-				tasks = w.fired(ev.Events, tasks)
-			}
-		}
-		if len(p.watchers) == 0 {
-			p.running = false
-			p.mu.Unlock()
-			return
-		}
-		p.mu.Unlock()
-		for i, f := range tasks {
-			workers.Go(f)
-			tasks[i] = nil
-		}
+	err := p.rc.Read(poll)
+	if err == nil {
+		err = pollErr
+	}
+	if err != nil {
+		panic("netpoll: epoll_wait: " + err.Error()) // only EBADF/EFAULT/EINVAL: a broken invariant
 	}
 }
 
