@@ -4,9 +4,12 @@ import "time"
 
 // Internals exercised by the tests in package loadgen_test.
 var (
-	ParsePayloadForTest  = parsePayload
-	AppendPayloadForTest = appendPayload
-	ParseStatCPUForTest  = parseStatCPU
+	ParsePayloadForTest   = parsePayload
+	AppendPayloadForTest  = appendPayload
+	ParseStatCPUForTest   = parseStatCPU
+	ParseSchedstatForTest = parseSchedstat
+	UsedCPUForTest        = usedCPU
+	CPUTimeForTest        = cpuTime
 )
 
 // HistogramForTest records durations and answers quantiles.

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -401,6 +402,51 @@ func TestParseStatCPU(t *testing.T) {
 		if got, err := loadgen.ParseStatCPUForTest(bad); err == nil {
 			t.Errorf("parse(%q) = %v, want an error", bad, got)
 		}
+	}
+}
+
+// A thread's time comes from the first field of its schedstat, in
+// nanoseconds; the ticks win only when they counted more than two beyond
+// it (threads that ended during the phase).
+func TestThreadsCPU(t *testing.T) {
+	t.Parallel()
+	if got, err := loadgen.ParseSchedstatForTest("1002455794 93753081 948\n"); err != nil || got != 1002455794*time.Nanosecond {
+		t.Errorf("parseSchedstat = %v, %v; want 1.002455794s", got, err)
+	}
+	for _, bad := range []string{"", "x 1 2", "-5 1 2"} {
+		if got, err := loadgen.ParseSchedstatForTest(bad); err == nil {
+			t.Errorf("parseSchedstat(%q) = %v, want an error", bad, got)
+		}
+	}
+	ms := time.Millisecond
+	for _, c := range []struct {
+		fine, coarse time.Duration
+		ok           bool
+		want         time.Duration
+	}{
+		{123456 * time.Microsecond, 120 * ms, true, 123456 * time.Microsecond},
+		{123456 * time.Microsecond, 140 * ms, true, 123456 * time.Microsecond},
+		{100 * ms, 130 * ms, true, 130 * ms},
+		{123 * ms, 120 * ms, false, 120 * ms},
+	} {
+		if got := loadgen.UsedCPUForTest(c.fine, c.coarse, c.ok); got != c.want {
+			t.Errorf("usedCPU(%v, %v, %v) = %v, want %v", c.fine, c.coarse, c.ok, got, c.want)
+		}
+	}
+	if runtime.GOOS != "linux" {
+		return
+	}
+	// This process's own time: both measures, within two ticks and a
+	// little of each other.
+	spin := time.Now()
+	for time.Since(spin) < 50*ms {
+	}
+	fine, coarse, ok, err := loadgen.CPUTimeForTest(os.Getpid())
+	if err != nil || !ok {
+		t.Fatalf("cpuTime(self) = %v, %v, %v, %v; want both measures", fine, coarse, ok, err)
+	}
+	if fine < 50*ms || coarse < 40*ms {
+		t.Errorf("cpuTime(self) = %v fine, %v coarse after 50ms of spinning; want both at least that", fine, coarse)
 	}
 }
 

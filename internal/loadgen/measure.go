@@ -3,8 +3,10 @@ package loadgen
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math/bits"
 	"net/http"
 	"os"
@@ -124,20 +126,64 @@ func rss(pid int) (int64, error) {
 const clockTicks = 100
 
 // cpuTime returns the CPU time process pid has used, user and system, all
-// its threads, from /proc/PID/stat (utime + stime), to the clock tick (10ms).
-func cpuTime(pid int) (time.Duration, error) {
+// its threads, twice: fine is the sum of its threads' time on a CPU, to the
+// nanosecond (/proc/PID/task/TID/schedstat; ok false when it cannot be
+// read), and coarse is utime + stime from /proc/PID/stat, to the clock tick
+// (10ms), which keeps the time of threads that ended too.
+func cpuTime(pid int) (fine, coarse time.Duration, ok bool, err error) {
 	if runtime.GOOS != "linux" {
-		return 0, fmt.Errorf("cpu time of %d: /proc/PID/stat is Linux only", pid)
+		return 0, 0, false, fmt.Errorf("cpu time of %d: /proc/PID/stat is Linux only", pid)
 	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, fmt.Errorf("cpu time of %d: %w", pid, err)
+		return 0, 0, false, fmt.Errorf("cpu time of %d: %w", pid, err)
 	}
-	d, err := parseStatCPU(string(b))
+	coarse, err = parseStatCPU(string(b))
 	if err != nil {
-		return 0, fmt.Errorf("cpu time of %d: /proc/%d/stat: %w", pid, pid, err)
+		return 0, 0, false, fmt.Errorf("cpu time of %d: /proc/%d/stat: %w", pid, pid, err)
 	}
-	return d, nil
+	fine, ok = threadsCPU(pid)
+	return fine, coarse, ok, nil
+}
+
+// threadsCPU sums the time on a CPU of process pid's threads, the first
+// field of each /proc/PID/task/TID/schedstat, in nanoseconds.
+func threadsCPU(pid int) (time.Duration, bool) {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, false
+	}
+	var sum time.Duration
+	for _, t := range tasks {
+		b, err := os.ReadFile(dir + "/" + t.Name() + "/schedstat")
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // the thread ended since the listing
+		}
+		if err != nil {
+			return 0, false
+		}
+		ns, err := parseSchedstat(string(b))
+		if err != nil {
+			return 0, false
+		}
+		sum += ns
+	}
+	return sum, true
+}
+
+// parseSchedstat returns the first field of a schedstat line: the time the
+// thread ran, in nanoseconds.
+func parseSchedstat(line string) (time.Duration, error) {
+	f := strings.Fields(line)
+	if len(f) == 0 {
+		return 0, fmt.Errorf("empty schedstat")
+	}
+	v, err := strconv.ParseInt(f[0], 10, 64)
+	if err != nil || v < 0 {
+		return 0, fmt.Errorf("schedstat run time %q: want nanoseconds", f[0])
+	}
+	return time.Duration(v), nil
 }
 
 // parseStatCPU returns utime + stime, fields 14 and 15 of a /proc/PID/stat
@@ -168,36 +214,42 @@ func parseStatCPU(line string) (time.Duration, error) {
 // when the load generator shares the machine. Given several processes (the
 // nodes of a cluster), it sums their times. Without a pid it does nothing;
 // a failed reading counts as a run error and leaves the figures out.
+//
+// The time used is the threads' time to the nanosecond, unless the clock
+// ticks counted more than two ticks beyond it: then threads ended during
+// the phase and took their time with them, and the ticks are used.
 type cpuMeter struct {
-	run         *run
-	pids        []int
-	start, used time.Duration
-	begun, done bool
+	run          *run
+	pids         []int
+	fine, coarse time.Duration // at begin
+	fineOK       bool
+	used         time.Duration
+	begun, done  bool
 }
 
-// read returns the CPU time of every process, summed.
-func (m *cpuMeter) read() (time.Duration, error) {
-	var sum time.Duration
+// read returns the CPU time of every process, summed (see cpuTime).
+func (m *cpuMeter) read() (fine, coarse time.Duration, ok bool, err error) {
+	ok = true
 	for _, pid := range m.pids {
-		v, err := cpuTime(pid)
+		f, c, fok, err := cpuTime(pid)
 		if err != nil {
-			return 0, err
+			return 0, 0, false, err
 		}
-		sum += v
+		fine, coarse, ok = fine+f, coarse+c, ok && fok
 	}
-	return sum, nil
+	return fine, coarse, ok, nil
 }
 
 func (m *cpuMeter) begin() {
 	if len(m.pids) == 0 {
 		return
 	}
-	v, err := m.read()
+	fine, coarse, ok, err := m.read()
 	if err != nil {
 		m.run.fail(err)
 		return
 	}
-	m.start, m.begun = v, true
+	m.fine, m.coarse, m.fineOK, m.begun = fine, coarse, ok, true
 }
 
 // end takes the second reading; only the first call after begin counts.
@@ -205,12 +257,20 @@ func (m *cpuMeter) end() {
 	if !m.begun || m.done {
 		return
 	}
-	v, err := m.read()
+	fine, coarse, ok, err := m.read()
 	if err != nil {
 		m.run.fail(err)
 		return
 	}
-	m.used, m.done = v-m.start, true
+	m.used, m.done = usedCPU(fine-m.fine, coarse-m.coarse, ok && m.fineOK), true
+}
+
+// usedCPU picks a phase's CPU time from its two measures (see cpuMeter).
+func usedCPU(fine, coarse time.Duration, fineOK bool) time.Duration {
+	if !fineOK || coarse-fine > 2*time.Second/clockTicks {
+		return coarse
+	}
+	return fine
 }
 
 // pidList is the value of a --pid flag that takes one process ID or several,
