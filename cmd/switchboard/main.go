@@ -20,6 +20,7 @@ import (
 
 	"github.com/switchboard-gateway/switchboard/internal/cli"
 	"github.com/switchboard-gateway/switchboard/internal/config"
+	"github.com/switchboard-gateway/switchboard/internal/heapfloor"
 	"github.com/switchboard-gateway/switchboard/internal/loadgen"
 	"github.com/switchboard-gateway/switchboard/internal/server"
 )
@@ -299,6 +300,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	cfg, err := load()
 	if err != nil {
 		return err
+	}
+	if cfg.HeapFloor > 0 {
+		heapfloor.Set(int64(cfg.HeapFloor))
+		defer heapfloor.Set(0)
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

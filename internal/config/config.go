@@ -37,6 +37,7 @@ const (
 	DefaultSelection          = "$request.body.action"
 	DefaultShutdownTimeout    = 10 * time.Second
 	DefaultIntegrationTimeout = 29 * time.Second
+	DefaultHeapFloor          = 32 << 20
 )
 
 // Unlimited is the value of a limit written as "unlimited", "off" or 0. Every
@@ -98,6 +99,13 @@ type Config struct {
 	// Pprof serves /debug/pprof/ beside the management API (and behind its
 	// credentials). Also the --pprof flag.
 	Pprof bool `yaml:"pprof"`
+	// HeapFloor is the heap the garbage collector lets grow before it
+	// runs, however little of it is live (package heapfloor): above half
+	// of it, GOGC's rule (collect when the heap doubles) is unchanged.
+	// Default DefaultHeapFloor; off or 0 turns it off, and so does GOGC in
+	// the environment. Read when `switchboard serve` starts; a reload does
+	// not change it.
+	HeapFloor Size `yaml:"heapFloor"`
 	// Presence configures what a topic's subscribers learn of each other.
 	Presence Presence `yaml:"presence"`
 
@@ -971,8 +979,12 @@ func locate(err error, path string, lines map[string]int, set map[string]bool) e
 }
 
 // applyEnv adds management credentials from the environment, so that
-// secrets need not be written in the file.
+// secrets need not be written in the file, and leaves the collector to
+// GOGC when the environment sets it.
 func (c *Config) applyEnv(getenv func(string) string) error {
+	if getenv("GOGC") != "" {
+		c.HeapFloor = Unlimited // the operator chose the collector's rule
+	}
 	if d := getenv("SWITCHBOARD_DATA_DIR"); d != "" {
 		c.DataDir = d
 	}
@@ -1122,6 +1134,9 @@ func (c *Config) fillDefaults() {
 	}
 	if c.EndpointEnv == "" {
 		c.EndpointEnv = "APIG_ENDPOINT"
+	}
+	if c.HeapFloor == 0 {
+		c.HeapFloor = DefaultHeapFloor
 	}
 }
 

@@ -164,6 +164,47 @@ func TestParseFillsNoDefaults(t *testing.T) {
 
 func noEnv(string) string { return "" }
 
+// The heap floor is on by default; off in the file, or GOGC in the
+// environment (which wins over the file), turn it off.
+func TestHeapFloor(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	off := filepath.Join(dir, "off.yaml")
+	set := filepath.Join(dir, "set.yaml")
+	if err := os.WriteFile(off, []byte("heapFloor: off\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(set, []byte("heapFloor: 64MiB\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	gogc := func(k string) string {
+		if k == "GOGC" {
+			return "200"
+		}
+		return ""
+	}
+	for _, c := range []struct {
+		name   string
+		path   string
+		getenv func(string) string
+		want   config.Size
+	}{
+		{"default", "", noEnv, 32 << 20},
+		{"set", set, noEnv, 64 << 20},
+		{"off", off, noEnv, config.Unlimited},
+		{"GOGC set", "", gogc, config.Unlimited},
+		{"GOGC set and a floor in the file", set, gogc, config.Unlimited},
+	} {
+		cfg, err := config.Load(c.path, c.getenv, config.Overrides{})
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if cfg.HeapFloor != c.want {
+			t.Errorf("%s: HeapFloor = %d, want %d", c.name, cfg.HeapFloor, c.want)
+		}
+	}
+}
+
 func TestLoadDefaults(t *testing.T) {
 	t.Parallel()
 	cfg, err := config.Load("", noEnv, config.Overrides{})

@@ -108,6 +108,7 @@ var meanings = map[string]string{
 	"subprotocols":                        "accepted Sec-WebSocket-Protocol values; empty accepts the client's first offer",
 	"trustedProxies":                      "addresses or CIDR prefixes whose X-Forwarded-For is believed",
 	"shutdownTimeout":                     "bounds the drain on SIGINT or SIGTERM",
+	"heapFloor":                           "the heap the garbage collector lets grow before it runs while little is live; off leaves GOGC alone, as GOGC in the environment does; read at start",
 	"integrationTimeout":                  "bounds one route invocation",
 	"ordering":                            "how one connection's messages run through routes that set none: ordered (one after another, in order) or concurrent (each at once, as API Gateway does)",
 	"maxMessagesInFlight":                 "messages of one connection that may wait for their route or run at once; beyond, the connection is not read until one is done",
@@ -293,6 +294,15 @@ func yamlValue(v reflect.Value) string {
 			return ""
 		}
 		return time.Duration(x).String()
+	case Size:
+		switch {
+		case x == 0:
+			return ""
+		case x%(1<<20) == 0:
+			return fmt.Sprintf("%dMiB", x>>20)
+		case x%(1<<10) == 0:
+			return fmt.Sprintf("%dKiB", x>>10)
+		}
 	}
 	switch v.Kind() {
 	case reflect.Slice:
