@@ -91,7 +91,7 @@ cd "$(dirname "$0")/.."
 repo=$(pwd)
 
 RUNS=${RUNS:-3}
-CASES=${CASES:-"conns echo fanout-1k fanout-10k fanout-mgmt mgmt mgmt-1cpu mgmt-100 mgmt-batch ordering function-echo offline-echo offline-fanout cluster-fanout cluster-mgmt consumer consumer-200 putevents putevents-queue"}
+CASES=${CASES:-"conns echo fanout-1k fanout-10k fanout-fresh fanout-mgmt mgmt mgmt-1cpu mgmt-100 mgmt-batch ordering function-echo offline-echo offline-fanout cluster-fanout cluster-mgmt consumer consumer-200 putevents putevents-queue"}
 OUT=${OUT:-$(mktemp -d -t switchboard-bench.XXXXXX)}
 PROFILE=${PROFILE:-}
 SIDES=${SIDES:-"ceiling gateway peer"}
@@ -273,7 +273,9 @@ start_server() {
     "${pin[@]}" "$OUT/bin/ceiling" --listen 127.0.0.1:0 >"$out" 2>&1 &
     ;;
   gateway)
-    SWITCHBOARD_DATA_DIR="$OUT/data" "${pin[@]}" "$OUT/bin/switchboard" serve --config "${gateway_config:-$OUT/gateway.yaml}" --listen 127.0.0.1:0 --pprof \
+    # Word splitting of gateway_env is intended: NAME=value words, or none.
+    # shellcheck disable=SC2086
+    env ${gateway_env:-} SWITCHBOARD_DATA_DIR="$OUT/data" "${pin[@]}" "$OUT/bin/switchboard" serve --config "${gateway_config:-$OUT/gateway.yaml}" --listen 127.0.0.1:0 --pprof \
       --log-level warn --log-format text >"$out" 2>&1 &
     ;;
   peer)
@@ -448,6 +450,7 @@ sides() {
   local s out=()
   case $1 in
   cluster-fanout) echo "one-node three-nodes" ;;
+  fanout-fresh) echo "warmed fresh warmed-nofloor fresh-nofloor" ;;
   cluster-mgmt) echo "via-holder via-other-node" ;;
   consumer | consumer-200) echo "via-mgmt via-jetstream" ;;
   putevents) echo "via-mgmt via-putevents" ;;
@@ -487,7 +490,10 @@ start_side() {
   fi
   case $side in
   ceiling | gateway | peer) start_server "$side" "$name" "$cpu" ;;
-  one-node) start_server gateway "$name" ;;
+  one-node | warmed | fresh) start_server gateway "$name" ;;
+  warmed-nofloor | fresh-nofloor)
+    gateway_env=GOGC=100 start_server gateway "$name" # GOGC set: no heap floor
+    ;;
   ordered | concurrent)
     gateway_config=$OUT/gateway-$side.yaml
     start_server gateway "$name"
@@ -573,6 +579,7 @@ case_title() {
   echo) echo "echo 50 × 2000 × 100 B" ;;
   fanout-1k) echo "fanout 1000 × 200 × 100 B, broadcast via ws" ;;
   fanout-10k) echo "fanout 10000 × 200 × 100 B, broadcast via ws (machine-bound)" ;;
+  fanout-fresh) echo "fanout 1000 × 200 × 100 B, broadcast via ws: a fresh process's first burst ÷ its third" ;;
   fanout-mgmt) echo "fanout 1000 × 200 × 100 B, topic via mgmt" ;;
   mgmt) echo "mgmt 32 × 50000" ;;
   mgmt-1cpu) echo "mgmt 32 × 50000, server on CPU 0, load generator on CPU 1" ;;
@@ -621,7 +628,7 @@ case_args() {
       echo echo --url "$ws_url" -c 50 -m 2000 -s 100 --route '{"action":"echo","data":"%s"}' --pid "$server_pid"
     fi
     ;;
-  fanout-1k | cluster-fanout)
+  fanout-1k | fanout-fresh | cluster-fanout)
     echo fanout --url "$ws_url" --subscribers 1000 --messages 200 --size 100 --pid "$server_pid" "${proto[@]}"
     ;;
   fanout-10k)
@@ -706,7 +713,7 @@ setup_start() {
 # its own, as it compares other servers.
 results_of() {
   case $1 in
-  cluster-* | start | ordering | function-echo | offline-* | consumer* | putevents*) echo "$1.jsonl" ;;
+  cluster-* | start | ordering | function-echo | offline-* | consumer* | putevents* | fanout-fresh) echo "$1.jsonl" ;;
   *) echo results.jsonl ;;
   esac
 }
@@ -742,6 +749,11 @@ for c in $CASES; do
         pids+=("$prof_pid")
       fi
       echo "== $title: $kind, run $run/$RUNS" >&2
+      if [[ $kind == warmed* ]]; then
+        # Two unmeasured bursts: the measured one is the process's third.
+        "${lg[@]}" "${args[@]}" >/dev/null 2>>"$OUT/logs/progress.log" || true
+        "${lg[@]}" "${args[@]}" >/dev/null 2>>"$OUT/logs/progress.log" || true
+      fi
       if [ "$c" = ordering ] || [ "$c" = function-echo ] || [[ $c == offline-* ]] || [ "$kind" = via-queue ]; then
         # Unmeasured: starts the function's processes, so that the
         # measured run compares warm invocations.
@@ -778,6 +790,7 @@ start_tables=""
 ordering_table=""
 function_table=""
 offline_tables=""
+fresh_tables=""
 for c in $CASES; do
   f=$OUT/$(results_of "$c")
   [ "$f" != "$results" ] && [ -s "$f" ] || continue
@@ -787,6 +800,13 @@ for c in $CASES; do
     start_tables+=$("$OUT/bin/report" -base serverless-offline -other gateway-warm <"$f")
     echo
     echo "$start_tables"
+    continue
+  fi
+  if [ "$c" = fanout-fresh ]; then
+    fresh_tables=$("$OUT/bin/report" -base warmed -other fresh <"$f")$'\n\n'
+    fresh_tables+=$("$OUT/bin/report" -base warmed-nofloor -other fresh-nofloor <"$f")
+    echo
+    echo "$fresh_tables"
     continue
   fi
   if [ "$c" = ordering ]; then
@@ -853,8 +873,8 @@ fi
   echo "server, except in mgmt-1cpu, where the server runs on CPU 0 and the load"
   echo "generator on CPU 1. Ratios are the gateway's median over the ceiling's: above 1"
   echo "is better for rates, below 1 for latencies, memory and server CPU (the"
-  echo "server's user + system time from /proc/PID/stat over the measured phase, per"
-  echo "unit of work). The gateway runs with \`--pprof\`, an echo \`\$default\` route"
+  echo "server's time on a CPU over the measured phase, per unit of work: the sum"
+  echo "of its threads' /proc/PID/task/TID/schedstat, to the nanosecond). The gateway runs with \`--pprof\`, an echo \`\$default\` route"
   echo "beside the zero-config routes, large send queues, no idle or lifetime limits,"
   echo "no pings (the ceiling sends none) and no access log:"
   echo
@@ -958,6 +978,24 @@ fi
         ;;
       esac
     done
+    echo '```'
+  fi
+  if [ -n "$fresh_tables" ]; then
+    echo
+    echo "## A fresh process's first burst"
+    echo
+    echo "fanout 1000 × 200 × 100 B against a fresh gateway each run: fresh measures"
+    echo "the process's first burst; warmed the third, after two unmeasured ones on"
+    echo "the same process. Ratios are fresh over warmed: 1 means the first burst"
+    echo "costs what a warmed process's does. The first table is the gateway as it"
+    echo "runs by default, with its heap floor (\`heapFloor\`, 32 MiB); the second"
+    echo "runs it with GOGC=100 in the environment, which turns the floor off."
+    echo
+    echo "$fresh_tables"
+    echo
+    echo '```sh'
+    ws_url='$WS' server_pid='$PID'
+    echo "switchboard bench $(case_args fanout-fresh)   # three times against one process: the first and the third"
     echo '```'
   fi
   if [ -n "$ordering_table" ]; then
