@@ -718,6 +718,16 @@ results_of() {
   esac
 }
 
+# runs_of CASE: how many times each side runs the case: RUNS, and three
+# times as many for fanout-fresh, whose bursts are short and whose figure
+# is the spread between two sides.
+runs_of() {
+  case $1 in
+  fanout-fresh) echo $((3 * RUNS)) ;;
+  *) echo "$RUNS" ;;
+  esac
+}
+
 load=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
 started=$(date +%s)
 cluster_load=""
@@ -733,7 +743,8 @@ for c in $CASES; do
   fi
   title=$(case_title "$c")
   [ -n "$title" ] || { echo "run.sh: unknown case $c" >&2; exit 1; }
-  for run in $(seq "$RUNS"); do
+  runs=$(runs_of "$c")
+  for run in $(seq "$runs"); do
     for kind in $(sides "$c"); do
       cpu=$(pinned "$c")
       start_side "$kind" "$c-$kind-$run" "$cpu"
@@ -748,7 +759,7 @@ for c in $CASES; do
         prof_pid=$!
         pids+=("$prof_pid")
       fi
-      echo "== $title: $kind, run $run/$RUNS" >&2
+      echo "== $title: $kind, run $run/$runs" >&2
       if [[ $kind == warmed* ]]; then
         # Two unmeasured bursts: the measured one is the process's third.
         "${lg[@]}" "${args[@]}" >/dev/null 2>>"$OUT/logs/progress.log" || true
@@ -984,7 +995,7 @@ fi
     echo
     echo "## A fresh process's first burst"
     echo
-    echo "fanout 1000 × 200 × 100 B against a fresh gateway each run: fresh measures"
+    echo "fanout 1000 × 200 × 100 B against a fresh gateway each run, $(runs_of fanout-fresh) runs a side: fresh measures"
     echo "the process's first burst; warmed the third, after two unmeasured ones on"
     echo "the same process. Ratios are fresh over warmed: 1 means the first burst"
     echo "costs what a warmed process's does. The first table is the gateway as it"
