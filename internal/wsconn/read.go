@@ -68,6 +68,7 @@ func (c *Conn) readReady() {
 			return
 		}
 		c.reading = true
+		c.batching = true // readAvailable's answers wait for the end of each read (writeBatch)
 		c.mu.Unlock()
 		if !c.endRead(c.readAvailable()) {
 			return
@@ -77,7 +78,7 @@ func (c *Conn) readReady() {
 
 // readAvailable reads and handles every frame the socket holds, without
 // waiting: a frame not yet whole stays in c.in until the next readiness,
-// and no goroutine waits for its rest. c.reading is set.
+// and no goroutine waits for its rest. c.reading and c.batching are set.
 //
 // The answers the frames' handler queues with ReplyFrame are written by
 // the reader itself after each read's frames (writeBatch): one writev for
@@ -86,9 +87,6 @@ func (c *Conn) readAvailable() error {
 	sp := readSpaces.Get().(*readSpace)
 	defer readSpaces.Put(sp)
 	pooled := &sp.buf
-	c.mu.Lock()
-	c.batching = true
-	c.mu.Unlock()
 	defer c.writeBatch(false)
 	b, need, drained := pooled[:0], 0, false
 	if in := c.in; in != nil {

@@ -130,7 +130,9 @@ func (c *Conn) write(inline bool) {
 		if len(s.out) == 0 {
 			if s.data {
 				s.data = false
-				c.touch()
+				if !inline { // a reader's messages were just read: deliver touched
+					c.touch()
+				}
 			}
 			if s.closing {
 				s.closing = false

@@ -437,6 +437,7 @@ func (c *Conn) Start(h Handler) {
 	}
 	c.started = true
 	c.startWriterLocked() // for what was queued or closed before Start
+	c.batching = err == nil && c.in != nil // readAvailable below, as readReady would set it
 	c.mu.Unlock()
 	switch {
 	case err != nil:
