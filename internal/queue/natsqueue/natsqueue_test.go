@@ -151,6 +151,12 @@ func send(t *testing.T, s queue.Store, bodies ...string) {
 // receive receives one message of q, failing the test without one.
 func receive(t *testing.T, s queue.Store, opts queue.ReceiveOptions) queue.Message {
 	t.Helper()
+	if opts.Wait == 0 {
+		// A long poll: a short one may miss a message just sent, as SQS's
+		// may, when the consumer is handed the stored message a moment
+		// after the publish was acknowledged (seen under load).
+		opts.Wait = queue.MaxWait
+	}
 	got, err := s.Receive(ctxFor(t), "q", opts)
 	if err != nil || len(got) != 1 {
 		t.Fatalf("Receive(%+v) = %+v, %v; want one message", opts, got, err)
