@@ -7,9 +7,11 @@ package apigw
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"hash/fnv"
+	mrand "math/rand/v2"
 	"strings"
 	"time"
 )
@@ -54,16 +56,21 @@ func NewID() string {
 	return base64.URLEncoding.EncodeToString(b[:])
 }
 
-// NewIDPair returns two fresh identifiers shaped as NewID's, from one
-// read of random bytes and in one allocation: a message's request and
-// message IDs.
+// NewIDPair returns two fresh identifiers shaped as NewID's, in one
+// allocation: a message's request and message IDs. They need to be unique,
+// not unguessable (no request is authorized by its ID, where a connection
+// ID is a handle on the connection), so their 88 bits each come from the
+// runtime's per-thread generator (math/rand/v2) rather than the system's
+// entropy, a tenth of a message's routing work when they did.
 func NewIDPair() (string, string) {
-	var b [2 * idBytes]byte
-	_, _ = rand.Read(b[:])
+	var b [24]byte // 2 × idBytes, and room for the third word
+	binary.LittleEndian.PutUint64(b[0:], mrand.Uint64())
+	binary.LittleEndian.PutUint64(b[8:], mrand.Uint64())
+	binary.LittleEndian.PutUint64(b[16:], mrand.Uint64())
 	const n = 16 // base64.URLEncoding.EncodedLen(idBytes)
 	var s [2 * n]byte
 	base64.URLEncoding.Encode(s[:n], b[:idBytes])
-	base64.URLEncoding.Encode(s[n:], b[idBytes:])
+	base64.URLEncoding.Encode(s[n:], b[idBytes:2*idBytes])
 	both := string(s[:])
 	return both[:n], both[n:]
 }
