@@ -903,11 +903,15 @@ func (g *Gateway) route(s *snapshot, m wsconn.Message) routed {
 func (g *Gateway) handle(c *client, r routed, onReader bool) {
 	m := r.msg
 	requestID, messageID := apigw.NewIDPair()
+	received := m.Received
+	if received.IsZero() {
+		received = time.Now()
+	}
 	req := &integration.Request{
 		EventType: apigw.EventMessage,
 		RequestID: requestID,
 		MessageID: messageID,
-		Time:      time.Now(),
+		Time:      received,
 		Conn:      c.info,
 		Body:      m.Data,
 		Binary:    m.Type == wsconn.Binary,
@@ -928,7 +932,11 @@ func (g *Gateway) handle(c *client, r routed, onReader bool) {
 	series := r.snap.routeSeries(g.hub.metrics, routeKey)
 	series.in().Inc()
 	req.RouteKey = routeKey
-	resp, err := g.invoke(r.snap, series, rt, req.Time, req)
+	start := received // on the reader, a few microseconds later
+	if !onReader {
+		start = time.Now() // it waited for the connection's earlier messages
+	}
+	resp, err := g.invoke(r.snap, series, rt, start, req)
 	if err != nil {
 		_ = g.hub.answer(c, onReader, wsconn.Text, apigw.ErrorFrame(g.clientMessage(routeKey, c.info.ID, err), c.info.ID, req.RequestID), series.out())
 		return

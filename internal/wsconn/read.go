@@ -178,8 +178,8 @@ func grow(b []byte, need, arrived int) []byte {
 // header is there but not all of it.
 func (c *Conn) parse(sp *readSpace, b []byte) (off, need int, err error) {
 	r := &sp.r
-	defer r.Reset(nil)           // the pool must not keep b alive
-	now := time.Now().UnixNano() // one clock reading for the frames of one read
+	defer r.Reset(nil) // the pool must not keep b alive
+	now := time.Now()  // one clock reading for the frames of one read
 	for off < len(b) {
 		r.Reset(b[off:])
 		h, err := ws.ReadHeaderBuffer(r, sp.header[:])
@@ -273,7 +273,7 @@ func (c *Conn) readFrame(r *reader) error {
 		}
 		return err
 	}
-	if err := c.checkHeader(h, time.Now().UnixNano()); err != nil {
+	if err := c.checkHeader(h, time.Now()); err != nil {
 		return err
 	}
 	if int64(r.br.Buffered()) < h.Length {
@@ -285,7 +285,7 @@ func (c *Conn) readFrame(r *reader) error {
 	}
 	c.frameDone()
 	ws.Cipher(payload, h.Mask, 0)
-	return c.handleFrame(h, payload, time.Now().UnixNano())
+	return c.handleFrame(h, payload, time.Now())
 }
 
 // readPayload reads a payload of n bytes into an array that grows with
@@ -332,11 +332,10 @@ func (c *Conn) frameDone() {
 }
 
 // checkHeader applies RFC 6455's rules and the read limit to a frame's
-// header, before any of its payload is read, at now (unix nanoseconds). A
-// broken rule closes the connection and returns errDiscard (or errStop, for
-// an unmasked frame).
-func (c *Conn) checkHeader(h ws.Header, now int64) error {
-	c.lastRead.Store(now)
+// header, before any of its payload is read, at now. A broken rule closes
+// the connection and returns errDiscard (or errStop, for an unmasked frame).
+func (c *Conn) checkHeader(h ws.Header, now time.Time) error {
+	c.lastRead.Store(now.UnixNano())
 	state := ws.StateServerSide
 	if c.partial != nil {
 		state |= ws.StateFragmented
@@ -364,9 +363,8 @@ func (c *Conn) checkHeader(h ws.Header, now int64) error {
 }
 
 // handleFrame acts on a frame: control frames are answered, data frames
-// are gathered into messages for OnMessage; now is when it was read (unix
-// nanoseconds).
-func (c *Conn) handleFrame(h ws.Header, payload []byte, now int64) error {
+// are gathered into messages for OnMessage; now is when it was read.
+func (c *Conn) handleFrame(h ws.Header, payload []byte, now time.Time) error {
 	switch h.OpCode {
 	case ws.OpPing:
 		if !c.allowControl() {
@@ -392,7 +390,7 @@ func (c *Conn) handleFrame(h ws.Header, payload []byte, now int64) error {
 	}
 	switch {
 	case h.Fin && c.partial == nil:
-		return c.deliver(Message{Type: MessageType(h.OpCode), Data: payload}, now)
+		return c.deliver(Message{Type: MessageType(h.OpCode), Data: payload, Received: now})
 	case c.partial == nil:
 		c.partial = &partial{typ: MessageType(h.OpCode), data: payload, frames: 1}
 		return nil
@@ -402,15 +400,14 @@ func (c *Conn) handleFrame(h ws.Header, payload []byte, now int64) error {
 	if !h.Fin {
 		return nil
 	}
-	m := Message{Type: c.partial.typ, Data: c.partial.data}
+	m := Message{Type: c.partial.typ, Data: c.partial.data, Received: now}
 	c.partial = nil
-	return c.deliver(m, now)
+	return c.deliver(m)
 }
 
 // deliver hands a whole message to OnMessage, unless the connection is
-// closing: then it is only read, as RFC 6455 §1.4 asks, and dropped; now is
-// when it was read (unix nanoseconds).
-func (c *Conn) deliver(m Message, now int64) error {
+// closing: then it is only read, as RFC 6455 §1.4 asks, and dropped.
+func (c *Conn) deliver(m Message) error {
 	if m.Type == Text && !utf8.Valid(m.Data) {
 		// RFC 6455 §8.1: a text message must be UTF-8.
 		return c.fail(StatusInvalidPayload, ReasonInvalidUTF8)
@@ -418,7 +415,7 @@ func (c *Conn) deliver(m Message, now int64) error {
 	if c.Closing() {
 		return nil
 	}
-	c.lastActive.Store(now)
+	c.lastActive.Store(m.Received.UnixNano())
 	c.inCallback.Store(true)
 	c.handler.OnMessage(m)
 	c.inCallback.Store(false)

@@ -208,6 +208,9 @@ const closeHandshakeTimeout = 5 * time.Second
 type Message struct {
 	Type MessageType
 	Data []byte
+	// Received is when its last frame was read: the clock reading of the
+	// read that brought it.
+	Received time.Time
 }
 
 // Frame is a message encoded once as a WebSocket frame, ready to be queued
@@ -436,7 +439,7 @@ func (c *Conn) Start(h Handler) {
 		c.watch, c.conn = w, nil // the Watcher owns the socket now
 	}
 	c.started = true
-	c.startWriterLocked() // for what was queued or closed before Start
+	c.startWriterLocked()                  // for what was queued or closed before Start
 	c.batching = err == nil && c.in != nil // readAvailable below, as readReady would set it
 	c.mu.Unlock()
 	switch {

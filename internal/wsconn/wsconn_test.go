@@ -411,6 +411,51 @@ func TestFrameArrivingByteByByte(t *testing.T) {
 	}
 }
 
+// stamps reports when each message was received, as OnMessage is told.
+type stamps chan time.Time
+
+func (s stamps) OnMessage(m wsconn.Message) { s <- m.Received }
+func (stamps) OnClose(wsconn.CloseInfo)     {}
+
+// A message's Received is when its last frame was read: after the client
+// sent it, and not when its first fragment came; on a watched socket and on
+// one read by a goroutine of its own (TLS) alike.
+func TestReceivedIsWhenTheLastFrameCame(t *testing.T) {
+	t.Parallel()
+	for _, tls := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tls=%v", tls), func(t *testing.T) {
+			t.Parallel()
+			got := make(stamps, 1)
+			u := wsconn.NewUpgrader(wsconn.Options{})
+			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if c, err := u.Accept(w, r, wsconn.AcceptOptions{}); err == nil {
+					c.Start(got)
+				}
+			})
+			var hs *httptest.Server
+			if tls {
+				hs = httptest.NewTLSServer(h)
+			} else {
+				hs = httptest.NewServer(h)
+			}
+			t.Cleanup(hs.Close)
+			c := dial(t, "ws"+strings.TrimPrefix(hs.URL, "http"))
+			c.send(ws.OpText, false, []byte("first half, "))
+			time.Sleep(100 * time.Millisecond) // the fragments come in reads of their own
+			last := time.Now()
+			c.send(ws.OpContinuation, true, []byte("second half"))
+			select {
+			case at := <-got:
+				if at.Before(last) || time.Since(at) > 5*time.Second {
+					t.Errorf("Received %v, want after the last fragment was sent (%v) and before now", at, last)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("no message")
+			}
+		})
+	}
+}
+
 // Messages queued between the upgrade and Start (the gateway registers a
 // connection before starting it, so a broadcast may reach it then) are
 // written once it starts, on the socket the poller now owns.
