@@ -29,10 +29,11 @@ import (
 // kernel reports new bytes, not bytes waiting, so arming for reading costs
 // no system call. A reader has read all the socket held when a read
 // returned EAGAIN, or returned less than it asked for while HungUp is
-// false (epoll(7)): bytes that arrive after such a read fire again. Bytes that arrive while reading is not armed are noted
-// (readPending), and Rearm tells the reader to read again. Writing is
-// armed with a system call, which reports a socket already writable at
-// once; a writer stalls far less often than a reader waits.
+// false (epoll(7)): bytes that arrive after such a read fire again. Bytes
+// that arrive while reading is not armed are noted (readPending), and
+// Rearm tells the reader to read again. Writing is armed with a system
+// call, which reports a socket already writable at once; a writer stalls
+// far less often than a reader waits.
 type Watcher struct {
 	p          *poller
 	fd         int32
