@@ -5,12 +5,13 @@
 // connections), so a burst of messages is collected every few MiB of
 // allocation, and a fresh process, whose heap has not grown yet, pays for
 // it most. A floor raises the collector's goal to at least its size while
-// twice the live heap is less, and leaves GOGC at 100 above it: the memory
-// it costs is bounded by the floor, and a large gateway is not changed.
+// GOGC=100's own goal (twice the live heap, plus the stacks and globals) is
+// less, and leaves GOGC at 100 above it: the memory it costs is bounded by
+// the floor, and a gateway with more than half of it live is not changed.
 //
 // The floor is the process's, as the collector is: Set changes it for every
-// user. After each collection the goal is taken again from the heap that
-// survived it (runtime/metrics "/gc/heap/live:bytes").
+// user. After each collection the goal is set again from what it found
+// (runtime/metrics: the live heap, and the stacks and globals it scanned).
 package heapfloor
 
 import (
@@ -23,9 +24,10 @@ import (
 // percent is GOGC's default, which the floor raises and gives back.
 const percent = 100
 
-// maxPercent bounds the GOGC the floor sets, for a heap with almost nothing
-// live.
-const maxPercent = 100_000
+// heapMinimum is the runtime's least goal at GOGC=100, which it scales
+// with GOGC (4 MiB × GOGC/100): the GOGC the floor sets is capped where
+// that minimum reaches the floor, or the goal would pass it.
+const heapMinimum = 4 << 20
 
 // tuner is the floor's state: one per process, as the collector is.
 type tuner struct {
@@ -33,7 +35,7 @@ type tuner struct {
 	floor   int64 // bytes; 0: off
 	armed   bool  // a sentinel waits for the next collection
 	percent int   // the GOGC last set; 0: none set
-	sample  [1]metrics.Sample
+	samples [4]metrics.Sample
 }
 
 var state tuner
@@ -57,8 +59,8 @@ func Set(floor int64) {
 	tuneLocked()
 }
 
-// Percent returns the GOGC the floor set last: 100 while it is off or the
-// live heap is above half of it.
+// Percent returns the GOGC the floor set last: 100 while it is off or
+// GOGC=100's own goal is above it.
 func Percent() int {
 	state.mu.Lock()
 	defer state.mu.Unlock()
@@ -70,7 +72,8 @@ func Percent() int {
 func tuneLocked() {
 	want := percent
 	if state.floor > 0 {
-		want = Target(state.floor, liveLocked())
+		live, roots := measureLocked()
+		want = Target(state.floor, live, roots)
 	}
 	if want != state.percentOrDefault() {
 		debug.SetGCPercent(want)
@@ -90,38 +93,39 @@ func tick() {
 	tuneLocked()
 }
 
-// Target is the GOGC that puts the collector's goal at floor for a heap
-// with live bytes live, or 100 when that is higher: the goal is live × (1 +
-// GOGC/100).
-func Target(floor, live int64) int {
-	if live <= 0 {
-		return maxPercent
+// Target is the GOGC that puts the collector's goal at floor, or 100 when
+// that is higher. Since Go 1.18 the goal is live + (live + stacks +
+// globals) × GOGC/100, roots being the stacks and globals the last
+// collection scanned, and at least 4 MiB × GOGC/100 (heapMinimum).
+func Target(floor, live, roots int64) int {
+	limit := floor * 100 / heapMinimum // where the minimum is the floor
+	p := limit
+	if base := live + max(roots, 0); base > 0 {
+		p = min((floor-live)*100/base, limit)
 	}
-	p := floor*100/live - 100
-	switch {
-	case p <= percent:
-		return percent
-	case p >= maxPercent:
-		return maxPercent
-	}
-	return int(p)
+	return int(max(p, percent))
 }
 
-// liveLocked returns the bytes the last collection found live; before the
-// first one, the bytes in use.
-func liveLocked() int64 {
-	s := &state.sample[0]
-	s.Name = "/gc/heap/live:bytes"
-	metrics.Read(state.sample[:])
-	if s.Value.Kind() == metrics.KindUint64 && s.Value.Uint64() > 0 {
-		return int64(s.Value.Uint64())
+// measureLocked returns the bytes the last collection found live (before
+// the first one, the bytes in use) and the stacks and globals it scanned.
+func measureLocked() (live, roots int64) {
+	s := state.samples[:]
+	s[0].Name = "/gc/heap/live:bytes"
+	s[1].Name = "/gc/scan/stack:bytes"
+	s[2].Name = "/gc/scan/globals:bytes"
+	s[3].Name = "/memory/classes/heap/objects:bytes"
+	metrics.Read(s)
+	v := func(i int) int64 {
+		if s[i].Value.Kind() != metrics.KindUint64 {
+			return 0
+		}
+		return int64(s[i].Value.Uint64())
 	}
-	s.Name = "/memory/classes/heap/objects:bytes"
-	metrics.Read(state.sample[:])
-	if s.Value.Kind() == metrics.KindUint64 {
-		return int64(s.Value.Uint64())
+	live = v(0)
+	if live == 0 {
+		live = v(3)
 	}
-	return 0
+	return live, v(1) + v(2)
 }
 
 // percentOrDefault is the GOGC in force as far as the tuner knows.
