@@ -885,7 +885,8 @@ fi
   echo "generator on CPU 1. Ratios are the gateway's median over the ceiling's: above 1"
   echo "is better for rates, below 1 for latencies, memory and server CPU (the"
   echo "server's time on a CPU over the measured phase, per unit of work: the sum"
-  echo "of its threads' /proc/PID/task/TID/schedstat, to the nanosecond). The gateway runs with \`--pprof\`, an echo \`\$default\` route"
+  echo "of its threads' /proc/PID/task/TID/schedstat, to the nanosecond, or the"
+  echo "ticks of /proc/PID/stat when threads ended during the phase). The gateway runs with \`--pprof\`, an echo \`\$default\` route"
   echo "beside the zero-config routes, large send queues, no idle or lifetime limits,"
   echo "no pings (the ceiling sends none) and no access log:"
   echo

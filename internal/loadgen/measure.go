@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -157,7 +158,7 @@ func threadsCPU(pid int) (time.Duration, bool) {
 	var sum time.Duration
 	for _, t := range tasks {
 		b, err := os.ReadFile(dir + "/" + t.Name() + "/schedstat")
-		if errors.Is(err, fs.ErrNotExist) {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH) {
 			continue // the thread ended since the listing
 		}
 		if err != nil {
@@ -169,7 +170,8 @@ func threadsCPU(pid int) (time.Duration, bool) {
 		}
 		sum += ns
 	}
-	return sum, true
+	// A kernel without scheduler statistics shows zeros: no measure.
+	return sum, sum > 0
 }
 
 // parseSchedstat returns the first field of a schedstat line: the time the
@@ -215,41 +217,46 @@ func parseStatCPU(line string) (time.Duration, error) {
 // nodes of a cluster), it sums their times. Without a pid it does nothing;
 // a failed reading counts as a run error and leaves the figures out.
 //
-// The time used is the threads' time to the nanosecond, unless the clock
-// ticks counted more than two ticks beyond it: then threads ended during
-// the phase and took their time with them, and the ticks are used.
+// A process's time is its threads' time to the nanosecond, unless its
+// clock ticks counted more than two ticks beyond it: then threads ended
+// during the phase and took their time with them, and the ticks are used.
 type cpuMeter struct {
-	run          *run
-	pids         []int
-	fine, coarse time.Duration // at begin
-	fineOK       bool
-	used         time.Duration
-	begun, done  bool
+	run         *run
+	pids        []int
+	starts      []cpuReading // at begin, one per pid
+	used        time.Duration
+	begun, done bool
 }
 
-// read returns the CPU time of every process, summed (see cpuTime).
-func (m *cpuMeter) read() (fine, coarse time.Duration, ok bool, err error) {
-	ok = true
-	for _, pid := range m.pids {
-		f, c, fok, err := cpuTime(pid)
+// cpuReading is one process's CPU time, both ways (see cpuTime).
+type cpuReading struct {
+	fine, coarse time.Duration
+	fineOK       bool
+}
+
+// read returns the CPU time of every process.
+func (m *cpuMeter) read() ([]cpuReading, error) {
+	out := make([]cpuReading, len(m.pids))
+	for i, pid := range m.pids {
+		f, c, ok, err := cpuTime(pid)
 		if err != nil {
-			return 0, 0, false, err
+			return nil, err
 		}
-		fine, coarse, ok = fine+f, coarse+c, ok && fok
+		out[i] = cpuReading{fine: f, coarse: c, fineOK: ok}
 	}
-	return fine, coarse, ok, nil
+	return out, nil
 }
 
 func (m *cpuMeter) begin() {
 	if len(m.pids) == 0 {
 		return
 	}
-	fine, coarse, ok, err := m.read()
+	r, err := m.read()
 	if err != nil {
 		m.run.fail(err)
 		return
 	}
-	m.fine, m.coarse, m.fineOK, m.begun = fine, coarse, ok, true
+	m.starts, m.begun = r, true
 }
 
 // end takes the second reading; only the first call after begin counts.
@@ -257,12 +264,17 @@ func (m *cpuMeter) end() {
 	if !m.begun || m.done {
 		return
 	}
-	fine, coarse, ok, err := m.read()
+	r, err := m.read()
 	if err != nil {
 		m.run.fail(err)
 		return
 	}
-	m.used, m.done = usedCPU(fine-m.fine, coarse-m.coarse, ok && m.fineOK), true
+	var used time.Duration
+	for i, e := range r {
+		b := m.starts[i]
+		used += usedCPU(e.fine-b.fine, e.coarse-b.coarse, b.fineOK && e.fineOK)
+	}
+	m.used, m.done = used, true
 }
 
 // usedCPU picks a phase's CPU time from its two measures (see cpuMeter).
