@@ -932,11 +932,9 @@ func (g *Gateway) handle(c *client, r routed, onReader bool) {
 	series := r.snap.routeSeries(g.hub.metrics, routeKey)
 	series.in().Inc()
 	req.RouteKey = routeKey
-	start := received // on the reader, a few microseconds later
-	if !onReader {
-		start = time.Now() // it waited for the connection's earlier messages
-	}
-	resp, err := g.invoke(r.snap, series, rt, start, req)
+	// The integration's latency counts from here: the read's clock reading
+	// is earlier by the handling of the messages before this one.
+	resp, err := g.invoke(r.snap, series, rt, time.Now(), req)
 	if err != nil {
 		_ = g.hub.answer(c, onReader, wsconn.Text, apigw.ErrorFrame(g.clientMessage(routeKey, c.info.ID, err), c.info.ID, req.RequestID), series.out())
 		return

@@ -387,10 +387,11 @@ func (p *poller) run() {
 	// took all that were ready, and one that comes later makes epfd
 	// readable to the runtime's poller again. It then returns false, and
 	// the goroutine parks until then; true ends the loop. The whole loop
-	// is one RawRead: a readiness that came while it handed out tasks is
-	// kept for the next wait, which returns at once, where a new RawRead
-	// would forget it, and an epoll_wait that would only find nothing is
-	// saved.
+	// is one RawRead, so that a readiness that came while it handed out
+	// tasks is still flagged when it parks, which then returns at once (a
+	// new RawRead starts by clearing the flag, and would have to begin
+	// with an epoll_wait): it can park without an epoll_wait that would
+	// only find nothing.
 	poll := func(fd uintptr) bool {
 		for {
 			n, err := unix.EpollWait(int(fd), events, 0)

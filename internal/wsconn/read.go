@@ -36,11 +36,12 @@ const readBufferSize = 4096
 
 // readSpace is what the reader of a watched socket borrows while the
 // socket has bytes: the read buffer, and the header reader of parse, so
-// that a frame costs no allocation of its own to parse.
+// that a frame costs no allocation of its own to parse. The reader, which
+// holds the only pointer, comes first: the collector scans no further.
 type readSpace struct {
-	buf    [readBufferSize]byte
 	r      bytes.Reader
 	header [ws.MaxHeaderSize]byte
+	buf    [readBufferSize]byte
 }
 
 var readSpaces = sync.Pool{New: func() any { return new(readSpace) }}
@@ -135,7 +136,9 @@ func (c *Conn) readAvailable() error {
 		// socket held (epoll(7)): what arrives later fires the poller
 		// again, and a read that would only find EAGAIN is saved. A socket
 		// whose peer hung up is read to its end, which no later readiness
-		// would announce.
+		// would announce. (TCP's urgent data also stops a read short, with
+		// bytes left; a client that sends it waits for its next bytes to
+		// be read, and delays no one else.)
 		drained = n < room && !c.watch.HungUp()
 	}
 }

@@ -468,7 +468,8 @@ func (c *Conn) Closing() bool {
 	return c.closing
 }
 
-// LastActive returns when the last data message went in either direction.
+// LastActive returns when the last data message went in either direction
+// (an answer its reader wrote counts at the read of its message).
 func (c *Conn) LastActive() time.Time { return time.Unix(0, c.lastActive.Load()) }
 
 func (c *Conn) touch() { c.lastActive.Store(time.Now().UnixNano()) }
