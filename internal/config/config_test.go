@@ -195,13 +195,16 @@ func TestHeapFloor(t *testing.T) {
 		{"GOGC set", "", gogc, config.Unlimited},
 		{"GOGC set and a floor in the file", set, gogc, config.Unlimited},
 	} {
-		cfg, err := config.Load(c.path, c.getenv, config.Overrides{})
-		if err != nil {
-			t.Fatalf("%s: %v", c.name, err)
-		}
-		if cfg.HeapFloor != c.want {
-			t.Errorf("%s: HeapFloor = %d, want %d", c.name, cfg.HeapFloor, c.want)
-		}
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			cfg, err := config.Load(c.path, c.getenv, config.Overrides{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.HeapFloor != c.want {
+				t.Errorf("HeapFloor = %d, want %d", cfg.HeapFloor, c.want)
+			}
+		})
 	}
 }
 
