@@ -39,14 +39,22 @@ func startServer(t *testing.T, opts wsconn.Options, tls bool) *server {
 func startEcho(t *testing.T, opts wsconn.Options, tls, reply bool) *server {
 	t.Helper()
 	s := &server{conns: make(chan *wsconn.Conn, 1000), closed: make(chan wsconn.CloseInfo, 1000)}
-	u := wsconn.NewUpgrader(opts)
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := u.Accept(w, r, wsconn.AcceptOptions{})
-		if err != nil {
-			return
-		}
+	s.URL = listen(t, opts, tls, func(c *wsconn.Conn) {
 		c.Start(echo{c, s.closed, reply})
 		s.conns <- c
+	})
+	return s
+}
+
+// listen serves WebSocket upgrades on a loopback port, plain or TLS, each
+// accepted connection handed to start; it returns the ws:// or wss:// URL.
+func listen(t *testing.T, opts wsconn.Options, tls bool, start func(*wsconn.Conn)) string {
+	t.Helper()
+	u := wsconn.NewUpgrader(opts)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if c, err := u.Accept(w, r, wsconn.AcceptOptions{}); err == nil {
+			start(c)
+		}
 	})
 	var hs *httptest.Server
 	if tls {
@@ -55,8 +63,7 @@ func startEcho(t *testing.T, opts wsconn.Options, tls, reply bool) *server {
 		hs = httptest.NewServer(h)
 	}
 	t.Cleanup(hs.Close)
-	s.URL = "ws" + strings.TrimPrefix(hs.URL, "http")
-	return s
+	return "ws" + strings.TrimPrefix(hs.URL, "http")
 }
 
 // echo answers every message with itself, with ReplyFrame when reply is
@@ -426,20 +433,7 @@ func TestReceivedIsWhenTheLastFrameCame(t *testing.T) {
 		t.Run(fmt.Sprintf("tls=%v", tls), func(t *testing.T) {
 			t.Parallel()
 			got := make(stamps, 1)
-			u := wsconn.NewUpgrader(wsconn.Options{})
-			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if c, err := u.Accept(w, r, wsconn.AcceptOptions{}); err == nil {
-					c.Start(got)
-				}
-			})
-			var hs *httptest.Server
-			if tls {
-				hs = httptest.NewTLSServer(h)
-			} else {
-				hs = httptest.NewServer(h)
-			}
-			t.Cleanup(hs.Close)
-			c := dial(t, "ws"+strings.TrimPrefix(hs.URL, "http"))
+			c := dial(t, listen(t, wsconn.Options{}, tls, func(c *wsconn.Conn) { c.Start(got) }))
 			c.send(ws.OpText, false, []byte("first half, "))
 			time.Sleep(100 * time.Millisecond) // the fragments come in reads of their own
 			last := time.Now()
