@@ -1,9 +1,12 @@
 package testutil
 
 import (
+	"fmt"
+	"io"
 	"net"
 	"os/exec"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -70,45 +73,79 @@ func StartNATS(t testing.TB, extra ...string) *NATSProcess {
 			t.Skip("nats-server not installed (.ci/run installs it)")
 		}
 	}
-	port := strconv.Itoa(FreePort(t))
-	p := &NATSProcess{
-		t:    t,
-		bin:  bin,
-		args: append([]string{"-a", "127.0.0.1", "-p", port, "-js", "-sd", t.TempDir()}, extra...),
-		addr: net.JoinHostPort("127.0.0.1", port),
+	store := t.TempDir()
+	// FreePort's port is free only a moment: another process may take it
+	// before nats-server binds it, and then a dial would reach that one.
+	// A start that does not end with nats-server itself answering on the
+	// port is made again on another.
+	for attempt := 1; ; attempt++ {
+		port := strconv.Itoa(FreePort(t))
+		p := &NATSProcess{
+			t:    t,
+			bin:  bin,
+			args: append([]string{"-a", "127.0.0.1", "-p", port, "-js", "-sd", store}, extra...),
+			addr: net.JoinHostPort("127.0.0.1", port),
+		}
+		p.URL = "nats://" + p.addr
+		err := p.start()
+		if err == nil {
+			t.Cleanup(p.Stop)
+			return p
+		}
+		p.Stop()
+		if attempt == 3 {
+			t.Fatalf("start nats-server: %v", err)
+		}
 	}
-	p.URL = "nats://" + p.addr
-	p.Start()
-	t.Cleanup(p.Stop)
-	return p
 }
 
 // Start starts the process again after Stop, on the same port and store.
 func (p *NATSProcess) Start() {
 	p.t.Helper()
+	if err := p.start(); err != nil {
+		p.t.Fatalf("start nats-server again: %v", err)
+	}
+}
+
+// start runs the process and waits, for at most ten seconds, until it says
+// it is ready and a NATS server answers on its port: its own, as it did not
+// exit for want of the port.
+func (p *NATSProcess) start() error {
 	p.out = new(Buffer)
 	p.cmd = exec.Command(p.bin, p.args...)
 	p.cmd.Stdout = p.out
 	p.cmd.Stderr = p.out
 	if err := p.cmd.Start(); err != nil {
-		p.t.Fatalf("start nats-server: %v", err)
+		p.cmd = nil
+		return err
 	}
 	done := make(chan struct{})
 	p.done = done
 	go func(cmd *exec.Cmd) { _ = cmd.Wait(); close(done) }(p.cmd)
-	Eventually(p.t, 10*time.Second, func() bool {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		select {
 		case <-done:
-			p.t.Fatalf("nats-server exited early:\n%s", p.out.String())
+			return fmt.Errorf("nats-server exited early:\n%s", p.out.String())
 		default:
 		}
-		c, err := net.DialTimeout("tcp", p.addr, time.Second)
-		if err != nil {
-			return false
+		if strings.Contains(p.out.String(), "Server is ready") && p.answers() {
+			return nil
 		}
-		_ = c.Close()
-		return true
-	}, "nats-server listening on %s", p.addr)
+	}
+	return fmt.Errorf("nats-server not answering on %s after 10s:\n%s", p.addr, p.out.String())
+}
+
+// answers reports whether a NATS server answers on p.addr: its INFO line.
+func (p *NATSProcess) answers() bool {
+	c, err := net.DialTimeout("tcp", p.addr, time.Second)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(time.Second))
+	var b [5]byte
+	_, err = io.ReadFull(c, b[:])
+	return err == nil && string(b[:]) == "INFO "
 }
 
 // Stop kills the process and waits for it to exit. Stopping twice is a no-op.
