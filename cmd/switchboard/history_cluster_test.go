@@ -324,12 +324,14 @@ func resumeAfterKill(t *testing.T, cl *cluster) {
 	t.Cleanup(func() { _ = r.CloseNow() })
 	// The subscription records the connection's presence in the
 	// directory, which may answer an error while its replicas choose a
-	// leader: the client is told, and subscribes again.
+	// leader: the client is told, and subscribes again. The answer may
+	// take the engine's call timeout (cluster.callTimeout, 5s) and more:
+	// it is awaited three times as long.
 	resume := fmt.Sprintf(`{"action":"subscribe","topic":"short.k","since":{"epoch":%q,"offset":%d}}`, pos.Epoch, pos.Offset)
 	var first string
-	testutil.Eventually(t, 30*time.Second, func() bool {
+	testutil.Eventually(t, 60*time.Second, func() bool {
 		testutil.Write(t, r, resume)
-		first = testutil.ReadText(t, r)
+		_, first = testutil.Read(t, r, 15*time.Second)
 		var refused struct{ Message string }
 		return json.Unmarshal([]byte(first), &refused) != nil || refused.Message == ""
 	}, "a resume on %s after node-c was killed", b.name)
