@@ -192,7 +192,14 @@ func (s *Store) ensure(ctx context.Context, k *kept) error {
 	if err != nil {
 		return fmt.Errorf("natshist: stream %s for %q: %w", k.name, k.rule.Topics, err)
 	}
-	created := st.CachedInfo().Created
+	// The creation time as the stream keeps it, which recheck compares:
+	// not a create's answer, which a server may give a node whose create
+	// met the same stream made a moment before by another.
+	info, err := st.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("natshist: stream %s for %q: %w", k.name, k.rule.Topics, err)
+	}
+	created := info.Created
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.stream, k.created, k.epoch = st, created, epochOf(k.name, created)
