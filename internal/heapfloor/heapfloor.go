@@ -34,11 +34,11 @@ type tuner struct {
 	mu      sync.Mutex
 	floor   int64 // bytes; 0: off
 	armed   bool  // a sentinel waits for the next collection
-	percent int   // the GOGC last set; 0: none set
+	percent int   // the GOGC in force as far as the tuner knows
 	samples [4]metrics.Sample
 }
 
-var state tuner
+var state = tuner{percent: percent}
 
 // sentinel is an object left for the collector, whose cleanup runs after
 // the collection that finds it: the tuner's tick. Not tiny (it holds a
@@ -64,7 +64,7 @@ func Set(floor int64) {
 func Percent() int {
 	state.mu.Lock()
 	defer state.mu.Unlock()
-	return state.percentOrDefault()
+	return state.percent
 }
 
 // tuneLocked sets GOGC from the floor and the live heap, and arms the next
@@ -75,7 +75,7 @@ func tuneLocked() {
 		live, roots := measureLocked()
 		want = Target(state.floor, live, roots)
 	}
-	if want != state.percentOrDefault() {
+	if want != state.percent {
 		debug.SetGCPercent(want)
 		state.percent = want
 	}
@@ -126,12 +126,4 @@ func measureLocked() (live, roots int64) {
 		live = v(3)
 	}
 	return live, v(1) + v(2)
-}
-
-// percentOrDefault is the GOGC in force as far as the tuner knows.
-func (t *tuner) percentOrDefault() int {
-	if t.percent == 0 {
-		return percent
-	}
-	return t.percent
 }
