@@ -164,32 +164,42 @@ func TestCloseWhileSniffing(t *testing.T) {
 	}
 	// A sniff timeout longer than any test: Close must not wait for it.
 	ln := New(inner, &tls.Config{}, Options{SniffTimeout: time.Hour})
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
+	sniffing := func(n int) func() bool {
+		return func() bool {
+			ln.mu.Lock()
+			defer ln.mu.Unlock()
+			return len(ln.sniffing) == n
+		}
 	}
-	defer c.Close()
-	io.WriteString(c, "G") // sniffed, then waits for an Accept that never comes
-	silent, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
+	// Both clients are accepted before either writes, so both are sniffed:
+	// a client whose byte came first would be told apart by the accept
+	// loop itself, which would then wait on Accept and take no other.
+	var clients [2]net.Conn
+	for i := range clients {
+		if clients[i], err = net.Dial("tcp", ln.Addr().String()); err != nil {
+			t.Fatal(err)
+		}
+		defer clients[i].Close()
+		clients[i].SetReadDeadline(time.Now().Add(time.Minute))
 	}
-	defer silent.Close()
-	silent.SetReadDeadline(time.Now().Add(time.Minute))
-	testutil.Eventually(t, 10*time.Second, func() bool {
-		ln.mu.Lock()
-		defer ln.mu.Unlock()
-		return len(ln.sniffing) == 1
-	}, "the silent client is being sniffed")
+	testutil.Eventually(t, 10*time.Second, sniffing(2), "both clients are being sniffed")
+	told, silent := clients[0], clients[1]
+	io.WriteString(told, "G") // told apart, then waits for an Accept that never comes
+	testutil.Eventually(t, 10*time.Second, sniffing(1), "the client that wrote is told apart")
 	if err := ln.Close(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := ln.Accept(); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("Accept after Close = %v, want net.ErrClosed", err)
 	}
-	// Close does not wait for the sniff timeout: it closes the silent client.
+	// Close does not wait for the sniff timeout: it closes the silent
+	// client, and the one no Accept took. That one's byte is left unread,
+	// so its close is a reset.
 	if n, err := silent.Read(make([]byte, 1)); err != io.EOF {
 		t.Errorf("silent client read %d, %v after Close; want EOF", n, err)
+	}
+	if n, err := told.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("told-apart client read %d, %v after Close; want a reset", n, err)
 	}
 }
 
