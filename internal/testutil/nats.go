@@ -74,8 +74,9 @@ func StartNATS(t testing.TB, extra ...string) *NATSProcess {
 		}
 	}
 	store := t.TempDir()
-	// FreePort's port is free only a moment: another process may take it
-	// before nats-server binds it, and then a dial would reach that one.
+	// FreePort's port is reserved against other tests, not against every
+	// process on the machine: one may take it before nats-server binds it,
+	// and then a dial would reach that one.
 	// A start that does not end with nats-server itself answering on the
 	// port is made again on another.
 	for attempt := 1; ; attempt++ {
@@ -156,15 +157,4 @@ func (p *NATSProcess) Stop() {
 	_ = p.cmd.Process.Kill()
 	<-p.done
 	p.cmd = nil
-}
-
-// FreePort returns a loopback TCP port that was free a moment ago.
-func FreePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("find a free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

@@ -37,12 +37,7 @@ func StartRedis(t testing.TB, extra ...string) *RedisServer {
 	if err != nil {
 		t.Skip("redis-server not installed (apt-get install redis-server)")
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("find a free port: %v", err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	_ = l.Close()
+	port := FreePort(t)
 	s := &RedisServer{
 		Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
 		t:    t,
