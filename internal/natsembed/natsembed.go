@@ -13,6 +13,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -29,7 +30,7 @@ const MaxPayload = 4 << 20
 var ErrStoreInUse = errors.New("natsembed: the store directory is in use by another server")
 
 // ErrNotReady is returned when the server did not accept client connections
-// within Options.ReadyTimeout.
+// within Options.ReadyTimeout, or could not listen (its error follows).
 var ErrNotReady = errors.New("natsembed: server not ready")
 
 // Options configure an embedded server. The zero value runs a single
@@ -170,13 +171,52 @@ func Start(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("natsembed: %w", err)
 	}
 	s.ns, s.storeDir, s.inProcess = ns, so.StoreDir, o.InProcess
+	log := &fatalLog{}
+	ns.SetLoggerV2(log, false, false, false)
 	ns.Start()
-	if !ns.ReadyForConnections(o.ReadyTimeout) {
-		s.Close()
-		return nil, fmt.Errorf("%w within %v", ErrNotReady, o.ReadyTimeout)
+	for deadline := time.Now().Add(o.ReadyTimeout); ; {
+		if ns.ReadyForConnections(50 * time.Millisecond) {
+			return s, nil
+		}
+		if msg := log.first(); msg != "" {
+			s.Close()
+			return nil, fmt.Errorf("%w: %s", ErrNotReady, msg)
+		}
+		if time.Now().After(deadline) {
+			s.Close()
+			return nil, fmt.Errorf("%w within %v", ErrNotReady, o.ReadyTimeout)
+		}
 	}
-	return s, nil
 }
+
+// fatalLog is the server's logger. It keeps only the first fatal error,
+// such as a port the server cannot bind: nats-server hands that to its
+// logger and goes on without the listener, so Start would otherwise wait
+// out its whole timeout and not say why.
+type fatalLog struct {
+	mu  sync.Mutex
+	msg string
+}
+
+func (l *fatalLog) Fatalf(format string, v ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.msg == "" {
+		l.msg = fmt.Sprintf(format, v...)
+	}
+}
+
+func (l *fatalLog) first() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.msg
+}
+
+func (*fatalLog) Noticef(string, ...any) {}
+func (*fatalLog) Warnf(string, ...any)   {}
+func (*fatalLog) Errorf(string, ...any)  {}
+func (*fatalLog) Debugf(string, ...any)  {}
+func (*fatalLog) Tracef(string, ...any)  {}
 
 // splitAddr parses host:port; port 0 means a random port.
 func splitAddr(addr string) (string, int, error) {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -106,6 +108,33 @@ func TestBadOptions(t *testing.T) {
 		if s, err := natsembed.Start(o); err == nil {
 			s.Close()
 			t.Errorf("%s: Start(%+v) = nil error", name, o)
+		}
+	}
+}
+
+// TestPortTaken: a server that cannot bind its client or its route port
+// fails at once with the listener's error, not at the end of its ready
+// timeout with no reason.
+func TestPortTaken(t *testing.T) {
+	t.Parallel()
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	addr := taken.Addr().String()
+	for name, o := range map[string]natsembed.Options{
+		"client": {Listen: addr},
+		"route":  {Name: "s0", ClusterListen: addr, Routes: []string{"nats-route://" + addr}},
+	} {
+		o.ReadyTimeout = 10 * time.Minute
+		s, err := natsembed.Start(o)
+		if err == nil {
+			s.Close()
+			t.Fatalf("%s: Start with %s taken = nil error", name, addr)
+		}
+		if !errors.Is(err, natsembed.ErrNotReady) || !strings.Contains(err.Error(), "address already in use") {
+			t.Errorf("%s: Start with %s taken = %v, want ErrNotReady saying the address is in use", name, addr, err)
 		}
 	}
 }
