@@ -170,6 +170,14 @@ limits:
 logging:
   accessLog: false
 EOF
+# The same gateway without the heap floor's pages touched at start
+# (heapFloorResident). The conns case runs it: pages made resident before
+# the connections would be filled by the first 13,000 of them, and the RSS
+# per connection would hide their memory.
+{
+  cat "$OUT/gateway.yaml"
+  echo "heapFloorResident: false"
+} >"$OUT/gateway-untouched.yaml"
 
 # The ordering case's gateways: a Node function that sleeps 25 ms and
 # answers with the message, behind $default, ordered or concurrent, with up
@@ -450,7 +458,7 @@ sides() {
   local s out=()
   case $1 in
   cluster-fanout) echo "one-node three-nodes" ;;
-  fanout-fresh) echo "warmed fresh warmed-nofloor fresh-nofloor" ;;
+  fanout-fresh) echo "warmed fresh fresh-untouched warmed-nofloor fresh-nofloor" ;;
   cluster-mgmt) echo "via-holder via-other-node" ;;
   consumer | consumer-200) echo "via-mgmt via-jetstream" ;;
   putevents) echo "via-mgmt via-putevents" ;;
@@ -489,8 +497,20 @@ start_side() {
     return
   fi
   case $side in
-  ceiling | gateway | peer) start_server "$side" "$name" "$cpu" ;;
+  gateway)
+    if [ "$case_now" = conns ]; then
+      gateway_config=$OUT/gateway-untouched.yaml
+    fi
+    start_server gateway "$name" "$cpu"
+    gateway_config=""
+    ;;
+  ceiling | peer) start_server "$side" "$name" "$cpu" ;;
   one-node | warmed | fresh) start_server gateway "$name" ;;
+  fresh-untouched)
+    gateway_config=$OUT/gateway-untouched.yaml
+    start_server gateway "$name"
+    gateway_config=""
+    ;;
   warmed-nofloor | fresh-nofloor)
     gateway_env=GOGC=100 start_server gateway "$name" # GOGC set: no heap floor
     ;;
@@ -575,7 +595,7 @@ EOF
 # its protocol (echo by the RPC "echo", the fanouts by a channel).
 case_title() {
   case $1 in
-  conns) echo "conns 15000 (4 sources)" ;;
+  conns) echo "conns 15000 (4 sources; the gateway with heapFloorResident: false)" ;;
   echo) echo "echo 50 × 2000 × 100 B" ;;
   fanout-1k) echo "fanout 1000 × 200 × 100 B, broadcast via ws" ;;
   fanout-10k) echo "fanout 10000 × 200 × 100 B, broadcast via ws (machine-bound)" ;;
@@ -815,6 +835,7 @@ for c in $CASES; do
   fi
   if [ "$c" = fanout-fresh ]; then
     fresh_tables=$("$OUT/bin/report" -base warmed -other fresh <"$f")$'\n\n'
+    fresh_tables+=$("$OUT/bin/report" -base warmed -other fresh-untouched <"$f")$'\n\n'
     fresh_tables+=$("$OUT/bin/report" -base warmed-nofloor -other fresh-nofloor <"$f")
     echo
     echo "$fresh_tables"
@@ -1000,8 +1021,10 @@ fi
     echo "the process's first burst; warmed the third, after two unmeasured ones on"
     echo "the same process. Ratios are fresh over warmed: 1 means the first burst"
     echo "costs what a warmed process's does. The first table is the gateway as it"
-    echo "runs by default, with its heap floor (\`heapFloor\`, 32 MiB); the second"
-    echo "runs it with GOGC=100 in the environment, which turns the floor off."
+    echo "runs by default, with its heap floor (\`heapFloor\`, 32 MiB) touched at start"
+    echo "(\`heapFloorResident\`); the second with the floor's pages left untouched"
+    echo "(\`heapFloorResident: false\`), against the same warmed runs; the third"
+    echo "with GOGC=100 in the environment, which turns the floor off."
     echo
     echo "$fresh_tables"
     echo

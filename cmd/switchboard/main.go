@@ -304,6 +304,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if cfg.HeapFloor > 0 {
 		heapfloor.Set(int64(cfg.HeapFloor))
 		defer heapfloor.Set(0)
+		if *cfg.HeapFloorResident {
+			heapfloor.Touch(int64(cfg.HeapFloor))
+		}
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

@@ -106,6 +106,12 @@ type Config struct {
 	// the environment. Read when `switchboard serve` starts; a reload does
 	// not change it.
 	HeapFloor Size `yaml:"heapFloor"`
+	// HeapFloorResident touches the floor's memory when `switchboard
+	// serve` starts (heapfloor.Touch), so that a fresh process's first
+	// burst of work does not fault its heap in a page at a time: the
+	// process holds the floor in RSS from the start rather than from its
+	// first burst. Default true; nothing while the floor is off.
+	HeapFloorResident *bool `yaml:"heapFloorResident"`
 	// Presence configures what a topic's subscribers learn of each other.
 	Presence Presence `yaml:"presence"`
 
@@ -1137,6 +1143,10 @@ func (c *Config) fillDefaults() {
 	}
 	if c.HeapFloor == 0 {
 		c.HeapFloor = DefaultHeapFloor
+	}
+	if c.HeapFloorResident == nil {
+		resident := true
+		c.HeapFloorResident = &resident
 	}
 }
 

@@ -164,8 +164,8 @@ func TestParseFillsNoDefaults(t *testing.T) {
 
 func noEnv(string) string { return "" }
 
-// The heap floor is on by default; off in the file, or GOGC in the
-// environment (which wins over the file), turn it off.
+// The heap floor is on by default, and resident; off in the file, or GOGC
+// in the environment (which wins over the file), turn it off.
 func TestHeapFloor(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -174,7 +174,7 @@ func TestHeapFloor(t *testing.T) {
 	if err := os.WriteFile(off, []byte("heapFloor: off\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(set, []byte("heapFloor: 64MiB\n"), 0o600); err != nil {
+	if err := os.WriteFile(set, []byte("heapFloor: 64MiB\nheapFloorResident: false\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	gogc := func(k string) string {
@@ -184,16 +184,17 @@ func TestHeapFloor(t *testing.T) {
 		return ""
 	}
 	for _, c := range []struct {
-		name   string
-		path   string
-		getenv func(string) string
-		want   config.Size
+		name     string
+		path     string
+		getenv   func(string) string
+		want     config.Size
+		resident bool
 	}{
-		{"default", "", noEnv, 32 << 20},
-		{"set", set, noEnv, 64 << 20},
-		{"off", off, noEnv, config.Unlimited},
-		{"GOGC set", "", gogc, config.Unlimited},
-		{"GOGC set and a floor in the file", set, gogc, config.Unlimited},
+		{"default", "", noEnv, 32 << 20, true},
+		{"set", set, noEnv, 64 << 20, false},
+		{"off", off, noEnv, config.Unlimited, true},
+		{"GOGC set", "", gogc, config.Unlimited, true},
+		{"GOGC set and a floor in the file", set, gogc, config.Unlimited, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -203,6 +204,9 @@ func TestHeapFloor(t *testing.T) {
 			}
 			if cfg.HeapFloor != c.want {
 				t.Errorf("HeapFloor = %d, want %d", cfg.HeapFloor, c.want)
+			}
+			if cfg.HeapFloorResident == nil || *cfg.HeapFloorResident != c.resident {
+				t.Errorf("HeapFloorResident = %v, want %v", cfg.HeapFloorResident, c.resident)
 			}
 		})
 	}

@@ -15,6 +15,7 @@
 package heapfloor
 
 import (
+	"os"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
@@ -126,4 +127,27 @@ func measureLocked() (live, roots int64) {
 		live = v(3)
 	}
 	return live, v(1) + v(2)
+}
+
+// Touch makes size bytes of heap resident now, rather than a page at a
+// time as the heap first grows: it allocates them, writes to each page,
+// and collects them again. The runtime keeps the pages, free, and places
+// the next allocations on them, so a fresh process's first burst of work
+// does not pay a page fault for each 4 KiB it allocates. The cost is the
+// resident memory itself, from the start: a process whose heap would
+// never have grown that far holds it anyway. While the floor keeps the
+// collector's goal at least size, the runtime's scavenger, which returns
+// free pages above the goal to the system, leaves them.
+func Touch(size int64) {
+	if size <= 0 {
+		return
+	}
+	page := os.Getpagesize()
+	b := make([]byte, size)
+	for i := 0; i < len(b); i += page {
+		b[i] = 1
+	}
+	runtime.KeepAlive(b)
+	b = nil
+	runtime.GC()
 }

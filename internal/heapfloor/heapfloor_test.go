@@ -16,8 +16,9 @@ import (
 // The tests change the process's collector: none runs in parallel.
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
+const mib = 1 << 20
+
 func TestTarget(t *testing.T) {
-	const mib = 1 << 20
 	for _, c := range []struct {
 		name               string
 		floor, live, roots int64
@@ -84,7 +85,6 @@ func garbage(n int) uint64 {
 // it found. Once more than half of it is live, GOGC is its own 100 again,
 // and turning the floor off gives GOGC back.
 func TestFloorFollowsTheLiveHeap(t *testing.T) {
-	const mib = 1 << 20
 	const floor = 256 * mib
 	runtime.GC()
 	without := garbage(64 * mib)
