@@ -30,7 +30,9 @@ const MaxPayload = 4 << 20
 var ErrStoreInUse = errors.New("natsembed: the store directory is in use by another server")
 
 // ErrNotReady is returned when the server did not accept client connections
-// within Options.ReadyTimeout, or could not listen (its error follows).
+// within Options.ReadyTimeout, or reported a fatal error while starting
+// (a port it could not bind, a store JetStream could not open), which
+// follows.
 var ErrNotReady = errors.New("natsembed: server not ready")
 
 // Options configure an embedded server. The zero value runs a single
@@ -171,14 +173,14 @@ func Start(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("natsembed: %w", err)
 	}
 	s.ns, s.storeDir, s.inProcess = ns, so.StoreDir, o.InProcess
-	log := &fatalLog{}
-	ns.SetLoggerV2(log, false, false, false)
+	fatal := &fatalLog{}
+	ns.SetLoggerV2(fatal, false, false, false)
 	ns.Start()
 	for deadline := time.Now().Add(o.ReadyTimeout); ; {
 		if ns.ReadyForConnections(50 * time.Millisecond) {
 			return s, nil
 		}
-		if msg := log.first(); msg != "" {
+		if msg := fatal.first(); msg != "" {
 			s.Close()
 			return nil, fmt.Errorf("%w: %s", ErrNotReady, msg)
 		}

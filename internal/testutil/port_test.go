@@ -26,7 +26,8 @@ func TestFreePortReserves(t *testing.T) {
 		if port < lo || port >= hi {
 			t.Errorf("port %d outside [%d, %d)", port, lo, hi)
 		}
-		if _, ok := reservePort(filepath.Join(os.TempDir(), "switchboard-test-ports", strconv.Itoa(port))); ok {
+		if release, ok := reservePort(filepath.Join(os.TempDir(), "switchboard-test-ports", strconv.Itoa(port))); ok {
+			release()
 			t.Errorf("port %d could be reserved a second time", port)
 		}
 		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
