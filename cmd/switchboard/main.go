@@ -304,7 +304,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if cfg.HeapFloor > 0 {
 		heapfloor.Set(int64(cfg.HeapFloor))
 		defer heapfloor.Set(0)
-		if *cfg.HeapFloorResident {
+		if cfg.HeapFloorTouched() {
 			heapfloor.Touch(int64(cfg.HeapFloor))
 		}
 	}

@@ -107,10 +107,12 @@ type Config struct {
 	// not change it.
 	HeapFloor Size `yaml:"heapFloor"`
 	// HeapFloorResident touches the floor's memory when `switchboard
-	// serve` starts (heapfloor.Touch), so that a fresh process's first
-	// burst of work does not fault its heap in a page at a time: the
+	// serve` starts (heapfloor.Touch), so that a burst of work in the
+	// first minutes does not fault the heap in a page at a time: the
 	// process holds the floor in RSS from the start rather than from its
-	// first burst. Default true; nothing while the floor is off.
+	// first burst, until a collection finds the heap small (an idle
+	// process's periodic one, after two minutes) and the runtime gives
+	// the pages back. Default true; nothing while the floor is off.
 	HeapFloorResident *bool `yaml:"heapFloorResident"`
 	// Presence configures what a topic's subscribers learn of each other.
 	Presence Presence `yaml:"presence"`
@@ -455,6 +457,12 @@ type Logging struct {
 	// AccessLogFormat renders each line from $context variables, as API
 	// Gateway's access log format does; empty logs them as structured fields.
 	AccessLogFormat string `yaml:"accessLogFormat"`
+}
+
+// HeapFloorTouched reports whether `serve` touches the heap floor's pages
+// at start: heapFloorResident, true when unset, and the floor on.
+func (c *Config) HeapFloorTouched() bool {
+	return c.HeapFloor > 0 && (c.HeapFloorResident == nil || *c.HeapFloorResident)
 }
 
 // AccessLogOn reports whether the access log is on.

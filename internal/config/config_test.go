@@ -164,8 +164,9 @@ func TestParseFillsNoDefaults(t *testing.T) {
 
 func noEnv(string) string { return "" }
 
-// The heap floor is on by default, and resident; off in the file, or GOGC
-// in the environment (which wins over the file), turn it off.
+// The heap floor is on by default, its pages touched at start; off in the
+// file, or GOGC in the environment (which wins over the file), turn it
+// off, and heapFloorResident: false leaves its pages untouched.
 func TestHeapFloor(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -184,16 +185,16 @@ func TestHeapFloor(t *testing.T) {
 		return ""
 	}
 	for _, c := range []struct {
-		name     string
-		path     string
-		getenv   func(string) string
-		want     config.Size
-		resident bool
+		name    string
+		path    string
+		getenv  func(string) string
+		want    config.Size
+		touched bool
 	}{
 		{"default", "", noEnv, 32 << 20, true},
-		{"set", set, noEnv, 64 << 20, false},
-		{"off", off, noEnv, config.Unlimited, true},
-		{"GOGC set", "", gogc, config.Unlimited, true},
+		{"set, not resident", set, noEnv, 64 << 20, false},
+		{"off", off, noEnv, config.Unlimited, false},
+		{"GOGC set", "", gogc, config.Unlimited, false},
 		{"GOGC set and a floor in the file", set, gogc, config.Unlimited, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -205,8 +206,8 @@ func TestHeapFloor(t *testing.T) {
 			if cfg.HeapFloor != c.want {
 				t.Errorf("HeapFloor = %d, want %d", cfg.HeapFloor, c.want)
 			}
-			if cfg.HeapFloorResident == nil || *cfg.HeapFloorResident != c.resident {
-				t.Errorf("HeapFloorResident = %v, want %v", cfg.HeapFloorResident, c.resident)
+			if got := cfg.HeapFloorTouched(); got != c.touched {
+				t.Errorf("HeapFloorTouched() = %v, want %v", got, c.touched)
 			}
 		})
 	}

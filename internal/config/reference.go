@@ -109,7 +109,7 @@ var meanings = map[string]string{
 	"trustedProxies":                      "addresses or CIDR prefixes whose X-Forwarded-For is believed",
 	"shutdownTimeout":                     "bounds the drain on SIGINT or SIGTERM",
 	"heapFloor":                           "the heap the garbage collector lets grow before it runs while little is live; off leaves GOGC alone, as GOGC in the environment does; read at start",
-	"heapFloorResident":                   "touches the floor's memory at start, so that a fresh process's first burst does not fault its heap in page by page; the process holds the floor from the start; read at start",
+	"heapFloorResident":                   "touches the floor's memory at start, so that a burst in the first minutes does not fault the heap in page by page; held until a collection finds the heap small (two minutes idle); read at start",
 	"integrationTimeout":                  "bounds one route invocation",
 	"ordering":                            "how one connection's messages run through routes that set none: ordered (one after another, in order) or concurrent (each at once, as API Gateway does)",
 	"maxMessagesInFlight":                 "messages of one connection that may wait for their route or run at once; beyond, the connection is not read until one is done",

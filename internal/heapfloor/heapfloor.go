@@ -12,6 +12,11 @@
 // The floor is the process's, as the collector is: Set changes it for every
 // user. After each collection the goal is set again from what it found
 // (runtime/metrics: the live heap, and the stacks and globals it scanned).
+//
+// With the floor, a fresh process's first burst runs no collection, so
+// each allocation lands on a page never touched before, and pays its page
+// fault, where a process that has just served a burst reuses the pages
+// it left. Touch makes the floor's pages resident at start.
 package heapfloor
 
 import (
@@ -133,11 +138,12 @@ func measureLocked() (live, roots int64) {
 // time as the heap first grows: it allocates them, writes to each page,
 // and collects them again. The runtime keeps the pages, free, and places
 // the next allocations on them, so a fresh process's first burst of work
-// does not pay a page fault for each 4 KiB it allocates. The cost is the
+// does not pay a page fault for each page it allocates. The cost is the
 // resident memory itself, from the start: a process whose heap would
-// never have grown that far holds it anyway. While the floor keeps the
-// collector's goal at least size, the runtime's scavenger, which returns
-// free pages above the goal to the system, leaves them.
+// never have grown that far holds it anyway. Both last until a collection
+// finds the heap in use small: the runtime's scavenger then gives the
+// free pages back to the system, as it does those a burst left, and an
+// idle process's periodic collection (every two minutes) is one.
 func Touch(size int64) {
 	if size <= 0 {
 		return
@@ -148,6 +154,5 @@ func Touch(size int64) {
 		b[i] = 1
 	}
 	runtime.KeepAlive(b)
-	b = nil
 	runtime.GC()
 }

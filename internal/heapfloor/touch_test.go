@@ -43,7 +43,10 @@ type touched struct{ freeBefore, freeAfterTouch, faults int64 }
 func touchChild(t *testing.T, size string) touched {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestTouchChild$", "-test.v")
-	cmd.Env = append(os.Environ(), "HEAPFLOOR_TOUCH="+size, "GOGC=off")
+	// Transparent huge pages off, as the runtime lets a process choose:
+	// where the system gives them to every process, a fault would bring
+	// in 2 MiB and the pages would not be counted.
+	cmd.Env = append(os.Environ(), "HEAPFLOOR_TOUCH="+size, "GOGC=off", "GODEBUG="+strings.TrimPrefix(os.Getenv("GODEBUG")+",disablethp=1", ","))
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("child: %v\n%s", err, out)
