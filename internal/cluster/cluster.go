@@ -336,6 +336,7 @@ func (c *Cluster) startEmbedded(ctx context.Context) error {
 		User:          c.opts.User,
 		Password:      c.opts.Password,
 		Token:         c.opts.Token,
+		Logger:        c.log,
 	})
 	if err != nil {
 		return fmt.Errorf("cluster: embedded NATS: %w", err)

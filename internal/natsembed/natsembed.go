@@ -6,8 +6,10 @@
 package natsembed
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -72,6 +74,10 @@ type Options struct {
 	// ReadyTimeout bounds the wait for the server to accept clients.
 	// Default 10s.
 	ReadyTimeout time.Duration
+	// Logger receives the server's warnings and errors (a route it cannot
+	// reach, a store it cannot write); its notices, debug and trace lines
+	// are dropped. Nil drops them all.
+	Logger *slog.Logger
 }
 
 func (o Options) withDefaults() Options {
@@ -173,7 +179,7 @@ func Start(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("natsembed: %w", err)
 	}
 	s.ns, s.storeDir, s.inProcess = ns, so.StoreDir, o.InProcess
-	fatal := &fatalLog{}
+	fatal := &serverLog{log: o.Logger}
 	ns.SetLoggerV2(fatal, false, false, false)
 	ns.Start()
 	for deadline := time.Now().Add(o.ReadyTimeout); ; {
@@ -191,34 +197,50 @@ func Start(opts Options) (*Server, error) {
 	}
 }
 
-// fatalLog is the server's logger. It keeps only the first fatal error,
-// such as a port the server cannot bind: nats-server hands that to its
-// logger and goes on without the listener, so Start would otherwise wait
-// out its whole timeout and not say why.
-type fatalLog struct {
+// serverLog is the server's logger. It passes warnings and errors to log,
+// and keeps the first fatal error, such as a port the server cannot bind:
+// nats-server hands that to its logger and goes on without the listener,
+// so Start would otherwise wait out its whole timeout and not say why.
+type serverLog struct {
+	log *slog.Logger // nil: nothing is passed on
+
 	mu  sync.Mutex
 	msg string
 }
 
-func (l *fatalLog) Fatalf(format string, v ...any) {
+func (l *serverLog) Fatalf(format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.msg == "" {
-		l.msg = fmt.Sprintf(format, v...)
+		l.msg = msg
 	}
+	l.mu.Unlock()
+	l.pass(slog.LevelError, msg)
 }
 
-func (l *fatalLog) first() string {
+func (l *serverLog) first() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.msg
 }
 
-func (*fatalLog) Noticef(string, ...any) {}
-func (*fatalLog) Warnf(string, ...any)   {}
-func (*fatalLog) Errorf(string, ...any)  {}
-func (*fatalLog) Debugf(string, ...any)  {}
-func (*fatalLog) Tracef(string, ...any)  {}
+func (l *serverLog) Errorf(format string, v ...any) {
+	l.pass(slog.LevelError, fmt.Sprintf(format, v...))
+}
+
+func (l *serverLog) Warnf(format string, v ...any) {
+	l.pass(slog.LevelWarn, fmt.Sprintf(format, v...))
+}
+
+func (l *serverLog) pass(level slog.Level, msg string) {
+	if l.log != nil {
+		l.log.Log(context.Background(), level, "nats: "+msg)
+	}
+}
+
+func (*serverLog) Noticef(string, ...any) {}
+func (*serverLog) Debugf(string, ...any)  {}
+func (*serverLog) Tracef(string, ...any)  {}
 
 // splitAddr parses host:port; port 0 means a random port.
 func splitAddr(addr string) (string, int, error) {

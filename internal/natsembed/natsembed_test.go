@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
@@ -136,6 +137,26 @@ func TestPortTaken(t *testing.T) {
 		if !errors.Is(err, natsembed.ErrNotReady) || !strings.Contains(err.Error(), "address already in use") {
 			t.Errorf("%s: Start with %s taken = %v, want ErrNotReady saying the address is in use", name, addr, err)
 		}
+	}
+}
+
+// TestServerLogsReachTheLogger: the server's errors, such as a route it
+// cannot reach, are passed to Options.Logger.
+func TestServerLogsReachTheLogger(t *testing.T) {
+	t.Parallel()
+	var out testutil.Buffer
+	self := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	absent := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t)) // reserved: nothing listens there
+	start(t, natsembed.Options{
+		Name: "s0", ClusterListen: self,
+		Routes: []string{"nats-route://" + self, "nats-route://" + absent},
+		Logger: slog.New(slog.NewTextHandler(&out, nil)),
+	})
+	testutil.Eventually(t, 30*time.Second, func() bool {
+		return strings.Contains(out.String(), "Error trying to connect to route") && strings.Contains(out.String(), absent)
+	}, "the unreachable route logged; log:\n%s", &out)
+	if !strings.Contains(out.String(), "level=ERROR") {
+		t.Errorf("the route's error not logged as an error:\n%s", out.String())
 	}
 }
 
