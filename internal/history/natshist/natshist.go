@@ -180,7 +180,7 @@ func (s *Store) ensure(ctx context.Context, k *kept) error {
 	st, err := s.js.Stream(ctx, k.name)
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
-		st, err = s.js.CreateStream(ctx, cfg)
+		st, err = create(ctx, s.js, cfg)
 		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 			st, err = s.js.Stream(ctx, k.name) // another node made it first
 		}
@@ -204,6 +204,33 @@ func (s *Store) ensure(ctx context.Context, k *kept) error {
 	defer k.mu.Unlock()
 	k.stream, k.created, k.epoch = st, created, epochOf(k.name, created)
 	return nil
+}
+
+// storeFailed is JetStream's answer to a create whose store could not be
+// made (JSStreamCreateErrF). A server that has just deleted the last
+// stream of an account removes the account's stream directory in the
+// background, and a create at that moment fails to make its own in it
+// ("could not create storage directory"): a node that finds the stream
+// gone and makes it again meets this.
+const storeFailed jetstream.ErrorCode = 10049
+
+// create makes the stream, and tries again, after 20 ms doubling to at
+// most four more times within ctx, while the server answers storeFailed.
+func create(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	wait := 20 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		st, err := js.CreateStream(ctx, cfg)
+		var apiErr *jetstream.APIError
+		if attempt == 5 || !errors.As(err, &apiErr) || apiErr.ErrorCode != storeFailed {
+			return st, err
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return nil, err
+		}
+		wait *= 2
+	}
 }
 
 // epochOf names one incarnation of a stream: its name and creation time.
