@@ -181,8 +181,16 @@ func (s *Store) ensure(ctx context.Context, k *kept) error {
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
 		st, err = create(ctx, s.js, cfg)
-		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		var apiErr *jetstream.APIError
+		switch {
+		case errors.Is(err, jetstream.ErrStreamNameAlreadyInUse):
 			st, err = s.js.Stream(ctx, k.name) // another node made it first
+		case errors.As(err, &apiErr) && apiErr.ErrorCode == subjectOverlap:
+			// Older servers (2.9) may answer a create that loses the race
+			// with another node's so: the stream is there if it won.
+			if made, serr := s.js.Stream(ctx, k.name); serr == nil {
+				st, err = made, nil
+			}
 		}
 	case err == nil:
 		if have := st.CachedInfo().Config; have.MaxMsgsPerSubject != cfg.MaxMsgsPerSubject || have.MaxAge != cfg.MaxAge {
@@ -213,6 +221,10 @@ func (s *Store) ensure(ctx context.Context, k *kept) error {
 // ("could not create storage directory"): a node that finds the stream
 // gone and makes it again meets this.
 const storeFailed jetstream.ErrorCode = 10049
+
+// subjectOverlap is JetStream's answer to a stream whose subjects another
+// stream already takes (JSStreamSubjectOverlapErr).
+const subjectOverlap jetstream.ErrorCode = 10065
 
 // create makes the stream, and tries again, after 20 ms doubling to at
 // most four more times within ctx, while the server answers storeFailed.
