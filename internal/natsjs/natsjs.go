@@ -1,5 +1,6 @@
 // Package natsjs holds what the packages that use NATS JetStream
-// (natsreg, natshist, consumer) read the same way from its answers.
+// (natsreg, natshist, natsqueue, consumer) read the same way from its
+// answers.
 package natsjs
 
 import (
@@ -16,4 +17,31 @@ func WrongLast(err error) bool {
 	var apiErr *jetstream.APIError
 	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
 		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
+
+// SubjectOverlap reports whether err is JetStream refusing a stream whose
+// subjects another stream already takes. A 2.9 server may answer so a
+// create that loses the race with another's create of the same stream.
+func SubjectOverlap(err error) bool {
+	return hasCode(err, subjectOverlap)
+}
+
+// StoreFailed reports whether err is JetStream failing to make a stream's
+// store (its generic create error). A server that has just deleted the
+// last stream of an account removes the account's stream directory in
+// the background, and a create at that moment fails so ("could not create
+// storage directory"): it succeeds when tried again.
+func StoreFailed(err error) bool {
+	return hasCode(err, storeFailed)
+}
+
+// The codes of nats-server's errors that jetstream names no constant for.
+const (
+	storeFailed    jetstream.ErrorCode = 10049 // JSStreamCreateErrF
+	subjectOverlap jetstream.ErrorCode = 10065 // JSStreamSubjectOverlapErr
+)
+
+func hasCode(err error, code jetstream.ErrorCode) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == code
 }

@@ -181,11 +181,10 @@ func (s *Store) ensure(ctx context.Context, k *kept) error {
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
 		st, err = create(ctx, s.js, cfg)
-		var apiErr *jetstream.APIError
 		switch {
 		case errors.Is(err, jetstream.ErrStreamNameAlreadyInUse):
 			st, err = s.js.Stream(ctx, k.name) // another node made it first
-		case errors.As(err, &apiErr) && apiErr.ErrorCode == subjectOverlap:
+		case natsjs.SubjectOverlap(err):
 			// Older servers (2.9) may answer a create that loses the race
 			// with another node's so: the stream is there if it won.
 			if made, serr := s.js.Stream(ctx, k.name); serr == nil {
@@ -214,26 +213,15 @@ func (s *Store) ensure(ctx context.Context, k *kept) error {
 	return nil
 }
 
-// storeFailed is JetStream's answer to a create whose store could not be
-// made (JSStreamCreateErrF). A server that has just deleted the last
-// stream of an account removes the account's stream directory in the
-// background, and a create at that moment fails to make its own in it
-// ("could not create storage directory"): a node that finds the stream
-// gone and makes it again meets this.
-const storeFailed jetstream.ErrorCode = 10049
-
-// subjectOverlap is JetStream's answer to a stream whose subjects another
-// stream already takes (JSStreamSubjectOverlapErr).
-const subjectOverlap jetstream.ErrorCode = 10065
-
 // create makes the stream, and tries again, after 20 ms doubling to at
-// most four more times within ctx, while the server answers storeFailed.
+// most four more times within ctx, while the server fails to make its
+// store (natsjs.StoreFailed): a node that finds the stream deleted and
+// makes it again may meet the server still removing the old one's.
 func create(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
 	wait := 20 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		st, err := js.CreateStream(ctx, cfg)
-		var apiErr *jetstream.APIError
-		if attempt == 5 || !errors.As(err, &apiErr) || apiErr.ErrorCode != storeFailed {
+		if attempt == 5 || !natsjs.StoreFailed(err) {
 			return st, err
 		}
 		select {

@@ -581,7 +581,7 @@ func (s *Store) ensureStream(ctx context.Context, cfg jetstream.StreamConfig) (j
 		switch {
 		case errors.Is(err, jetstream.ErrStreamNameAlreadyInUse):
 			st, err = stream() // another node made it first
-		case isSubjectOverlap(err):
+		case natsjs.SubjectOverlap(err):
 			// Older servers (2.9) may answer a create that loses the race
 			// with another node's so: the stream is there if it won.
 			if made, serr := stream(); serr == nil {
@@ -602,15 +602,6 @@ func (s *Store) ensureStream(ctx context.Context, cfg jetstream.StreamConfig) (j
 		return nil, fmt.Errorf("natsqueue: stream %s: %w", cfg.Name, err)
 	}
 	return st, nil
-}
-
-// subjectOverlap is JetStream's answer to a stream whose subjects another
-// stream already takes (JSStreamSubjectOverlapErr).
-const subjectOverlap jetstream.ErrorCode = 10065
-
-func isSubjectOverlap(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.ErrorCode == subjectOverlap
 }
 
 // call bounds one call to JetStream within ctx.
