@@ -179,14 +179,14 @@ func Start(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("natsembed: %w", err)
 	}
 	s.ns, s.storeDir, s.inProcess = ns, so.StoreDir, o.InProcess
-	fatal := &serverLog{log: o.Logger}
-	ns.SetLoggerV2(fatal, false, false, false)
+	logs := &serverLog{log: o.Logger}
+	ns.SetLoggerV2(logs, false, false, false)
 	ns.Start()
 	for deadline := time.Now().Add(o.ReadyTimeout); ; {
 		if ns.ReadyForConnections(50 * time.Millisecond) {
 			return s, nil
 		}
-		if msg := fatal.first(); msg != "" {
+		if msg := logs.first(); msg != "" {
 			s.Close()
 			return nil, fmt.Errorf("%w: %s", ErrNotReady, msg)
 		}

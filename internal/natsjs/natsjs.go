@@ -4,7 +4,9 @@
 package natsjs
 
 import (
+	"context"
 	"errors"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -44,4 +46,34 @@ const (
 func hasCode(err error, code jetstream.ErrorCode) bool {
 	var apiErr *jetstream.APIError
 	return errors.As(err, &apiErr) && apiErr.ErrorCode == code
+}
+
+// CreateStream makes the stream of cfg as one of several nodes that may
+// make it at once, and returns it, made by this call or by another's. A
+// create that finds the name taken, or its subjects (a 2.9 server's answer
+// to a create that lost the race), looks the stream up by name; one that
+// meets the server still removing a deleted stream's directory
+// (StoreFailed) is tried again, after 20 ms doubling, at most four more
+// times within ctx.
+func CreateStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	wait := 20 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		st, err := js.CreateStream(ctx, cfg)
+		switch {
+		case errors.Is(err, jetstream.ErrStreamNameAlreadyInUse):
+			return js.Stream(ctx, cfg.Name)
+		case SubjectOverlap(err):
+			if made, serr := js.Stream(ctx, cfg.Name); serr == nil {
+				return made, nil
+			}
+		case attempt < 5 && StoreFailed(err):
+			select {
+			case <-time.After(wait):
+				wait *= 2
+				continue
+			case <-ctx.Done():
+			}
+		}
+		return st, err
+	}
 }

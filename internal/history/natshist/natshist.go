@@ -180,17 +180,7 @@ func (s *Store) ensure(ctx context.Context, k *kept) error {
 	st, err := s.js.Stream(ctx, k.name)
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
-		st, err = create(ctx, s.js, cfg)
-		switch {
-		case errors.Is(err, jetstream.ErrStreamNameAlreadyInUse):
-			st, err = s.js.Stream(ctx, k.name) // another node made it first
-		case natsjs.SubjectOverlap(err):
-			// Older servers (2.9) may answer a create that loses the race
-			// with another node's so: the stream is there if it won.
-			if made, serr := s.js.Stream(ctx, k.name); serr == nil {
-				st, err = made, nil
-			}
-		}
+		st, err = natsjs.CreateStream(ctx, s.js, cfg) // or another node's
 	case err == nil:
 		if have := st.CachedInfo().Config; have.MaxMsgsPerSubject != cfg.MaxMsgsPerSubject || have.MaxAge != cfg.MaxAge {
 			st, err = s.js.UpdateStream(ctx, cfg)
@@ -211,26 +201,6 @@ func (s *Store) ensure(ctx context.Context, k *kept) error {
 	defer k.mu.Unlock()
 	k.stream, k.created, k.epoch = st, created, epochOf(k.name, created)
 	return nil
-}
-
-// create makes the stream, and tries again, after 20 ms doubling to at
-// most four more times within ctx, while the server fails to make its
-// store (natsjs.StoreFailed): a node that finds the stream deleted and
-// makes it again may meet the server still removing the old one's.
-func create(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
-	wait := 20 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		st, err := js.CreateStream(ctx, cfg)
-		if attempt == 5 || !natsjs.StoreFailed(err) {
-			return st, err
-		}
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			return nil, err
-		}
-		wait *= 2
-	}
 }
 
 // epochOf names one incarnation of a stream: its name and creation time.

@@ -576,18 +576,8 @@ func (s *Store) ensureStream(ctx context.Context, cfg jetstream.StreamConfig) (j
 	st, err := stream()
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		cctx, cancel := s.call(ctx)
-		st, err = s.js.CreateStream(cctx, cfg)
+		st, err = natsjs.CreateStream(cctx, s.js, cfg) // or another node's
 		cancel()
-		switch {
-		case errors.Is(err, jetstream.ErrStreamNameAlreadyInUse):
-			st, err = stream() // another node made it first
-		case natsjs.SubjectOverlap(err):
-			// Older servers (2.9) may answer a create that loses the race
-			// with another node's so: the stream is there if it won.
-			if made, serr := stream(); serr == nil {
-				st, err = made, nil
-			}
-		}
 	}
 	if err == nil {
 		have := st.CachedInfo().Config
