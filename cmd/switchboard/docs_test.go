@@ -316,7 +316,7 @@ func TestDocsSizingFromResults(t *testing.T) {
 	if rows < 8 {
 		t.Errorf("docs/cluster.md's Sizing has %d figure rows, want the two tables of bench/RESULTS.md", rows)
 	}
-	for _, figure := range []string{"0.91×", "1.02×", "2.66×", "74.0 (68.5–74.3)", "27.8 (26.0–28.3)"} {
+	for _, figure := range []string{"1.10×", "0.76×", "2.70×", "61.1 (57.8–61.6)", "22.7 (20.3–23.9)"} {
 		if !strings.Contains(sizing, figure) {
 			t.Errorf("docs/cluster.md's Sizing lacks the figure %s its text speaks of", figure)
 		}
