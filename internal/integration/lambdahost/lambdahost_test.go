@@ -1,6 +1,7 @@
 package lambdahost_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -651,8 +652,10 @@ func TestWaitingInvocationsAreServedInOrder(t *testing.T) {
 	h.mustInvoke(t, `{}`) // a warm process
 	var wg sync.WaitGroup
 	wg.Go(func() { h.mustInvoke(t, `{"sleep":3000}`) }) // holds the process while the others line up
-	var mu sync.Mutex
-	var served []int
+	// The process numbers the invocations it starts: the order it served
+	// the waiters in, which the order their calls return in need not be
+	// (one that returns late may be overtaken by the next one's whole run).
+	seqs := make([]int64, waiters)
 	for i := range waiters {
 		if i == 0 { // once the sleeper holds the process
 			testutil.Eventually(t, 10*time.Second, func() bool {
@@ -661,15 +664,21 @@ func TestWaitingInvocationsAreServedInOrder(t *testing.T) {
 			}, "the sleeper holding the process")
 		}
 		wg.Go(func() {
-			h.mustInvoke(t, `{}`)
-			mu.Lock()
-			served = append(served, i)
-			mu.Unlock()
+			var out struct{ Seq int64 }
+			if err := json.Unmarshal([]byte(h.mustInvoke(t, `{"seq":true}`)), &out); err != nil {
+				t.Errorf("waiter %d: %v", i, err)
+			}
+			seqs[i] = out.Seq
 		})
 		testutil.Eventually(t, 10*time.Second, func() bool { return h.WaitingForTest() == i+1 }, "%d invocations waiting", i+1)
 	}
 	wg.Wait()
+	served := make([]int, waiters) // the waiters in the order the process started them
+	for i := range served {
+		served[i] = i
+	}
+	slices.SortFunc(served, func(a, b int) int { return cmp.Compare(seqs[a], seqs[b]) })
 	if want := []int{0, 1, 2, 3, 4, 5}; !slices.Equal(served, want) {
-		t.Errorf("waiting invocations served in the order %v, want %v", served, want)
+		t.Errorf("waiting invocations served in the order %v (the process's numbers %v), want %v", served, seqs, want)
 	}
 }

@@ -4,8 +4,9 @@
 // It echoes its event, and obeys these fields: "log" (print it to stdout and
 // stderr), "sleep" (milliseconds, ignoring the deadline), "crash" (panic),
 // "exit" (exit with status 3), "fail" (return an error), "env" (return its
-// environment and invocation context), "pid" (return its process id), "big"
-// (return a string of that many bytes).
+// environment and invocation context), "pid" (return its process id), "seq"
+// (return how many invocations the process has started, this one included),
+// "big" (return a string of that many bytes).
 package main
 
 import (
@@ -15,6 +16,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -29,10 +31,15 @@ type request struct {
 	Fail  bool   `json:"fail"`
 	Env   bool   `json:"env"`
 	PID   bool   `json:"pid"`
+	Seq   bool   `json:"seq"`
 	Big   int    `json:"big"`
 }
 
+// started counts the invocations the process has started.
+var started atomic.Int64
+
 func handle(ctx context.Context, event json.RawMessage) (any, error) {
+	n := started.Add(1)
 	var req request
 	_ = json.Unmarshal(event, &req) // an event that is not an object is echoed
 	if req.Log != "" {
@@ -64,6 +71,8 @@ func handle(ctx context.Context, event json.RawMessage) (any, error) {
 		}, nil
 	case req.PID:
 		return map[string]int{"pid": os.Getpid()}, nil
+	case req.Seq:
+		return map[string]int64{"seq": n}, nil
 	case req.Big > 0:
 		return strings.Repeat("x", req.Big), nil
 	}
